@@ -1,0 +1,195 @@
+// Package call holds calltrack's own domain types: the normalised call events
+// that travel on Kafka, whatever telephony payload they came from. No I/O here,
+// so every layer (ingest, writer, CRM adapters, tests) can share and build them.
+package call
+
+import (
+	"fmt"
+	"time"
+)
+
+// Direction of a call as seen from the tenant.
+type Direction string
+
+const (
+	Incoming Direction = "incoming"
+	Outgoing Direction = "outgoing"
+)
+
+// Status is the outcome of a call.
+type Status string
+
+const (
+	Answered  Status = "answered"
+	Missed    Status = "missed"
+	Voicemail Status = "voicemail"
+)
+
+// Agent is a MyOperator user taking part in a call.
+type Agent struct {
+	ID        string `json:"id,omitempty"` // MyOperator user id (16 hex)
+	Name      string `json:"name,omitempty"`
+	Email     string `json:"email,omitempty"`
+	Extension string `json:"extension,omitempty"`
+	Phone     string `json:"phone,omitempty"` // E.164
+}
+
+// Empty reports whether the agent carries no identity at all.
+func (a Agent) Empty() bool { return a.ID == "" && a.Email == "" && a.Phone == "" }
+
+// Leg is one attempt to connect the caller to agents (a ring group, a transfer).
+type Leg struct {
+	RingStart  time.Time `json:"ring_start,omitzero"`
+	DialStatus string    `json:"dial_status,omitempty"` // ANSWER, NOANSWER, CANCEL, BUSY
+	Action     string    `json:"action,omitempty"`      // received, missed, transferred
+	DID        string    `json:"did,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	EndedAt    time.Time `json:"ended_at,omitzero"`
+	Duration   int       `json:"duration_seconds"`
+	Answered   bool      `json:"answered"`
+	Agents     []Agent   `json:"agents,omitempty"`      // receivers rung on this leg
+	AnsweredBy *Agent    `json:"answered_by,omitempty"` // which receiver picked up, when known
+	Transfers  []Agent   `json:"transfers,omitempty"`   // agents the leg was transferred to
+}
+
+// Recording of a call. FileName is the durable handle (exchanged for a fresh
+// link on demand); URL may expire.
+type Recording struct {
+	URL      string `json:"url,omitempty"`
+	FileName string `json:"file_name,omitempty"`
+}
+
+// Empty reports whether there is no recording.
+func (r *Recording) Empty() bool { return r == nil || (r.URL == "" && r.FileName == "") }
+
+// Owner is the CRM user a call is attributed to.
+type Owner struct {
+	CRMUserID string `json:"crm_user_id"`
+	Email     string `json:"email,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Source    string `json:"source,omitempty"` // email-match, manual, fallback
+}
+
+// Log is a completed call: the event on calltrack.call.log.v1.
+type Log struct {
+	Tenant       string     `json:"tenant"`
+	CallID       string     `json:"call_id"`          // MyOperator call UID
+	LogID        string     `json:"log_id,omitempty"` // afterCall _ai, an alias of the call id
+	CompanyID    string     `json:"company_id,omitempty"`
+	Source       string     `json:"source"` // myoperator.v1, myoperator.v2
+	Direction    Direction  `json:"direction"`
+	Status       Status     `json:"status"`
+	ClickToCall  bool       `json:"click_to_call"`
+	CallerNumber string     `json:"caller_number,omitempty"` // customer, E.164
+	DID          string     `json:"did,omitempty"`
+	Department   string     `json:"department,omitempty"`
+	DepartmentID string     `json:"department_id,omitempty"`
+	StartedAt    time.Time  `json:"started_at,omitzero"`
+	EndedAt      time.Time  `json:"ended_at,omitzero"`
+	Duration     int        `json:"duration_seconds"`
+	Legs         []Leg      `json:"legs,omitempty"`
+	Agent        *Agent     `json:"agent,omitempty"` // who the call is attributed to (attribution rule)
+	Owner        *Owner     `json:"owner,omitempty"` // nil: unattributed when published
+	Recording    *Recording `json:"recording,omitempty"`
+	Disposition  string     `json:"disposition,omitempty"`
+	ReceivedAt   time.Time  `json:"received_at"`
+}
+
+// Key is the Kafka key of every event of one call: same key, same partition.
+func Key(tenant, callID string) string { return tenant + ":" + callID }
+
+// LiveState of a ringing call.
+type LiveState string
+
+const (
+	Ringing      LiveState = "ringing"
+	LiveAnswered LiveState = "answered"
+	Ended        LiveState = "ended"
+	LiveMissed   LiveState = "missed"
+)
+
+// Live is an in-progress call: the event on calltrack.call.live.v1.
+type Live struct {
+	Tenant       string    `json:"tenant"`
+	CallID       string    `json:"call_id"`
+	LogID        string    `json:"log_id,omitempty"`
+	CompanyID    string    `json:"company_id,omitempty"`
+	Source       string    `json:"source"`
+	State        LiveState `json:"state"`
+	Direction    Direction `json:"direction,omitempty"`
+	CallerNumber string    `json:"caller_number,omitempty"` // E.164
+	DID          string    `json:"did,omitempty"`
+	AgentPhones  []string  `json:"agent_phones,omitempty"` // E.164; inCall names agents by phone only
+	Agents       []Agent   `json:"agents,omitempty"`
+	Owners       []Owner   `json:"owners,omitempty"` // mapped CRM users of the agents, for pop-ups
+	CallTime     time.Time `json:"call_time,omitzero"`
+	ReceivedAt   time.Time `json:"received_at"`
+}
+
+// RecordingEvent attaches a recording to a call log already written (or about to be):
+// the event on calltrack.call.recording.v1.
+type RecordingEvent struct {
+	Tenant     string    `json:"tenant"`
+	CallID     string    `json:"call_id"`
+	Recording  Recording `json:"recording"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Attribute applies the default attribution rule to a call's legs and returns the
+// agent the call belongs to, or nil when no agent took part:
+//   - outgoing / click-to-call: the agent who placed it (first receiver of the first leg);
+//   - answered: the agent who last answered (after transfers, the final answering agent);
+//   - missed / voicemail: the last agent rung.
+func Attribute(dir Direction, status Status, legs []Leg) *Agent {
+	if dir == Outgoing {
+		for _, l := range legs {
+			for _, a := range l.Agents {
+				if !a.Empty() {
+					a := a
+					return &a
+				}
+			}
+		}
+		return nil
+	}
+	if status == Answered {
+		for i := len(legs) - 1; i >= 0; i-- {
+			if !legs[i].Answered {
+				continue
+			}
+			if a := legs[i].AnsweredBy; a != nil && !a.Empty() {
+				a := *a
+				return &a
+			}
+			for j := len(legs[i].Agents) - 1; j >= 0; j-- {
+				if a := legs[i].Agents[j]; !a.Empty() {
+					return &a
+				}
+			}
+		}
+	}
+	// Missed, voicemail, or answered with no answering leg recorded: the last agent rung.
+	for i := len(legs) - 1; i >= 0; i-- {
+		for j := len(legs[i].Agents) - 1; j >= 0; j-- {
+			if a := legs[i].Agents[j]; !a.Empty() {
+				return &a
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks the fields every call log must have.
+func (l *Log) Validate() error {
+	switch {
+	case l.Tenant == "":
+		return fmt.Errorf("call log: tenant is empty")
+	case l.CallID == "":
+		return fmt.Errorf("call log: call id is empty")
+	case l.Direction != Incoming && l.Direction != Outgoing:
+		return fmt.Errorf("call log: direction %q", l.Direction)
+	case l.Status != Answered && l.Status != Missed && l.Status != Voicemail:
+		return fmt.Errorf("call log: status %q", l.Status)
+	}
+	return nil
+}
