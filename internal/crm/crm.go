@@ -1,0 +1,120 @@
+// Package crm defines what a CRM adapter must do for the writer, and the error
+// type adapters use to say whether a failed write is worth retrying.
+package crm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/call"
+)
+
+// Call is what the writer asks an adapter to put in the CRM: the call log with its
+// owner resolved, and the recording link to show (already made durable by the writer).
+type Call struct {
+	Log          call.Log
+	OwnerID      string // CRM user id the record must be owned by
+	RecordingURL string // link to put in the CRM record; empty when none
+}
+
+// Adapter writes call activities to one tenant's CRM.
+type Adapter interface {
+	// CreateCall creates the call activity owned by c.OwnerID and returns the CRM record id.
+	CreateCall(ctx context.Context, c Call) (recordID string, err error)
+	// UpdateCall rewrites the record (e.g. to add a recording that arrived later).
+	UpdateCall(ctx context.Context, recordID string, c Call) error
+}
+
+// Error is a failed CRM request. Adapters return it (wrapped or not) so the writer
+// can tell a permanent rejection from a transient failure.
+type Error struct {
+	Op         string        // e.g. "kylas: create call log"
+	Status     int           // HTTP status; 0 for transport errors
+	Code       string        // CRM error code, if any
+	Message    string        // CRM error message, if any
+	RetryAfter time.Duration // what the CRM asked us to wait, if it said
+	Permanent  bool          // retrying the same request cannot succeed
+	Err        error         // underlying transport error, if any
+}
+
+func (e *Error) Error() string {
+	msg := e.Op
+	if e.Status != 0 {
+		msg += fmt.Sprintf(": HTTP %d", e.Status)
+	}
+	if e.Code != "" {
+		msg += " " + e.Code
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// StatusError builds the Error for an HTTP response status: 408, 425, 429 and 5xx are
+// transient, other 4xx permanent.
+func StatusError(op string, resp *http.Response, code, message string) *Error {
+	e := &Error{Op: op, Status: resp.StatusCode, Code: code, Message: message}
+	switch {
+	case resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode == http.StatusTooEarly,
+		resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
+		e.Permanent = false
+	case resp.StatusCode >= 400:
+		e.Permanent = true
+	}
+	e.RetryAfter = RetryAfterHeader(resp.Header)
+	return e
+}
+
+// RetryAfterHeader reads Retry-After (seconds or HTTP date) or X-RateLimit-Retry-After /
+// X-RateLimit-Reset style headers; zero when none is given.
+func RetryAfterHeader(h http.Header) time.Duration {
+	for _, k := range []string{"Retry-After", "X-RateLimit-Retry-After", "X-Ratelimit-Retry-After"} {
+		v := h.Get(k)
+		if v == "" {
+			continue
+		}
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+			return time.Duration(s * float64(time.Second))
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			if d := time.Until(t); d > 0 {
+				return d
+			}
+		}
+	}
+	return 0
+}
+
+// IsPermanent reports whether err is a CRM rejection that retrying cannot fix.
+func IsPermanent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Permanent
+}
+
+// HTTPStatus returns the CRM's HTTP status behind err, or 0.
+func HTTPStatus(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// RetryAfter returns how long the CRM asked us to wait, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
