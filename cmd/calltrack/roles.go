@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/calltrack/calltrack/internal/app"
+	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+// open reads config, validates what the role needs, loads tenants and opens the app.
+func open(ctx context.Context, need config.Need) (*app.App, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(need); err != nil {
+		return nil, usageError{err}
+	}
+	log := app.NewLogger(os.Stderr, cfg.LogLevel)
+	tenants := tenant.NewRegistry()
+	if need.Tenants {
+		if tenants, err = tenant.Load(cfg.TenantsFile, os.Getenv); err != nil {
+			return nil, err
+		}
+	}
+	a, err := app.Open(ctx, cfg, log, tenants)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Strs("tenants", tenants.IDs()).Strs("kafka", cfg.KafkaBrokers).Msg("started")
+	return a, nil
+}
+
+func serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Receive MyOperator webhooks and serve the admin API (CALLTRACK_* env)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true, Tenants: true, Admin: true})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return app.Serve(cmd.Context(), a.HTTP(), a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log)
+		},
+	}
+}
+
+func workCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "work",
+		Short: "Write call events from Kafka to the tenants' CRMs (CALLTRACK_* env)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true, Tenants: true})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			// A small HTTP side for probes and metrics.
+			e := app.ProbeServer(a)
+			g, ctx := errgroup.WithContext(cmd.Context())
+			g.Go(func() error { return app.Serve(ctx, e, a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log) })
+			g.Go(func() error { return a.RunWriter(ctx, a.Writer()) })
+			return g.Wait()
+		},
+	}
+}
+
+func devCmd() *cobra.Command {
+	o := app.DevOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: embedded Kafka and Redis, sandbox CRM, ingest, admin, writer",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := app.StartDev(cmd.Context(), o, os.Stderr)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			fmt.Fprint(cmd.OutOrStdout(), d.Banner())
+			return d.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.Addr, "addr", envOr("CALLTRACK_HTTP_ADDR", "127.0.0.1:8080"), "HTTP address: webhooks, admin API, sandboxes")
+	cmd.Flags().StringVar(&o.KafkaAddr, "kafka-addr", "127.0.0.1:19092", "embedded Kafka address (kafka-go and Kafka CLIs can connect)")
+	cmd.Flags().StringVar(&o.RedisAddr, "redis-addr", "127.0.0.1:16379", "embedded Redis address")
+	cmd.Flags().StringVar(&o.LogLevel, "log-level", envOr("CALLTRACK_LOG_LEVEL", "info"), "log level")
+	return cmd
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Local Kafka (single-node KRaft) + Redis for integration tests, without Docker.
+#
+#   deployments/local/services.sh up|down|status|env
+#
+# Kafka jars come from Maven Central via mvn (the only source reachable here and
+# in CI) and are cached, so only the first `up` on a machine downloads anything.
+# Redis comes from Debian's redis-server package. Both run as plain background
+# processes tracked by pid files in the state dir; `down` stops only those pids.
+set -euo pipefail
+
+KAFKA_VERSION=${CALLTRACK_KAFKA_VERSION:-4.3.1} # 4.4.0 on Central lacks kafka-tools
+LOG4J_VERSION=2.25.4                             # matches kafka-server 4.3.1's log4j-core
+CACHE=${CALLTRACK_SERVICES_CACHE:-$HOME/.cache/calltrack-services}
+STATE=${CALLTRACK_SERVICES_DIR:-/tmp/calltrack-services}
+HOST=127.0.0.1
+KAFKA_PORT=${CALLTRACK_SERVICES_KAFKA_PORT:-9092}
+CONTROLLER_PORT=${CALLTRACK_SERVICES_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
+REDIS_PORT=${CALLTRACK_SERVICES_REDIS_PORT:-6379}
+READY_TIMEOUT=${CALLTRACK_SERVICES_TIMEOUT:-120}
+KAFKA_HOME=$CACHE/kafka-$KAFKA_VERSION
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+
+log() { echo "services: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+usage() {
+	cat >&2 <<EOF
+usage: $0 up|down|status|env
+  up      install (first time) and start Kafka on $HOST:$KAFKA_PORT and Redis on $HOST:$REDIS_PORT
+  down    stop what 'up' started (by pid files in $STATE)
+  status  show whether each service is running
+  env     print export lines for the tests: eval "\$($0 env)"
+  kafka-tool CLASS ARGS...  run a Kafka CLI class from the cached jars, e.g.
+          org.apache.kafka.tools.TopicCommand --bootstrap-server $HOST:$KAFKA_PORT --list
+env: CALLTRACK_SERVICES_DIR (state, logs), CALLTRACK_SERVICES_CACHE (jars),
+     CALLTRACK_SERVICES_KAFKA_PORT, CALLTRACK_SERVICES_REDIS_PORT, CALLTRACK_KAFKA_VERSION
+EOF
+	exit 2
+}
+
+# True while pid exists and is not a zombie (an unreaped zombie still passes kill -0).
+pid_running() { [[ $(ps -o stat= -p "$1" 2>/dev/null) == [^Z]* ]]; }
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# pid of a service we started, if it is still alive and still that program
+# (guards against pid reuse so `down` never signals a stranger).
+our_pid() { # name cmdline-pattern
+	local f=$STATE/$1.pid pid
+	[[ -s $f ]] || return 1
+	pid=$(<"$f")
+	kill -0 "$pid" 2>/dev/null && grep -qa -- "$2" "/proc/$pid/cmdline" 2>/dev/null || return 1
+	echo "$pid"
+}
+kafka_pid() { our_pid kafka kafka.Kafka; }
+redis_pid() { our_pid redis redis-server; }
+
+# Start "$@" detached (own session, no tty, output to a log) and record its pid.
+spawn() { # name cmd...
+	local name=$1
+	shift
+	setsid "$@" >>"$STATE/$name.log" 2>&1 </dev/null &
+	echo $! >"$STATE/$name.pid"
+}
+
+# Poll "$@" until it succeeds; fail (with the log tail) on deadline or if the process died.
+wait_ready() { # name pidfn cmd...
+	local name=$1 pidfn=$2 deadline=$((SECONDS + READY_TIMEOUT))
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		if ! "$pidfn" >/dev/null || ((SECONDS >= deadline)); then
+			log "$name did not become ready (process gone or ${READY_TIMEOUT}s passed); from $STATE/$name.log:"
+			grep -E ' (ERROR|FATAL) |Exception:' "$STATE/$name.log" | head -n 10 >&2 || true
+			log "--- last lines:"
+			tail -n 20 "$STATE/$name.log" >&2 || true
+			exit 1
+		fi
+		sleep 1
+	done
+}
+
+# ---- Kafka ---------------------------------------------------------------
+
+fetch_kafka() {
+	[[ -f $KAFKA_HOME/lib/.complete ]] && return 0
+	command -v mvn >/dev/null || die "mvn is required to fetch Kafka jars"
+	log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_HOME/lib (one-time)"
+	mkdir -p "$KAFKA_HOME"
+	# kafka_2.13 = broker (kafka.Kafka, kafka.tools.StorageTool); kafka-tools = TopicCommand
+	# etc. (its Connect/Jetty deps are not needed for those, so excluded);
+	# log4j-slf4j-impl binds Kafka's slf4j 1.7 API to the log4j2 core kafka-server brings.
+	cat >"$KAFKA_HOME/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.calltrack</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version>
+      <exclusions>
+        <exclusion><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId></exclusion>
+        <exclusion><groupId>com.fasterxml.jackson.jakarta.rs</groupId><artifactId>*</artifactId></exclusion>
+      </exclusions>
+    </dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+EOF
+	rm -rf "$KAFKA_HOME/lib"
+	mvn -B -q -f "$KAFKA_HOME/pom.xml" \
+		org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/lib" >"$STATE/mvn.log" 2>&1 ||
+		{ tail -n 30 "$STATE/mvn.log" >&2; die "mvn could not fetch Kafka $KAFKA_VERSION"; }
+	touch "$KAFKA_HOME/lib/.complete"
+}
+
+write_kafka_config() {
+	local d=$STATE/kafka
+	mkdir -p "$d"
+	cat >"$d/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$d/data
+num.partitions=3
+auto.create.topics.enable=true
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# small box: fewer threads than the defaults (3 network, 8 io)
+num.network.threads=2
+num.io.threads=4
+EOF
+	# Broker logs at INFO to stdout (-> kafka.log); CLI tools only warn, on stderr.
+	cat >"$d/log4j2.properties" <<'EOF'
+appender.out.type=Console
+appender.out.name=OUT
+appender.out.layout.type=PatternLayout
+appender.out.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.out.ref=OUT
+EOF
+	cat >"$d/log4j2-tools.properties" <<'EOF'
+appender.err.type=Console
+appender.err.name=ERR
+appender.err.target=SYSTEM_ERR
+appender.err.layout.type=PatternLayout
+appender.err.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=WARN
+rootLogger.appenderRef.err.ref=ERR
+EOF
+}
+
+# Run a Kafka CLI class from the cached jars, e.g. kafka_tool org.apache.kafka.tools.TopicCommand --list ...
+# (under `timeout`: the admin client retries for a long time when the broker is not up).
+kafka_tool() {
+	timeout "${KAFKA_TOOL_TIMEOUT:-120}" "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$STATE/kafka/log4j2-tools.properties" \
+		-cp "$KAFKA_HOME/lib/*" "$@"
+}
+
+kafka_list_topics() { KAFKA_TOOL_TIMEOUT=30 kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$KAFKA_PORT" --list; }
+
+kafka_up() {
+	local p
+	if [[ -z $(kafka_pid) ]]; then
+		for p in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
+			port_open "$p" && die "port $p is already used by another process (set CALLTRACK_SERVICES_KAFKA_PORT)"
+		done
+		fetch_kafka
+		write_kafka_config
+		local d=$STATE/kafka
+		# Format KRaft storage once; keeps data (and the cluster id) across down/up.
+		if [[ ! -f $d/data/meta.properties ]]; then
+			kafka_tool kafka.tools.StorageTool format --ignore-formatted \
+				-t "$(kafka_tool kafka.tools.StorageTool random-uuid)" -c "$d/server.properties" \
+				>>"$STATE/kafka.log" 2>&1 || { tail -n 20 "$STATE/kafka.log" >&2; die "kafka storage format failed"; }
+		fi
+		log "starting Kafka $KAFKA_VERSION (log: $STATE/kafka.log)"
+		spawn kafka "$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+			-Djava.awt.headless=true -Dlog4j2.configurationFile="$d/log4j2.properties" \
+			-cp "$KAFKA_HOME/lib/*" kafka.Kafka "$d/server.properties"
+	else
+		log "kafka already running (pid $(kafka_pid))"
+	fi
+	# Cheap port probe first, then a real metadata request via the admin client.
+	wait_ready kafka kafka_pid port_open "$KAFKA_PORT"
+	wait_ready kafka kafka_pid kafka_list_topics
+	log "kafka ready on $HOST:$KAFKA_PORT (pid $(kafka_pid))"
+}
+
+# ---- Redis ---------------------------------------------------------------
+
+redis_up() {
+	if [[ -z $(redis_pid) ]]; then
+		port_open "$REDIS_PORT" && die "port $REDIS_PORT is already used by another process (set CALLTRACK_SERVICES_REDIS_PORT)"
+		if ! command -v redis-server >/dev/null; then
+			log "installing redis-server with apt-get (log: $STATE/apt.log)"
+			local sudo=
+			((EUID == 0)) || sudo=sudo
+			{ $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; } \
+				>"$STATE/apt.log" 2>&1 || { tail -n 20 "$STATE/apt.log" >&2; die "apt-get install redis-server failed"; }
+		fi
+		mkdir -p "$STATE/redis"
+		log "starting redis-server (log: $STATE/redis.log)"
+		# No persistence: test data is throwaway.
+		spawn redis redis-server --port "$REDIS_PORT" --bind "$HOST" --save "" --appendonly no \
+			--daemonize no --dir "$STATE/redis"
+	else
+		log "redis already running (pid $(redis_pid))"
+	fi
+	wait_ready redis redis_pid redis_ping
+	log "redis ready on $HOST:$REDIS_PORT (pid $(redis_pid))"
+}
+
+redis_ping() { [[ $(timeout 5 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+
+# ---- common ----------------------------------------------------------------
+
+stop() { # name pidfn timeout
+	local name=$1 pid i
+	if pid=$("$2"); then
+		log "stopping $name (pid $pid)"
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < $3; i++)); do
+			pid_running "$pid" || break
+			sleep 1
+		done
+		if pid_running "$pid"; then
+			log "$name did not exit after $3s, sending KILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			for ((i = 0; i < 50; i++)); do pid_running "$pid" && sleep 0.2; done
+		fi
+	else
+		log "$name not running"
+	fi
+	rm -f "$STATE/$name.pid"
+}
+
+status() { # name pidfn port
+	local pid
+	if pid=$("$2"); then echo "$1: running (pid $pid, $HOST:$3)"; else echo "$1: stopped"; fi
+}
+
+mkdir -p "$STATE"
+case ${1:-} in
+up)
+	command -v "$JAVA" >/dev/null || die "java not found (need JDK 17+)"
+	redis_up # first: quick, and Kafka's JVM startup then has both cores
+	kafka_up
+	;;
+down)
+	stop kafka kafka_pid 60 # controlled shutdown normally takes a few seconds
+	stop redis redis_pid 15
+	;;
+status)
+	status kafka kafka_pid "$KAFKA_PORT"
+	status redis redis_pid "$REDIS_PORT"
+	;;
+env)
+	echo "export CALLTRACK_TEST_KAFKA_BROKERS=$HOST:$KAFKA_PORT"
+	echo "export CALLTRACK_TEST_REDIS_ADDR=$HOST:$REDIS_PORT"
+	;;
+kafka-tool) # internal/debug: run a Kafka CLI class with the cached jars
+	shift
+	KAFKA_TOOL_TIMEOUT=0 kafka_tool "$@"
+	;;
+*) usage ;;
+esac

@@ -1,0 +1,210 @@
+// Package app wires calltrack's roles (ingest + admin HTTP, CRM writer) from their
+// dependencies, in order, and tears them down in reverse. `serve`, `work` and `dev`
+// compose the same roles; dev only swaps the servers for embedded ones.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/kylas"
+	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/ingest"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/web"
+	"github.com/calltrack/calltrack/internal/writer"
+)
+
+// NewLogger returns the JSON logger at level (info when empty or unknown).
+func NewLogger(w io.Writer, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	if w == nil {
+		w = os.Stderr
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// App holds one process's shared clients.
+type App struct {
+	Cfg      config.Config
+	Log      zerolog.Logger
+	Tenants  *tenant.Registry
+	Redis    redis.UniversalClient
+	Kafka    *kafkabus.Client
+	Producer *kafkabus.Producer
+	Topics   kafkabus.Topics
+	Metrics  *metrics.Metrics
+	Mappings *mapping.Store
+	Idem     *idempotency.Store
+	Trace    *trace.Store
+	Retry    writer.RetryPolicy
+	Adapters writer.AdapterFactory
+	Link     writer.RecordingLinker
+
+	closers []func() error
+}
+
+// Open connects Redis and Kafka, creates missing topics and the shared producer.
+func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *tenant.Registry) (*App, error) {
+	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: writer.DefaultRetryPolicy()}
+	rdb, err := cfg.Redis()
+	if err != nil {
+		return nil, err
+	}
+	a.Redis = rdb
+	a.closers = append(a.closers, rdb.Close)
+	if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("redis %s: %w", cfg.RedisAddr, err)
+	}
+	if a.Kafka, err = kafkabus.NewClient(cfg.Kafka()); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error { return a.Kafka.EnsureTopics(ctx, a.Topics.Specs()) }); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("kafka %v: %w", cfg.KafkaBrokers, err)
+	}
+	a.Producer = kafkabus.NewProducer(a.Kafka)
+	a.closers = append(a.closers, a.Producer.Close)
+	a.Mappings = mapping.NewStore(rdb, cfg.RedisPrefix)
+	a.Idem = idempotency.New(rdb, cfg.RedisPrefix)
+	a.Trace = trace.New(rdb, cfg.RedisPrefix)
+	a.Adapters = a.defaultAdapters
+	a.Link = writer.RawRecordingURL
+	return a, nil
+}
+
+// waitFor retries fn until it succeeds or the timeout passes: at start-up the servers
+// may still be coming up (compose, Kubernetes).
+func waitFor(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Close releases the clients in reverse order of opening.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.Log.Warn().Err(err).Msg("close")
+		}
+	}
+	a.closers = nil
+}
+
+func (a *App) defaultAdapters(t *tenant.Tenant) (crm.Adapter, error) {
+	switch t.CRM.Kind {
+	case "kylas":
+		return kylas.New(kylas.Config{BaseURL: t.CRM.BaseURL, APIKey: t.CRM.APIKey.Reveal(),
+			BearerToken: t.CRM.BearerToken.Reveal(), DefaultCountry: t.DefaultCountry})
+	default:
+		return nil, fmt.Errorf("crm kind %q is not supported", t.CRM.Kind)
+	}
+}
+
+// Ready lists the readiness checks.
+func (a *App) Ready() map[string]web.Check {
+	return map[string]web.Check{
+		"kafka": a.Kafka.Ping,
+		"redis": func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() },
+	}
+}
+
+// Ingest builds the webhook handler.
+func (a *App) Ingest() *ingest.Handler {
+	return &ingest.Handler{Tenants: a.Tenants, Mappings: a.Mappings, Publisher: a.Producer, Topics: a.Topics,
+		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log}
+}
+
+// Writer builds the CRM writer.
+func (a *App) Writer() *writer.Writer {
+	return &writer.Writer{Tenants: a.Tenants, Adapters: a.Adapters, Mappings: a.Mappings, Idem: a.Idem, Trace: a.Trace,
+		Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Publisher: a.Producer, Topics: a.Topics, Retry: a.Retry,
+		Link: a.Link, Metrics: a.Metrics, Log: a.Log}
+}
+
+// Admin builds the admin API.
+func (a *App) Admin() *admin.API {
+	return &admin.API{Token: a.Cfg.AdminToken, Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace,
+		PublicURL: a.Cfg.PublicURL, Log: a.Log}
+}
+
+// HTTP builds the Echo server with ingest and admin, plus any extra mounts.
+func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
+	e := web.New(a.Log, a.Metrics, a.Ready())
+	a.Ingest().Register(e)
+	a.Admin().Register(e)
+	for _, f := range extra {
+		f(e)
+	}
+	return e
+}
+
+// RunWriter runs the writer's consumer loops until ctx ends.
+func (a *App) RunWriter(ctx context.Context, w *writer.Writer) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return kafkabus.Consume(ctx, a.Kafka, kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup,
+			Topics: []string{a.Topics.Log, a.Topics.Recording}, Log: a.Log}, w.Handle)
+	})
+	g.Go(func() error {
+		return kafkabus.Consume(ctx, a.Kafka, kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-retry",
+			Topics: []string{a.Topics.Retry}, Log: a.Log, HandleTimeout: 10 * time.Minute}, w.HandleRetry)
+	})
+	return g.Wait()
+}
+
+// Serve runs an HTTP server until ctx ends, then drains in-flight requests within the
+// shutdown timeout.
+func Serve(ctx context.Context, e *echo.Echo, addr string, shutdown time.Duration, log zerolog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info().Str("addr", addr).Msg("http listening")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// ProbeServer is the HTTP side of roles that serve no API: health, readiness, metrics.
+func ProbeServer(a *App) *echo.Echo { return web.New(a.Log, a.Metrics, a.Ready()) }

@@ -1,0 +1,200 @@
+package app
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/labstack/echo/v4"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+//go:embed samples/aftercall_answered.json
+var sampleAfterCall []byte
+
+//go:embed samples/incall_ringing.json
+var sampleInCall []byte
+
+// Dev credentials (ARCHITECTURE.md, "Dev mode and sandboxes").
+const (
+	DevTenant      = "demo"
+	DevToken       = "demo-token"
+	DevAdminToken  = "demo-admin"
+	DevKylasAPIKey = "demo-crm-key"
+)
+
+// DevOptions configure `calltrack dev`.
+type DevOptions struct {
+	Addr      string // HTTP (ingest, admin, sandboxes)
+	KafkaAddr string // embedded Kafka (kfake), reachable over TCP
+	RedisAddr string // embedded Redis (miniredis)
+	LogLevel  string
+}
+
+// Dev is the embedded, one-process calltrack.
+type Dev struct {
+	App   *App
+	Kylas *sandbox.Kylas
+	Base  string // http://host:port of the HTTP server
+
+	kafka *kfake.Cluster
+	redis *miniredis.Miniredis
+	ln    net.Listener
+}
+
+// StartDev starts embedded Kafka and Redis, the sandbox CRM and the app on them.
+func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
+	d := &Dev{}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dev: listen %s: %w", o.Addr, err)
+	}
+	d.ln = ln
+	d.Base = "http://" + reachable(ln.Addr().String())
+
+	kafkaHost, kafkaPort, err := splitPort(o.KafkaAddr)
+	if err != nil {
+		return nil, fmt.Errorf("dev: --kafka-addr: %w", err)
+	}
+	d.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kafkaPort),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(kafkaHost, fmt.Sprint(kafkaPort)))
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("dev: embedded kafka on %s: %w", o.KafkaAddr, err)
+	}
+	d.redis = miniredis.NewMiniRedis()
+	if err := d.redis.StartAddr(o.RedisAddr); err != nil {
+		return nil, fmt.Errorf("dev: embedded redis on %s: %w", o.RedisAddr, err)
+	}
+
+	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey})
+	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
+		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey}})
+	cfg := config.Config{KafkaBrokers: []string{d.kafka.ListenAddrs()[0]}, KafkaPartitions: 3, KafkaRepl: 1,
+		RedisAddr: d.redis.Addr(), RedisPrefix: "ct", AdminToken: DevAdminToken, PublicURL: d.Base,
+		WriterGroup: "calltrack-writer", LogLevel: o.LogLevel}
+	d.App, err = Open(ctx, cfg, NewLogger(logw, o.LogLevel), tenants)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+// Run serves HTTP and runs the writer until ctx ends.
+func (d *Dev) Run(ctx context.Context) error {
+	e := d.App.HTTP(d.mountSandboxes)
+	srv := &http.Server{Handler: e}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(d.ln); err != nil && err != http.ErrServerClosed {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), d.App.Cfg.ShutdownTimeoutOr(5*time.Second))
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { return d.App.RunWriter(ctx, d.App.Writer()) })
+	return g.Wait()
+}
+
+func (d *Dev) mountSandboxes(e *echo.Echo) {
+	e.Any("/sandbox/kylas/*", echo.WrapHandler(http.StripPrefix("/sandbox/kylas", d.Kylas)))
+	e.GET("/sandbox/myoperator/samples/aftercall.json", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, sampleAfterCall)
+	})
+	e.GET("/sandbox/myoperator/samples/incall.json", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, sampleInCall)
+	})
+}
+
+// Close stops everything in reverse order.
+func (d *Dev) Close() {
+	if d.App != nil {
+		d.App.Close()
+	}
+	if d.redis != nil {
+		d.redis.Close()
+	}
+	if d.kafka != nil {
+		d.kafka.Close()
+	}
+	if d.ln != nil {
+		_ = d.ln.Close()
+	}
+}
+
+// Banner is what `calltrack dev` prints once it is up.
+func (d *Dev) Banner() string {
+	b := d.Base
+	return fmt.Sprintf(`calltrack dev is up: %[1]s  (ready: %[1]s/readyz)
+  embedded Kafka %[2]s, embedded Redis %[3]s
+  tenant %[4]q  webhook token %[5]q  admin token %[6]q
+
+MyOperator webhook URLs for tenant demo:
+  inCall:    %[1]s/webhooks/myoperator/demo/incall?token=demo-token
+  afterCall: %[1]s/webhooks/myoperator/demo/aftercall?token=demo-token
+
+Map the sample's agent to CRM user 1001:
+  curl -s -X PUT -H 'Authorization: Bearer demo-admin' -H 'Content-Type: application/json' \
+    -d '{"crm_user_id":"1001","email":"sumit.arya@example.com","phones":["+918586848544"]}' \
+    %[1]s/admin/v1/tenants/demo/mappings/5cd40f6556f2f124
+
+Post the sample afterCall (as MyOperator does: form field myoperator=<json>):
+  curl -s %[1]s/sandbox/myoperator/samples/aftercall.json | \
+    curl -s --data-urlencode myoperator@- '%[1]s/webhooks/myoperator/demo/aftercall?token=demo-token'
+
+See it in the sandbox CRM and trace it:
+  curl -s -H 'api-key: demo-crm-key' %[1]s/sandbox/kylas/v1/call-logs
+  curl -s -H 'Authorization: Bearer demo-admin' %[1]s/admin/v1/tenants/demo/calls/n2.1596270949.2175190
+`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken)
+}
+
+func splitPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int
+	if _, err := fmt.Sscan(p, &port); err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
+}
+
+// reachable turns a listen address into one a client can dial.
+func reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" || strings.HasPrefix(host, "[::]") {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,114 @@
+// Package config reads process settings from CALLTRACK_* environment variables, with
+// defaults in one place and Validate naming the bad field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+// Config is every setting of every subcommand; each uses what it needs.
+type Config struct {
+	HTTPAddr        string        `env:"CALLTRACK_HTTP_ADDR" envDefault:"0.0.0.0:8080"`
+	PublicURL       string        `env:"CALLTRACK_PUBLIC_URL"` // how MyOperator and CRM users reach calltrack
+	KafkaBrokers    []string      `env:"CALLTRACK_KAFKA_BROKERS" envSeparator:","`
+	KafkaTLS        bool          `env:"CALLTRACK_KAFKA_TLS"`
+	KafkaSASLMech   string        `env:"CALLTRACK_KAFKA_SASL_MECHANISM"`
+	KafkaSASLUser   string        `env:"CALLTRACK_KAFKA_SASL_USERNAME"`
+	KafkaSASLPass   tenant.Secret `env:"CALLTRACK_KAFKA_SASL_PASSWORD"`
+	KafkaPartitions int           `env:"CALLTRACK_KAFKA_PARTITIONS" envDefault:"6"`
+	KafkaRepl       int           `env:"CALLTRACK_KAFKA_REPLICATION" envDefault:"1"`
+	TopicSuffix     string        `env:"CALLTRACK_TOPIC_SUFFIX"` // isolates test runs on a shared broker
+	RedisAddr       string        `env:"CALLTRACK_REDIS_ADDR"`
+	RedisPassword   tenant.Secret `env:"CALLTRACK_REDIS_PASSWORD"`
+	RedisPrefix     string        `env:"CALLTRACK_REDIS_PREFIX" envDefault:"ct"`
+	TenantsFile     string        `env:"CALLTRACK_TENANTS_FILE"`
+	AdminToken      tenant.Secret `env:"CALLTRACK_ADMIN_TOKEN"`
+	LogLevel        string        `env:"CALLTRACK_LOG_LEVEL" envDefault:"info"`
+	WriterGroup     string        `env:"CALLTRACK_WRITER_GROUP" envDefault:"calltrack-writer"`
+	ShutdownTimeout time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
+}
+
+// Load reads the environment.
+func Load() (Config, error) {
+	var c Config
+	if err := env.Parse(&c); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// Need names what a subcommand requires.
+type Need struct{ Kafka, Redis, Tenants, Admin bool }
+
+// Validate checks the settings a subcommand needs and names the first bad one.
+func (c Config) Validate(n Need) error {
+	var errs []error
+	if n.Kafka && len(c.KafkaBrokers) == 0 {
+		errs = append(errs, errors.New("CALLTRACK_KAFKA_BROKERS is required (host:port,...)"))
+	}
+	if n.Redis && c.RedisAddr == "" {
+		errs = append(errs, errors.New("CALLTRACK_REDIS_ADDR is required (host:port or redis:// URL)"))
+	}
+	if n.Tenants && c.TenantsFile == "" {
+		errs = append(errs, errors.New("CALLTRACK_TENANTS_FILE is required"))
+	}
+	if n.Admin && c.AdminToken == "" {
+		errs = append(errs, errors.New("CALLTRACK_ADMIN_TOKEN is required"))
+	}
+	if _, err := zerolog.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("CALLTRACK_LOG_LEVEL: %w", err))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("CALLTRACK_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Kafka returns the Kafka settings.
+func (c Config) Kafka() kafkabus.Config {
+	return kafkabus.Config{Brokers: c.KafkaBrokers, TLS: c.KafkaTLS, SASLMechanism: c.KafkaSASLMech,
+		SASLUsername: c.KafkaSASLUser, SASLPassword: c.KafkaSASLPass.Reveal(),
+		Partitions: c.KafkaPartitions, Replication: c.KafkaRepl}
+}
+
+// Topics returns the topic names in use.
+func (c Config) Topics() kafkabus.Topics { return kafkabus.DefaultTopics().WithSuffix(c.TopicSuffix) }
+
+// Redis opens a client: a host:port, or a redis:// / rediss:// URL; a comma-separated
+// host list makes a cluster client.
+func (c Config) Redis() (redis.UniversalClient, error) {
+	return NewRedis(c.RedisAddr, c.RedisPassword.Reveal())
+}
+
+// NewRedis opens a Redis client for addr (see Config.Redis).
+func NewRedis(addr, password string) (redis.UniversalClient, error) {
+	if strings.HasPrefix(addr, "redis://") || strings.HasPrefix(addr, "rediss://") {
+		opt, err := redis.ParseURL(addr)
+		if err != nil {
+			return nil, fmt.Errorf("CALLTRACK_REDIS_ADDR: %w", err)
+		}
+		if password != "" {
+			opt.Password = password
+		}
+		return redis.NewClient(opt), nil
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(addr, ","), Password: password}), nil
+}
+
+// ShutdownTimeoutOr returns the shutdown timeout, or def when unset.
+func (c Config) ShutdownTimeoutOr(def time.Duration) time.Duration {
+	if c.ShutdownTimeout > 0 {
+		return c.ShutdownTimeout
+	}
+	return def
+}

@@ -1,0 +1,295 @@
+// Package crmtest is the conformance suite every crm.Adapter passes against its
+// CRM's sandbox: the same cases run for Kylas and Zoho, so "the call appears once,
+// owned by the mapped user, related to the caller, with its recording" means the
+// same thing for both.
+package crmtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+)
+
+// Record is what the CRM stored for one call, in CRM-neutral terms.
+type Record struct {
+	ID           string
+	OwnerID      string
+	CallID       string         // our call id, when the CRM keeps it (Kylas remoteId); else ""
+	Phone        string         // the customer's number as stored
+	Direction    call.Direction // "" when the CRM does not keep it apart
+	Outcome      string         // the CRM's own word, for failure messages
+	RecordingURL string
+	RelatedID    string // the lead/contact the record is related to; "" for none
+	RelatedType  string // "contact" or "lead"
+}
+
+// Backend is the CRM side of one test: a fresh sandbox the adapter writes to.
+type Backend interface {
+	// Records returns everything the CRM holds, in creation order.
+	Records(t *testing.T) []Record
+	// AddContact and AddLead store a person with one phone number (E.164) and return its id.
+	AddContact(t *testing.T, e164 string) string
+	AddLead(t *testing.T, e164 string) string
+	// Fail makes every following adapter call (writes and searches) answer status
+	// (400, 429, 500 or 503); 0 heals.
+	Fail(t *testing.T, status int)
+}
+
+// Harness builds what each case needs.
+type Harness struct {
+	// Setup returns a fresh adapter wired to a fresh backend; cleanup via t.Cleanup.
+	Setup func(t *testing.T) (crm.Adapter, Backend)
+	// Owners are two distinct user ids the CRM accepts as owners.
+	Owners [2]string
+}
+
+// Customer numbers used by the cases.
+const (
+	phoneA = "+919711636496"
+	phoneB = "+919822334455"
+	phoneC = "+918800112233"
+)
+
+var base = time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)
+
+// NewCall returns a completed call ready to write: callID from customer e164,
+// owned by owner.
+func NewCall(callID, e164, owner string, dir call.Direction, status call.Status) crm.Call {
+	agent := &call.Agent{ID: "5f2a9c0e1b3d4a67", Name: "Asha Rao", Email: "asha@example.com", Phone: "+919000000001"}
+	dur := 95
+	if status != call.Answered {
+		dur = 0
+	}
+	return crm.Call{
+		OwnerID: owner,
+		Log: call.Log{
+			Tenant: "conformance", CallID: callID, Source: "myoperator.v1",
+			Direction: dir, Status: status, CallerNumber: e164, DID: "+918000000000",
+			Department: "Sales", StartedAt: base, EndedAt: base.Add(time.Duration(dur) * time.Second),
+			Duration: dur, Agent: agent, ReceivedAt: base.Add(2 * time.Minute),
+		},
+	}
+}
+
+// Run runs the suite; each case gets its own adapter and backend and runs in parallel.
+func Run(t *testing.T, h Harness) {
+	require.NotNil(t, h.Setup, "Harness.Setup")
+	require.NotEqual(t, h.Owners[0], h.Owners[1], "Harness.Owners must differ")
+	cases := []struct {
+		name string
+		run  func(t *testing.T, h Harness)
+	}{
+		{"create sets owner", testOwner},
+		{"one record per create", testOneRecordPerCreate},
+		{"update adds recording without a second record", testUpdateRecording},
+		{"related contact found", testRelatedContact},
+		{"related lead found", testRelatedLead},
+		{"contact preferred over lead", testContactOverLead},
+		{"unknown caller stays unrelated", testUnrelated},
+		{"errors classified", testErrors},
+		{"cancelled context is transient", testCancelled},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, h)
+		})
+	}
+}
+
+// only returns the single record, failing the test when there is not exactly one.
+func only(t *testing.T, b Backend) Record {
+	t.Helper()
+	recs := b.Records(t)
+	require.Len(t, recs, 1, "records: %+v", recs)
+	return recs[0]
+}
+
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// samePhone: CRMs may store a number with or without + and dial code.
+func samePhone(t *testing.T, want, got string) {
+	t.Helper()
+	w, g := digits(want), digits(got)
+	assert.True(t, g != "" && (strings.HasSuffix(w, g) || strings.HasSuffix(g, w)) && len(g) >= 10,
+		"phone: want %s, CRM stored %q", want, got)
+}
+
+func testOwner(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	want := map[string]string{}
+	for i, owner := range h.Owners {
+		c := NewCall(fmt.Sprintf("owner-%d", i), phoneA, owner, call.Incoming, call.Answered)
+		id, err := a.CreateCall(ctx, c)
+		require.NoError(t, err)
+		require.NotEmpty(t, id)
+		want[id] = owner
+	}
+	recs := b.Records(t)
+	require.Len(t, recs, 2)
+	for _, r := range recs {
+		assert.Equal(t, want[r.ID], r.OwnerID, "owner of record %s", r.ID)
+	}
+}
+
+func testOneRecordPerCreate(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	calls := []crm.Call{
+		NewCall("one-1", phoneA, h.Owners[0], call.Incoming, call.Answered),
+		NewCall("one-2", phoneB, h.Owners[0], call.Incoming, call.Missed),
+		NewCall("one-3", phoneC, h.Owners[1], call.Outgoing, call.Missed),
+	}
+	ids := map[string]crm.Call{}
+	for _, c := range calls {
+		id, err := a.CreateCall(ctx, c)
+		require.NoError(t, err)
+		require.NotContains(t, ids, id, "record id reused")
+		ids[id] = c
+	}
+	recs := b.Records(t)
+	require.Len(t, recs, len(calls))
+	for _, r := range recs {
+		c, ok := ids[r.ID]
+		require.True(t, ok, "record %s was not returned by CreateCall", r.ID)
+		samePhone(t, c.Log.CallerNumber, r.Phone)
+		if r.Direction != "" {
+			assert.Equal(t, c.Log.Direction, r.Direction, "direction of %s", r.ID)
+		}
+		if r.CallID != "" {
+			assert.Equal(t, c.Log.CallID, r.CallID)
+		}
+		assert.Empty(t, r.RecordingURL)
+	}
+}
+
+func testUpdateRecording(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	contact := b.AddContact(t, phoneA)
+	c := NewCall("rec-1", phoneA, h.Owners[1], call.Incoming, call.Answered)
+	id, err := a.CreateCall(ctx, c)
+	require.NoError(t, err)
+	assert.Empty(t, only(t, b).RecordingURL)
+
+	c.RecordingURL = "https://calltrack.example/recordings/conformance/rec-1?sig=abc"
+	c.Log.Recording = &call.Recording{FileName: "rec-1.mp3"}
+	require.NoError(t, a.UpdateCall(ctx, id, c))
+
+	r := only(t, b)
+	assert.Equal(t, id, r.ID)
+	assert.Equal(t, c.RecordingURL, r.RecordingURL)
+	assert.Equal(t, h.Owners[1], r.OwnerID, "update must keep the owner")
+	assert.Equal(t, contact, r.RelatedID, "update must keep the relation")
+}
+
+func testRelatedContact(t *testing.T, h Harness) {
+	a, b := h.Setup(t)
+	b.AddContact(t, phoneB) // someone else
+	want := b.AddContact(t, phoneA)
+	_, err := a.CreateCall(t.Context(), NewCall("rel-c", phoneA, h.Owners[0], call.Incoming, call.Answered))
+	require.NoError(t, err)
+	r := only(t, b)
+	assert.Equal(t, want, r.RelatedID)
+	assert.Equal(t, "contact", r.RelatedType)
+}
+
+func testRelatedLead(t *testing.T, h Harness) {
+	a, b := h.Setup(t)
+	want := b.AddLead(t, phoneC)
+	_, err := a.CreateCall(t.Context(), NewCall("rel-l", phoneC, h.Owners[0], call.Outgoing, call.Answered))
+	require.NoError(t, err)
+	r := only(t, b)
+	assert.Equal(t, want, r.RelatedID)
+	assert.Equal(t, "lead", r.RelatedType)
+}
+
+func testContactOverLead(t *testing.T, h Harness) {
+	a, b := h.Setup(t)
+	b.AddLead(t, phoneA)
+	want := b.AddContact(t, phoneA)
+	_, err := a.CreateCall(t.Context(), NewCall("rel-both", phoneA, h.Owners[0], call.Incoming, call.Missed))
+	require.NoError(t, err)
+	r := only(t, b)
+	assert.Equal(t, want, r.RelatedID)
+	assert.Equal(t, "contact", r.RelatedType)
+}
+
+func testUnrelated(t *testing.T, h Harness) {
+	a, b := h.Setup(t)
+	b.AddContact(t, phoneB)
+	b.AddLead(t, phoneC)
+	_, err := a.CreateCall(t.Context(), NewCall("rel-none", phoneA, h.Owners[0], call.Incoming, call.Answered))
+	require.NoError(t, err)
+	assert.Empty(t, only(t, b).RelatedID)
+}
+
+func testErrors(t *testing.T, h Harness) {
+	for _, tc := range []struct {
+		status    int
+		permanent bool
+	}{
+		{http.StatusBadRequest, true},
+		{http.StatusTooManyRequests, false},
+		{http.StatusInternalServerError, false},
+		{http.StatusServiceUnavailable, false},
+	} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			a, b := h.Setup(t)
+			c := NewCall("err", phoneA, h.Owners[0], call.Incoming, call.Answered)
+			b.Fail(t, tc.status)
+			_, err := a.CreateCall(ctx, c)
+			check := func(err error) {
+				t.Helper()
+				require.Error(t, err)
+				var ce *crm.Error
+				require.True(t, errors.As(err, &ce), "want a *crm.Error, got %T: %v", err, err)
+				assert.Equal(t, tc.status, crm.HTTPStatus(err))
+				assert.Equal(t, tc.permanent, crm.IsPermanent(err), "%v", err)
+				if tc.status == http.StatusTooManyRequests {
+					assert.Positive(t, crm.RetryAfter(err), "a 429 must carry the CRM's Retry-After")
+				}
+			}
+			check(err)
+			assert.Empty(t, b.Records(t), "a failed create must leave no record")
+
+			b.Fail(t, 0)
+			id, err := a.CreateCall(ctx, c)
+			require.NoError(t, err, "after healing")
+			b.Fail(t, tc.status)
+			check(a.UpdateCall(ctx, id, c))
+			assert.Len(t, b.Records(t), 1)
+		})
+	}
+}
+
+func testCancelled(t *testing.T, h Harness) {
+	a, b := h.Setup(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := a.CreateCall(ctx, NewCall("cancel", phoneA, h.Owners[0], call.Incoming, call.Answered))
+	require.Error(t, err)
+	assert.False(t, crm.IsPermanent(err), "%v", err)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, b.Records(t))
+}

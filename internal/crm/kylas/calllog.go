@@ -1,0 +1,181 @@
+package kylas
+
+import (
+	"context"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/phone"
+)
+
+// kylasTime is the UTC ISO-8601 form Kylas uses.
+const kylasTime = "2006-01-02T15:04:05.000Z"
+
+// callLogBody is the body of POST /v1/call-logs/sync and PUT /v1/call-logs/{id}.
+type callLogBody struct {
+	OwnerID       int64      `json:"ownerId"`
+	RemoteID      string     `json:"remoteId"`
+	Outcome       string     `json:"outcome"`
+	CallType      string     `json:"callType"`
+	StartTime     string     `json:"startTime,omitempty"`
+	EndTime       string     `json:"endTime,omitempty"`
+	Duration      int        `json:"duration"`
+	PhoneNumber   string     `json:"phoneNumber,omitempty"`
+	Originator    string     `json:"originator,omitempty"`
+	Receiver      string     `json:"receiver,omitempty"`
+	RelatedTo     *related   `json:"relatedTo,omitempty"` // an object in create bodies
+	CallRecording *recording `json:"callRecording,omitempty"`
+	Notes         []note     `json:"notes,omitempty"`
+}
+
+type related struct {
+	ID          int64  `json:"id"`
+	Entity      string `json:"entity"` // lead, contact
+	Name        string `json:"name,omitempty"`
+	PhoneNumber string `json:"phoneNumber,omitempty"`
+}
+
+type recording struct {
+	URL      string `json:"url"`
+	FileName string `json:"fileName,omitempty"`
+}
+
+type note struct {
+	Description string `json:"description"`
+}
+
+// callLog builds the body for c; the lead/contact lookup happens here, so both
+// create and update relate the record (PUT replaces the whole record).
+func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogBody, error) {
+	if err := c.Log.Validate(); err != nil {
+		return nil, &crm.Error{Op: op, Message: err.Error(), Permanent: true}
+	}
+	owner, err := strconv.ParseInt(c.OwnerID, 10, 64)
+	if err != nil || owner <= 0 {
+		return nil, &crm.Error{Op: op, Message: "owner " + strconv.Quote(c.OwnerID) + " is not a Kylas user id", Permanent: true}
+	}
+	l := c.Log
+	customer := phone.E164(l.CallerNumber, a.cfg.DefaultCountry)
+	if customer == "" {
+		customer = l.CallerNumber // anonymous or odd: keep what MyOperator said
+	}
+	agent := l.DID
+	if l.Agent != nil && l.Agent.Phone != "" {
+		agent = l.Agent.Phone
+	}
+	start, end := times(l)
+	b := &callLogBody{
+		OwnerID:     owner,
+		RemoteID:    l.CallID,
+		Outcome:     outcome(l.Direction, l.Status),
+		CallType:    string(l.Direction),
+		StartTime:   kylasTS(start),
+		EndTime:     kylasTS(end),
+		Duration:    max(l.Duration, 0),
+		PhoneNumber: customer,
+		Originator:  customer,
+		Receiver:    agent,
+		Notes:       []note{{Description: description(l)}},
+	}
+	if l.Direction == call.Outgoing {
+		b.Originator, b.Receiver = agent, customer
+	}
+	if c.RecordingURL != "" {
+		b.CallRecording = &recording{URL: c.RecordingURL, FileName: recordingName(c)}
+	}
+	if b.RelatedTo, err = a.findRelated(ctx, customer); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// outcome maps a call to Kylas's outcome. A missed incoming call is the agent's
+// missed_call; a missed outgoing one is the customer's no_answer. A voicemail is
+// a missed call whose caller left a message (incoming) or reached one
+// (outgoing), so it maps the same way; the note says "voicemail".
+func outcome(d call.Direction, s call.Status) string {
+	switch {
+	case s == call.Answered:
+		return "connected"
+	case d == call.Outgoing:
+		return "no_answer"
+	default:
+		return "missed_call"
+	}
+}
+
+// times returns the call's start and end, deriving a missing one from the
+// duration (and, lacking both, the time we received the log).
+func times(l call.Log) (start, end time.Time) {
+	start, end = l.StartedAt, l.EndedAt
+	d := time.Duration(max(l.Duration, 0)) * time.Second
+	switch {
+	case start.IsZero() && !end.IsZero():
+		start = end.Add(-d)
+	case start.IsZero():
+		start = l.ReceivedAt.Add(-d)
+	}
+	if end.IsZero() && !start.IsZero() {
+		end = start.Add(d)
+	}
+	return start, end
+}
+
+func kylasTS(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(kylasTime)
+}
+
+// recordingName is the file name Kylas shows: MyOperator's, else the link's last
+// path element (our durable link ends with the call id), else the call id.
+func recordingName(c crm.Call) string {
+	if c.Log.Recording != nil && c.Log.Recording.FileName != "" {
+		return c.Log.Recording.FileName
+	}
+	if u, err := url.Parse(c.RecordingURL); err == nil {
+		if b := path.Base(u.Path); b != "." && b != "/" && b != "" {
+			return b
+		}
+	}
+	return c.Log.CallID
+}
+
+// description is the note a CRM user reads on the call log.
+func description(l call.Log) string {
+	var s strings.Builder
+	s.WriteString(map[call.Direction]string{call.Incoming: "Incoming", call.Outgoing: "Outgoing"}[l.Direction])
+	if l.ClickToCall {
+		s.WriteString(" click-to-call")
+	}
+	s.WriteString(" call via MyOperator")
+	switch l.Status {
+	case call.Missed:
+		s.WriteString(", missed")
+	case call.Voicemail:
+		s.WriteString(", voicemail")
+	}
+	line := func(k, v string) {
+		if v != "" {
+			s.WriteString("\n" + k + ": " + v)
+		}
+	}
+	if l.Agent != nil {
+		name := l.Agent.Name
+		if name == "" {
+			name = l.Agent.Email
+		}
+		line("Agent", name)
+	}
+	line("Department", l.Department)
+	line("DID", l.DID)
+	line("Disposition", l.Disposition)
+	line("Call ID", l.CallID)
+	return s.String()
+}

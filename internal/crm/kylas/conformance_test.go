@@ -1,0 +1,86 @@
+package kylas_test
+
+import (
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/crmtest"
+	"github.com/calltrack/calltrack/internal/crm/kylas"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	crmtest.Run(t, crmtest.Harness{
+		Owners: [2]string{"4242", "5151"},
+		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
+			sb, a := setup(t, sandbox.KylasOptions{})
+			return a, backend{sb}
+		},
+	})
+}
+
+// setup starts a sandbox and an adapter pointed at it.
+func setup(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *kylas.Adapter) {
+	t.Helper()
+	if opts.Seed == 0 {
+		opts.Seed = 1
+	}
+	sb := sandbox.NewKylas(opts)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
+	require.NoError(t, err)
+	return sb, a
+}
+
+type backend struct{ sb *sandbox.Kylas }
+
+func (b backend) Records(t *testing.T) []crmtest.Record {
+	var out []crmtest.Record
+	for _, r := range b.sb.Records() {
+		rec := crmtest.Record{
+			ID: strconv.FormatInt(r.ID, 10), OwnerID: strconv.FormatInt(r.Owner.ID, 10), CallID: r.RemoteID,
+			Phone: r.PhoneNumber, Direction: call.Direction(r.CallType), Outcome: r.Outcome,
+		}
+		if r.CallRecording != nil {
+			rec.RecordingURL = r.CallRecording.URL
+		}
+		if len(r.RelatedTo) > 0 {
+			rec.RelatedID, rec.RelatedType = strconv.FormatInt(r.RelatedTo[0].ID, 10), r.RelatedTo[0].Entity
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// person stores the number as Kylas does: national value, dial code apart.
+func person(e164 string) sandbox.KylasPerson {
+	ph := sandbox.KylasPhone{Type: "MOBILE", Value: e164, Primary: true}
+	if rest, ok := strings.CutPrefix(e164, "+91"); ok {
+		ph.Code, ph.DialCode, ph.Value = "IN", "+91", rest
+	}
+	return sandbox.KylasPerson{FirstName: "Test", LastName: e164, PhoneNumbers: []sandbox.KylasPhone{ph}}
+}
+
+func (b backend) AddContact(t *testing.T, e164 string) string {
+	return strconv.FormatInt(b.sb.AddContact(person(e164)), 10)
+}
+
+func (b backend) AddLead(t *testing.T, e164 string) string {
+	return strconv.FormatInt(b.sb.AddLead(person(e164)), 10)
+}
+
+func (b backend) Fail(t *testing.T, status int) {
+	f := sandbox.Faults{}
+	if status != 0 {
+		f = sandbox.Faults{ErrorRate: 1, Status: status}
+	}
+	require.NoError(t, b.sb.SetFaults(f))
+}

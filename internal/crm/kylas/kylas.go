@@ -1,0 +1,210 @@
+// Package kylas writes calltrack's call logs to Kylas CRM as call-log records
+// owned by the mapped Kylas user and related to the lead/contact who called.
+//
+// Attribution goes through POST /v1/call-logs/sync, the route whose body names
+// the owner (ownerId) and carries our call id (remoteId); the plain
+// POST /v1/call-logs would make every record the API key's user's.
+package kylas
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/phone"
+)
+
+// DefaultBaseURL is the Kylas API root (paths below it start with /v1).
+const DefaultBaseURL = "https://api.kylas.io"
+
+// Limiter paces requests; the writer passes the per-key limiter shared by all
+// replicas so that every HTTP request the adapter makes (searches included) is paced.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Config of one tenant's Kylas connection.
+type Config struct {
+	// BaseURL is the API root without /v1: https://api.kylas.io, or in dev
+	// http://127.0.0.1:8080/sandbox/kylas. A trailing /v1 is tolerated.
+	BaseURL     string
+	APIKey      string // sent as api-key
+	BearerToken string // optional OAuth token (marketplace apps): Authorization: Bearer
+	HTTPClient  *http.Client
+	// DefaultCountry is the calling code ("91") for numbers stored without one.
+	DefaultCountry string
+	Limiter        Limiter // optional; waited on before every request
+}
+
+// String hides the secrets so a Config can be logged.
+func (c Config) String() string {
+	return fmt.Sprintf("kylas.Config{BaseURL: %q, APIKey: %s, BearerToken: %s, DefaultCountry: %q}",
+		c.BaseURL, redact(c.APIKey), redact(c.BearerToken), c.DefaultCountry)
+}
+
+func redact(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "[redacted]"
+}
+
+// withDefaults fills the optional fields.
+func (c Config) withDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	c.BaseURL = strings.TrimSuffix(strings.TrimRight(c.BaseURL, "/"), "/v1")
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if c.DefaultCountry == "" {
+		c.DefaultCountry = phone.DefaultCountryCode
+	}
+	return c
+}
+
+// Validate names the first bad field (after defaults).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	u, err := url.Parse(c.BaseURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("kylas: BaseURL %q is not an http(s) URL", c.BaseURL)
+	case strings.TrimSpace(c.APIKey) == "":
+		return errors.New("kylas: APIKey is empty")
+	case strings.Trim(c.DefaultCountry, "+0123456789") != "":
+		return fmt.Errorf("kylas: DefaultCountry %q is not a calling code like 91", c.DefaultCountry)
+	}
+	return nil
+}
+
+// Adapter implements crm.Adapter for Kylas. It is safe for concurrent use.
+type Adapter struct {
+	cfg      Config
+	searches *searchCache
+}
+
+var _ crm.Adapter = (*Adapter)(nil)
+
+// New returns an adapter for cfg.
+func New(cfg Config) (*Adapter, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Adapter{cfg: cfg, searches: newSearchCache(2 * time.Minute)}, nil
+}
+
+// CreateCall writes the call as a call log owned by c.OwnerID via /v1/call-logs/sync
+// and returns the Kylas record id.
+func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
+	const op = "kylas: create call log"
+	body, err := a.callLog(ctx, op, c)
+	if err != nil {
+		return "", err
+	}
+	var rec struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if err := a.do(ctx, op, http.MethodPost, "/v1/call-logs/sync", body, &rec); err != nil {
+		return "", err
+	}
+	id := strings.Trim(string(rec.ID), `"`)
+	if id == "" || id == "null" {
+		// The record may exist: retrying could duplicate it, so a human should look.
+		return "", &crm.Error{Op: op, Status: http.StatusCreated, Message: "response has no record id", Permanent: true}
+	}
+	return id, nil
+}
+
+// UpdateCall replaces record recordID with the call's full body (PUT replaces the
+// whole record, so relatedTo and notes are sent again).
+func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) error {
+	const op = "kylas: update call log"
+	if _, err := strconv.ParseInt(recordID, 10, 64); err != nil {
+		return &crm.Error{Op: op, Message: fmt.Sprintf("record id %q is not a Kylas id", recordID), Permanent: true}
+	}
+	body, err := a.callLog(ctx, op, c)
+	if err != nil {
+		return err
+	}
+	return a.do(ctx, op, http.MethodPut, "/v1/call-logs/"+recordID, body, nil)
+}
+
+// do sends one JSON request and decodes a 2xx answer into out (when non-nil).
+func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return &crm.Error{Op: op, Message: "encoding request", Err: err, Permanent: true}
+	}
+	if a.cfg.Limiter != nil {
+		if err := a.cfg.Limiter.Wait(ctx); err != nil {
+			return &crm.Error{Op: op, Message: "rate limiter", Err: err}
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.cfg.BaseURL+path, bytes.NewReader(b))
+	if err != nil {
+		return &crm.Error{Op: op, Err: err, Permanent: true}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "calltrack")
+	req.Header.Set("api-key", a.cfg.APIKey)
+	if a.cfg.BearerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+a.cfg.BearerToken)
+	}
+	resp, err := a.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return &crm.Error{Op: op, Err: err} // transport error or ctx: worth retrying
+	}
+	defer resp.Body.Close()
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		code, msg := parseError(data)
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		return crm.StatusError(op, resp, code, msg)
+	}
+	if readErr != nil {
+		return &crm.Error{Op: op, Status: resp.StatusCode, Message: "reading response", Err: readErr}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			// Kylas did what we asked but answered something we cannot read; repeating
+			// the request would not change that.
+			return &crm.Error{Op: op, Status: resp.StatusCode, Message: "decoding response", Err: err, Permanent: true}
+		}
+	}
+	return nil
+}
+
+// parseError reads Kylas's {code, message, fieldErrors[{field, message}]}.
+func parseError(data []byte) (code, msg string) {
+	var e struct {
+		Code        json.RawMessage `json:"code"` // a string, sometimes a number
+		Message     string          `json:"message"`
+		FieldErrors []struct {
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"fieldErrors"`
+	}
+	if json.Unmarshal(data, &e) != nil {
+		return "", ""
+	}
+	parts := []string{e.Message}
+	for _, f := range e.FieldErrors {
+		parts = append(parts, f.Field+": "+f.Message)
+	}
+	return strings.Trim(string(e.Code), `"`), strings.TrimLeft(strings.Join(parts, "; "), "; ")
+}

@@ -1,0 +1,311 @@
+package kylas_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/crmtest"
+	"github.com/calltrack/calltrack/internal/crm/kylas"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+)
+
+const customer = "+919711636496"
+
+func TestCreateCallBody(t *testing.T) {
+	t.Parallel()
+	sb, a := setup(t, sandbox.KylasOptions{Users: []sandbox.KylasUser{{ID: 4242, FirstName: "Asha", LastName: "Rao", Active: true}}})
+	contact := sb.AddContact(person(customer))
+	c := crmtest.NewCall("uid-1", customer, "4242", call.Incoming, call.Answered)
+	c.Log.ClickToCall = true
+	c.RecordingURL = "https://ct.example/recordings/acme/uid-1?sig=s"
+
+	id, err := a.CreateCall(t.Context(), c)
+	require.NoError(t, err)
+
+	recs := sb.Records()
+	require.Len(t, recs, 1)
+	r := recs[0]
+	assert.Equal(t, fmt.Sprint(r.ID), id)
+	assert.Equal(t, sandbox.KylasIDName{ID: 4242, Name: "Asha Rao"}, r.Owner)
+	assert.Equal(t, "sync", r.Route, "attribution needs the sync route")
+	assert.Equal(t, "uid-1", r.RemoteID)
+	assert.Equal(t, "connected", r.Outcome)
+	assert.Equal(t, "incoming", r.CallType)
+	assert.Equal(t, "2026-03-14T09:26:53.000Z", r.StartTime)
+	assert.Equal(t, "2026-03-14T09:28:28.000Z", r.EndTime)
+	assert.Equal(t, 95, r.Duration)
+	assert.Equal(t, customer, r.PhoneNumber)
+	assert.Equal(t, customer, r.Originator)
+	assert.Equal(t, "+919000000001", r.Receiver)
+	assert.Equal(t, &sandbox.KylasRecording{URL: c.RecordingURL, FileName: "uid-1"}, r.CallRecording)
+	assert.Equal(t, []sandbox.KylasRelated{{ID: contact, Entity: "contact", Name: "Test " + customer, PhoneNumber: customer}}, r.RelatedTo)
+	require.Len(t, r.Notes, 1)
+	for _, want := range []string{"Incoming click-to-call call", "Agent: Asha Rao", "Department: Sales", "DID: +918000000000"} {
+		assert.Contains(t, r.Notes[0].Description, want)
+	}
+}
+
+func TestOutcomeAndParties(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		dir                    call.Direction
+		status                 call.Status
+		outcome, orig, receive string
+	}{
+		{call.Incoming, call.Answered, "connected", customer, "+919000000001"},
+		{call.Incoming, call.Missed, "missed_call", customer, "+919000000001"},
+		{call.Incoming, call.Voicemail, "missed_call", customer, "+919000000001"},
+		{call.Outgoing, call.Answered, "connected", "+919000000001", customer},
+		{call.Outgoing, call.Missed, "no_answer", "+919000000001", customer},
+		{call.Outgoing, call.Voicemail, "no_answer", "+919000000001", customer},
+	} {
+		t.Run(string(tc.dir)+"/"+string(tc.status), func(t *testing.T) {
+			t.Parallel()
+			sb, a := setup(t, sandbox.KylasOptions{})
+			_, err := a.CreateCall(t.Context(), crmtest.NewCall("c", customer, "7", tc.dir, tc.status))
+			require.NoError(t, err)
+			r := sb.Records()[0]
+			assert.Equal(t, tc.outcome, r.Outcome)
+			assert.Equal(t, string(tc.dir), r.CallType)
+			assert.Equal(t, tc.orig, r.Originator)
+			assert.Equal(t, tc.receive, r.Receiver)
+		})
+	}
+}
+
+func TestRelatedMatchesExactNumber(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		stored sandbox.KylasPhone
+		found  bool
+	}{
+		"national with dial code":    {sandbox.KylasPhone{Value: "9711636496", DialCode: "+91"}, true},
+		"whole E.164 in value":       {sandbox.KylasPhone{Value: "+91 97116 36496"}, true},
+		"trunk zero":                 {sandbox.KylasPhone{Value: "09711636496", DialCode: "+91"}, true},
+		"bare national":              {sandbox.KylasPhone{Value: "9711636496"}, true},
+		"same digits, other country": {sandbox.KylasPhone{Value: "9711636496", DialCode: "+44"}, false},
+		"longer number ending alike": {sandbox.KylasPhone{Value: "19711636496", DialCode: "+91"}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sb, a := setup(t, sandbox.KylasOptions{})
+			id := sb.AddLead(sandbox.KylasPerson{FirstName: "L", PhoneNumbers: []sandbox.KylasPhone{tc.stored}})
+			_, err := a.CreateCall(t.Context(), crmtest.NewCall("c", customer, "7", call.Incoming, call.Answered))
+			require.NoError(t, err)
+			rel := sb.Records()[0].RelatedTo
+			if tc.found {
+				require.Len(t, rel, 1)
+				assert.Equal(t, id, rel[0].ID)
+			} else {
+				assert.Empty(t, rel)
+			}
+		})
+	}
+}
+
+func TestSearchesAreCachedAcrossRetries(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.NewKylas(sandbox.KylasOptions{})
+	var failed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/call-logs/sync" && failed.CompareAndSwap(false, true) {
+			w.WriteHeader(http.StatusServiceUnavailable) // the write fails after its searches succeeded
+			return
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
+	require.NoError(t, err)
+	c := crmtest.NewCall("c", customer, "7", call.Incoming, call.Answered)
+
+	_, err = a.CreateCall(t.Context(), c)
+	require.Error(t, err)
+	assert.False(t, crm.IsPermanent(err))
+	id, err := a.CreateCall(t.Context(), c) // the retry
+	require.NoError(t, err)
+	c.RecordingURL = "https://ct.example/r"
+	require.NoError(t, a.UpdateCall(t.Context(), id, c)) // the recording, soon after
+
+	st := sb.Stats()
+	assert.Equal(t, 2, st.ByEndpoint["POST /v1/search/contact"], "national then E.164, once each")
+	assert.Equal(t, 2, st.ByEndpoint["POST /v1/search/lead"])
+	assert.Equal(t, 1, st.ByEndpoint["POST /v1/call-logs/sync"])
+	assert.Equal(t, 1, st.ByEndpoint["PUT /v1/call-logs/{id}"])
+	assert.Len(t, sb.Records(), 1)
+}
+
+func TestHeadersAndLimiter(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "k-123"})
+	var bad atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("Content-Type") != "application/json" {
+			bad.Add(1)
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	lim := &countingLimiter{}
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL + "/v1/", APIKey: "k-123", BearerToken: "tok", Limiter: lim})
+	require.NoError(t, err)
+
+	_, err = a.CreateCall(t.Context(), crmtest.NewCall("c", customer, "7", call.Incoming, call.Answered))
+	require.NoError(t, err)
+	assert.Zero(t, bad.Load())
+	assert.Equal(t, int64(sb.Stats().Requests), lim.n.Load(), "every request waits on the limiter")
+
+	lim.err = context.DeadlineExceeded
+	_, err = a.CreateCall(t.Context(), crmtest.NewCall("d", "+919822334455", "7", call.Incoming, call.Answered))
+	require.Error(t, err)
+	assert.False(t, crm.IsPermanent(err))
+}
+
+type countingLimiter struct {
+	n   atomic.Int64
+	err error
+}
+
+func (l *countingLimiter) Wait(context.Context) error { l.n.Add(1); return l.err }
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := crmtest.NewCall("c", customer, "7", call.Incoming, call.Answered)
+
+	t.Run("bad key is permanent and not echoed", func(t *testing.T) {
+		t.Parallel()
+		sb := sandbox.NewKylas(sandbox.KylasOptions{})
+		srv := httptest.NewServer(sb)
+		t.Cleanup(srv.Close)
+		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "wrong-secret"})
+		require.NoError(t, err)
+		_, err = a.CreateCall(ctx, c)
+		require.Error(t, err)
+		assert.True(t, crm.IsPermanent(err))
+		assert.Equal(t, http.StatusUnauthorized, crm.HTTPStatus(err))
+		assert.NotContains(t, err.Error(), "wrong-secret")
+		assert.Empty(t, sb.Records())
+	})
+
+	t.Run("validation 400 with field errors is permanent", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/call-logs/sync" {
+				w.Write([]byte(`{"content":[]}`))
+				return
+			}
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"code":"01601002","message":"Invalid call log","fieldErrors":[{"field":"outcome","message":"is invalid"}]}`))
+		}))
+		t.Cleanup(srv.Close)
+		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "k"})
+		require.NoError(t, err)
+		_, err = a.CreateCall(ctx, c)
+		var ce *crm.Error
+		require.ErrorAs(t, err, &ce)
+		assert.True(t, ce.Permanent)
+		assert.Equal(t, "01601002", ce.Code)
+		assert.Equal(t, "Invalid call log; outcome: is invalid", ce.Message)
+	})
+
+	t.Run("429 is transient with retry-after", func(t *testing.T) {
+		t.Parallel()
+		sb, a := setup(t, sandbox.KylasOptions{})
+		require.NoError(t, sb.SetFaults(sandbox.Faults{ErrorRate: 1, Status: 429}))
+		_, err := a.CreateCall(ctx, c)
+		require.Error(t, err)
+		assert.False(t, crm.IsPermanent(err))
+		assert.Equal(t, time.Second, crm.RetryAfter(err))
+	})
+
+	t.Run("sandbox rate limit is transient with retry-after", func(t *testing.T) {
+		t.Parallel()
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		sb, a := setup(t, sandbox.KylasOptions{RateLimit: 3, Now: func() time.Time { return now }})
+		_, err := a.CreateCall(ctx, c) // 4 searches + 1 write in one frozen second
+		require.Error(t, err)
+		assert.Equal(t, http.StatusTooManyRequests, crm.HTTPStatus(err))
+		assert.Equal(t, time.Second, crm.RetryAfter(err))
+		assert.Empty(t, sb.Records())
+	})
+
+	t.Run("bad owner and record ids are permanent without a request", func(t *testing.T) {
+		t.Parallel()
+		sb, a := setup(t, sandbox.KylasOptions{})
+		bad := c
+		bad.OwnerID = "usr_abc"
+		_, err := a.CreateCall(ctx, bad)
+		assert.True(t, crm.IsPermanent(err), "%v", err)
+		bad = c
+		bad.OwnerID = ""
+		_, err = a.CreateCall(ctx, bad)
+		assert.True(t, crm.IsPermanent(err), "%v", err)
+		assert.True(t, crm.IsPermanent(a.UpdateCall(ctx, "abc", c)))
+		bad = c
+		bad.Log.Direction = "sideways"
+		_, err = a.CreateCall(ctx, bad)
+		assert.True(t, crm.IsPermanent(err), "%v", err)
+		assert.Zero(t, sb.Stats().Requests)
+	})
+
+	t.Run("unknown record on update is permanent", func(t *testing.T) {
+		t.Parallel()
+		_, a := setup(t, sandbox.KylasOptions{})
+		err := a.UpdateCall(ctx, "999999", c)
+		assert.True(t, crm.IsPermanent(err))
+		assert.Equal(t, http.StatusNotFound, crm.HTTPStatus(err))
+	})
+
+	t.Run("transport error is transient", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.NotFoundHandler())
+		srv.Close()
+		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "k"})
+		require.NoError(t, err)
+		_, err = a.CreateCall(ctx, c)
+		require.Error(t, err)
+		assert.False(t, crm.IsPermanent(err))
+		assert.Zero(t, crm.HTTPStatus(err))
+	})
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		cfg     kylas.Config
+		wantErr string
+	}{
+		"defaults":      {kylas.Config{APIKey: "k"}, ""},
+		"no key":        {kylas.Config{}, "APIKey"},
+		"relative url":  {kylas.Config{APIKey: "k", BaseURL: "api.kylas.io"}, "BaseURL"},
+		"bad country":   {kylas.Config{APIKey: "k", DefaultCountry: "IN"}, "DefaultCountry"},
+		"dev sandbox":   {kylas.Config{APIKey: "k", BaseURL: "http://127.0.0.1:8080/sandbox/kylas"}, ""},
+		"plus country":  {kylas.Config{APIKey: "k", DefaultCountry: "+91"}, ""},
+		"ftp is no api": {kylas.Config{APIKey: "k", BaseURL: "ftp://x"}, "BaseURL"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.Validate()
+			if tc.wantErr == "" {
+				assert.NoError(t, err)
+				_, err = kylas.New(tc.cfg)
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+	s := fmt.Sprint(kylas.Config{APIKey: "secret-key", BearerToken: "secret-tok"})
+	assert.NotContains(t, s, "secret")
+}

@@ -1,0 +1,829 @@
+package sandbox
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// KylasOptions configure a Kylas sandbox. The zero value is usable.
+type KylasOptions struct {
+	APIKey    string           // the api-key header API calls must carry; default "demo-crm-key"
+	KeyUserID int64            // the key's user: owner of records made by POST /v1/call-logs; default 1
+	RateLimit int              // adapter calls accepted per wall-clock second; 0 = unlimited
+	Now       func() time.Time // clock for timestamps and the rate-limit window; default time.Now
+	Seed      uint64           // seed of the fault dice; 0 = random
+
+	// Seed data, restored by Reset.
+	Users    []KylasUser
+	Leads    []KylasPerson
+	Contacts []KylasPerson
+}
+
+// KylasUser is a Kylas user as GET /v1/users/{id} returns it.
+type KylasUser struct {
+	ID        int64  `json:"id"`
+	FirstName string `json:"firstName"`
+	LastName  string `json:"lastName"`
+	Email     string `json:"email"`
+	Active    bool   `json:"active"`
+}
+
+// Name is the user's display name.
+func (u KylasUser) Name() string { return strings.TrimSpace(u.FirstName + " " + u.LastName) }
+
+// KylasPhone is one entry of a lead's or contact's phoneNumbers. Kylas keeps the
+// national number in Value and the country prefix in DialCode ("+91").
+type KylasPhone struct {
+	Type     string `json:"type,omitempty"` // MOBILE, WORK, ...
+	Code     string `json:"code,omitempty"` // ISO country, "IN"
+	Value    string `json:"value"`
+	DialCode string `json:"dialCode,omitempty"`
+	Primary  bool   `json:"primary"`
+}
+
+// KylasPerson is a lead or a contact, reduced to what phone search needs.
+type KylasPerson struct {
+	ID           int64        `json:"id"`
+	FirstName    string       `json:"firstName,omitempty"`
+	LastName     string       `json:"lastName,omitempty"`
+	PhoneNumbers []KylasPhone `json:"phoneNumbers"`
+}
+
+func (p KylasPerson) name() string { return strings.TrimSpace(p.FirstName + " " + p.LastName) }
+
+// KylasIDName is Kylas's {id, name} reference (a record's owner, a lookup hit).
+type KylasIDName struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// KylasRecording is a call log's callRecording.
+type KylasRecording struct {
+	URL      string `json:"url"`
+	FileName string `json:"fileName,omitempty"`
+}
+
+// KylasRelated is one entity a call log is related to.
+type KylasRelated struct {
+	ID          int64  `json:"id"`
+	Entity      string `json:"entity"` // lead, contact, deal
+	Name        string `json:"name,omitempty"`
+	PhoneNumber string `json:"phoneNumber,omitempty"`
+}
+
+// KylasNote is one of a call log's notes.
+type KylasNote struct {
+	Description string `json:"description"`
+}
+
+// KylasCallLog is a stored call log, as the listing returns it.
+type KylasCallLog struct {
+	ID            int64           `json:"id"`
+	Owner         KylasIDName     `json:"owner"`
+	RemoteID      string          `json:"remoteId,omitempty"`
+	CallType      string          `json:"callType"`
+	Outcome       string          `json:"outcome"`
+	PhoneNumber   string          `json:"phoneNumber,omitempty"`
+	Originator    string          `json:"originator,omitempty"`
+	Receiver      string          `json:"receiver,omitempty"`
+	Duration      int             `json:"duration"`
+	PickDuration  int             `json:"pickDuration,omitempty"`
+	StartTime     string          `json:"startTime,omitempty"` // UTC, 2006-01-02T15:04:05.000Z
+	EndTime       string          `json:"endTime,omitempty"`
+	DeviceID      string          `json:"deviceId,omitempty"`
+	CallRecording *KylasRecording `json:"callRecording,omitempty"`
+	RelatedTo     []KylasRelated  `json:"relatedTo"`
+	Notes         []KylasNote     `json:"notes"`
+	CreatedAt     time.Time       `json:"createdAt"`
+	UpdatedAt     time.Time       `json:"updatedAt"`
+	Route         string          `json:"-"` // sandbox only: "sync" or "create", the route that made it
+}
+
+func (c KylasCallLog) clone() KylasCallLog {
+	if c.CallRecording != nil {
+		r := *c.CallRecording
+		c.CallRecording = &r
+	}
+	c.RelatedTo = slices.Clone(c.RelatedTo)
+	c.Notes = slices.Clone(c.Notes)
+	return c
+}
+
+// kylasTime is how Kylas writes timestamps (UTC, milliseconds).
+const kylasTime = "2006-01-02T15:04:05.000Z"
+
+// Kylas is an in-memory Kylas API. It serves paths without the /sandbox/kylas
+// prefix (dev mounts it with http.StripPrefix; tests use httptest.NewServer(k)).
+type Kylas struct {
+	opts KylasOptions
+	gate *gate
+	mux  *http.ServeMux
+
+	mu         sync.Mutex
+	records    []*KylasCallLog // in id order
+	nextID     int64
+	nextEntity int64
+	byRemote   map[string]int
+	duplicates int
+	users      map[int64]KylasUser
+	leads      map[int64]KylasPerson
+	contacts   map[int64]KylasPerson
+}
+
+// NewKylas returns a Kylas sandbox with opts' seed data.
+func NewKylas(opts KylasOptions) *Kylas {
+	if opts.APIKey == "" {
+		opts.APIKey = "demo-crm-key"
+	}
+	if opts.KeyUserID == 0 {
+		opts.KeyUserID = 1
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	k := &Kylas{opts: opts, gate: newGate(opts.Now, opts.RateLimit, opts.Seed), mux: http.NewServeMux()}
+	k.resetData()
+
+	// Adapter calls: counted, rate-limited, faulted.
+	k.mux.HandleFunc("POST /v1/call-logs/sync", k.adapterCall(k.syncCallLog))
+	k.mux.HandleFunc("POST /v1/call-logs", k.adapterCall(k.createCallLog))
+	k.mux.HandleFunc("PUT /v1/call-logs/{id}", k.adapterCall(k.updateCallLog))
+	k.mux.HandleFunc("POST /v1/search/lead", k.adapterCall(k.search("lead")))
+	k.mux.HandleFunc("POST /v1/search/contact", k.adapterCall(k.search("contact")))
+	// Reads: authenticated, never faulted or counted.
+	k.mux.HandleFunc("GET /v1/call-logs", k.api(k.listCallLogs))
+	k.mux.HandleFunc("GET /v1/call-logs/{id}", k.api(k.getCallLog))
+	k.mux.HandleFunc("GET /v1/users", k.api(k.listUsers))
+	k.mux.HandleFunc("GET /v1/users/lookup", k.api(k.lookupUsers))
+	k.mux.HandleFunc("GET /v1/users/{id}", k.api(k.getUser))
+	// Control: no auth.
+	k.mux.HandleFunc("PUT /users/{id}", k.putUser)
+	k.mux.HandleFunc("DELETE /users/{id}", k.deleteUser)
+	k.mux.HandleFunc("PUT /leads/{id}", k.putPerson("lead"))
+	k.mux.HandleFunc("PUT /contacts/{id}", k.putPerson("contact"))
+	k.mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, k.gate.getFaults()) })
+	k.mux.HandleFunc("PUT /faults", k.putFaults)
+	k.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, k.Stats()) })
+	k.mux.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) { k.Reset(); w.WriteHeader(http.StatusNoContent) })
+	return k
+}
+
+func (k *Kylas) ServeHTTP(w http.ResponseWriter, r *http.Request) { k.mux.ServeHTTP(w, r) }
+
+// Records returns a snapshot of every stored call log, in id order.
+func (k *Kylas) Records() []KylasCallLog {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]KylasCallLog, len(k.records))
+	for i, r := range k.records {
+		out[i] = r.clone()
+	}
+	return out
+}
+
+// Stats returns the adapter-call counters.
+func (k *Kylas) Stats() Stats {
+	k.mu.Lock()
+	d := k.duplicates
+	k.mu.Unlock()
+	return k.gate.snapshot(d)
+}
+
+// SetFaults replaces the faults; the zero Faults clears them.
+func (k *Kylas) SetFaults(f Faults) error { return k.gate.setFaults(f) }
+
+// Faults returns the faults in force.
+func (k *Kylas) Faults() Faults { return k.gate.getFaults() }
+
+// Reset drops records, stats and faults and restores the seed data.
+func (k *Kylas) Reset() {
+	k.gate.reset()
+	k.resetData()
+}
+
+// AddLead stores (or replaces) a lead and returns its id (assigned when p.ID is 0).
+func (k *Kylas) AddLead(p KylasPerson) int64 { return k.addPerson("lead", p) }
+
+// AddContact stores (or replaces) a contact and returns its id (assigned when p.ID is 0).
+func (k *Kylas) AddContact(p KylasPerson) int64 { return k.addPerson("contact", p) }
+
+// AddUser stores (or replaces) a user.
+func (k *Kylas) AddUser(u KylasUser) {
+	k.mu.Lock()
+	k.users[u.ID] = u
+	k.mu.Unlock()
+}
+
+// RemoveUser deletes a user; it reports whether there was one.
+func (k *Kylas) RemoveUser(id int64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.users[id]
+	delete(k.users, id)
+	return ok
+}
+
+func (k *Kylas) resetData() {
+	k.mu.Lock()
+	k.records, k.nextID, k.nextEntity = nil, 1000, 100
+	k.byRemote, k.duplicates = map[string]int{}, 0
+	k.users = map[int64]KylasUser{}
+	k.leads, k.contacts = map[int64]KylasPerson{}, map[int64]KylasPerson{}
+	for _, u := range k.opts.Users {
+		k.users[u.ID] = u
+	}
+	k.mu.Unlock()
+	for _, p := range k.opts.Leads {
+		k.AddLead(p)
+	}
+	for _, p := range k.opts.Contacts {
+		k.AddContact(p)
+	}
+}
+
+func (k *Kylas) addPerson(entity string, p KylasPerson) int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if p.ID == 0 {
+		k.nextEntity++
+		p.ID = k.nextEntity
+	}
+	k.nextEntity = max(k.nextEntity, p.ID) // leads and contacts share one id space: no ambiguous ids in tests
+	p.PhoneNumbers = slices.Clone(p.PhoneNumbers)
+	k.people(entity)[p.ID] = p
+	return p.ID
+}
+
+// people returns the lead or contact table; callers hold k.mu.
+func (k *Kylas) people(entity string) map[int64]KylasPerson {
+	if entity == "lead" {
+		return k.leads
+	}
+	return k.contacts
+}
+
+// --- middleware ---
+
+type kylasFieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+type kylasError struct {
+	Code        string            `json:"code"`
+	Message     string            `json:"message"`
+	FieldErrors []kylasFieldError `json:"fieldErrors,omitempty"`
+}
+
+func kylasFail(w http.ResponseWriter, status int, code, msg string, fe ...kylasFieldError) {
+	writeJSON(w, status, kylasError{Code: code, Message: msg, FieldErrors: fe})
+}
+
+func (k *Kylas) authorized(r *http.Request) bool { return r.Header.Get("api-key") == k.opts.APIKey }
+
+// api guards a read endpoint: auth only.
+func (k *Kylas) api(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !k.authorized(r) {
+			k.gate.reject()
+			kylasFail(w, http.StatusUnauthorized, "unauthorized", "missing or invalid api-key")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// adapterCall guards an endpoint adapters call: counted, authenticated,
+// rate-limited, delayed and faulted, in that order.
+func (k *Kylas) adapterCall(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k.gate.count(r.Pattern) // patterns are spelled as the real API: "PUT /v1/call-logs/{id}"
+		if !k.authorized(r) {
+			k.gate.reject()
+			kylasFail(w, http.StatusUnauthorized, "unauthorized", "missing or invalid api-key")
+			return
+		}
+		v := k.gate.admit()
+		k.gate.setHeaders(w.Header(), v)
+		if v.rateLimit {
+			kylasFail(w, v.status, "rate_limit_exceeded", fmt.Sprintf("more than %d requests per second", k.opts.RateLimit))
+			return
+		}
+		sleep(r.Context(), v.latency)
+		if v.status != 0 {
+			kylasFail(w, v.status, fmt.Sprintf("sandbox_fault_%d", v.status), "injected fault: "+http.StatusText(v.status))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// --- call logs ---
+
+var (
+	kylasOutcomes  = []string{"connected", "rejected", "busy", "no_answer", "missed_call", "in_progress"}
+	kylasCallTypes = []string{"incoming", "outgoing"}
+	kylasEntities  = []string{"lead", "contact", "deal"}
+)
+
+// kylasCallLogBody is a create/sync/update body; loosely typed fields are
+// checked by hand so a bad value becomes a fieldError, as the real API answers.
+type kylasCallLogBody struct {
+	OwnerID       json.RawMessage `json:"ownerId"`
+	RemoteID      string          `json:"remoteId"`
+	Outcome       string          `json:"outcome"`
+	CallType      string          `json:"callType"`
+	StartTime     string          `json:"startTime"`
+	EndTime       string          `json:"endTime"`
+	Duration      *float64        `json:"duration"`
+	PickDuration  *float64        `json:"pickDuration"`
+	PhoneNumber   string          `json:"phoneNumber"`
+	Originator    string          `json:"originator"`
+	Receiver      string          `json:"receiver"`
+	DeviceID      string          `json:"deviceId"`
+	CallRecording json.RawMessage `json:"callRecording"` // URL string or {url, fileName}
+	RelatedTo     json.RawMessage `json:"relatedTo"`     // object or array
+	Notes         []KylasNote     `json:"notes"`
+}
+
+// parseCallLog decodes and validates a body into a record (without id/owner).
+// ownerRequired: the sync route must name the owner. It answers the error itself
+// and returns ok=false.
+func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, ownerRequired bool) (rec KylasCallLog, owner int64, ok bool) {
+	var b kylasCallLogBody
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&b); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			kylasFail(w, http.StatusBadRequest, "invalid_request", "invalid value", kylasFieldError{te.Field, "invalid type " + te.Value})
+		} else {
+			kylasFail(w, http.StatusBadRequest, "invalid_request", "malformed JSON body")
+		}
+		return rec, 0, false
+	}
+	var fe []kylasFieldError
+	bad := func(field, msg string) { fe = append(fe, kylasFieldError{field, msg}) }
+
+	switch raw := strings.TrimSpace(string(b.OwnerID)); {
+	case raw == "" || raw == "null":
+		if ownerRequired {
+			bad("ownerId", "must not be null")
+		}
+	default:
+		id, err := strconv.ParseInt(raw, 10, 64) // a JSON integer; strings and fractions are refused
+		if err != nil || id <= 0 {
+			bad("ownerId", "must be a positive number")
+		}
+		owner = id
+	}
+	if !slices.Contains(kylasOutcomes, b.Outcome) {
+		bad("outcome", "must be one of "+strings.Join(kylasOutcomes, ", "))
+	}
+	if !slices.Contains(kylasCallTypes, b.CallType) {
+		bad("callType", "must be one of "+strings.Join(kylasCallTypes, ", "))
+	}
+	rec = KylasCallLog{
+		RemoteID: b.RemoteID, Outcome: b.Outcome, CallType: b.CallType, PhoneNumber: b.PhoneNumber,
+		Originator: b.Originator, Receiver: b.Receiver, DeviceID: b.DeviceID, Notes: b.Notes,
+	}
+	for _, t := range []struct {
+		field, in string
+		out       *string
+	}{{"startTime", b.StartTime, &rec.StartTime}, {"endTime", b.EndTime, &rec.EndTime}} {
+		if t.in == "" {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, t.in)
+		if err != nil {
+			bad(t.field, "must be an ISO-8601 date-time")
+			continue
+		}
+		*t.out = ts.UTC().Format(kylasTime)
+	}
+	for _, n := range []struct {
+		field string
+		in    *float64
+		out   *int
+	}{{"duration", b.Duration, &rec.Duration}, {"pickDuration", b.PickDuration, &rec.PickDuration}} {
+		if n.in == nil {
+			continue
+		}
+		if *n.in < 0 || *n.in != float64(int(*n.in)) {
+			bad(n.field, "must be a non-negative whole number of seconds")
+			continue
+		}
+		*n.out = int(*n.in)
+	}
+	if rr := strings.TrimSpace(string(b.CallRecording)); rr != "" && rr != "null" {
+		var cr KylasRecording
+		if strings.HasPrefix(rr, `"`) {
+			_ = json.Unmarshal(b.CallRecording, &cr.URL)
+		} else if err := json.Unmarshal(b.CallRecording, &cr); err != nil {
+			bad("callRecording", "must be a URL or {url, fileName}")
+		}
+		if cr.URL == "" {
+			bad("callRecording.url", "must not be empty")
+		} else {
+			rec.CallRecording = &cr
+		}
+	}
+	if rt := strings.TrimSpace(string(b.RelatedTo)); rt != "" && rt != "null" {
+		var list []KylasRelated
+		var err error
+		if strings.HasPrefix(rt, "[") {
+			err = json.Unmarshal(b.RelatedTo, &list)
+		} else {
+			list = make([]KylasRelated, 1)
+			err = json.Unmarshal(b.RelatedTo, &list[0])
+		}
+		if err != nil {
+			bad("relatedTo", "must be {id, entity} or a list of them")
+		}
+		for _, e := range list {
+			if e.ID <= 0 || !slices.Contains(kylasEntities, e.Entity) {
+				bad("relatedTo", "needs a positive id and entity lead, contact or deal")
+				break
+			}
+		}
+		rec.RelatedTo = list
+	}
+	if len(fe) > 0 {
+		kylasFail(w, http.StatusBadRequest, "invalid_request", "validation failed", fe...)
+		return rec, 0, false
+	}
+	if rec.RelatedTo == nil {
+		rec.RelatedTo = []KylasRelated{}
+	}
+	if rec.Notes == nil {
+		rec.Notes = []KylasNote{}
+	}
+	return rec, owner, true
+}
+
+// ownerRef names an owner; the sandbox accepts owners it has no user for.
+// Callers hold k.mu.
+func (k *Kylas) ownerRef(id int64) KylasIDName {
+	if u, ok := k.users[id]; ok {
+		return KylasIDName{ID: id, Name: u.Name()}
+	}
+	return KylasIDName{ID: id, Name: fmt.Sprintf("User %d", id)}
+}
+
+// store adds a record. A remoteId already stored still gets a new record (the
+// real API's dedupe is unknown; we must not rely on one) but is counted.
+func (k *Kylas) store(rec KylasCallLog, owner int64, route string) KylasCallLog {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.nextID++
+	now := k.opts.Now().UTC()
+	rec.ID, rec.Owner, rec.Route, rec.CreatedAt, rec.UpdatedAt = k.nextID, k.ownerRef(owner), route, now, now
+	if rec.RemoteID != "" {
+		if k.byRemote[rec.RemoteID] > 0 {
+			k.duplicates++
+		}
+		k.byRemote[rec.RemoteID]++
+	}
+	k.records = append(k.records, &rec)
+	return rec.clone()
+}
+
+func (k *Kylas) syncCallLog(w http.ResponseWriter, r *http.Request) {
+	rec, owner, ok := k.parseCallLog(w, r, true)
+	if ok {
+		writeJSON(w, http.StatusCreated, k.store(rec, owner, "sync"))
+	}
+}
+
+// createCallLog is the plain create: it has no owner field, the key's user owns it.
+func (k *Kylas) createCallLog(w http.ResponseWriter, r *http.Request) {
+	rec, _, ok := k.parseCallLog(w, r, false)
+	if ok {
+		writeJSON(w, http.StatusCreated, k.store(rec, k.opts.KeyUserID, "create"))
+	}
+}
+
+// updateCallLog replaces a record, keeping its id, owner (unless ownerId is
+// given), route and creation time.
+func (k *Kylas) updateCallLog(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if k.find(id) == nil {
+		kylasFail(w, http.StatusNotFound, "not_found", "call log not found")
+		return
+	}
+	rec, owner, ok := k.parseCallLog(w, r, false)
+	if !ok {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	i := slices.IndexFunc(k.records, func(c *KylasCallLog) bool { return c.ID == id })
+	if i < 0 { // reset in between
+		kylasFail(w, http.StatusNotFound, "not_found", "call log not found")
+		return
+	}
+	old := k.records[i]
+	rec.ID, rec.Owner, rec.Route, rec.CreatedAt, rec.UpdatedAt = old.ID, old.Owner, old.Route, old.CreatedAt, k.opts.Now().UTC()
+	if owner != 0 {
+		rec.Owner = k.ownerRef(owner)
+	}
+	k.records[i] = &rec
+	writeJSON(w, http.StatusOK, rec.clone())
+}
+
+func (k *Kylas) find(id int64) *KylasCallLog {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, c := range k.records {
+		if c.ID == id {
+			c := c.clone()
+			return &c
+		}
+	}
+	return nil
+}
+
+func (k *Kylas) getCallLog(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if c := k.find(id); c != nil {
+		writeJSON(w, http.StatusOK, c)
+		return
+	}
+	kylasFail(w, http.StatusNotFound, "not_found", "call log not found")
+}
+
+// page is Kylas's paged listing shape.
+type page[T any] struct {
+	Content       []T `json:"content"`
+	TotalElements int `json:"totalElements"`
+	TotalPages    int `json:"totalPages"`
+	Page          int `json:"page"`
+	Size          int `json:"size"`
+}
+
+// paginate cuts all into the page asked for; first is the number of the first
+// page (call logs count from 1, search from 0).
+func paginate[T any](all []T, r *http.Request, first, defSize, maxSize int) (page[T], error) {
+	q := r.URL.Query()
+	p, size := first, defSize
+	var err error
+	if s := q.Get("page"); s != "" {
+		if p, err = strconv.Atoi(s); err != nil || p < first {
+			return page[T]{}, fmt.Errorf("page must be a number >= %d", first)
+		}
+	}
+	if s := q.Get("size"); s != "" {
+		if size, err = strconv.Atoi(s); err != nil || size < 1 || size > maxSize {
+			return page[T]{}, fmt.Errorf("size must be 1..%d", maxSize)
+		}
+	}
+	from := min((p-first)*size, len(all))
+	to := min(from+size, len(all))
+	return page[T]{
+		Content: append([]T{}, all[from:to]...), TotalElements: len(all),
+		TotalPages: (len(all) + size - 1) / size, Page: p, Size: size,
+	}, nil
+}
+
+// listCallLogs is the real API's listing (page from 1, size <= 100 there; the
+// sandbox allows up to 1000 for inspection).
+func (k *Kylas) listCallLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	relID, relType := q.Get("relatedToId"), q.Get("relatedToType")
+	var all []KylasCallLog
+	for _, c := range k.Records() {
+		if relID == "" || slices.ContainsFunc(c.RelatedTo, func(e KylasRelated) bool {
+			return strconv.FormatInt(e.ID, 10) == relID && (relType == "" || strings.EqualFold(e.Entity, relType))
+		}) {
+			all = append(all, c)
+		}
+	}
+	pg, err := paginate(all, r, 1, 100, 1000)
+	if err != nil {
+		kylasFail(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, pg)
+}
+
+// --- search ---
+
+type kylasSearchBody struct {
+	Fields   []string `json:"fields"`
+	JSONRule *struct {
+		Condition string `json:"condition"`
+		Rules     []struct {
+			ID       string          `json:"id"`
+			Field    string          `json:"field"`
+			Operator string          `json:"operator"`
+			Value    json.RawMessage `json:"value"`
+		} `json:"rules"`
+	} `json:"jsonRule"`
+}
+
+// search serves POST /v1/search/{lead|contact}. Only the free-text multi_field
+// rule is supported (an unsupported rule is a 400, so a mistake shows); no rule
+// lists everything. Pages count from 0, as in Kylas's search.
+func (k *Kylas) search(entity string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var b kylasSearchBody
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&b); err != nil && !errors.Is(err, io.EOF) {
+			kylasFail(w, http.StatusBadRequest, "invalid_request", "malformed JSON body")
+			return
+		}
+		var terms []string
+		if b.JSONRule != nil {
+			for _, rule := range b.JSONRule.Rules {
+				var v string
+				if rule.Operator != "multi_field" || json.Unmarshal(rule.Value, &v) != nil {
+					kylasFail(w, http.StatusBadRequest, "invalid_request", "sandbox search supports only multi_field rules with a text value",
+						kylasFieldError{"jsonRule.rules", "unsupported rule " + rule.ID})
+					return
+				}
+				terms = append(terms, v)
+			}
+		}
+		k.mu.Lock()
+		var hits []KylasPerson
+		for _, p := range k.people(entity) {
+			if !slices.ContainsFunc(terms, func(t string) bool { return !personMatches(p, t) }) {
+				p.PhoneNumbers = slices.Clone(p.PhoneNumbers)
+				hits = append(hits, p)
+			}
+		}
+		k.mu.Unlock()
+		slices.SortFunc(hits, func(a, b KylasPerson) int { return cmp.Compare(a.ID, b.ID) })
+		pg, err := paginate(hits, r, 0, 10, 1000)
+		if err != nil {
+			kylasFail(w, http.StatusBadRequest, "invalid_request", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, pg)
+	}
+}
+
+// personMatches is the sandbox's free-text match: a phone-looking term matches
+// when its digits end one of the person's numbers (national or with dial code),
+// e.g. "9711636496" and "+919711636496" both match +91 9711636496; any other
+// term matches a name, case-insensitively.
+func personMatches(p KylasPerson, term string) bool {
+	term = strings.TrimSpace(term)
+	if term == "" {
+		return true
+	}
+	if d := digits(term); d != "" && strings.Trim(term, "+-() .0123456789") == "" {
+		for _, ph := range p.PhoneNumbers {
+			v := digits(ph.Value)
+			full := v
+			if !strings.HasPrefix(strings.TrimSpace(ph.Value), "+") {
+				full = digits(ph.DialCode) + strings.TrimLeft(v, "0")
+			}
+			if v != "" && (strings.HasSuffix(full, d) || strings.HasSuffix(v, d)) {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.Contains(strings.ToLower(p.name()), strings.ToLower(term))
+}
+
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// --- users ---
+
+func (k *Kylas) sortedUsers() []KylasUser {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]KylasUser, 0, len(k.users))
+	for _, u := range k.users {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b KylasUser) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (k *Kylas) getUser(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	k.mu.Lock()
+	u, ok := k.users[id]
+	k.mu.Unlock()
+	if !ok {
+		kylasFail(w, http.StatusNotFound, "not_found", "user not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+// lookupUsers serves GET /v1/users/lookup?q=name:<text>: id and name only.
+func (k *Kylas) lookupUsers(w http.ResponseWriter, r *http.Request) {
+	text := strings.ToLower(strings.TrimPrefix(r.URL.Query().Get("q"), "name:"))
+	out := []KylasIDName{}
+	for _, u := range k.sortedUsers() {
+		if strings.Contains(strings.ToLower(u.Name()), text) {
+			out = append(out, KylasIDName{ID: u.ID, Name: u.Name()})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"content": out})
+}
+
+// listUsers serves GET /v1/users?page=&size= (page from 1). It is a sandbox
+// convenience for user sync: the documented Kylas listing is only the lookup
+// (id + name), so a sync against real Kylas may need lookup + GET /v1/users/{id}.
+func (k *Kylas) listUsers(w http.ResponseWriter, r *http.Request) {
+	pg, err := paginate(k.sortedUsers(), r, 1, 100, 1000)
+	if err != nil {
+		kylasFail(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, pg)
+}
+
+// --- control ---
+
+func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		kylasFail(w, http.StatusBadRequest, "invalid_request", "id must be a positive number")
+		return 0, false
+	}
+	return id, true
+}
+
+// putUser upserts a user: {"firstName","lastName","email","active"} (active
+// defaults to true).
+func (k *Kylas) putUser(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var b struct {
+		FirstName string `json:"firstName"`
+		LastName  string `json:"lastName"`
+		Email     string `json:"email"`
+		Active    *bool  `json:"active"`
+	}
+	if err := decodeStrict(r, &b); err != nil {
+		kylasFail(w, http.StatusBadRequest, "invalid_request", "bad user body: "+err.Error())
+		return
+	}
+	u := KylasUser{ID: id, FirstName: b.FirstName, LastName: b.LastName, Email: b.Email, Active: b.Active == nil || *b.Active}
+	k.AddUser(u)
+	writeJSON(w, http.StatusOK, u)
+}
+
+func (k *Kylas) deleteUser(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	if !k.RemoveUser(id) {
+		kylasFail(w, http.StatusNotFound, "not_found", "user not found")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// putPerson upserts a lead or contact: {"firstName","lastName","phoneNumbers":[{"value":"+91..."}]}.
+func (k *Kylas) putPerson(entity string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		var p KylasPerson
+		if err := decodeStrict(r, &p); err != nil {
+			kylasFail(w, http.StatusBadRequest, "invalid_request", "bad "+entity+" body: "+err.Error())
+			return
+		}
+		p.ID = id
+		k.addPerson(entity, p)
+		writeJSON(w, http.StatusOK, p)
+	}
+}
+
+func (k *Kylas) putFaults(w http.ResponseWriter, r *http.Request) {
+	var f Faults
+	err := decodeStrict(r, &f)
+	if err == nil {
+		err = k.SetFaults(f)
+	}
+	if err != nil {
+		kylasFail(w, http.StatusBadRequest, "invalid_request", "bad faults: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, f)
+}

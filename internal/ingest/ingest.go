@@ -1,0 +1,326 @@
+// Package ingest receives MyOperator webhooks: it authenticates the tenant, parses and
+// normalises the payload, resolves the owner from the mapping cache, and publishes the
+// call's events to Kafka — answering 2xx only once Kafka acknowledged them. It never
+// calls a CRM.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/myoperator"
+	"github.com/calltrack/calltrack/internal/phone"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/web"
+)
+
+// Publisher is what ingest needs of Kafka.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// DedupeTTL is how long a delivered webhook is recognised when it comes again
+// (MyOperator v1 retries within minutes; v2 for up to 24 h).
+const DedupeTTL = 48 * time.Hour
+
+// Handler serves the webhook endpoints.
+type Handler struct {
+	Tenants   *tenant.Registry
+	Mappings  *mapping.Store
+	Publisher Publisher
+	Topics    kafkabus.Topics
+	Dedupe    *idempotency.Store
+	Trace     *trace.Store
+	Metrics   *metrics.Metrics
+	Log       zerolog.Logger
+	Now       func() time.Time
+}
+
+// Register mounts the webhook routes.
+func (h *Handler) Register(e *echo.Echo) {
+	for _, kind := range []string{"incall", "aftercall"} {
+		kind := kind
+		fn := func(c echo.Context) error { return h.webhook(c, kind) }
+		e.POST("/webhooks/myoperator/:tenant/"+kind, fn)
+		e.GET("/webhooks/myoperator/:tenant/"+kind, fn) // legacy GET delivery
+	}
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Authenticate finds the tenant of a webhook request from its secret: ?token=,
+// X-Calltrack-Token, or the HTTP Basic password.
+func (h *Handler) Authenticate(c echo.Context) (*tenant.Tenant, error) {
+	secret := c.QueryParam("token")
+	if secret == "" {
+		secret = c.Request().Header.Get("X-Calltrack-Token")
+	}
+	if secret == "" {
+		if _, pw, ok := c.Request().BasicAuth(); ok {
+			secret = pw
+		}
+	}
+	t, err := h.Tenants.Authenticate(c.Param("tenant"), secret)
+	if err != nil {
+		return nil, web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
+	}
+	return t, nil
+}
+
+func (h *Handler) webhook(c echo.Context, kind string) (err error) {
+	start := time.Now()
+	tenantID := c.Param("tenant")
+	outcome := "error"
+	defer func() {
+		h.Metrics.Webhooks.WithLabelValues(tenantLabel(h.Tenants, tenantID), kind, outcome).Inc()
+		h.Metrics.WebhookLatency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	}()
+	t, err := h.Authenticate(c)
+	if err != nil {
+		outcome = "unauthorized"
+		return err
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		var he *echo.HTTPError
+		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
+			outcome = "too_large"
+			return web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 1 MiB")
+		}
+		return web.Errorf(http.StatusBadRequest, "bad_request", "could not read the request body")
+	}
+	ctx := c.Request().Context()
+	log := h.Log.With().Str("tenant", t.ID).Str("kind", kind).Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Logger()
+
+	raw, err := myoperator.ExtractJSON(c.Request().Header.Get(echo.HeaderContentType), body, c.QueryParams())
+	if err == nil && !t.AcceptsCompany(myoperator.CompanyID(raw)) {
+		outcome = "unauthorized"
+		log.Warn().Msg("payload of another company refused")
+		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
+	}
+	var msgs []kafka.Message
+	var callID, logID string
+	var tu trace.Update
+	if err == nil {
+		receivedAt := h.now()
+		if kind == "aftercall" {
+			var l *call.Log
+			if l, err = myoperator.ParseAfterCall(t.ID, raw, receivedAt); err == nil {
+				callID, logID = l.CallID, l.LogID
+				msgs, err = h.afterCall(ctx, t, l, log)
+				tu = trace.Update{Stage: trace.Stage{Kind: "log"}, LogID: l.LogID}
+				if l.Agent != nil {
+					tu.Agent = agentLabel(*l.Agent)
+				}
+			}
+		} else {
+			var lv *call.Live
+			if lv, err = myoperator.ParseInCall(t.ID, raw, receivedAt); err == nil {
+				callID = lv.CallID
+				msgs, err = h.inCall(ctx, t, lv)
+				tu = trace.Update{Stage: trace.Stage{Kind: "live", Detail: string(lv.State)}}
+			}
+		}
+		if err != nil && !errors.Is(err, myoperator.ErrMalformed) {
+			outcome = "unavailable"
+			log.Error().Err(err).Str("call_id", callID).Msg("webhook not accepted")
+			return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
+		}
+	}
+	if err != nil {
+		outcome = "rejected"
+		return h.reject(ctx, c, t.ID, kind, body, err, log)
+	}
+	log = log.With().Str("call_id", callID).Logger()
+	if logID != "" {
+		log = log.With().Str("log_id", logID).Logger()
+	}
+
+	// A redelivery of the same payload (in whatever encoding) yields no second event.
+	dedupeKey := fmt.Sprintf("webhook:%s:%s:%s", t.ID, kind, payloadHash(raw))
+	first, err := h.Dedupe.Claim(ctx, dedupeKey, DedupeTTL)
+	if err != nil {
+		outcome = "unavailable"
+		log.Error().Err(err).Msg("dedupe check failed")
+		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
+	}
+	if !first {
+		outcome = "duplicate"
+		log.Info().Msg("redelivered webhook ignored")
+		_ = h.Trace.Record(ctx, t.ID, callID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: tu.Kind}})
+		return c.JSON(http.StatusOK, map[string]any{"status": "duplicate", "tenant": t.ID, "call_id": callID})
+	}
+	tu.Stage.Stage, tu.Status = trace.StatusReceived, ""
+	if kind == "aftercall" {
+		tu.Status = trace.StatusReceived
+	}
+	_ = h.Trace.Record(ctx, t.ID, callID, tu)
+	if err := h.Publisher.Publish(ctx, msgs...); err != nil {
+		outcome = "unavailable"
+		for _, m := range msgs {
+			h.Metrics.PublishErrors.WithLabelValues(m.Topic).Inc()
+		}
+		// Let the retry through: MyOperator redelivers on a non-2xx.
+		if rerr := h.Dedupe.Release(context.WithoutCancel(ctx), dedupeKey); rerr != nil {
+			log.Error().Err(rerr).Msg("dedupe release failed")
+		}
+		log.Error().Err(err).Msg("publish failed")
+		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
+	}
+	tu.Stage.Stage, tu.Stage.At = trace.StatusPublished, time.Time{}
+	if kind == "aftercall" {
+		tu.Status = trace.StatusPublished
+	}
+	if err := h.Trace.Record(ctx, t.ID, callID, tu); err != nil {
+		log.Warn().Err(err).Msg("trace not recorded")
+	}
+	outcome = "accepted"
+	log.Info().Dur("took", time.Since(start)).Msg("webhook accepted")
+	return c.JSON(http.StatusOK, map[string]any{"status": "accepted", "tenant": t.ID, "call_id": callID})
+}
+
+// afterCall resolves the owner and builds the call-log (and recording) events.
+func (h *Handler) afterCall(ctx context.Context, t *tenant.Tenant, l *call.Log, log zerolog.Logger) ([]kafka.Message, error) {
+	owner, err := h.resolve(ctx, t, l.Agent)
+	if err != nil {
+		return nil, err
+	}
+	l.Owner = owner
+	if owner == nil {
+		log.Info().Str("agent", agentLabel(ptrOr(l.Agent))).Msg("agent not mapped: the call will be kept unattributed")
+	}
+	val, err := json.Marshal(l)
+	if err != nil {
+		return nil, err
+	}
+	key := call.Key(t.ID, l.CallID)
+	msgs := []kafka.Message{kafkabus.Event(h.Topics.Log, key, "calltrack/ingest", t.ID, l.CallID, val)}
+	if !l.Recording.Empty() {
+		rec, err := json.Marshal(call.RecordingEvent{Tenant: t.ID, CallID: l.CallID, Recording: *l.Recording, ReceivedAt: l.ReceivedAt})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, kafkabus.Event(h.Topics.Recording, key, "calltrack/ingest", t.ID, l.CallID, rec))
+	}
+	return msgs, nil
+}
+
+// inCall resolves the rung agents' owners (by phone: inCall has nothing else) for pop-ups.
+func (h *Handler) inCall(ctx context.Context, t *tenant.Tenant, lv *call.Live) ([]kafka.Message, error) {
+	for _, p := range lv.AgentPhones {
+		m, err := h.Mappings.Resolve(ctx, t.ID, call.Agent{Phone: p})
+		if errors.Is(err, mapping.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		lv.Agents = append(lv.Agents, call.Agent{ID: m.MyOperatorUserID, Email: m.Email, Name: m.Name, Phone: p})
+		lv.Owners = append(lv.Owners, *m.Owner())
+	}
+	val, err := json.Marshal(lv)
+	if err != nil {
+		return nil, err
+	}
+	return []kafka.Message{kafkabus.Event(h.Topics.Live, call.Key(t.ID, lv.CallID), "calltrack/ingest", t.ID, lv.CallID, val)}, nil
+}
+
+// resolve finds the owner of the attributed agent: the mapping, else the tenant's
+// fallback owner, else nil (unattributed).
+func (h *Handler) resolve(ctx context.Context, t *tenant.Tenant, a *call.Agent) (*call.Owner, error) {
+	if a != nil {
+		m, err := h.Mappings.Resolve(ctx, t.ID, *a)
+		if err == nil {
+			return m.Owner(), nil
+		}
+		if !errors.Is(err, mapping.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if t.FallbackOwner != "" {
+		return &call.Owner{CRMUserID: t.FallbackOwner, Source: "fallback"}, nil
+	}
+	return nil, nil
+}
+
+// reject answers 400 and keeps the raw payload on the rejected topic with the reason.
+func (h *Handler) reject(ctx context.Context, c echo.Context, tenantID, kind string, body []byte, cause error, log zerolog.Logger) error {
+	msg := strings.TrimPrefix(cause.Error(), myoperator.ErrMalformed.Error()+": ")
+	m := kafkabus.Event(h.Topics.Rejected, tenantID, "calltrack/ingest", tenantID, "", body,
+		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte("malformed_payload")},
+		kafka.Header{Key: kafkabus.HeaderError, Value: []byte(msg)},
+		kafka.Header{Key: "kind", Value: []byte(kind)},
+		kafka.Header{Key: "content_type", Value: []byte(c.Request().Header.Get(echo.HeaderContentType))})
+	if err := h.Publisher.Publish(ctx, m); err != nil {
+		h.Metrics.PublishErrors.WithLabelValues(h.Topics.Rejected).Inc()
+		log.Error().Err(err).Msg("rejected payload could not be kept")
+	}
+	log.Info().Str("reason", msg).Msg("malformed webhook rejected")
+	return web.Errorf(http.StatusBadRequest, "malformed_payload", msg)
+}
+
+// payloadHash identifies a payload whatever its encoding: the JSON is decoded and
+// re-encoded with sorted keys before hashing.
+func payloadHash(raw []byte) string {
+	var v any
+	d := json.NewDecoder(strings.NewReader(string(raw)))
+	d.UseNumber()
+	canon := raw
+	if d.Decode(&v) == nil {
+		if b, err := json.Marshal(v); err == nil {
+			canon = b
+		}
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:16])
+}
+
+func agentLabel(a call.Agent) string {
+	switch {
+	case a.ID != "":
+		return a.ID
+	case a.Email != "":
+		return a.Email
+	default:
+		return phone.Mask(a.Phone)
+	}
+}
+
+func ptrOr(a *call.Agent) call.Agent {
+	if a == nil {
+		return call.Agent{}
+	}
+	return *a
+}
+
+// tenantLabel keeps metric cardinality bounded: unknown tenant names collapse to one label.
+func tenantLabel(r *tenant.Registry, id string) string {
+	if _, ok := r.Get(id); ok {
+		return id
+	}
+	return "unknown"
+}

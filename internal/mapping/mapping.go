@@ -1,0 +1,249 @@
+// Package mapping keeps, per tenant, which CRM user each MyOperator agent is, in Redis,
+// indexed by MyOperator user id, email and phone number (inCall names agents by phone
+// only), and resolves a call's agent to its owner.
+package mapping
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/calltrack/calltrack/internal/call"
+)
+
+// ErrNotFound means no mapping for that agent.
+var ErrNotFound = errors.New("mapping: not found")
+
+// ErrInvalid wraps validation failures of a mapping.
+var ErrInvalid = errors.New("mapping: invalid")
+
+// Sources and statuses of a mapping.
+const (
+	SourceManual     = "manual"
+	SourceEmailMatch = "email-match"
+
+	StatusActive    = "active"
+	StatusPending   = "pending"
+	StatusSuspended = "suspended"
+)
+
+// Mapping says which CRM user a MyOperator agent is.
+type Mapping struct {
+	MyOperatorUserID string    `json:"myoperator_user_id"`
+	CRMUserID        string    `json:"crm_user_id"`
+	Email            string    `json:"email,omitempty"`
+	Phones           []string  `json:"phones,omitempty"`
+	Name             string    `json:"name,omitempty"`
+	Source           string    `json:"source"`
+	Status           string    `json:"status"`
+	UpdatedAt        time.Time `json:"updated_at"`
+	UpdatedBy        string    `json:"updated_by,omitempty"`
+}
+
+// Owner is the call owner this mapping stands for.
+func (m *Mapping) Owner() *call.Owner {
+	return &call.Owner{CRMUserID: m.CRMUserID, Email: m.Email, Name: m.Name, Source: m.Source}
+}
+
+// Validate checks a mapping before it is stored.
+func (m *Mapping) Validate() error {
+	switch {
+	case strings.TrimSpace(m.MyOperatorUserID) == "":
+		return fmt.Errorf("%w: myoperator_user_id is required", ErrInvalid)
+	case strings.TrimSpace(m.CRMUserID) == "":
+		return fmt.Errorf("%w: crm_user_id is required", ErrInvalid)
+	}
+	for _, p := range m.Phones {
+		if !strings.HasPrefix(p, "+") || len(p) < 8 {
+			return fmt.Errorf("%w: phone %q must be in E.164 form (+<country><number>)", ErrInvalid, p)
+		}
+	}
+	switch m.Status {
+	case StatusActive, StatusPending, StatusSuspended:
+	default:
+		return fmt.Errorf("%w: status %q", ErrInvalid, m.Status)
+	}
+	return nil
+}
+
+// Store keeps mappings in Redis: one hash of mappings per tenant, plus email and phone
+// index hashes pointing at the MyOperator user id.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// NewStore returns a store with keys under prefix.
+func NewStore(rdb redis.UniversalClient, prefix string) *Store {
+	return &Store{rdb: rdb, prefix: prefix}
+}
+
+func (s *Store) key(tenant, what string) string {
+	// The hash tag keeps a tenant's keys in one cluster slot, so MULTI works on cluster.
+	return fmt.Sprintf("%s:map:{%s}:%s", s.prefix, tenant, what)
+}
+
+// Get returns one mapping.
+func (s *Store) Get(ctx context.Context, tenant, userID string) (*Mapping, error) {
+	raw, err := s.rdb.HGet(ctx, s.key(tenant, "byid"), userID).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mapping: get: %w", err)
+	}
+	var m Mapping
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("mapping: decode %s: %w", userID, err)
+	}
+	return &m, nil
+}
+
+// List returns a tenant's mappings sorted by MyOperator user id.
+func (s *Store) List(ctx context.Context, tenant string) ([]Mapping, error) {
+	all, err := s.rdb.HGetAll(ctx, s.key(tenant, "byid")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("mapping: list: %w", err)
+	}
+	out := make([]Mapping, 0, len(all))
+	for _, raw := range all {
+		var m Mapping
+		if err := json.Unmarshal([]byte(raw), &m); err == nil {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MyOperatorUserID < out[j].MyOperatorUserID })
+	return out, nil
+}
+
+// Put stores m, replacing the mapping of the same agent and its index entries.
+func (s *Store) Put(ctx context.Context, tenant string, m Mapping) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if m.UpdatedAt.IsZero() {
+		m.UpdatedAt = time.Now().UTC()
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	old, err := s.Get(ctx, tenant, m.MyOperatorUserID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if old != nil {
+			s.unindex(ctx, p, tenant, old)
+		}
+		p.HSet(ctx, s.key(tenant, "byid"), m.MyOperatorUserID, raw)
+		if m.Email != "" {
+			p.HSet(ctx, s.key(tenant, "email"), m.Email, m.MyOperatorUserID)
+		}
+		for _, ph := range m.Phones {
+			p.HSet(ctx, s.key(tenant, "phone"), ph, m.MyOperatorUserID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mapping: put: %w", err)
+	}
+	return nil
+}
+
+// Delete removes an agent's mapping; ErrNotFound if there was none.
+func (s *Store) Delete(ctx context.Context, tenant, userID string) error {
+	old, err := s.Get(ctx, tenant, userID)
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		s.unindex(ctx, p, tenant, old)
+		p.HDel(ctx, s.key(tenant, "byid"), userID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mapping: delete: %w", err)
+	}
+	return nil
+}
+
+// unindex removes old's index entries, but only those still pointing at old's agent
+// (two agents may have shared a phone; the newer mapping owns the entry).
+func (s *Store) unindex(ctx context.Context, p redis.Pipeliner, tenant string, old *Mapping) {
+	if old.Email != "" {
+		delIfEq.Eval(ctx, p, []string{s.key(tenant, "email")}, old.Email, old.MyOperatorUserID)
+	}
+	for _, ph := range old.Phones {
+		delIfEq.Eval(ctx, p, []string{s.key(tenant, "phone")}, ph, old.MyOperatorUserID)
+	}
+}
+
+var delIfEq = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`)
+
+// Resolve finds the active mapping of an agent: by MyOperator user id, then email,
+// then phone. ErrNotFound when none is active.
+func (s *Store) Resolve(ctx context.Context, tenant string, a call.Agent) (*Mapping, error) {
+	try := func(m *Mapping, err error) (*Mapping, error) {
+		if err != nil {
+			return nil, err
+		}
+		if m.Status != StatusActive {
+			return nil, ErrNotFound
+		}
+		return m, nil
+	}
+	if a.ID != "" {
+		m, err := try(s.Get(ctx, tenant, a.ID))
+		if !errors.Is(err, ErrNotFound) {
+			return m, err
+		}
+	}
+	if a.Email != "" {
+		m, err := try(s.byIndex(ctx, tenant, "email", a.Email))
+		if !errors.Is(err, ErrNotFound) {
+			return m, err
+		}
+	}
+	if a.Phone != "" {
+		return try(s.byIndex(ctx, tenant, "phone", a.Phone))
+	}
+	return nil, ErrNotFound
+}
+
+func (s *Store) byIndex(ctx context.Context, tenant, index, value string) (*Mapping, error) {
+	id, err := s.rdb.HGet(ctx, s.key(tenant, index), value).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mapping: lookup by %s: %w", index, err)
+	}
+	return s.Get(ctx, tenant, id)
+}
+
+// IsAgentPhone reports whether a number belongs to one of the tenant's mapped agents
+// (a call from it is internal, not a customer's).
+func (s *Store) IsAgentPhone(ctx context.Context, tenant, phone string) (bool, error) {
+	if phone == "" {
+		return false, nil
+	}
+	ok, err := s.rdb.HExists(ctx, s.key(tenant, "phone"), phone).Result()
+	if err != nil {
+		return false, fmt.Errorf("mapping: %w", err)
+	}
+	return ok, nil
+}
+
+// Flush removes every mapping of a tenant (used by rebuild).
+func (s *Store) Flush(ctx context.Context, tenant string) error {
+	return s.rdb.Del(ctx, s.key(tenant, "byid"), s.key(tenant, "email"), s.key(tenant, "phone")).Err()
+}

@@ -1,0 +1,54 @@
+// Package metrics holds calltrack's Prometheus metrics. They are built on a registry
+// passed in (not the global one) so several apps can live in one test process.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics of one process.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	Webhooks        *prometheus.CounterVec   // tenant, kind, outcome
+	WebhookLatency  *prometheus.HistogramVec // kind
+	PublishErrors   *prometheus.CounterVec   // topic
+	WriterOutcomes  *prometheus.CounterVec   // tenant, kind, outcome
+	CRMRequests     *prometheus.CounterVec   // tenant, crm, outcome
+	CRMLatency      *prometheus.HistogramVec // crm
+	UnknownV2Events *prometheus.CounterVec   // tenant, event_type
+}
+
+// New registers calltrack's metrics (and the Go/process collectors) on a new registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: reg,
+		Webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "calltrack_webhooks_total", Help: "Webhooks received, by tenant, kind and outcome.",
+		}, []string{"tenant", "kind", "outcome"}),
+		WebhookLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "calltrack_webhook_duration_seconds", Help: "Time to answer a webhook, including the Kafka ack.",
+			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"kind"}),
+		PublishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "calltrack_publish_errors_total", Help: "Kafka publish failures, by topic.",
+		}, []string{"topic"}),
+		WriterOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "calltrack_writer_outcomes_total", Help: "CRM writer results, by tenant, event kind and outcome.",
+		}, []string{"tenant", "kind", "outcome"}),
+		CRMRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "calltrack_crm_requests_total", Help: "CRM write requests, by tenant, CRM and outcome.",
+		}, []string{"tenant", "crm", "outcome"}),
+		CRMLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "calltrack_crm_request_duration_seconds", Help: "CRM write latency.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"crm"}),
+		UnknownV2Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "calltrack_webhook_v2_unknown_events_total", Help: "Webhook v2 events of types calltrack does not handle.",
+		}, []string{"tenant", "event_type"}),
+	}
+	reg.MustRegister(m.Webhooks, m.WebhookLatency, m.PublishErrors, m.WriterOutcomes, m.CRMRequests, m.CRMLatency, m.UnknownV2Events)
+	return m
+}

@@ -1,0 +1,272 @@
+package myoperator
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/phone"
+)
+
+// SourceV1 is the call.Log / call.Live Source of Calling Webhooks (v1) payloads.
+const SourceV1 = "myoperator.v1"
+
+// afterCall is the afterCall (and Disposition) log; see docs/myoperator.md.
+type afterCall struct {
+	LogID        flexString        `json:"_ai"`
+	CompanyID    flexString        `json:"_ci"`
+	Caller10     flexString        `json:"_cr"`
+	CallerE164   flexString        `json:"_cl"`
+	CountryCode  flexString        `json:"_cy"`
+	Start        flexString        `json:"_st"`
+	End          flexString        `json:"_et"`
+	Duration     flexString        `json:"_dr"`
+	Event        flexString        `json:"_ev"`
+	Status       flexString        `json:"_su"`
+	Nature       flexString        `json:"_ns"`
+	FileName     flexString        `json:"_fn"`
+	FileURL      flexString        `json:"_fu"`
+	Department   flexString        `json:"_dn"`
+	DepartmentID flexString        `json:"_di"`
+	Disposition  flexString        `json:"_dsp"`
+	Params       flexList[kv]      `json:"_pm"`
+	Contacts     flexList[agent]   `json:"_cn"`
+	Legs         flexList[leg]     `json:"_ld"`
+	UserStatus   flexList[kv]      `json:"_us"`
+	TalkTime     flexList[talkSec] `json:"_tc"`
+}
+
+type leg struct {
+	RingStart  flexString      `json:"_rst"`
+	DialStatus flexString      `json:"_ds"`
+	DID        flexString      `json:"_did"`
+	Start      flexString      `json:"_st"`
+	End        flexString      `json:"_et"`
+	Duration   flexString      `json:"_dr"`
+	Status     flexString      `json:"_su"`
+	Action     flexString      `json:"_ac"`
+	Receivers  flexList[agent] `json:"_rr"`
+	Transfers  flexList[agent] `json:"_tt"`
+}
+
+// talkSec is a `_tc` entry: a user's talk time in seconds (meaning inferred).
+type talkSec struct {
+	User flexString `json:"ye"`
+	Secs flexString `json:"yf"`
+}
+
+// agent is a `_rr` / `_tt` / `_cn` item. Items that are a bare string or number
+// are taken as the user id.
+type agent struct {
+	ID        flexString `json:"_id"`
+	Name      flexString `json:"_na"`
+	Email     flexString `json:"_em"`
+	Extension flexString `json:"_ex"`
+	Contact   flexString `json:"_ct"`
+	Number    flexString `json:"_nr"`
+}
+
+func (a *agent) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '{':
+		type fields agent // no UnmarshalJSON: plain decoding
+		var f fields
+		if json.Unmarshal(b, &f) == nil {
+			*a = agent(f)
+		}
+	case '[', 'n', 't', 'f':
+	default:
+		return a.ID.UnmarshalJSON(b)
+	}
+	return nil
+}
+
+// ParseAfterCall turns an afterCall log (the JSON object from ExtractJSON) into a
+// call.Log attributed with call.Attribute. It needs a call id (`_pm` "ui", else
+// `_ai`), `_ev` 1 or 2 and `_su` 1, 2 or 3; everything else is optional, and
+// numbers may come as strings. Errors wrap ErrMalformed. Owner is left nil.
+func ParseAfterCall(tenant string, raw []byte, receivedAt time.Time) (*call.Log, error) {
+	var p afterCall
+	if err := decodeObject(raw, &p); err != nil {
+		return nil, malformed("afterCall: %w", err)
+	}
+	l := &call.Log{
+		Tenant:       tenant,
+		LogID:        p.LogID.String(),
+		CompanyID:    p.CompanyID.String(),
+		Source:       SourceV1,
+		ClickToCall:  p.Nature.is(1),
+		Department:   p.Department.String(),
+		DepartmentID: p.DepartmentID.String(),
+		StartedAt:    p.Start.epoch(),
+		EndedAt:      p.End.epoch(),
+		Disposition:  p.Disposition.String(),
+		ReceivedAt:   receivedAt,
+	}
+	for _, kv := range p.Params {
+		if strings.EqualFold(kv.Key.String(), "ui") && kv.Value != "" {
+			l.CallID = kv.Value.String()
+			break
+		}
+	}
+	if l.CallID == "" {
+		l.CallID = l.LogID
+	}
+	if l.CallID == "" {
+		return nil, malformed("afterCall: no call id: neither _pm ui nor _ai")
+	}
+
+	switch {
+	case p.Event == "":
+		return nil, malformed(`afterCall: "_ev" is missing; want 1 (incoming) or 2 (outgoing)`)
+	case p.Event.is(1):
+		l.Direction = call.Incoming
+	case p.Event.is(2):
+		l.Direction = call.Outgoing
+	default:
+		return nil, malformed(`afterCall: "_ev" must be 1 (incoming) or 2 (outgoing), got %s`, p.Event.quote())
+	}
+	switch {
+	case p.Status == "":
+		return nil, malformed(`afterCall: "_su" is missing; want 1 (answered), 2 (missed) or 3 (voicemail)`)
+	case p.Status.is(1):
+		l.Status = call.Answered
+	case p.Status.is(2):
+		l.Status = call.Missed
+	case p.Status.is(3):
+		l.Status = call.Voicemail
+	default:
+		return nil, malformed(`afterCall: "_su" must be 1 (answered), 2 (missed) or 3 (voicemail), got %s`, p.Status.quote())
+	}
+
+	cc := p.CountryCode.String()
+	l.CallerNumber = phone.E164(p.CallerE164.String(), cc)
+	if l.CallerNumber == "" {
+		l.CallerNumber = phone.E164(p.Caller10.String(), cc)
+	}
+	if d, ok := p.Duration.seconds(); ok {
+		l.Duration = d
+	} else if !l.StartedAt.IsZero() && l.EndedAt.After(l.StartedAt) {
+		l.Duration = int(l.EndedAt.Sub(l.StartedAt) / time.Second)
+	}
+	if p.FileURL != "" || p.FileName != "" {
+		l.Recording = &call.Recording{URL: p.FileURL.String(), FileName: p.FileName.String()}
+	}
+
+	received := p.received()
+	for _, pl := range p.Legs {
+		lg := pl.toLeg(cc, received)
+		if l.DID == "" {
+			l.DID = lg.DID
+		}
+		l.Legs = append(l.Legs, lg)
+	}
+
+	// A click-to-call is placed by the agent (MyOperator rings the agent first),
+	// so it is attributed like an outgoing call whatever `_ev` says.
+	dir := l.Direction
+	if l.ClickToCall {
+		dir = call.Outgoing
+	}
+	l.Agent = call.Attribute(dir, l.Status, l.Legs)
+	if l.Agent == nil && dir == call.Outgoing {
+		// No legs recorded: `_cn` may still name the agent who placed the call.
+		for _, c := range p.Contacts {
+			if a := c.toAgent(cc); !a.Empty() {
+				l.Agent = &a
+				break
+			}
+		}
+	}
+
+	if err := l.Validate(); err != nil {
+		return nil, malformed("afterCall: %w", err)
+	}
+	return l, nil
+}
+
+// received returns the user ids that picked up, from `_us` ("received") or, when
+// `_us` names none, from `_tc` (talk time above zero).
+func (p *afterCall) received() map[string]bool {
+	ids := map[string]bool{}
+	for _, kv := range p.UserStatus {
+		if strings.EqualFold(kv.Value.String(), "received") && kv.Key != "" {
+			ids[kv.Key.String()] = true
+		}
+	}
+	if len(ids) == 0 {
+		for _, tc := range p.TalkTime {
+			if n, ok := tc.Secs.int(); ok && n > 0 && tc.User != "" {
+				ids[tc.User.String()] = true
+			}
+		}
+	}
+	return ids
+}
+
+func (pl leg) toLeg(cc string, received map[string]bool) call.Leg {
+	lg := call.Leg{
+		RingStart:  pl.RingStart.clock(),
+		DialStatus: pl.DialStatus.String(),
+		Action:     pl.Action.String(),
+		DID:        pl.DID.String(),
+		StartedAt:  pl.Start.epoch(),
+		EndedAt:    pl.End.epoch(),
+		Answered: strings.EqualFold(pl.DialStatus.String(), "ANSWER") ||
+			strings.EqualFold(pl.Action.String(), "received") || pl.Status.is(1),
+	}
+	if d, ok := pl.Duration.seconds(); ok {
+		lg.Duration = d
+	} else if !lg.StartedAt.IsZero() && lg.EndedAt.After(lg.StartedAt) {
+		lg.Duration = int(lg.EndedAt.Sub(lg.StartedAt) / time.Second)
+	}
+	for _, r := range pl.Receivers {
+		if a := r.toAgent(cc); a != (call.Agent{}) {
+			lg.Agents = append(lg.Agents, a)
+		}
+	}
+	for _, r := range pl.Transfers {
+		if a := r.toAgent(cc); a != (call.Agent{}) {
+			lg.Transfers = append(lg.Transfers, a)
+		}
+	}
+	if lg.Answered {
+		lg.AnsweredBy = answeredBy(lg.Agents, received)
+	}
+	return lg
+}
+
+// answeredBy picks who picked up an answered leg: its only receiver, or, in a ring
+// group, the first receiver `_us` / `_tc` says received the call; nil when unknown.
+func answeredBy(agents []call.Agent, received map[string]bool) *call.Agent {
+	if len(agents) == 1 {
+		a := agents[0]
+		return &a
+	}
+	for _, a := range agents {
+		if a.ID != "" && received[a.ID] {
+			return &a
+		}
+	}
+	return nil
+}
+
+func (a agent) toAgent(cc string) call.Agent {
+	ph := phone.E164(a.Number.String(), cc)
+	if ph == "" {
+		ph = phone.E164(a.Contact.String(), cc)
+	}
+	return call.Agent{
+		ID:        a.ID.String(),
+		Name:      a.Name.String(),
+		Email:     a.Email.String(),
+		Extension: a.Extension.String(),
+		Phone:     ph,
+	}
+}

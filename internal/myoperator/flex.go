@@ -1,0 +1,222 @@
+package myoperator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrMalformed is wrapped by every error about a payload we cannot use.
+var ErrMalformed = errors.New("malformed MyOperator payload")
+
+// malformed builds an error wrapping ErrMalformed; format may use %w itself.
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
+
+// decodeObject unmarshals raw, which must be a JSON object, into v. The fields of
+// v are flex types that accept anything, so only broken JSON or a non-object fails.
+func decodeObject(raw []byte, v any) error {
+	if err := checkObject(raw); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decoding: %w", err) // not expected: every field is lenient
+	}
+	return nil
+}
+
+// checkObject reports why raw is not a single JSON object.
+func checkObject(raw []byte) error {
+	var v json.RawMessage
+	if err := json.Unmarshal(raw, &v); err != nil {
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return fmt.Errorf("invalid JSON at offset %d: %w", se.Offset, se)
+		}
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if k := kind(v); k != "object" {
+		return fmt.Errorf("want a JSON object, got %s", k)
+	}
+	return nil
+}
+
+// kind names the JSON type of a valid JSON value.
+func kind(v []byte) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// flexString is a scalar MyOperator sends as a string, a number, a bool or null
+// ("1" vs 1, "0.65" vs 0.65). Strings are trimmed; null is ""; numbers, bools and
+// (unexpected) objects or arrays keep their JSON text, so errors can quote them.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || string(b) == "null":
+		*f = ""
+	case b[0] == '"':
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			*f = ""
+			return nil
+		}
+		*f = flexString(strings.TrimSpace(s))
+	default:
+		*f = flexString(b)
+	}
+	return nil
+}
+
+func (f flexString) String() string { return string(f) }
+
+// quote quotes f for an error message, cut short so a hostile payload cannot
+// bloat logs.
+func (f flexString) quote() string {
+	const limit = 40
+	if r := []rune(string(f)); len(r) > limit {
+		return strconv.Quote(string(r[:limit])) + "…"
+	}
+	return strconv.Quote(string(f))
+}
+
+// int reads f as an integer; "1", 1, "1.0" and " 1 " all give 1.
+func (f flexString) int() (int64, bool) {
+	s := strings.TrimSpace(string(f))
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, true
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil || x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+		return 0, false
+	}
+	return int64(x), true
+}
+
+// is reports whether f is the integer n.
+func (f flexString) is(n int64) bool {
+	v, ok := f.int()
+	return ok && v == n
+}
+
+// maxEpoch is 9999-12-31T23:59:59Z: later times cannot be marshalled to JSON.
+const maxEpoch = 253402300799
+
+// epoch reads f as Unix seconds (milliseconds when it is that large); zero time
+// when absent, not a number, or out of range.
+func (f flexString) epoch() time.Time {
+	x, err := strconv.ParseFloat(strings.TrimSpace(string(f)), 64)
+	if err != nil || math.IsNaN(x) {
+		return time.Time{}
+	}
+	if x >= 1e12 {
+		x /= 1000
+	}
+	if x <= 0 || x > maxEpoch {
+		return time.Time{}
+	}
+	sec, frac := math.Modf(x)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
+}
+
+// gmtLayout is how MyOperator writes wall-clock times (`_rst`, `call_time`), in GMT.
+const gmtLayout = "2006-01-02 15:04:05"
+
+// clock reads f as a GMT "YYYY-MM-DD HH:MM:SS" (or RFC 3339, or epoch) time.
+func (f flexString) clock() time.Time {
+	s := string(f)
+	if t, err := time.Parse(gmtLayout, s); err == nil {
+		return t.UTC()
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil && t.Year() <= 9999 {
+		return t.UTC()
+	}
+	return f.epoch()
+}
+
+// seconds reads a duration written "HH:MM:SS", "MM:SS" or as plain seconds.
+func (f flexString) seconds() (int, bool) {
+	s := strings.TrimSpace(string(f))
+	if s == "" {
+		return 0, false
+	}
+	total := 0
+	for p := range strings.SplitSeq(s, ":") {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 1_000_000 {
+			return 0, false
+		}
+		total = total*60 + n
+	}
+	if strings.Count(s, ":") > 2 {
+		return 0, false
+	}
+	return total, true
+}
+
+// flexList is a list MyOperator may send as an array, a single object, null, or
+// double-encoded as a JSON string. Null items and items that do not decode into T
+// are skipped.
+type flexList[T any] []T
+
+func (l *flexList[T]) UnmarshalJSON(b []byte) error {
+	*l = nil
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '[':
+		var items []json.RawMessage
+		if json.Unmarshal(b, &items) != nil {
+			return nil
+		}
+		for _, it := range items {
+			var v T
+			if kind(it) != "null" && json.Unmarshal(it, &v) == nil {
+				*l = append(*l, v)
+			}
+		}
+	case '{':
+		var v T
+		if json.Unmarshal(b, &v) == nil {
+			*l = flexList[T]{v}
+		}
+	case '"':
+		var s string
+		if json.Unmarshal(b, &s) == nil {
+			if s = strings.TrimSpace(s); s != "" && (s[0] == '[' || s[0] == '{') {
+				return l.UnmarshalJSON([]byte(s))
+			}
+		}
+	}
+	return nil
+}
+
+// kv is a `{ky, vl}` pair (`_pm`, `_us`).
+type kv struct {
+	Key   flexString `json:"ky"`
+	Value flexString `json:"vl"`
+}

@@ -1,0 +1,76 @@
+package myoperator
+
+import (
+	"encoding/json"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func addTestdata(f *testing.F, pattern string) {
+	files, err := filepath.Glob(filepath.Join("testdata", pattern))
+	require.NoError(f, err)
+	for _, p := range files {
+		f.Add(readTestdata(f, filepath.Base(p)))
+	}
+}
+
+func FuzzParseAfterCall(f *testing.F) {
+	addTestdata(f, "aftercall_*.json")
+	for _, s := range []string{``, `{}`, `[]`, `null`, `{"_ai":"x","_ev":1,"_su":1,"_ld":"[{\"_rr\":\"[1]\"}]"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		l, err := ParseAfterCall("acme", raw, time.Unix(0, 0))
+		if err != nil {
+			require.ErrorIs(t, err, ErrMalformed)
+			return
+		}
+		require.NoError(t, l.Validate())
+		_, err = json.Marshal(l) // what gets published must encode
+		require.NoError(t, err)
+	})
+}
+
+func FuzzParseInCall(f *testing.F) {
+	addTestdata(f, "incall_*.json")
+	for _, s := range []string{``, `{}`, `{"uid":1,"users":"[1]"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		l, err := ParseInCall("acme", raw, time.Unix(0, 0))
+		if err != nil {
+			require.ErrorIs(t, err, ErrMalformed)
+			return
+		}
+		require.NotEmpty(t, l.CallID)
+		_, err = json.Marshal(l)
+		require.NoError(t, err)
+	})
+}
+
+func FuzzExtractJSON(f *testing.F) {
+	raw := readTestdata(f, "aftercall_answered.json")
+	form := url.Values{"myoperator": {string(raw)}}.Encode()
+	f.Add(formCT, []byte(form), "")
+	f.Add("application/json", raw, "token=x")
+	f.Add("application/json", []byte(`{"myoperator":"{}"}`), "")
+	f.Add("multipart/form-data; boundary=b", []byte("--b\r\nContent-Disposition: form-data; name=\"myoperator\"\r\n\r\n{}\r\n--b--\r\n"), "")
+	f.Add("", []byte(nil), "myoperator="+url.QueryEscape(string(raw)))
+	f.Add("", []byte(nil), `_ai=x&_ev=1&_su=1&_pm=[{"ky":"ui","vl":"u"}]&token=t`)
+	f.Fuzz(func(t *testing.T, contentType string, body []byte, rawQuery string) {
+		query, _ := url.ParseQuery(rawQuery)
+		got, err := ExtractJSON(contentType, body, query)
+		if err != nil {
+			require.ErrorIs(t, err, ErrMalformed)
+			return
+		}
+		require.NoError(t, checkObject(got))
+		_, _ = ParseAfterCall("acme", got, time.Unix(0, 0))
+		_, _ = ParseInCall("acme", got, time.Unix(0, 0))
+		_ = CompanyID(got)
+	})
+}

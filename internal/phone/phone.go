@@ -1,0 +1,139 @@
+// Package phone normalises the phone numbers MyOperator and the CRMs exchange
+// (E.164, with or without the plus, a trunk 0, or bare 10-digit national numbers),
+// lists the forms a CRM search should try, and masks numbers for logs.
+package phone
+
+import "strings"
+
+// DefaultCountryCode is used when E164 is given no country code: MyOperator is Indian.
+const DefaultCountryCode = "91"
+
+// E164 normalises raw to E.164 ("+919711636496"). Spaces, dashes, dots, slashes and
+// parentheses are ignored. A number with a leading + or 00 is taken as international;
+// otherwise a trunk 0 is dropped and a 10-digit national number gets defaultCountryCode
+// (DefaultCountryCode when empty); 11 to 15 digits are taken to carry a country code
+// already. Anything else ("", "unknown", "anonymous", extensions) gives "".
+func E164(raw, defaultCountryCode string) string {
+	cc := digits(defaultCountryCode)
+	if cc == "" {
+		cc = DefaultCountryCode
+	}
+	var b strings.Builder
+	plus := false
+	for _, r := range strings.TrimSpace(raw) {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '+' && b.Len() == 0 && !plus:
+			plus = true
+		case strings.ContainsRune(" \t-.()/", r):
+		default:
+			return ""
+		}
+	}
+	d := b.String()
+	if !plus && strings.HasPrefix(d, "00") {
+		d, plus = d[2:], true
+	}
+	if plus {
+		// Country codes never start with 0; E.164 allows at most 15 digits.
+		if len(d) < 7 || len(d) > 15 || d[0] == '0' {
+			return ""
+		}
+		return "+" + d
+	}
+	trunk := strings.HasPrefix(d, "0")
+	if trunk {
+		d = d[1:]
+	}
+	switch {
+	case len(d) == 10:
+		return "+" + cc + d
+	case len(d) == len(cc)+10 && strings.HasPrefix(d, cc):
+		return "+" + d
+	case !trunk && len(d) > 10 && len(d) <= 15:
+		return "+" + d
+	}
+	return ""
+}
+
+// Variants lists the forms a CRM search should try for a number, most specific
+// first and without duplicates: E.164 ("+919711636496"), with the country code but
+// no plus ("919711636496"), national with a trunk 0 ("09711636496") and the bare
+// subscriber number ("9711636496"). The trunk-0 form is left out for +1 (NANP
+// has no trunk 0). A number that is not E.164 yet is normalised with
+// DefaultCountryCode first; one that cannot be normalised gives nil.
+func Variants(e164 string) []string {
+	e := E164(e164, "")
+	if e == "" {
+		return nil
+	}
+	d := e[1:]
+	cc := countryCode(d)
+	nat := d[len(cc):]
+	out := []string{e, d}
+	if cc != "1" && nat != "" {
+		out = append(out, "0"+nat)
+	}
+	if nat != "" {
+		out = append(out, nat)
+	}
+	seen := make(map[string]bool, len(out))
+	uniq := out[:0]
+	for _, v := range out {
+		if !seen[v] {
+			seen[v] = true
+			uniq = append(uniq, v)
+		}
+	}
+	return uniq
+}
+
+// Mask hides a number for logs: it keeps a leading "+" with the two characters
+// after it and the last four characters ("+919711636496" → "+91******6496").
+// Strings too short to hide at least four characters are masked entirely.
+// It works on any string.
+func Mask(s string) string {
+	r := []rune(s)
+	keep := 0
+	if len(r) > 0 && r[0] == '+' {
+		keep = 3
+	}
+	if len(r)-keep-4 < 4 {
+		return strings.Repeat("*", len(r))
+	}
+	for i := keep; i < len(r)-4; i++ {
+		r[i] = '*'
+	}
+	return string(r)
+}
+
+func digits(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// twoDigitCodes are the ITU country calling codes of two digits; 1 and 7 are the
+// one-digit codes and every other code has three digits (codes are prefix-free).
+const twoDigitCodes = " 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58" +
+	" 60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98 "
+
+// countryCode returns the country calling code d (E.164 digits, no plus) starts with.
+func countryCode(d string) string {
+	switch {
+	case d == "":
+		return ""
+	case d[0] == '1' || d[0] == '7':
+		return d[:1]
+	case len(d) >= 2 && strings.Contains(twoDigitCodes, " "+d[:2]+" "):
+		return d[:2]
+	case len(d) >= 3:
+		return d[:3]
+	}
+	return d
+}

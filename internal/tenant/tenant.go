@@ -1,0 +1,186 @@
+// Package tenant holds the tenants calltrack serves — read from the tenants YAML file,
+// with secrets taken from the environment variables it names — and authenticates
+// webhook callers.
+package tenant
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrUnauthorized is returned for an unknown tenant or a wrong secret alike, so a
+// caller cannot tell which.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Secret is a string that never prints.
+type Secret string
+
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) GoString() string             { return "[redacted]" }
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+func (s Secret) Reveal() string             { return string(s) }
+
+// CRM is a tenant's CRM connection.
+type CRM struct {
+	Kind        string // kylas, zoho
+	BaseURL     string
+	APIKey      Secret // Kylas api-key
+	BearerToken Secret // Kylas OAuth token for the owner-attributing sync route, if any
+}
+
+// Tenant is one company: its MyOperator account and CRM connection.
+type Tenant struct {
+	ID             string
+	CompanyID      string // when set, payloads of another company are refused
+	WebhookToken   Secret
+	MyOperatorAPI  string // MyOperator API base URL
+	MyOperatorKey  Secret // MyOperator API token (users, recordings)
+	FallbackOwner  string // CRM user id for unmapped agents; empty: keep unattributed
+	DefaultCountry string // calling code for 10-digit numbers; default 91
+	CRM            CRM
+}
+
+// AcceptsCompany reports whether a payload of companyID may be accepted for t.
+func (t *Tenant) AcceptsCompany(companyID string) bool {
+	return t.CompanyID == "" || companyID == "" || companyID == t.CompanyID
+}
+
+// Registry is the set of tenants.
+type Registry struct {
+	byID map[string]*Tenant
+}
+
+// NewRegistry builds a registry from tenants.
+func NewRegistry(ts ...*Tenant) *Registry {
+	r := &Registry{byID: map[string]*Tenant{}}
+	for _, t := range ts {
+		if t.DefaultCountry == "" {
+			t.DefaultCountry = "91"
+		}
+		r.byID[t.ID] = t
+	}
+	return r
+}
+
+// Get returns a tenant by id.
+func (r *Registry) Get(id string) (*Tenant, bool) {
+	t, ok := r.byID[id]
+	return t, ok
+}
+
+// IDs lists tenant ids, sorted.
+func (r *Registry) IDs() []string {
+	out := make([]string, 0, len(r.byID))
+	for id := range r.byID {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Authenticate checks secret against the tenant's webhook token in constant time.
+// Unknown tenants cost the same comparison and fail the same way.
+func (r *Registry) Authenticate(id, secret string) (*Tenant, error) {
+	t, ok := r.byID[id]
+	want := "\x00unknown-tenant"
+	if ok {
+		want = t.WebhookToken.Reveal()
+	}
+	// Hash both so the comparison time does not depend on the lengths either.
+	a, b := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(want))
+	match := subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	if !ok || !match || secret == "" || want == "" {
+		return nil, ErrUnauthorized
+	}
+	return t, nil
+}
+
+// file is the YAML shape of the tenants file.
+type file struct {
+	Tenants map[string]struct {
+		CompanyID          string `yaml:"company_id"`
+		WebhookTokenEnv    string `yaml:"webhook_token_env"`
+		MyOperatorAPIURL   string `yaml:"myoperator_api_url"`
+		MyOperatorTokenEnv string `yaml:"myoperator_api_token_env"`
+		FallbackOwner      string `yaml:"fallback_owner"`
+		DefaultCountry     string `yaml:"default_country"`
+		CRM                struct {
+			Kind           string `yaml:"kind"`
+			BaseURL        string `yaml:"base_url"`
+			APIKeyEnv      string `yaml:"api_key_env"`
+			BearerTokenEnv string `yaml:"bearer_token_env"`
+		} `yaml:"crm"`
+	} `yaml:"tenants"`
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Load reads the tenants file; getenv resolves the secret variables it names.
+func Load(path string, getenv func(string) string) (*Registry, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	var f file
+	if err := yaml.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("tenants file %s: %w", path, err)
+	}
+	if len(f.Tenants) == 0 {
+		return nil, fmt.Errorf("tenants file %s: no tenants", path)
+	}
+	var ts []*Tenant
+	for id, e := range f.Tenants {
+		if !idPattern.MatchString(id) {
+			return nil, fmt.Errorf("tenants file: tenant id %q: use lowercase letters, digits, - and _", id)
+		}
+		secret := func(field, name string, required bool) (Secret, error) {
+			if name == "" {
+				if required {
+					return "", fmt.Errorf("tenants file: tenant %s: %s is required", id, field)
+				}
+				return "", nil
+			}
+			v := getenv(name)
+			if v == "" && required {
+				return "", fmt.Errorf("tenants file: tenant %s: environment variable %s (%s) is empty", id, name, field)
+			}
+			return Secret(v), nil
+		}
+		t := &Tenant{ID: id, CompanyID: e.CompanyID, FallbackOwner: e.FallbackOwner,
+			DefaultCountry: e.DefaultCountry, MyOperatorAPI: e.MyOperatorAPIURL,
+			CRM: CRM{Kind: e.CRM.Kind, BaseURL: e.CRM.BaseURL}}
+		if t.WebhookToken, err = secret("webhook_token_env", e.WebhookTokenEnv, true); err != nil {
+			return nil, err
+		}
+		if t.MyOperatorKey, err = secret("myoperator_api_token_env", e.MyOperatorTokenEnv, false); err != nil {
+			return nil, err
+		}
+		switch t.CRM.Kind {
+		case "kylas":
+			if t.CRM.BaseURL == "" {
+				t.CRM.BaseURL = "https://api.kylas.io"
+			}
+			if t.CRM.APIKey, err = secret("crm.api_key_env", e.CRM.APIKeyEnv, true); err != nil {
+				return nil, err
+			}
+			if t.CRM.BearerToken, err = secret("crm.bearer_token_env", e.CRM.BearerTokenEnv, false); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("tenants file: tenant %s: crm.kind %q is not supported (kylas)", id, t.CRM.Kind)
+		}
+		if t.MyOperatorAPI == "" {
+			t.MyOperatorAPI = "https://developers.myoperator.co"
+		}
+		ts = append(ts, t)
+	}
+	return NewRegistry(ts...), nil
+}

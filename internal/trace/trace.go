@@ -1,0 +1,173 @@
+// Package trace keeps, per tenant and call, the stages a call passed through, so an
+// on-call engineer (or the admin API) can see where a call is and why.
+package trace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound means calltrack has no trace of that call.
+var ErrNotFound = errors.New("trace: call not found")
+
+// Statuses of a call (that of its call-log write).
+const (
+	StatusReceived     = "received"
+	StatusPublished    = "published"
+	StatusWritten      = "written"
+	StatusUnattributed = "unattributed"
+	StatusRetrying     = "retrying"
+	StatusDeadLettered = "dead_lettered"
+)
+
+// TTL of a trace.
+const TTL = 7 * 24 * time.Hour
+
+// Stage is one step of a call.
+type Stage struct {
+	Stage  string    `json:"stage"`
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind,omitempty"` // log, live, recording
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Trace is what the admin API shows.
+type Trace struct {
+	Tenant string `json:"tenant"`
+	CallID string `json:"call_id"`
+	LogID  string `json:"log_id,omitempty"`
+	Status string `json:"status"`
+	Owner  *struct {
+		CRMUserID string `json:"crm_user_id"`
+	} `json:"owner"`
+	CRM *struct {
+		RecordID string `json:"record_id"`
+	} `json:"crm"`
+	Agent  string  `json:"agent,omitempty"`
+	Stages []Stage `json:"stages"`
+}
+
+// Update is one change to a call's trace.
+type Update struct {
+	Stage
+	Status   string // new status, if the stage changes it
+	OwnerID  string
+	RecordID string
+	LogID    string
+	Agent    string
+}
+
+// Store keeps traces in Redis.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// New returns a store with keys under prefix.
+func New(rdb redis.UniversalClient, prefix string) *Store { return &Store{rdb: rdb, prefix: prefix} }
+
+func (s *Store) hashKey(tenant, callID string) string {
+	return fmt.Sprintf("%s:trace:%s:%s", s.prefix, tenant, callID)
+}
+func (s *Store) stagesKey(tenant, callID string) string { return s.hashKey(tenant, callID) + ":stages" }
+func (s *Store) aliasKey(tenant, logID string) string {
+	return fmt.Sprintf("%s:trace-alias:%s:%s", s.prefix, tenant, logID)
+}
+
+// setStatus keeps the status from going back to received/published once a writer has
+// moved it on: ingest records "published" after the ack, and a fast writer may have
+// written the call already.
+var setStatus = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'status')
+local new = ARGV[1]
+local early = {received = true, published = true}
+if new ~= '' and not (early[new] and cur and not early[cur]) then
+  redis.call('HSET', KEYS[1], 'status', new)
+end
+for i = 3, #ARGV, 2 do
+  if ARGV[i+1] ~= '' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+end
+redis.call('HSET', KEYS[1], 'tenant', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 604800000)
+return 1
+`)
+
+// Record appends a stage and applies the update.
+func (s *Store) Record(ctx context.Context, tenant, callID string, u Update) error {
+	if u.At.IsZero() {
+		u.At = time.Now().UTC()
+	}
+	stage, err := json.Marshal(u.Stage)
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		setStatus.Eval(ctx, p, []string{s.hashKey(tenant, callID)}, u.Status, tenant,
+			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent)
+		p.RPush(ctx, s.stagesKey(tenant, callID), stage)
+		p.Expire(ctx, s.stagesKey(tenant, callID), TTL)
+		if u.LogID != "" && u.LogID != callID {
+			p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("trace: record %s %s: %w", u.Stage.Stage, callID, err)
+	}
+	return nil
+}
+
+// Get returns the trace of a call; id may be the call UID or the afterCall log id.
+func (s *Store) Get(ctx context.Context, tenant, id string) (*Trace, error) {
+	callID := id
+	h, err := s.rdb.HGetAll(ctx, s.hashKey(tenant, callID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if len(h) == 0 {
+		alias, err := s.rdb.Get(ctx, s.aliasKey(tenant, id)).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		callID = alias
+		if h, err = s.rdb.HGetAll(ctx, s.hashKey(tenant, callID)).Result(); err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		if len(h) == 0 {
+			return nil, ErrNotFound
+		}
+	}
+	raw, err := s.rdb.LRange(ctx, s.stagesKey(tenant, callID), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	t := &Trace{Tenant: tenant, CallID: callID, LogID: h["log_id"], Status: h["status"], Agent: h["agent"], Stages: []Stage{}}
+	if t.Status == "" {
+		t.Status = StatusReceived
+	}
+	if h["owner"] != "" {
+		t.Owner = &struct {
+			CRMUserID string `json:"crm_user_id"`
+		}{h["owner"]}
+	}
+	if h["record_id"] != "" {
+		t.CRM = &struct {
+			RecordID string `json:"record_id"`
+		}{h["record_id"]}
+	}
+	for _, r := range raw {
+		var st Stage
+		if json.Unmarshal([]byte(r), &st) == nil {
+			t.Stages = append(t.Stages, st)
+		}
+	}
+	return t, nil
+}

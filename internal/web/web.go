@@ -1,0 +1,148 @@
+// Package web builds the Echo server every HTTP role shares: JSON errors, request ids,
+// access logs, body limit, health, readiness and metrics endpoints.
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/calltrack/calltrack/internal/metrics"
+)
+
+// MaxBody is the largest request body accepted (MyOperator payloads are a few KiB).
+const MaxBody = 1 << 20
+
+// Error is an HTTP error with calltrack's JSON body {"error":{"code","message"}}.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error.
+func Errorf(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+// Check is a readiness probe.
+type Check func(ctx context.Context) error
+
+// New returns an Echo with calltrack's defaults. ready lists the readiness checks.
+func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.Use(middleware.RequestID())
+	e.Use(middleware.Recover())
+	e.Use(accessLog(log))
+	e.Use(middleware.BodyLimit("1M"))
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+		defer cancel()
+		res, ok := map[string]string{}, true
+		for name, check := range ready {
+			if err := check(ctx); err != nil {
+				res[name], ok = err.Error(), false
+			} else {
+				res[name] = "ok"
+			}
+		}
+		if !ok {
+			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": res})
+		}
+		return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": res})
+	})
+	if m != nil {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))
+	}
+	return e
+}
+
+func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		var we *Error
+		var he *echo.HTTPError
+		switch {
+		case errors.As(err, &we):
+		case errors.As(err, &he):
+			we = &Error{Status: he.Code, Code: codeFor(he.Code), Message: http.StatusText(he.Code)}
+			if msg, ok := he.Message.(string); ok && msg != "" {
+				we.Message = msg
+			}
+			if he.Code == http.StatusRequestEntityTooLarge {
+				we.Message = "request body is larger than 1 MiB"
+			}
+		default:
+			log.Error().Err(err).Str("path", c.Path()).Msg("unhandled error")
+			we = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(we.Status)
+			return
+		}
+		_ = c.JSON(we.Status, map[string]*Error{"error": we})
+	}
+}
+
+func codeFor(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "payload_too_large"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	default:
+		return "error"
+	}
+}
+
+// accessLog logs one line per request, without the query string: it can carry the
+// webhook token.
+func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			req, res := c.Request(), c.Response()
+			if req.URL.Path == "/healthz" || req.URL.Path == "/readyz" || req.URL.Path == "/metrics" {
+				return nil
+			}
+			lvl := zerolog.DebugLevel
+			if res.Status >= 500 {
+				lvl = zerolog.ErrorLevel
+			} else if res.Status >= 400 {
+				lvl = zerolog.InfoLevel
+			}
+			log.WithLevel(lvl).Str("request_id", res.Header().Get(echo.HeaderXRequestID)).
+				Str("method", req.Method).Str("path", req.URL.Path).Int("status", res.Status).
+				Dur("took", time.Since(start)).Msg("http")
+			return nil
+		}
+	}
+}

@@ -1,0 +1,406 @@
+// Package writer consumes call events from Kafka and writes them to each tenant's CRM,
+// attributed to the mapped owner, once as seen from the CRM: at-least-once delivery
+// plus Redis idempotency keys. Failures are retried a bounded time in place, then
+// routed to the retry topic (transient) or the dead-letter topic (permanent), and only
+// then committed.
+package writer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/trace"
+)
+
+// Publisher is what the writer needs of Kafka (retry and dead-letter routing).
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// AdapterFactory returns the CRM adapter of a tenant.
+type AdapterFactory func(t *tenant.Tenant) (crm.Adapter, error)
+
+// RecordingLinker turns a recording into the link written to the CRM.
+type RecordingLinker func(tenant, callID string, rec call.Recording) string
+
+// RawRecordingURL is the default linker: MyOperator's own URL.
+func RawRecordingURL(_, _ string, rec call.Recording) string { return rec.URL }
+
+// RetryPolicy bounds how hard a write is tried.
+type RetryPolicy struct {
+	InPlace     int           // attempts before leaving the partition's stream (>= 1)
+	InPlaceWait time.Duration // first wait between in-place attempts
+	MaxAttempts int           // attempts through the retry topic before the DLQ
+	Base        time.Duration // first retry-topic delay
+	Cap         time.Duration // largest retry-topic delay
+}
+
+// DefaultRetryPolicy carries a call through 30% transient failures: 3 quick attempts,
+// then up to 10 scheduled ones (1 s doubling, capped at 2 min, ±50% jitter).
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{InPlace: 3, InPlaceWait: 100 * time.Millisecond, MaxAttempts: 10, Base: time.Second, Cap: 2 * time.Minute}
+}
+
+// Delay is the wait before retry-topic attempt n (1-based), with jitter.
+func (p RetryPolicy) Delay(n int) time.Duration {
+	d := p.Base
+	for i := 1; i < n && d < p.Cap; i++ {
+		d *= 2
+	}
+	d = min(d, p.Cap)
+	return d/2 + time.Duration(rand.Int64N(int64(d)+1)) // 0.5d .. 1.5d
+}
+
+// Writer handles call-log, recording and retry messages.
+type Writer struct {
+	Tenants   *tenant.Registry
+	Adapters  AdapterFactory
+	Mappings  *mapping.Store
+	Idem      *idempotency.Store
+	Trace     *trace.Store
+	Redis     redis.UniversalClient
+	Prefix    string
+	Publisher Publisher
+	Topics    kafkabus.Topics
+	Retry     RetryPolicy
+	Link      RecordingLinker
+	Metrics   *metrics.Metrics
+	Log       zerolog.Logger
+
+	mu       sync.Mutex
+	adapters map[string]crm.Adapter
+}
+
+// outcome of one write attempt.
+type outcome int
+
+const (
+	done outcome = iota
+	parked
+)
+
+// Handle is the kafkabus.Handler for the call-log and recording topics.
+func (w *Writer) Handle(ctx context.Context, m kafka.Message) error {
+	return w.handle(ctx, m, m.Topic, 0)
+}
+
+// HandleRetry is the kafkabus.Handler for the retry topic: it waits until the
+// message is due, then tries the write again.
+func (w *Writer) HandleRetry(ctx context.Context, m kafka.Message) error {
+	if due, err := time.Parse(time.RFC3339Nano, kafkabus.Header(m, kafkabus.HeaderDueAt)); err == nil {
+		if wait := time.Until(due); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err() // not handled: redelivered after restart
+			case <-t.C:
+			}
+		}
+	}
+	attempts, _ := strconv.Atoi(kafkabus.Header(m, kafkabus.HeaderAttempts))
+	return w.handle(ctx, m, kafkabus.Header(m, kafkabus.HeaderOrigTopic), attempts)
+}
+
+func (w *Writer) handle(ctx context.Context, m kafka.Message, kind string, attempts int) error {
+	tenantID, callID := kafkabus.Header(m, kafkabus.HeaderTenant), kafkabus.Header(m, kafkabus.HeaderCallID)
+	log := w.Log.With().Str("tenant", tenantID).Str("call_id", callID).Str("kafka_msg", kafkabus.Describe(m)).Logger()
+	var write func(context.Context) (outcome, error)
+	label := "log"
+	switch kind {
+	case w.Topics.Log:
+		var l call.Log
+		if err := json.Unmarshal(m.Value, &l); err != nil || l.Validate() != nil {
+			return w.deadLetter(ctx, m, kind, attempts, "undecodable", fmt.Errorf("call log: %w", errors.Join(err, validate(&l))), log)
+		}
+		tenantID, callID = l.Tenant, l.CallID
+		write = func(ctx context.Context) (outcome, error) { return w.writeLog(ctx, &l, log) }
+	case w.Topics.Recording:
+		label = "recording"
+		var r call.RecordingEvent
+		if err := json.Unmarshal(m.Value, &r); err != nil || r.Tenant == "" || r.CallID == "" {
+			return w.deadLetter(ctx, m, kind, attempts, "undecodable", fmt.Errorf("recording event: %w", errors.Join(err, errors.New("tenant and call_id are required"))), log)
+		}
+		tenantID, callID = r.Tenant, r.CallID
+		write = func(ctx context.Context) (outcome, error) { return done, w.writeRecording(ctx, &r, log) }
+	default:
+		return w.deadLetter(ctx, m, kind, attempts, "unknown_topic", fmt.Errorf("no writer for topic %q", kind), log)
+	}
+	if _, ok := w.Tenants.Get(tenantID); !ok {
+		return w.deadLetter(ctx, m, kind, attempts, "unknown_tenant", fmt.Errorf("tenant %q is not configured", tenantID), log)
+	}
+
+	// A bounded in-place retry absorbs blips without leaving the partition's order.
+	var res outcome
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = w.Retry.InPlaceWait
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		var err error
+		res, err = write(ctx)
+		if err != nil && crm.IsPermanent(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		if ra := crm.RetryAfter(err); ra > 0 {
+			return struct{}{}, backoff.RetryAfter(int(max(1, ra.Round(time.Second)/time.Second)))
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(bo), backoff.WithMaxTries(uint(max(1, w.Retry.InPlace))), backoff.WithMaxElapsedTime(30*time.Second))
+	var perr *backoff.PermanentError
+	if errors.As(err, &perr) {
+		err = perr.Err
+	}
+	switch {
+	case err == nil:
+		o := "written"
+		if res == parked {
+			o = "unattributed"
+		}
+		w.Metrics.WriterOutcomes.WithLabelValues(tenantID, label, o).Inc()
+		return nil
+	case isInfra(err):
+		// Redis or the like is down: not the write's fault. Do not route, do not commit.
+		return err
+	case crm.IsPermanent(err):
+		return w.deadLetter(ctx, m, kind, attempts+1, "crm_rejected", err, log)
+	case attempts+1 >= w.Retry.MaxAttempts:
+		return w.deadLetter(ctx, m, kind, attempts+1, "retries_exhausted", err, log)
+	default:
+		return w.scheduleRetry(ctx, m, kind, attempts+1, err, log)
+	}
+}
+
+func validate(l *call.Log) error { return l.Validate() }
+
+// infraError marks failures of calltrack's own dependencies.
+type infraError struct{ err error }
+
+func (e infraError) Error() string { return e.err.Error() }
+func (e infraError) Unwrap() error { return e.err }
+
+func isInfra(err error) bool {
+	var ie infraError
+	return errors.As(err, &ie)
+}
+
+func (w *Writer) adapter(t *tenant.Tenant) (crm.Adapter, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a, ok := w.adapters[t.ID]; ok {
+		return a, nil
+	}
+	a, err := w.Adapters(t)
+	if err != nil {
+		return nil, &crm.Error{Op: "crm adapter for " + t.ID, Permanent: true, Err: err}
+	}
+	if w.adapters == nil {
+		w.adapters = map[string]crm.Adapter{}
+	}
+	w.adapters[t.ID] = a
+	return a, nil
+}
+
+func logKey(tenant, callID string) string { return "crm:" + tenant + ":" + callID + ":log" }
+
+// writeLog creates the call's CRM record once, or parks the call when nobody owns it yet.
+func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) (outcome, error) {
+	t, _ := w.Tenants.Get(l.Tenant)
+	if l.Owner == nil {
+		// The mapping may have appeared since ingest.
+		owner, err := w.resolve(ctx, t, l.Agent)
+		if err != nil {
+			return done, infraError{err}
+		}
+		l.Owner = owner
+	}
+	if l.Owner == nil {
+		if err := w.park(ctx, l); err != nil {
+			return done, infraError{err}
+		}
+		_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: "log",
+			Detail: "no mapping for the agent and no fallback owner"}, Status: trace.StatusUnattributed})
+		log.Info().Msg("call kept unattributed")
+		return parked, nil
+	}
+	a, err := w.adapter(t)
+	if err != nil {
+		return done, err
+	}
+	recordID, ran, err := w.Idem.Exec(ctx, logKey(l.Tenant, l.CallID), func(ctx context.Context) (string, error) {
+		if pending, err := w.pendingRecording(ctx, l.Tenant, l.CallID); err == nil && pending != nil {
+			l.Recording = pending
+		}
+		return a.CreateCall(ctx, w.crmCall(l))
+	})
+	if errors.Is(err, idempotency.ErrInProgress) {
+		return done, fmt.Errorf("call log %s is being written by another worker: %w", l.CallID, err)
+	}
+	if err != nil {
+		var ce *crm.Error
+		if !errors.As(err, &ce) {
+			return done, infraError{err}
+		}
+		log.Warn().Err(err).Msg("CRM write failed")
+		return done, err
+	}
+	if !ran {
+		log.Info().Str("record_id", recordID).Msg("call log already written; redelivery ignored")
+		return done, nil
+	}
+	if err := w.saveWritten(ctx, l); err != nil {
+		log.Warn().Err(err).Msg("written call not kept for later recording updates")
+	}
+	_ = w.unpark(ctx, l.Tenant, l.CallID)
+	_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: "log", Detail: "record " + recordID},
+		Status: trace.StatusWritten, OwnerID: l.Owner.CRMUserID, RecordID: recordID})
+	log.Info().Str("record_id", recordID).Str("owner", l.Owner.CRMUserID).Msg("call log written")
+	return done, nil
+}
+
+func (w *Writer) crmCall(l *call.Log) crm.Call {
+	c := crm.Call{Log: *l, OwnerID: l.Owner.CRMUserID}
+	if !l.Recording.Empty() {
+		link := w.Link
+		if link == nil {
+			link = RawRecordingURL
+		}
+		c.RecordingURL = link(l.Tenant, l.CallID, *l.Recording)
+	}
+	return c
+}
+
+func (w *Writer) resolve(ctx context.Context, t *tenant.Tenant, a *call.Agent) (*call.Owner, error) {
+	if a != nil {
+		m, err := w.Mappings.Resolve(ctx, t.ID, *a)
+		if err == nil {
+			return m.Owner(), nil
+		}
+		if !errors.Is(err, mapping.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if t.FallbackOwner != "" {
+		return &call.Owner{CRMUserID: t.FallbackOwner, Source: "fallback"}, nil
+	}
+	return nil, nil
+}
+
+// writeRecording attaches a recording to the call's record, or keeps it for the
+// record's creation when the call log is not written yet.
+func (w *Writer) writeRecording(ctx context.Context, r *call.RecordingEvent, log zerolog.Logger) error {
+	if r.Recording.Empty() {
+		return nil
+	}
+	recordID, written, err := w.Idem.Done(ctx, logKey(r.Tenant, r.CallID))
+	if err != nil {
+		return infraError{err}
+	}
+	if !written {
+		if err := w.keepPendingRecording(ctx, r); err != nil {
+			return infraError{err}
+		}
+		log.Info().Msg("recording kept until the call log is written")
+		return nil
+	}
+	l, err := w.loadWritten(ctx, r.Tenant, r.CallID)
+	if err != nil {
+		return infraError{err}
+	}
+	if l == nil || l.Owner == nil {
+		log.Warn().Msg("call log written but not kept: recording cannot be attached")
+		return nil
+	}
+	if !l.Recording.Empty() && *l.Recording == r.Recording {
+		return nil // the record was created with it
+	}
+	t, _ := w.Tenants.Get(r.Tenant)
+	a, err := w.adapter(t)
+	if err != nil {
+		return err
+	}
+	l.Recording = &r.Recording
+	if err := a.UpdateCall(ctx, recordID, w.crmCall(l)); err != nil {
+		return err
+	}
+	if err := w.saveWritten(ctx, l); err != nil {
+		return infraError{err}
+	}
+	_ = w.Trace.Record(ctx, r.Tenant, r.CallID, trace.Update{Stage: trace.Stage{Stage: "recording_attached", Kind: "recording", Detail: "record " + recordID}})
+	log.Info().Str("record_id", recordID).Msg("recording attached")
+	return nil
+}
+
+// scheduleRetry hands the message to the retry topic with its next due time.
+func (w *Writer) scheduleRetry(ctx context.Context, m kafka.Message, kind string, attempts int, cause error, log zerolog.Logger) error {
+	due := time.Now().Add(w.Retry.Delay(attempts)).UTC()
+	out := kafka.Message{Topic: w.Topics.Retry, Key: m.Key, Value: m.Value, Headers: kafkabus.WithHeaders(m, w.routingHeaders(m, kind, attempts, cause,
+		kafka.Header{Key: kafkabus.HeaderDueAt, Value: []byte(due.Format(time.RFC3339Nano))})...)}
+	if err := w.Publisher.Publish(ctx, out); err != nil {
+		return infraError{err}
+	}
+	w.Metrics.WriterOutcomes.WithLabelValues(kafkabus.Header(m, kafkabus.HeaderTenant), kindLabel(w.Topics, kind), "retry").Inc()
+	if kind == w.Topics.Log {
+		_ = w.Trace.Record(ctx, kafkabus.Header(m, kafkabus.HeaderTenant), kafkabus.Header(m, kafkabus.HeaderCallID), trace.Update{
+			Stage: trace.Stage{Stage: trace.StatusRetrying, Kind: "log", Detail: fmt.Sprintf("attempt %d failed: %v; next at %s", attempts, cause, due.Format(time.RFC3339))}, Status: trace.StatusRetrying})
+	}
+	log.Warn().Err(cause).Int("attempts", attempts).Time("due", due).Msg("write failed; retry scheduled")
+	return nil
+}
+
+// deadLetter hands the message to the DLQ with the reason.
+func (w *Writer) deadLetter(ctx context.Context, m kafka.Message, kind string, attempts int, reason string, cause error, log zerolog.Logger) error {
+	out := kafka.Message{Topic: w.Topics.DLQ, Key: m.Key, Value: m.Value, Headers: kafkabus.WithHeaders(m, w.routingHeaders(m, kind, attempts, cause,
+		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte(reason)})...)}
+	if err := w.Publisher.Publish(ctx, out); err != nil {
+		return infraError{err}
+	}
+	tenantID := kafkabus.Header(m, kafkabus.HeaderTenant)
+	w.Metrics.WriterOutcomes.WithLabelValues(tenantID, kindLabel(w.Topics, kind), "dead_lettered").Inc()
+	if kind == w.Topics.Log {
+		_ = w.Trace.Record(ctx, tenantID, kafkabus.Header(m, kafkabus.HeaderCallID), trace.Update{
+			Stage: trace.Stage{Stage: trace.StatusDeadLettered, Kind: "log", Detail: reason + ": " + cause.Error()}, Status: trace.StatusDeadLettered})
+	}
+	log.Error().Err(cause).Str("reason", reason).Int("attempts", attempts).Msg("write dead-lettered")
+	return nil
+}
+
+func (w *Writer) routingHeaders(m kafka.Message, kind string, attempts int, cause error, extra ...kafka.Header) []kafka.Header {
+	// The first routing keeps where the message came from; later ones keep that.
+	origTopic, origPart, origOff := kind, strconv.Itoa(m.Partition), strconv.FormatInt(m.Offset, 10)
+	if m.Topic == w.Topics.Retry || m.Topic == w.Topics.DLQ {
+		origPart, origOff = kafkabus.Header(m, kafkabus.HeaderOrigPart), kafkabus.Header(m, kafkabus.HeaderOrigOff)
+	}
+	h := []kafka.Header{
+		{Key: kafkabus.HeaderOrigTopic, Value: []byte(origTopic)},
+		{Key: kafkabus.HeaderOrigPart, Value: []byte(origPart)},
+		{Key: kafkabus.HeaderOrigOff, Value: []byte(origOff)},
+		{Key: kafkabus.HeaderAttempts, Value: []byte(strconv.Itoa(attempts))},
+		{Key: kafkabus.HeaderError, Value: []byte(cause.Error())},
+		{Key: kafkabus.HeaderStatus, Value: []byte(strconv.Itoa(crm.HTTPStatus(cause)))},
+	}
+	return append(h, extra...)
+}
+
+func kindLabel(t kafkabus.Topics, topic string) string {
+	if topic == t.Recording {
+		return "recording"
+	}
+	return "log"
+}
