@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -40,7 +42,7 @@ func run(ctx context.Context, args []string) error {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(serveCmd(), workCmd(), devCmd(), versionCmd())
+	root.AddCommand(serveCmd(), workCmd(), devCmd(), versionCmd(), probeCmd())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }
@@ -52,6 +54,29 @@ func versionCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(cmd.OutOrStdout(), "calltrack", version)
+			return nil
+		},
+	}
+}
+
+// probeCmd checks a URL answers 2xx: the healthcheck of distroless images, which have
+// no curl.
+func probeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "probe URL",
+		Short:  "Exit 0 when URL answers 2xx (container healthchecks)",
+		Args:   cobra.ExactArgs(1),
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := &http.Client{Timeout: 5 * time.Second}
+			res, err := c.Get(args[0])
+			if err != nil {
+				return err
+			}
+			res.Body.Close()
+			if res.StatusCode/100 != 2 {
+				return fmt.Errorf("%s: HTTP %d", args[0], res.StatusCode)
+			}
 			return nil
 		},
 	}

@@ -95,6 +95,7 @@ type outcome int
 const (
 	done outcome = iota
 	parked
+	duplicate
 )
 
 // Handle is the kafkabus.Handler for the call-log and recording topics.
@@ -169,10 +170,7 @@ func (w *Writer) handle(ctx context.Context, m kafka.Message, kind string, attem
 	}
 	switch {
 	case err == nil:
-		o := "written"
-		if res == parked {
-			o = "unattributed"
-		}
+		o := map[outcome]string{done: "written", parked: "unattributed", duplicate: "duplicate"}[res]
 		w.Metrics.WriterOutcomes.WithLabelValues(tenantID, label, o).Inc()
 		return nil
 	case isInfra(err):
@@ -262,7 +260,7 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 	}
 	if !ran {
 		log.Info().Str("record_id", recordID).Msg("call log already written; redelivery ignored")
-		return done, nil
+		return duplicate, nil
 	}
 	if err := w.saveWritten(ctx, l); err != nil {
 		log.Warn().Err(err).Msg("written call not kept for later recording updates")

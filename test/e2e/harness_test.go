@@ -1,0 +1,230 @@
+// Package e2e runs calltrack's roles against the test environment's Kafka and Redis
+// (a real broker and redis-server in CI) and the sandbox CRM, and asserts what a user
+// sees: the CRM records, their owners and counts, HTTP statuses and error bodies.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/app"
+	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/testenv"
+	"github.com/calltrack/calltrack/internal/writer"
+)
+
+const (
+	tenantID   = "acme"
+	token      = "acme-token"
+	adminToken = "admin-secret"
+	crmKey     = "acme-crm-key"
+	companyID  = "5cd40f6554442586"
+)
+
+// stack is one calltrack deployment for a test: ingest + admin over HTTP, and writers.
+type stack struct {
+	t       *testing.T
+	env     *testenv.Env
+	app     *app.App
+	kylas   *sandbox.Kylas
+	crmSrv  *httptest.Server
+	api     *httptest.Server
+	group   string
+	writers []context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+type stackOpts struct {
+	retry    *writer.RetryPolicy
+	fallback string
+	noWriter bool
+}
+
+func newStack(t *testing.T, o stackOpts) *stack {
+	t.Helper()
+	env := testenv.New(t)
+	s := &stack{t: t, env: env, kylas: sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})}
+	s.crmSrv = httptest.NewServer(s.kylas)
+	t.Cleanup(s.crmSrv.Close)
+	tenants := tenant.NewRegistry(&tenant.Tenant{ID: tenantID, WebhookToken: token, CompanyID: companyID,
+		FallbackOwner: o.fallback, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey}})
+	s.group = "writer" + env.Suffix
+	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,
+		RedisAddr: env.RedisAddr, RedisPrefix: env.Prefix, AdminToken: adminToken, WriterGroup: s.group,
+		LogLevel: "warn", ShutdownTimeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	a, err := app.Open(ctx, cfg, app.NewLogger(testWriter{t}, "warn"), tenants)
+	require.NoError(t, err)
+	if o.retry != nil {
+		a.Retry = *o.retry
+	}
+	s.app = a
+	s.api = httptest.NewServer(a.HTTP())
+	t.Cleanup(func() {
+		s.api.Close()
+		s.stopWriters()
+		a.Close()
+	})
+	if !o.noWriter {
+		s.startWriter()
+	}
+	return s
+}
+
+// startWriter starts one more writer instance (its own consumer-group member).
+func (s *stack) startWriter() context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := s.app.Writer()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.app.RunWriter(ctx, w); err != nil {
+			s.t.Errorf("writer: %v", err)
+		}
+	}()
+	s.writers = append(s.writers, cancel)
+	return cancel
+}
+
+func (s *stack) stopWriters() {
+	for _, c := range s.writers {
+		c()
+	}
+	s.wg.Wait()
+}
+
+// testWriter sends logs to t.Log so they show with the failing test only.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+type response struct {
+	Status int
+	Body   map[string]any
+	Took   time.Duration
+}
+
+func (s *stack) do(req *http.Request) response {
+	s.t.Helper()
+	start := time.Now()
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := response{Status: res.StatusCode, Took: time.Since(start), Body: map[string]any{}}
+	if len(raw) > 0 {
+		require.NoError(s.t, json.Unmarshal(raw, &r.Body), "body: %s", raw)
+	}
+	return r
+}
+
+// postForm posts a webhook the classic way: form field myoperator=<json>.
+func (s *stack) postForm(kind, payload, tok string) response {
+	form := url.Values{"myoperator": {payload}}
+	req, _ := http.NewRequest(http.MethodPost, s.api.URL+"/webhooks/myoperator/"+tenantID+"/"+kind+"?token="+url.QueryEscape(tok),
+		strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return s.do(req)
+}
+
+// postJSON posts a JSON body with the token in the header.
+func (s *stack) postJSON(kind, body string) response {
+	req, _ := http.NewRequest(http.MethodPost, s.api.URL+"/webhooks/myoperator/"+tenantID+"/"+kind, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Calltrack-Token", token)
+	return s.do(req)
+}
+
+func (s *stack) admin(method, path string, body any) response {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.api.URL+"/admin/v1/tenants/"+tenantID+path, rd)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	return s.do(req)
+}
+
+func (s *stack) mapAgent(userID, crmUser, email string, phones ...string) {
+	s.t.Helper()
+	r := s.admin(http.MethodPut, "/mappings/"+userID, map[string]any{"crm_user_id": crmUser, "email": email, "phones": phones})
+	require.Equal(s.t, http.StatusOK, r.Status, "%v", r.Body)
+}
+
+func (s *stack) trace(callID string) response { return s.admin(http.MethodGet, "/calls/"+callID, nil) }
+
+// waitStatus polls the call's trace until it has the status.
+func (s *stack) waitStatus(callID, status string, within time.Duration) map[string]any {
+	s.t.Helper()
+	var last map[string]any
+	testenv.Eventually(s.t, within, fmt.Sprintf("call %s reaches status %s (last trace %v)", callID, status, &last), func() bool {
+		r := s.trace(callID)
+		last = r.Body
+		return r.Status == http.StatusOK && r.Body["status"] == status
+	})
+	return last
+}
+
+// records returns the sandbox CRM's call logs for one call.
+func (s *stack) records(callID string) []sandbox.KylasCallLog {
+	var out []sandbox.KylasCallLog
+	for _, r := range s.kylas.Records() {
+		if r.RemoteID == callID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitRecords polls until the CRM holds n records of the call.
+func (s *stack) waitRecords(callID string, n int, within time.Duration) []sandbox.KylasCallLog {
+	s.t.Helper()
+	testenv.Eventually(s.t, within, fmt.Sprintf("%d CRM record(s) of %s", n, callID), func() bool { return len(s.records(callID)) == n })
+	return s.records(callID)
+}
+
+// readTopic reads every message on a topic until want match or the deadline.
+func (s *stack) readTopic(topic string, want int, match func(kafka.Message) bool) []kafka.Message {
+	s.t.Helper()
+	var got []kafka.Message
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for p := 0; p < 3 && len(got) < want; p++ {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.env.Brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+		conn, err := kafka.DialLeader(ctx, "tcp", s.env.Brokers[0], topic, p)
+		require.NoError(s.t, err)
+		last, err := conn.ReadLastOffset()
+		conn.Close()
+		require.NoError(s.t, err)
+		for off := int64(0); off < last; off++ {
+			m, err := r.ReadMessage(ctx)
+			require.NoError(s.t, err)
+			if match(m) {
+				got = append(got, m)
+			}
+		}
+		r.Close()
+	}
+	return got
+}

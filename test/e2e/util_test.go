@@ -1,0 +1,42 @@
+package e2e
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testenv.Eventually(t, within, what, cond)
+}
+
+func sandboxFaults(rate float64, status int) sandbox.Faults {
+	return sandbox.Faults{ErrorRate: rate, Status: status}
+}
+
+// testenv_eventuallyConsumed waits until the trace shows the writer saw the call again
+// after the first write (a redelivery), so a count afterwards is meaningful.
+func testenv_eventuallyConsumed(t *testing.T, s *stack, callID string) {
+	t.Helper()
+	waitFor(t, "writer consumed the replayed events", func() bool {
+		return testutil.ToFloat64(s.app.Metrics.WriterOutcomes.WithLabelValues(tenantID, "log", "duplicate")) >= 2
+	})
+}
+
+func afterCallLogID(t *testing.T, s *stack, callID string) string {
+	t.Helper()
+	r := s.trace(callID)
+	require.Equal(t, http.StatusOK, r.Status)
+	id, _ := r.Body["log_id"].(string)
+	require.NotEmpty(t, id)
+	return id
+}
+
+var _ = time.Second
