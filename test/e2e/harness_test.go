@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/app"
 	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -87,19 +89,46 @@ func newStack(t *testing.T, o stackOpts) *stack {
 	return s
 }
 
-// startWriter starts one more writer instance (its own consumer-group member).
-func (s *stack) startWriter() context.CancelFunc {
+// startWriter starts one more writer instance (its own consumer-group member) and
+// returns its stop function (waits for the drain) and the count of CRM writes it made.
+func (s *stack) startWriter() (context.CancelFunc, *atomic.Int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := s.app.Writer()
+	writes := &atomic.Int64{}
+	factory := w.Adapters
+	w.Adapters = func(t *tenant.Tenant) (crm.Adapter, error) {
+		a, err := factory(t)
+		return countingAdapter{a, writes}, err
+	}
 	s.wg.Add(1)
+	done := make(chan struct{})
 	go func() {
 		defer s.wg.Done()
+		defer close(done)
 		if err := s.app.RunWriter(ctx, w); err != nil {
 			s.t.Errorf("writer: %v", err)
 		}
 	}()
 	s.writers = append(s.writers, cancel)
-	return cancel
+	// stop cancels this writer and waits until it has drained and left the group.
+	stop := func() {
+		cancel()
+		<-done
+	}
+	return stop, writes
+}
+
+type countingAdapter struct {
+	crm.Adapter
+	n *atomic.Int64
+}
+
+func (c countingAdapter) CreateCall(ctx context.Context, call crm.Call) (string, error) {
+	id, err := c.Adapter.CreateCall(ctx, call)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return id, err
 }
 
 func (s *stack) stopWriters() {

@@ -12,6 +12,11 @@ import (
 	"github.com/calltrack/calltrack/internal/testenv"
 )
 
+func testenvEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testenv.Eventually(t, d, what, cond)
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, within, what, cond)
