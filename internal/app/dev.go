@@ -17,6 +17,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	mosandbox "github.com/calltrack/calltrack/internal/myoperator/sandbox"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -46,6 +47,7 @@ type DevOptions struct {
 type Dev struct {
 	App   *App
 	Kylas *sandbox.Kylas
+	MyOp  *mosandbox.Server
 	Base  string // http://host:port of the HTTP server
 
 	kafka *kfake.Cluster
@@ -86,6 +88,7 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	}
 
 	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey})
+	d.MyOp = mosandbox.New(mosandbox.Options{})
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
 		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey}})
 	cfg := config.Config{KafkaBrokers: []string{d.kafka.ListenAddrs()[0]}, KafkaPartitions: 3, KafkaRepl: 1,
@@ -122,6 +125,7 @@ func (d *Dev) Run(ctx context.Context) error {
 
 func (d *Dev) mountSandboxes(e *echo.Echo) {
 	e.Any("/sandbox/kylas/*", echo.WrapHandler(http.StripPrefix("/sandbox/kylas", d.Kylas)))
+	e.Any("/sandbox/myoperator/*", echo.WrapHandler(http.StripPrefix("/sandbox/myoperator", d.MyOp)))
 	e.GET("/sandbox/myoperator/samples/aftercall.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, sampleAfterCall)
 	})
