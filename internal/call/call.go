@@ -126,13 +126,15 @@ type Live struct {
 	ReceivedAt   time.Time `json:"received_at"`
 }
 
-// RecordingEvent attaches a recording to a call log already written (or about to be):
-// the event on calltrack.call.recording.v1.
+// RecordingEvent amends a call log already written (or about to be) with what arrives
+// after it: a recording, and/or the agent's disposition. It is the event on
+// calltrack.call.recording.v1.
 type RecordingEvent struct {
-	Tenant     string    `json:"tenant"`
-	CallID     string    `json:"call_id"`
-	Recording  Recording `json:"recording"`
-	ReceivedAt time.Time `json:"received_at"`
+	Tenant      string    `json:"tenant"`
+	CallID      string    `json:"call_id"`
+	Recording   Recording `json:"recording"`
+	Disposition string    `json:"disposition,omitempty"`
+	ReceivedAt  time.Time `json:"received_at"`
 }
 
 // Attribute applies the default attribution rule to a call's legs and returns the

@@ -15,7 +15,7 @@ import (
 // Redis state the writer keeps beside the idempotency keys:
 //   - written: the call log as written, so a late recording can rewrite the record
 //     (Kylas's PUT replaces the whole record);
-//   - pending recording: a recording that arrived before its call log was written;
+//   - pending amendment: a recording or disposition that arrived before its call log was written;
 //   - parked: unattributed call logs, per tenant, waiting for a mapping.
 const stateTTL = 30 * 24 * time.Hour
 
@@ -49,23 +49,36 @@ func (w *Writer) loadWritten(ctx context.Context, tenant, callID string) (*call.
 	return &l, nil
 }
 
-func (w *Writer) keepPendingRecording(ctx context.Context, r *call.RecordingEvent) error {
-	b, err := json.Marshal(r.Recording)
+// keepPending merges r into the call's pending amendment.
+func (w *Writer) keepPending(ctx context.Context, r *call.RecordingEvent) error {
+	cur, err := w.pending(ctx, r.Tenant, r.CallID)
 	if err != nil {
 		return err
 	}
-	return w.Redis.Set(ctx, w.key("pending-recording", r.Tenant, r.CallID), b, stateTTL).Err()
+	if cur != nil {
+		if r.Recording.Empty() {
+			r.Recording = cur.Recording
+		}
+		if r.Disposition == "" {
+			r.Disposition = cur.Disposition
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return w.Redis.Set(ctx, w.key("pending-amendment", r.Tenant, r.CallID), b, stateTTL).Err()
 }
 
-func (w *Writer) pendingRecording(ctx context.Context, tenant, callID string) (*call.Recording, error) {
-	b, err := w.Redis.Get(ctx, w.key("pending-recording", tenant, callID)).Bytes()
+func (w *Writer) pending(ctx context.Context, tenant, callID string) (*call.RecordingEvent, error) {
+	b, err := w.Redis.Get(ctx, w.key("pending-amendment", tenant, callID)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var r call.Recording
+	var r call.RecordingEvent
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}

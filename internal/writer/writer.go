@@ -242,8 +242,8 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 		return done, err
 	}
 	recordID, ran, err := w.Idem.Exec(ctx, logKey(l.Tenant, l.CallID), func(ctx context.Context) (string, error) {
-		if pending, err := w.pendingRecording(ctx, l.Tenant, l.CallID); err == nil && pending != nil {
-			l.Recording = pending
+		if pending, err := w.pending(ctx, l.Tenant, l.CallID); err == nil && pending != nil {
+			amend(l, pending)
 		}
 		return a.CreateCall(ctx, w.crmCall(l))
 	})
@@ -259,6 +259,15 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 		return done, err
 	}
 	if !ran {
+		// A later version of the call (e.g. a disposition webhook, or v2's summary after
+		// v1's afterCall) may carry what the record lacks: amend, never create again.
+		am := &call.RecordingEvent{Tenant: l.Tenant, CallID: l.CallID, Disposition: l.Disposition}
+		if !l.Recording.Empty() {
+			am.Recording = *l.Recording
+		}
+		if err := w.writeRecording(ctx, am, log); err != nil {
+			return done, err
+		}
 		log.Info().Str("record_id", recordID).Msg("call log already written; redelivery ignored")
 		return duplicate, nil
 	}
@@ -300,10 +309,10 @@ func (w *Writer) resolve(ctx context.Context, t *tenant.Tenant, a *call.Agent) (
 	return nil, nil
 }
 
-// writeRecording attaches a recording to the call's record, or keeps it for the
-// record's creation when the call log is not written yet.
+// writeRecording amends the call's record with a recording and/or disposition, or keeps
+// the amendment for the record's creation when the call log is not written yet.
 func (w *Writer) writeRecording(ctx context.Context, r *call.RecordingEvent, log zerolog.Logger) error {
-	if r.Recording.Empty() {
+	if r.Recording.Empty() && r.Disposition == "" {
 		return nil
 	}
 	recordID, written, err := w.Idem.Done(ctx, logKey(r.Tenant, r.CallID))
@@ -311,10 +320,10 @@ func (w *Writer) writeRecording(ctx context.Context, r *call.RecordingEvent, log
 		return infraError{err}
 	}
 	if !written {
-		if err := w.keepPendingRecording(ctx, r); err != nil {
+		if err := w.keepPending(ctx, r); err != nil {
 			return infraError{err}
 		}
-		log.Info().Msg("recording kept until the call log is written")
+		log.Info().Msg("amendment kept until the call log is written")
 		return nil
 	}
 	l, err := w.loadWritten(ctx, r.Tenant, r.CallID)
@@ -322,27 +331,43 @@ func (w *Writer) writeRecording(ctx context.Context, r *call.RecordingEvent, log
 		return infraError{err}
 	}
 	if l == nil || l.Owner == nil {
-		log.Warn().Msg("call log written but not kept: recording cannot be attached")
+		log.Warn().Msg("call log written but not kept: amendment cannot be applied")
 		return nil
 	}
-	if !l.Recording.Empty() && *l.Recording == r.Recording {
-		return nil // the record was created with it
+	if !amend(l, r) {
+		return nil // the record has it already
 	}
 	t, _ := w.Tenants.Get(r.Tenant)
 	a, err := w.adapter(t)
 	if err != nil {
 		return err
 	}
-	l.Recording = &r.Recording
 	if err := a.UpdateCall(ctx, recordID, w.crmCall(l)); err != nil {
 		return err
 	}
 	if err := w.saveWritten(ctx, l); err != nil {
 		return infraError{err}
 	}
-	_ = w.Trace.Record(ctx, r.Tenant, r.CallID, trace.Update{Stage: trace.Stage{Stage: "recording_attached", Kind: "recording", Detail: "record " + recordID}})
-	log.Info().Str("record_id", recordID).Msg("recording attached")
+	stage := "recording_attached"
+	if r.Recording.Empty() {
+		stage = "disposition_added"
+	}
+	_ = w.Trace.Record(ctx, r.Tenant, r.CallID, trace.Update{Stage: trace.Stage{Stage: stage, Kind: "recording", Detail: "record " + recordID}})
+	log.Info().Str("record_id", recordID).Str("stage", stage).Msg("call record amended")
 	return nil
+}
+
+// amend applies r to l and reports whether anything changed.
+func amend(l *call.Log, r *call.RecordingEvent) bool {
+	changed := false
+	if !r.Recording.Empty() && (l.Recording.Empty() || *l.Recording != r.Recording) {
+		rec := r.Recording
+		l.Recording, changed = &rec, true
+	}
+	if r.Disposition != "" && l.Disposition != r.Disposition {
+		l.Disposition, changed = r.Disposition, true
+	}
+	return changed
 }
 
 // scheduleRetry hands the message to the retry topic with its next due time.
