@@ -36,6 +36,11 @@ type Config struct {
 	LogLevel        string        `env:"CALLTRACK_LOG_LEVEL" envDefault:"info"`
 	WriterGroup     string        `env:"CALLTRACK_WRITER_GROUP" envDefault:"calltrack-writer"`
 	ShutdownTimeout time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	PopupMaxAge     time.Duration `env:"CALLTRACK_POPUP_MAX_AGE" envDefault:"60s"` // older live events are dropped
+	// V2SummaryWait is how long a Webhook v2 call.end waits for its call.summary.
+	V2SummaryWait time.Duration `env:"CALLTRACK_V2_SUMMARY_WAIT" envDefault:"5m"`
+	// RecordingSigningKey signs durable recording links (with PublicURL set).
+	RecordingSigningKey tenant.Secret `env:"CALLTRACK_RECORDING_SIGNING_KEY"`
 }
 
 // Load reads the environment.
@@ -70,6 +75,12 @@ func (c Config) Validate(n Need) error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("CALLTRACK_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	if c.V2SummaryWait <= 0 {
+		errs = append(errs, errors.New("CALLTRACK_V2_SUMMARY_WAIT must be a positive Go duration (e.g. 5m)"))
+	}
+	if k := c.RecordingSigningKey.Reveal(); k != "" && len(k) < 16 {
+		errs = append(errs, errors.New("CALLTRACK_RECORDING_SIGNING_KEY must be at least 16 characters"))
 	}
 	return errors.Join(errs...)
 }

@@ -34,24 +34,7 @@ func Consume(ctx context.Context, c *Client, cfg ConsumerConfig, h Handler) erro
 	if cfg.HandleTimeout <= 0 {
 		cfg.HandleTimeout = 60 * time.Second
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           c.Brokers(),
-		Dialer:            c.Dialer(),
-		GroupID:           cfg.GroupID,
-		GroupTopics:       cfg.Topics,
-		StartOffset:       kafka.FirstOffset,
-		MinBytes:          1,
-		MaxBytes:          10 << 20,
-		MaxWait:           250 * time.Millisecond,
-		CommitInterval:    0, // synchronous commits: a commit returns once stored
-		HeartbeatInterval: time.Second,
-		SessionTimeout:    10 * time.Second,
-		RebalanceTimeout:  10 * time.Second,
-		JoinGroupBackoff:  500 * time.Millisecond,
-		ReadBackoffMin:    50 * time.Millisecond,
-		ReadBackoffMax:    500 * time.Millisecond,
-		MaxAttempts:       3,
-	})
+	r := newGroupReader(c, cfg)
 	defer func() {
 		if err := r.Close(); err != nil {
 			cfg.Log.Warn().Err(err).Msg("kafka reader close")
@@ -87,6 +70,27 @@ func Consume(ctx context.Context, c *Client, cfg ConsumerConfig, h Handler) erro
 			return nil
 		}
 	}
+}
+
+func newGroupReader(c *Client, cfg ConsumerConfig) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           c.Brokers(),
+		Dialer:            c.Dialer(),
+		GroupID:           cfg.GroupID,
+		GroupTopics:       cfg.Topics,
+		StartOffset:       kafka.FirstOffset,
+		MinBytes:          1,
+		MaxBytes:          10 << 20,
+		MaxWait:           250 * time.Millisecond,
+		CommitInterval:    0, // synchronous commits: a commit returns once stored
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		ReadBackoffMin:    50 * time.Millisecond,
+		ReadBackoffMax:    500 * time.Millisecond,
+		MaxAttempts:       3,
+	})
 }
 
 // handleUntilRouted calls h until it returns nil, backing off between attempts.

@@ -17,6 +17,8 @@ type Metrics struct {
 	CRMRequests     *prometheus.CounterVec   // tenant, crm, outcome
 	CRMLatency      *prometheus.HistogramVec // crm
 	UnknownV2Events *prometheus.CounterVec   // tenant, event_type
+	Popups          *prometheus.CounterVec   // tenant, outcome (notified, dropped_late, ...)
+	PopupLag        prometheus.Histogram     // seconds from webhook to pop-up
 }
 
 // New registers calltrack's metrics (and the Go/process collectors) on a new registry.
@@ -49,6 +51,14 @@ func New() *Metrics {
 			Name: "calltrack_webhook_v2_unknown_events_total", Help: "Webhook v2 events of types calltrack does not handle.",
 		}, []string{"tenant", "event_type"}),
 	}
+	m.Popups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "calltrack_popups_total", Help: "Live call pop-ups, by tenant and outcome (notified, dropped_late, failed, ...).",
+	}, []string{"tenant", "outcome"})
+	m.PopupLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "calltrack_popup_lag_seconds", Help: "Time from the live webhook to the CRM pop-up.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60},
+	})
+	reg.MustRegister(m.Popups, m.PopupLag)
 	reg.MustRegister(m.Webhooks, m.WebhookLatency, m.PublishErrors, m.WriterOutcomes, m.CRMRequests, m.CRMLatency, m.UnknownV2Events)
 	return m
 }

@@ -15,7 +15,9 @@ const DefaultCountryCode = "91"
 // already. Anything else ("", "unknown", "anonymous", extensions) gives "".
 func E164(raw, defaultCountryCode string) string {
 	cc := digits(defaultCountryCode)
-	if cc == "" {
+	if cc == "" || cc[0] == '0' || len(cc) > 3 {
+		// A calling code is 1-3 digits and never starts with 0 (a payload's "_cy" may
+		// carry anything).
 		cc = DefaultCountryCode
 	}
 	var b strings.Builder
@@ -47,7 +49,7 @@ func E164(raw, defaultCountryCode string) string {
 		d = d[1:]
 	}
 	switch {
-	case len(d) == 10:
+	case len(d) == 10 && len(cc)+10 <= 15:
 		return "+" + cc + d
 	case len(d) == len(cc)+10 && strings.HasPrefix(d, cc):
 		return "+" + d

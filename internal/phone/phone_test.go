@@ -102,3 +102,12 @@ func FuzzE164(f *testing.F) {
 		_ = Mask(s)
 	})
 }
+
+func TestE164BadCountryCode(t *testing.T) {
+	for _, cc := range []string{"00", "0", "12345", "9999"} {
+		got := E164("9711636496", cc)
+		if got != "+919711636496" {
+			t.Errorf("E164(9711636496, %q) = %q, want the default country code", cc, got)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/ratelimit"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 )
@@ -82,11 +84,14 @@ type Writer struct {
 	Topics    kafkabus.Topics
 	Retry     RetryPolicy
 	Link      RecordingLinker
-	Metrics   *metrics.Metrics
-	Log       zerolog.Logger
+	// Limiter returns the tenant's shared CRM rate limiter (to pause it on a 429); may be nil.
+	Limiter func(*tenant.Tenant) *ratelimit.Limiter
+	Metrics *metrics.Metrics
+	Log     zerolog.Logger
 
 	mu       sync.Mutex
 	adapters map[string]crm.Adapter
+	breakers map[string]*breaker
 }
 
 // outcome of one write attempt.
@@ -103,22 +108,37 @@ func (w *Writer) Handle(ctx context.Context, m kafka.Message) error {
 	return w.handle(ctx, m, m.Topic, 0)
 }
 
-// HandleRetry is the kafkabus.Handler for the retry topic: it waits until the
-// message is due, then tries the write again.
+// HandleRetry is the kafkabus.Handler for the retry topic. The consumer holds each
+// message until its due time (kafkabus.ConcurrentConfig.DueAt); one attempt is made.
 func (w *Writer) HandleRetry(ctx context.Context, m kafka.Message) error {
-	if due, err := time.Parse(time.RFC3339Nano, kafkabus.Header(m, kafkabus.HeaderDueAt)); err == nil {
-		if wait := time.Until(due); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err() // not handled: redelivered after restart
-			case <-t.C:
-			}
-		}
+	attempts, _ := strconv.Atoi(kafkabus.Header(m, kafkabus.HeaderAttempts))
+	return w.handle(ctx, m, kafkabus.Header(m, kafkabus.HeaderOrigTopic), max(attempts, 0))
+}
+
+// DueAt is when a retry-topic message is due.
+func DueAt(m kafka.Message) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, kafkabus.Header(m, kafkabus.HeaderDueAt))
+	return t
+}
+
+// Defer is the overflow handler: a tenant whose lanes are full (its CRM is slow or
+// rate-limited) has further messages moved to the retry topic, due shortly, rather than
+// stalling every other tenant. It costs no attempt.
+func (w *Writer) Defer(ctx context.Context, m kafka.Message) error {
+	kind := m.Topic
+	if m.Topic == w.Topics.Retry {
+		kind = kafkabus.Header(m, kafkabus.HeaderOrigTopic)
 	}
 	attempts, _ := strconv.Atoi(kafkabus.Header(m, kafkabus.HeaderAttempts))
-	return w.handle(ctx, m, kafkabus.Header(m, kafkabus.HeaderOrigTopic), attempts)
+	due := time.Now().Add(w.Retry.Delay(1)).UTC()
+	out := kafka.Message{Topic: w.Topics.Retry, Key: m.Key, Value: m.Value, Headers: kafkabus.WithHeaders(m,
+		w.routingHeaders(m, kind, attempts, errors.New("deferred: tenant's writer lanes are full"),
+			kafka.Header{Key: kafkabus.HeaderDueAt, Value: []byte(due.Format(time.RFC3339Nano))})...)}
+	if err := w.Publisher.Publish(ctx, out); err != nil {
+		return infraError{err}
+	}
+	w.Metrics.WriterOutcomes.WithLabelValues(kafkabus.Header(m, kafkabus.HeaderTenant), kindLabel(w.Topics, kind), "deferred").Inc()
+	return nil
 }
 
 func (w *Writer) handle(ctx context.Context, m kafka.Message, kind string, attempts int) error {
@@ -149,24 +169,47 @@ func (w *Writer) handle(ctx context.Context, m kafka.Message, kind string, attem
 		return w.deadLetter(ctx, m, kind, attempts, "unknown_tenant", fmt.Errorf("tenant %q is not configured", tenantID), log)
 	}
 
-	// A bounded in-place retry absorbs blips without leaving the partition's order.
+	t, _ := w.Tenants.Get(tenantID)
+	fromRetry := m.Topic == w.Topics.Retry
+	br := w.breaker(tenantID)
+	if !fromRetry && br.open() {
+		// The tenant's CRM keeps failing: do not spend the lane on it, schedule it.
+		return w.scheduleRetry(ctx, m, kind, attempts, errors.New("CRM failing: circuit open"), log)
+	}
+	// A bounded in-place retry absorbs blips without leaving the partition's order; a
+	// message from the retry topic gets one attempt per due time.
+	tries := max(1, w.Retry.InPlace)
+	if fromRetry {
+		tries = 1
+	}
 	var res outcome
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = w.Retry.InPlaceWait
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		var err error
 		res, err = write(ctx)
-		if err != nil && crm.IsPermanent(err) {
+		if err == nil || isInfra(err) {
+			return struct{}{}, err
+		}
+		if crm.IsPermanent(err) {
 			return struct{}{}, backoff.Permanent(err)
 		}
-		if ra := crm.RetryAfter(err); ra > 0 {
-			return struct{}{}, backoff.RetryAfter(int(max(1, ra.Round(time.Second)/time.Second)))
+		br.failure()
+		if ra := crm.RetryAfter(err); ra > 0 || crm.HTTPStatus(err) == http.StatusTooManyRequests {
+			// Every replica holds off this credential, not just this lane.
+			w.pause(ctx, t, max(ra, time.Second))
+			if ra > 2*time.Second {
+				return struct{}{}, backoff.Permanent(err) // long wait: schedule instead
+			}
 		}
 		return struct{}{}, err
-	}, backoff.WithBackOff(bo), backoff.WithMaxTries(uint(max(1, w.Retry.InPlace))), backoff.WithMaxElapsedTime(30*time.Second))
+	}, backoff.WithBackOff(bo), backoff.WithMaxTries(uint(tries)), backoff.WithMaxElapsedTime(30*time.Second))
 	var perr *backoff.PermanentError
 	if errors.As(err, &perr) {
 		err = perr.Err
+	}
+	if err == nil {
+		br.success()
 	}
 	switch {
 	case err == nil:
@@ -182,6 +225,18 @@ func (w *Writer) handle(ctx context.Context, m kafka.Message, kind string, attem
 		return w.deadLetter(ctx, m, kind, attempts+1, "retries_exhausted", err, log)
 	default:
 		return w.scheduleRetry(ctx, m, kind, attempts+1, err, log)
+	}
+}
+
+// pause holds the tenant's CRM credential for every replica (a 429's Retry-After).
+func (w *Writer) pause(ctx context.Context, t *tenant.Tenant, d time.Duration) {
+	if w.Limiter == nil || t == nil {
+		return
+	}
+	if l := w.Limiter(t); l != nil {
+		if err := l.Pause(ctx, d); err != nil {
+			w.Log.Warn().Err(err).Str("tenant", t.ID).Msg("rate-limit pause not shared")
+		}
 	}
 }
 
@@ -389,8 +444,8 @@ func (w *Writer) scheduleRetry(ctx context.Context, m kafka.Message, kind string
 
 // deadLetter hands the message to the DLQ with the reason.
 func (w *Writer) deadLetter(ctx context.Context, m kafka.Message, kind string, attempts int, reason string, cause error, log zerolog.Logger) error {
-	out := kafka.Message{Topic: w.Topics.DLQ, Key: m.Key, Value: m.Value, Headers: kafkabus.WithHeaders(m, w.routingHeaders(m, kind, attempts, cause,
-		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte(reason)})...)}
+	out := kafka.Message{Topic: w.Topics.DLQ, Key: m.Key, Value: m.Value, Headers: withoutHeader(kafkabus.WithHeaders(m, w.routingHeaders(m, kind, attempts, cause,
+		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte(reason)})...), kafkabus.HeaderDueAt)}
 	if err := w.Publisher.Publish(ctx, out); err != nil {
 		return infraError{err}
 	}
@@ -426,4 +481,14 @@ func kindLabel(t kafkabus.Topics, topic string) string {
 		return "recording"
 	}
 	return "log"
+}
+
+func withoutHeader(hs []kafka.Header, key string) []kafka.Header {
+	out := hs[:0:0]
+	for _, h := range hs {
+		if h.Key != key {
+			out = append(out, h)
+		}
+	}
+	return out
 }

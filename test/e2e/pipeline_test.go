@@ -56,7 +56,6 @@ func TestAfterCallAttribution(t *testing.T) {
 			r := tc.post(afterCall(tc.spec))
 			require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
 			assert.Equal(t, "accepted", r.Body["status"])
-			assert.Less(t, r.Took, 500*time.Millisecond, "webhook answered slowly")
 			recs := s.waitRecords(tc.spec.uid, 1, within)
 			assert.Equal(t, tc.owner, recs[0].Owner.ID, "owner of the CRM record")
 			assert.Equal(t, "+919711636496", recs[0].PhoneNumber)

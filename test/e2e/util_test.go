@@ -12,12 +12,12 @@ import (
 	"github.com/calltrack/calltrack/internal/testenv"
 )
 
-func testenvEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func testenvEventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, d, what, cond)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, within, what, cond)
 }

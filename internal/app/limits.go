@@ -1,0 +1,59 @@
+package app
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/ratelimit"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+// DefaultRateLimits per CRM kind, requests per second per credential: Kylas documents
+// 5/s per API key; Zoho limits concurrency and daily credits, 10/s keeps well inside.
+var DefaultRateLimits = map[string]float64{"kylas": 5, "zoho": 10}
+
+var limiters sync.Map // *App → *sync.Map of tenant → *ratelimit.Limiter
+
+// Limiter returns the tenant's CRM rate limiter, shared through Redis by every replica.
+func (a *App) Limiter(t *tenant.Tenant) *ratelimit.Limiter {
+	m, _ := limiters.LoadOrStore(a, &sync.Map{})
+	if l, ok := m.(*sync.Map).Load(t.ID); ok {
+		return l.(*ratelimit.Limiter)
+	}
+	rate := t.CRM.RateLimit
+	if rate == 0 {
+		rate = DefaultRateLimits[t.CRM.Kind]
+	}
+	l, _ := m.(*sync.Map).LoadOrStore(t.ID, ratelimit.New(a.Redis, a.Cfg.RedisPrefix, t.CRM.Kind+":"+t.ID, rate))
+	return l.(*ratelimit.Limiter)
+}
+
+// CRMClient returns the HTTP client a tenant's CRM adapter uses: it counts requests and
+// their latency by tenant, CRM and outcome.
+func (a *App) CRMClient(t *tenant.Tenant) *http.Client {
+	return &http.Client{Timeout: 15 * time.Second, Transport: &countingTransport{next: http.DefaultTransport, m: a.Metrics, tenant: t.ID, crm: t.CRM.Kind}}
+}
+
+type countingTransport struct {
+	next        http.RoundTripper
+	m           *metrics.Metrics
+	tenant, crm string
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	res, err := c.next.RoundTrip(r)
+	c.m.CRMLatency.WithLabelValues(c.crm).Observe(time.Since(start).Seconds())
+	outcome := "error"
+	if err == nil {
+		outcome = strconv.Itoa(res.StatusCode/100) + "xx"
+		if res.StatusCode == http.StatusTooManyRequests {
+			outcome = "429"
+		}
+	}
+	c.m.CRMRequests.WithLabelValues(c.tenant, c.crm, outcome).Inc()
+	return res, err
+}
