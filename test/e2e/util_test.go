@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,3 +46,5 @@ func afterCallLogID(t *testing.T, s *stack, callID string) string {
 }
 
 var _ = time.Second
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
