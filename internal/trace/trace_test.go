@@ -1,0 +1,42 @@
+package trace
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+func TestTraceStatusNeverGoesBack(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	rec := func(stage, status string, u Update) {
+		u.Stage.Stage, u.Status = stage, status
+		require.NoError(t, s.Record(ctx, "acme", "n2.1.1", u))
+	}
+	rec(StatusReceived, StatusReceived, Update{LogID: "5f114f490dbe2437"})
+	// A fast writer may write before ingest records "published".
+	rec(StatusWritten, StatusWritten, Update{OwnerID: "1001", RecordID: "77"})
+	rec(StatusPublished, StatusPublished, Update{})
+
+	tr, err := s.Get(ctx, "acme", "n2.1.1")
+	require.NoError(t, err)
+	assert.Equal(t, StatusWritten, tr.Status)
+	require.NotNil(t, tr.Owner)
+	assert.Equal(t, "1001", tr.Owner.CRMUserID)
+	assert.Equal(t, "77", tr.CRM.RecordID)
+	assert.Len(t, tr.Stages, 3)
+
+	byLog, err := s.Get(ctx, "acme", "5f114f490dbe2437")
+	require.NoError(t, err)
+	assert.Equal(t, "n2.1.1", byLog.CallID, "the afterCall log id finds the call")
+
+	_, err = s.Get(ctx, "acme", "nope")
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = s.Get(ctx, "other", "n2.1.1")
+	assert.ErrorIs(t, err, ErrNotFound, "traces are per tenant")
+}
