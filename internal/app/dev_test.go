@@ -1,0 +1,78 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+// `calltrack dev` as a newcomer uses it: ready quickly, the printed commands work.
+func TestDevModeEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	d, err := StartDev(ctx, DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: "warn"}, io.Discard)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		d.Close()
+	})
+	testenv.Eventually(t, 30*time.Second, "dev ready", func() bool {
+		res, err := http.Get(d.Base + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	t.Logf("dev ready in %s", time.Since(start).Round(time.Millisecond))
+	banner := d.Banner()
+	assert.Contains(t, banner, d.Base+"/webhooks/myoperator/demo/aftercall?token=demo-token")
+
+	req, _ := http.NewRequest(http.MethodPut, d.Base+"/admin/v1/tenants/demo/mappings/5cd40f6556f2f124",
+		strings.NewReader(`{"crm_user_id":"1001","email":"sumit.arya@example.com"}`))
+	req.Header.Set("Authorization", "Bearer demo-admin")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	sample, err := http.Get(d.Base + "/sandbox/myoperator/samples/aftercall.json")
+	require.NoError(t, err)
+	payload, _ := io.ReadAll(sample.Body)
+	sample.Body.Close()
+	res, err = http.PostForm(d.Base+"/webhooks/myoperator/demo/aftercall?token=demo-token", url.Values{"myoperator": {string(payload)}})
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	var list struct {
+		Content []struct {
+			Owner struct{ ID int64 } `json:"owner"`
+		} `json:"content"`
+		TotalElements int `json:"totalElements"`
+	}
+	testenv.Eventually(t, 5*time.Second, "the call in the sandbox CRM", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, d.Base+"/sandbox/kylas/v1/call-logs", nil)
+		req.Header.Set("api-key", "demo-crm-key")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		return json.NewDecoder(res.Body).Decode(&list) == nil && list.TotalElements == 1
+	})
+	assert.EqualValues(t, 1001, list.Content[0].Owner.ID)
+}
