@@ -20,7 +20,9 @@ import (
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/recording"
 	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/usersync"
 	"github.com/calltrack/calltrack/internal/web"
 )
 
@@ -78,6 +80,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	e := web.New(zerolog.Nop(), metrics.New(), nil)
 	(&ingest.Handler{}).Register(e)
 	(&admin.API{}).Register(e)
+	(&usersync.API{}).Register(e.Group("/admin/v1"))
+	(&ingest.V2{Handler: &ingest.Handler{}}).Register(e)
+	(&recording.Handler{}).Register(e)
 	param := regexp.MustCompile(`:[^/]+`)
 	var code []string
 	for _, r := range e.Routes() {

@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCmd(), workCmd(), devCmd(), versionCmd(), probeCmd())
+	root.AddCommand(syncCmd(), mappingsCmd())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }

@@ -94,6 +94,8 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.KafkaAddr, "kafka-addr", "127.0.0.1:19092", "embedded Kafka address (kafka-go and Kafka CLIs can connect)")
 	cmd.Flags().StringVar(&o.RedisAddr, "redis-addr", "127.0.0.1:16379", "embedded Redis address")
 	cmd.Flags().StringVar(&o.LogLevel, "log-level", envOr("CALLTRACK_LOG_LEVEL", "info"), "log level")
+	cmd.Flags().DurationVar(&o.V2SummaryWait, "v2-summary-wait", durationEnvOr("CALLTRACK_V2_SUMMARY_WAIT", defaultSummaryWait),
+		"how long a Webhook v2 call.end waits for its call.summary before the call is written from it")
 	return cmd
 }
 

@@ -48,6 +48,9 @@ func (a *API) Register(e *echo.Echo) {
 	g.GET("/tenants/:tenant/webhooks", a.webhooks)
 }
 
+// RequireAdmin is the admin auth, for admin routes mounted elsewhere (user sync).
+func (a *API) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc { return a.auth(next) }
+
 func (a *API) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
@@ -129,7 +132,7 @@ func (a *API) putMapping(c echo.Context) error {
 
 func (a *API) deleteMapping(c echo.Context) error {
 	tenantID, user := c.Param("tenant"), c.Param("user")
-	err := a.Mappings.Delete(c.Request().Context(), tenantID, user)
+	err := a.Mappings.DeleteBy(c.Request().Context(), tenantID, user, "admin-api")
 	if errors.Is(err, mapping.ErrNotFound) {
 		return web.Errorf(http.StatusNotFound, "not_found", "no mapping for MyOperator user "+user)
 	}

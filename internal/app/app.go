@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/calltrack/calltrack/internal/admin"
@@ -28,6 +29,7 @@ import (
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/usersync"
 	"github.com/calltrack/calltrack/internal/web"
 	"github.com/calltrack/calltrack/internal/writer"
 )
@@ -55,6 +57,8 @@ type App struct {
 	Topics   kafkabus.Topics
 	Metrics  *metrics.Metrics
 	Mappings *mapping.Store
+	Redrive  *writer.Redriver  // late binding of parked calls (sync.go)
+	UserSync *usersync.Service // user sync (sync.go)
 	Idem     *idempotency.Store
 	Trace    *trace.Store
 	Retry    writer.RetryPolicy
@@ -90,8 +94,9 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.Mappings = mapping.NewStore(rdb, cfg.RedisPrefix)
 	a.Idem = idempotency.New(rdb, cfg.RedisPrefix)
 	a.Trace = trace.New(rdb, cfg.RedisPrefix)
+	a.wireSync()
 	a.Adapters = a.defaultAdapters
-	a.Link = writer.RawRecordingURL
+	a.Link = a.recordingLink // durable signed links when configured (v2.go)
 	return a, nil
 }
 
@@ -128,7 +133,14 @@ func (a *App) defaultAdapters(t *tenant.Tenant) (crm.Adapter, error) {
 	switch t.CRM.Kind {
 	case "kylas":
 		return kylas.New(kylas.Config{BaseURL: t.CRM.BaseURL, APIKey: t.CRM.APIKey.Reveal(),
-			BearerToken: t.CRM.BearerToken.Reveal(), DefaultCountry: t.DefaultCountry})
+			BearerToken: t.CRM.BearerToken.Reveal(), DefaultCountry: t.DefaultCountry,
+			Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t)})
+	case "zoho":
+		z, err := a.zohoAdapter(t) // zoho.go
+		if err != nil {
+			return nil, err
+		}
+		return z, nil
 	default:
 		return nil, fmt.Errorf("crm kind %q is not supported", t.CRM.Kind)
 	}
@@ -152,7 +164,7 @@ func (a *App) Ingest() *ingest.Handler {
 func (a *App) Writer() *writer.Writer {
 	return &writer.Writer{Tenants: a.Tenants, Adapters: a.Adapters, Mappings: a.Mappings, Idem: a.Idem, Trace: a.Trace,
 		Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Publisher: a.Producer, Topics: a.Topics, Retry: a.Retry,
-		Link: a.Link, Metrics: a.Metrics, Log: a.Log}
+		Link: a.Link, Limiter: a.Limiter, Metrics: a.Metrics, Log: a.Log}
 }
 
 // Admin builds the admin API.
@@ -165,7 +177,10 @@ func (a *App) Admin() *admin.API {
 func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
 	e := web.New(a.Log, a.Metrics, a.Ready())
 	a.Ingest().Register(e)
-	a.Admin().Register(e)
+	adm := a.Admin()
+	adm.Register(e)
+	a.registerSync(e, adm)
+	a.mountV2(e)
 	for _, f := range extra {
 		f(e)
 	}
@@ -175,14 +190,29 @@ func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
 // RunWriter runs the writer's consumer loops until ctx ends.
 func (a *App) RunWriter(ctx context.Context, w *writer.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
+	// Lanes per tenant: one tenant's slow or failing CRM never holds up another's calls;
+	// one call's events stay in order in one lane.
+	byTenant := func(m kafka.Message) string { return kafkabus.Header(m, kafkabus.HeaderTenant) }
 	g.Go(func() error {
-		return kafkabus.Consume(ctx, a.Kafka, kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup,
-			Topics: []string{a.Topics.Log, a.Topics.Recording}, Log: a.Log}, w.Handle)
+		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
+			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup, Topics: []string{a.Topics.Log, a.Topics.Recording}, Log: a.Log},
+			GroupOf:        byTenant, Overflow: w.Defer}, w.Handle)
 	})
 	g.Go(func() error {
-		return kafkabus.Consume(ctx, a.Kafka, kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-retry",
-			Topics: []string{a.Topics.Retry}, Log: a.Log, HandleTimeout: 10 * time.Minute}, w.HandleRetry)
+		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
+			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-retry", Topics: []string{a.Topics.Retry}, Log: a.Log},
+			GroupOf:        byTenant, DueAt: writer.DueAt, Overflow: w.Defer}, w.HandleRetry)
 	})
+	popups := &writer.Popups{Tenants: a.Tenants, Notifiers: a.Notifier, MaxAge: a.Cfg.PopupMaxAge,
+		Lag: a.Metrics.PopupLag, Outcomes: a.Metrics.Popups, Log: a.Log}
+	g.Go(func() error {
+		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
+			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-popups", Topics: []string{a.Topics.Live}, Log: a.Log,
+				HandleTimeout: 10 * time.Second},
+			GroupOf: byTenant}, popups.Handle)
+	})
+	g.Go(func() error { return a.RunRedrive(ctx) })
+	g.Go(func() error { return a.RunProvisional(ctx) })
 	return g.Wait()
 }
 

@@ -41,12 +41,15 @@ type DevOptions struct {
 	KafkaAddr string // embedded Kafka (kfake), reachable over TCP
 	RedisAddr string // embedded Redis (miniredis)
 	LogLevel  string
+	// V2SummaryWait is how long a v2 call.end waits for its call.summary (default 5m).
+	V2SummaryWait time.Duration
 }
 
 // Dev is the embedded, one-process calltrack.
 type Dev struct {
 	App   *App
 	Kylas *sandbox.Kylas
+	Zoho  *sandbox.Zoho // tenant demo-zoho's CRM (zoho.go)
 	MyOp  *mosandbox.Server
 	Base  string // http://host:port of the HTTP server
 
@@ -90,10 +93,12 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey})
 	d.MyOp = mosandbox.New(mosandbox.Options{})
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
-		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey}})
+		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
+		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey}}, d.devZoho())
 	cfg := config.Config{KafkaBrokers: []string{d.kafka.ListenAddrs()[0]}, KafkaPartitions: 3, KafkaRepl: 1,
 		RedisAddr: d.redis.Addr(), RedisPrefix: "ct", AdminToken: DevAdminToken, PublicURL: d.Base,
-		WriterGroup: "calltrack-writer", LogLevel: o.LogLevel}
+		WriterGroup: "calltrack-writer", LogLevel: o.LogLevel,
+		V2SummaryWait: o.V2SummaryWait, RecordingSigningKey: DevRecordingSigningKey}
 	d.App, err = Open(ctx, cfg, NewLogger(logw, o.LogLevel), tenants)
 	if err != nil {
 		return nil, err
@@ -120,11 +125,13 @@ func (d *Dev) Run(ctx context.Context) error {
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return d.App.RunWriter(ctx, d.App.Writer()) })
+	g.Go(func() error { return d.App.RunSync(ctx, 0) })
 	return g.Wait()
 }
 
 func (d *Dev) mountSandboxes(e *echo.Echo) {
 	e.Any("/sandbox/kylas/*", echo.WrapHandler(http.StripPrefix("/sandbox/kylas", d.Kylas)))
+	e.Any("/sandbox/zoho/*", echo.WrapHandler(http.StripPrefix("/sandbox/zoho", d.Zoho)))
 	e.Any("/sandbox/myoperator/*", echo.WrapHandler(http.StripPrefix("/sandbox/myoperator", d.MyOp)))
 	e.GET("/sandbox/myoperator/samples/aftercall.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, sampleAfterCall)
@@ -132,6 +139,7 @@ func (d *Dev) mountSandboxes(e *echo.Echo) {
 	e.GET("/sandbox/myoperator/samples/incall.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, sampleInCall)
 	})
+	mountV2Samples(e)
 }
 
 // Close stops everything in reverse order.
@@ -160,6 +168,7 @@ func (d *Dev) Banner() string {
 MyOperator webhook URLs for tenant demo:
   inCall:    %[1]s/webhooks/myoperator/demo/incall?token=demo-token
   afterCall: %[1]s/webhooks/myoperator/demo/aftercall?token=demo-token
+  v2:        %[1]s/webhooks/myoperator/demo/v2?token=demo-token   (call.end waits %[7]s for call.summary)
 
 Map the sample's agent to CRM user 1001:
   curl -s -X PUT -H 'Authorization: Bearer demo-admin' -H 'Content-Type: application/json' \
@@ -170,10 +179,23 @@ Post the sample afterCall (as MyOperator does: form field myoperator=<json>):
   curl -s %[1]s/sandbox/myoperator/samples/aftercall.json | \
     curl -s --data-urlencode myoperator@- '%[1]s/webhooks/myoperator/demo/aftercall?token=demo-token'
 
+Or the same call as Webhook v2 (samples: call.summary, call.end, call.disposition, call.dial_begin):
+  curl -s %[1]s/sandbox/myoperator/samples/v2/call.summary.json | \
+    curl -s -H 'Content-Type: application/json' --data-binary @- '%[1]s/webhooks/myoperator/demo/v2?token=demo-token'
+
 See it in the sandbox CRM and trace it:
   curl -s -H 'api-key: demo-crm-key' %[1]s/sandbox/kylas/v1/call-logs
   curl -s -H 'Authorization: Bearer demo-admin' %[1]s/admin/v1/tenants/demo/calls/n2.1596270949.2175190
-`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken)
+
+Tenant demo-zoho (webhook token demo-zoho-token) writes to the Zoho sandbox (Calls, PhoneBridge pop-ups):
+  curl -s -X PUT -H 'Authorization: Bearer demo-admin' -H 'Content-Type: application/json' \
+    -d '{"crm_user_id":"5725767000000411001","email":"sumit.arya@example.com","phones":["+918586848544"]}' \
+    %[1]s/admin/v1/tenants/demo-zoho/mappings/5cd40f6556f2f124
+  curl -s %[1]s/sandbox/myoperator/samples/aftercall.json | \
+    curl -s --data-urlencode myoperator@- '%[1]s/webhooks/myoperator/demo-zoho/aftercall?token=demo-zoho-token'
+  curl -s -H 'Authorization: Zoho-oauthtoken demo-zoho-access' %[1]s/sandbox/zoho/crm/v8/Calls
+  curl -s %[1]s/sandbox/zoho/stats        # batching: "POST /crm/v8/Calls" requests vs records
+`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken, d.App.SummaryWait())
 }
 
 func splitPort(addr string) (string, int, error) {

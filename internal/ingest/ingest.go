@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -103,15 +102,10 @@ func (h *Handler) webhook(c echo.Context, kind string) (err error) {
 		outcome = "unauthorized"
 		return err
 	}
-	body, err := io.ReadAll(c.Request().Body)
+	body, err := readBody(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		var he *echo.HTTPError
-		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
-			outcome = "too_large"
-			return web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 1 MiB")
-		}
-		return web.Errorf(http.StatusBadRequest, "bad_request", "could not read the request body")
+		outcome = bodyOutcome(err)
+		return err
 	}
 	ctx := c.Request().Context()
 	log := h.Log.With().Str("tenant", t.ID).Str("kind", kind).Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Logger()
@@ -270,6 +264,13 @@ func (h *Handler) resolve(ctx context.Context, t *tenant.Tenant, a *call.Agent) 
 // reject answers 400 and keeps the raw payload on the rejected topic with the reason.
 func (h *Handler) reject(ctx context.Context, c echo.Context, tenantID, kind string, body []byte, cause error, log zerolog.Logger) error {
 	msg := strings.TrimPrefix(cause.Error(), myoperator.ErrMalformed.Error()+": ")
+	if len(body) == 0 {
+		// A legacy GET delivery carries its payload in the query: keep that (less the token).
+		q := c.QueryParams()
+		q.Del("token")
+		q.Del("api_key") // v2's other place for the token
+		body = []byte(q.Encode())
+	}
 	m := kafkabus.Event(h.Topics.Rejected, tenantID, "calltrack/ingest", tenantID, "", body,
 		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte("malformed_payload")},
 		kafka.Header{Key: kafkabus.HeaderError, Value: []byte(msg)},

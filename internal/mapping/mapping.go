@@ -26,7 +26,9 @@ var ErrInvalid = errors.New("mapping: invalid")
 // Sources and statuses of a mapping.
 const (
 	SourceManual     = "manual"
-	SourceEmailMatch = "email-match"
+	SourceEmailMatch = "email-match" // user sync, by email (exact or ignoring case)
+	SourcePhoneMatch = "phone-match" // user sync, by phone number
+	SourceFieldMatch = "field-match" // user sync, by a CRM user field holding the MyOperator id
 
 	StatusActive    = "active"
 	StatusPending   = "pending"
@@ -45,6 +47,10 @@ type Mapping struct {
 	UpdatedAt        time.Time `json:"updated_at"`
 	UpdatedBy        string    `json:"updated_by,omitempty"`
 }
+
+// Automatic reports whether the mapping was made by user sync (not by an admin): sync
+// may change or remove it; a manual one only an admin removes.
+func (m *Mapping) Automatic() bool { return m.Source != SourceManual }
 
 // Owner is the call owner this mapping stands for.
 func (m *Mapping) Owner() *call.Owner {
@@ -73,15 +79,35 @@ func (m *Mapping) Validate() error {
 }
 
 // Store keeps mappings in Redis: one hash of mappings per tenant, plus email and phone
-// index hashes pointing at the MyOperator user id.
+// index hashes pointing at the MyOperator user id. With a journal, every change is
+// first recorded there (the compacted topic calltrack.mapping.v1), then applied to
+// Redis, so Redis can always be rebuilt from the journal.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb      redis.UniversalClient
+	prefix   string
+	journal  Journal
+	onChange ChangeFunc
 }
+
+// ChangeFunc is told about every change once it is in Redis (late binding of parked
+// calls hooks in here). m is nil for a deletion.
+type ChangeFunc func(tenant, userID string, m *Mapping)
 
 // NewStore returns a store with keys under prefix.
 func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix}
+}
+
+// WithJournal makes every change go to j before Redis. Set it before use.
+func (s *Store) WithJournal(j Journal) *Store {
+	s.journal = j
+	return s
+}
+
+// OnChange registers fn to be told about changes. Set it before use.
+func (s *Store) OnChange(fn ChangeFunc) *Store {
+	s.onChange = fn
+	return s
 }
 
 func (s *Store) key(tenant, what string) string {
@@ -123,32 +149,106 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Mapping, error) {
 }
 
 // Put stores m, replacing the mapping of the same agent and its index entries.
+// m.UpdatedBy names who made the change (it goes to the journal as the actor).
 func (s *Store) Put(ctx context.Context, tenant string, m Mapping) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
+	_, err := s.Update(ctx, tenant, m.MyOperatorUserID, m.UpdatedBy, func(*Mapping) (*Mapping, error) { return &m, nil })
+	return err
+}
+
+// Delete removes an agent's mapping; ErrNotFound if there was none.
+func (s *Store) Delete(ctx context.Context, tenant, userID string) error {
+	return s.DeleteBy(ctx, tenant, userID, "")
+}
+
+// DeleteBy removes an agent's mapping on behalf of actor (recorded in the journal);
+// ErrNotFound if there was none.
+func (s *Store) DeleteBy(ctx context.Context, tenant, userID, actor string) error {
+	_, err := s.Update(ctx, tenant, userID, actor, func(cur *Mapping) (*Mapping, error) {
+		if cur == nil {
+			return nil, ErrNotFound
+		}
+		return nil, nil
+	})
+	return err
+}
+
+// Update changes one agent's mapping under a per-agent lock: fn gets the current
+// mapping (nil when none) and returns the next one — nil to delete, cur itself to leave
+// it as it is. The change goes to the journal, then to Redis. It returns the mapping
+// now stored (nil when none). An error from fn is returned as is, nothing changed.
+func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, error) {
+	unlock, err := s.lock(ctx, tenant, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cur, err := s.Get(ctx, tenant, userID)
+	if errors.Is(err, ErrNotFound) {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	next, err := fn(cur)
+	if err != nil {
+		return nil, err
+	}
+	if next == cur {
+		return cur, nil
+	}
+	if next == nil {
+		if cur == nil {
+			return nil, nil
+		}
+		if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Previous: cur}); err != nil {
+			return nil, err
+		}
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			s.unindex(ctx, p, tenant, cur)
+			p.HDel(ctx, s.key(tenant, "byid"), userID)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mapping: delete: %w", err)
+		}
+		s.changed(tenant, userID, nil)
+		return nil, nil
+	}
+	m := *next
+	m.MyOperatorUserID = userID
 	if m.UpdatedAt.IsZero() {
 		m.UpdatedAt = time.Now().UTC()
 	}
+	if m.UpdatedBy == "" {
+		m.UpdatedBy = actor
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: &m, Previous: cur}); err != nil {
+		return nil, err
+	}
+	if err := s.write(ctx, tenant, cur, &m); err != nil {
+		return nil, err
+	}
+	s.changed(tenant, userID, &m)
+	return &m, nil
+}
+
+// write replaces old (may be nil) by m in Redis, index entries included.
+func (s *Store) write(ctx context.Context, tenant string, old, m *Mapping) error {
 	raw, err := json.Marshal(m)
 	if err != nil {
-		return err
-	}
-	old, err := s.Get(ctx, tenant, m.MyOperatorUserID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if old != nil {
 			s.unindex(ctx, p, tenant, old)
 		}
-		p.HSet(ctx, s.key(tenant, "byid"), m.MyOperatorUserID, raw)
-		if m.Email != "" {
-			p.HSet(ctx, s.key(tenant, "email"), m.Email, m.MyOperatorUserID)
-		}
-		for _, ph := range m.Phones {
-			p.HSet(ctx, s.key(tenant, "phone"), ph, m.MyOperatorUserID)
-		}
+		s.index(ctx, p, tenant, m, raw)
 		return nil
 	})
 	if err != nil {
@@ -157,21 +257,30 @@ func (s *Store) Put(ctx context.Context, tenant string, m Mapping) error {
 	return nil
 }
 
-// Delete removes an agent's mapping; ErrNotFound if there was none.
-func (s *Store) Delete(ctx context.Context, tenant, userID string) error {
-	old, err := s.Get(ctx, tenant, userID)
-	if err != nil {
-		return err
+func (s *Store) index(ctx context.Context, p redis.Pipeliner, tenant string, m *Mapping, raw []byte) {
+	p.HSet(ctx, s.key(tenant, "byid"), m.MyOperatorUserID, raw)
+	if m.Email != "" {
+		p.HSet(ctx, s.key(tenant, "email"), m.Email, m.MyOperatorUserID)
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		s.unindex(ctx, p, tenant, old)
-		p.HDel(ctx, s.key(tenant, "byid"), userID)
+	for _, ph := range m.Phones {
+		p.HSet(ctx, s.key(tenant, "phone"), ph, m.MyOperatorUserID)
+	}
+}
+
+func (s *Store) record(ctx context.Context, c Change) error {
+	if s.journal == nil {
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("mapping: delete: %w", err)
+	}
+	if err := s.journal.Record(ctx, c); err != nil {
+		return fmt.Errorf("mapping: journal: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) changed(tenant, userID string, m *Mapping) {
+	if s.onChange != nil {
+		s.onChange(tenant, userID, m)
+	}
 }
 
 // unindex removes old's index entries, but only those still pointing at old's agent

@@ -368,6 +368,8 @@ func TestGolden(t *testing.T) {
 			var err error
 			if strings.HasPrefix(name, "incall_") {
 				v, err = ParseInCall("acme", raw, received)
+			} else if strings.HasPrefix(name, "v2_") {
+				v, err = ParseV2("acme", raw, received)
 			} else {
 				v, err = ParseAfterCall("acme", raw, received)
 			}

@@ -30,10 +30,12 @@ func (s Secret) Reveal() string             { return string(s) }
 
 // CRM is a tenant's CRM connection.
 type CRM struct {
-	Kind        string // kylas, zoho
+	Kind        string  // kylas, zoho
+	RateLimit   float64 // requests per second, shared by every replica; 0: the CRM's default
 	BaseURL     string
 	APIKey      Secret // Kylas api-key
 	BearerToken Secret // Kylas OAuth token for the owner-attributing sync route, if any
+	Zoho        Zoho   // kind zoho (zoho.go)
 }
 
 // Tenant is one company: its MyOperator account and CRM connection.
@@ -46,6 +48,7 @@ type Tenant struct {
 	FallbackOwner  string // CRM user id for unmapped agents; empty: keep unattributed
 	DefaultCountry string // calling code for 10-digit numbers; default 91
 	CRM            CRM
+	Sync           Sync // user-sync settings (sync.go)
 }
 
 // AcceptsCompany reports whether a payload of companyID may be accepted for t.
@@ -106,17 +109,20 @@ func (r *Registry) Authenticate(id, secret string) (*Tenant, error) {
 // file is the YAML shape of the tenants file.
 type file struct {
 	Tenants map[string]struct {
-		CompanyID          string `yaml:"company_id"`
-		WebhookTokenEnv    string `yaml:"webhook_token_env"`
-		MyOperatorAPIURL   string `yaml:"myoperator_api_url"`
-		MyOperatorTokenEnv string `yaml:"myoperator_api_token_env"`
-		FallbackOwner      string `yaml:"fallback_owner"`
-		DefaultCountry     string `yaml:"default_country"`
+		CompanyID          string   `yaml:"company_id"`
+		WebhookTokenEnv    string   `yaml:"webhook_token_env"`
+		MyOperatorAPIURL   string   `yaml:"myoperator_api_url"`
+		MyOperatorTokenEnv string   `yaml:"myoperator_api_token_env"`
+		FallbackOwner      string   `yaml:"fallback_owner"`
+		DefaultCountry     string   `yaml:"default_country"`
+		Sync               syncYAML `yaml:"sync"`
 		CRM                struct {
-			Kind           string `yaml:"kind"`
-			BaseURL        string `yaml:"base_url"`
-			APIKeyEnv      string `yaml:"api_key_env"`
-			BearerTokenEnv string `yaml:"bearer_token_env"`
+			Kind           string   `yaml:"kind"`
+			BaseURL        string   `yaml:"base_url"`
+			APIKeyEnv      string   `yaml:"api_key_env"`
+			BearerTokenEnv string   `yaml:"bearer_token_env"`
+			RateLimit      float64  `yaml:"rate_limit"`
+			Zoho           zohoYAML `yaml:",inline"`
 		} `yaml:"crm"`
 	} `yaml:"tenants"`
 }
@@ -156,7 +162,7 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		}
 		t := &Tenant{ID: id, CompanyID: e.CompanyID, FallbackOwner: e.FallbackOwner,
 			DefaultCountry: e.DefaultCountry, MyOperatorAPI: e.MyOperatorAPIURL,
-			CRM: CRM{Kind: e.CRM.Kind, BaseURL: e.CRM.BaseURL}}
+			CRM: CRM{Kind: e.CRM.Kind, BaseURL: e.CRM.BaseURL, RateLimit: e.CRM.RateLimit}}
 		if t.WebhookToken, err = secret("webhook_token_env", e.WebhookTokenEnv, true); err != nil {
 			return nil, err
 		}
@@ -174,8 +180,15 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 			if t.CRM.BearerToken, err = secret("crm.bearer_token_env", e.CRM.BearerTokenEnv, false); err != nil {
 				return nil, err
 			}
+		case "zoho":
+			if t.CRM.Zoho, err = e.CRM.Zoho.parse(id, secret); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, fmt.Errorf("tenants file: tenant %s: crm.kind %q is not supported (kylas)", id, t.CRM.Kind)
+			return nil, fmt.Errorf("tenants file: tenant %s: crm.kind %q is not supported (kylas, zoho)", id, t.CRM.Kind)
+		}
+		if t.Sync, err = e.Sync.parse(); err != nil {
+			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)
 		}
 		if t.MyOperatorAPI == "" {
 			t.MyOperatorAPI = "https://developers.myoperator.co"

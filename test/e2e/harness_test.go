@@ -25,6 +25,7 @@ import (
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	mosandbox "github.com/calltrack/calltrack/internal/myoperator/sandbox"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/writer"
@@ -36,15 +37,20 @@ const (
 	adminToken = "admin-secret"
 	crmKey     = "acme-crm-key"
 	companyID  = "5cd40f6554442586"
+	// recordingKey signs durable recording links (stackOpts.durableLinks).
+	recordingKey = "e2e-recording-signing-key"
 )
 
 // stack is one calltrack deployment for a test: ingest + admin over HTTP, and writers.
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	env     *testenv.Env
 	app     *app.App
 	kylas   *sandbox.Kylas
 	crmSrv  *httptest.Server
+	kylasB  *sandbox.Kylas    // CRM of the second tenant (stackOpts.second)
+	mo      *mosandbox.Server // MyOperator API sandbox (recording links)
+	moSrv   *httptest.Server
 	api     *httptest.Server
 	group   string
 	writers []context.CancelFunc
@@ -54,21 +60,43 @@ type stack struct {
 type stackOpts struct {
 	retry    *writer.RetryPolicy
 	fallback string
+	sync     tenant.Sync // the tenant's user-sync settings
 	noWriter bool
+	// second adds tenant "beta" (token "beta-token") with its own Kylas sandbox, kylasB
+	// (rate limit 50/s, so that tests measure isolation, not pacing).
+	second bool
+	// summaryWait is how long a v2 call.end waits for its call.summary (default 5m).
+	summaryWait time.Duration
+	// durableLinks makes the writer put calltrack's signed recording links in the CRM.
+	durableLinks bool
 }
 
-func newStack(t *testing.T, o stackOpts) *stack {
+func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
 	env := testenv.New(t)
 	s := &stack{t: t, env: env, kylas: sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})}
 	s.crmSrv = httptest.NewServer(s.kylas)
 	t.Cleanup(s.crmSrv.Close)
+	s.mo = mosandbox.New(mosandbox.Options{})
+	s.moSrv = httptest.NewServer(s.mo)
+	t.Cleanup(s.moSrv.Close)
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: tenantID, WebhookToken: token, CompanyID: companyID,
-		FallbackOwner: o.fallback, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey}})
+		MyOperatorAPI: s.moSrv.URL, MyOperatorKey: tenant.Secret(s.mo.Token()),
+		FallbackOwner: o.fallback, Sync: o.sync, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey}})
+	if o.second {
+		s.kylasB = sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})
+		srvB := httptest.NewServer(s.kylasB)
+		t.Cleanup(srvB.Close)
+		tenants = tenant.NewRegistry(append(tenantsOf(tenants), &tenant.Tenant{ID: "beta", WebhookToken: "beta-token",
+			CRM: tenant.CRM{Kind: "kylas", BaseURL: srvB.URL, APIKey: crmKey, RateLimit: 50}})...)
+	}
 	s.group = "writer" + env.Suffix
 	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,
 		RedisAddr: env.RedisAddr, RedisPrefix: env.Prefix, AdminToken: adminToken, WriterGroup: s.group,
-		LogLevel: "warn", ShutdownTimeout: 5 * time.Second}
+		LogLevel: "warn", ShutdownTimeout: 5 * time.Second, V2SummaryWait: o.summaryWait}
+	if o.durableLinks {
+		cfg.RecordingSigningKey = recordingKey
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	a, err := app.Open(ctx, cfg, app.NewLogger(testWriter{t}, "warn"), tenants)
@@ -77,7 +105,12 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		a.Retry = *o.retry
 	}
 	s.app = a
-	s.api = httptest.NewServer(a.HTTP())
+	s.api = httptest.NewUnstartedServer(nil)
+	if o.durableLinks {
+		a.Cfg.PublicURL = "http://" + s.api.Listener.Addr().String() // the links the writers write point here
+	}
+	s.api.Config.Handler = a.HTTP()
+	s.api.Start()
 	t.Cleanup(func() {
 		s.api.Close()
 		s.stopWriters()
@@ -139,7 +172,7 @@ func (s *stack) stopWriters() {
 }
 
 // testWriter sends logs to t.Log so they show with the failing test only.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -256,4 +289,22 @@ func (s *stack) readTopic(topic string, want int, match func(kafka.Message) bool
 		r.Close()
 	}
 	return got
+}
+
+func tenantsOf(r *tenant.Registry) []*tenant.Tenant {
+	var out []*tenant.Tenant
+	for _, id := range r.IDs() {
+		t, _ := r.Get(id)
+		out = append(out, t)
+	}
+	return out
+}
+
+// postAs posts an afterCall for another tenant of the stack.
+func (s *stack) postAs(tenantID, tok, payload string) response {
+	form := url.Values{"myoperator": {payload}}
+	req, _ := http.NewRequest(http.MethodPost, s.api.URL+"/webhooks/myoperator/"+tenantID+"/aftercall?token="+url.QueryEscape(tok),
+		strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return s.do(req)
 }

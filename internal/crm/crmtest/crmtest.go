@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +92,7 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"create sets owner", testOwner},
 		{"one record per create", testOneRecordPerCreate},
+		{"concurrent creates each get their own record", testConcurrentCreates},
 		{"update adds recording without a second record", testUpdateRecording},
 		{"related contact found", testRelatedContact},
 		{"related lead found", testRelatedLead},
@@ -178,6 +180,40 @@ func testOneRecordPerCreate(t *testing.T, h Harness) {
 			assert.Equal(t, c.Log.CallID, r.CallID)
 		}
 		assert.Empty(t, r.RecordingURL)
+	}
+}
+
+// testConcurrentCreates: an adapter may share requests between concurrent
+// callers (Zoho batches inserts); each caller must still get its own record.
+func testConcurrentCreates(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	phones := []string{phoneA, phoneB, phoneC}
+	calls := make([]crm.Call, 12)
+	for i := range calls {
+		calls[i] = NewCall(fmt.Sprintf("conc-%02d", i), phones[i%3], h.Owners[i%2], call.Incoming, call.Answered)
+	}
+	ids := make([]string, len(calls))
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() { ids[i], errs[i] = a.CreateCall(ctx, c) })
+	}
+	wg.Wait()
+	byID := map[string]Record{}
+	for _, r := range b.Records(t) {
+		byID[r.ID] = r
+	}
+	require.Len(t, byID, len(calls))
+	for i, c := range calls {
+		require.NoError(t, errs[i], "create %d", i)
+		r, ok := byID[ids[i]]
+		require.True(t, ok, "id %q returned to caller %d is no record", ids[i], i)
+		assert.Equal(t, c.OwnerID, r.OwnerID, "owner of caller %d's record", i)
+		samePhone(t, c.Log.CallerNumber, r.Phone)
+		if r.CallID != "" {
+			assert.Equal(t, c.Log.CallID, r.CallID, "caller %d got another call's record", i)
+		}
 	}
 }
 

@@ -115,6 +115,15 @@ func (g *gate) count(endpoint string) {
 	g.stats.MaxRPS1s = max(g.stats.MaxRPS1s, g.seen)
 }
 
+// note counts a call on endpoint in ByEndpoint only: requests that are not API
+// calls (e.g. Zoho's OAuth token endpoint, on another host in production) are
+// shown without inflating Requests or MaxRPS1s.
+func (g *gate) note(endpoint string) {
+	g.mu.Lock()
+	g.stats.ByEndpoint[endpoint]++
+	g.mu.Unlock()
+}
+
 // reject counts a rejection decided outside the gate (auth failures).
 func (g *gate) reject() {
 	g.mu.Lock()

@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"embed"
+	"net/http"
+	"path"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/ingest"
+	"github.com/calltrack/calltrack/internal/provisional"
+	"github.com/calltrack/calltrack/internal/recording"
+)
+
+// DevRecordingSigningKey signs the recording links `calltrack dev` writes (fixed, so
+// links survive a restart of the demo; production sets CALLTRACK_RECORDING_SIGNING_KEY).
+const DevRecordingSigningKey = "calltrack-dev-recording-signing-key"
+
+// mountV2 mounts MyOperator Webhook v2 and the durable recording links.
+func (a *App) mountV2(e *echo.Echo) {
+	(&ingest.V2{Handler: a.Ingest(), Holds: a.Provisional()}).Register(e)
+	a.Recordings().Register(e)
+}
+
+// Provisional is the store of call.end events waiting for their call.summary.
+func (a *App) Provisional() *provisional.Store { return provisional.New(a.Redis, a.Cfg.RedisPrefix) }
+
+// SummaryWait is how long a call.end waits for its call.summary.
+func (a *App) SummaryWait() time.Duration {
+	if a.Cfg.V2SummaryWait > 0 {
+		return a.Cfg.V2SummaryWait
+	}
+	return provisional.DefaultWait
+}
+
+// RunProvisional releases held call.end events whose wait is over until ctx ends.
+// Every writer replica runs it; a held call is claimed before it is published.
+func (a *App) RunProvisional(ctx context.Context) error {
+	if !a.Signer().Enabled() {
+		a.Log.Info().Msg("durable recording links are off (set CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEY): CRM records get MyOperator's expiring recording URL")
+	}
+	l := &provisional.Loop{Store: a.Provisional(), Wait: a.SummaryWait(), Publisher: a.Producer, Topic: a.Topics.Log,
+		Trace: a.Trace, Log: a.Log.With().Str("role", "provisional").Logger()}
+	return l.Run(ctx)
+}
+
+// Signer makes and checks durable recording links. It reads the config when called,
+// so a base URL known only once the server listens (tests) still applies.
+func (a *App) Signer() recording.Signer {
+	return recording.Signer{BaseURL: a.Cfg.PublicURL, Key: a.Cfg.RecordingSigningKey}
+}
+
+// recordingLink is the writer's RecordingLinker: calltrack's signed, durable link when
+// CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEY are set and the recording
+// has a file name; else MyOperator's URL.
+func (a *App) recordingLink(tenantID, callID string, rec call.Recording) string {
+	return a.Signer().Link(tenantID, callID, rec)
+}
+
+// Recordings builds the durable recording link handler.
+func (a *App) Recordings() *recording.Handler {
+	return &recording.Handler{Signer: a.Signer(), Tenants: a.Tenants, Log: a.Log}
+}
+
+//go:embed samples/v2_*.json
+var v2Samples embed.FS
+
+// mountV2Samples serves the Webhook v2 samples of `calltrack dev` at
+// /sandbox/myoperator/samples/v2/{call.summary,call.end,...}.json.
+func mountV2Samples(e *echo.Echo) {
+	e.GET("/sandbox/myoperator/samples/v2/:name", func(c echo.Context) error {
+		name := path.Base(c.Param("name"))
+		b, err := v2Samples.ReadFile("samples/v2_" + name)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusNotFound, "no such sample")
+		}
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+	})
+}

@@ -1,0 +1,332 @@
+package zoho
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/phone"
+)
+
+// zohoTime is Zoho's date-time: ISO-8601 with a numeric offset, no fraction.
+const zohoTime = "2006-01-02T15:04:05-07:00"
+
+// callRecord is one record of the Calls module as we write it.
+type callRecord struct {
+	Subject        string `json:"Subject,omitempty"`
+	CallType       string `json:"Call_Type,omitempty"`
+	CallStartTime  string `json:"Call_Start_Time,omitempty"`
+	CallDuration   string `json:"Call_Duration,omitempty"`
+	Owner          *ref   `json:"Owner,omitempty"`
+	WhoID          *ref   `json:"Who_Id,omitempty"`
+	WhatID         *ref   `json:"What_Id,omitempty"`
+	SEModule       string `json:"$se_module,omitempty"`
+	CallResult     string `json:"Call_Result,omitempty"`
+	Description    string `json:"Description,omitempty"`
+	VoiceRecording string `json:"Voice_Recording__s,omitempty"`
+}
+
+type ref struct {
+	ID string `json:"id"`
+}
+
+// CreateCall inserts the call into the Calls module owned by c.OwnerID and returns
+// the Zoho record id. The lead/contact search runs first, on its own; the insert
+// then waits up to Linger for other CreateCall calls to share its request.
+func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
+	const op = "zoho: create call"
+	if err := ctx.Err(); err != nil {
+		return "", &crm.Error{Op: op, Err: err}
+	}
+	if err := c.Log.Validate(); err != nil {
+		return "", &crm.Error{Op: op, Message: err.Error(), Permanent: true}
+	}
+	if !isZohoID(c.OwnerID) {
+		return "", &crm.Error{Op: op, Message: fmt.Sprintf("owner %q is not a Zoho user id", c.OwnerID), Permanent: true}
+	}
+	rec := a.record(c)
+	rec.CallType = callType(c.Log)
+	rec.CallStartTime, rec.CallDuration = a.startAndDuration(c.Log)
+	rec.Owner = &ref{ID: c.OwnerID}
+	rel, err := a.findRelated(ctx, a.customer(c.Log))
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case rel == nil:
+	case rel.module == "Contacts":
+		rec.WhoID = &ref{ID: rel.id}
+	default:
+		rec.WhatID, rec.SEModule = &ref{ID: rel.id}, rel.module
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return "", &crm.Error{Op: op, Message: "encoding record", Err: err, Permanent: true}
+	}
+	return a.batch.add(ctx, raw)
+}
+
+// UpdateCall rewrites what may change after the call was logged: subject,
+// description, result (disposition) and recording. Zoho updates only the fields
+// sent, so the owner, type, time and relation stay (Call_Type and a completed
+// call's owner cannot change anyway).
+func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) error {
+	const op = "zoho: update call"
+	if !isZohoID(recordID) {
+		return &crm.Error{Op: op, Message: fmt.Sprintf("record id %q is not a Zoho id", recordID), Permanent: true}
+	}
+	if err := c.Log.Validate(); err != nil {
+		return &crm.Error{Op: op, Message: err.Error(), Permanent: true}
+	}
+	r, err := a.sendJSON(ctx, op, http.MethodPut, "/crm/v8/Calls/"+recordID, map[string]any{"data": []callRecord{a.record(c)}})
+	if err != nil {
+		return err
+	}
+	_, err = results(op, r, 1)[0].get()
+	return err
+}
+
+// record holds the fields both create and update write.
+func (a *Adapter) record(c crm.Call) callRecord {
+	rec := callRecord{
+		Subject:     subject(c.Log, a.customer(c.Log)),
+		CallResult:  c.Log.Disposition,
+		Description: a.description(c),
+	}
+	if c.RecordingURL != "" {
+		// Whether Voice_Recording__s is writable through the API is unconfirmed;
+		// the description carries the link too.
+		rec.VoiceRecording = c.RecordingURL
+	}
+	return rec
+}
+
+// customer is the customer's number in E.164, or what MyOperator said when it is
+// not a number (anonymous).
+func (a *Adapter) customer(l call.Log) string {
+	if e := phone.E164(l.CallerNumber, a.cfg.DefaultCountry); e != "" {
+		return e
+	}
+	return l.CallerNumber
+}
+
+// callType maps a call to Zoho's Call_Type. A missed or voicemail incoming call is
+// Zoho's "Missed"; an unanswered outgoing call is still "Outbound" (the subject
+// and description say it was not answered).
+func callType(l call.Log) string {
+	switch {
+	case l.Direction == call.Outgoing:
+		return "Outbound"
+	case l.Status == call.Answered:
+		return "Inbound"
+	default:
+		return "Missed"
+	}
+}
+
+// startAndDuration gives Call_Start_Time in the tenant's zone and Call_Duration as
+// mm:ss. Zoho rejects a zero duration, so a call shorter than a second (a missed
+// call, typically) is written as "00:01"; the description keeps the true duration.
+func (a *Adapter) startAndDuration(l call.Log) (string, string) {
+	start := l.StartedAt
+	d := max(l.Duration, 0)
+	switch {
+	case start.IsZero() && !l.EndedAt.IsZero():
+		start = l.EndedAt.Add(-time.Duration(d) * time.Second)
+	case start.IsZero():
+		start = l.ReceivedAt.Add(-time.Duration(d) * time.Second)
+	}
+	secs := max(d, 1)
+	return start.In(a.cfg.TimeZone).Format(zohoTime), fmt.Sprintf("%02d:%02d", secs/60, secs%60)
+}
+
+// subject is the line a CRM user sees in the Calls list, e.g.
+// "Incoming call from +91 97116 36496 — answered by Sumit Arya (sales)".
+func subject(l call.Log, customer string) string {
+	num := readable(customer)
+	agent := ""
+	if l.Agent != nil {
+		agent = l.Agent.Name
+		if agent == "" {
+			agent = l.Agent.Email
+		}
+	}
+	dept := ""
+	if l.Department != "" {
+		dept = " (" + l.Department + ")"
+	}
+	var s string
+	switch {
+	case l.Direction == call.Outgoing:
+		kind := "Outgoing call"
+		if l.ClickToCall {
+			kind = "Click-to-call"
+		}
+		s = kind + " to " + num
+		if agent != "" {
+			s += " by " + agent
+		}
+		if l.Status == call.Answered {
+			s += " — answered"
+		} else {
+			s += " — not answered"
+		}
+	case l.Status == call.Answered:
+		s = "Incoming call from " + num
+		if agent != "" {
+			s += " — answered by " + agent + dept
+		} else {
+			s += " — answered" + dept
+		}
+	case l.Status == call.Voicemail:
+		s = "Voicemail from " + num + dept
+	default:
+		s = "Missed call from " + num
+		if agent != "" {
+			s += " — rang " + agent + dept
+		} else {
+			s += dept
+		}
+	}
+	if r := []rune(s); len(r) > 255 { // Zoho's text field limit
+		s = string(r[:254]) + "…"
+	}
+	return s
+}
+
+// readable groups an Indian number as people write it ("+91 97116 36496"); other
+// numbers stay E.164; a non-number is "an unknown number".
+func readable(n string) string {
+	switch {
+	case n == "" || !strings.HasPrefix(n, "+"):
+		return "an unknown number"
+	case strings.HasPrefix(n, "+91") && len(n) == 13:
+		return "+91 " + n[3:8] + " " + n[8:]
+	}
+	return n
+}
+
+// description is the note on the call: who, where, how long, the recording and our
+// call id (the last line, "Call ID: ...", lets anyone find the call in calltrack).
+func (a *Adapter) description(c crm.Call) string {
+	l := c.Log
+	var s strings.Builder
+	s.WriteString(map[call.Direction]string{call.Incoming: "Incoming", call.Outgoing: "Outgoing"}[l.Direction])
+	if l.ClickToCall {
+		s.WriteString(" click-to-call")
+	}
+	s.WriteString(" call via MyOperator, ")
+	s.WriteString(map[call.Status]string{call.Answered: "answered", call.Missed: "missed", call.Voicemail: "voicemail"}[l.Status])
+	line := func(k, v string) {
+		if v != "" {
+			s.WriteString("\n" + k + ": " + v)
+		}
+	}
+	line("Customer", a.customer(l))
+	if l.Agent != nil {
+		agent := l.Agent.Name
+		if l.Agent.Email != "" {
+			agent = strings.TrimSpace(agent + " <" + l.Agent.Email + ">")
+		}
+		line("Agent", agent)
+	}
+	line("Department", l.Department)
+	line("DID", l.DID)
+	line("Duration", humanDuration(l.Duration))
+	line("Disposition", l.Disposition)
+	line("Recording", c.RecordingURL)
+	line("Call ID", l.CallID)
+	return s.String()
+}
+
+func humanDuration(secs int) string {
+	secs = max(secs, 0)
+	if secs < 60 {
+		return fmt.Sprintf("%d s", secs)
+	}
+	return fmt.Sprintf("%d min %d s", secs/60, secs%60)
+}
+
+// isZohoID reports whether s looks like a Zoho id (digits).
+func isZohoID(s string) bool {
+	return s != "" && len(s) <= 30 && strings.Trim(s, "0123456789") == ""
+}
+
+// --- per-record results ---
+
+// recordResult is one entry of a write's "data" answer.
+type recordResult struct {
+	Code    string          `json:"code"`
+	Details json.RawMessage `json:"details"`
+	Message string          `json:"message"`
+	Status  string          `json:"status"`
+}
+
+// outcome is one record's fate: its id, or why it failed.
+type outcome struct {
+	id  string
+	err error
+}
+
+func (o outcome) get() (string, error) { return o.id, o.err }
+
+// transientCodes are per-record codes worth retrying.
+var transientCodes = map[string]bool{"INTERNAL_ERROR": true, "TOO_MANY_REQUESTS": true, "LIMIT_REACHED": true}
+
+// results reads a write's answer into n outcomes. A 2xx (201, 200, 207
+// Multi-Status) or a 400 with a "data" array carries one result per record; any
+// other answer fails every record alike.
+func results(op string, r reply, n int) []outcome {
+	all := func(err error) []outcome {
+		out := make([]outcome, n)
+		for i := range out {
+			out[i].err = err
+		}
+		return out
+	}
+	st := r.resp.StatusCode
+	var body struct {
+		Data []recordResult `json:"data"`
+	}
+	perRecord := json.Unmarshal(r.data, &body) == nil && len(body.Data) > 0
+	switch {
+	case st >= 200 && st <= 299 && len(body.Data) != n:
+		// Zoho may have written the records: retrying could duplicate them, so a
+		// human should look.
+		return all(&crm.Error{Op: op, Status: st, Permanent: true,
+			Message: fmt.Sprintf("response has %d results for %d records", len(body.Data), n)})
+	case st == http.StatusBadRequest && perRecord && len(body.Data) == n:
+	case st < 200 || st > 299:
+		return all(apiError(op, r))
+	}
+	out := make([]outcome, n)
+	for i, res := range body.Data {
+		if res.Status == "success" || res.Code == "SUCCESS" {
+			var d struct {
+				ID json.RawMessage `json:"id"`
+			}
+			_ = json.Unmarshal(res.Details, &d)
+			id := strings.Trim(string(d.ID), `"`)
+			if id == "" || id == "null" {
+				out[i].err = &crm.Error{Op: op, Status: st, Message: "result has no record id", Permanent: true}
+				continue
+			}
+			out[i].id = id
+			continue
+		}
+		var details map[string]any
+		_ = json.Unmarshal(res.Details, &details)
+		e := &crm.Error{Op: op, Status: http.StatusBadRequest, Code: res.Code, Message: res.Message + detailText(details),
+			Permanent: !transientCodes[res.Code]}
+		if !e.Permanent {
+			e.Status = http.StatusServiceUnavailable
+		}
+		out[i].err = e
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package zoho_test
+
+import (
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/crmtest"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/crm/zoho"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	crmtest.Run(t, crmtest.Harness{
+		Owners: [2]string{"5725767000000411001", "5725767000000411002"},
+		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
+			sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
+			return a, backend{sb}
+		},
+	})
+}
+
+// setup starts a sandbox and an adapter pointed at it (in-process token store and
+// a short linger unless edit says otherwise).
+func setup(t *testing.T, opts sandbox.ZohoOptions, edit func(*zoho.Config)) (*sandbox.Zoho, *zoho.Adapter, string) {
+	t.Helper()
+	if opts.Seed == 0 {
+		opts.Seed = 1
+	}
+	sb := sandbox.NewZoho(opts)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	cfg := zoho.Config{AccountsURL: srv.URL, APIDomain: srv.URL, ClientID: sandbox.ZohoClientID,
+		ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken, Linger: 10 * time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := zoho.New(cfg)
+	require.NoError(t, err)
+	return sb, a, srv.URL
+}
+
+type backend struct{ sb *sandbox.Zoho }
+
+var (
+	descCustomer = regexp.MustCompile(`(?m)^Customer: (\S+)$`)
+	descCallID   = regexp.MustCompile(`(?m)^Call ID: (\S+)$`)
+)
+
+// descField reads one "Key: value" line of a description.
+func descField(re *regexp.Regexp, desc string) string {
+	if m := re.FindStringSubmatch(desc); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+func (b backend) Records(t *testing.T) []crmtest.Record {
+	var out []crmtest.Record
+	for _, r := range b.sb.Records() {
+		rec := crmtest.Record{
+			ID: r.ID, OwnerID: r.Owner.ID, Outcome: r.CallType, RecordingURL: r.VoiceRecording,
+			// Zoho's Calls module has no field for the number or our id: they are in the description.
+			Phone: descField(descCustomer, r.Description), CallID: descField(descCallID, r.Description),
+			Direction: map[string]call.Direction{"Inbound": call.Incoming, "Missed": call.Incoming, "Outbound": call.Outgoing}[r.CallType],
+		}
+		switch {
+		case r.WhoID != nil:
+			rec.RelatedID, rec.RelatedType = r.WhoID.ID, "contact"
+		case r.WhatID != nil && r.SEModule == "Leads":
+			rec.RelatedID, rec.RelatedType = r.WhatID.ID, "lead"
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// Contacts are stored in E.164 and leads as bare 10-digit numbers, as people
+// type them: the adapter must find both.
+func (b backend) AddContact(t *testing.T, e164 string) string {
+	return b.sb.AddContact(sandbox.ZohoPerson{LastName: "Contact " + e164, Phone: e164})
+}
+
+func (b backend) AddLead(t *testing.T, e164 string) string {
+	return b.sb.AddLead(sandbox.ZohoPerson{LastName: "Lead " + e164, Mobile: strings.TrimPrefix(e164, "+91")})
+}
+
+func (b backend) Fail(t *testing.T, status int) {
+	f := sandbox.Faults{}
+	if status != 0 {
+		f = sandbox.Faults{ErrorRate: 1, Status: status}
+	}
+	require.NoError(t, b.sb.SetFaults(f))
+}

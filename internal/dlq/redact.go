@@ -1,0 +1,106 @@
+package dlq
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strings"
+
+	"github.com/calltrack/calltrack/internal/phone"
+)
+
+// Redact masks the phone numbers in a payload with phone.Mask. A JSON payload is walked:
+// a string that reads as a phone number is masked, and so is a number under a key that
+// names one (MyOperator sends `_cr` as a number at times). Any other payload (a rejected
+// form body) has its runs of 10-15 digits masked, epoch timestamps excepted.
+func Redact(v []byte) []byte {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err == nil && !dec.More() {
+		out, err := json.Marshal(redactValue("", doc))
+		if err == nil {
+			return out
+		}
+	}
+	return redactText(v)
+}
+
+func redactValue(key string, v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = redactValue(k, e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = redactValue(key, e) // a list keeps its key: "phones": [...]
+		}
+		return x
+	case string:
+		if looksLikePhone(x) {
+			return phone.Mask(x)
+		}
+		// A JSON or form payload kept as a string (the rejected topic's raw bodies).
+		if strings.ContainsAny(x, "{=") {
+			return string(redactText([]byte(x)))
+		}
+		return x
+	case json.Number:
+		if phoneKey(key) && looksLikePhone(x.String()) {
+			return phone.Mask(x.String())
+		}
+		return x
+	}
+	return v
+}
+
+// looksLikePhone: only phone characters, 10 to 15 digits, and a number phone.E164 takes.
+func looksLikePhone(s string) bool {
+	digits := 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune("+ -().", r):
+		default:
+			return false
+		}
+	}
+	return digits >= 10 && digits <= 15 && phone.E164(s, "") != "" && !epoch(s)
+}
+
+// epoch tells seconds or milliseconds since 1970 (10 or 13 digits from 1) from numbers.
+func epoch(s string) bool {
+	return (len(s) == 10 || len(s) == 13) && s[0] == '1'
+}
+
+var phoneKeys = []string{"phone", "number", "clid", "contact", "_cr", "_cl", "_nr", "_ct", "users", "did", "rdnis", "customer"}
+
+func phoneKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, p := range phoneKeys {
+		if strings.Contains(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// digitRun is a run of 10-15 digits, with a + (or its URL encoding) before it.
+var digitRun = regexp.MustCompile(`(\+|%2[Bb])?\d{10,15}`)
+
+func redactText(v []byte) []byte {
+	return digitRun.ReplaceAllFunc(v, func(m []byte) []byte {
+		s := string(m)
+		prefix := ""
+		if strings.HasPrefix(strings.ToUpper(s), "%2B") {
+			prefix, s = s[:3], s[3:]
+		}
+		if prefix == "" && !strings.HasPrefix(s, "+") && epoch(s) {
+			return m
+		}
+		return []byte(prefix + phone.Mask(s))
+	})
+}

@@ -1,0 +1,126 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/testenv"
+	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/web"
+)
+
+// fakePublisher stands in for Kafka where a test is about the HTTP side only.
+type fakePublisher struct {
+	mu   sync.Mutex
+	fail error
+	msgs []kafka.Message
+}
+
+func (f *fakePublisher) Publish(_ context.Context, msgs ...kafka.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.msgs = append(f.msgs, msgs...)
+	return nil
+}
+
+func newServer(t testing.TB) (*httptest.Server, *fakePublisher) {
+	env := testenv.New(t)
+	pub := &fakePublisher{}
+	m := metrics.New()
+	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
+		Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
+		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.Nop()}
+	e := web.New(zerolog.Nop(), m, nil)
+	h.Register(e)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv, pub
+}
+
+func sample(t testing.TB) string {
+	b, err := os.ReadFile("../myoperator/testdata/aftercall_answered.json")
+	require.NoError(t, err)
+	return string(b)
+}
+
+// Kafka down: 503 so MyOperator retries, and the retry is not mistaken for a duplicate.
+func TestPublishFailureLetsTheRetryThrough(t *testing.T) {
+	srv, pub := newServer(t)
+	post := func() (int, string) {
+		res, err := http.PostForm(srv.URL+"/webhooks/myoperator/acme/aftercall?token=tok", url.Values{"myoperator": {sample(t)}})
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	pub.fail = errors.New("kafka: leader not available")
+	code, body := post()
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, body, `"code":"unavailable"`)
+	assert.NotContains(t, body, "leader", "internal errors are not shown to the caller")
+
+	pub.fail = nil
+	code, body = post()
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `"status":"accepted"`)
+	assert.Len(t, pub.msgs, 2, "call log and recording published")
+	code, body = post()
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `"status":"duplicate"`)
+}
+
+// Legacy GET delivery with the payload in query parameters.
+func TestLegacyGET(t *testing.T) {
+	srv, pub := newServer(t)
+	q := url.Values{"token": {"tok"}, "myoperator": {sample(t)}}
+	res, err := http.Get(srv.URL + "/webhooks/myoperator/acme/aftercall?" + q.Encode())
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.NotEmpty(t, pub.msgs)
+}
+
+// FuzzWebhook: whatever the body, the endpoint never panics and never answers 5xx.
+func FuzzWebhook(f *testing.F) {
+	srv, _ := newServer(f)
+	f.Add("application/x-www-form-urlencoded", "myoperator="+url.QueryEscape(sample(f)))
+	f.Add("application/json", sample(f))
+	f.Add("application/json", `{"myoperator":`+sample(f)+`}`)
+	f.Add("application/json", `{"_ai":1,"_ev":"2","_su":[],"_ld":{"_rr":7}}`)
+	f.Add("text/plain", "\x00\xff{")
+	f.Add("multipart/form-data; boundary=x", "--x\r\n")
+	f.Fuzz(func(t *testing.T, contentType, body string) {
+		for _, kind := range []string{"aftercall", "incall"} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/myoperator/acme/"+kind+"?token=tok", strings.NewReader(body))
+			req.Header.Set("Content-Type", contentType)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return // a header no HTTP client would send (control characters)
+			}
+			res.Body.Close()
+			if res.StatusCode >= 500 {
+				t.Fatalf("%s: HTTP %d for %q %q", kind, res.StatusCode, contentType, body)
+			}
+		}
+	})
+}

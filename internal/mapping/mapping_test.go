@@ -1,0 +1,179 @@
+package mapping_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/testenv"
+	"github.com/calltrack/calltrack/schemas"
+)
+
+func m(agent, crm, email string, phones ...string) mapping.Mapping {
+	return mapping.Mapping{MyOperatorUserID: agent, CRMUserID: crm, Email: email, Phones: phones, Name: "User " + crm,
+		Source: mapping.SourceManual, Status: mapping.StatusActive, UpdatedBy: "admin-api"}
+}
+
+type failingJournal struct{}
+
+func (failingJournal) Record(context.Context, mapping.Change) error { return errors.New("kafka down") }
+
+// The journal comes first: when it cannot record a change, Redis is not changed.
+func TestJournalBeforeRedis(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	s := mapping.NewStore(env.Redis, env.Prefix)
+	require.NoError(t, s.Put(t.Context(), "acme", m("a1", "101", "a@example.com")))
+	s.WithJournal(failingJournal{})
+	err := s.Put(t.Context(), "acme", m("a1", "202", "a@example.com"))
+	require.ErrorContains(t, err, "kafka down")
+	assert.ErrorContains(t, s.DeleteBy(t.Context(), "acme", "a1", "admin-api"), "kafka down")
+	got, err := s.Get(t.Context(), "acme", "a1")
+	require.NoError(t, err)
+	assert.Equal(t, "101", got.CRMUserID, "Redis unchanged")
+}
+
+// Concurrent writers of one agent are serialised and notify once each.
+func TestUpdateSerialised(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	var mu sync.Mutex
+	seen := 0
+	s := mapping.NewStore(env.Redis, env.Prefix).OnChange(func(string, string, *mapping.Mapping) {
+		mu.Lock()
+		seen++
+		mu.Unlock()
+	})
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Update(context.Background(), "acme", "a1", "test", func(cur *mapping.Mapping) (*mapping.Mapping, error) {
+				next := m("a1", "1", "")
+				if cur != nil {
+					next.Name = cur.Name + "x" // read-modify-write: lost updates would show
+				}
+				return &next, nil
+			})
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	got, err := s.Get(t.Context(), "acme", "a1")
+	require.NoError(t, err)
+	assert.Equal(t, "User 1"+"xxxxxxxxxxxxxxxxxxx", got.Name, "no update lost")
+	assert.Equal(t, 20, seen)
+}
+
+// Every change is on the compacted topic (key tenant:agent, tombstone on delete, who
+// did it), and a rebuild from it restores exactly what Redis had.
+func TestJournalAndRebuild(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	k := env.Kafka(t)
+	p := kafkabus.NewProducer(k)
+	t.Cleanup(func() { _ = p.Close() })
+	s := mapping.NewStore(env.Redis, env.Prefix).WithJournal(mapping.KafkaJournal{Publisher: p, Topic: env.Topics.Mapping})
+	ctx := t.Context()
+
+	require.NoError(t, s.Put(ctx, "acme", m("a1", "101", "asha@example.com", "+918586848544")))
+	require.NoError(t, s.Put(ctx, "acme", m("a2", "102", "ravi@example.com")))
+	a3 := m("a3", "103", "meena@example.com")
+	a3.Source, a3.UpdatedBy = mapping.SourceEmailMatch, "sync"
+	require.NoError(t, s.Put(ctx, "acme", a3))
+	require.NoError(t, s.Put(ctx, "acme", m("a1", "111", "asha@example.com", "+918586848544")))
+	require.NoError(t, s.DeleteBy(ctx, "acme", "a2", "admin-api"))
+	require.NoError(t, s.Put(ctx, "beta", m("b1", "9", "b@example.com")))
+	// A tenant whose keys are in Redis but never journaled is flushed by the rebuild.
+	require.NoError(t, mapping.NewStore(env.Redis, env.Prefix).Put(ctx, "ghost", m("g1", "1", "")))
+
+	before, err := s.List(ctx, "acme")
+	require.NoError(t, err)
+	require.Len(t, before, 2)
+
+	// The records as a consumer of the topic sees them.
+	recs := readAll(t, env)
+	require.Len(t, recs, 6)
+	var tomb *kafka.Message
+	for i, r := range recs {
+		require.NoError(t, schemas.Validate(kafkabus.TopicMapping, r.Value), "record %d", i)
+		if string(r.Key) == "acme:a2" && r.Value == nil {
+			tomb = &recs[i]
+		}
+	}
+	require.NotNil(t, tomb, "a deletion is a tombstone (null value)")
+	assert.Equal(t, "admin-api", kafkabus.Header(*tomb, mapping.HeaderActor))
+	assert.Equal(t, "delete", kafkabus.Header(*tomb, mapping.HeaderChange))
+	assert.Equal(t, "manual", kafkabus.Header(*tomb, mapping.HeaderSource))
+	assert.Equal(t, "acme", kafkabus.Header(*tomb, kafkabus.HeaderTenant))
+
+	// Redis loses everything; the rebuild brings back the same mappings.
+	require.NoError(t, s.Flush(ctx, "acme"))
+	_, err = s.Resolve(ctx, "acme", call.Agent{Phone: "+918586848544"})
+	require.ErrorIs(t, err, mapping.ErrNotFound)
+	st, err := mapping.Rebuild(ctx, k, env.Topics.Mapping, s)
+	require.NoError(t, err)
+	assert.Equal(t, 6, st.Records)
+	assert.Equal(t, 1, st.Tombstones)
+	assert.Equal(t, []string{"acme", "beta", "ghost"}, st.Tenants)
+	assert.Equal(t, map[string]int{"acme": 2, "beta": 1, "ghost": 0}, st.Mappings)
+	after, err := s.List(ctx, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, norm(before), norm(after))
+	got, err := s.Resolve(ctx, "acme", call.Agent{Phone: "+918586848544"})
+	require.NoError(t, err, "indexes restored too")
+	assert.Equal(t, "111", got.CRMUserID)
+	_, err = s.Resolve(ctx, "acme", call.Agent{Email: "ravi@example.com"})
+	assert.ErrorIs(t, err, mapping.ErrNotFound, "the deleted mapping stays deleted")
+	ghost, err := s.List(ctx, "ghost")
+	require.NoError(t, err)
+	assert.Empty(t, ghost)
+
+	// --tenant: only that tenant is touched.
+	require.NoError(t, s.Flush(ctx, "beta"))
+	require.NoError(t, s.Flush(ctx, "acme"))
+	st, err = mapping.Rebuild(ctx, k, env.Topics.Mapping, s, "beta")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"beta"}, st.Tenants)
+	acme, _ := s.List(ctx, "acme")
+	assert.Empty(t, acme)
+	beta, _ := s.List(ctx, "beta")
+	assert.Len(t, beta, 1)
+}
+
+func norm(ms []mapping.Mapping) []mapping.Mapping {
+	for i := range ms {
+		ms[i].UpdatedAt = ms[i].UpdatedAt.UTC().Round(time.Microsecond)
+	}
+	return ms
+}
+
+func readAll(t *testing.T, env *testenv.Env) []kafka.Message {
+	t.Helper()
+	var out []kafka.Message
+	for p := range 3 {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: env.Brokers, Topic: env.Topics.Mapping, Partition: p, MaxWait: 100 * time.Millisecond})
+		conn, err := kafka.DialLeader(t.Context(), "tcp", env.Brokers[0], env.Topics.Mapping, p)
+		require.NoError(t, err)
+		last, err := conn.ReadLastOffset()
+		conn.Close()
+		require.NoError(t, err)
+		for off := int64(0); off < last; off++ {
+			msg, err := r.ReadMessage(t.Context())
+			require.NoError(t, err)
+			out = append(out, msg)
+		}
+		r.Close()
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package popup_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/crm/zoho"
+	"github.com/calltrack/calltrack/internal/popup"
+)
+
+var (
+	_ popup.Notifier     = popup.Nop{}
+	_ popup.Notifier     = popup.PhoneBridge{}
+	_ popup.CallNotifier = (*zoho.Adapter)(nil)
+)
+
+// phoneBridge is a PhoneBridge notifier on a Zoho sandbox.
+func phoneBridge(t *testing.T) (*sandbox.Zoho, popup.PhoneBridge) {
+	t.Helper()
+	sb := sandbox.NewZoho(sandbox.ZohoOptions{Seed: 1})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	a, err := zoho.New(zoho.Config{AccountsURL: srv.URL, APIDomain: srv.URL, ClientID: sandbox.ZohoClientID,
+		ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken})
+	require.NoError(t, err)
+	return sb, popup.PhoneBridge{API: a}
+}
+
+var (
+	asha   = call.Owner{CRMUserID: "5725767000000411001", Email: "asha@example.com"}
+	sumit  = call.Owner{CRMUserID: "5725767000000411002", Email: "sumit@example.com"}
+	rungAt = time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)
+)
+
+// live is an inCall for a ring group of Asha and Sumit, both mapped.
+func live(state call.LiveState, dir call.Direction) call.Live {
+	return call.Live{Tenant: "t", CallID: "n2.1596270949.2175190", Source: "myoperator.v1", State: state, Direction: dir,
+		CallerNumber: "+919711636496", DID: "+918000000000", AgentPhones: []string{"+918586848544", "+918586848545"},
+		Agents: []call.Agent{{Email: asha.Email, Phone: "+918586848544"}, {Email: sumit.Email, Phone: "+918586848545"}},
+		Owners: []call.Owner{asha, sumit}, CallTime: rungAt, ReceivedAt: rungAt.Add(time.Second)}
+}
+
+func TestPhoneBridgeCallNotify(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name                         string
+		ev                           call.Live
+		owner                        call.Owner
+		typ, state, from, to, person string
+	}{
+		{"incoming ringing, first agent", live(call.Ringing, call.Incoming), asha, "received", "ringing", "+919711636496", "+918586848544", asha.CRMUserID},
+		{"incoming ringing, second agent", live(call.Ringing, call.Incoming), sumit, "received", "ringing", "+919711636496", "+918586848545", sumit.CRMUserID},
+		{"answered", live(call.LiveAnswered, call.Incoming), sumit, "received", "answered", "+919711636496", "+918586848545", sumit.CRMUserID},
+		{"ended", live(call.Ended, call.Incoming), asha, "received", "ended", "+919711636496", "+918586848544", asha.CRMUserID},
+		{"missed", live(call.LiveMissed, call.Incoming), asha, "received", "missed", "+919711636496", "+918586848544", asha.CRMUserID},
+		{"outgoing not answered", live(call.LiveMissed, call.Outgoing), asha, "dialed", "noanswer", "+918586848544", "+919711636496", asha.CRMUserID},
+		{"outgoing ringing", live(call.Ringing, call.Outgoing), sumit, "dialed", "ringing", "+918586848545", "+919711636496", sumit.CRMUserID},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sb, n := phoneBridge(t)
+			require.NoError(t, n.Notify(t.Context(), tc.ev, tc.owner))
+			got := sb.Notifications()
+			require.Len(t, got, 1)
+			assert.Equal(t, tc.typ, got[0].Type)
+			assert.Equal(t, tc.state, got[0].State)
+			assert.Equal(t, "n2.1596270949.2175190", got[0].ID)
+			assert.Equal(t, tc.from, got[0].From)
+			assert.Equal(t, tc.to, got[0].To)
+			assert.Equal(t, tc.person, got[0].ZohoUser)
+			assert.Equal(t, "2026-03-14 09:26:53", got[0].StartTime, "GMT, yyyy-MM-dd HH:mm:ss")
+			assert.Equal(t, 1, sb.Stats().ByEndpoint["POST /phonebridge/v3/callnotify"])
+		})
+	}
+}
+
+// The exact form sent, as Zoho's docs name the fields.
+func TestPhoneBridgeForm(t *testing.T) {
+	t.Parallel()
+	ev := live(call.Ringing, call.Incoming)
+	ev.Agents, ev.Owners, ev.AgentPhones = nil, nil, []string{"918586848544"} // unmapped by index: the only agent phone
+	ev.CallTime = time.Time{}
+	f, err := popup.PhoneBridge{}.Form(ev, asha)
+	require.NoError(t, err)
+	assert.Equal(t, url.Values{
+		"type": {"received"}, "state": {"ringing"}, "id": {"n2.1596270949.2175190"}, "from": {"+919711636496"},
+		"to": {"+918586848544"}, "zohouser": {asha.CRMUserID}, "start_time": {"2026-03-14 09:26:54"},
+	}, f)
+	assert.Equal(t, "from=%2B919711636496", url.Values{"from": f["from"]}.Encode(), "+ is encoded")
+
+	ev.AgentPhones = nil // no agent number: the DID the customer dialled
+	f, err = popup.PhoneBridge{}.Form(ev, asha)
+	require.NoError(t, err)
+	assert.Equal(t, "+918000000000", f.Get("to"))
+
+	ev.CallerNumber = "anonymous"
+	_, err = popup.PhoneBridge{}.Form(ev, asha)
+	assert.ErrorIs(t, err, popup.ErrNoNumber)
+	err = popup.PhoneBridge{}.Notify(t.Context(), ev, asha)
+	assert.True(t, crm.IsPermanent(err), "%v", err)
+}
+
+func TestPhoneBridgeErrorsClassified(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusBadRequest} {
+		sb, n := phoneBridge(t)
+		require.NoError(t, sb.SetFaults(sandbox.Faults{ErrorRate: 1, Status: status}))
+		err := n.Notify(t.Context(), live(call.Ringing, call.Incoming), asha)
+		require.Error(t, err)
+		assert.Equal(t, status, crm.HTTPStatus(err))
+		assert.Equal(t, status == http.StatusBadRequest, crm.IsPermanent(err), "%d: %v", status, err)
+		assert.Empty(t, sb.Notifications())
+	}
+}
+
+func TestNop(t *testing.T) {
+	t.Parallel()
+	assert.NoError(t, popup.Nop{}.Notify(t.Context(), live(call.Ringing, call.Incoming), asha))
+}

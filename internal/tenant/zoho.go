@@ -1,0 +1,95 @@
+package tenant
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Zoho is a tenant's Zoho CRM connection (crm.kind zoho).
+type Zoho struct {
+	AccountsURL  string // OAuth server of the account's data centre, e.g. https://accounts.zoho.in
+	APIDomain    string // API root of the data centre, e.g. https://www.zohoapis.in
+	ClientID     string
+	ClientSecret Secret
+	RefreshToken Secret
+	TimeZone     string // IANA zone of the call times written; "" = Asia/Kolkata
+}
+
+// ZohoDataCentres maps the tenants file's crm.data_centre to the accounts server
+// and API domain of each Zoho data centre.
+var ZohoDataCentres = map[string]struct{ AccountsURL, APIDomain string }{
+	"com":    {"https://accounts.zoho.com", "https://www.zohoapis.com"},
+	"eu":     {"https://accounts.zoho.eu", "https://www.zohoapis.eu"},
+	"in":     {"https://accounts.zoho.in", "https://www.zohoapis.in"},
+	"com.au": {"https://accounts.zoho.com.au", "https://www.zohoapis.com.au"},
+	"jp":     {"https://accounts.zoho.jp", "https://www.zohoapis.jp"},
+	"ca":     {"https://accounts.zohocloud.ca", "https://www.zohoapis.ca"},
+	"sa":     {"https://accounts.zoho.sa", "https://www.zohoapis.sa"},
+	"cn":     {"https://accounts.zoho.com.cn", "https://www.zohoapis.com.cn"},
+}
+
+// zohoYAML is the Zoho part of a tenant's crm block. accounts_url / api_domain
+// override what data_centre gives.
+type zohoYAML struct {
+	DataCentre      string `yaml:"data_centre"`
+	AccountsURL     string `yaml:"accounts_url"`
+	APIDomain       string `yaml:"api_domain"`
+	ClientID        string `yaml:"client_id"`
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	RefreshTokenEnv string `yaml:"refresh_token_env"`
+	TimeZone        string `yaml:"time_zone"`
+}
+
+func (y zohoYAML) parse(id string, secret func(field, name string, required bool) (Secret, error)) (Zoho, error) {
+	bad := func(format string, args ...any) (Zoho, error) {
+		return Zoho{}, fmt.Errorf("tenants file: tenant %s: "+format, append([]any{id}, args...)...)
+	}
+	z := Zoho{AccountsURL: y.AccountsURL, APIDomain: y.APIDomain, ClientID: strings.TrimSpace(y.ClientID), TimeZone: y.TimeZone}
+	if y.DataCentre != "" {
+		dc, ok := ZohoDataCentres[y.DataCentre]
+		if !ok {
+			names := make([]string, 0, len(ZohoDataCentres))
+			for k := range ZohoDataCentres {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			return bad("crm.data_centre %q: use one of %s", y.DataCentre, strings.Join(names, ", "))
+		}
+		z.AccountsURL = cmpOr(z.AccountsURL, dc.AccountsURL)
+		z.APIDomain = cmpOr(z.APIDomain, dc.APIDomain)
+	}
+	for _, u := range []struct{ field, v string }{{"crm.accounts_url", z.AccountsURL}, {"crm.api_domain", z.APIDomain}} {
+		if u.v == "" {
+			return bad("%s is required (or crm.data_centre)", u.field)
+		}
+		if p, err := url.Parse(u.v); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return bad("%s %q is not an http(s) URL", u.field, u.v)
+		}
+	}
+	if z.ClientID == "" {
+		return bad("crm.client_id is required")
+	}
+	if z.TimeZone != "" {
+		if _, err := time.LoadLocation(z.TimeZone); err != nil {
+			return bad("crm.time_zone %q: %v", z.TimeZone, err)
+		}
+	}
+	var err error
+	if z.ClientSecret, err = secret("crm.client_secret_env", y.ClientSecretEnv, true); err != nil {
+		return Zoho{}, err
+	}
+	if z.RefreshToken, err = secret("crm.refresh_token_env", y.RefreshTokenEnv, true); err != nil {
+		return Zoho{}, err
+	}
+	return z, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,117 @@
+package usersync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrLocked means another process holds the lock.
+var ErrLocked = errors.New("usersync: lock held by another process")
+
+// ErrLockLost means the lock expired and someone else may hold it now.
+var ErrLockLost = errors.New("usersync: lock lost")
+
+// Lock is a Redis lock (SET NX PX with a random token) that only its holder can
+// extend or release, so a slow holder whose lock expired cannot release the next
+// holder's.
+type Lock struct {
+	rdb   redis.UniversalClient
+	key   string
+	token string
+}
+
+var (
+	releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+	refreshScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`)
+)
+
+// Acquire takes the lock for ttl, or returns ErrLocked.
+func Acquire(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (*Lock, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	l := &Lock{rdb: rdb, key: key, token: hex.EncodeToString(b)}
+	ok, err := rdb.SetNX(ctx, key, l.token, ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("usersync: lock %s: %w", key, err)
+	}
+	if !ok {
+		return nil, ErrLocked
+	}
+	return l, nil
+}
+
+// AcquireWait retries Acquire until it succeeds or wait has passed.
+func AcquireWait(ctx context.Context, rdb redis.UniversalClient, key string, ttl, wait time.Duration) (*Lock, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		l, err := Acquire(ctx, rdb, key, ttl)
+		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Refresh extends the lock to ttl from now; ErrLockLost when it is not ours any more.
+func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
+	n, err := refreshScript.Run(ctx, l.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("usersync: refresh lock %s: %w", l.key, err)
+	}
+	if n == 0 {
+		return ErrLockLost
+	}
+	return nil
+}
+
+// Release frees the lock if it is still ours.
+func (l *Lock) Release(ctx context.Context) error {
+	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err(); err != nil {
+		return fmt.Errorf("usersync: release lock %s: %w", l.key, err)
+	}
+	return nil
+}
+
+// KeepAlive refreshes the lock every ttl/3 until stop is called; lost is cancelled
+// when the lock could not be kept (the work under it should stop).
+func (l *Lock) KeepAlive(ctx context.Context, ttl time.Duration) (lost context.Context, stop func()) {
+	lost, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-lost.Done():
+				return
+			case <-t.C:
+				if err := l.Refresh(lost, ttl); errors.Is(err, ErrLockLost) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return lost, func() {
+		close(done)
+		cancel()
+	}
+}

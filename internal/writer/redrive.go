@@ -1,0 +1,262 @@
+package writer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/phone"
+	"github.com/calltrack/calltrack/internal/trace"
+)
+
+// StageReattributed is the trace stage of a parked call re-published because a
+// mapping for its agent appeared.
+const StageReattributed = "reattributed"
+
+// Redrive limits: a re-published call is not re-published again before RedriveGap
+// (the writer normally writes and unparks it within seconds), and at most
+// RedriveMax times (a call the CRM keeps refusing ends in the DLQ and stays parked:
+// it must not go round forever).
+const (
+	RedriveGap = 10 * time.Minute
+	RedriveMax = 5
+)
+
+// Redriver does late binding: it re-publishes parked (unattributed) call logs whose
+// agent now resolves to an active mapping, to the call-log topic with the call's own
+// key. The writer re-resolves the owner when it consumes them, writes them and
+// unparks them. Re-publishing twice is harmless (the writer is idempotent) but is
+// avoided.
+type Redriver struct {
+	Redis     redis.UniversalClient
+	Prefix    string
+	Mappings  *mapping.Store
+	Idem      *idempotency.Store
+	Trace     *trace.Store
+	Publisher Publisher
+	Topics    kafkabus.Topics
+	Log       zerolog.Logger
+	Now       func() time.Time // default time.Now
+
+	mu      sync.Mutex
+	running map[string]bool // tenant → a triggered redrive is running
+	again   map[string]bool // tenant → triggered again meanwhile
+	closed  bool
+	ctx     context.Context // of triggered runs; cancelled by Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// Redrive re-publishes the tenant's parked calls whose agent now has an active
+// mapping and returns how many it re-published.
+func (r *Redriver) Redrive(ctx context.Context, tenant string) (int, error) {
+	key := ParkedKey(r.Prefix, tenant)
+	var (
+		cursor uint64
+		msgs   []kafka.Message
+		calls  []*call.Log
+		n      int
+	)
+	flush := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := r.Publisher.Publish(ctx, msgs...); err != nil {
+			return fmt.Errorf("redrive %s: %w", tenant, err)
+		}
+		for _, l := range calls {
+			_ = r.Trace.Record(ctx, tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: StageReattributed, Kind: "log",
+				Detail: "a mapping for agent " + redriveAgent(l.Agent) + " appeared; call log re-published for writing"}})
+		}
+		n += len(msgs)
+		msgs, calls = msgs[:0], calls[:0]
+		return nil
+	}
+	for {
+		kv, next, err := r.Redis.HScan(ctx, key, cursor, "", 200).Result()
+		if err != nil {
+			return n, fmt.Errorf("redrive %s: %w", tenant, err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			l, ok, err := r.candidate(ctx, tenant, kv[i], kv[i+1])
+			if err != nil {
+				return n, err
+			}
+			if !ok {
+				continue
+			}
+			msgs = append(msgs, kafkabus.Event(r.Topics.Log, call.Key(tenant, l.CallID), "calltrack/redrive", tenant, l.CallID, []byte(kv[i+1])))
+			calls = append(calls, l)
+			if len(msgs) >= 100 {
+				if err := flush(); err != nil {
+					return n, err
+				}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	return n, flush()
+}
+
+// candidate decides whether one parked call is to be re-published now.
+func (r *Redriver) candidate(ctx context.Context, tenant, callID, raw string) (*call.Log, bool, error) {
+	var l call.Log
+	if err := json.Unmarshal([]byte(raw), &l); err != nil || l.Agent == nil || l.CallID != callID {
+		return nil, false, nil // nothing to resolve it by
+	}
+	if _, err := r.Mappings.Resolve(ctx, tenant, *l.Agent); errors.Is(err, mapping.ErrNotFound) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, fmt.Errorf("redrive %s: %w", tenant, err)
+	}
+	if r.Idem != nil {
+		// Written meanwhile by another path: only the parking is left over.
+		if _, done, err := r.Idem.Done(ctx, logKey(tenant, callID)); err == nil && done {
+			_ = r.Redis.HDel(ctx, ParkedKey(r.Prefix, tenant), callID).Err()
+			return nil, false, nil
+		}
+	}
+	ok, err := claimRedrive.Run(ctx, r.Redis, []string{r.attemptsKey(tenant)}, callID, r.now().Unix(),
+		int64(RedriveGap/time.Second), RedriveMax, int64((7 * 24 * time.Hour).Milliseconds())).Int()
+	if err != nil {
+		return nil, false, fmt.Errorf("redrive %s: claim: %w", tenant, err)
+	}
+	return &l, ok > 0, nil
+}
+
+func (r *Redriver) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Redriver) attemptsKey(tenant string) string {
+	return fmt.Sprintf("%s:redrive:%s", r.Prefix, tenant)
+}
+
+// claimRedrive counts a call's re-publications ("attempts|last unix time" per call)
+// and allows one when the last is RedriveGap old and fewer than RedriveMax were made.
+var claimRedrive = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+local now, gap, max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n, last = 0, 0
+if v then
+  local a, b = string.match(v, '^(%d+)|(%d+)$')
+  n, last = tonumber(a) or 0, tonumber(b) or 0
+end
+if n >= max or now - last < gap then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], (n + 1) .. '|' .. now)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return n + 1
+`)
+
+// Trigger runs a redrive of the tenant in the background, now: a mapping appeared.
+// Triggers that come while one runs are folded into one more run after it.
+func (r *Redriver) Trigger(tenant string) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	if r.running == nil {
+		r.running, r.again = map[string]bool{}, map[string]bool{}
+		r.ctx, r.cancel = context.WithCancel(context.Background())
+	}
+	if r.running[tenant] {
+		r.again[tenant] = true
+		r.mu.Unlock()
+		return
+	}
+	r.running[tenant] = true
+	base := r.ctx
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		for {
+			ctx, cancel := context.WithTimeout(base, 2*time.Minute)
+			n, err := r.Redrive(ctx, tenant)
+			cancel()
+			if base.Err() == nil {
+				r.report(tenant, n, err)
+			}
+			r.mu.Lock()
+			if !r.again[tenant] || base.Err() != nil {
+				delete(r.running, tenant)
+				r.mu.Unlock()
+				return
+			}
+			r.again[tenant] = false
+			r.mu.Unlock()
+		}
+	}()
+}
+
+// Close stops triggered redrives and waits for them to end (before the producer and
+// Redis close). Later triggers do nothing.
+func (r *Redriver) Close() {
+	r.mu.Lock()
+	r.closed = true
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// Run redrives every tenant each interval until ctx ends, so that no parked call
+// waits on a lost trigger (a process that died between the mapping and the redrive,
+// or a call parked just after its mapping appeared).
+func (r *Redriver) Run(ctx context.Context, every time.Duration, tenants func() []string) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, id := range tenants() {
+			n, err := r.Redrive(ctx, id)
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.report(id, n, err)
+		}
+	}
+}
+
+func (r *Redriver) report(tenant string, n int, err error) {
+	switch {
+	case err != nil:
+		r.Log.Warn().Err(err).Str("tenant", tenant).Msg("redrive of parked calls failed; the periodic redrive retries")
+	case n > 0:
+		r.Log.Info().Str("tenant", tenant).Int("calls", n).Msg("parked calls re-published for their new owners")
+	}
+}
+
+func redriveAgent(a *call.Agent) string {
+	switch {
+	case a == nil:
+		return "(none)"
+	case a.ID != "":
+		return a.ID
+	case a.Email != "":
+		return a.Email
+	}
+	return phone.Mask(a.Phone)
+}

@@ -1,0 +1,142 @@
+package writer_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/testenv"
+	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/writer"
+)
+
+type published struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+}
+
+func (p *published) Publish(_ context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, msgs...)
+	return nil
+}
+
+func (p *published) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.msgs)
+}
+
+func TestRedrive(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := t.Context()
+	store := mapping.NewStore(rdb, "t")
+	pub := &published{}
+	tr := trace.New(rdb, "t")
+	r := &writer.Redriver{Redis: rdb, Prefix: "t", Mappings: store, Idem: idempotency.New(rdb, "t"), Trace: tr,
+		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
+
+	park := func(callID string, a *call.Agent) {
+		l := call.Log{Tenant: "acme", CallID: callID, Direction: call.Incoming, Status: call.Answered, Agent: a, ReceivedAt: time.Now().UTC()}
+		b, _ := json.Marshal(l)
+		require.NoError(t, rdb.HSet(ctx, writer.ParkedKey("t", "acme"), callID, b).Err())
+	}
+	park("c1", &call.Agent{ID: "a1"})
+	park("c2", &call.Agent{Phone: "+918586848544"})
+	park("c3", &call.Agent{ID: "a9"}) // stays unmapped
+	park("c4", nil)                   // nothing to resolve it by
+
+	n, err := r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Zero(t, n, "nobody is mapped yet")
+
+	require.NoError(t, store.Put(ctx, "acme", mapping.Mapping{MyOperatorUserID: "a1", CRMUserID: "101", Phones: []string{"+918586848544"},
+		Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	n, err = r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "the calls of the agent mapped now, found by id and by phone")
+	require.Equal(t, 2, pub.count())
+	keys := []string{string(pub.msgs[0].Key), string(pub.msgs[1].Key)}
+	assert.ElementsMatch(t, []string{"acme:c1", "acme:c2"}, keys, "same key as the call's other events")
+	assert.Equal(t, kafkabus.TopicLog, pub.msgs[0].Topic)
+	var l call.Log
+	require.NoError(t, json.Unmarshal(pub.msgs[0].Value, &l))
+	assert.Nil(t, l.Owner, "the writer resolves the owner when it consumes the call")
+	got, err := tr.Get(ctx, "acme", "c1")
+	require.NoError(t, err)
+	require.NotEmpty(t, got.Stages)
+	assert.Equal(t, writer.StageReattributed, got.Stages[len(got.Stages)-1].Stage)
+
+	// Not re-published again while the writer is on it.
+	n, err = r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+
+	// A call already written by another path only loses its parking.
+	require.NoError(t, store.Put(ctx, "acme", mapping.Mapping{MyOperatorUserID: "a9", CRMUserID: "109", Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	_, _, err = idempotency.New(rdb, "t").Exec(ctx, "crm:acme:c3:log", func(context.Context) (string, error) { return "rec-1", nil })
+	require.NoError(t, err)
+	n, err = r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.False(t, rdb.HExists(ctx, writer.ParkedKey("t", "acme"), "c3").Val())
+
+	// Bounded: after RedriveGap a call still parked goes again, RedriveMax times in all.
+	now := time.Now()
+	r.Now = func() time.Time { return now }
+	var again int
+	for range writer.RedriveMax + 2 {
+		now = now.Add(writer.RedriveGap)
+		n, err = r.Redrive(ctx, "acme")
+		require.NoError(t, err)
+		again += n
+	}
+	assert.Equal(t, 2*(writer.RedriveMax-1), again, "c1 and c2 went RedriveMax times each, then no more")
+}
+
+// Trigger folds bursts of triggers (a sync creating many mappings) into few runs.
+func TestRedriveTrigger(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	store := mapping.NewStore(env.Redis, env.Prefix)
+	pub := &published{}
+	r := &writer.Redriver{Redis: env.Redis, Prefix: env.Prefix, Mappings: store, Trace: trace.New(env.Redis, env.Prefix),
+		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
+	store.OnChange(func(tenant, _ string, m *mapping.Mapping) {
+		if m != nil && m.Status == mapping.StatusActive {
+			r.Trigger(tenant)
+		}
+	})
+	ctx := t.Context()
+	for i := range 30 {
+		id := string(rune('a'+i%26)) + "x"
+		l := call.Log{Tenant: "acme", CallID: "c" + id, Direction: call.Incoming, Status: call.Missed, Agent: &call.Agent{ID: id}}
+		b, _ := json.Marshal(l)
+		require.NoError(t, env.Redis.HSet(ctx, writer.ParkedKey(env.Prefix, "acme"), l.CallID, b).Err())
+	}
+	for i := range 26 {
+		id := string(rune('a'+i)) + "x"
+		require.NoError(t, store.Put(ctx, "acme", mapping.Mapping{MyOperatorUserID: id, CRMUserID: "1", Source: mapping.SourceEmailMatch, Status: mapping.StatusActive}))
+	}
+	testenv.Eventually(t, 10*time.Second, "every parked call of a mapped agent re-published", func() bool { return pub.count() == 26 })
+	r.Close() // waits for triggered runs; later triggers do nothing
+	r.Trigger("acme")
+	r.Close()
+	assert.Equal(t, 26, pub.count())
+}
