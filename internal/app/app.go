@@ -196,12 +196,13 @@ func (a *App) RunWriter(ctx context.Context, w *writer.Writer) error {
 	g.Go(func() error {
 		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
 			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup, Topics: []string{a.Topics.Log, a.Topics.Recording}, Log: a.Log},
-			GroupOf:        byTenant, Overflow: w.Defer}, w.Handle)
+			// 32 lanes: enough concurrent writes per tenant for Zoho's batches to fill.
+			GroupOf: byTenant, Lanes: 32, QueueSize: 16, Overflow: w.Defer}, w.Handle)
 	})
 	g.Go(func() error {
 		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
 			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-retry", Topics: []string{a.Topics.Retry}, Log: a.Log},
-			GroupOf:        byTenant, DueAt: writer.DueAt, Overflow: w.Defer}, w.HandleRetry)
+			GroupOf:        byTenant, Lanes: 32, QueueSize: 16, DueAt: writer.DueAt, Overflow: w.Defer}, w.HandleRetry)
 	})
 	popups := &writer.Popups{Tenants: a.Tenants, Notifiers: a.Notifier, MaxAge: a.Cfg.PopupMaxAge,
 		Lag: a.Metrics.PopupLag, Outcomes: a.Metrics.Popups, Log: a.Log}

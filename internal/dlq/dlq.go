@@ -229,7 +229,7 @@ func printText(out io.Writer, now time.Time, m kafka.Message, msg Message) {
 		kafkabus.HeaderAttempts, kafkabus.HeaderOrigTopic, kafkabus.HeaderOrigPart, kafkabus.HeaderOrigOff}
 	for _, k := range first {
 		if v, ok := msg.Headers[k]; ok {
-			fmt.Fprintf(out, "  %-18s %s\n", k+":", v)
+			fmt.Fprintf(out, "  %-20s %s\n", k+":", v)
 		}
 	}
 	rest := make([]string, 0, len(msg.Headers))
@@ -240,7 +240,7 @@ func printText(out io.Writer, now time.Time, m kafka.Message, msg Message) {
 	}
 	slices.Sort(rest)
 	for _, k := range rest {
-		fmt.Fprintf(out, "  %-18s %s\n", k+":", msg.Headers[k])
+		fmt.Fprintf(out, "  %-20s %s\n", k+":", msg.Headers[k])
 	}
 	if msg.Value != nil {
 		var b strings.Builder

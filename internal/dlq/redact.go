@@ -39,7 +39,7 @@ func redactValue(key string, v any) any {
 		}
 		return x
 	case string:
-		if looksLikePhone(x) {
+		if looksLikePhone(x, phoneKey(key)) {
 			return phone.Mask(x)
 		}
 		// A JSON or form payload kept as a string (the rejected topic's raw bodies).
@@ -48,7 +48,7 @@ func redactValue(key string, v any) any {
 		}
 		return x
 	case json.Number:
-		if phoneKey(key) && looksLikePhone(x.String()) {
+		if phoneKey(key) && looksLikePhone(x.String(), true) {
 			return phone.Mask(x.String())
 		}
 		return x
@@ -56,8 +56,9 @@ func redactValue(key string, v any) any {
 	return v
 }
 
-// looksLikePhone: only phone characters, 10 to 15 digits, and a number phone.E164 takes.
-func looksLikePhone(s string) bool {
+// looksLikePhone: only phone characters, 10 to 15 digits, and a number phone.E164 takes;
+// not an epoch timestamp unless the key names a number (a DID may start with 1).
+func looksLikePhone(s string, keyed bool) bool {
 	digits := 0
 	for _, r := range s {
 		switch {
@@ -68,7 +69,7 @@ func looksLikePhone(s string) bool {
 			return false
 		}
 	}
-	return digits >= 10 && digits <= 15 && phone.E164(s, "") != "" && !epoch(s)
+	return digits >= 10 && digits <= 15 && phone.E164(s, "") != "" && (keyed || !epoch(s))
 }
 
 // epoch tells seconds or milliseconds since 1970 (10 or 13 digits from 1) from numbers.
@@ -88,17 +89,22 @@ func phoneKey(k string) bool {
 	return false
 }
 
-// digitRun is a run of 10-15 digits, with a + (or its URL encoding) before it.
-var digitRun = regexp.MustCompile(`(\+|%2[Bb])?\d{10,15}`)
+// digitRun is a run of 10-15 digits, after a + or a URL-encoded character (a form
+// body's %2B is a plus, its %22 a quote: neither is part of the number).
+var digitRun = regexp.MustCompile(`(%[0-9A-Fa-f]{2}|\+)?\d{10,15}`)
 
 func redactText(v []byte) []byte {
 	return digitRun.ReplaceAllFunc(v, func(m []byte) []byte {
-		s := string(m)
-		prefix := ""
-		if strings.HasPrefix(strings.ToUpper(s), "%2B") {
+		s, prefix := string(m), ""
+		switch {
+		case strings.HasPrefix(s, "+"):
+			return []byte(phone.Mask(s))
+		case strings.EqualFold(s[:min(3, len(s))], "%2B"):
+			return []byte(s[:3] + phone.Mask("+" + s[3:])[1:])
+		case strings.HasPrefix(s, "%"):
 			prefix, s = s[:3], s[3:]
 		}
-		if prefix == "" && !strings.HasPrefix(s, "+") && epoch(s) {
+		if epoch(s) {
 			return m
 		}
 		return []byte(prefix + phone.Mask(s))

@@ -8,7 +8,7 @@ import (
 )
 
 // Progress reports how far a long read has got: a bar redrawn in place on a terminal,
-// a plain line every few seconds otherwise (logs, CI). A nil *Progress reports nothing.
+// a plain line every few seconds otherwise (logs, CI). With no writer it only counts.
 type Progress struct {
 	w        io.Writer
 	terminal bool
@@ -23,11 +23,8 @@ type Progress struct {
 	Read, Matched, Sent int64
 }
 
-// NewProgress returns a progress reporter for total records, or nil when w is nil.
+// NewProgress returns a progress reporter for total records; w may be nil.
 func NewProgress(w io.Writer, terminal bool, label string, total int64, now func() time.Time) *Progress {
-	if w == nil {
-		return nil
-	}
 	if now == nil {
 		now = time.Now
 	}
@@ -41,7 +38,7 @@ func NewProgress(w io.Writer, terminal bool, label string, total int64, now func
 
 // Tick reports the counts when it is time to.
 func (p *Progress) Tick() {
-	if p == nil {
+	if p.w == nil {
 		return
 	}
 	if t := p.now(); t.Sub(p.last) >= p.every {
@@ -52,7 +49,7 @@ func (p *Progress) Tick() {
 
 // Done draws the final state and ends the bar's line.
 func (p *Progress) Done() {
-	if p == nil || (!p.drawn && !p.terminal) {
+	if p.w == nil || (!p.drawn && !p.terminal) {
 		return // a short run needs no progress lines
 	}
 	p.draw()

@@ -8,8 +8,8 @@ import (
 )
 
 // Render writes the trace as a person reads it (`calltrack trace`): status, owner, CRM
-// record, then each stage with its time (UTC), the time since the first stage, its kind
-// and detail, and what to do next when the call is stuck.
+// record, then each stage with its time (UTC), the time since the stage before, its
+// kind and detail, the total time to written, and what to do next when the call is stuck.
 func Render(w io.Writer, t *Trace) {
 	fmt.Fprintf(w, "call %s of tenant %s", t.CallID, t.Tenant)
 	if t.LogID != "" && t.LogID != t.CallID {
@@ -32,16 +32,17 @@ func Render(w io.Writer, t *Trace) {
 	if len(t.Stages) == 0 {
 		fmt.Fprintln(w, "no stages recorded")
 	} else {
-		fmt.Fprintln(w, "stages (UTC; + is the time since the first stage):")
-		first := t.Stages[0].At
+		fmt.Fprintln(w, "stages (UTC; + is the time since the stage before):")
+		first, prev := t.Stages[0].At, t.Stages[0].At
 		stage, kind := 0, 0
 		for _, s := range t.Stages {
 			stage, kind = max(stage, len(s.Stage)), max(kind, len(s.Kind))
 		}
 		for _, s := range t.Stages {
-			line := fmt.Sprintf("  %s  %-9s %-*s  %-*s  %s", s.At.UTC().Format("2006-01-02 15:04:05.000"), "+"+Since(first, s.At),
+			line := fmt.Sprintf("  %s  %-9s %-*s  %-*s  %s", s.At.UTC().Format("2006-01-02 15:04:05.000"), "+"+Since(prev, s.At),
 				stage, s.Stage, kind, s.Kind, s.Detail)
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
+			prev = s.At
 		}
 		if last := t.Stages[len(t.Stages)-1]; t.Status == StatusWritten && len(t.Stages) > 1 {
 			for i := len(t.Stages) - 1; i >= 0; i-- {

@@ -48,7 +48,8 @@ type stack struct {
 	app     *app.App
 	kylas   *sandbox.Kylas
 	crmSrv  *httptest.Server
-	kylasB  *sandbox.Kylas    // CRM of the second tenant (stackOpts.second)
+	kylasB  *sandbox.Kylas    // CRM of the second tenant (stackOpts.second "kylas")
+	zohoB   *sandbox.Zoho     // CRM of the second tenant (stackOpts.second "zoho")
 	mo      *mosandbox.Server // MyOperator API sandbox (recording links)
 	moSrv   *httptest.Server
 	api     *httptest.Server
@@ -62,9 +63,11 @@ type stackOpts struct {
 	fallback string
 	sync     tenant.Sync // the tenant's user-sync settings
 	noWriter bool
-	// second adds tenant "beta" (token "beta-token") with its own Kylas sandbox, kylasB
-	// (rate limit 50/s, so that tests measure isolation, not pacing).
-	second bool
+	// second adds tenant "beta" (token "beta-token") on its own CRM sandbox: "kylas"
+	// (kylasB, rate limit 50/s, so that tests measure isolation, not pacing) or "zoho" (zohoB).
+	second string
+	// kylasLimit is the main tenant's Kylas rate limit (requests/s); 0: the default.
+	kylasLimit float64
 	// summaryWait is how long a v2 call.end waits for its call.summary (default 5m).
 	summaryWait time.Duration
 	// durableLinks makes the writer put calltrack's signed recording links in the CRM.
@@ -74,7 +77,8 @@ type stackOpts struct {
 func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
 	env := testenv.New(t)
-	s := &stack{t: t, env: env, kylas: sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})}
+	// kylasLimit also makes the sandbox answer 429 above it, as Kylas does.
+	s := &stack{t: t, env: env, kylas: sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey, RateLimit: int(o.kylasLimit)})}
 	s.crmSrv = httptest.NewServer(s.kylas)
 	t.Cleanup(s.crmSrv.Close)
 	s.mo = mosandbox.New(mosandbox.Options{})
@@ -83,12 +87,24 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: tenantID, WebhookToken: token, CompanyID: companyID,
 		MyOperatorAPI: s.moSrv.URL, MyOperatorKey: tenant.Secret(s.mo.Token()),
 		FallbackOwner: o.fallback, Sync: o.sync, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey}})
-	if o.second {
+	switch o.second {
+	case "kylas":
 		s.kylasB = sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})
 		srvB := httptest.NewServer(s.kylasB)
 		t.Cleanup(srvB.Close)
 		tenants = tenant.NewRegistry(append(tenantsOf(tenants), &tenant.Tenant{ID: "beta", WebhookToken: "beta-token",
 			CRM: tenant.CRM{Kind: "kylas", BaseURL: srvB.URL, APIKey: crmKey, RateLimit: 50}})...)
+	case "zoho":
+		s.zohoB = sandbox.NewZoho(sandbox.ZohoOptions{Seed: 2})
+		srvB := httptest.NewServer(s.zohoB)
+		t.Cleanup(srvB.Close)
+		tenants = tenant.NewRegistry(append(tenantsOf(tenants), &tenant.Tenant{ID: "beta", WebhookToken: "beta-token",
+			CRM: tenant.CRM{Kind: "zoho", Zoho: tenant.Zoho{AccountsURL: srvB.URL, APIDomain: srvB.URL,
+				ClientID: sandbox.ZohoClientID, ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken}}})...)
+	}
+	if o.kylasLimit > 0 {
+		main, _ := tenants.Get(tenantID)
+		main.CRM.RateLimit = o.kylasLimit
 	}
 	s.group = "writer" + env.Suffix
 	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,

@@ -19,7 +19,7 @@ import (
 func TestFailingTenantDoesNotDelayHealthyTenant(t *testing.T) {
 	policy := writer.DefaultRetryPolicy()
 	policy.Base, policy.Cap = 200*time.Millisecond, time.Second // keep the recovery quick
-	s := newStack(t, stackOpts{second: true, retry: &policy})
+	s := newStack(t, stackOpts{second: "kylas", retry: &policy})
 	s.mapAgent(sumit.id, "1001", sumit.email)
 	r := s.do(adminReq(s, http.MethodPut, "beta", "/mappings/"+priya.id, `{"crm_user_id":"2002"}`))
 	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)

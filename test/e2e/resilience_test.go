@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+)
+
+// Issue 5's check: with 30% transient faults (429 on Kylas, 503 on Zoho) and latency,
+// calls across a Kylas and a Zoho tenant are each written exactly once with the right
+// owner under the default retry schedule; Zoho inserts are batched; the Kylas sandbox
+// never sees more requests per second than the configured limit; a call the CRM
+// rejects for good is dead-lettered with its reason while the others flow.
+func TestResilienceUnderTransientFaults(t *testing.T) {
+	const limit = 8
+	s := newStack(t, stackOpts{second: "zoho", kylasLimit: limit})
+	s.mapAgent(sumit.id, "1001", sumit.email)
+	s.mapAgent(ravi.id, "not-a-kylas-id", ravi.email) // Kylas refuses such an owner: permanent
+	r := s.do(adminReq(s, http.MethodPut, "beta", "/mappings/"+priya.id, `{"crm_user_id":"5725767000000411002"}`))
+	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
+	require.NoError(t, s.kylas.SetFaults(sandbox.Faults{ErrorRate: 0.3, Status: 429, LatencyMS: 50}))
+	require.NoError(t, s.zohoB.SetFaults(sandbox.Faults{ErrorRate: 0.3, Status: 503, LatencyMS: 100}))
+
+	const perTenant = 60
+	var kylasCalls, zohoCalls []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < perTenant; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}}
+			require.Equal(t, http.StatusOK, s.postForm("aftercall", afterCall(spec), token).Status)
+			mu.Lock()
+			kylasCalls = append(kylasCalls, spec.uid)
+			mu.Unlock()
+		}()
+		go func() {
+			defer wg.Done()
+			spec := callSpec{uid: newUID(), status: 2, legs: []leg{{agents: []agent{priya}}}}
+			require.Equal(t, http.StatusOK, s.postAs("beta", "beta-token", afterCall(spec)).Status)
+			mu.Lock()
+			zohoCalls = append(zohoCalls, spec.uid)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rejected := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{ravi}, answered: true}}}
+	require.Equal(t, http.StatusOK, s.postForm("aftercall", afterCall(rejected), token).Status)
+	s.waitStatus(rejected.uid, "dead_lettered", 120*time.Second)
+
+	testenvEventually(t, 120*time.Second, fmt.Sprintf("%d calls in each CRM", perTenant), func() bool {
+		return len(s.kylas.Records()) >= perTenant && len(s.zohoB.Records()) >= perTenant
+	})
+	kylasPer := map[string]int{}
+	for _, rec := range s.kylas.Records() {
+		kylasPer[rec.RemoteID]++
+		assert.EqualValues(t, 1001, rec.Owner.ID)
+	}
+	for _, uid := range kylasCalls {
+		assert.Equal(t, 1, kylasPer[uid], "Kylas records of %s", uid)
+	}
+	assert.Len(t, s.kylas.Records(), perTenant, "no duplicates in Kylas")
+	assert.Len(t, s.zohoB.Records(), perTenant, "no duplicates in Zoho")
+	for _, rec := range s.zohoB.Records() {
+		assert.Equal(t, "5725767000000411002", rec.Owner.ID)
+		assert.Equal(t, "Missed", rec.CallType)
+	}
+	assert.Zero(t, s.zohoB.Stats().Duplicates)
+
+	ks, zs := s.kylas.Stats(), s.zohoB.Stats()
+	t.Logf("kylas: %+v", ks)
+	t.Logf("zoho: %+v", zs)
+	assert.LessOrEqual(t, ks.MaxRPS1s, limit, "Kylas requests per second")
+	inserts := zs.ByEndpoint["POST /crm/v8/Calls"]
+	assert.Less(t, inserts, perTenant/2, "Zoho inserts are batched: %d requests for %d calls", inserts, perTenant)
+
+	dlq := s.readTopic(s.env.Topics.DLQ, 1, func(m kafka.Message) bool { return kafkabus.Header(m, kafkabus.HeaderCallID) == rejected.uid })
+	require.Len(t, dlq, 1)
+	assert.Equal(t, "crm_rejected", kafkabus.Header(dlq[0], kafkabus.HeaderReason))
+	for _, uid := range kylasCalls[:5] {
+		tr := s.trace(uid)
+		assert.Equal(t, "written", tr.Body["status"], "trace of %s", uid)
+	}
+}
