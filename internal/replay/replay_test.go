@@ -26,7 +26,7 @@ type fixture struct {
 	topics kafkabus.Topics
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	env := testenv.New(t)
 	k := env.Kafka(t)
 	p := kafkabus.NewProducer(k)

@@ -38,9 +38,16 @@ func Render(w io.Writer, t *Trace) {
 		for _, s := range t.Stages {
 			stage, kind = max(stage, len(s.Stage)), max(kind, len(s.Kind))
 		}
+		written := false
 		for _, s := range t.Stages {
+			detail := s.Detail
+			if s.Stage == "replayed" && s.Kind == "log" && written {
+				// The writer writes a call log once: a replay of a written call is skipped.
+				detail += " (already written: skipped)"
+			}
+			written = written || (s.Stage == StatusWritten && s.Kind == "log")
 			line := fmt.Sprintf("  %s  %-9s %-*s  %-*s  %s", s.At.UTC().Format("2006-01-02 15:04:05.000"), "+"+Since(prev, s.At),
-				stage, s.Stage, kind, s.Kind, s.Detail)
+				stage, s.Stage, kind, s.Kind, detail)
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
 			prev = s.At
 		}

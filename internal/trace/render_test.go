@@ -23,6 +23,7 @@ func TestRender(t *testing.T) {
 			{Stage: StatusDeadLettered, At: t0.Add(1230 * time.Millisecond), Kind: "log", Detail: "crm_rejected: kylas: HTTP 400"},
 			{Stage: "replayed", At: t0.Add(65 * time.Minute), Kind: "log", Detail: "from calltrack.call.dlq.v1/1@3 to calltrack.call.log.v1"},
 			{Stage: StatusWritten, At: t0.Add(65*time.Minute + 150*time.Millisecond), Kind: "log", Detail: "record 42"},
+			{Stage: "replayed", At: t0.Add(2 * time.Hour), Kind: "log", Detail: "from calltrack.call.log.v1/1@0 to calltrack.call.log.v1"},
 		}}
 	var b bytes.Buffer
 	Render(&b, tr)
@@ -37,6 +38,7 @@ stages (UTC; + is the time since the stage before):
   2026-10-10 09:00:01.230  +1.2s     dead_lettered  log  crm_rejected: kylas: HTTP 400
   2026-10-10 10:05:00.000  +1h5m     replayed       log  from calltrack.call.dlq.v1/1@3 to calltrack.call.log.v1
   2026-10-10 10:05:00.150  +150ms    written        log  record 42
+  2026-10-10 11:00:00.000  +55m0s    replayed       log  from calltrack.call.log.v1/1@0 to calltrack.call.log.v1 (already written: skipped)
 written 1h5m after the first stage
 `, b.String())
 

@@ -1,0 +1,42 @@
+package replay_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/replay"
+)
+
+// BenchmarkReplay measures a replay of 5,000 dead-lettered call logs (1 KiB each):
+// go test -run '^$' -bench Replay -benchtime 1x ./internal/replay/
+func BenchmarkReplay(b *testing.B) {
+	f := newFixture(b)
+	const n = 5000
+	value := bytes.Repeat([]byte("x"), 1024)
+	var msgs []kafka.Message
+	for i := range n {
+		id := fmt.Sprintf("c%d", i)
+		msgs = append(msgs, kafkabus.Event(f.topics.DLQ, "acme:"+id, "bench", "acme", id, value,
+			kafka.Header{Key: kafkabus.HeaderOrigTopic, Value: []byte(f.topics.Log)},
+			kafka.Header{Key: kafkabus.HeaderReason, Value: []byte("crm_rejected")}))
+	}
+	for i := 0; i < n; i += 500 {
+		require.NoError(b, f.p.Publish(b.Context(), msgs[i:i+500]...))
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, dry := range []bool{true, false} {
+			start := time.Now()
+			sum, err := replay.Run(b.Context(), f.opts(replay.Options{Topic: "dlq", DryRun: dry}), &bytes.Buffer{})
+			require.NoError(b, err)
+			require.Equal(b, n, sum.Replayed)
+			b.ReportMetric(float64(n)/time.Since(start).Seconds(), map[bool]string{true: "dry-msgs/s", false: "msgs/s"}[dry])
+		}
+	}
+}
