@@ -57,7 +57,7 @@ type Handler struct {
 func (h *Handler) Register(e *echo.Echo) {
 	for _, kind := range []string{"incall", "aftercall"} {
 		kind := kind
-		fn := func(c echo.Context) error { return h.webhook(c, kind) }
+		fn := h.serve(kind, h.Authenticate, func(c echo.Context, r *request) error { return h.webhook(c, r, kind) })
 		e.POST("/webhooks/myoperator/:tenant/"+kind, fn)
 		e.GET("/webhooks/myoperator/:tenant/"+kind, fn) // legacy GET delivery
 	}
@@ -89,30 +89,46 @@ func (h *Handler) Authenticate(c echo.Context) (*tenant.Tenant, error) {
 	return t, nil
 }
 
-func (h *Handler) webhook(c echo.Context, kind string) (err error) {
-	start := time.Now()
-	tenantID := c.Param("tenant")
-	outcome := "error"
-	defer func() {
-		h.Metrics.Webhooks.WithLabelValues(tenantLabel(h.Tenants, tenantID), kind, outcome).Inc()
-		h.Metrics.WebhookLatency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	}()
-	t, err := h.Authenticate(c)
-	if err != nil {
-		outcome = "unauthorized"
-		return err
+// request is one webhook delivery on its way through ingest.
+type request struct {
+	t       *tenant.Tenant
+	body    []byte
+	log     zerolog.Logger
+	start   time.Time
+	outcome string // the metric outcome, set as the delivery is decided
+}
+
+// serve wraps a webhook handler with what every webhook kind shares: tenant
+// authentication, the body (1 MiB at most), metrics and a request-scoped logger.
+func (h *Handler) serve(kind string, auth func(echo.Context) (*tenant.Tenant, error), fn func(echo.Context, *request) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := &request{start: time.Now(), outcome: "error"}
+		defer func() {
+			h.Metrics.Webhooks.WithLabelValues(tenantLabel(h.Tenants, c.Param("tenant")), kind, r.outcome).Inc()
+			h.Metrics.WebhookLatency.WithLabelValues(kind).Observe(time.Since(r.start).Seconds())
+		}()
+		t, err := auth(c)
+		if err != nil {
+			r.outcome = "unauthorized"
+			return err
+		}
+		if r.body, err = readBody(c); err != nil {
+			r.outcome = bodyOutcome(err)
+			return err
+		}
+		r.t = t
+		r.log = h.Log.With().Str("tenant", t.ID).Str("kind", kind).Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Logger()
+		return fn(c, r)
 	}
-	body, err := readBody(c)
-	if err != nil {
-		outcome = bodyOutcome(err)
-		return err
-	}
+}
+
+func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
+	t, body, log, start := r.t, r.body, r.log, r.start
 	ctx := c.Request().Context()
-	log := h.Log.With().Str("tenant", t.ID).Str("kind", kind).Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Logger()
 
 	raw, err := myoperator.ExtractJSON(c.Request().Header.Get(echo.HeaderContentType), body, c.QueryParams())
 	if err == nil && !t.AcceptsCompany(myoperator.CompanyID(raw)) {
-		outcome = "unauthorized"
+		r.outcome = "unauthorized"
 		log.Warn().Msg("payload of another company refused")
 		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
 	}
@@ -140,13 +156,13 @@ func (h *Handler) webhook(c echo.Context, kind string) (err error) {
 			}
 		}
 		if err != nil && !errors.Is(err, myoperator.ErrMalformed) {
-			outcome = "unavailable"
+			r.outcome = "unavailable"
 			log.Error().Err(err).Str("call_id", callID).Msg("webhook not accepted")
 			return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
 		}
 	}
 	if err != nil {
-		outcome = "rejected"
+		r.outcome = "rejected"
 		return h.reject(ctx, c, t.ID, kind, body, err, log)
 	}
 	log = log.With().Str("call_id", callID).Logger()
@@ -158,12 +174,12 @@ func (h *Handler) webhook(c echo.Context, kind string) (err error) {
 	dedupeKey := fmt.Sprintf("webhook:%s:%s:%s", t.ID, kind, payloadHash(raw))
 	first, err := h.Dedupe.Claim(ctx, dedupeKey, DedupeTTL)
 	if err != nil {
-		outcome = "unavailable"
+		r.outcome = "unavailable"
 		log.Error().Err(err).Msg("dedupe check failed")
 		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
 	}
 	if !first {
-		outcome = "duplicate"
+		r.outcome = "duplicate"
 		log.Info().Msg("redelivered webhook ignored")
 		_ = h.Trace.Record(ctx, t.ID, callID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: tu.Kind}})
 		return c.JSON(http.StatusOK, map[string]any{"status": "duplicate", "tenant": t.ID, "call_id": callID})
@@ -174,7 +190,7 @@ func (h *Handler) webhook(c echo.Context, kind string) (err error) {
 	}
 	_ = h.Trace.Record(ctx, t.ID, callID, tu)
 	if err := h.Publisher.Publish(ctx, msgs...); err != nil {
-		outcome = "unavailable"
+		r.outcome = "unavailable"
 		for _, m := range msgs {
 			h.Metrics.PublishErrors.WithLabelValues(m.Topic).Inc()
 		}
@@ -192,14 +208,14 @@ func (h *Handler) webhook(c echo.Context, kind string) (err error) {
 	if err := h.Trace.Record(ctx, t.ID, callID, tu); err != nil {
 		log.Warn().Err(err).Msg("trace not recorded")
 	}
-	outcome = "accepted"
+	r.outcome = "accepted"
 	log.Info().Dur("took", time.Since(start)).Msg("webhook accepted")
 	return c.JSON(http.StatusOK, map[string]any{"status": "accepted", "tenant": t.ID, "call_id": callID})
 }
 
 // afterCall resolves the owner and builds the call-log (and recording) events.
 func (h *Handler) afterCall(ctx context.Context, t *tenant.Tenant, l *call.Log, log zerolog.Logger) ([]kafka.Message, error) {
-	owner, err := h.resolve(ctx, t, l.Agent)
+	owner, err := h.Mappings.Owner(ctx, t.ID, t.FallbackOwner, l.Agent)
 	if err != nil {
 		return nil, err
 	}
@@ -241,24 +257,6 @@ func (h *Handler) inCall(ctx context.Context, t *tenant.Tenant, lv *call.Live) (
 		return nil, err
 	}
 	return []kafka.Message{kafkabus.Event(h.Topics.Live, call.Key(t.ID, lv.CallID), "calltrack/ingest", t.ID, lv.CallID, val)}, nil
-}
-
-// resolve finds the owner of the attributed agent: the mapping, else the tenant's
-// fallback owner, else nil (unattributed).
-func (h *Handler) resolve(ctx context.Context, t *tenant.Tenant, a *call.Agent) (*call.Owner, error) {
-	if a != nil {
-		m, err := h.Mappings.Resolve(ctx, t.ID, *a)
-		if err == nil {
-			return m.Owner(), nil
-		}
-		if !errors.Is(err, mapping.ErrNotFound) {
-			return nil, err
-		}
-	}
-	if t.FallbackOwner != "" {
-		return &call.Owner{CRMUserID: t.FallbackOwner, Source: "fallback"}, nil
-	}
-	return nil, nil
 }
 
 // reject answers 400 and keeps the raw payload on the rejected topic with the reason.

@@ -44,7 +44,7 @@ type V2 struct {
 
 // Register mounts POST /webhooks/myoperator/{tenant}/v2.
 func (v *V2) Register(e *echo.Echo) {
-	e.POST("/webhooks/myoperator/:tenant/v2", v.webhook)
+	e.POST("/webhooks/myoperator/:tenant/v2", v.serve("v2", v.authenticate, v.webhook))
 }
 
 // authenticate accepts what v1 accepts (?token=, X-Calltrack-Token, the Basic
@@ -68,27 +68,10 @@ func (v *V2) authenticate(c echo.Context) (*tenant.Tenant, error) {
 	return nil, err
 }
 
-func (v *V2) webhook(c echo.Context) (err error) {
+func (v *V2) webhook(c echo.Context, r *request) error {
 	const kind = "v2"
-	start := time.Now()
-	tenantID := c.Param("tenant")
-	outcome := "error"
-	defer func() {
-		v.Metrics.Webhooks.WithLabelValues(tenantLabel(v.Tenants, tenantID), kind, outcome).Inc()
-		v.Metrics.WebhookLatency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	}()
-	t, err := v.authenticate(c)
-	if err != nil {
-		outcome = "unauthorized"
-		return err
-	}
-	body, err := readBody(c)
-	if err != nil {
-		outcome = bodyOutcome(err)
-		return err
-	}
+	t, body, log, start := r.t, r.body, r.log, r.start
 	ctx := c.Request().Context()
-	log := v.Log.With().Str("tenant", t.ID).Str("kind", kind).Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Logger()
 
 	raw, err := myoperator.ExtractJSON(c.Request().Header.Get(echo.HeaderContentType), body, nil)
 	var ev *myoperator.V2Event
@@ -96,17 +79,17 @@ func (v *V2) webhook(c echo.Context) (err error) {
 		ev, err = myoperator.ParseV2(t.ID, raw, v.now())
 	}
 	if err != nil {
-		outcome = "rejected"
+		r.outcome = "rejected"
 		return v.reject(ctx, c, t.ID, kind, body, err, log)
 	}
 	if !t.AcceptsCompany(ev.CompanyID) {
-		outcome = "unauthorized"
+		r.outcome = "unauthorized"
 		log.Warn().Msg("payload of another company refused")
 		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
 	}
 	log = log.With().Str("event_type", ev.Type).Str("event_id", ev.ID).Str("call_id", ev.CallID).Logger()
 	unavailable := func(err error, msg string) error {
-		outcome = "unavailable"
+		r.outcome = "unavailable"
 		log.Error().Err(err).Msg(msg)
 		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
 	}
@@ -154,7 +137,7 @@ func (v *V2) webhook(c echo.Context) (err error) {
 	}
 	answer := map[string]any{"status": "accepted", "tenant": t.ID, "call_id": ev.CallID, "event_type": ev.Type}
 	if !first {
-		outcome = "duplicate"
+		r.outcome = "duplicate"
 		log.Info().Msg("redelivered webhook ignored")
 		if ev.Kind != myoperator.V2Unknown {
 			_ = v.Trace.Record(ctx, t.ID, ev.CallID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: tu.Kind, Detail: ev.Type}})
@@ -174,7 +157,7 @@ func (v *V2) webhook(c echo.Context) (err error) {
 			release() // let MyOperator's retry through
 			return unavailable(err, "call.end not held")
 		}
-		outcome = "accepted"
+		r.outcome = "accepted"
 		answer["provisional"] = held
 		log.Info().Bool("held", held).Dur("took", time.Since(start)).Msg("webhook accepted")
 		return c.JSON(http.StatusOK, answer)
@@ -213,12 +196,12 @@ func (v *V2) webhook(c echo.Context) (err error) {
 	}
 	if ev.Kind == myoperator.V2Unknown {
 		v.Metrics.UnknownV2Events.WithLabelValues(tenantLabel(v.Tenants, t.ID), ev.Type).Inc()
-		outcome = "kept"
+		r.outcome = "kept"
 		answer["status"] = "kept"
 		log.Info().Msg("unknown event type kept")
 		return c.JSON(http.StatusOK, answer)
 	}
-	outcome = "accepted"
+	r.outcome = "accepted"
 	log.Info().Dur("took", time.Since(start)).Msg("webhook accepted")
 	return c.JSON(http.StatusOK, answer)
 }

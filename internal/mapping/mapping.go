@@ -356,3 +356,22 @@ func (s *Store) IsAgentPhone(ctx context.Context, tenant, phone string) (bool, e
 func (s *Store) Flush(ctx context.Context, tenant string) error {
 	return s.rdb.Del(ctx, s.key(tenant, "byid"), s.key(tenant, "email"), s.key(tenant, "phone")).Err()
 }
+
+// Owner applies the attribution rule's last steps to a call's agent: its active
+// mapping, else the tenant's fallback owner (when set), else nil — the call is
+// unattributed.
+func (s *Store) Owner(ctx context.Context, tenant, fallbackOwner string, a *call.Agent) (*call.Owner, error) {
+	if a != nil {
+		m, err := s.Resolve(ctx, tenant, *a)
+		if err == nil {
+			return m.Owner(), nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	if fallbackOwner != "" {
+		return &call.Owner{CRMUserID: fallbackOwner, Source: "fallback"}, nil
+	}
+	return nil, nil
+}

@@ -277,7 +277,7 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 	t, _ := w.Tenants.Get(l.Tenant)
 	if l.Owner == nil {
 		// The mapping may have appeared since ingest.
-		owner, err := w.resolve(ctx, t, l.Agent)
+		owner, err := w.Mappings.Owner(ctx, t.ID, t.FallbackOwner, l.Agent)
 		if err != nil {
 			return done, infraError{err}
 		}
@@ -346,22 +346,6 @@ func (w *Writer) crmCall(l *call.Log) crm.Call {
 		c.RecordingURL = link(l.Tenant, l.CallID, *l.Recording)
 	}
 	return c
-}
-
-func (w *Writer) resolve(ctx context.Context, t *tenant.Tenant, a *call.Agent) (*call.Owner, error) {
-	if a != nil {
-		m, err := w.Mappings.Resolve(ctx, t.ID, *a)
-		if err == nil {
-			return m.Owner(), nil
-		}
-		if !errors.Is(err, mapping.ErrNotFound) {
-			return nil, err
-		}
-	}
-	if t.FallbackOwner != "" {
-		return &call.Owner{CRMUserID: t.FallbackOwner, Source: "fallback"}, nil
-	}
-	return nil, nil
 }
 
 // writeRecording amends the call's record with a recording and/or disposition, or keeps

@@ -91,7 +91,7 @@ func (c Config) Validate() error {
 // Adapter implements crm.Adapter for Kylas. It is safe for concurrent use.
 type Adapter struct {
 	cfg      Config
-	searches *searchCache
+	searches *crm.SearchCache[person]
 }
 
 var _ crm.Adapter = (*Adapter)(nil)
@@ -102,7 +102,7 @@ func New(cfg Config) (*Adapter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Adapter{cfg: cfg, searches: newSearchCache(2 * time.Minute)}, nil
+	return &Adapter{cfg: cfg, searches: crm.NewSearchCache[person](2 * time.Minute)}, nil
 }
 
 // CreateCall writes the call as a call log owned by c.OwnerID via /v1/call-logs/sync

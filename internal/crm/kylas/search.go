@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/phone"
@@ -100,7 +98,7 @@ func (a *Adapter) hasNumber(p person, e164 string) bool {
 // search runs one multi_field search, answered from the cache when it can.
 func (a *Adapter) search(ctx context.Context, entity, term string) ([]person, error) {
 	key := entity + "|" + term
-	if hits, ok := a.searches.get(key); ok {
+	if hits, ok := a.searches.Get(key); ok {
 		return hits, nil
 	}
 	body := searchBody{
@@ -115,52 +113,6 @@ func (a *Adapter) search(ctx context.Context, entity, term string) ([]person, er
 	if err := a.do(ctx, "kylas: search "+entity, http.MethodPost, "/v1/search/"+entity+"?page=0&size=20", body, &resp); err != nil {
 		return nil, err
 	}
-	a.searches.put(key, resp.Content)
+	a.searches.Put(key, resp.Content)
 	return resp.Content, nil
-}
-
-// searchCache keeps search answers for a short while. Why: a write is several
-// requests (up to four searches and the write), so under flaky conditions a
-// retry must not redo the searches that already succeeded, and the recording
-// update that follows a call soon finds its searches done. Short-lived, so a
-// lead created after a call is found by the next one.
-type searchCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cached
-}
-
-type cached struct {
-	hits []person
-	at   time.Time
-}
-
-func newSearchCache(ttl time.Duration) *searchCache {
-	return &searchCache{ttl: ttl, m: map[string]cached{}}
-}
-
-func (c *searchCache) get(key string) ([]person, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || time.Since(e.at) > c.ttl {
-		return nil, false
-	}
-	return e.hits, true
-}
-
-func (c *searchCache) put(key string, hits []person) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= 10_000 { // bound memory: drop what expired, else everything
-		for k, e := range c.m {
-			if time.Since(e.at) > c.ttl {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= 10_000 {
-			clear(c.m)
-		}
-	}
-	c.m[key] = cached{hits: hits, at: time.Now()}
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -93,11 +91,11 @@ func (a *Adapter) hasNumber(h hit, e164 string) bool {
 // cancellation ends.
 func (a *Adapter) search(ctx context.Context, module, term string) ([]hit, error) {
 	key := module + "|" + term
-	if hits, ok := a.searches.get(key); ok {
+	if hits, ok := a.searches.Get(key); ok {
 		return hits, nil
 	}
 	ch := a.flights.DoChan(key, func() (any, error) {
-		if hits, ok := a.searches.get(key); ok { // a flight just ended and cached it
+		if hits, ok := a.searches.Get(key); ok { // a flight just ended and cached it
 			return hits, nil
 		}
 		return a.searchOnce(context.WithoutCancel(ctx), module, term)
@@ -135,52 +133,6 @@ func (a *Adapter) searchOnce(ctx context.Context, module, term string) ([]hit, e
 	default:
 		return nil, apiError(op, r)
 	}
-	a.searches.put(module+"|"+term, hits)
+	a.searches.Put(module+"|"+term, hits)
 	return hits, nil
-}
-
-// searchCache keeps search answers (hits and misses) for a short while. Why: a
-// write is several requests (up to eight searches and the insert), so under flaky
-// conditions a retry must not redo the searches that already succeeded, and calls
-// from one number in a burst search once. Short-lived, so a lead created after a
-// call is found by the next one.
-type searchCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cached
-}
-
-type cached struct {
-	hits []hit
-	at   time.Time
-}
-
-func newSearchCache(ttl time.Duration) *searchCache {
-	return &searchCache{ttl: ttl, m: map[string]cached{}}
-}
-
-func (c *searchCache) get(key string) ([]hit, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || time.Since(e.at) > c.ttl {
-		return nil, false
-	}
-	return e.hits, true
-}
-
-func (c *searchCache) put(key string, hits []hit) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= 10_000 { // bound memory: drop what expired, else everything
-		for k, e := range c.m {
-			if time.Since(e.at) > c.ttl {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= 10_000 {
-			clear(c.m)
-		}
-	}
-	c.m[key] = cached{hits: hits, at: time.Now()}
 }

@@ -141,7 +141,7 @@ type Adapter struct {
 	cfg      Config
 	tokens   TokenStore
 	tokenKey string // names the refresh token in the store without revealing it
-	searches *searchCache
+	searches *crm.SearchCache[hit]
 	flights  singleflight.Group // concurrent identical searches
 	batch    *batcher
 }
@@ -156,7 +156,7 @@ func New(cfg Config) (*Adapter, error) {
 	}
 	sum := sha256.Sum256([]byte(cfg.AccountsURL + "\x00" + cfg.ClientID + "\x00" + cfg.RefreshToken))
 	a := &Adapter{cfg: cfg, tokens: cfg.TokenStore, tokenKey: hex.EncodeToString(sum[:12]),
-		searches: newSearchCache(2 * time.Minute)}
+		searches: crm.NewSearchCache[hit](2 * time.Minute)}
 	if a.tokens == nil {
 		a.tokens = &MemoryTokenStore{}
 	}
