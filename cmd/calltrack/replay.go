@@ -139,6 +139,7 @@ func replayCmd() *cobra.Command {
 		rateS  string
 		noBar  bool
 		traces bool
+		reattr bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay --topic TOPIC [window] [filters] [--to TOPIC] [--dry-run]",
@@ -155,7 +156,9 @@ func replayCmd() *cobra.Command {
 Replayed messages keep their key, value and call headers, lose the retry/DLQ ones
 (attempts, reason, error, ...), and carry replayed=true, replayed_from and replayed_at.
 The writers are idempotent per tenant+call, so replaying any window any number of
-times adds no CRM record twice. --dry-run prints what would be replayed, writing
+times adds no CRM record twice (and never changes a record already written).
+--reattribute drops the owner resolved at ingest from call logs, so that calls
+dead-lettered under a wrong mapping are attributed with the fixed one. --dry-run prints what would be replayed, writing
 nothing. The summary's last line is "replayed N messages" ("would replay N messages").
 
 Topics may be given by kind: dlq, retry, log, recording, live (the names of
@@ -188,7 +191,7 @@ with CALLTRACK_REDIS_ADDR each replayed call's trace gets a "replayed" stage.`,
 				return err
 			}
 			o := replay.Options{Kafka: k, Topics: cfg.Topics(), Topic: topic, Window: w, Filter: sel.filter(),
-				To: to, DryRun: dry, Rate: perSec}
+				To: to, DryRun: dry, Rate: perSec, Reattribute: reattr}
 			if !dry {
 				p := kafkabus.NewProducer(k)
 				defer p.Close()
@@ -220,6 +223,7 @@ with CALLTRACK_REDIS_ADDR each replayed call's trace gets a "replayed" stage.`,
 	f.StringVar(&to, "to", "", "target topic (default: a DLQ/retry message's original topic, else the source topic)")
 	f.BoolVar(&dry, "dry-run", false, "print what would be replayed; write nothing")
 	f.StringVar(&rateS, "rate", "", "at most N messages a second: N/s, N/m or N (default: unlimited)")
+	f.BoolVar(&reattr, "reattribute", false, "drop the owner ingest resolved from call logs: the writer attributes them with the current mappings (after fixing a wrong mapping)")
 	f.BoolVar(&noBar, "no-progress", false, "no progress output on stderr")
 	f.BoolVar(&traces, "trace", true, "record a \"replayed\" stage on each call's trace (needs Redis)")
 	return cmd

@@ -30,7 +30,24 @@ type Group struct {
 // DescribeGroup returns the group's state and members. A group the cluster does not
 // know is reported as Dead with no members.
 func (c *Client) DescribeGroup(ctx context.Context, group string) (Group, error) {
-	res, err := c.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	// A young cluster (or one moving a coordinator) answers "not coordinator" or
+	// "coordinator loading" for a moment: those are worth a few quick retries.
+	var res *kafka.DescribeGroupsResponse
+	var err error
+	for attempt := 0; ; attempt++ {
+		res, err = c.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		if err == nil && len(res.Groups) == 1 && isCoordinatorMoving(res.Groups[0].Error) {
+			err = res.Groups[0].Error
+		}
+		if !isCoordinatorMoving(err) || attempt == 20 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return Group{}, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return Group{}, fmt.Errorf("kafka: describe group %s: %w", group, err)
 	}
@@ -177,4 +194,9 @@ func memberList(ms []GroupMember) string {
 		s += m.ClientID + "@" + m.Host
 	}
 	return s
+}
+
+func isCoordinatorMoving(err error) bool {
+	return errors.Is(err, kafka.NotCoordinatorForGroup) || errors.Is(err, kafka.GroupCoordinatorNotAvailable) ||
+		errors.Is(err, kafka.GroupLoadInProgress)
 }

@@ -84,6 +84,23 @@ func (c *Client) OffsetsAt(ctx context.Context, topic string, parts []int, t tim
 // kinds are never mixed in one request: Kafka refuses a partition listed twice, and
 // kafka-go files a timestamp query that found nothing (-1) as a "last offset".
 func (c *Client) listOffsets(ctx context.Context, topic string, parts []int, ts int64) (map[int]int64, error) {
+	// Right after a topic is created or a leader moves, brokers answer "not leader" or
+	// "leader not available" for a moment: retry those briefly.
+	for attempt := 0; ; attempt++ {
+		out, err := c.listOffsetsOnce(ctx, topic, parts, ts)
+		if err == nil || attempt == 20 || !(errors.Is(err, kafka.NotLeaderForPartition) ||
+			errors.Is(err, kafka.LeaderNotAvailable) || errors.Is(err, kafka.UnknownTopicOrPartition)) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) listOffsetsOnce(ctx context.Context, topic string, parts []int, ts int64) (map[int]int64, error) {
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {}}}
 	for _, p := range parts {
 		req.Topics[topic] = append(req.Topics[topic], kafka.OffsetRequest{Partition: p, Timestamp: ts})

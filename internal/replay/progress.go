@@ -19,6 +19,7 @@ type Progress struct {
 	every    time.Duration
 	now      func() time.Time
 	drawn    bool
+	lastLine string
 
 	Read, Matched, Sent int64
 }
@@ -78,7 +79,11 @@ func (p *Progress) draw() {
 	}
 	counts := fmt.Sprintf("%d/%d read, %d matched, %d %s, %.0f/s, ETA %s", p.Read, p.total, p.Matched, p.Sent, p.label, rate, eta)
 	if !p.terminal {
-		fmt.Fprintf(p.w, "progress: %.0f%% %s\n", pct, counts)
+		line := fmt.Sprintf("progress: %.0f%% %s\n", pct, counts)
+		if line != p.lastLine { // Done after a Tick that said it all
+			fmt.Fprint(p.w, line)
+			p.lastLine = line
+		}
 		return
 	}
 	const width = 30

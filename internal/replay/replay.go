@@ -7,6 +7,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,9 @@ type Options struct {
 	To     string
 	DryRun bool
 	Rate   float64 // messages per second; 0: as fast as the cluster acknowledges
+	// Reattribute drops the owner that ingest resolved from call logs, so the writer
+	// attributes them with the mappings of now (after a wrong mapping was fixed).
+	Reattribute bool
 
 	Progress io.Writer // where progress goes (stderr); nil: none
 	Terminal bool      // Progress is a terminal: draw a bar
@@ -70,15 +74,17 @@ type Summary struct {
 	Topic    string
 	Window   Window
 	DryRun   bool
-	Read     int            // records read in the window's offset ranges
-	Matched  int            // in the window and through the filter
-	Replayed int            // published (on a dry run: would be)
-	Skipped  map[string]int // matched but not replayable, by why
-	ByTenant map[string]int
-	ByType   map[string]int
-	ByReason map[string]int
-	ByTarget map[string]int
-	Took     time.Duration
+	Read     int // records read in the window's offset ranges
+	Matched  int // in the window and through the filter
+	Replayed int // published (on a dry run: would be)
+	// Reattributed counts the call logs replayed without their ingest-time owner.
+	Reattributed int
+	Skipped      map[string]int // matched but not replayable, by why
+	ByTenant     map[string]int
+	ByType       map[string]int
+	ByReason     map[string]int
+	ByTarget     map[string]int
+	Took         time.Duration
 }
 
 func newSummary(topic string, w Window, dry bool) Summary {
@@ -192,6 +198,9 @@ func (r *run) handle(m kafka.Message) error {
 		r.sum.ByReason[orNone(reason)]++
 	}
 	r.sum.ByTarget[target]++
+	if r.o.Reattribute && EventKind(m) == "log" {
+		r.sum.Reattributed++
+	}
 	if r.o.DryRun {
 		r.sum.Replayed++
 		r.prog.Sent++
@@ -257,7 +266,29 @@ func (r *run) replayed(m kafka.Message, target string) kafka.Message {
 		kafka.Header{Key: HeaderReplayedFrom, Value: []byte(kafkabus.Describe(m))},
 		kafka.Header{Key: HeaderReplayedAt, Value: []byte(r.o.Now().UTC().Format(time.RFC3339))},
 	)
-	return kafka.Message{Topic: target, Key: m.Key, Value: m.Value, Headers: hs}
+	value := m.Value
+	if r.o.Reattribute && EventKind(m) == "log" {
+		value = withoutOwner(value)
+	}
+	return kafka.Message{Topic: target, Key: m.Key, Value: value, Headers: hs}
+}
+
+// withoutOwner removes a call log's "owner" (the writer resolves a missing owner from
+// the agent with the current mappings); a value that is not a JSON object is kept.
+func withoutOwner(v []byte) []byte {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) != nil {
+		return v
+	}
+	if _, ok := obj["owner"]; !ok {
+		return v
+	}
+	delete(obj, "owner")
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return v
+	}
+	return out
 }
 
 // flush publishes the pending messages; the trace says "replayed" first, so that it
@@ -304,6 +335,9 @@ func (s Summary) Print(w io.Writer) {
 	PrintCounts(w, "by reason", s.ByReason)
 	PrintCounts(w, "to topic", s.ByTarget)
 	PrintCounts(w, "skipped", s.Skipped)
+	if s.Reattributed > 0 {
+		fmt.Fprintf(w, "owner dropped from %d call logs: the writer attributes them with the current mappings\n", s.Reattributed)
+	}
 	if s.DryRun {
 		fmt.Fprintf(w, "would replay %d messages\n", s.Replayed)
 		return

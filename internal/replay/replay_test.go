@@ -236,3 +236,26 @@ func TestReplaySkipsWhatHasNoTarget(t *testing.T) {
 	assert.Equal(t, 1, sum.Replayed)
 	assert.Len(t, f.all(t, f.topics.Log), 1)
 }
+
+// --reattribute replays call logs without the owner resolved at ingest; recordings and
+// other fields are left as they are.
+func TestReplayReattribute(t *testing.T) {
+	f := newFixture(t)
+	logValue := `{"tenant":"acme","call_id":"c1","agent":{"id":"5cd40f6556f2f125"},"owner":{"crm_user_id":"1002"}}`
+	m := kafkabus.Event(f.topics.DLQ, "acme:c1", "test", "acme", "c1", []byte(logValue),
+		kafka.Header{Key: kafkabus.HeaderOrigTopic, Value: []byte(f.topics.Log)})
+	rec := kafkabus.Event(f.topics.DLQ, "acme:c1", "test", "acme", "c1", []byte(`{"tenant":"acme","call_id":"c1","owner":"kept"}`),
+		kafka.Header{Key: kafkabus.HeaderOrigTopic, Value: []byte(f.topics.Recording)})
+	require.NoError(t, f.p.Publish(t.Context(), m, rec))
+	var out bytes.Buffer
+	sum, err := replay.Run(t.Context(), f.opts(replay.Options{Topic: "dlq", Reattribute: true}), &out)
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Reattributed)
+	assert.Contains(t, out.String(), "owner dropped from 1 call logs: the writer attributes them with the current mappings\nreplayed 2 messages\n")
+	logs := f.all(t, f.topics.Log)
+	require.Len(t, logs, 1)
+	assert.JSONEq(t, `{"tenant":"acme","call_id":"c1","agent":{"id":"5cd40f6556f2f125"}}`, string(logs[0].Value))
+	recs := f.all(t, f.topics.Recording)
+	require.Len(t, recs, 1)
+	assert.Contains(t, string(recs[0].Value), `"owner":"kept"`)
+}

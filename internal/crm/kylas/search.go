@@ -110,7 +110,9 @@ func (a *Adapter) search(ctx context.Context, entity, term string) ([]person, er
 	var resp struct {
 		Content []person `json:"content"`
 	}
-	if err := a.do(ctx, "kylas: search "+entity, http.MethodPost, "/v1/search/"+entity+"?page=0&size=20", body, &resp); err != nil {
+	if _, err := crm.RetrySearch(ctx, func() (struct{}, error) {
+		return struct{}{}, a.do(ctx, "kylas: search "+entity, http.MethodPost, "/v1/search/"+entity+"?page=0&size=20", body, &resp)
+	}); err != nil {
 		return nil, err
 	}
 	a.searches.Put(key, resp.Content)

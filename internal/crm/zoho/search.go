@@ -98,7 +98,8 @@ func (a *Adapter) search(ctx context.Context, module, term string) ([]hit, error
 		if hits, ok := a.searches.Get(key); ok { // a flight just ended and cached it
 			return hits, nil
 		}
-		return a.searchOnce(context.WithoutCancel(ctx), module, term)
+		sctx := context.WithoutCancel(ctx)
+		return crm.RetrySearch(sctx, func() ([]hit, error) { return a.searchOnce(sctx, module, term) })
 	})
 	select {
 	case r := <-ch:
