@@ -199,7 +199,21 @@ func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) error {
 			return fmt.Errorf("kafka: create topic %s: %w", name, terr)
 		}
 	}
-	return c.waitTopics(ctx, specs)
+	if err := c.waitTopics(ctx, specs); err != nil {
+		return err
+	}
+	// Metadata can show a leader a moment before that leader serves the partition:
+	// wait until each topic answers an offsets request (listOffsets retries "not leader").
+	for _, s := range specs {
+		parts, err := c.Partitions(ctx, s.Name)
+		if err != nil {
+			return err
+		}
+		if _, err := c.EndOffsets(ctx, s.Name, parts); err != nil {
+			return fmt.Errorf("kafka: topic %s not ready: %w", s.Name, err)
+		}
+	}
+	return nil
 }
 
 // waitTopics waits until every topic has leaders: a broker answers CreateTopics before

@@ -163,11 +163,9 @@ func readAll(t *testing.T, env *testenv.Env) []kafka.Message {
 	var out []kafka.Message
 	for p := range 3 {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: env.Brokers, Topic: env.Topics.Mapping, Partition: p, MaxWait: 100 * time.Millisecond})
-		conn, err := kafka.DialLeader(t.Context(), "tcp", env.Brokers[0], env.Topics.Mapping, p)
+		ends, err := env.Kafka(t).EndOffsets(t.Context(), env.Topics.Mapping, []int{p})
 		require.NoError(t, err)
-		last, err := conn.ReadLastOffset()
-		conn.Close()
-		require.NoError(t, err)
+		last := ends[p]
 		for off := int64(0); off < last; off++ {
 			msg, err := r.ReadMessage(t.Context())
 			require.NoError(t, err)

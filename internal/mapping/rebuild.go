@@ -59,23 +59,20 @@ func ReadJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[str
 		return nil, st, fmt.Errorf("mapping: journal topic %s not found", topic)
 	}
 	sort.Ints(parts)
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {}}}
-	for _, p := range parts {
-		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	offs, err := k.Raw().ListOffsets(ctx, req)
+	first, err := k.FirstOffsets(ctx, topic, parts)
 	if err != nil {
-		return nil, st, fmt.Errorf("mapping: journal %s: offsets: %w", topic, err)
+		return nil, st, fmt.Errorf("mapping: journal %s: %w", topic, err)
+	}
+	end, err := k.EndOffsets(ctx, topic, parts)
+	if err != nil {
+		return nil, st, fmt.Errorf("mapping: journal %s: %w", topic, err)
 	}
 	out := map[string]map[string]Mapping{}
-	for _, po := range offs.Topics[topic] {
-		if po.Error != nil {
-			return nil, st, fmt.Errorf("mapping: journal %s[%d]: offsets: %w", topic, po.Partition, po.Error)
-		}
-		if po.LastOffset <= po.FirstOffset {
+	for _, p := range parts {
+		if end[p] <= first[p] {
 			continue // empty partition
 		}
-		if err := readPartition(ctx, k, topic, po.Partition, po.FirstOffset, po.LastOffset, func(m kafka.Message) {
+		if err := readPartition(ctx, k, topic, p, first[p], end[p], func(m kafka.Message) {
 			st.Records++
 			tenant, user, ok := strings.Cut(string(m.Key), ":")
 			if !ok || tenant == "" || user == "" {

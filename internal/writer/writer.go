@@ -323,6 +323,8 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 		if err := w.writeRecording(ctx, am, log); err != nil {
 			return done, err
 		}
+		_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: "already_written", Kind: "log",
+			Detail: "redelivered or replayed; record " + recordID + " kept"}})
 		log.Info().Str("record_id", recordID).Msg("call log already written; redelivery ignored")
 		return duplicate, nil
 	}

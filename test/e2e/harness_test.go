@@ -290,11 +290,9 @@ func (s *stack) readTopic(topic string, want int, match func(kafka.Message) bool
 	defer cancel()
 	for p := 0; p < 3 && len(got) < want; p++ {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.env.Brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
-		conn, err := kafka.DialLeader(ctx, "tcp", s.env.Brokers[0], topic, p)
+		ends, err := s.app.Kafka.EndOffsets(ctx, topic, []int{p})
 		require.NoError(s.t, err)
-		last, err := conn.ReadLastOffset()
-		conn.Close()
-		require.NoError(s.t, err)
+		last := ends[p]
 		for off := int64(0); off < last; off++ {
 			m, err := r.ReadMessage(ctx)
 			require.NoError(s.t, err)
