@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -65,7 +66,8 @@ type App struct {
 	Adapters writer.AdapterFactory
 	Link     writer.RecordingLinker
 
-	closers []func() error
+	closers  []func() error
+	limiters sync.Map // tenant id → *ratelimit.Limiter
 }
 
 // Open connects Redis and Kafka, creates missing topics and the shared producer.

@@ -3,7 +3,6 @@ package app
 import (
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/calltrack/calltrack/internal/metrics"
@@ -15,19 +14,16 @@ import (
 // 5/s per API key; Zoho limits concurrency and daily credits, 10/s keeps well inside.
 var DefaultRateLimits = map[string]float64{"kylas": 5, "zoho": 10}
 
-var limiters sync.Map // *App → *sync.Map of tenant → *ratelimit.Limiter
-
 // Limiter returns the tenant's CRM rate limiter, shared through Redis by every replica.
 func (a *App) Limiter(t *tenant.Tenant) *ratelimit.Limiter {
-	m, _ := limiters.LoadOrStore(a, &sync.Map{})
-	if l, ok := m.(*sync.Map).Load(t.ID); ok {
+	if l, ok := a.limiters.Load(t.ID); ok {
 		return l.(*ratelimit.Limiter)
 	}
 	rate := t.CRM.RateLimit
 	if rate == 0 {
 		rate = DefaultRateLimits[t.CRM.Kind]
 	}
-	l, _ := m.(*sync.Map).LoadOrStore(t.ID, ratelimit.New(a.Redis, a.Cfg.RedisPrefix, t.CRM.Kind+":"+t.ID, rate))
+	l, _ := a.limiters.LoadOrStore(t.ID, ratelimit.New(a.Redis, a.Cfg.RedisPrefix, t.CRM.Kind+":"+t.ID, rate))
 	return l.(*ratelimit.Limiter)
 }
 
