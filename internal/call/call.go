@@ -80,6 +80,7 @@ type Log struct {
 	Direction    Direction  `json:"direction"`
 	Status       Status     `json:"status"`
 	ClickToCall  bool       `json:"click_to_call"`
+	Internal     bool       `json:"internal,omitempty"`      // the other party is one of the tenant's own agents, not a customer
 	CallerNumber string     `json:"caller_number,omitempty"` // customer, E.164
 	DID          string     `json:"did,omitempty"`
 	Department   string     `json:"department,omitempty"`

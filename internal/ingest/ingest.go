@@ -219,6 +219,10 @@ func (h *Handler) afterCall(ctx context.Context, t *tenant.Tenant, l *call.Log, 
 	if err != nil {
 		return nil, err
 	}
+	// A number that belongs to one of the tenant's own agents is an internal call.
+	if l.Internal, err = h.Mappings.IsAgentPhone(ctx, t.ID, l.CallerNumber); err != nil {
+		return nil, err
+	}
 	l.Owner = owner
 	if owner == nil {
 		log.Info().Str("agent", agentLabel(ptrOr(l.Agent))).Msg("agent not mapped: the call will be kept unattributed")

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/writer"
 )
@@ -258,4 +259,20 @@ func TestTransientCRMFailureRetries(t *testing.T) {
 	recs := s.waitRecords(spec.uid, 1, within)
 	assert.EqualValues(t, 1001, recs[0].Owner.ID)
 	s.waitStatus(spec.uid, "written", within)
+}
+
+// A call from one of the tenant's own agents is internal: written for its owner, but
+// related to no lead or contact (the number is no customer's).
+func TestInternalCallIsNotRelatedToACustomer(t *testing.T) {
+	s := newStack(t, stackOpts{})
+	s.mapAgent(sumit.id, "1001", sumit.email)
+	s.mapAgent(priya.id, "1002", priya.email, "+919711636496") // the "caller" of afterCall payloads
+	s.kylas.AddContact(sandbox.KylasPerson{FirstName: "Not", LastName: "A customer", PhoneNumbers: []sandbox.KylasPhone{{Value: "9711636496", DialCode: "+91"}}})
+	spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}}
+	require.Equal(t, http.StatusOK, s.postForm("aftercall", afterCall(spec), token).Status)
+	recs := s.waitRecords(spec.uid, 1, within)
+	assert.EqualValues(t, 1001, recs[0].Owner.ID)
+	assert.Empty(t, recs[0].RelatedTo, "an internal call has no customer to relate")
+	require.NotEmpty(t, recs[0].Notes)
+	assert.Contains(t, recs[0].Notes[0].Description, "internal")
 }

@@ -88,6 +88,9 @@ func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogB
 	if c.RecordingURL != "" {
 		b.CallRecording = &recording{URL: c.RecordingURL, FileName: recordingName(c)}
 	}
+	if l.Internal {
+		return b, nil // an agent called an agent: there is no lead or contact to relate
+	}
 	if b.RelatedTo, err = a.findRelated(ctx, customer); err != nil {
 		return nil, err
 	}
@@ -153,6 +156,9 @@ func description(l call.Log) string {
 	s.WriteString(map[call.Direction]string{call.Incoming: "Incoming", call.Outgoing: "Outgoing"}[l.Direction])
 	if l.ClickToCall {
 		s.WriteString(" click-to-call")
+	}
+	if l.Internal {
+		s.WriteString(" internal")
 	}
 	s.WriteString(" call via MyOperator")
 	switch l.Status {

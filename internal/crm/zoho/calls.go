@@ -53,9 +53,12 @@ func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	rec.CallType = callType(c.Log)
 	rec.CallStartTime, rec.CallDuration = a.startAndDuration(c.Log)
 	rec.Owner = &ref{ID: c.OwnerID}
-	rel, err := a.findRelated(ctx, a.customer(c.Log))
-	if err != nil {
-		return "", err
+	var rel *related
+	if !c.Log.Internal { // an agent called an agent: no lead or contact to relate
+		var err error
+		if rel, err = a.findRelated(ctx, a.customer(c.Log)); err != nil {
+			return "", err
+		}
 	}
 	switch {
 	case rel == nil:
