@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -143,4 +144,15 @@ func RetrySearch[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 		}
 		wait *= 2
 	}
+}
+
+// TransportError wraps a failed round trip (transient). The URL is dropped from a
+// *url.Error: its query can carry a customer's phone number (Zoho's search) or a
+// token, and the error ends up in logs, traces and DLQ headers.
+func TransportError(op string, err error) *Error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return &Error{Op: op, Err: err}
 }

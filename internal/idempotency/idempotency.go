@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,8 @@ type Store struct {
 	prefix        string
 	ProcessingTTL time.Duration // longer than the slowest action, so a live claim never lapses
 	DoneTTL       time.Duration // how long a replay is recognised
+
+	unrecorded sync.Map // key → result of an action whose done marker Redis refused
 }
 
 // New returns a store; keys are prefix + ":idem:" + key.
@@ -36,8 +39,19 @@ func (s *Store) key(k string) string { return s.prefix + ":idem:" + k }
 // Exec runs fn unless key is done already. It returns fn's result and ran=true when it
 // ran now, or the stored result and ran=false when it had run before. When fn fails the
 // claim is released so a later attempt can run it again.
+//
+// Once fn succeeded its result must not be lost: the done marker is retried, and if
+// Redis still refuses, the result is kept in this process (ErrNotRecorded) so the next
+// Exec of the key records it instead of running fn a second time.
 func (s *Store) Exec(ctx context.Context, key string, fn func(context.Context) (string, error)) (result string, ran bool, err error) {
 	k := s.key(key)
+	if v, ok := s.unrecorded.Load(key); ok {
+		if err := s.markDone(ctx, k, v.(string)); err != nil {
+			return "", false, err
+		}
+		s.unrecorded.Delete(key)
+		return v.(string), false, nil
+	}
 	ok, err := s.rdb.SetNX(ctx, k, "processing", s.ProcessingTTL).Result()
 	if err != nil {
 		return "", false, fmt.Errorf("idempotency: claim %s: %w", key, err)
@@ -66,13 +80,39 @@ func (s *Store) Exec(ctx context.Context, key string, fn func(context.Context) (
 		}
 		return "", true, err
 	}
-	if err := s.rdb.Set(context.WithoutCancel(ctx), k, donePrefix+result, s.DoneTTL).Err(); err != nil {
-		return result, true, fmt.Errorf("idempotency: mark %s done: %w", key, err)
+	if err := s.markDone(ctx, k, result); err != nil {
+		s.unrecorded.Store(key, result)
+		return result, true, err
 	}
 	return result, true, nil
 }
 
-// Done returns the stored result of key and whether it is done.
+// ErrNotRecorded means an action succeeded but Redis did not take its done marker;
+// the result is kept in memory and recorded by the next Exec of the same key.
+var ErrNotRecorded = errors.New("idempotency: done marker not recorded")
+
+// markDone writes the done marker, retrying for up to half the processing TTL so a
+// short Redis blip cannot let the claim lapse with the action done.
+func (s *Store) markDone(ctx context.Context, k, result string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ProcessingTTL/2)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := s.rdb.Set(ctx, k, donePrefix+result, s.DoneTTL).Err()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s: %w", ErrNotRecorded, k, err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// Done returns the stored result of key and whether it is done; ErrInProgress while
+// an Exec of it is running.
 func (s *Store) Done(ctx context.Context, key string) (string, bool, error) {
 	v, err := s.rdb.Get(ctx, s.key(key)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -82,19 +122,46 @@ func (s *Store) Done(ctx context.Context, key string) (string, bool, error) {
 		return "", false, fmt.Errorf("idempotency: read %s: %w", key, err)
 	}
 	if !strings.HasPrefix(v, donePrefix) {
-		return "", false, nil
+		return "", false, ErrInProgress // being done right now
 	}
 	return strings.TrimPrefix(v, donePrefix), true, nil
 }
 
-// Claim marks key as seen for ttl if it was not; it reports whether this call claimed it.
-// It is the light form for dedupe where no result must be kept (webhook redeliveries).
-func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.key(key), donePrefix, ttl).Result()
+// Claim states.
+const (
+	Claimed  = iota // this call claimed the key: do the work, then Finish or Release
+	Pending         // another delivery claimed it and has not finished
+	Finished        // the work was done before
+)
+
+// Claim claims key for pendingTTL, for dedupe where no result is kept (webhook
+// redeliveries). A claim still pending is not yet a "done": a redelivery that meets one
+// must not be told its work is done, or a failure of the first would lose it.
+func (s *Store) Claim(ctx context.Context, key string, pendingTTL time.Duration) (int, error) {
+	k := s.key(key)
+	ok, err := s.rdb.SetNX(ctx, k, "pending", pendingTTL).Result()
 	if err != nil {
-		return false, fmt.Errorf("idempotency: claim %s: %w", key, err)
+		return 0, fmt.Errorf("idempotency: claim %s: %w", key, err)
 	}
-	return ok, nil
+	if ok {
+		return Claimed, nil
+	}
+	v, err := s.rdb.Get(ctx, k).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return s.Claim(ctx, key, pendingTTL)
+	case err != nil:
+		return 0, fmt.Errorf("idempotency: read %s: %w", key, err)
+	case strings.HasPrefix(v, donePrefix):
+		return Finished, nil
+	default:
+		return Pending, nil
+	}
+}
+
+// Finish marks a claimed key done for ttl.
+func (s *Store) Finish(ctx context.Context, key string, ttl time.Duration) error {
+	return s.rdb.Set(ctx, s.key(key), donePrefix, ttl).Err()
 }
 
 // Release forgets key (used when the action a Claim guarded failed).

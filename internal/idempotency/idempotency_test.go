@@ -60,17 +60,65 @@ func TestExecReleasesOnFailure(t *testing.T) {
 	assert.Equal(t, "rec-2", r)
 }
 
-func TestClaim(t *testing.T) {
+func TestClaimIsTwoPhase(t *testing.T) {
 	env := testenv.New(t)
 	s := New(env.Redis, env.Prefix)
-	first, err := s.Claim(context.Background(), "w", time.Hour)
+	ctx := context.Background()
+	state, err := s.Claim(ctx, "w", time.Minute)
 	require.NoError(t, err)
-	assert.True(t, first)
-	again, err := s.Claim(context.Background(), "w", time.Hour)
+	assert.Equal(t, Claimed, state)
+	state, err = s.Claim(ctx, "w", time.Minute)
 	require.NoError(t, err)
-	assert.False(t, again)
-	require.NoError(t, s.Release(context.Background(), "w"))
-	after, err := s.Claim(context.Background(), "w", time.Hour)
+	assert.Equal(t, Pending, state, "a redelivery during the work is not told it is done")
+	require.NoError(t, s.Release(ctx, "w"))
+	state, err = s.Claim(ctx, "w", time.Minute)
 	require.NoError(t, err)
-	assert.True(t, after)
+	assert.Equal(t, Claimed, state, "a released claim lets the retry through")
+	require.NoError(t, s.Finish(ctx, "w", time.Hour))
+	state, err = s.Claim(ctx, "w", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, Finished, state)
+}
+
+func TestDoneReportsWorkInProgress(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	started, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, _, _ = s.Exec(context.Background(), "k", func(context.Context) (string, error) {
+			close(started)
+			<-release
+			return "rec", nil
+		})
+	}()
+	<-started
+	_, done, err := s.Done(context.Background(), "k")
+	assert.ErrorIs(t, err, ErrInProgress)
+	assert.False(t, done)
+	close(release)
+	testenv.Eventually(t, 5*time.Second, "done", func() bool {
+		r, done, _ := s.Done(context.Background(), "k")
+		return done && r == "rec"
+	})
+}
+
+// When Redis refuses the done marker, the result is kept and recorded by the next Exec:
+// the action is not run twice.
+func TestUnrecordedResultIsNotRunTwice(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	s.ProcessingTTL = 200 * time.Millisecond
+	var runs atomic.Int32
+	_, ran, err := s.Exec(context.Background(), "k", func(context.Context) (string, error) {
+		runs.Add(1)
+		s.unrecorded.Store("k", "rec-9") // as if markDone had failed
+		return "rec-9", nil
+	})
+	require.NoError(t, err)
+	assert.True(t, ran)
+	r, ran, err := s.Exec(context.Background(), "k", func(context.Context) (string, error) { runs.Add(1); return "again", nil })
+	require.NoError(t, err)
+	assert.False(t, ran)
+	assert.Equal(t, "rec-9", r)
+	assert.EqualValues(t, 1, runs.Load())
 }

@@ -172,35 +172,22 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 
 	// A redelivery of the same payload (in whatever encoding) yields no second event.
 	dedupeKey := fmt.Sprintf("webhook:%s:%s:%s", t.ID, kind, payloadHash(raw))
-	first, err := h.Dedupe.Claim(ctx, dedupeKey, DedupeTTL)
-	if err != nil {
-		r.outcome = "unavailable"
-		log.Error().Err(err).Msg("dedupe check failed")
-		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
-	}
-	if !first {
-		r.outcome = "duplicate"
-		log.Info().Msg("redelivered webhook ignored")
-		_ = h.Trace.Record(ctx, t.ID, callID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: tu.Kind}})
-		return c.JSON(http.StatusOK, map[string]any{"status": "duplicate", "tenant": t.ID, "call_id": callID})
+	answer := map[string]any{"status": "accepted", "tenant": t.ID, "call_id": callID}
+	if ok, err := h.claim(c, r, dedupeKey, callID, tu.Kind, "", answer); !ok {
+		return err
 	}
 	tu.Stage.Stage, tu.Status = trace.StatusReceived, ""
 	if kind == "aftercall" {
 		tu.Status = trace.StatusReceived
 	}
 	_ = h.Trace.Record(ctx, t.ID, callID, tu)
-	if err := h.Publisher.Publish(ctx, msgs...); err != nil {
+	if err := h.publish(ctx, msgs); err != nil {
 		r.outcome = "unavailable"
-		for _, m := range msgs {
-			h.Metrics.PublishErrors.WithLabelValues(m.Topic).Inc()
-		}
-		// Let the retry through: MyOperator redelivers on a non-2xx.
-		if rerr := h.Dedupe.Release(context.WithoutCancel(ctx), dedupeKey); rerr != nil {
-			log.Error().Err(rerr).Msg("dedupe release failed")
-		}
+		h.release(ctx, dedupeKey, log) // let MyOperator's retry through
 		log.Error().Err(err).Msg("publish failed")
 		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
 	}
+	h.finish(ctx, dedupeKey, log)
 	tu.Stage.Stage, tu.Stage.At = trace.StatusPublished, time.Time{}
 	if kind == "aftercall" {
 		tu.Status = trace.StatusPublished
@@ -210,7 +197,73 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 	}
 	r.outcome = "accepted"
 	log.Info().Dur("took", time.Since(start)).Msg("webhook accepted")
-	return c.JSON(http.StatusOK, map[string]any{"status": "accepted", "tenant": t.ID, "call_id": callID})
+	return c.JSON(http.StatusOK, answer)
+}
+
+// PendingTTL bounds how long a delivery's claim holds off its redeliveries: past a
+// slow publish, but short of MyOperator's 30 s retry spacing, so the claim of a
+// process that died mid-way lets the next retry through.
+const PendingTTL = 25 * time.Second
+
+// publishTimeout bounds a webhook's publish. The caller hanging up does not cancel it:
+// a publish cut off half-way would leave MyOperator's retry to find a claim.
+const publishTimeout = 20 * time.Second
+
+// claim dedupes a delivery by key. It reports true when this delivery should go ahead;
+// otherwise it has answered: 200 "duplicate" when an earlier delivery was published,
+// 503 "in_progress" while one is still being published — never "done" for work that
+// could yet fail, so MyOperator keeps retrying until a delivery goes through.
+func (h *Handler) claim(c echo.Context, r *request, key, callID, traceKind, detail string, answer map[string]any) (bool, error) {
+	ctx := c.Request().Context()
+	state, err := h.Dedupe.Claim(ctx, key, PendingTTL)
+	switch {
+	case err != nil:
+		r.outcome = "unavailable"
+		r.log.Error().Err(err).Msg("dedupe check failed")
+		return false, web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
+	case state == idempotency.Pending:
+		r.outcome = "in_progress"
+		r.log.Info().Msg("redelivery while the first delivery is being published")
+		return false, web.Errorf(http.StatusServiceUnavailable, "in_progress", "an earlier delivery of this payload is being processed; retry")
+	case state == idempotency.Finished:
+		r.outcome = "duplicate"
+		r.log.Info().Msg("redelivered webhook ignored")
+		if traceKind != "" {
+			_ = h.Trace.Record(ctx, r.t.ID, callID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: traceKind, Detail: detail}})
+		}
+		answer["status"] = "duplicate"
+		return false, c.JSON(http.StatusOK, answer)
+	}
+	return true, nil
+}
+
+// publish writes the events and waits for the ack, whatever becomes of the request.
+func (h *Handler) publish(ctx context.Context, msgs []kafka.Message) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	err := h.Publisher.Publish(ctx, msgs...)
+	if err != nil {
+		for _, m := range msgs {
+			h.Metrics.PublishErrors.WithLabelValues(m.Topic).Inc()
+		}
+	}
+	return err
+}
+
+// finish records a published delivery, so its redeliveries are duplicates.
+func (h *Handler) finish(ctx context.Context, key string, log zerolog.Logger) {
+	if err := h.Dedupe.Finish(context.WithoutCancel(ctx), key, DedupeTTL); err != nil {
+		// Published all the same; a redelivery after the claim lapses publishes again,
+		// which the writer's idempotency absorbs.
+		log.Warn().Err(err).Msg("dedupe not recorded")
+	}
+}
+
+// release forgets a claim whose work failed, so the retry is not a "duplicate".
+func (h *Handler) release(ctx context.Context, key string, log zerolog.Logger) {
+	if err := h.Dedupe.Release(context.WithoutCancel(ctx), key); err != nil {
+		log.Error().Err(err).Msg("dedupe release failed")
+	}
 }
 
 // afterCall resolves the owner and builds the call-log (and recording) events.

@@ -131,25 +131,15 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 	if ev.ID == "" {
 		dedupeKey = "webhook:" + t.ID + ":v2-body:" + payloadHash(raw)
 	}
-	first, err := v.Dedupe.Claim(ctx, dedupeKey, DedupeTTL)
-	if err != nil {
-		return unavailable(err, "dedupe check failed")
-	}
 	answer := map[string]any{"status": "accepted", "tenant": t.ID, "call_id": ev.CallID, "event_type": ev.Type}
-	if !first {
-		r.outcome = "duplicate"
-		log.Info().Msg("redelivered webhook ignored")
-		if ev.Kind != myoperator.V2Unknown {
-			_ = v.Trace.Record(ctx, t.ID, ev.CallID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: tu.Kind, Detail: ev.Type}})
-		}
-		answer["status"] = "duplicate"
-		return c.JSON(http.StatusOK, answer)
+	traceKind := tu.Kind
+	if ev.Kind == myoperator.V2Unknown {
+		traceKind = ""
 	}
-	release := func() {
-		if rerr := v.Dedupe.Release(context.WithoutCancel(ctx), dedupeKey); rerr != nil {
-			log.Error().Err(rerr).Msg("dedupe release failed")
-		}
+	if ok, err := v.claim(c, r, dedupeKey, ev.CallID, traceKind, ev.Type, answer); !ok {
+		return err
 	}
+	release := func() { v.release(ctx, dedupeKey, log) }
 
 	if ev.Kind == myoperator.V2End {
 		held, err := v.holdEnd(ctx, ev)
@@ -157,6 +147,7 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 			release() // let MyOperator's retry through
 			return unavailable(err, "call.end not held")
 		}
+		v.finish(ctx, dedupeKey, log)
 		r.outcome = "accepted"
 		answer["provisional"] = held
 		log.Info().Bool("held", held).Dur("took", time.Since(start)).Msg("webhook accepted")
@@ -171,13 +162,11 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 		}
 		_ = v.Trace.Record(ctx, t.ID, ev.CallID, tu)
 	}
-	if err := v.Publisher.Publish(ctx, msgs...); err != nil {
-		for _, m := range msgs {
-			v.Metrics.PublishErrors.WithLabelValues(m.Topic).Inc()
-		}
+	if err := v.publish(ctx, msgs); err != nil {
 		release()
 		return unavailable(err, "publish failed")
 	}
+	v.finish(ctx, dedupeKey, log)
 	if ev.Kind == myoperator.V2Summary {
 		// The summary is here: its call.end need not wait (the release loop checks the
 		// trace too, so a failure here only costs a look).

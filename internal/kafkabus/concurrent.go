@@ -70,9 +70,12 @@ func ConsumeConcurrent(ctx context.Context, c *Client, cfg ConcurrentConfig, h H
 	go func() { defer close(commitDone); cons.committer(stopCommit) }()
 
 	var held *holder
+	heldDone := make(chan struct{})
 	if cfg.DueAt != nil {
 		held = newHolder(cfg.MaxHeld)
-		go held.run(ctx, cons.dispatch)
+		go func() { defer close(heldDone); held.run(ctx, cons.dispatch) }()
+	} else {
+		close(heldDone)
 	}
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -99,6 +102,8 @@ func ConsumeConcurrent(ctx context.Context, c *Client, cfg ConcurrentConfig, h H
 			break
 		}
 	}
+	// The holder dispatches too: it must be done before the lanes close.
+	<-heldDone
 	cons.closeLanes()
 	close(stopCommit)
 	<-commitDone

@@ -140,3 +140,9 @@ func TestRedriveTrigger(t *testing.T) {
 	r.Close()
 	assert.Equal(t, 26, pub.count())
 }
+
+func (p *published) all() []kafka.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]kafka.Message(nil), p.msgs...)
+}

@@ -194,7 +194,9 @@ func (w *Writer) handle(ctx context.Context, m kafka.Message, kind string, attem
 		if crm.IsPermanent(err) {
 			return struct{}{}, backoff.Permanent(err)
 		}
-		br.failure()
+		if _, ok := errors.AsType[*crm.Error](err); ok {
+			br.failure() // the CRM failed (not, say, a record still being created)
+		}
 		if ra := crm.RetryAfter(err); ra > 0 || crm.HTTPStatus(err) == http.StatusTooManyRequests {
 			// Every replica holds off this credential, not just this lane.
 			w.pause(ctx, t, max(ra, time.Second))
@@ -314,6 +316,15 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 		return done, err
 	}
 	if !ran {
+		// The written state may be missing if the process that wrote the record could not
+		// keep it (Redis failed just then): this version of the call restores it.
+		if prev, err := w.loadWritten(ctx, l.Tenant, l.CallID); err != nil {
+			return done, infraError{err}
+		} else if prev == nil {
+			if err := w.saveWritten(ctx, l); err != nil {
+				return done, infraError{err}
+			}
+		}
 		// A later version of the call (e.g. a disposition webhook, or v2's summary after
 		// v1's afterCall) may carry what the record lacks: amend, never create again.
 		am := &call.RecordingEvent{Tenant: l.Tenant, CallID: l.CallID, Disposition: l.Disposition}
@@ -329,7 +340,15 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 		return duplicate, nil
 	}
 	if err := w.saveWritten(ctx, l); err != nil {
-		log.Warn().Err(err).Msg("written call not kept for later recording updates")
+		// Not committed: the redelivery finds the record done and keeps its state then.
+		return done, infraError{fmt.Errorf("record %s written but its state not kept: %w", recordID, err)}
+	}
+	// An amendment that was kept just as the record was being created is applied now.
+	if pending, err := w.pending(ctx, l.Tenant, l.CallID); err == nil && pending != nil {
+		if err := w.writeRecording(ctx, pending, log); err != nil {
+			return done, err
+		}
+		_ = w.Redis.Del(ctx, w.key("pending-amendment", l.Tenant, l.CallID)).Err()
 	}
 	_ = w.unpark(ctx, l.Tenant, l.CallID)
 	_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: "log", Detail: "record " + recordID},
@@ -357,6 +376,11 @@ func (w *Writer) writeRecording(ctx context.Context, r *call.RecordingEvent, log
 		return nil
 	}
 	recordID, written, err := w.Idem.Done(ctx, logKey(r.Tenant, r.CallID))
+	if errors.Is(err, idempotency.ErrInProgress) {
+		// The record is being created right now: try again once it exists, rather than
+		// keep an amendment its creation may already have passed by.
+		return fmt.Errorf("call log %s is being written: %w", r.CallID, err)
+	}
 	if err != nil {
 		return infraError{err}
 	}
@@ -372,8 +396,9 @@ func (w *Writer) writeRecording(ctx context.Context, r *call.RecordingEvent, log
 		return infraError{err}
 	}
 	if l == nil || l.Owner == nil {
-		log.Warn().Msg("call log written but not kept: amendment cannot be applied")
-		return nil
+		// Written, but its state is not (yet) kept: retried, and dead-lettered in the end
+		// rather than dropped.
+		return fmt.Errorf("call log %s written as record %s but its state is missing: amendment not applied yet", r.CallID, recordID)
 	}
 	if !amend(l, r) {
 		return nil // the record has it already

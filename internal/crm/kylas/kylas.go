@@ -165,7 +165,7 @@ func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) 
 	}
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return &crm.Error{Op: op, Err: err} // transport error or ctx: worth retrying
+		return crm.TransportError(op, err) // transport error or ctx: worth retrying
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -193,7 +193,7 @@ func (a *Adapter) get(ctx context.Context, op, pathQuery string, out any) error 
 	}
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return &crm.Error{Op: op, Err: err}
+		return crm.TransportError(op, err)
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

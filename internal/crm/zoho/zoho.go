@@ -182,7 +182,7 @@ func (a *Adapter) refresh(ctx context.Context) (Token, error) {
 	req.Header.Set("User-Agent", "calltrack")
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return Token{}, &crm.Error{Op: op, Err: err}
+		return Token{}, crm.TransportError(op, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -251,7 +251,7 @@ func (a *Adapter) send(ctx context.Context, op, method, path, contentType string
 		req.Header.Set("Authorization", "Zoho-oauthtoken "+tok)
 		resp, err := a.cfg.HTTPClient.Do(req)
 		if err != nil {
-			return reply{}, &crm.Error{Op: op, Err: err} // transport error or ctx: worth retrying
+			return reply{}, crm.TransportError(op, err) // transport error or ctx: worth retrying
 		}
 		data, readErr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 		resp.Body.Close()
