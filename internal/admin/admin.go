@@ -93,10 +93,11 @@ func (a *API) getMapping(c echo.Context) error {
 }
 
 type putBody struct {
-	CRMUserID string   `json:"crm_user_id"`
-	Email     string   `json:"email"`
-	Phones    []string `json:"phones"`
-	Name      string   `json:"name"`
+	CRMUserID      string   `json:"crm_user_id"`
+	Email          string   `json:"email"`
+	Phones         []string `json:"phones"`
+	Name           string   `json:"name"`
+	MyOperatorUUID string   `json:"myoperator_uuid"`
 }
 
 func (a *API) putMapping(c echo.Context) error {
@@ -104,12 +105,13 @@ func (a *API) putMapping(c echo.Context) error {
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return web.Errorf(http.StatusBadRequest, "invalid_json", "body must be {\"crm_user_id\",\"email\",\"phones\",\"name\"}: "+err.Error())
+		return web.Errorf(http.StatusBadRequest, "invalid_json", "body must be {\"crm_user_id\",\"email\",\"phones\",\"name\",\"myoperator_uuid\"}: "+err.Error())
 	}
 	tenantID := c.Param("tenant")
 	t, _ := a.Tenants.Get(tenantID)
 	m := mapping.Mapping{MyOperatorUserID: c.Param("user"), CRMUserID: strings.TrimSpace(b.CRMUserID), Email: strings.TrimSpace(b.Email),
-		Name: b.Name, Source: mapping.SourceManual, Status: mapping.StatusActive, UpdatedAt: time.Now().UTC(), UpdatedBy: "admin-api"}
+		Name: b.Name, MyOperatorUUID: strings.TrimSpace(b.MyOperatorUUID), Source: mapping.SourceManual, Status: mapping.StatusActive,
+		UpdatedAt: time.Now().UTC(), UpdatedBy: "admin-api"}
 	for _, p := range b.Phones {
 		e := phone.E164(p, t.DefaultCountry)
 		if e == "" {

@@ -38,6 +38,7 @@ const (
 // Mapping says which CRM user a MyOperator agent is.
 type Mapping struct {
 	MyOperatorUserID string    `json:"myoperator_user_id"`
+	MyOperatorUUID   string    `json:"myoperator_uuid,omitempty"` // the agent's uuid: Webhook v2 names agents by it
 	CRMUserID        string    `json:"crm_user_id"`
 	Email            string    `json:"email,omitempty"`
 	Phones           []string  `json:"phones,omitempty"`
@@ -265,6 +266,9 @@ func (s *Store) index(ctx context.Context, p redis.Pipeliner, tenant string, m *
 	for _, ph := range m.Phones {
 		p.HSet(ctx, s.key(tenant, "phone"), ph, m.MyOperatorUserID)
 	}
+	if m.MyOperatorUUID != "" {
+		p.HSet(ctx, s.key(tenant, "uuid"), m.MyOperatorUUID, m.MyOperatorUserID)
+	}
 }
 
 func (s *Store) record(ctx context.Context, c Change) error {
@@ -292,14 +296,17 @@ func (s *Store) unindex(ctx context.Context, p redis.Pipeliner, tenant string, o
 	for _, ph := range old.Phones {
 		delIfEq.Eval(ctx, p, []string{s.key(tenant, "phone")}, ph, old.MyOperatorUserID)
 	}
+	if old.MyOperatorUUID != "" {
+		delIfEq.Eval(ctx, p, []string{s.key(tenant, "uuid")}, old.MyOperatorUUID, old.MyOperatorUserID)
+	}
 }
 
 var delIfEq = redis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0`)
 
-// Resolve finds the active mapping of an agent: by MyOperator user id, then email,
-// then phone. ErrNotFound when none is active.
+// Resolve finds the active mapping of an agent: by MyOperator user id (or uuid, which
+// Webhook v2 gives instead), then email, then phone. ErrNotFound when none is active.
 func (s *Store) Resolve(ctx context.Context, tenant string, a call.Agent) (*Mapping, error) {
 	try := func(m *Mapping, err error) (*Mapping, error) {
 		if err != nil {
@@ -313,6 +320,9 @@ func (s *Store) Resolve(ctx context.Context, tenant string, a call.Agent) (*Mapp
 	if a.ID != "" {
 		m, err := try(s.Get(ctx, tenant, a.ID))
 		if !errors.Is(err, ErrNotFound) {
+			return m, err
+		}
+		if m, err = try(s.byIndex(ctx, tenant, "uuid", a.ID)); !errors.Is(err, ErrNotFound) {
 			return m, err
 		}
 	}
@@ -354,7 +364,12 @@ func (s *Store) IsAgentPhone(ctx context.Context, tenant, phone string) (bool, e
 
 // Flush removes every mapping of a tenant (used by rebuild).
 func (s *Store) Flush(ctx context.Context, tenant string) error {
-	return s.rdb.Del(ctx, s.key(tenant, "byid"), s.key(tenant, "email"), s.key(tenant, "phone")).Err()
+	return s.rdb.Del(ctx, s.indexKeys(tenant)...).Err()
+}
+
+// indexKeys are every key of a tenant's mappings.
+func (s *Store) indexKeys(tenant string) []string {
+	return []string{s.key(tenant, "byid"), s.key(tenant, "email"), s.key(tenant, "phone"), s.key(tenant, "uuid")}
 }
 
 // Owner applies the attribution rule's last steps to a call's agent: its active

@@ -175,3 +175,25 @@ func readAll(t *testing.T, env *testenv.Env) []kafka.Message {
 	}
 	return out
 }
+
+// Webhook v2 names an agent by its uuid, with no email: the mapping still resolves it,
+// and a changed uuid leaves no stale index behind.
+func TestResolveByUUID(t *testing.T) {
+	env := testenv.New(t)
+	s := mapping.NewStore(env.Redis, env.Prefix)
+	ctx := context.Background()
+	m := mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", MyOperatorUUID: "uuid-1", CRMUserID: "1001",
+		Source: mapping.SourceManual, Status: mapping.StatusActive}
+	require.NoError(t, s.Put(ctx, "acme", m))
+	got, err := s.Resolve(ctx, "acme", call.Agent{ID: "uuid-1"})
+	require.NoError(t, err)
+	assert.Equal(t, "1001", got.CRMUserID)
+
+	m.MyOperatorUUID = "uuid-2"
+	require.NoError(t, s.Put(ctx, "acme", m))
+	_, err = s.Resolve(ctx, "acme", call.Agent{ID: "uuid-1"})
+	assert.ErrorIs(t, err, mapping.ErrNotFound)
+	got, err = s.Resolve(ctx, "acme", call.Agent{ID: "uuid-2"})
+	require.NoError(t, err)
+	assert.Equal(t, "1001", got.CRMUserID)
+}

@@ -178,7 +178,7 @@ func (s *Store) Restore(ctx context.Context, tenant string, ms []Mapping) error 
 	ms = slices.Clone(ms)
 	sort.SliceStable(ms, func(i, j int) bool { return ms[i].UpdatedAt.Before(ms[j].UpdatedAt) })
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.key(tenant, "byid"), s.key(tenant, "email"), s.key(tenant, "phone"))
+		p.Del(ctx, s.indexKeys(tenant)...)
 		for i := range ms {
 			raw, err := json.Marshal(&ms[i])
 			if err != nil {

@@ -401,8 +401,8 @@ func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, m
 	var ops []Op
 	for _, id := range sortedKeys(desired) {
 		c, u := desired[id], moByID[id]
-		next := &mapping.Mapping{MyOperatorUserID: id, CRMUserID: c.ID, Email: strings.TrimSpace(u.Email), Phones: e164Only(u.Phones),
-			Name: c.Name, Source: k.by, Status: mapping.StatusActive, UpdatedAt: in.Now, UpdatedBy: Actor}
+		next := &mapping.Mapping{MyOperatorUserID: id, MyOperatorUUID: u.Fields["uuid"], CRMUserID: c.ID, Email: strings.TrimSpace(u.Email),
+			Phones: e164Only(u.Phones), Name: c.Name, Source: k.by, Status: mapping.StatusActive, UpdatedAt: in.Now, UpdatedBy: Actor}
 		if next.Name == "" {
 			next.Name = u.Name
 		}
@@ -434,6 +434,9 @@ func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, m
 		}
 		if !slices.Equal(cur.Phones, next.Phones) {
 			diffs = append(diffs, "phone numbers changed")
+		}
+		if cur.MyOperatorUUID != next.MyOperatorUUID {
+			diffs = append(diffs, "uuid changed")
 		}
 		if cur.Source != next.Source {
 			diffs = append(diffs, fmt.Sprintf("source %s → %s", cur.Source, next.Source))

@@ -97,7 +97,7 @@ func TestRedeliveryWritesOnce(t *testing.T) {
 	replay := kafka.Message{Topic: s.env.Topics.Log, Key: msgs[0].Key, Value: msgs[0].Value, Headers: msgs[0].Headers}
 	require.NoError(t, s.app.Producer.Publish(t.Context(), replay, replay))
 	// Poll until the writer consumed the replays (trace lists the redelivery), then count.
-	testenv_eventuallyConsumed(t, s, spec.uid)
+	waitDuplicates(t, s, 2)
 	assert.Len(t, s.records(spec.uid), 1, "CRM records of the call")
 }
 

@@ -329,3 +329,16 @@ func TestWebhookV2(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, s.postV2(other).Status, "another company's event")
 	})
 }
+
+// A v2 agent is found by its uuid when the mapping knows it (user sync fills it; an
+// admin may set it), even with no email or phone in common.
+func TestWebhookV2AgentByUUID(t *testing.T) {
+	s := newStack(t, stackOpts{})
+	kiran := agent{"5cd40f6556f2f127", "Kiran", "kiran@example.com", "13", "8586848547"}
+	r := s.admin(http.MethodPut, "/mappings/"+kiran.id, map[string]any{"crm_user_id": "1004", "myoperator_uuid": kiran.uuid()})
+	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
+	session := newUID()
+	require.Equal(t, http.StatusOK, s.postV2(v2Call("call.summary", session, "bridged", v2Leg{a: kiran, answered: true})).Status)
+	recs := s.waitRecords(session, 1, within)
+	assert.EqualValues(t, 1004, recs[0].Owner.ID)
+}
