@@ -141,22 +141,29 @@ func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) e
 	return a.do(ctx, op, http.MethodPut, "/v1/call-logs/"+recordID, body, nil)
 }
 
-// do sends one JSON request and decodes a 2xx answer into out (when non-nil).
+// do sends one JSON request (in may be nil: no body) and decodes a 2xx answer into
+// out (when non-nil). Every request waits on the credential's shared rate limiter.
 func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return &crm.Error{Op: op, Message: "encoding request", Err: err, Permanent: true}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return &crm.Error{Op: op, Message: "encoding request", Err: err, Permanent: true}
+		}
+		body = bytes.NewReader(b)
 	}
 	if a.cfg.Limiter != nil {
 		if err := a.cfg.Limiter.Wait(ctx); err != nil {
 			return &crm.Error{Op: op, Message: "rate limiter", Err: err}
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.cfg.BaseURL+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, a.cfg.BaseURL+path, body)
 	if err != nil {
 		return &crm.Error{Op: op, Err: err, Permanent: true}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "calltrack")
 	req.Header.Set("api-key", a.cfg.APIKey)
@@ -168,7 +175,7 @@ func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) 
 		return crm.TransportError(op, err) // transport error or ctx: worth retrying
 	}
 	defer resp.Body.Close()
-	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		code, msg := parseError(data)
 		if msg == "" {

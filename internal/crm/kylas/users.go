@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -176,39 +175,5 @@ func scalarText(raw json.RawMessage) (string, bool) {
 
 // get sends one authenticated GET and decodes a 2xx answer into out.
 func (a *Adapter) get(ctx context.Context, op, pathQuery string, out any) error {
-	if a.cfg.Limiter != nil {
-		if err := a.cfg.Limiter.Wait(ctx); err != nil {
-			return &crm.Error{Op: op, Message: "rate limiter", Err: err}
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.BaseURL+pathQuery, nil)
-	if err != nil {
-		return &crm.Error{Op: op, Err: err, Permanent: true}
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "calltrack")
-	req.Header.Set("api-key", a.cfg.APIKey)
-	if a.cfg.BearerToken != "" {
-		req.Header.Set("Authorization", "Bearer "+a.cfg.BearerToken)
-	}
-	resp, err := a.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return crm.TransportError(op, err)
-	}
-	defer resp.Body.Close()
-	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		code, msg := parseError(data)
-		if msg == "" {
-			msg = http.StatusText(resp.StatusCode)
-		}
-		return crm.StatusError(op, resp, code, msg)
-	}
-	if readErr != nil {
-		return &crm.Error{Op: op, Status: resp.StatusCode, Message: "reading response", Err: readErr}
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return &crm.Error{Op: op, Status: resp.StatusCode, Message: "decoding response", Err: err, Permanent: true}
-	}
-	return nil
+	return a.do(ctx, op, http.MethodGet, pathQuery, nil, out)
 }
