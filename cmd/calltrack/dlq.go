@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/dlq"
 	"github.com/calltrack/calltrack/internal/replay"
 )
@@ -29,11 +28,7 @@ func dlqOptions(cmd *cobra.Command, conn *cliConn, sel *selection, topic string)
 	if err != nil {
 		return dlq.Options{}, err
 	}
-	cfg, err := conn.config(config.Need{Kafka: true})
-	if err != nil {
-		return dlq.Options{}, err
-	}
-	k, err := openKafka(cmd.Context(), cfg)
+	cfg, k, err := conn.kafka(cmd.Context())
 	if err != nil {
 		return dlq.Options{}, err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/replay"
 )
@@ -41,12 +40,8 @@ func groupsDescribeCmd() *cobra.Command {
 			if group == "" {
 				return usageError{errors.New("--group is required")}
 			}
-			cfg, err := conn.config(config.Need{Kafka: true})
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			k, err := openKafka(ctx, cfg)
+			cfg, k, err := conn.kafka(ctx)
 			if err != nil {
 				return err
 			}
@@ -136,12 +131,8 @@ The writers are idempotent: re-reading adds no CRM record twice.`,
 					return usageError{fmt.Errorf("--to-time: %w", err)}
 				}
 			}
-			cfg, err := conn.config(config.Need{Kafka: true})
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			k, err := openKafka(ctx, cfg)
+			cfg, k, err := conn.kafka(ctx)
 			if err != nil {
 				return err
 			}

@@ -56,6 +56,17 @@ func (c *cliConn) config(need config.Need) (config.Config, error) {
 
 // openKafka returns a client and producer for cfg's cluster. Unlike the services it
 // creates no topics: a tool reads and writes the topics that are there.
+// kafka reads the connection settings and opens (and pings) the cluster: what every
+// Kafka CLI subcommand starts with.
+func (c *cliConn) kafka(ctx context.Context) (config.Config, *kafkabus.Client, error) {
+	cfg, err := c.config(config.Need{Kafka: true})
+	if err != nil {
+		return cfg, nil, err
+	}
+	k, err := openKafka(ctx, cfg)
+	return cfg, k, err
+}
+
 func openKafka(ctx context.Context, cfg config.Config) (*kafkabus.Client, error) {
 	k, err := kafkabus.NewClient(cfg.Kafka())
 	if err != nil {
@@ -181,12 +192,8 @@ with CALLTRACK_REDIS_ADDR each replayed call's trace gets a "replayed" stage.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := conn.config(config.Need{Kafka: true})
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			k, err := openKafka(ctx, cfg)
+			cfg, k, err := conn.kafka(ctx)
 			if err != nil {
 				return err
 			}
