@@ -72,28 +72,31 @@ type Owner struct {
 
 // Log is a completed call: the event on calltrack.call.log.v1.
 type Log struct {
-	Tenant       string     `json:"tenant"`
-	CallID       string     `json:"call_id"`          // MyOperator call UID
-	LogID        string     `json:"log_id,omitempty"` // afterCall _ai, an alias of the call id
-	CompanyID    string     `json:"company_id,omitempty"`
-	Source       string     `json:"source"` // myoperator.v1, myoperator.v2
-	Direction    Direction  `json:"direction"`
-	Status       Status     `json:"status"`
-	ClickToCall  bool       `json:"click_to_call"`
-	Internal     bool       `json:"internal,omitempty"`      // the other party is one of the tenant's own agents, not a customer
-	CallerNumber string     `json:"caller_number,omitempty"` // customer, E.164
-	DID          string     `json:"did,omitempty"`
-	Department   string     `json:"department,omitempty"`
-	DepartmentID string     `json:"department_id,omitempty"`
-	StartedAt    time.Time  `json:"started_at,omitzero"`
-	EndedAt      time.Time  `json:"ended_at,omitzero"`
-	Duration     int        `json:"duration_seconds"`
-	Legs         []Leg      `json:"legs,omitempty"`
-	Agent        *Agent     `json:"agent,omitempty"` // who the call is attributed to (attribution rule)
-	Owner        *Owner     `json:"owner,omitempty"` // nil: unattributed when published
-	Recording    *Recording `json:"recording,omitempty"`
-	Disposition  string     `json:"disposition,omitempty"`
-	ReceivedAt   time.Time  `json:"received_at"`
+	Tenant       string    `json:"tenant"`
+	CallID       string    `json:"call_id"`          // MyOperator call UID
+	LogID        string    `json:"log_id,omitempty"` // afterCall _ai, an alias of the call id
+	CompanyID    string    `json:"company_id,omitempty"`
+	Source       string    `json:"source"` // myoperator.v1, myoperator.v2
+	Direction    Direction `json:"direction"`
+	Status       Status    `json:"status"`
+	ClickToCall  bool      `json:"click_to_call"`
+	Internal     bool      `json:"internal,omitempty"`      // the other party is one of the tenant's own agents, not a customer
+	CallerNumber string    `json:"caller_number,omitempty"` // customer, E.164
+	DID          string    `json:"did,omitempty"`
+	Department   string    `json:"department,omitempty"`
+	DepartmentID string    `json:"department_id,omitempty"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	EndedAt      time.Time `json:"ended_at,omitzero"`
+	Duration     int       `json:"duration_seconds"`
+	Legs         []Leg     `json:"legs,omitempty"`
+	Agent        *Agent    `json:"agent,omitempty"` // who the call is attributed to (attribution rule)
+	Owner        *Owner    `json:"owner,omitempty"` // nil: unattributed when published
+	// OwnerUnresolved: ingest could not consult the mappings (Redis was down), so Owner and
+	// Internal were not decided; the writer resolves both when it writes.
+	OwnerUnresolved bool       `json:"owner_unresolved,omitempty"`
+	Recording       *Recording `json:"recording,omitempty"`
+	Disposition     string     `json:"disposition,omitempty"`
+	ReceivedAt      time.Time  `json:"received_at"`
 }
 
 // Key is the Kafka key of every event of one call: same key, same partition.

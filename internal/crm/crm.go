@@ -30,6 +30,14 @@ type Adapter interface {
 	UpdateCall(ctx context.Context, recordID string, c Call) error
 }
 
+// Finder finds the record calltrack wrote for a call, by calltrack's call id (which
+// every adapter puts in the record where its CRM lets it be searched). The writer asks
+// it before any create whose earlier attempt had an unknown outcome: only found=false
+// with a nil error allows a new create.
+type Finder interface {
+	FindCall(ctx context.Context, c Call) (recordID string, found bool, err error)
+}
+
 // Error is a failed CRM request. Adapters return it (wrapped or not) so the writer
 // can tell a permanent rejection from a transient failure.
 type Error struct {
