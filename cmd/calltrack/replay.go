@@ -90,7 +90,7 @@ func openRedis(ctx context.Context, cfg config.Config) (redis.UniversalClient, e
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("redis %s: %w", cfg.RedisAddr, err)
+		return nil, fmt.Errorf("redis %s: %w", cfg.RedisAddrSafe(), err)
 	}
 	return rdb, nil
 }

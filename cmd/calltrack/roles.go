@@ -40,7 +40,7 @@ func open(ctx context.Context, need config.Need) (*app.App, error) {
 func serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "Receive MyOperator webhooks and serve the admin API (CALLTRACK_* env)",
+		Short: "Receive MyOperator webhooks and serve the console and admin API (CALLTRACK_* env)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true, Tenants: true, Admin: true})
@@ -48,7 +48,12 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			return app.Serve(cmd.Context(), a.HTTP(), a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log)
+			g, ctx := errgroup.WithContext(cmd.Context())
+			g.Go(func() error { return app.Serve(ctx, a.HTTP(), a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log) })
+			if adm := a.AdminHTTP(); adm != nil { // console + admin API on CALLTRACK_ADMIN_ADDR
+				g.Go(func() error { return app.Serve(ctx, adm, a.Cfg.AdminAddr, a.Cfg.ShutdownTimeout, a.Log) })
+			}
+			return g.Wait()
 		},
 	}
 }

@@ -1,10 +1,10 @@
 // Package admin serves the admin API: mappings, call traces and a tenant's webhook
-// URLs, behind a bearer token.
+// URLs, behind tenant-scoped bearer tokens (auth.go), and holds the actions the
+// console shares with it.
 package admin
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -27,7 +27,7 @@ type MappingChanged func(tenant string, m mapping.Mapping, deleted bool)
 
 // API is the admin API.
 type API struct {
-	Token     tenant.Secret
+	Auth      *Auth
 	Tenants   *tenant.Registry
 	Mappings  *mapping.Store
 	Trace     *trace.Store
@@ -38,7 +38,7 @@ type API struct {
 
 // Register mounts the admin routes under /admin/v1.
 func (a *API) Register(e *echo.Echo) {
-	g := e.Group("/admin/v1", a.auth)
+	g := e.Group("/admin/v1", a.Auth.RequireAdmin)
 	g.GET("/tenants", a.listTenants)
 	g.GET("/tenants/:tenant/mappings", a.listMappings)
 	g.GET("/tenants/:tenant/mappings/:user", a.getMapping)
@@ -48,30 +48,25 @@ func (a *API) Register(e *echo.Echo) {
 	g.GET("/tenants/:tenant/webhooks", a.webhooks)
 }
 
-// RequireAdmin is the admin auth, for admin routes mounted elsewhere (user sync).
-func (a *API) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc { return a.auth(next) }
-
-func (a *API) auth(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		got, ok := strings.CutPrefix(h, "Bearer ")
-		want := a.Token.Reveal()
-		x, y := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
-		if !ok || want == "" || subtle.ConstantTimeCompare(x[:], y[:]) != 1 {
-			return web.Errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong admin bearer token")
-		}
-		if id := c.Param("tenant"); id != "" {
-			if _, ok := a.Tenants.Get(id); !ok {
-				return web.Errorf(http.StatusNotFound, "unknown_tenant", "no tenant "+id)
-			}
-		}
-		return next(c)
-	}
-}
+// RequireAdmin is the admin auth (Auth.RequireAdmin), for admin routes mounted
+// elsewhere (user sync).
+func (a *API) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc { return a.Auth.RequireAdmin(next) }
 
 func (a *API) listTenants(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"tenants": a.Tenants.IDs()})
+	return c.JSON(http.StatusOK, map[string]any{"tenants": Visible(FromContext(c), a.Tenants)})
 }
+
+// Visible lists the tenants an admin may see: all for an operator, its own for a
+// tenant admin.
+func Visible(ad *tenant.Admin, tenants *tenant.Registry) []string {
+	if ad.Operator() {
+		return tenants.IDs()
+	}
+	return []string{ad.Tenant}
+}
+
+// Actor is how an admin's changes are recorded (mapping journal, logs).
+func Actor(via string, ad *tenant.Admin) string { return via + ":" + ad.Name }
 
 func (a *API) listMappings(c echo.Context) error {
 	ms, err := a.Mappings.List(c.Request().Context(), c.Param("tenant"))
@@ -107,44 +102,69 @@ func (a *API) putMapping(c echo.Context) error {
 	if err := dec.Decode(&b); err != nil {
 		return web.Errorf(http.StatusBadRequest, "invalid_json", "body must be {\"crm_user_id\",\"email\",\"phones\",\"name\",\"myoperator_uuid\"}: "+err.Error())
 	}
-	tenantID := c.Param("tenant")
+	m := mapping.Mapping{MyOperatorUserID: c.Param("user"), CRMUserID: b.CRMUserID, Email: b.Email, Name: b.Name,
+		MyOperatorUUID: b.MyOperatorUUID}
+	stored, err := a.SetMapping(c.Request().Context(), c.Param("tenant"), m, b.Phones, Actor("admin-api", FromContext(c)))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, stored)
+}
+
+// SetMapping stores an admin's (manual, active) mapping of m.MyOperatorUserID, its
+// phones given as typed (made E.164 with the tenant's country). Errors are *web.Error:
+// 400 for an invalid mapping, 503 when storage fails.
+func (a *API) SetMapping(ctx context.Context, tenantID string, m mapping.Mapping, phones []string, actor string) (*mapping.Mapping, error) {
 	t, _ := a.Tenants.Get(tenantID)
-	m := mapping.Mapping{MyOperatorUserID: c.Param("user"), CRMUserID: strings.TrimSpace(b.CRMUserID), Email: strings.TrimSpace(b.Email),
-		Name: b.Name, MyOperatorUUID: strings.TrimSpace(b.MyOperatorUUID), Source: mapping.SourceManual, Status: mapping.StatusActive,
-		UpdatedAt: time.Now().UTC(), UpdatedBy: "admin-api"}
-	for _, p := range b.Phones {
+	m.CRMUserID, m.Email, m.MyOperatorUUID = strings.TrimSpace(m.CRMUserID), strings.TrimSpace(m.Email), strings.TrimSpace(m.MyOperatorUUID)
+	m.Source, m.Status, m.UpdatedAt, m.UpdatedBy = mapping.SourceManual, mapping.StatusActive, time.Now().UTC(), actor
+	m.Phones = nil
+	for _, p := range phones {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
 		e := phone.E164(p, t.DefaultCountry)
 		if e == "" {
-			return web.Errorf(http.StatusBadRequest, "invalid_mapping", "phone "+p+" is not a phone number")
+			return nil, web.Errorf(http.StatusBadRequest, "invalid_mapping", "phone "+p+" is not a phone number")
 		}
 		m.Phones = append(m.Phones, e)
 	}
-	if err := a.Mappings.Put(c.Request().Context(), tenantID, m); err != nil {
+	if err := a.Mappings.Put(ctx, tenantID, m); err != nil {
 		if errors.Is(err, mapping.ErrInvalid) {
-			return web.Errorf(http.StatusBadRequest, "invalid_mapping", strings.TrimPrefix(err.Error(), mapping.ErrInvalid.Error()+": "))
+			return nil, web.Errorf(http.StatusBadRequest, "invalid_mapping", strings.TrimPrefix(err.Error(), mapping.ErrInvalid.Error()+": "))
 		}
-		return a.unavailable(err)
+		return nil, a.unavailable(err)
 	}
-	a.Log.Info().Str("tenant", tenantID).Str("myoperator_user_id", m.MyOperatorUserID).Str("crm_user_id", m.CRMUserID).Msg("mapping set by admin")
+	a.Log.Info().Str("tenant", tenantID).Str("myoperator_user_id", m.MyOperatorUserID).Str("crm_user_id", m.CRMUserID).
+		Str("actor", actor).Msg("mapping set by admin")
 	if a.OnChange != nil {
 		a.OnChange(tenantID, m, false)
 	}
-	return c.JSON(http.StatusOK, m)
+	return &m, nil
 }
 
 func (a *API) deleteMapping(c echo.Context) error {
-	tenantID, user := c.Param("tenant"), c.Param("user")
-	err := a.Mappings.DeleteBy(c.Request().Context(), tenantID, user, "admin-api")
+	if err := a.DeleteMapping(c.Request().Context(), c.Param("tenant"), c.Param("user"), Actor("admin-api", FromContext(c))); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// DeleteMapping removes an agent's mapping (the agent returns to automatic matching).
+// Errors are *web.Error: 404 when there is none, 503 when storage fails.
+func (a *API) DeleteMapping(ctx context.Context, tenantID, user, actor string) error {
+	err := a.Mappings.DeleteBy(ctx, tenantID, user, actor)
 	if errors.Is(err, mapping.ErrNotFound) {
 		return web.Errorf(http.StatusNotFound, "not_found", "no mapping for MyOperator user "+user)
 	}
 	if err != nil {
 		return a.unavailable(err)
 	}
+	a.Log.Info().Str("tenant", tenantID).Str("myoperator_user_id", user).Str("actor", actor).Msg("mapping removed by admin")
 	if a.OnChange != nil {
 		a.OnChange(tenantID, mapping.Mapping{MyOperatorUserID: user}, true)
 	}
-	return c.NoContent(http.StatusNoContent)
+	return nil
 }
 
 func (a *API) getTrace(c echo.Context) error {
@@ -159,16 +179,22 @@ func (a *API) getTrace(c echo.Context) error {
 }
 
 func (a *API) webhooks(c echo.Context) error {
+	u := a.WebhookURLs(c, c.Param("tenant"))
+	return c.JSON(http.StatusOK, map[string]any{"incall": u.InCall, "aftercall": u.AfterCall, "v2": u.V2, "auth": u.Auth})
+}
+
+// WebhookURLs are the URLs to paste into MyOperator for a tenant.
+type WebhookURLs struct{ InCall, AfterCall, V2, Auth string }
+
+// WebhookURLs returns a tenant's webhook URLs, on PublicURL or else the request's host.
+func (a *API) WebhookURLs(c echo.Context, id string) WebhookURLs {
 	base := strings.TrimRight(a.PublicURL, "/")
 	if base == "" {
 		base = c.Scheme() + "://" + c.Request().Host
 	}
-	id := c.Param("tenant")
 	p := base + "/webhooks/myoperator/" + id
-	return c.JSON(http.StatusOK, map[string]any{
-		"incall": p + "/incall", "aftercall": p + "/aftercall", "v2": p + "/v2",
-		"auth": "append ?token=<webhook token>, or send it as header X-Calltrack-Token or as the HTTP Basic password",
-	})
+	return WebhookURLs{InCall: p + "/incall", AfterCall: p + "/aftercall", V2: p + "/v2",
+		Auth: "append ?token=<webhook token>, or send it as header X-Calltrack-Token or as the HTTP Basic password"}
 }
 
 func (a *API) unavailable(err error) error {

@@ -73,6 +73,7 @@ type App struct {
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
 func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *tenant.Registry) (*App, error) {
 	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: writer.DefaultRetryPolicy()}
+	useRedisLogger(log)
 	rdb, err := cfg.Redis()
 	if err != nil {
 		return nil, err
@@ -81,7 +82,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.closers = append(a.closers, rdb.Close)
 	if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
 		a.Close()
-		return nil, fmt.Errorf("redis %s: %w", cfg.RedisAddr, err)
+		return nil, fmt.Errorf("redis %s: %w", cfg.RedisAddrSafe(), err)
 	}
 	if a.Kafka, err = kafkabus.NewClient(cfg.Kafka()); err != nil {
 		a.Close()
@@ -171,17 +172,17 @@ func (a *App) Writer() *writer.Writer {
 
 // Admin builds the admin API.
 func (a *App) Admin() *admin.API {
-	return &admin.API{Token: a.Cfg.AdminToken, Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace,
+	return &admin.API{Auth: a.AdminAuth(), Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace,
 		PublicURL: a.Cfg.PublicURL, Log: a.Log}
 }
 
 // HTTP builds the Echo server with ingest and admin, plus any extra mounts.
 func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
-	e := web.New(a.Log, a.Metrics, a.Ready())
+	e := web.New(a.Log, a.Metrics, a.Ready(), a.readyDetails())
 	a.Ingest().Register(e)
-	adm := a.Admin()
-	adm.Register(e)
-	a.registerSync(e, adm)
+	if a.Cfg.AdminAddr == "" {
+		a.mountAdmin(e) // console.go
+	}
 	a.mountV2(e)
 	for _, f := range extra {
 		f(e)
@@ -240,4 +241,4 @@ func Serve(ctx context.Context, e *echo.Echo, addr string, shutdown time.Duratio
 }
 
 // ProbeServer is the HTTP side of roles that serve no API: health, readiness, metrics.
-func ProbeServer(a *App) *echo.Echo { return web.New(a.Log, a.Metrics, a.Ready()) }
+func ProbeServer(a *App) *echo.Echo { return web.New(a.Log, a.Metrics, a.Ready(), a.readyDetails()) }

@@ -29,10 +29,12 @@ var sampleInCall []byte
 
 // Dev credentials (ARCHITECTURE.md, "Dev mode and sandboxes").
 const (
-	DevTenant      = "demo"
-	DevToken       = "demo-token"
-	DevAdminToken  = "demo-admin"
-	DevKylasAPIKey = "demo-crm-key"
+	DevTenant     = "demo"
+	DevToken      = "demo-token"
+	DevAdminToken = "demo-admin"
+	// DevTenantAdminToken is tenant demo's admin: the console and admin API, demo only.
+	DevTenantAdminToken = "demo-tenant-admin"
+	DevKylasAPIKey      = "demo-crm-key"
 )
 
 // DevOptions configure `calltrack dev`.
@@ -95,6 +97,9 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
 		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey}}, d.devZoho())
+	if _, err := tenants.WithAdmins(tenant.Admin{Name: "demo-tenant-admin", Tenant: DevTenant, Token: DevTenantAdminToken}); err != nil {
+		return nil, err
+	}
 	cfg := config.Config{KafkaBrokers: []string{d.kafka.ListenAddrs()[0]}, KafkaPartitions: 3, KafkaRepl: 1,
 		RedisAddr: d.redis.Addr(), RedisPrefix: "ct", AdminToken: DevAdminToken, PublicURL: d.Base,
 		WriterGroup: "calltrack-writer", LogLevel: o.LogLevel,
@@ -109,7 +114,10 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 
 // Run serves HTTP and runs the writer until ctx ends.
 func (d *Dev) Run(ctx context.Context) error {
-	e := d.App.HTTP(d.mountSandboxes)
+	e := d.App.HTTP(d.mountSandboxes, func(e *echo.Echo) {
+		// A first visit finds the console.
+		e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/console/") })
+	})
 	srv := &http.Server{Handler: e}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -165,6 +173,9 @@ func (d *Dev) Banner() string {
   embedded Kafka %[2]s, embedded Redis %[3]s
   tenant %[4]q  webhook token %[5]q  admin token %[6]q
 
+Console: %[1]s/console/
+  sign in with operator token %[6]q (every tenant) or tenant-admin token %[8]q (tenant demo only)
+
 MyOperator webhook URLs for tenant demo:
   inCall:    %[1]s/webhooks/myoperator/demo/incall?token=demo-token
   afterCall: %[1]s/webhooks/myoperator/demo/aftercall?token=demo-token
@@ -195,7 +206,7 @@ Tenant demo-zoho (webhook token demo-zoho-token) writes to the Zoho sandbox (Cal
     curl -s --data-urlencode myoperator@- '%[1]s/webhooks/myoperator/demo-zoho/aftercall?token=demo-zoho-token'
   curl -s -H 'Authorization: Zoho-oauthtoken demo-zoho-access' %[1]s/sandbox/zoho/crm/v8/Calls
   curl -s %[1]s/sandbox/zoho/stats        # batching: "POST /crm/v8/Calls" requests vs records
-`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken, d.App.SummaryWait())
+`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken, d.App.SummaryWait(), DevTenantAdminToken)
 }
 
 func splitPort(addr string) (string, int, error) {

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -33,6 +34,9 @@ type Config struct {
 	RedisPrefix     string        `env:"CALLTRACK_REDIS_PREFIX" envDefault:"ct"`
 	TenantsFile     string        `env:"CALLTRACK_TENANTS_FILE"`
 	AdminToken      tenant.Secret `env:"CALLTRACK_ADMIN_TOKEN"`
+	// AdminAddr, when set, serves the console and the admin API on a listener of their
+	// own, and not on HTTPAddr with the webhooks.
+	AdminAddr       string        `env:"CALLTRACK_ADMIN_ADDR"`
 	LogLevel        string        `env:"CALLTRACK_LOG_LEVEL" envDefault:"info"`
 	WriterGroup     string        `env:"CALLTRACK_WRITER_GROUP" envDefault:"calltrack-writer"`
 	ShutdownTimeout time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
@@ -95,6 +99,22 @@ func (c Config) Kafka() kafkabus.Config {
 // Topics returns the topic names in use.
 func (c Config) Topics() kafkabus.Topics { return kafkabus.DefaultTopics().WithSuffix(c.TopicSuffix) }
 
+// RedisAddrSafe is the Redis address as it may be printed: a URL's password masked.
+func (c Config) RedisAddrSafe() string { return RedactAddr(c.RedisAddr) }
+
+// RedactAddr masks the password of a redis:// (or any) URL; a host:port list is
+// returned as it is.
+func RedactAddr(addr string) string {
+	if !strings.Contains(addr, "://") {
+		return addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "(an unparseable URL)"
+	}
+	return u.Redacted()
+}
+
 // Redis opens a client: a host:port, or a redis:// / rediss:// URL; a comma-separated
 // host list makes a cluster client.
 func (c Config) Redis() (redis.UniversalClient, error) {
@@ -106,6 +126,10 @@ func NewRedis(addr, password string) (redis.UniversalClient, error) {
 	if strings.HasPrefix(addr, "redis://") || strings.HasPrefix(addr, "rediss://") {
 		opt, err := redis.ParseURL(addr)
 		if err != nil {
+			// url.Parse's error quotes the URL, password and all.
+			if ue, ok := errors.AsType[*url.Error](err); ok {
+				ue.URL = RedactAddr(ue.URL)
+			}
 			return nil, fmt.Errorf("CALLTRACK_REDIS_ADDR: %w", err)
 		}
 		if password != "" {

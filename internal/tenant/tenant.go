@@ -58,7 +58,8 @@ func (t *Tenant) AcceptsCompany(companyID string) bool {
 
 // Registry is the set of tenants.
 type Registry struct {
-	byID map[string]*Tenant
+	byID   map[string]*Tenant
+	admins []Admin // console and admin API (access.go)
 }
 
 // NewRegistry builds a registry from tenants.
@@ -108,7 +109,8 @@ func (r *Registry) Authenticate(id, secret string) (*Tenant, error) {
 
 // file is the YAML shape of the tenants file.
 type file struct {
-	Tenants map[string]struct {
+	Operators []adminYAML `yaml:"operators"` // access.go
+	Tenants   map[string]struct {
 		CompanyID          string   `yaml:"company_id"`
 		WebhookTokenEnv    string   `yaml:"webhook_token_env"`
 		MyOperatorAPIURL   string   `yaml:"myoperator_api_url"`
@@ -124,6 +126,7 @@ type file struct {
 			RateLimit      float64  `yaml:"rate_limit"`
 			Zoho           zohoYAML `yaml:",inline"`
 		} `yaml:"crm"`
+		Admins []adminYAML `yaml:"admins"` // access.go
 	} `yaml:"tenants"`
 }
 
@@ -143,6 +146,10 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		return nil, fmt.Errorf("tenants file %s: no tenants", path)
 	}
 	var ts []*Tenant
+	admins, err := parseAdmins(f.Operators, "", getenv)
+	if err != nil {
+		return nil, err
+	}
 	for id, e := range f.Tenants {
 		if !idPattern.MatchString(id) {
 			return nil, fmt.Errorf("tenants file: tenant id %q: use lowercase letters, digits, - and _", id)
@@ -193,7 +200,16 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		if t.MyOperatorAPI == "" {
 			t.MyOperatorAPI = "https://developers.myoperator.co"
 		}
+		as, err := parseAdmins(e.Admins, id, getenv)
+		if err != nil {
+			return nil, err
+		}
+		admins = append(admins, as...)
 		ts = append(ts, t)
 	}
-	return NewRegistry(ts...), nil
+	r, err := NewRegistry(ts...).WithAdmins(admins...)
+	if err != nil {
+		return nil, fmt.Errorf("tenants file %s: %w", path, err)
+	}
+	return r, nil
 }

@@ -36,8 +36,26 @@ func Errorf(status int, code, message string) *Error {
 // Check is a readiness probe.
 type Check func(ctx context.Context) error
 
+// Option changes a default of New.
+type Option func(*options)
+
+type options struct {
+	readyDetails func(echo.Context) bool
+}
+
+// WithReadyDetails lets callers for whom fn is true (signed-in operators) see each
+// readiness check's error; everyone else gets the status only (errors can name hosts
+// and settings).
+func WithReadyDetails(fn func(echo.Context) bool) Option {
+	return func(o *options) { o.readyDetails = fn }
+}
+
 // New returns an Echo with calltrack's defaults. ready lists the readiness checks.
-func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check) *echo.Echo {
+func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check, opts ...Option) *echo.Echo {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
@@ -54,14 +72,20 @@ func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check) *echo.E
 		for name, check := range ready {
 			if err := check(ctx); err != nil {
 				res[name], ok = err.Error(), false
+				log.Warn().Str("check", name).Err(err).Msg("not ready")
 			} else {
 				res[name] = "ok"
 			}
 		}
-		if !ok {
-			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": res})
+		body := map[string]any{"status": "ready"}
+		if o.readyDetails != nil && o.readyDetails(c) {
+			body["checks"] = res
 		}
-		return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": res})
+		if !ok {
+			body["status"] = "not ready"
+			return c.JSON(http.StatusServiceUnavailable, body)
+		}
+		return c.JSON(http.StatusOK, body)
 	})
 	if m != nil {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))

@@ -1,0 +1,122 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/web"
+)
+
+// Auth says who an admin token belongs to: an admin of the tenants file (an operator,
+// or a tenant admin of one tenant), or the operator token of CALLTRACK_ADMIN_TOKEN.
+// The console signs in with it too.
+type Auth struct {
+	Tenants *tenant.Registry
+	// Token is CALLTRACK_ADMIN_TOKEN: an operator token, named "admin".
+	Token tenant.Secret
+}
+
+// OperatorName is the admin name of CALLTRACK_ADMIN_TOKEN.
+const OperatorName = "admin"
+
+// Authenticate returns the admin whose token is secret, or tenant.ErrUnauthorized.
+func (a *Auth) Authenticate(secret string) (*tenant.Admin, error) {
+	ad, err := a.Tenants.AuthenticateAdmin(secret)
+	if a.Token.Reveal() != "" && a.Token.Equal(secret) {
+		return &tenant.Admin{Name: OperatorName, Token: a.Token}, nil
+	}
+	return ad, err
+}
+
+// Current returns the admin a still-valid session or token names: nil when the admin
+// is gone from the tenants file or the token changed (rotating a token ends the
+// sessions signed in with it).
+func (a *Auth) Current(name, tokenFingerprint string) *tenant.Admin {
+	var ad *tenant.Admin
+	if name == OperatorName && a.Token.Reveal() != "" {
+		ad = &tenant.Admin{Name: OperatorName, Token: a.Token}
+	} else if found, ok := a.Tenants.Admin(name); ok {
+		ad = found
+	}
+	if ad == nil || Fingerprint(ad.Token) != tokenFingerprint {
+		return nil
+	}
+	return ad
+}
+
+// contextKey holds the signed-in admin in an echo.Context.
+const contextKey = "calltrack.admin"
+
+// FromContext returns the admin RequireAdmin (or the console's session) let in.
+func FromContext(c echo.Context) *tenant.Admin {
+	ad, _ := c.Get(contextKey).(*tenant.Admin)
+	return ad
+}
+
+// WithAdmin records the admin acting in this request.
+func WithAdmin(c echo.Context, ad *tenant.Admin) { c.Set(contextKey, ad) }
+
+// Bearer authenticates the request's bearer token; nil when there is none or it is
+// wrong.
+func (a *Auth) Bearer(c echo.Context) *tenant.Admin {
+	got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	if !ok {
+		return nil
+	}
+	ad, err := a.Authenticate(got)
+	if err != nil {
+		return nil
+	}
+	return ad
+}
+
+// RequireAdmin is the admin API's auth, and the hook for admin routes other packages
+// mount (user sync, backfill, PhoneBridge setup): a bearer token of an admin (401
+// otherwise); on routes with a :tenant parameter, an admin of that tenant (403 for a
+// tenant admin on another tenant, 404 for an operator on an unknown one). Handlers get
+// the admin with FromContext.
+func (a *Auth) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ad := a.Bearer(c)
+		if ad == nil {
+			return web.Errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong admin bearer token")
+		}
+		if err := Allow(ad, a.Tenants, c.Param("tenant")); err != nil {
+			return err
+		}
+		WithAdmin(c, ad)
+		return next(c)
+	}
+}
+
+// Allow checks that ad may act on tenant id ("" allows any admin): 403 for a tenant
+// admin on another tenant, whether it exists or not; 404 for an operator on an
+// unknown tenant.
+func Allow(ad *tenant.Admin, tenants *tenant.Registry, id string) error {
+	if id == "" {
+		return nil
+	}
+	if !ad.CanAccess(id) {
+		return web.Errorf(http.StatusForbidden, "forbidden", "your token is for tenant "+ad.Tenant+" only")
+	}
+	if _, ok := tenants.Get(id); !ok {
+		return web.Errorf(http.StatusNotFound, "unknown_tenant", "no tenant "+id)
+	}
+	return nil
+}
+
+// Fingerprint identifies a token without revealing it (sessions keep it to notice a
+// rotated token).
+func Fingerprint(s tenant.Secret) string {
+	return fingerprint(s.Reveal())
+}
+
+func fingerprint(s string) string {
+	h := sha256.Sum256([]byte("calltrack-admin-token\x00" + s))
+	return hex.EncodeToString(h[:12])
+}

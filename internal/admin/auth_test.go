@@ -1,0 +1,99 @@
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/testenv"
+	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/web"
+)
+
+// The admin API as a tenant admin, an operator of the tenants file and the
+// CALLTRACK_ADMIN_TOKEN operator see it; plus a route another package mounts through
+// the auth hook.
+func TestTenantScopedTokens(t *testing.T) {
+	env := testenv.New(t)
+	reg := tenant.NewRegistry(&tenant.Tenant{ID: "acme"}, &tenant.Tenant{ID: "beta"})
+	_, err := reg.WithAdmins(tenant.Admin{Name: "acme-admin", Tenant: "acme", Token: "acme-admin-token"},
+		tenant.Admin{Name: "alice", Token: "alice-operator-token"})
+	require.NoError(t, err)
+	api := &API{Auth: &Auth{Tenants: reg, Token: "env-operator-token"}, Tenants: reg,
+		Mappings: mapping.NewStore(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Log: zerolog.Nop()}
+	e := web.New(zerolog.Nop(), nil, nil)
+	api.Register(e)
+	var mountedBy string
+	e.Group("/admin/v1", api.RequireAdmin).POST("/tenants/:tenant/backfill", func(c echo.Context) error {
+		mountedBy = FromContext(c).Name
+		return c.NoContent(http.StatusAccepted)
+	})
+
+	do := func(method, path, token, body string) (int, string) {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	cases := []struct {
+		name, method, path, token, body string
+		status                          int
+		contains                        string
+	}{
+		{"no token", "GET", "/admin/v1/tenants/acme/mappings", "", "", 401, `"unauthorized"`},
+		{"wrong token", "GET", "/admin/v1/tenants/acme/mappings", "acme-admin-tokenX", "", 401, `"unauthorized"`},
+		{"tenant admin, own tenant", "GET", "/admin/v1/tenants/acme/mappings", "acme-admin-token", "", 200, `"mappings"`},
+		{"tenant admin, other tenant", "GET", "/admin/v1/tenants/beta/mappings", "acme-admin-token", "", 403, "your token is for tenant acme only"},
+		{"tenant admin, unknown tenant", "GET", "/admin/v1/tenants/nope/mappings", "acme-admin-token", "", 403, `"forbidden"`},
+		{"tenant admin writes other tenant", "PUT", "/admin/v1/tenants/beta/mappings/a1", "acme-admin-token", `{"crm_user_id":"7"}`, 403, `"forbidden"`},
+		{"tenant admin, mounted route, other tenant", "POST", "/admin/v1/tenants/beta/backfill", "acme-admin-token", "", 403, `"forbidden"`},
+		{"tenant admin lists tenants", "GET", "/admin/v1/tenants", "acme-admin-token", "", 200, `{"tenants":["acme"]}`},
+		{"operator lists tenants", "GET", "/admin/v1/tenants", "alice-operator-token", "", 200, `{"tenants":["acme","beta"]}`},
+		{"operator, any tenant", "GET", "/admin/v1/tenants/beta/mappings", "alice-operator-token", "", 200, `"mappings"`},
+		{"operator, unknown tenant", "GET", "/admin/v1/tenants/nope/mappings", "alice-operator-token", "", 404, `"unknown_tenant"`},
+		{"CALLTRACK_ADMIN_TOKEN is an operator", "GET", "/admin/v1/tenants/beta/mappings", "env-operator-token", "", 200, `"mappings"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := do(c.method, c.path, c.token, c.body)
+			assert.Equal(t, c.status, status, body)
+			assert.Contains(t, body, c.contains)
+		})
+	}
+
+	status, _ := do("POST", "/admin/v1/tenants/acme/backfill", "acme-admin-token", "")
+	assert.Equal(t, http.StatusAccepted, status)
+	assert.Equal(t, "acme-admin", mountedBy, "a mounted route knows who acts")
+
+	// The journal says who changed a mapping.
+	status, body := do("PUT", "/admin/v1/tenants/acme/mappings/a1", "acme-admin-token", `{"crm_user_id":"7","phones":["8586848544"]}`)
+	require.Equal(t, http.StatusOK, status, body)
+	var m mapping.Mapping
+	require.NoError(t, json.Unmarshal([]byte(body), &m))
+	assert.Equal(t, "admin-api:acme-admin", m.UpdatedBy)
+	assert.Equal(t, []string{"+918586848544"}, m.Phones)
+}
+
+func TestCurrentEndsWithRotatedToken(t *testing.T) {
+	reg := tenant.NewRegistry(&tenant.Tenant{ID: "acme"})
+	_, err := reg.WithAdmins(tenant.Admin{Name: "acme-admin", Tenant: "acme", Token: "old-token"})
+	require.NoError(t, err)
+	a := &Auth{Tenants: reg, Token: "op-token"}
+	assert.NotNil(t, a.Current("acme-admin", Fingerprint("old-token")))
+	assert.Nil(t, a.Current("acme-admin", Fingerprint("new-token")), "a session of a rotated token is over")
+	assert.Nil(t, a.Current("gone", Fingerprint("old-token")))
+	assert.NotNil(t, a.Current(OperatorName, Fingerprint("op-token")))
+}

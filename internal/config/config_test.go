@@ -1,0 +1,22 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRedisAddressNeverPrintsItsPassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://:hunter2@redis.internal:6379/0":   "redis://:xxxxx@redis.internal:6379/0",
+		"rediss://user:hunter2@redis.internal:6380": "rediss://user:xxxxx@redis.internal:6380",
+		"redis-1:6379,redis-2:6379":                 "redis-1:6379,redis-2:6379",
+	} {
+		assert.Equal(t, want, Config{RedisAddr: in}.RedisAddrSafe())
+	}
+	// A URL the parser refuses: its error quotes the URL, password and all.
+	_, err := NewRedis("redis://:hunter2@redis.internal:notaport", "")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "hunter2")
+}
