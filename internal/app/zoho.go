@@ -20,7 +20,7 @@ func (a *App) zohoAdapter(t *tenant.Tenant) (*zoho.Adapter, error) {
 	}
 	return zoho.New(zoho.Config{AccountsURL: z.AccountsURL, APIDomain: z.APIDomain, ClientID: z.ClientID,
 		ClientSecret: z.ClientSecret.Reveal(), RefreshToken: z.RefreshToken.Reveal(), DefaultCountry: t.DefaultCountry,
-		TimeZone: tz, TokenStore: zoho.NewRedisTokenStore(a.Redis, a.Cfg.RedisPrefix),
+		TimeZone: tz, CallIDField: z.CallIDField, TokenStore: zoho.NewRedisTokenStore(a.Redis, a.Cfg.RedisPrefix),
 		Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t)}) // limits.go
 }
 

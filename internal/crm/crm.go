@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,18 +23,23 @@ type Call struct {
 	RecordingURL string // link to put in the CRM record; empty when none
 }
 
-// Adapter writes call activities to one tenant's CRM.
+// Adapter writes call activities to one tenant's CRM, and finds them again.
 type Adapter interface {
 	// CreateCall creates the call activity owned by c.OwnerID and returns the CRM record id.
+	// An error for which OutcomeUnknown is true means the record may exist: ask
+	// FindCall before creating again.
 	CreateCall(ctx context.Context, c Call) (recordID string, err error)
 	// UpdateCall rewrites the record (e.g. to add a recording that arrived later).
 	UpdateCall(ctx context.Context, recordID string, c Call) error
+	Finder
 }
 
 // Finder finds the record calltrack wrote for a call, by calltrack's call id (which
 // every adapter puts in the record where its CRM lets it be searched). The writer asks
 // it before any create whose earlier attempt had an unknown outcome: only found=false
-// with a nil error allows a new create.
+// with a nil error allows a new create. Ask only after that attempt has returned: a
+// CRM search may lag behind its writes, and each adapter answers "absent" only from a
+// search made after its documented settle time (docs/crm-contracts.md).
 type Finder interface {
 	FindCall(ctx context.Context, c Call) (recordID string, found bool, err error)
 }
@@ -47,8 +53,23 @@ type Error struct {
 	Message    string        // CRM error message, if any
 	RetryAfter time.Duration // what the CRM asked us to wait, if it said
 	Permanent  bool          // retrying the same request cannot succeed
-	Err        error         // underlying transport error, if any
+	// Unknown: the request was sent and may have been applied (no answer, an answer
+	// that could not be read, a 5xx other than 503). For a create it means the record
+	// may exist; errors.Is(err, ErrOutcomeUnknown) reports it.
+	Unknown bool
+	Err     error // underlying transport error, if any
 }
+
+// ErrOutcomeUnknown matches (errors.Is) every *Error whose Unknown is set: a write
+// that may or may not have been applied. It is never a clean failure: before a new
+// create, the record must be looked up (Finder).
+var ErrOutcomeUnknown = errors.New("crm: outcome unknown: the request may have been applied")
+
+// Is makes errors.Is(err, ErrOutcomeUnknown) true for an unknown outcome.
+func (e *Error) Is(target error) bool { return target == ErrOutcomeUnknown && e.Unknown }
+
+// OutcomeUnknown reports whether err leaves it open whether the write was applied.
+func OutcomeUnknown(err error) bool { return errors.Is(err, ErrOutcomeUnknown) }
 
 func (e *Error) Error() string {
 	msg := e.Op
@@ -70,13 +91,16 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // StatusError builds the Error for an HTTP response status: 408, 425, 429 and 5xx are
-// transient, other 4xx permanent.
+// transient, other 4xx permanent. A 5xx other than 503 leaves the outcome unknown:
+// the server may have stored the record before failing (a 503 is an overloaded or
+// unavailable service refusing the request before handling it).
 func StatusError(op string, resp *http.Response, code, message string) *Error {
 	e := &Error{Op: op, Status: resp.StatusCode, Code: code, Message: message}
 	switch {
 	case resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode == http.StatusTooEarly,
 		resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
 		e.Permanent = false
+		e.Unknown = resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable
 	case resp.StatusCode >= 400:
 		e.Permanent = true
 	}
@@ -156,11 +180,48 @@ func RetrySearch[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 
 // TransportError wraps a failed round trip (transient). The URL is dropped from a
 // *url.Error: its query can carry a customer's phone number (Zoho's search) or a
-// token, and the error ends up in logs, traces and DLQ headers.
+// token, and the error ends up in logs, traces and DLQ headers. Unless the request
+// provably never left (no connection could be made, or the context ended before it
+// was sent), the outcome is unknown: the server may have applied it and lost the answer.
 func TransportError(op string, err error) *Error {
+	unknown := !neverSent(err)
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
-	return &Error{Op: op, Err: err}
+	return &Error{Op: op, Err: err, Unknown: unknown}
+}
+
+// neverSent: the dial failed, so no byte of the request reached the server.
+func neverSent(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// DefaultSearchSettle is how long after a write a CRM's search is trusted to show it
+// when the CRM documents no bound (Kylas's and Zoho's searches are index-backed and
+// neither publishes one; docs/crm-contracts.md).
+const DefaultSearchSettle = 3 * time.Second
+
+// FindSettled runs a Finder's search (once) and, when it finds nothing, runs it again
+// once settle has passed since FindSettled began. Why: a search index may not yet
+// show a record stored just before the first search; a record stored before
+// FindSettled was called is visible to a search made settle later. So "absent" is
+// only ever the answer of a search made at least settle after the call began.
+func FindSettled(ctx context.Context, settle time.Duration, once func(context.Context) (string, bool, error)) (string, bool, error) {
+	begun := time.Now()
+	id, found, err := once(ctx)
+	if err != nil || found {
+		return id, found, err
+	}
+	if wait := settle - time.Since(begun); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", false, &Error{Op: "crm: find call", Message: "waiting for the search to settle", Err: ctx.Err()}
+		case <-t.C:
+		}
+	}
+	return once(ctx)
 }

@@ -3,6 +3,7 @@ package tenant
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,9 @@ type Zoho struct {
 	ClientSecret Secret
 	RefreshToken Secret
 	TimeZone     string // IANA zone of the call times written; "" = Asia/Kolkata
+	// CallIDField is a single-line custom field of the Calls module that gets the call
+	// id (found again with COQL); "" = the call id ends the Subject.
+	CallIDField string
 }
 
 // ZohoDataCentres maps the tenants file's crm.data_centre to the accounts server
@@ -41,13 +45,15 @@ type zohoYAML struct {
 	ClientSecretEnv string `yaml:"client_secret_env"`
 	RefreshTokenEnv string `yaml:"refresh_token_env"`
 	TimeZone        string `yaml:"time_zone"`
+	CallIDField     string `yaml:"call_id_field"`
 }
 
 func (y zohoYAML) parse(id string, secret func(field, name string, required bool) (Secret, error)) (Zoho, error) {
 	bad := func(format string, args ...any) (Zoho, error) {
 		return Zoho{}, fmt.Errorf("tenants file: tenant %s: "+format, append([]any{id}, args...)...)
 	}
-	z := Zoho{AccountsURL: y.AccountsURL, APIDomain: y.APIDomain, ClientID: strings.TrimSpace(y.ClientID), TimeZone: y.TimeZone}
+	z := Zoho{AccountsURL: y.AccountsURL, APIDomain: y.APIDomain, ClientID: strings.TrimSpace(y.ClientID), TimeZone: y.TimeZone,
+		CallIDField: strings.TrimSpace(y.CallIDField)}
 	if y.DataCentre != "" {
 		dc, ok := ZohoDataCentres[y.DataCentre]
 		if !ok {
@@ -72,6 +78,9 @@ func (y zohoYAML) parse(id string, secret func(field, name string, required bool
 	if z.ClientID == "" {
 		return bad("crm.client_id is required")
 	}
+	if z.CallIDField != "" && !zohoAPINameRE.MatchString(z.CallIDField) {
+		return bad("crm.call_id_field %q is not a field API name (letters, digits, _)", z.CallIDField)
+	}
 	if z.TimeZone != "" {
 		if _, err := time.LoadLocation(z.TimeZone); err != nil {
 			return bad("crm.time_zone %q: %v", z.TimeZone, err)
@@ -86,6 +95,9 @@ func (y zohoYAML) parse(id string, secret func(field, name string, required bool
 	}
 	return z, nil
 }
+
+// zohoAPINameRE is a Zoho field API name.
+var zohoAPINameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,99}$`)
 
 func cmpOr(a, b string) string {
 	if a != "" {

@@ -52,6 +52,7 @@ func TestLoadZoho(t *testing.T) {
 		"crm.client_id is required":    "      kind: zoho\n      data_centre: in\n",
 		"ZOHO_MISSING":                 "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_MISSING\n      refresh_token_env: ZOHO_REFRESH\n",
 		"crm.refresh_token_env":        "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_SECRET\n",
+		`crm.call_id_field "Call ID"`:  "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_SECRET\n      refresh_token_env: ZOHO_REFRESH\n      call_id_field: Call ID\n",
 		`crm.time_zone "Mars/Base"`:    "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_SECRET\n      refresh_token_env: ZOHO_REFRESH\n      time_zone: Mars/Base\n",
 	} {
 		_, err := loadYAML(t, crm)

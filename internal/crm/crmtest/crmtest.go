@@ -44,6 +44,13 @@ type Backend interface {
 	// Fail makes every following adapter call (writes and searches) answer status
 	// (400, 429, 500 or 503); 0 heals.
 	Fail(t *testing.T, status int)
+	// LoseResponses makes that share (0..1) of writes be applied and then answered by
+	// closing the connection; SearchLag makes stored records show in searches only
+	// that long after they were stored. Duplicates counts creates of a call id
+	// already stored.
+	LoseResponses(t *testing.T, rate float64)
+	SearchLag(t *testing.T, d time.Duration)
+	Duplicates(t *testing.T) int
 }
 
 // Harness builds what each case needs.
@@ -52,6 +59,9 @@ type Harness struct {
 	Setup func(t *testing.T) (crm.Adapter, Backend)
 	// Owners are two distinct user ids the CRM accepts as owners.
 	Owners [2]string
+	// Settle is the adapter's search settle time (crm.FindSettled); the find cases
+	// make the sandbox's search lag behind writes by half of it.
+	Settle time.Duration
 }
 
 // Customer numbers used by the cases.
@@ -86,6 +96,7 @@ func NewCall(callID, e164, owner string, dir call.Direction, status call.Status)
 func Run(t *testing.T, h Harness) {
 	require.NotNil(t, h.Setup, "Harness.Setup")
 	require.NotEqual(t, h.Owners[0], h.Owners[1], "Harness.Owners must differ")
+	require.Positive(t, h.Settle, "Harness.Settle")
 	cases := []struct {
 		name string
 		run  func(t *testing.T, h Harness)
@@ -100,6 +111,10 @@ func Run(t *testing.T, h Harness) {
 		{"unknown caller stays unrelated", testUnrelated},
 		{"errors classified", testErrors},
 		{"cancelled context is transient", testCancelled},
+		{"find: a written call is found, even while the search lags", testFindWritten},
+		{"find: another call at the same time from the same number is not ours", testFindAbsent},
+		{"find: a lost response is an unknown outcome, and the record is found", testFindLostResponse},
+		{"find: a failing search is an error, never absent", testFindSearchFails},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -328,4 +343,78 @@ func testCancelled(t *testing.T, h Harness) {
 	assert.False(t, crm.IsPermanent(err), "%v", err)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Empty(t, b.Records(t))
+}
+
+func testFindWritten(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	b.SearchLag(t, h.Settle/2)
+	c := NewCall("find-1", phoneA, h.Owners[0], call.Incoming, call.Answered)
+	id, err := a.CreateCall(ctx, c)
+	require.NoError(t, err)
+	// Asked at once: the search does not show the record yet; the answer must still be "found".
+	got, found, err := a.FindCall(ctx, c)
+	require.NoError(t, err)
+	require.True(t, found, "a record written just before FindCall must be found")
+	assert.Equal(t, id, got)
+	assert.Len(t, b.Records(t), 1)
+}
+
+func testFindAbsent(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	b.SearchLag(t, h.Settle/2)
+	mine := NewCall("find-mine", phoneB, h.Owners[0], call.Incoming, call.Answered)
+	other := NewCall("find-other", phoneB, h.Owners[0], call.Incoming, call.Answered) // same number, same time
+	_, err := a.CreateCall(ctx, other)
+	require.NoError(t, err)
+	_, found, err := a.FindCall(ctx, mine)
+	require.NoError(t, err)
+	assert.False(t, found, "another call's record must not be taken for this one")
+	begun := time.Now()
+	_, found, err = a.FindCall(ctx, NewCall("find-never", phoneC, h.Owners[1], call.Outgoing, call.Missed))
+	require.NoError(t, err)
+	assert.False(t, found)
+	assert.GreaterOrEqual(t, time.Since(begun), h.Settle, "absent must come from a search made after the settle time")
+}
+
+func testFindLostResponse(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	b.SearchLag(t, h.Settle/2)
+	c := NewCall("find-lost", phoneA, h.Owners[1], call.Incoming, call.Answered)
+	b.LoseResponses(t, 1)
+	_, err := a.CreateCall(ctx, c)
+	require.Error(t, err)
+	assert.True(t, crm.OutcomeUnknown(err), "a write without an answer has an unknown outcome: %v", err)
+	assert.ErrorIs(t, err, crm.ErrOutcomeUnknown)
+	assert.False(t, crm.IsPermanent(err))
+	b.LoseResponses(t, 0)
+	require.Len(t, b.Records(t), 1, "the sandbox applied the write")
+
+	id, found, err := a.FindCall(ctx, c)
+	require.NoError(t, err)
+	require.True(t, found, "the record the lost write made must be found")
+	r := only(t, b)
+	assert.Equal(t, r.ID, id)
+	assert.Equal(t, h.Owners[1], r.OwnerID)
+	assert.Zero(t, b.Duplicates(t))
+}
+
+func testFindSearchFails(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t)
+	c := NewCall("find-fail", phoneA, h.Owners[0], call.Incoming, call.Answered)
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		b.Fail(t, status)
+		id, found, err := a.FindCall(ctx, c)
+		require.Error(t, err, "status %d", status)
+		assert.False(t, found)
+		assert.Empty(t, id)
+		assert.False(t, crm.IsPermanent(err), "%v", err)
+	}
+	b.Fail(t, 0)
+	_, found, err := a.FindCall(ctx, c)
+	require.NoError(t, err)
+	assert.False(t, found)
 }

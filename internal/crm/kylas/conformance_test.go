@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -19,12 +20,16 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	crmtest.Run(t, crmtest.Harness{
 		Owners: [2]string{"4242", "5151"},
+		Settle: testSettle,
 		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
 			sb, a := setup(t, sandbox.KylasOptions{})
 			return a, backend{sb}
 		},
 	})
 }
+
+// testSettle is the adapters' search settle time in tests.
+const testSettle = 400 * time.Millisecond
 
 // setup starts a sandbox and an adapter pointed at it.
 func setup(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *kylas.Adapter) {
@@ -35,7 +40,7 @@ func setup(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *kylas.Adap
 	sb := sandbox.NewKylas(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", SearchSettle: testSettle})
 	require.NoError(t, err)
 	return sb, a
 }
@@ -77,10 +82,25 @@ func (b backend) AddLead(t *testing.T, e164 string) string {
 	return strconv.FormatInt(b.sb.AddLead(person(e164)), 10)
 }
 
+func (b backend) LoseResponses(t *testing.T, rate float64) {
+	f := b.sb.Faults()
+	f.LostResponseRate = rate
+	require.NoError(t, b.sb.SetFaults(f))
+}
+
+func (b backend) SearchLag(t *testing.T, d time.Duration) {
+	f := b.sb.Faults()
+	f.SearchLagMS = int(d / time.Millisecond)
+	require.NoError(t, b.sb.SetFaults(f))
+}
+
+func (b backend) Duplicates(t *testing.T) int { return b.sb.Stats().Duplicates }
+
 func (b backend) Fail(t *testing.T, status int) {
-	f := sandbox.Faults{}
+	f := b.sb.Faults()
+	f.ErrorRate, f.Status = 0, 0
 	if status != 0 {
-		f = sandbox.Faults{ErrorRate: 1, Status: status}
+		f.ErrorRate, f.Status = 1, status
 	}
 	require.NoError(t, b.sb.SetFaults(f))
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// DefaultCountry is the calling code ("91") for numbers stored without one.
 	DefaultCountry string
 	Limiter        Limiter // optional; waited on before every request
+	// SearchSettle is how long after a write Kylas's call-log search is trusted to
+	// show it (FindCall); default crm.DefaultSearchSettle.
+	SearchSettle time.Duration
 }
 
 // String hides the secrets so a Config can be logged.
@@ -69,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultCountry == "" {
 		c.DefaultCountry = phone.DefaultCountryCode
+	}
+	if c.SearchSettle <= 0 {
+		c.SearchSettle = crm.DefaultSearchSettle
 	}
 	return c
 }

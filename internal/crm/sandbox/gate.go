@@ -22,6 +22,13 @@ type Faults struct {
 	ErrorRate float64 `json:"error_rate"`           // 0..1: share of adapter calls that fail
 	Status    int     `json:"status,omitempty"`     // 400, 429, 500 or 503; 503 when omitted
 	LatencyMS int     `json:"latency_ms,omitempty"` // added to every adapter call, failing or not
+	// LostResponseRate 0..1: share of writes (creates, updates) that are applied — the
+	// record is stored — and then answered by closing the connection with no response,
+	// as when an answer is lost on the way back.
+	LostResponseRate float64 `json:"lost_response_rate,omitempty"`
+	// SearchLagMS: a record shows in searches (Kylas call-log search, Zoho COQL) only
+	// this long after it was stored, as an index that lags behind writes.
+	SearchLagMS int `json:"search_lag_ms,omitempty"`
 }
 
 // Validate checks the ranges the control endpoint accepts.
@@ -31,6 +38,10 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("error_rate %v: want 0..1", f.ErrorRate)
 	case f.LatencyMS < 0 || f.LatencyMS > 60_000:
 		return fmt.Errorf("latency_ms %d: want 0..60000", f.LatencyMS)
+	case f.LostResponseRate < 0 || f.LostResponseRate > 1:
+		return fmt.Errorf("lost_response_rate %v: want 0..1", f.LostResponseRate)
+	case f.SearchLagMS < 0 || f.SearchLagMS > 60_000:
+		return fmt.Errorf("search_lag_ms %d: want 0..60000", f.SearchLagMS)
 	}
 	switch f.Status {
 	case 0, http.StatusBadRequest, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable:
@@ -53,7 +64,8 @@ type Stats struct {
 	ByEndpoint map[string]int `json:"by_endpoint"` // "<METHOD path>" as the real API spells it, ids as {id}
 	MaxRPS1s   int            `json:"max_rps_1s"`  // most adapter calls seen in one wall-clock second
 	Rejected   int            `json:"rejected"`    // injected faults + rate-limit 429s + auth failures
-	Duplicates int            `json:"duplicates"`  // creates whose caller id (e.g. Kylas remoteId) was already stored
+	Duplicates int            `json:"duplicates"`  // creates whose call id (Kylas remoteId or note, Zoho "Call ID:") was already stored
+	Lost       int            `json:"lost"`        // writes applied whose response was dropped (lost_response_rate)
 }
 
 // gate is the part every sandbox shares: it counts adapter calls, enforces the
@@ -100,6 +112,7 @@ type verdict struct {
 	latency    time.Duration // sleep this long first (faults' latency)
 	remaining  int           // rate-limit budget left in this second (-1: unlimited)
 	retryAfter time.Duration
+	lose       bool // a write to apply and then answer by closing the connection
 }
 
 // count records one adapter call on endpoint; auth is checked after it.
@@ -132,7 +145,8 @@ func (g *gate) reject() {
 }
 
 // admit applies the rate limit, then the faults, to an adapter call already counted.
-func (g *gate) admit() verdict {
+// write: the call creates or changes a record (it may lose its response).
+func (g *gate) admit(write bool) verdict {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -156,8 +170,42 @@ func (g *gate) admit() verdict {
 			v.retryAfter = time.Second
 		}
 	}
+	if v.status == 0 && write && g.faults.LostResponseRate > 0 && g.rng.Float64() < g.faults.LostResponseRate {
+		v.lose = true
+		g.stats.Lost++
+	}
 	return v
 }
+
+// searchLag is how long a stored record stays out of searches.
+func (g *gate) searchLag() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return time.Duration(g.faults.SearchLagMS) * time.Millisecond
+}
+
+// serve runs h, or for a lost response runs h on a writer that discards the answer
+// and then closes the client's connection without a response (hijacked; where the
+// server cannot hijack, net/http's ErrAbortHandler does the same).
+func serve(v verdict, h http.HandlerFunc, w http.ResponseWriter, r *http.Request) {
+	if !v.lose {
+		h(w, r)
+		return
+	}
+	h(discard{h: http.Header{}}, r)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}
+
+// discard is a ResponseWriter that drops what is written.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
 
 // setHeaders writes the rate-limit headers of a verdict. X-RateLimit-Reset is in
 // seconds from now (the window is one wall-clock second).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,9 +155,10 @@ func NewKylas(opts KylasOptions) *Kylas {
 	k.resetData()
 
 	// Adapter calls: counted, rate-limited, faulted.
-	k.mux.HandleFunc("POST /v1/call-logs/sync", k.adapterCall(k.syncCallLog))
-	k.mux.HandleFunc("POST /v1/call-logs", k.adapterCall(k.createCallLog))
-	k.mux.HandleFunc("PUT /v1/call-logs/{id}", k.adapterCall(k.updateCallLog))
+	k.mux.HandleFunc("POST /v1/call-logs/sync", k.adapterWrite(k.syncCallLog))
+	k.mux.HandleFunc("POST /v1/call-logs", k.adapterWrite(k.createCallLog))
+	k.mux.HandleFunc("PUT /v1/call-logs/{id}", k.adapterWrite(k.updateCallLog))
+	k.mux.HandleFunc("POST /v1/call-logs/search", k.adapterCall(k.searchCallLogs))
 	k.mux.HandleFunc("POST /v1/search/lead", k.adapterCall(k.search("lead")))
 	k.mux.HandleFunc("POST /v1/search/contact", k.adapterCall(k.search("contact")))
 	// Reads: authenticated, never faulted or counted.
@@ -304,7 +306,12 @@ func (k *Kylas) api(h http.HandlerFunc) http.HandlerFunc {
 
 // adapterCall guards an endpoint adapters call: counted, authenticated,
 // rate-limited, delayed and faulted, in that order.
-func (k *Kylas) adapterCall(h http.HandlerFunc) http.HandlerFunc {
+func (k *Kylas) adapterCall(h http.HandlerFunc) http.HandlerFunc { return k.guard(h, false) }
+
+// adapterWrite guards a write adapters call: as adapterCall, and its response may be lost.
+func (k *Kylas) adapterWrite(h http.HandlerFunc) http.HandlerFunc { return k.guard(h, true) }
+
+func (k *Kylas) guard(h http.HandlerFunc, write bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		k.gate.count(r.Pattern) // patterns are spelled as the real API: "PUT /v1/call-logs/{id}"
 		if !k.authorized(r) {
@@ -312,7 +319,7 @@ func (k *Kylas) adapterCall(h http.HandlerFunc) http.HandlerFunc {
 			kylasFail(w, http.StatusUnauthorized, "unauthorized", "missing or invalid api-key")
 			return
 		}
-		v := k.gate.admit()
+		v := k.gate.admit(write)
 		k.gate.setHeaders(w.Header(), v)
 		if v.rateLimit {
 			kylasFail(w, v.status, "rate_limit_exceeded", fmt.Sprintf("more than %d requests per second", k.opts.RateLimit))
@@ -323,7 +330,7 @@ func (k *Kylas) adapterCall(h http.HandlerFunc) http.HandlerFunc {
 			kylasFail(w, v.status, fmt.Sprintf("sandbox_fault_%d", v.status), "injected fault: "+http.StatusText(v.status))
 			return
 		}
-		h(w, r)
+		serve(v, h, w, r)
 	}
 }
 
@@ -477,6 +484,9 @@ func (k *Kylas) ownerRef(id int64) KylasIDName {
 	return KylasIDName{ID: id, Name: fmt.Sprintf("User %d", id)}
 }
 
+// noteCallIDRE finds calltrack's "Call ID: <id>" line in a note.
+var noteCallIDRE = regexp.MustCompile(`(?m)^Call ID: (\S+)\s*$`)
+
 // store adds a record. A remoteId already stored still gets a new record (the
 // real API's dedupe is unknown; we must not rely on one) but is counted.
 func (k *Kylas) store(rec KylasCallLog, owner int64, route string) KylasCallLog {
@@ -485,11 +495,18 @@ func (k *Kylas) store(rec KylasCallLog, owner int64, route string) KylasCallLog 
 	k.nextID++
 	now := k.opts.Now().UTC()
 	rec.ID, rec.Owner, rec.Route, rec.CreatedAt, rec.UpdatedAt = k.nextID, k.ownerRef(owner), route, now, now
-	if rec.RemoteID != "" {
-		if k.byRemote[rec.RemoteID] > 0 {
+	// A call id is the remoteId (sync route) or the note's "Call ID:" line (plain route).
+	callID := rec.RemoteID
+	for _, n := range rec.Notes {
+		if m := noteCallIDRE.FindStringSubmatch(n.Description); callID == "" && m != nil {
+			callID = m[1]
+		}
+	}
+	if callID != "" {
+		if k.byRemote[callID] > 0 {
 			k.duplicates++
 		}
-		k.byRemote[rec.RemoteID]++
+		k.byRemote[callID]++
 	}
 	k.records = append(k.records, &rec)
 	return rec.clone()

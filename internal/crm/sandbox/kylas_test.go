@@ -395,7 +395,7 @@ func TestRateLimitAndStats(t *testing.T) {
 		"requests":   5.0,
 		"max_rps_1s": 3.0,
 		"rejected":   1.0,
-		"duplicates": 0.0,
+		"duplicates": 0.0, "lost": 0.0,
 		"by_endpoint": map[string]any{
 			"POST /v1/search/lead":    1.0,
 			"POST /v1/call-logs/sync": 3.0,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -43,6 +44,10 @@ type ZohoOptions struct {
 	Now       func() time.Time // clock for timestamps, tokens and the rate-limit window
 	Seed      uint64           // seed of the fault dice; 0 = random
 	TimeZone  *time.Location   // zone of Created_Time / Modified_Time; default IST (+05:30)
+
+	// CustomFields are single-line text custom fields of the Calls module (API
+	// names, e.g. Calltrack_Call_ID): writable, shown in listings, usable in COQL.
+	CustomFields []string
 
 	// Seed data, restored by Reset.
 	Users    []ZohoUser
@@ -107,9 +112,29 @@ type ZohoCall struct {
 	VoiceRecording string   `json:"Voice_Recording__s,omitempty"`
 	CreatedTime    string   `json:"Created_Time"`
 	ModifiedTime   string   `json:"Modified_Time"`
+	Custom         map[string]string `json:"-"` // custom fields, listed flat beside the standard ones
+	stored         time.Time         // when it was stored, to the nanosecond (search lag)
+}
+
+// MarshalJSON lists custom fields beside the standard ones, as Zoho does.
+func (c ZohoCall) MarshalJSON() ([]byte, error) {
+	type plain ZohoCall
+	raw, err := json.Marshal(plain(c))
+	if err != nil || len(c.Custom) == 0 {
+		return raw, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range c.Custom {
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
 
 func (c ZohoCall) clone() ZohoCall {
+	c.Custom = maps.Clone(c.Custom)
 	if c.WhoID != nil {
 		r := *c.WhoID
 		c.WhoID = &r
@@ -198,8 +223,9 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	// OAuth (accounts server): shown in by_endpoint, not an API call.
 	z.mux.HandleFunc("POST /oauth/v2/token", z.token)
 	// Adapter calls: counted, authenticated, rate-limited, faulted.
-	z.mux.HandleFunc("POST /crm/v8/Calls", z.adapterCall(z.insertCalls))
-	z.mux.HandleFunc("PUT /crm/v8/Calls/{id}", z.adapterCall(z.updateCall))
+	z.mux.HandleFunc("POST /crm/v8/Calls", z.adapterWrite(z.insertCalls))
+	z.mux.HandleFunc("PUT /crm/v8/Calls/{id}", z.adapterWrite(z.updateCall))
+	z.mux.HandleFunc("POST /crm/v8/coql", z.adapterCall(z.coql))
 	z.mux.HandleFunc("GET /crm/v8/Contacts/search", z.adapterCall(z.search("Contacts")))
 	z.mux.HandleFunc("GET /crm/v8/Leads/search", z.adapterCall(z.search("Leads")))
 	z.mux.HandleFunc("POST /phonebridge/v3/callnotify", z.adapterCall(z.callNotify))
@@ -423,13 +449,18 @@ var zohoFaultCodes = map[int]string{
 
 // adapterCall guards an endpoint adapters call: counted, authenticated,
 // rate-limited, delayed and faulted, in that order.
-func (z *Zoho) adapterCall(h http.HandlerFunc) http.HandlerFunc {
+func (z *Zoho) adapterCall(h http.HandlerFunc) http.HandlerFunc { return z.guard(h, false) }
+
+// adapterWrite guards a write adapters call: as adapterCall, and its response may be lost.
+func (z *Zoho) adapterWrite(h http.HandlerFunc) http.HandlerFunc { return z.guard(h, true) }
+
+func (z *Zoho) guard(h http.HandlerFunc, write bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		z.gate.count(r.Pattern) // patterns are spelled as the real API: "POST /crm/v8/Calls"
 		if !z.authorize(w, r) {
 			return
 		}
-		v := z.gate.admit()
+		v := z.gate.admit(write)
 		z.gate.setHeaders(w.Header(), v)
 		if v.rateLimit {
 			zohoFail(w, v.status, "TOO_MANY_REQUESTS", fmt.Sprintf("more than %d requests per second", z.opts.RateLimit), nil)
@@ -440,7 +471,7 @@ func (z *Zoho) adapterCall(h http.HandlerFunc) http.HandlerFunc {
 			zohoFail(w, v.status, zohoFaultCodes[v.status], "injected fault: "+http.StatusText(v.status), nil)
 			return
 		}
-		h(w, r)
+		serve(v, h, w, r)
 	}
 }
 
@@ -703,6 +734,18 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 			*f.out = v
 		}
 	}
+	for _, f := range z.opts.CustomFields {
+		v, ok, err := str(f)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if c.Custom == nil {
+				c.Custom = map[string]string{}
+			}
+			c.Custom[f] = v
+		}
+	}
 	if c.VoiceRecording != "" {
 		if u, perr := url.Parse(c.VoiceRecording); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return invalid("Voice_Recording__s", "invalid data", map[string]any{"expected_data_type": "website"})
@@ -763,6 +806,7 @@ func (z *Zoho) insertCalls(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		c.ID = z.newID()
+		c.stored = z.opts.Now()
 		c.CreatedTime = z.timestamp()
 		c.ModifiedTime = c.CreatedTime
 		if m := descCallIDRE.FindStringSubmatch(c.Description); m != nil {

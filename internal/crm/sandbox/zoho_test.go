@@ -469,7 +469,7 @@ func TestZohoFaultsRateLimitAndStats(t *testing.T) {
 		"requests":   4.0,
 		"max_rps_1s": 3.0,
 		"rejected":   2.0,
-		"duplicates": 0.0,
+		"duplicates": 0.0, "lost": 0.0,
 		"by_endpoint": map[string]any{
 			"GET /crm/v8/Leads/search": 1.0,
 			"POST /crm/v8/Calls":       3.0,

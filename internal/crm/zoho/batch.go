@@ -30,12 +30,19 @@ type batch struct {
 type item struct {
 	ctx  context.Context
 	rec  json.RawMessage
-	done chan outcome // buffered: the sender never blocks on a caller that left
+	done chan outcome // buffered: the sender never blocks on a caller
+
+	mu    sync.Mutex
+	left  bool // the caller's ctx ended while it waited
+	taken bool // run put the record into a request
 }
 
-// add queues rec and waits for its result or for ctx to end. A caller that leaves
-// before its batch is sent is left out of it; one that leaves after cannot know
-// whether its record was written (as with any request in flight).
+// add queues rec and waits for its result. A caller whose ctx ends before its batch
+// is sent is left out of it. Once the batch is sent, the caller waits for the answer
+// whatever its ctx says (the request is bounded by the HTTP client's timeout): an
+// insert that went out has an outcome, and giving up on it would turn a written record
+// into a failure that invites a second create. Only the request's own failure (no
+// answer) is reported as an unknown outcome (crm.ErrOutcomeUnknown).
 func (b *batcher) add(ctx context.Context, rec json.RawMessage) (string, error) {
 	it := &item{ctx: ctx, rec: rec, done: make(chan outcome, 1)}
 	b.mu.Lock()
@@ -59,8 +66,17 @@ func (b *batcher) add(ctx context.Context, rec json.RawMessage) (string, error) 
 	case o := <-it.done:
 		return o.get()
 	case <-ctx.Done():
+	}
+	// The caller gave up: if its record was taken into a request, await that
+	// request's end; else the record was never sent and the failure is clean.
+	it.mu.Lock()
+	it.left = true
+	taken := it.taken
+	it.mu.Unlock()
+	if !taken {
 		return "", &crm.Error{Op: "zoho: create call", Message: "waiting for the batched insert", Err: ctx.Err()}
 	}
+	return (<-it.done).get()
 }
 
 // flush sends bt when its linger is over, unless it was sent for being full.
@@ -75,38 +91,27 @@ func (b *batcher) flush(bt *batch) {
 	b.run(bt)
 }
 
-// run sends the records of the callers still waiting. The request is no one
-// caller's: it carries the first caller's context values but lives until every
-// waiting caller has given up (or it is answered).
+// run sends the records of the callers still waiting, and delivers each its
+// record's outcome. The request is no one caller's: it carries the first caller's
+// context values but no caller's cancellation, and always runs to its end.
 func (b *batcher) run(bt *batch) {
 	var live []*item
 	for _, it := range bt.items {
-		if it.ctx.Err() == nil {
+		it.mu.Lock()
+		if !it.left && it.ctx.Err() == nil {
+			it.taken = true
 			live = append(live, it)
 		}
+		it.mu.Unlock()
 	}
 	if len(live) == 0 {
 		return
-	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(live[0].ctx))
-	defer cancel()
-	var mu sync.Mutex
-	waiting := len(live)
-	for _, it := range live {
-		stop := context.AfterFunc(it.ctx, func() {
-			mu.Lock()
-			defer mu.Unlock()
-			if waiting--; waiting == 0 {
-				cancel()
-			}
-		})
-		defer stop()
 	}
 	recs := make([]json.RawMessage, len(live))
 	for i, it := range live {
 		recs[i] = it.rec
 	}
-	for i, o := range b.send(ctx, recs) {
+	for i, o := range b.send(context.WithoutCancel(live[0].ctx), recs) {
 		live[i].done <- o
 	}
 }

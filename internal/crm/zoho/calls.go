@@ -67,7 +67,7 @@ func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	default:
 		rec.WhatID, rec.SEModule = &ref{ID: rel.id}, rel.module
 	}
-	raw, err := json.Marshal(rec)
+	raw, err := a.encode(rec, c.Log.CallID)
 	if err != nil {
 		return "", &crm.Error{Op: op, Message: "encoding record", Err: err, Permanent: true}
 	}
@@ -97,7 +97,7 @@ func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) e
 // record holds the fields both create and update write.
 func (a *Adapter) record(c crm.Call) callRecord {
 	rec := callRecord{
-		Subject:     subject(c.Log, a.customer(c.Log)),
+		Subject:     subject(c.Log, a.customer(c.Log), a.subjectTag(c.Log)),
 		CallResult:  c.Log.Disposition,
 		Description: a.description(c),
 	}
@@ -107,6 +107,28 @@ func (a *Adapter) record(c crm.Call) callRecord {
 		rec.VoiceRecording = c.RecordingURL
 	}
 	return rec
+}
+
+// subjectTag is the Subject suffix carrying the call id, unless a custom field does.
+func (a *Adapter) subjectTag(l call.Log) string {
+	if a.cfg.CallIDField != "" {
+		return ""
+	}
+	return subjectTag(l.CallID)
+}
+
+// encode marshals a new record, adding the call-id custom field when configured.
+func (a *Adapter) encode(rec callRecord, callID string) (json.RawMessage, error) {
+	raw, err := json.Marshal(rec)
+	if err != nil || a.cfg.CallIDField == "" {
+		return raw, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	m[a.cfg.CallIDField] = callID
+	return json.Marshal(m)
 }
 
 // customer is the customer's number in E.164, or what MyOperator said when it is
@@ -150,7 +172,7 @@ func (a *Adapter) startAndDuration(l call.Log) (string, string) {
 
 // subject is the line a CRM user sees in the Calls list, e.g.
 // "Incoming call from +91 97116 36496 — answered by Sumit Arya (sales)".
-func subject(l call.Log, customer string) string {
+func subject(l call.Log, customer, tag string) string {
 	num := readable(customer)
 	agent := ""
 	if l.Agent != nil {
@@ -196,10 +218,12 @@ func subject(l call.Log, customer string) string {
 			s += dept
 		}
 	}
-	if r := []rune(s); len(r) > 255 { // Zoho's text field limit
-		s = string(r[:254]) + "…"
+	// Zoho's single-line limit is 255 characters; the tag (our call id, which
+	// FindCall looks for) must survive whole.
+	if r, max := []rune(s), 255-len([]rune(tag)); len(r) > max {
+		s = string(r[:max-1]) + "…"
 	}
-	return s
+	return s + tag
 }
 
 // readable groups an Indian number as people write it ("+91 97116 36496"); other

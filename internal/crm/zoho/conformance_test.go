@@ -20,12 +20,16 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	crmtest.Run(t, crmtest.Harness{
 		Owners: [2]string{"5725767000000411001", "5725767000000411002"},
+		Settle: testSettle,
 		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
 			sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
 			return a, backend{sb}
 		},
 	})
 }
+
+// testSettle is the adapter's search settle time in tests.
+const testSettle = 400 * time.Millisecond
 
 // setup starts a sandbox and an adapter pointed at it (in-process token store and
 // a short linger unless edit says otherwise).
@@ -38,7 +42,8 @@ func setup(t *testing.T, opts sandbox.ZohoOptions, edit func(*zoho.Config)) (*sa
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	cfg := zoho.Config{AccountsURL: srv.URL, APIDomain: srv.URL, ClientID: sandbox.ZohoClientID,
-		ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken, Linger: 10 * time.Millisecond}
+		ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken, Linger: 10 * time.Millisecond,
+		SearchSettle: testSettle}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -92,10 +97,25 @@ func (b backend) AddLead(t *testing.T, e164 string) string {
 	return b.sb.AddLead(sandbox.ZohoPerson{LastName: "Lead " + e164, Mobile: strings.TrimPrefix(e164, "+91")})
 }
 
+func (b backend) LoseResponses(t *testing.T, rate float64) {
+	f := b.sb.Faults()
+	f.LostResponseRate = rate
+	require.NoError(t, b.sb.SetFaults(f))
+}
+
+func (b backend) SearchLag(t *testing.T, d time.Duration) {
+	f := b.sb.Faults()
+	f.SearchLagMS = int(d / time.Millisecond)
+	require.NoError(t, b.sb.SetFaults(f))
+}
+
+func (b backend) Duplicates(t *testing.T) int { return b.sb.Stats().Duplicates }
+
 func (b backend) Fail(t *testing.T, status int) {
-	f := sandbox.Faults{}
+	f := b.sb.Faults()
+	f.ErrorRate, f.Status = 0, 0
 	if status != 0 {
-		f = sandbox.Faults{ErrorRate: 1, Status: status}
+		f.ErrorRate, f.Status = 1, status
 	}
 	require.NoError(t, b.sb.SetFaults(f))
 }

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -54,6 +55,12 @@ type Config struct {
 	TokenStore TokenStore // where access tokens are shared; default an in-process MemoryTokenStore
 	Linger     time.Duration
 	MaxBatch   int // records per insert request, 1..100; default 100
+	// CallIDField is a single-line custom field of the Calls module (API name, e.g.
+	// Calltrack_Call_ID) that gets our call id, for FindCall; "" = the Subject suffix.
+	CallIDField string
+	// SearchSettle is how long after a write a COQL query is trusted to show it
+	// (FindCall); default crm.DefaultSearchSettle.
+	SearchSettle time.Duration
 }
 
 // Defaults.
@@ -97,6 +104,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBatch <= 0 || c.MaxBatch > MaxBatch {
 		c.MaxBatch = MaxBatch
 	}
+	if c.SearchSettle <= 0 {
+		c.SearchSettle = crm.DefaultSearchSettle
+	}
 	return c
 }
 
@@ -118,9 +128,14 @@ func (c Config) Validate() error {
 		return errors.New("zoho: RefreshToken is empty")
 	case strings.Trim(c.DefaultCountry, "+0123456789") != "":
 		return fmt.Errorf("zoho: DefaultCountry %q is not a calling code like 91", c.DefaultCountry)
+	case c.CallIDField != "" && !apiNameRE.MatchString(c.CallIDField):
+		return fmt.Errorf("zoho: CallIDField %q is not a field API name", c.CallIDField)
 	}
 	return nil
 }
+
+// apiNameRE is a Zoho field API name (letters, digits, underscores).
+var apiNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,99}$`)
 
 // LoadTimeZone returns the location of an IANA zone name ("Asia/Kolkata"); ""
 // gives India Standard Time. The binary embeds tzdata (see tzdata.go).

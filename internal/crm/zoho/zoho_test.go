@@ -51,7 +51,7 @@ func TestRecordFields(t *testing.T) {
 				c.Log.Disposition = "Interested"
 				return c
 			},
-			subject:  "Incoming call from +91 97116 36496 — answered by Asha Rao (Sales)",
+			subject:  "Incoming call from +91 97116 36496 — answered by Asha Rao (Sales) [ans-1]",
 			callType: "Inbound", start: "2026-03-14T14:56:53+05:30", duration: "01:35",
 			recording: "https://calltrack.example/recordings/t/ans-1?sig=x",
 			desc: []string{"Incoming call via MyOperator, answered", "Customer: +919711636496", "Agent: Asha Rao <asha@example.com>",
@@ -61,14 +61,14 @@ func TestRecordFields(t *testing.T) {
 		{
 			name:     "missed incoming is Missed, never a zero duration",
 			call:     func() crm.Call { return crmtest.NewCall("mis-1", customer, owner, call.Incoming, call.Missed) },
-			subject:  "Missed call from +91 97116 36496 — rang Asha Rao (Sales)",
+			subject:  "Missed call from +91 97116 36496 — rang Asha Rao (Sales) [mis-1]",
 			callType: "Missed", start: "2026-03-14T14:56:53+05:30", duration: "00:01",
 			desc: []string{"Incoming call via MyOperator, missed", "Duration: 0 s", "Call ID: mis-1"},
 		},
 		{
 			name:     "voicemail is Missed",
 			call:     func() crm.Call { return crmtest.NewCall("vm-1", customer, owner, call.Incoming, call.Voicemail) },
-			subject:  "Voicemail from +91 97116 36496 (Sales)",
+			subject:  "Voicemail from +91 97116 36496 (Sales) [vm-1]",
 			callType: "Missed", start: "2026-03-14T14:56:53+05:30", duration: "00:01",
 		},
 		{
@@ -79,7 +79,7 @@ func TestRecordFields(t *testing.T) {
 				return c
 			},
 			tz:      dubai,
-			subject: "Click-to-call to +971501234567 by Asha Rao — not answered", callType: "Outbound",
+			subject: "Click-to-call to +971501234567 by Asha Rao — not answered [out-1]", callType: "Outbound",
 			start: "2026-03-14T13:26:53+04:00", duration: "00:01",
 			desc: []string{"Outgoing click-to-call call via MyOperator, missed", "Customer: +971501234567"},
 		},
@@ -91,7 +91,7 @@ func TestRecordFields(t *testing.T) {
 				c.Log.EndedAt = c.Log.ReceivedAt
 				return c
 			},
-			subject: "Outgoing call to +91 97116 36496 by Asha Rao — answered", callType: "Outbound",
+			subject: "Outgoing call to +91 97116 36496 by Asha Rao — answered [long-1]", callType: "Outbound",
 			start: "2026-03-14T13:56:48+05:30", duration: "62:05",
 		},
 	}

@@ -1,0 +1,90 @@
+package zoho_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/crmtest"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+)
+
+// A caller that stops waiting after its batch was sent still gets the batch's
+// outcome: its record's id, not a failure that would invite a second create.
+func TestBatchSentIsAwaitedToItsEnd(t *testing.T) {
+	t.Parallel()
+	sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
+	// A first call caches the number's (empty) searches, so that the latency below
+	// holds up only the insert.
+	_, err := a.CreateCall(t.Context(), crmtest.NewCall("warm", "+919711636496", owner, call.Incoming, call.Answered))
+	require.NoError(t, err)
+	require.NoError(t, sb.SetFaults(sandbox.Faults{LatencyMS: 400}))
+	const n = 5
+	ids, errs := make([]string, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			ctx := t.Context()
+			if i%2 == 0 { // these give up while the insert is in flight
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 150*time.Millisecond)
+				defer cancel()
+			}
+			ids[i], errs[i] = a.CreateCall(ctx, crmtest.NewCall(fmt.Sprintf("aw-%d", i), "+919711636496", owner, call.Incoming, call.Answered))
+		})
+	}
+	wg.Wait()
+	recs := sb.Records()[1:]
+	require.Len(t, recs, n)
+	byID := map[string]string{}
+	for _, r := range recs {
+		byID[r.ID] = r.Subject
+	}
+	for i := range n {
+		require.NoError(t, errs[i], "caller %d", i)
+		assert.Contains(t, byID[ids[i]], fmt.Sprintf("[aw-%d]", i), "caller %d got its own record", i)
+	}
+	assert.Equal(t, 2, sb.Stats().ByEndpoint["POST /crm/v8/Calls"], "one batched insert after the first")
+}
+
+// A caller that gives up before its batch is sent is left out: a clean failure.
+func TestBatchNotSentIsACleanFailure(t *testing.T) {
+	t.Parallel()
+	sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.CreateCall(ctx, crmtest.NewCall("gone", "+919711636496", owner, call.Incoming, call.Answered))
+		done <- err
+	}()
+	cancel()
+	err := <-done
+	require.Error(t, err)
+	assert.False(t, crm.OutcomeUnknown(err) && len(sb.Records()) == 0, "nothing was sent, so the outcome is known: %v", err)
+}
+
+// An insert whose answer is lost leaves every record of the batch unknown.
+func TestBatchLostAnswerIsUnknown(t *testing.T) {
+	t.Parallel()
+	sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
+	require.NoError(t, sb.SetFaults(sandbox.Faults{LostResponseRate: 1}))
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = a.CreateCall(t.Context(), crmtest.NewCall(fmt.Sprintf("lost-%d", i), "+919711636496", owner, call.Incoming, call.Answered))
+		})
+	}
+	wg.Wait()
+	assert.Len(t, sb.Records(), 3)
+	for i, err := range errs {
+		assert.ErrorIs(t, err, crm.ErrOutcomeUnknown, "caller %d", i)
+	}
+}
