@@ -19,6 +19,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
 )
 
 // Record is what the CRM stored for one call, in CRM-neutral terms.
@@ -418,3 +419,43 @@ func testFindSearchFails(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	assert.False(t, found)
 }
+
+// Faulter is what both sandboxes offer to steer faults.
+type Faulter interface {
+	Faults() sandbox.Faults
+	SetFaults(sandbox.Faults) error
+	Stats() sandbox.Stats
+}
+
+// SandboxFaults implements Backend's fault methods for a sandbox; backends embed it.
+type SandboxFaults struct{ S Faulter }
+
+func (b SandboxFaults) edit(t *testing.T, fn func(*sandbox.Faults)) {
+	t.Helper()
+	f := b.S.Faults()
+	fn(&f)
+	require.NoError(t, b.S.SetFaults(f))
+}
+
+// Fail implements Backend.
+func (b SandboxFaults) Fail(t *testing.T, status int) {
+	b.edit(t, func(f *sandbox.Faults) {
+		f.ErrorRate, f.Status = 0, 0
+		if status != 0 {
+			f.ErrorRate, f.Status = 1, status
+		}
+	})
+}
+
+// LoseResponses implements Backend.
+func (b SandboxFaults) LoseResponses(t *testing.T, rate float64) {
+	b.edit(t, func(f *sandbox.Faults) { f.LostResponseRate = rate })
+}
+
+// SearchLag implements Backend.
+func (b SandboxFaults) SearchLag(t *testing.T, d time.Duration) {
+	b.edit(t, func(f *sandbox.Faults) { f.SearchLagMS = int(d / time.Millisecond) })
+}
+
+// Duplicates implements Backend.
+func (b SandboxFaults) Duplicates(*testing.T) int { return b.S.Stats().Duplicates }

@@ -23,7 +23,7 @@ func TestConformance(t *testing.T) {
 		Settle: testSettle,
 		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
 			sb, a := setup(t, sandbox.KylasOptions{})
-			return a, backend{sb}
+			return a, backend{sb, crmtest.SandboxFaults{S: sb}}
 		},
 	})
 }
@@ -45,7 +45,10 @@ func setup(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *kylas.Adap
 	return sb, a
 }
 
-type backend struct{ sb *sandbox.Kylas }
+type backend struct {
+	sb *sandbox.Kylas
+	crmtest.SandboxFaults
+}
 
 func (b backend) Records(t *testing.T) []crmtest.Record {
 	var out []crmtest.Record
@@ -80,27 +83,4 @@ func (b backend) AddContact(t *testing.T, e164 string) string {
 
 func (b backend) AddLead(t *testing.T, e164 string) string {
 	return strconv.FormatInt(b.sb.AddLead(person(e164)), 10)
-}
-
-func (b backend) LoseResponses(t *testing.T, rate float64) {
-	f := b.sb.Faults()
-	f.LostResponseRate = rate
-	require.NoError(t, b.sb.SetFaults(f))
-}
-
-func (b backend) SearchLag(t *testing.T, d time.Duration) {
-	f := b.sb.Faults()
-	f.SearchLagMS = int(d / time.Millisecond)
-	require.NoError(t, b.sb.SetFaults(f))
-}
-
-func (b backend) Duplicates(t *testing.T) int { return b.sb.Stats().Duplicates }
-
-func (b backend) Fail(t *testing.T, status int) {
-	f := b.sb.Faults()
-	f.ErrorRate, f.Status = 0, 0
-	if status != 0 {
-		f.ErrorRate, f.Status = 1, status
-	}
-	require.NoError(t, b.sb.SetFaults(f))
 }

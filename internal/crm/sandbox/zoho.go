@@ -97,21 +97,21 @@ func (p ZohoPerson) name() string {
 
 // ZohoCall is a stored record of the Calls module, as the listing returns it.
 type ZohoCall struct {
-	ID             string   `json:"id"`
-	Subject        string   `json:"Subject"`
-	CallType       string   `json:"Call_Type"`
-	CallStartTime  string   `json:"Call_Start_Time"`
-	CallDuration   string   `json:"Call_Duration"`
-	DurationSecs   int      `json:"Call_Duration_in_seconds"`
-	Owner          ZohoRef  `json:"Owner"`
-	WhoID          *ZohoRef `json:"Who_Id"`
-	WhatID         *ZohoRef `json:"What_Id"`
-	SEModule       string   `json:"$se_module,omitempty"`
-	CallResult     string   `json:"Call_Result,omitempty"`
-	Description    string   `json:"Description,omitempty"`
-	VoiceRecording string   `json:"Voice_Recording__s,omitempty"`
-	CreatedTime    string   `json:"Created_Time"`
-	ModifiedTime   string   `json:"Modified_Time"`
+	ID             string            `json:"id"`
+	Subject        string            `json:"Subject"`
+	CallType       string            `json:"Call_Type"`
+	CallStartTime  string            `json:"Call_Start_Time"`
+	CallDuration   string            `json:"Call_Duration"`
+	DurationSecs   int               `json:"Call_Duration_in_seconds"`
+	Owner          ZohoRef           `json:"Owner"`
+	WhoID          *ZohoRef          `json:"Who_Id"`
+	WhatID         *ZohoRef          `json:"What_Id"`
+	SEModule       string            `json:"$se_module,omitempty"`
+	CallResult     string            `json:"Call_Result,omitempty"`
+	Description    string            `json:"Description,omitempty"`
+	VoiceRecording string            `json:"Voice_Recording__s,omitempty"`
+	CreatedTime    string            `json:"Created_Time"`
+	ModifiedTime   string            `json:"Modified_Time"`
 	Custom         map[string]string `json:"-"` // custom fields, listed flat beside the standard ones
 	stored         time.Time         // when it was stored, to the nanosecond (search lag)
 }

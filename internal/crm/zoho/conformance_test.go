@@ -23,7 +23,7 @@ func TestConformance(t *testing.T) {
 		Settle: testSettle,
 		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
 			sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
-			return a, backend{sb}
+			return a, backend{sb, crmtest.SandboxFaults{S: sb}}
 		},
 	})
 }
@@ -52,7 +52,10 @@ func setup(t *testing.T, opts sandbox.ZohoOptions, edit func(*zoho.Config)) (*sa
 	return sb, a, srv.URL
 }
 
-type backend struct{ sb *sandbox.Zoho }
+type backend struct {
+	sb *sandbox.Zoho
+	crmtest.SandboxFaults
+}
 
 var (
 	descCustomer = regexp.MustCompile(`(?m)^Customer: (\S+)$`)
@@ -95,27 +98,4 @@ func (b backend) AddContact(t *testing.T, e164 string) string {
 
 func (b backend) AddLead(t *testing.T, e164 string) string {
 	return b.sb.AddLead(sandbox.ZohoPerson{LastName: "Lead " + e164, Mobile: strings.TrimPrefix(e164, "+91")})
-}
-
-func (b backend) LoseResponses(t *testing.T, rate float64) {
-	f := b.sb.Faults()
-	f.LostResponseRate = rate
-	require.NoError(t, b.sb.SetFaults(f))
-}
-
-func (b backend) SearchLag(t *testing.T, d time.Duration) {
-	f := b.sb.Faults()
-	f.SearchLagMS = int(d / time.Millisecond)
-	require.NoError(t, b.sb.SetFaults(f))
-}
-
-func (b backend) Duplicates(t *testing.T) int { return b.sb.Stats().Duplicates }
-
-func (b backend) Fail(t *testing.T, status int) {
-	f := b.sb.Faults()
-	f.ErrorRate, f.Status = 0, 0
-	if status != 0 {
-		f.ErrorRate, f.Status = 1, status
-	}
-	require.NoError(t, b.sb.SetFaults(f))
 }
