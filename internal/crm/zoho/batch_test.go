@@ -14,34 +14,43 @@ import (
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/crmtest"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/crm/zoho"
 )
 
 // A caller that stops waiting after its batch was sent still gets the batch's
 // outcome: its record's id, not a failure that would invite a second create.
 func TestBatchSentIsAwaitedToItsEnd(t *testing.T) {
 	t.Parallel()
-	sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
-	// A first call caches the number's (empty) searches, so that the latency below
-	// holds up only the insert.
-	_, err := a.CreateCall(t.Context(), crmtest.NewCall("warm", "+919711636496", owner, call.Incoming, call.Answered))
-	require.NoError(t, err)
-	require.NoError(t, sb.SetFaults(sandbox.Faults{LatencyMS: 400}))
 	const n = 5
-	ids, errs := make([]string, n), make([]error, n)
+	// The batch goes when full (n records), never on the linger.
+	sb, a, _ := setup(t, sandbox.ZohoOptions{}, func(c *zoho.Config) { c.MaxBatch, c.Linger = n, time.Hour })
+	// A first batch caches the number's (empty) searches, so that the latency below
+	// holds up only the insert.
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
+			_, err := a.CreateCall(t.Context(), crmtest.NewCall(fmt.Sprintf("warm-%d", i), "+919711636496", owner, call.Incoming, call.Answered))
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	require.NoError(t, sb.SetFaults(sandbox.Faults{LatencyMS: 500}))
+	ids, errs := make([]string, n), make([]error, n)
+	giveUp, cancel := context.WithCancel(t.Context())
+	for i := range n {
+		wg.Go(func() {
 			ctx := t.Context()
-			if i%2 == 0 { // these give up while the insert is in flight
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, 150*time.Millisecond)
-				defer cancel()
+			if i%2 == 0 { // these stop waiting while the insert is in flight
+				ctx = giveUp
 			}
 			ids[i], errs[i] = a.CreateCall(ctx, crmtest.NewCall(fmt.Sprintf("aw-%d", i), "+919711636496", owner, call.Incoming, call.Answered))
 		})
 	}
+	require.Eventually(t, func() bool { return sb.Stats().ByEndpoint["POST /crm/v8/Calls"] == 2 },
+		10*time.Second, 5*time.Millisecond, "the second insert reached the CRM")
+	cancel()
 	wg.Wait()
-	recs := sb.Records()[1:]
+	recs := sb.Records()[n:]
 	require.Len(t, recs, n)
 	byID := map[string]string{}
 	for _, r := range recs {
@@ -51,7 +60,6 @@ func TestBatchSentIsAwaitedToItsEnd(t *testing.T) {
 		require.NoError(t, errs[i], "caller %d", i)
 		assert.Contains(t, byID[ids[i]], fmt.Sprintf("[aw-%d]", i), "caller %d got its own record", i)
 	}
-	assert.Equal(t, 2, sb.Stats().ByEndpoint["POST /crm/v8/Calls"], "one batched insert after the first")
 }
 
 // A caller that gives up before its batch is sent is left out: a clean failure.
