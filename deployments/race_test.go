@@ -1,0 +1,5 @@
+//go:build race
+
+package deployments
+
+const raceEnabled = true
