@@ -81,7 +81,7 @@ func TestImageVersionFromBuildArg(t *testing.T) {
 	require.Contains(t, ldflags, version, "ldflags use ${VERSION}")
 
 	bin := filepath.Join(t.TempDir(), "calltrack")
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	// Built in the test's own mode (-race or not), so only the link step is new: the
 	// Dockerfile's other flags (-trimpath, CGO_ENABLED=0) do not touch the version.

@@ -3,8 +3,11 @@
 #   - every kustomize overlay renders, passes kubeconform -strict against the schemas in
 #     kubernetes/schemas (Kubernetes + prometheus-operator CRDs, made by schemas/generate.sh)
 #     and calltrack's own rules (kubernetes/check: work replicas ≤ partitions, the spool's
-#     volume and drain time, probes, resources, non-root).
-# Tools are installed once at pinned versions into a cache directory (go install) and
+#     volume and drain time, probes, resources, non-root);
+#   - the Prometheus alert rules pass `promtool check rules` and their unit tests
+#     (monitoring/calltrack.rules.test.yaml).
+# Tools are installed once at pinned versions into a cache directory (go install; promtool
+# unpacked from Debian's prometheus package, not installed: no server is set up) and
 # reused by later runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,13 @@ install_go() { # binary module@version
 }
 install_go kustomize "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE"
 install_go kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM"
+if [[ ! -x "$tools/bin/promtool" ]]; then
+  deb=$(mktemp -d)
+  (cd "$deb" && { apt-get download prometheus 2>/dev/null || { apt-get update -q >/dev/null && apt-get download prometheus; }; })
+  dpkg-deb -x "$deb"/prometheus_*.deb "$deb/x"
+  cp "$deb/x/usr/bin/promtool" "$tools/bin/promtool"
+  rm -rf "$deb"
+fi
 
 schemas=deployments/kubernetes/schemas
 for overlay in deployments/kubernetes/overlays/*/; do
@@ -33,3 +43,6 @@ for overlay in deployments/kubernetes/overlays/*/; do
   go run ./deployments/kubernetes/check <"$out"
   rm -f "$out"
 done
+
+echo "validate: alert rules"
+(cd deployments/monitoring && promtool check rules calltrack.rules.yaml && promtool test rules calltrack.rules.test.yaml)

@@ -62,27 +62,19 @@ func groupsDescribeCmd() *cobra.Command {
 			}
 			for _, t := range topics {
 				t = replay.Resolve(t, cfg.Topics())
-				parts, err := k.Partitions(ctx, t)
-				if err != nil {
-					return err
-				}
-				committed, err := k.Committed(ctx, group, t, parts)
-				if err != nil {
-					return err
-				}
-				end, err := k.EndOffsets(ctx, t, parts)
+				parts, err := k.Lag(ctx, group, t)
 				if err != nil {
 					return err
 				}
 				var lag int64
 				fmt.Fprintf(out, "%s:\n", t)
 				for _, p := range parts {
-					c, l := "none", end[p]
-					if committed[p] >= 0 {
-						c, l = fmt.Sprint(committed[p]), end[p]-committed[p]
+					c := "none"
+					if p.Committed >= 0 {
+						c = fmt.Sprint(p.Committed)
 					}
-					lag += l
-					fmt.Fprintf(out, "  partition %d: committed %s, end %d, lag %d\n", p, c, end[p], l)
+					lag += p.Lag
+					fmt.Fprintf(out, "  partition %d: committed %s, end %d, lag %d\n", p.Partition, c, p.End, p.Lag)
 				}
 				fmt.Fprintf(out, "  lag %d\n", lag)
 			}

@@ -74,6 +74,7 @@ func workCmd() *cobra.Command {
 			g, ctx := errgroup.WithContext(cmd.Context())
 			g.Go(func() error { return app.Serve(ctx, e, a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log) })
 			g.Go(func() error { return a.RunWriter(ctx, a.Writer()) })
+			g.Go(func() error { return a.RunBacklog(ctx) })
 			return g.Wait()
 		},
 	}

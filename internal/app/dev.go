@@ -134,6 +134,7 @@ func (d *Dev) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return d.App.RunWriter(ctx, d.App.Writer()) })
 	g.Go(func() error { return d.App.RunSync(ctx, 0) })
+	g.Go(func() error { return d.App.RunBacklog(ctx) })
 	return g.Wait()
 }
 

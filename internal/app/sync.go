@@ -34,7 +34,7 @@ func (a *App) wireSync() {
 	// Closers run in reverse: triggered redrives end before the producer and Redis close.
 	a.closers = append(a.closers, func() error { a.Redrive.Close(); return nil })
 	a.UserSync = &usersync.Service{Tenants: a.Tenants, Mappings: a.Mappings, Redis: a.Redis, Prefix: a.Cfg.RedisPrefix,
-		Sources: a.userSources, Log: a.Log}
+		Sources: a.userSources, Metrics: a.Metrics.UserSync, Log: a.Log}
 }
 
 // userSources returns a tenant's MyOperator and CRM user directories.

@@ -19,6 +19,8 @@ type Metrics struct {
 	UnknownV2Events *prometheus.CounterVec   // tenant, event_type
 	Popups          *prometheus.CounterVec   // tenant, outcome (notified, dropped_late, ...)
 	PopupLag        prometheus.Histogram     // seconds from webhook to pop-up
+	UserSync        *UserSync                // usersync.go
+	Backlog         *Backlog                 // backlog.go: consumer lag, dead letters
 }
 
 // New registers calltrack's metrics (and the Go/process collectors) on a new registry.
@@ -60,5 +62,7 @@ func New() *Metrics {
 	})
 	reg.MustRegister(m.Popups, m.PopupLag)
 	reg.MustRegister(m.Webhooks, m.WebhookLatency, m.PublishErrors, m.WriterOutcomes, m.CRMRequests, m.CRMLatency, m.UnknownV2Events)
+	m.UserSync = newUserSync(reg)
+	m.Backlog = newBacklog(reg)
 	return m
 }

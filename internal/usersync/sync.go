@@ -12,6 +12,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -44,6 +45,7 @@ type Service struct {
 	LockTTL  time.Duration    // how long a sync's lock lasts without refresh; default 2m
 	Timeout  time.Duration    // bound of one sync; default 10m
 	Now      func() time.Time // default time.Now
+	Metrics  *metrics.UserSync // runs, results and failures by tenant; nil records nothing
 }
 
 // Options of one sync.
@@ -81,9 +83,11 @@ func (s *Service) Sync(ctx context.Context, tenantID string, o Options) (*Report
 	}
 	lock, err := AcquireWait(ctx, s.Redis, s.lockKey(tenantID), ttl, o.Wait)
 	if errors.Is(err, ErrLocked) {
+		s.Metrics.Ended(tenantID, metrics.SyncBusy)
 		return nil, ErrBusy
 	}
 	if err != nil {
+		s.Metrics.Ended(tenantID, metrics.SyncFailed)
 		return nil, err
 	}
 	defer func() {
@@ -109,12 +113,19 @@ func (s *Service) Sync(ctx context.Context, tenantID string, o Options) (*Report
 			err = fmt.Errorf("%w: %w", ErrLockLost, err)
 		}
 		s.recordFailure(context.WithoutCancel(ctx), tenantID, err)
+		s.Metrics.Ended(tenantID, metrics.SyncFailed)
 		return nil, err
 	}
 	r.DurationMS = time.Since(start).Milliseconds()
 	if err := s.saveReport(context.WithoutCancel(ctx), r); err != nil {
+		s.Metrics.Ended(tenantID, metrics.SyncFailed)
 		return nil, err
 	}
+	changes := make([]string, len(r.Changes))
+	for i, c := range r.Changes {
+		changes[i] = c.Change
+	}
+	s.Metrics.Succeeded(tenantID, *r.LastSyncAt, time.Since(start), len(r.Matched), len(r.Unmatched), changes)
 	s.Log.Info().Str("tenant", tenantID).Int("matched", len(r.Matched)).Int("unmatched", len(r.Unmatched)).
 		Int("changes", len(r.Changes)).Int64("ms", r.DurationMS).Msg("user sync done")
 	return r, nil
