@@ -137,8 +137,12 @@ func queries(t *testing.T) map[string]string {
 		}
 	}
 	var adapter struct {
-		Rules         []struct{ SeriesQuery string `yaml:"seriesQuery"` } `yaml:"rules"`
-		ExternalRules []struct{ SeriesQuery string `yaml:"seriesQuery"` } `yaml:"externalRules"`
+		Rules []struct {
+			SeriesQuery string `yaml:"seriesQuery"`
+		} `yaml:"rules"`
+		ExternalRules []struct {
+			SeriesQuery string `yaml:"seriesQuery"`
+		} `yaml:"externalRules"`
 	}
 	readYAML(t, "monitoring/prometheus-adapter.yaml", &adapter)
 	for i, r := range append(adapter.Rules, adapter.ExternalRules...) {

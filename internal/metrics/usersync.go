@@ -28,7 +28,7 @@ func newUserSync(reg prometheus.Registerer) *UserSync {
 		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "calltrack_user_sync_runs_total",
 			Help: "User syncs, by tenant and outcome (ok, failed, busy: another replica was syncing)."}, []string{"tenant", "outcome"}),
 		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "calltrack_user_sync_duration_seconds",
-			Help: "Time a successful user sync took (both users APIs, matching, mapping updates).",
+			Help:    "Time a successful user sync took (both users APIs, matching, mapping updates).",
 			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}}),
 		LastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "calltrack_user_sync_last_success_timestamp_seconds",
 			Help: "Unix time of the tenant's last successful user sync in this process."}, []string{"tenant"}),

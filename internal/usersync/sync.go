@@ -42,9 +42,9 @@ type Service struct {
 	Prefix   string
 	Sources  Sources
 	Log      zerolog.Logger
-	LockTTL  time.Duration    // how long a sync's lock lasts without refresh; default 2m
-	Timeout  time.Duration    // bound of one sync; default 10m
-	Now      func() time.Time // default time.Now
+	LockTTL  time.Duration     // how long a sync's lock lasts without refresh; default 2m
+	Timeout  time.Duration     // bound of one sync; default 10m
+	Now      func() time.Time  // default time.Now
 	Metrics  *metrics.UserSync // runs, results and failures by tenant; nil records nothing
 }
 
