@@ -56,7 +56,7 @@ func Size(s Scenario) Plan {
 	p.Partitions = max(6, nextPow2(p.Work*2)) // room to double work without repartitioning
 	perCall := redisWrittenBytes*30*1440 + redisIdemBytes*30*1440 + redisTraceBytes*7*1440 + redisWebhookBytes*2*1440
 	p.RedisGiB = (s.CallsPerMin*perCall + s.Tenants*agentsPerTenant*redisMappingBytes) * redisOverhead / (1 << 30)
-	kafka := s.CallsPerMin*1440*(kafkaRetentionDays*(kafkaLogRecord+kafkaRecordingRec)+kafkaLiveBytes) * kafkaReplication
+	kafka := s.CallsPerMin * 1440 * (kafkaRetentionDays*(kafkaLogRecord+kafkaRecordingRec) + kafkaLiveBytes) * kafkaReplication
 	p.KafkaGiB = kafka / (1 << 30)
 	perTenantPerSec := p.PerTenantPerMin / 60
 	p.KylasOK = perTenantPerSec*kylasReqPerCal <= kylasRPS*0.9
