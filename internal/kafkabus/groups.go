@@ -30,24 +30,13 @@ type Group struct {
 // DescribeGroup returns the group's state and members. A group the cluster does not
 // know is reported as Dead with no members.
 func (c *Client) DescribeGroup(ctx context.Context, group string) (Group, error) {
-	// A young cluster (or one moving a coordinator) answers "not coordinator" or
-	// "coordinator loading" for a moment: those are worth a few quick retries.
-	var res *kafka.DescribeGroupsResponse
-	var err error
-	for attempt := 0; ; attempt++ {
-		res, err = c.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	res, err := whileCoordinatorMoves(ctx, func() (*kafka.DescribeGroupsResponse, error) {
+		res, err := c.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 		if err == nil && len(res.Groups) == 1 && isCoordinatorMoving(res.Groups[0].Error) {
 			err = res.Groups[0].Error
 		}
-		if !isCoordinatorMoving(err) || attempt == 20 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return Group{}, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return res, err
+	})
 	if err != nil {
 		return Group{}, fmt.Errorf("kafka: describe group %s: %w", group, err)
 	}
@@ -77,7 +66,13 @@ func (c *Client) DescribeGroup(ctx context.Context, group string) (Group, error)
 // Committed returns the group's committed offset of each partition of topic; -1 where
 // the group has committed nothing.
 func (c *Client) Committed(ctx context.Context, group, topic string, parts []int) (map[int]int64, error) {
-	res, err := c.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	res, err := whileCoordinatorMoves(ctx, func() (*kafka.OffsetFetchResponse, error) {
+		res, err := c.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+		if err == nil && isCoordinatorMoving(res.Error) {
+			err = res.Error
+		}
+		return res, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("kafka: committed offsets of %s on %s: %w", group, topic, err)
 	}
@@ -164,8 +159,18 @@ func (c *Client) ResetGroup(ctx context.Context, group, topic string, t time.Tim
 	}
 	// A commit from outside the group: generation -1 and no member id, which a broker
 	// accepts only while the group is empty; a consumer that joined since is refused.
-	res, err := c.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1,
-		Topics: map[string][]kafka.OffsetCommit{topic: commits}})
+	res, err := whileCoordinatorMoves(ctx, func() (*kafka.OffsetCommitResponse, error) {
+		res, err := c.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1,
+			Topics: map[string][]kafka.OffsetCommit{topic: commits}})
+		if err == nil {
+			for _, p := range res.Topics[topic] {
+				if isCoordinatorMoving(p.Error) {
+					return res, p.Error
+				}
+			}
+		}
+		return res, err
+	})
 	if err != nil {
 		return out, fmt.Errorf("kafka: reset %s on %s: %w", group, topic, err)
 	}
@@ -194,6 +199,29 @@ func memberList(ms []GroupMember) string {
 		s += m.ClientID + "@" + m.Host
 	}
 	return s
+}
+
+// coordinatorWait bounds the retries of a group request while the group's coordinator
+// is not ready: a young broker, or one under load, answers "not coordinator" or
+// "coordinator loading" for seconds (5 s of retries was seen to fall short on a loaded
+// 2-core CI box).
+const coordinatorWait = 30 * time.Second
+
+// whileCoordinatorMoves runs fn until it answers with anything but a moving
+// coordinator, for at most coordinatorWait (or until ctx ends).
+func whileCoordinatorMoves[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	deadline := time.Now().Add(coordinatorWait)
+	for {
+		v, err := fn()
+		if !isCoordinatorMoving(err) || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func isCoordinatorMoving(err error) bool {
