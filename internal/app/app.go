@@ -97,6 +97,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.Mappings = mapping.NewStore(rdb, cfg.RedisPrefix)
 	a.Idem = idempotency.New(rdb, cfg.RedisPrefix)
 	a.Trace = trace.New(rdb, cfg.RedisPrefix)
+	a.startOverview() // console.go
 	a.wireSync()
 	a.Adapters = a.defaultAdapters
 	a.Link = a.recordingLink // durable signed links when configured (v2.go)

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/overview"
 	"github.com/calltrack/calltrack/internal/web"
 )
 
@@ -57,3 +58,13 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 
 // useRedisLogger installs log as go-redis's logger (a process-wide setting).
 func useRedisLogger(log zerolog.Logger) { redis.SetLogger(redisLogger{log}) }
+
+// startOverview flushes this process's counts into the Overview's hourly counters in
+// Redis until the app closes (a last flush then).
+func (a *App) startOverview() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	rec := &overview.Recorder{Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Metrics: a.Metrics, Log: a.Log}
+	go func() { defer close(done); rec.Run(ctx) }()
+	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
+}

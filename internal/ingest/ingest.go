@@ -142,7 +142,7 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 			if l, err = myoperator.ParseAfterCall(t.ID, raw, receivedAt); err == nil {
 				callID, logID = l.CallID, l.LogID
 				msgs, err = h.afterCall(ctx, t, l, log)
-				tu = trace.Update{Stage: trace.Stage{Kind: "log"}, LogID: l.LogID}
+				tu = trace.Update{Stage: trace.Stage{Kind: "log"}, LogID: l.LogID, Call: trace.InfoOf(l)}
 				if l.Agent != nil {
 					tu.Agent = agentLabel(*l.Agent)
 				}

@@ -102,7 +102,7 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 		tu = trace.Update{Stage: trace.Stage{Kind: "live", Detail: ev.Type + ": " + string(ev.Live.State)}}
 	case myoperator.V2Summary:
 		msgs, err = v.afterCall(ctx, t, ev.Log, log)
-		tu = trace.Update{Stage: trace.Stage{Kind: "log", Detail: ev.Type}}
+		tu = trace.Update{Stage: trace.Stage{Kind: "log", Detail: ev.Type}, Call: trace.InfoOf(ev.Log)}
 		if ev.Log.Agent != nil {
 			tu.Agent = agentLabel(*ev.Log.Agent)
 		}

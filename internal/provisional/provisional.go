@@ -276,7 +276,7 @@ func (l *Loop) release(ctx context.Context, m string) (bool, error) {
 	}
 	detail := fmt.Sprintf("no call.summary within %s: call log written from call.end", l.wait())
 	if err := l.Trace.Record(ctx, tenant, callID, trace.Update{Stage: trace.Stage{Stage: trace.StatusPublished, Kind: "log", Detail: detail},
-		Status: trace.StatusPublished}); err != nil {
+		Status: trace.StatusPublished, Call: trace.InfoOf(cl)}); err != nil {
 		log.Warn().Err(err).Msg("trace not recorded")
 	}
 	log.Info().Dur("wait", l.wait()).Msg("no call.summary came: call log published from call.end")

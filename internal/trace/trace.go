@@ -60,6 +60,7 @@ type Update struct {
 	RecordID string
 	LogID    string
 	Agent    string
+	Call     *CallInfo // facts of the call for the calls list (index.go), from the stage that knows them
 }
 
 // Store keeps traces in Redis.
@@ -114,6 +115,7 @@ func (s *Store) Record(ctx context.Context, tenant, callID string, u Update) err
 		if u.LogID != "" && u.LogID != callID {
 			p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
 		}
+		s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
 		return nil
 	})
 	if err != nil {

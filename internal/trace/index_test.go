@@ -1,0 +1,91 @@
+package trace
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+func TestCallsIndex(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	t0 := time.Date(2026, 10, 10, 9, 0, 0, 0, time.UTC)
+	// 7 calls, a minute apart: c0 oldest. Statuses cycle through what the writer decides.
+	statuses := []string{StatusWritten, StatusUnattributed, StatusRetrying, StatusDeadLettered, StatusPublished, StatusWritten, StatusWritten}
+	for i, st := range statuses {
+		id := fmt.Sprintf("c%d", i)
+		at := t0.Add(time.Duration(i) * time.Minute)
+		l := &call.Log{Direction: call.Incoming, Status: call.Answered, StartedAt: at.Add(-time.Minute), Duration: 42,
+			Agent: &call.Agent{ID: fmt.Sprintf("agent%d", i%2), Name: "Sumit"}}
+		require.NoError(t, s.Record(ctx, "acme", id, Update{Stage: Stage{Stage: StatusReceived, At: at, Kind: "log"}, Status: StatusReceived,
+			Agent: l.Agent.ID, Call: InfoOf(l)}))
+		u := Update{Stage: Stage{Stage: st, At: at.Add(time.Second), Kind: "log"}, Status: st}
+		if st == StatusWritten {
+			u.OwnerID, u.RecordID = "1001", "r"+id
+		}
+		require.NoError(t, s.Record(ctx, "acme", id, u))
+	}
+	// Another tenant's call never shows.
+	require.NoError(t, s.Record(ctx, "beta", "b1", Update{Stage: Stage{Stage: StatusReceived, At: t0}, Status: StatusReceived}))
+
+	ids := func(es []Entry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.CallID)
+		}
+		return out
+	}
+	all, more, err := s.List(ctx, "acme", ListOptions{})
+	require.NoError(t, err)
+	assert.False(t, more)
+	assert.Equal(t, []string{"c6", "c5", "c4", "c3", "c2", "c1", "c0"}, ids(all), "newest first, by first seen")
+	c6 := all[0]
+	assert.Equal(t, StatusWritten, c6.Status)
+	assert.Equal(t, "1001", c6.Owner)
+	assert.Equal(t, "rc6", c6.RecordID)
+	assert.Equal(t, "incoming", c6.Direction)
+	assert.Equal(t, "answered", c6.Outcome)
+	assert.Equal(t, 42, c6.Duration)
+	assert.Equal(t, "Sumit", c6.AgentName)
+	assert.Equal(t, t0.Add(5*time.Minute), c6.StartedAt)
+	assert.Equal(t, t0.Add(6*time.Minute), c6.FirstSeen, "the first stage's time, not a later one's")
+
+	page, more, err := s.List(ctx, "acme", ListOptions{Limit: 3})
+	require.NoError(t, err)
+	assert.True(t, more)
+	assert.Equal(t, []string{"c6", "c5", "c4"}, ids(page))
+	page, more, err = s.List(ctx, "acme", ListOptions{Limit: 3, Before: page[2].FirstSeen})
+	require.NoError(t, err)
+	assert.True(t, more)
+	assert.Equal(t, []string{"c3", "c2", "c1"}, ids(page))
+
+	for _, c := range []struct {
+		o    ListOptions
+		want []string
+	}{
+		{ListOptions{Statuses: []string{StatusWritten}}, []string{"c6", "c5", "c0"}},
+		{ListOptions{Statuses: []string{StatusUnattributed, StatusDeadLettered}}, []string{"c3", "c1"}},
+		{ListOptions{Statuses: []string{Waiting}}, []string{"c4"}},
+		{ListOptions{Agent: "agent1"}, []string{"c5", "c3", "c1"}},
+		{ListOptions{Agent: "agent1", Statuses: []string{StatusWritten}}, []string{"c5"}},
+		{ListOptions{Agent: "nobody"}, nil},
+	} {
+		got, _, err := s.List(ctx, "acme", c.o)
+		require.NoError(t, err)
+		assert.Equal(t, c.want, ids(got), "%+v", c.o)
+	}
+
+	// A call whose trace expired leaves the list with it.
+	require.NoError(t, env.Redis.Del(ctx, s.hashKey("acme", "c6"), s.stagesKey("acme", "c6")).Err())
+	all, _, err = s.List(ctx, "acme", ListOptions{Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"c5"}, ids(all))
+}
