@@ -48,9 +48,10 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			pub, adm := a.HTTP(), a.AdminHTTP()
 			g, ctx := errgroup.WithContext(cmd.Context())
-			g.Go(func() error { return app.Serve(ctx, a.HTTP(), a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log) })
-			if adm := a.AdminHTTP(); adm != nil { // console + admin API on CALLTRACK_ADMIN_ADDR
+			g.Go(func() error { return app.Serve(ctx, pub, a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log) })
+			if adm != nil { // console + admin API on CALLTRACK_ADMIN_ADDR
 				g.Go(func() error { return app.Serve(ctx, adm, a.Cfg.AdminAddr, a.Cfg.ShutdownTimeout, a.Log) })
 			}
 			return g.Wait()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/console"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/kylas"
 	"github.com/calltrack/calltrack/internal/idempotency"
@@ -67,7 +68,8 @@ type App struct {
 	Link     writer.RecordingLinker
 
 	closers  []func() error
-	limiters sync.Map // tenant id → *ratelimit.Limiter
+	limiters sync.Map         // tenant id → *ratelimit.Limiter
+	console  *console.Console // console.go
 }
 
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
@@ -99,6 +101,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.Trace = trace.New(rdb, cfg.RedisPrefix)
 	a.startOverview() // console.go
 	a.wireSync()
+	a.buildConsole() // console.go
 	a.Adapters = a.defaultAdapters
 	a.Link = a.recordingLink // durable signed links when configured (v2.go)
 	return a, nil

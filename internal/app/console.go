@@ -3,13 +3,21 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/console"
+	"github.com/calltrack/calltrack/internal/directory"
+	"github.com/calltrack/calltrack/internal/dlq"
 	"github.com/calltrack/calltrack/internal/overview"
+	"github.com/calltrack/calltrack/internal/replay"
+	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/web"
 )
 
@@ -26,6 +34,69 @@ func (a *App) mountAdmin(e *echo.Echo) {
 	adm := a.Admin()
 	adm.Register(e)
 	a.registerSync(e, adm)
+	if err := a.console.Register(e); err != nil {
+		panic(err) // the embedded templates do not parse: a build defect, caught by any test
+	}
+}
+
+// buildConsole builds the admin console over the admin API's actions (at Open).
+func (a *App) buildConsole() {
+	adm := a.Admin()
+	a.console = &console.Console{Auth: adm.Auth, Admin: adm, Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace, Sync: a.UserSync,
+		CRMUsers: a.crmUsers, MyOperatorUsers: a.myOperatorUsers, DeadLetters: deadLetters{a}, Redis: a.Redis,
+		Prefix: a.Cfg.RedisPrefix, Log: a.Log}
+}
+
+// crmUsers is the CRM's users API of a tenant (its adapter, when it lists users).
+func (a *App) crmUsers(t *tenant.Tenant) (directory.Source, error) {
+	ad, err := a.Adapters(t)
+	if err != nil {
+		return nil, err
+	}
+	src, ok := ad.(directory.Source)
+	if !ok {
+		return nil, fmt.Errorf("the %s adapter cannot list users", t.CRM.Kind)
+	}
+	return src, nil
+}
+
+// myOperatorUsers is MyOperator's users API of a tenant.
+func (a *App) myOperatorUsers(t *tenant.Tenant) (directory.Source, error) {
+	mo, _, err := a.userSources(t)
+	return mo, err
+}
+
+// deadLetters reads and replays a tenant's dead letters for the console, with dlq and
+// replay on the app's Kafka client and producer.
+type deadLetters struct{ a *App }
+
+func (d deadLetters) Summary(ctx context.Context, tenantID string, since time.Time) (dlq.Summary, error) {
+	return dlq.Summarize(ctx, dlq.Options{Kafka: d.a.Kafka, Topics: d.a.Topics, Window: replay.Window{Since: since},
+		Filter: replay.Filter{Tenants: []string{tenantID}}})
+}
+
+func (d deadLetters) Replay(ctx context.Context, tenantID string, since time.Time, reasons []string, dryRun bool, sent func(int)) (replay.Summary, error) {
+	return replay.Run(ctx, replay.Options{Kafka: d.a.Kafka, Publisher: &countingPublisher{next: d.a.Producer, sent: sent},
+		Topics: d.a.Topics, Trace: d.a.Trace, Topic: d.a.Topics.DLQ, Window: replay.Window{Since: since},
+		Filter: replay.Filter{Tenants: []string{tenantID}, Reasons: reasons}, DryRun: dryRun}, io.Discard)
+}
+
+// countingPublisher tells the console's replay progress how many messages went.
+type countingPublisher struct {
+	next replay.Publisher
+	n    int
+	sent func(int)
+}
+
+func (p *countingPublisher) Publish(ctx context.Context, msgs ...kafka.Message) error {
+	if err := p.next.Publish(ctx, msgs...); err != nil {
+		return err
+	}
+	p.n += len(msgs)
+	if p.sent != nil {
+		p.sent(p.n)
+	}
+	return nil
 }
 
 // AdminHTTP builds the admin listener's server when CALLTRACK_ADMIN_ADDR is set; nil
@@ -39,12 +110,15 @@ func (a *App) AdminHTTP() *echo.Echo {
 	return e
 }
 
-// readyDetails shows /readyz's check errors to operators only (bearer token).
+// readyDetails shows /readyz's check errors to operators only: an operator bearer
+// token, or an operator's console session.
 func (a *App) readyDetails() web.Option {
 	auth := a.AdminAuth()
 	return web.WithReadyDetails(func(c echo.Context) bool {
-		ad := auth.Bearer(c)
-		return ad != nil && ad.Operator()
+		if ad := auth.Bearer(c); ad != nil {
+			return ad.Operator()
+		}
+		return a.console.Operator(c)
 	})
 }
 

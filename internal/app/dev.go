@@ -92,7 +92,10 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 		return nil, fmt.Errorf("dev: embedded redis on %s: %w", o.RedisAddr, err)
 	}
 
-	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey})
+	// Two CRM users, so the console's CRM-user dropdown has someone to offer.
+	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey, Users: []sandbox.KylasUser{
+		{ID: 1001, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true},
+		{ID: 1002, FirstName: "Priya", LastName: "N", Email: "priya@example.com", Active: true}}})
 	d.MyOp = mosandbox.New(mosandbox.Options{})
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
@@ -108,6 +111,7 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.App.console.Dev = true // plain HTTP: console cookies without Secure
 	ok = true
 	return d, nil
 }

@@ -9,7 +9,7 @@ import (
 
 func TestRedisAddressNeverPrintsItsPassword(t *testing.T) {
 	for in, want := range map[string]string{
-		"redis://:hunter2@redis.internal:6379/0":   "redis://:xxxxx@redis.internal:6379/0",
+		"redis://:hunter2@redis.internal:6379/0":    "redis://:xxxxx@redis.internal:6379/0",
 		"rediss://user:hunter2@redis.internal:6380": "rediss://user:xxxxx@redis.internal:6380",
 		"redis-1:6379,redis-2:6379":                 "redis-1:6379,redis-2:6379",
 	} {

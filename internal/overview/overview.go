@@ -44,7 +44,7 @@ type Recorder struct {
 	Redis   redis.UniversalClient
 	Prefix  string
 	Metrics *metrics.Metrics
-	Every   time.Duration // default 10s
+	Every   time.Duration // default 5s
 	Now     func() time.Time
 	Log     zerolog.Logger
 
@@ -60,7 +60,7 @@ func key(prefix, tenant string, hour time.Time) string {
 func (r *Recorder) Run(ctx context.Context) {
 	every := r.Every
 	if every <= 0 {
-		every = 10 * time.Second
+		every = 5 * time.Second
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

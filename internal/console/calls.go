@@ -1,0 +1,160 @@
+package console
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/trace"
+)
+
+// The Calls page and a call's page.
+
+// statusFilters are the Calls page's status choices, in the order shown.
+var statusFilters = []struct{ Value, Label string }{
+	{trace.StatusWritten, "written"},
+	{trace.StatusUnattributed, "unattributed"},
+	{trace.StatusRetrying, "retrying"},
+	{trace.StatusDeadLettered, "dead-lettered"},
+	{trace.Waiting, "waiting"},
+}
+
+type callRow struct {
+	trace.Entry
+	RecordURL string
+}
+
+type callsData struct {
+	Calls    []callRow
+	Statuses []struct{ Value, Label string }
+	Status   string
+	Agent    string
+	Agents   []string
+	Next     string // query of the next page; "" when none
+	Filtered bool
+}
+
+func (c *Console) calls(e echo.Context) error {
+	t := c.tenant(e)
+	d := callsData{Statuses: statusFilters, Status: e.QueryParam("status"), Agent: strings.TrimSpace(e.QueryParam("agent"))}
+	o := trace.ListOptions{Agent: d.Agent, Limit: 50}
+	if d.Status != "" {
+		o.Statuses = []string{d.Status}
+	}
+	if b, err := strconv.ParseInt(e.QueryParam("before"), 10, 64); err == nil {
+		o.Before = time.UnixMilli(b)
+	}
+	d.Filtered = d.Status != "" || d.Agent != "" || !o.Before.IsZero()
+	entries, more, err := c.Trace.List(e.Request().Context(), t.ID, o)
+	if err != nil {
+		return c.unavailable(e, "list the calls", err)
+	}
+	for _, en := range entries {
+		d.Calls = append(d.Calls, callRow{Entry: en, RecordURL: RecordURL(t, en.RecordID)})
+	}
+	if more && len(entries) > 0 {
+		q := url.Values{"before": {strconv.FormatInt(entries[len(entries)-1].FirstSeen.UnixMilli(), 10)}}
+		if d.Status != "" {
+			q.Set("status", d.Status)
+		}
+		if d.Agent != "" {
+			q.Set("agent", d.Agent)
+		}
+		d.Next = q.Encode()
+	}
+	if ms, err := c.Mappings.List(e.Request().Context(), t.ID); err == nil {
+		for _, m := range ms {
+			d.Agents = append(d.Agents, m.MyOperatorUserID)
+		}
+	}
+	return c.render(e, http.StatusOK, "calls", &page{Title: "Calls", Tab: "calls", Data: d})
+}
+
+// RecordURL links to a call's record in the tenant's CRM, "" when calltrack does not
+// know the CRM's web address (the record id is shown instead).
+func RecordURL(t *tenant.Tenant, recordID string) string {
+	if recordID == "" {
+		return ""
+	}
+	switch t.CRM.Kind {
+	case "zoho":
+		// Zoho's web app lives beside its API domain: www.zohoapis.<dc> → crm.zoho.<dc>.
+		if dc, ok := strings.CutPrefix(t.CRM.Zoho.APIDomain, "https://www.zohoapis."); ok {
+			return "https://crm.zoho." + dc + "/crm/tab/Calls/" + url.PathEscape(recordID)
+		}
+		if strings.Contains(t.CRM.Zoho.APIDomain, "/sandbox/zoho") {
+			return strings.TrimRight(t.CRM.Zoho.APIDomain, "/") + "/crm/v8/Calls/" + url.PathEscape(recordID)
+		}
+	case "kylas":
+		if strings.Contains(t.CRM.BaseURL, "/sandbox/kylas") {
+			return strings.TrimRight(t.CRM.BaseURL, "/") + "/v1/call-logs/" + url.PathEscape(recordID)
+		}
+		if strings.HasPrefix(t.CRM.BaseURL, "https://api.kylas.io") {
+			return "https://app.kylas.io/sales/calls/details/" + url.PathEscape(recordID)
+		}
+	}
+	return ""
+}
+
+type callData struct {
+	Trace     *trace.Trace
+	Entry     *trace.Entry
+	RecordURL string
+	Stages    []stageRow
+	Mapped    bool // the agent has an active mapping now
+}
+
+type stageRow struct {
+	trace.Stage
+	Since string // since the stage before
+	Tone  string // ok, warn, bad, info: the dot's colour
+}
+
+func (c *Console) callPage(e echo.Context) error {
+	t := c.tenant(e)
+	ctx := e.Request().Context()
+	tr, err := c.Trace.Get(ctx, t.ID, e.Param("call"))
+	if errors.Is(err, trace.ErrNotFound) {
+		return c.fail(e, http.StatusNotFound, "calltrack has no trace of call "+e.Param("call")+" of tenant "+t.ID+". Traces are kept 7 days; check the call id (the MyOperator call UID or the afterCall log id).")
+	}
+	if err != nil {
+		return c.unavailable(e, "read the call's trace", err)
+	}
+	d := callData{Trace: tr}
+	if tr.CRM != nil {
+		d.RecordURL = RecordURL(t, tr.CRM.RecordID)
+	}
+	prev := time.Time{}
+	for i, s := range tr.Stages {
+		r := stageRow{Stage: s, Tone: toneOf(s.Stage)}
+		if i > 0 {
+			r.Since = "+" + trace.Since(prev, s.At)
+		}
+		prev = s.At
+		d.Stages = append(d.Stages, r)
+	}
+	if tr.Agent != "" {
+		if m, err := c.Mappings.Get(ctx, t.ID, tr.Agent); err == nil && m.Status == "active" {
+			d.Mapped = true
+		}
+	}
+	return c.render(e, http.StatusOK, "call", &page{Title: "Call " + tr.CallID, Tab: "calls", Data: d})
+}
+
+func toneOf(stage string) string {
+	switch stage {
+	case trace.StatusWritten, "already_written", "recording_added", "amended":
+		return "ok"
+	case trace.StatusRetrying, trace.StatusUnattributed, "duplicate_ignored":
+		return "warn"
+	case trace.StatusDeadLettered, "dropped":
+		return "bad"
+	}
+	return "info"
+}

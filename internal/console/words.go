@@ -1,0 +1,161 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/directory"
+	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/usersync"
+)
+
+// What the console shows instead of codes.
+
+// statusWords names a call's status as the Calls page shows it.
+func statusWords(s string) string {
+	switch s {
+	case trace.StatusWritten:
+		return "written"
+	case trace.StatusUnattributed:
+		return "unattributed"
+	case trace.StatusRetrying:
+		return "retrying"
+	case trace.StatusDeadLettered:
+		return "dead-lettered"
+	case trace.StatusReceived, trace.StatusPublished:
+		return "waiting for a writer"
+	case "":
+		return "ringing (no call log yet)"
+	}
+	return s
+}
+
+// reasonWords says why a user is unmatched, or why a call was dead-lettered.
+func reasonWords(reason string) string {
+	switch reason {
+	case usersync.ReasonNoMatch:
+		return "no user on the other side has this email"
+	case usersync.ReasonEmailCaseDiffers:
+		return "email differs only in case"
+	case usersync.ReasonInactive:
+		return "deactivated"
+	case usersync.ReasonDuplicateEmail:
+		return "several users share this email"
+	case usersync.ReasonNoEmail:
+		return "has no email"
+	case usersync.ReasonRoleFiltered:
+		return "role not among the synced roles"
+	case usersync.ReasonCounterpartOff:
+		return "the only match is deactivated"
+	case usersync.ReasonCounterpartRole:
+		return "the only match has a role that is not synced"
+	case usersync.ReasonDuplicatePhone:
+		return "several users share this phone number"
+	case usersync.ReasonNoPhone:
+		return "has no phone number"
+	case usersync.ReasonDuplicateField:
+		return "several CRM users hold this id in the match field"
+	case usersync.ReasonNoField:
+		return "the match field is empty"
+	// Dead-letter reasons.
+	case "crm_rejected":
+		return "the CRM refused the call (an owner or field it does not accept, or a revoked credential)"
+	case "retries_exhausted":
+		return "the CRM kept failing through every retry"
+	case "undecodable":
+		return "the event could not be read"
+	case "unknown_tenant":
+		return "the tenant was not configured when it was written"
+	case "(none)", "":
+		return "no reason recorded"
+	}
+	return reason
+}
+
+// unmatchedWords is an unmatched user's reason with the near match, e.g. "email
+// differs only in case: Priya@Example.com vs priya@example.com".
+func unmatchedWords(u usersync.Unmatched) string {
+	w := reasonWords(u.Reason)
+	if u.Counterpart != nil && u.Counterpart.Email != "" && u.Email != "" {
+		w += ": " + u.Email + " vs " + u.Counterpart.Email
+	}
+	return w
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := time.Since(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// when is a time as the console prints it (UTC, to the second).
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func durationWords(seconds int) string {
+	if seconds <= 0 {
+		return "0s"
+	}
+	d := time.Duration(seconds) * time.Second
+	if d < time.Minute {
+		return fmt.Sprintf("%ds", seconds)
+	}
+	return fmt.Sprintf("%dm %02ds", seconds/60, seconds%60)
+}
+
+// userCache keeps each tenant's CRM users for a minute: every Agents page needs them
+// for the dropdown, and the CRM's users API is slow and rate-limited.
+type userCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]cachedUsers
+}
+
+type cachedUsers struct {
+	at    time.Time
+	users []directory.User
+}
+
+func (u *userCache) get(ctx context.Context, tenant string, src directory.Source) ([]directory.User, error) {
+	u.mu.Lock()
+	if c, ok := u.m[tenant]; ok && time.Since(c.at) < u.ttl {
+		u.mu.Unlock()
+		return c.users, nil
+	}
+	u.mu.Unlock()
+	users, err := src.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	if u.m == nil {
+		u.m = map[string]cachedUsers{}
+	}
+	u.m[tenant] = cachedUsers{at: time.Now(), users: users}
+	u.mu.Unlock()
+	return users, nil
+}
+
+func (u *userCache) forget(tenant string) {
+	u.mu.Lock()
+	delete(u.m, tenant)
+	u.mu.Unlock()
+}

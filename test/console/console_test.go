@@ -1,0 +1,303 @@
+// Package console_test drives the admin console of `calltrack dev` in a real headless
+// Chromium (Debian's chromium package) with chromedp: sign-in, mapping an agent, a
+// posted call becoming "written" with its owner and timeline, a dead letter's dry run
+// and replay, the Overview's charts, a tenant admin refused another tenant, and a form
+// post without its CSRF token refused. With CALLTRACK_CONSOLE_SCREENSHOTS=<dir> it
+// saves a screenshot of each page there (docs/console/ holds the committed ones).
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/app"
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+const (
+	sampleCall  = "n2.1596270949.2175190"
+	sampleAgent = "5cd40f6556f2f124"
+	failedCall  = "n2.1596270949.9999999"
+)
+
+// chromium finds the browser; CI (and CALLTRACK_TEST_REQUIRE_REAL) must have it.
+func chromium(t *testing.T) string {
+	for _, name := range []string{os.Getenv("CALLTRACK_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" || os.Getenv("CALLTRACK_TEST_REQUIRE_REAL") == "1" {
+		t.Fatal("chromium is not installed (apt-get install chromium); the console's browser tests cannot run")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium): browser tests not run")
+	return ""
+}
+
+// browser starts a fresh headless Chromium (its own profile) and returns a tab.
+func browser(t *testing.T, path string) context.Context {
+	// A fresh profile; removed after the browser is gone (its helpers may still be
+	// writing in it as the browser closes, so not with t.TempDir's strict cleanup).
+	profile, err := os.MkdirTemp("", "calltrack-chromium-")
+	require.NoError(t, err)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc(); _ = os.RemoveAll(profile) })
+	require.NoError(t, chromedp.Run(ctx), "start chromium")
+	return ctx
+}
+
+// run runs browser actions with a deadline.
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, chromedp.Run(c, actions...), what)
+}
+
+// text returns the visible text of the first node matching sel.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	var s string
+	run(t, ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+	return s
+}
+
+// screenshot saves the page when CALLTRACK_CONSOLE_SCREENSHOTS names a directory.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("CALLTRACK_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var png []byte
+	run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
+}
+
+// eventually reloads url until cond holds on the page, or fails at the deadline.
+func eventually(t *testing.T, ctx context.Context, within time.Duration, what, pageURL string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		run(t, ctx, "open "+pageURL, chromedp.Navigate(pageURL), chromedp.WaitReady("main", chromedp.ByQuery))
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen within %s", what, within)
+		}
+		time.Sleep(300 * time.Millisecond) // between page loads; the deadline decides
+	}
+}
+
+func has(ctx context.Context, sel string) bool {
+	var nodes int
+	_ = chromedp.Run(ctx, chromedp.Evaluate(fmt.Sprintf("document.querySelectorAll(%q).length", sel), &nodes))
+	return nodes > 0
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	path := chromium(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := app.StartDev(ctx, app.DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: "warn"}, io.Discard)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; d.Close() })
+	testenv.Eventually(t, 60*time.Second, "dev ready", func() bool {
+		res, err := http.Get(d.Base + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	base := d.Base
+	demo := base + "/console/tenants/demo/"
+	op := browser(t, path)
+
+	// Sign-in: the console's root sends a visitor to sign in; the operator token lets in.
+	run(t, op, "sign in", chromedp.Navigate(base+"/"), chromedp.WaitVisible("#token", chromedp.ByID))
+	screenshot(t, op, "sign-in")
+	run(t, op, "wrong token", chromedp.SendKeys("#token", "not-a-token", chromedp.ByID), chromedp.Submit("#token", chromedp.ByID),
+		chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash.error"), "not valid")
+	run(t, op, "sign in", chromedp.SendKeys("#token", app.DevAdminToken, chromedp.ByID), chromedp.Submit("#token", chromedp.ByID),
+		chromedp.WaitVisible("table.grid", chromedp.ByQuery))
+	assert.Equal(t, "Tenants", text(t, op, "h1"))
+	assert.Contains(t, text(t, op, "table.grid"), "demo-zoho", "an operator sees every tenant")
+	screenshot(t, op, "tenants")
+
+	// Map the sample call's agent from the Agents page, picking the CRM user in the
+	// searchable dropdown.
+	run(t, op, "agents page", chromedp.Navigate(demo+"agents"), chromedp.WaitVisible("#map", chromedp.ByID),
+		chromedp.SendKeys("#agent", sampleAgent, chromedp.ByID), chromedp.SendKeys("#crm-search", "sumit", chromedp.ByID))
+	var picked string
+	run(t, op, "pick CRM user", chromedp.Value("#crm_user", &picked, chromedp.ByID))
+	assert.Equal(t, "1001", picked, "searching 'sumit' selects Sumit Arya")
+	run(t, op, "map", chromedp.Click(`#map button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash.ok"), "mapped to CRM user 1001")
+	row := text(t, op, fmt.Sprintf(`tr[data-agent=%q]`, sampleAgent))
+	assert.Contains(t, row, "Sumit Arya")
+	assert.Contains(t, row, "manual")
+	assert.Contains(t, row, "active")
+	screenshot(t, op, "agents")
+
+	// The sample call, posted as MyOperator does, becomes "written" with its owner.
+	postCall(t, base, "demo-token", nil)
+	callsURL := demo + "calls"
+	sampleRow := fmt.Sprintf(`tr[data-call=%q]`, sampleCall)
+	eventually(t, op, 30*time.Second, "the call written on the Calls page", callsURL, func() bool {
+		return has(op, sampleRow) && strings.Contains(text(t, op, sampleRow+" .badge"), "written")
+	})
+	assert.Contains(t, text(t, op, sampleRow+" td.owner"), "1001")
+
+	// Its page shows the trace as a timeline.
+	run(t, op, "call page", chromedp.Click(sampleRow+" a.mono", chromedp.ByQuery), chromedp.WaitVisible("#timeline", chromedp.ByID))
+	assert.Equal(t, "written", text(t, op, "#call-status"))
+	assert.Contains(t, text(t, op, "#call-owner"), "1001")
+	tl := text(t, op, "#timeline")
+	for _, stage := range []string{"received", "published", "written"} {
+		assert.Contains(t, tl, stage)
+	}
+	screenshot(t, op, "call")
+
+	// A call the CRM refuses is dead-lettered; the DLQ page counts it (dry run), then
+	// replays it once the CRM takes calls again.
+	sandboxFaults(t, base, `{"error_rate":1,"status":400}`)
+	postCall(t, base, "demo-token", func(p string) string { return strings.ReplaceAll(p, sampleCall, failedCall) })
+	eventually(t, op, 30*time.Second, "the refused call dead-lettered", callsURL, func() bool {
+		r := fmt.Sprintf(`tr[data-call=%q]`, failedCall)
+		return has(op, r) && strings.Contains(text(t, op, r+" .badge"), "dead-lettered")
+	})
+	screenshot(t, op, "calls")
+	sandboxFaults(t, base, `{}`)
+	eventually(t, op, 30*time.Second, "the dead letter on the DLQ page", demo+"dlq", func() bool { return has(op, "#dlq-reasons") })
+	assert.Contains(t, text(t, op, "#dlq-reasons"), "crm_rejected")
+	run(t, op, "dry run", chromedp.Click(`button[value=dry]`, chromedp.ByQuery), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash.ok"), "would replay 1 messages")
+	screenshot(t, op, "dlq")
+	assert.Equal(t, "dead-lettered", callStatus(t, base, failedCall), "a dry run sends nothing")
+	run(t, op, "replay", chromedp.Evaluate(`window.confirm = () => true`, nil), chromedp.Click(`button[value=replay]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#replay-job[data-state=done]`, chromedp.ByQuery))
+	assert.Contains(t, text(t, op, "#replay-job .state"), "replayed 1 messages")
+	testenv.Eventually(t, 30*time.Second, "the replayed call written", func() bool { return callStatus(t, base, failedCall) == "written" })
+
+	// Overview: the hour's counts, drawn by Chart.js.
+	eventually(t, op, 30*time.Second, "the Overview counting the written calls", demo+"overview", func() bool {
+		return text(t, op, "#tile-written") == "2"
+	})
+	run(t, op, "charts", chromedp.WaitVisible(`body[data-charts=drawn]`, chromedp.ByQuery))
+	screenshot(t, op, "overview")
+
+	// Setup: the webhook URLs and a connection test.
+	run(t, op, "setup", chromedp.Navigate(demo+"setup"), chromedp.WaitVisible("button.copy", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, "main"), base+"/webhooks/myoperator/demo/aftercall")
+	run(t, op, "test connection", chromedp.Click(`form[action$="test-connection"] button`, chromedp.ByQuery), chromedp.WaitVisible(".flash", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash"), "Kylas: connected, 2 users")
+	screenshot(t, op, "setup")
+
+	// A form post without the session's CSRF token changes nothing: 403, in words.
+	var csrf struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+	}
+	run(t, op, "post without CSRF token", chromedp.Evaluate(`fetch("/console/tenants/demo/agents/`+sampleAgent+`/unmap", {method: "POST",
+		headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: ""}).then(async r => ({status: r.status, body: await r.text()}))`, &csrf,
+		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	assert.Equal(t, http.StatusForbidden, csrf.Status)
+	assert.Contains(t, csrf.Body, "security token is missing or wrong")
+	run(t, op, "agents still mapped", chromedp.Navigate(demo+"agents"), chromedp.WaitVisible("#agents-table", chromedp.ByID))
+	assert.Contains(t, text(t, op, fmt.Sprintf(`tr[data-agent=%q]`, sampleAgent)), "active", "the refused post unmapped nothing")
+
+	// /readyz: checks for a signed-in operator, status only for the public.
+	var ready string
+	run(t, op, "readyz", chromedp.Navigate(base+"/readyz"), chromedp.Text("body", &ready, chromedp.ByQuery))
+	assert.Contains(t, ready, `"checks"`)
+	res, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	pub, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.JSONEq(t, `{"status":"ready"}`, string(pub))
+
+	// A tenant admin sees their tenant and is refused another.
+	ta := browser(t, path)
+	run(t, ta, "tenant admin signs in", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible("#token", chromedp.ByID),
+		chromedp.SendKeys("#token", app.DevTenantAdminToken, chromedp.ByID), chromedp.Submit("#token", chromedp.ByID),
+		chromedp.WaitVisible("nav.tabs", chromedp.ByQuery))
+	var loc string
+	run(t, ta, "landing", chromedp.Location(&loc))
+	assert.Equal(t, demo+"overview", loc, "a tenant admin lands on their tenant")
+	run(t, ta, "other tenant", chromedp.Navigate(base+"/console/tenants/demo-zoho/calls"), chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+	assert.Contains(t, text(t, ta, ".flash.error"), "cannot see tenant demo-zoho")
+	assert.False(t, has(ta, "#calls-table"))
+	screenshot(t, ta, "forbidden")
+	run(t, ta, "own tenant", chromedp.Navigate(callsURL), chromedp.WaitVisible("#calls-table", chromedp.ByID))
+	assert.True(t, has(ta, sampleRow))
+}
+
+// postCall posts the sample afterCall (changed by edit) to tenant demo.
+func postCall(t *testing.T, base, token string, edit func(string) string) {
+	t.Helper()
+	res, err := http.Get(base + "/sandbox/myoperator/samples/aftercall.json")
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	payload := string(raw)
+	if edit != nil {
+		payload = edit(payload)
+	}
+	res, err = http.PostForm(base+"/webhooks/myoperator/demo/aftercall?token="+token, url.Values{"myoperator": {payload}})
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+}
+
+func sandboxFaults(t *testing.T, base, faults string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, base+"/sandbox/kylas/faults", strings.NewReader(faults))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+}
+
+// callStatus reads a call's status through the admin API.
+func callStatus(t *testing.T, base, callID string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/admin/v1/tenants/demo/calls/"+callID, nil)
+	req.Header.Set("Authorization", "Bearer "+app.DevAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var tr struct{ Status string }
+	_ = json.NewDecoder(res.Body).Decode(&tr)
+	return strings.ReplaceAll(tr.Status, "dead_lettered", "dead-lettered")
+}
