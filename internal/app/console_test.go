@@ -3,6 +3,9 @@ package app
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/testenv"
 )
 
 // `serve` with a Redis it cannot reach says so without printing the password of the
@@ -43,4 +47,33 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// With CALLTRACK_ADMIN_ADDR the console and admin API leave the webhooks' listener for
+// their own.
+func TestAdminListenerOfItsOwn(t *testing.T) {
+	env := testenv.New(t)
+	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,
+		RedisAddr: env.RedisAddr, RedisPrefix: env.Prefix, AdminToken: "op-token", AdminAddr: "127.0.0.1:0",
+		ShutdownTimeout: 5 * time.Second, V2SummaryWait: time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	a, err := Open(ctx, cfg, NewLogger(io.Discard, "warn"), tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}))
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	pub, adm := a.HTTP(), a.AdminHTTP()
+	require.NotNil(t, adm)
+	status := func(e http.Handler, path string) int {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer op-token")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, p := range []string{"/admin/v1/tenants", "/admin/v1/tenants/acme/mappings", "/console/sign-in"} {
+		assert.Equal(t, http.StatusNotFound, status(pub, p), "public listener: %s", p)
+		assert.NotEqual(t, http.StatusNotFound, status(adm, p), "admin listener: %s", p)
+	}
+	assert.Equal(t, http.StatusOK, status(adm, "/admin/v1/tenants"))
+	assert.Equal(t, http.StatusOK, status(pub, "/healthz"))
 }
