@@ -77,27 +77,15 @@ func (c *Console) calls(e echo.Context) error {
 }
 
 // RecordURL links to a call's record in the tenant's CRM, "" when calltrack does not
-// know the CRM's web address (the record id is shown instead).
+// know the CRM's web address for it (the record id is shown instead): Zoho's web app
+// lives beside its API domain (www.zohoapis.<dc> → crm.zoho.<dc>); Kylas documents no
+// record URL, and the sandboxes' APIs need a key a browser does not send.
 func RecordURL(t *tenant.Tenant, recordID string) string {
-	if recordID == "" {
+	if recordID == "" || t.CRM.Kind != "zoho" {
 		return ""
 	}
-	switch t.CRM.Kind {
-	case "zoho":
-		// Zoho's web app lives beside its API domain: www.zohoapis.<dc> → crm.zoho.<dc>.
-		if dc, ok := strings.CutPrefix(t.CRM.Zoho.APIDomain, "https://www.zohoapis."); ok {
-			return "https://crm.zoho." + dc + "/crm/tab/Calls/" + url.PathEscape(recordID)
-		}
-		if strings.Contains(t.CRM.Zoho.APIDomain, "/sandbox/zoho") {
-			return strings.TrimRight(t.CRM.Zoho.APIDomain, "/") + "/crm/v8/Calls/" + url.PathEscape(recordID)
-		}
-	case "kylas":
-		if strings.Contains(t.CRM.BaseURL, "/sandbox/kylas") {
-			return strings.TrimRight(t.CRM.BaseURL, "/") + "/v1/call-logs/" + url.PathEscape(recordID)
-		}
-		if strings.HasPrefix(t.CRM.BaseURL, "https://api.kylas.io") {
-			return "https://app.kylas.io/sales/calls/details/" + url.PathEscape(recordID)
-		}
+	if dc, ok := strings.CutPrefix(t.CRM.Zoho.APIDomain, "https://www.zohoapis."); ok {
+		return "https://crm.zoho." + dc + "/crm/tab/Calls/" + url.PathEscape(recordID)
 	}
 	return ""
 }
