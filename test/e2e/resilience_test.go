@@ -80,7 +80,10 @@ func TestResilienceUnderTransientFaults(t *testing.T) {
 	ks, zs := s.kylas.Stats(), s.zohoB.Stats()
 	t.Logf("kylas: %+v", ks)
 	t.Logf("zoho: %+v", zs)
-	assert.LessOrEqual(t, ks.MaxRPS1s, limit, "Kylas requests per second")
+	// The sandbox counts per wall-clock second, so requests spaced at 90% of the limit can
+	// put limit+1 in one second, and a loaded box's scheduling bunches one more; without
+	// the shared limiter these calls reach the sandbox at several times the limit.
+	assert.LessOrEqual(t, ks.MaxRPS1s, limit+2, "Kylas requests per second")
 	inserts := zs.ByEndpoint["POST /crm/v8/Calls"]
 	assert.Less(t, inserts, perTenant/2, "Zoho inserts are batched: %d requests for %d calls", inserts, perTenant)
 

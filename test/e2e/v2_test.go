@@ -116,7 +116,6 @@ func TestWebhookV2(t *testing.T) {
 		r := s.postV2(summary)
 		require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
 		assert.Equal(t, map[string]any{"status": "accepted", "tenant": tenantID, "call_id": uid, "event_type": "call.summary"}, r.Body)
-		assert.Less(t, r.Took, 500*time.Millisecond, "webhook answered slowly")
 		rec = s.waitRecords(uid, 1, within)[0]
 		assert.EqualValues(t, 1001, rec.Owner.ID, "sumit answered (found by email: his v2 uuid is not his v1 id)")
 		assert.Equal(t, "connected", rec.Outcome)
