@@ -96,11 +96,25 @@ func ParseAfterCall(tenant string, raw []byte, receivedAt time.Time) (*call.Log,
 	if err := decodeObject(raw, &p); err != nil {
 		return nil, malformed("afterCall: %w", err)
 	}
+	return p.log(tenant, SourceV1, afterCallKeys, receivedAt)
+}
+
+// logKeys names a payload kind and its keys in error messages: the afterCall and a
+// call-log search hit carry the same log under different names.
+type logKeys struct {
+	kind, callID, logID, event, status string
+}
+
+var afterCallKeys = logKeys{kind: "afterCall", callID: "_pm ui", logID: "_ai", event: `"_ev"`, status: `"_su"`}
+
+// log builds the call.Log of a decoded afterCall-shaped log: the one place the
+// direction, outcome, legs and the attributed agent are decided.
+func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) (*call.Log, error) {
 	l := &call.Log{
 		Tenant:       tenant,
 		LogID:        p.LogID.String(),
 		CompanyID:    p.CompanyID.String(),
-		Source:       SourceV1,
+		Source:       source,
 		ClickToCall:  p.Nature.is(1),
 		Department:   p.Department.String(),
 		DepartmentID: p.DepartmentID.String(),
@@ -119,22 +133,22 @@ func ParseAfterCall(tenant string, raw []byte, receivedAt time.Time) (*call.Log,
 		l.CallID = l.LogID
 	}
 	if l.CallID == "" {
-		return nil, malformed("afterCall: no call id: neither _pm ui nor _ai")
+		return nil, malformed("%s: no call id: neither %s nor %s", k.kind, k.callID, k.logID)
 	}
 
 	switch {
 	case p.Event == "":
-		return nil, malformed(`afterCall: "_ev" is missing; want 1 (incoming) or 2 (outgoing)`)
+		return nil, malformed(`%s: %s is missing; want 1 (incoming) or 2 (outgoing)`, k.kind, k.event)
 	case p.Event.is(1):
 		l.Direction = call.Incoming
 	case p.Event.is(2):
 		l.Direction = call.Outgoing
 	default:
-		return nil, malformed(`afterCall: "_ev" must be 1 (incoming) or 2 (outgoing), got %s`, p.Event.quote())
+		return nil, malformed(`%s: %s must be 1 (incoming) or 2 (outgoing), got %s`, k.kind, k.event, p.Event.quote())
 	}
 	switch {
 	case p.Status == "":
-		return nil, malformed(`afterCall: "_su" is missing; want 1 (answered), 2 (missed) or 3 (voicemail)`)
+		return nil, malformed(`%s: %s is missing; want 1 (answered), 2 (missed) or 3 (voicemail)`, k.kind, k.status)
 	case p.Status.is(1):
 		l.Status = call.Answered
 	case p.Status.is(2):
@@ -142,7 +156,7 @@ func ParseAfterCall(tenant string, raw []byte, receivedAt time.Time) (*call.Log,
 	case p.Status.is(3):
 		l.Status = call.Voicemail
 	default:
-		return nil, malformed(`afterCall: "_su" must be 1 (answered), 2 (missed) or 3 (voicemail), got %s`, p.Status.quote())
+		return nil, malformed(`%s: %s must be 1 (answered), 2 (missed) or 3 (voicemail), got %s`, k.kind, k.status, p.Status.quote())
 	}
 
 	cc := p.CountryCode.String()
@@ -186,7 +200,7 @@ func ParseAfterCall(tenant string, raw []byte, receivedAt time.Time) (*call.Log,
 	}
 
 	if err := l.Validate(); err != nil {
-		return nil, malformed("afterCall: %w", err)
+		return nil, malformed("%s: %w", k.kind, err)
 	}
 	return l, nil
 }

@@ -35,6 +35,23 @@ func FuzzParseAfterCall(f *testing.F) {
 	})
 }
 
+func FuzzParseSearchHit(f *testing.F) {
+	addTestdata(f, "search_*.json")
+	for _, s := range []string{``, `{}`, `{"_source":[]}`, `{"_id":"x","_source":{"event":1,"status":1,"log_details":{"received_by":"x"}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		l, err := ParseSearchHit("acme", raw, time.Unix(0, 0))
+		if err != nil {
+			require.ErrorIs(t, err, ErrMalformed)
+			return
+		}
+		require.NoError(t, l.Validate())
+		_, err = json.Marshal(l)
+		require.NoError(t, err)
+	})
+}
+
 func FuzzParseInCall(f *testing.F) {
 	addTestdata(f, "incall_*.json")
 	for _, s := range []string{``, `{}`, `{"uid":1,"users":"[1]"}`} {

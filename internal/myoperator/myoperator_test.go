@@ -370,6 +370,8 @@ func TestGolden(t *testing.T) {
 				v, err = ParseInCall("acme", raw, received)
 			} else if strings.HasPrefix(name, "v2_") {
 				v, err = ParseV2("acme", raw, received)
+			} else if strings.HasPrefix(name, "search_") {
+				v, err = ParseSearchHit("acme", raw, received)
 			} else {
 				v, err = ParseAfterCall("acme", raw, received)
 			}

@@ -81,7 +81,7 @@ func (s Signer) Link(tenantID, callID string, rec call.Recording) string {
 
 // Exchanger turns a recording file name into a fresh download link (moapi.Client).
 type Exchanger interface {
-	RecordingLink(ctx context.Context, file string) (string, error)
+	RecordingLink(ctx context.Context, file string) (moapi.Link, error)
 }
 
 // Handler serves GET /recordings/{tenant}/{call_id}.
@@ -138,7 +138,7 @@ func (h *Handler) redirect(c echo.Context) error {
 	// The fresh link expires: never let a browser or proxy keep the redirect.
 	c.Response().Header().Set("Cache-Control", "no-store")
 	c.Response().Header().Set("Referrer-Policy", "no-referrer")
-	return c.Redirect(http.StatusFound, link)
+	return c.Redirect(http.StatusFound, link.URL)
 }
 
 // param returns a path parameter, unescaped (the router may hand it over raw).

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -60,9 +61,9 @@ type fakeExchanger struct {
 	got  []string
 }
 
-func (f *fakeExchanger) RecordingLink(_ context.Context, file string) (string, error) {
+func (f *fakeExchanger) RecordingLink(_ context.Context, file string) (moapi.Link, error) {
 	f.got = append(f.got, file)
-	return f.link, f.err
+	return moapi.Link{URL: f.link, ExpiresAt: time.Now().Add(moapi.RecordingLinkValidity)}, f.err
 }
 
 func server(t *testing.T, h *Handler) *httptest.Server {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,7 +23,8 @@ func TestRecordingLinkAgainstSandbox(t *testing.T) {
 
 	link, err := moapi.New(srv.URL, "tok-123").RecordingLink(t.Context(), "e673c2f4a1b94d37.mp3")
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(link, srv.URL+"/audio/e673c2f4a1b94d37.mp3?expires="), link)
+	assert.True(t, strings.HasPrefix(link.URL, srv.URL+"/audio/e673c2f4a1b94d37.mp3?expires="), link.URL)
+	assert.WithinDuration(t, time.Now().Add(sandbox.RecordingLinkTTL), link.ExpiresAt, time.Minute, "the answer's expires_at")
 
 	_, err = moapi.New(srv.URL, "wrong-token").RecordingLink(t.Context(), "e673c2f4a1b94d37.mp3")
 	var me *moapi.Error
@@ -73,7 +75,7 @@ func TestRecordingLinkAnswerShapes(t *testing.T) {
 			link, err := moapi.New(srv.URL+"/", "tok").RecordingLink(t.Context(), "f.mp3")
 			if tt.link != "" {
 				require.NoError(t, err)
-				assert.Equal(t, tt.link, link)
+				assert.Equal(t, tt.link, link.URL)
 				return
 			}
 			require.Error(t, err)

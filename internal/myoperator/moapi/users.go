@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -45,7 +46,7 @@ func (c *Client) Users(ctx context.Context) ([]directory.User, error) {
 	page := 1
 	for n := 0; n < maxUserPages; n++ {
 		var p usersPage
-		if err := c.get(ctx, op, "/user", url.Values{"page": {strconv.Itoa(page)}}, &p); err != nil {
+		if err := c.call(ctx, request{op: op, method: http.MethodGet, path: "/user", query: url.Values{"page": {strconv.Itoa(page)}}}, &p); err != nil {
 			return nil, err
 		}
 		for _, r := range p.Data {

@@ -1,5 +1,6 @@
 // Package sandbox is an in-memory MyOperator API for `calltrack dev` and tests, mounted
-// at /sandbox/myoperator/: the users API that user sync pulls, and the recordings link
+// at /sandbox/myoperator/: the users API that user sync pulls, the call-log search that
+// the backfill pulls (served from the sandbox's own call log), and the recordings link
 // exchange. Paths here are without the /sandbox/myoperator prefix.
 package sandbox
 
@@ -11,6 +12,12 @@ import (
 // Options configure the sandbox.
 type Options struct {
 	Token string // the account API token the API calls must carry (?token=); default "demo-myoperator-token"
+	// AfterCallWebhook is where POST /calls?deliver=true posts the afterCall (calltrack's
+	// afterCall URL, token included); empty: calls are only recorded.
+	AfterCallWebhook string
+	// SearchPerMinute answers POST /search with 429 past this many requests in a minute,
+	// as MyOperator's pull limits do (about 20); 0: no limit.
+	SearchPerMinute int
 }
 
 // Server is the MyOperator sandbox.
@@ -21,6 +28,7 @@ type Server struct {
 
 	users      *usersState
 	recordings *recordingsState
+	calls      *callsState
 }
 
 // New returns a sandbox.
@@ -31,6 +39,7 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, mux: http.NewServeMux()}
 	s.routesUsers()
 	s.routesRecordings()
+	s.routesCalls()
 	return s
 }
 
