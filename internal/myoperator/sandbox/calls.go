@@ -34,9 +34,9 @@ type callsState struct {
 
 // loggedCall is one call of the log: the afterCall as recorded.
 type loggedCall struct {
-	CallID   string
-	LogID    string
-	Start    time.Time
+	CallID    string
+	LogID     string
+	Start     time.Time
 	AfterCall map[string]any
 }
 
