@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/backfill"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
@@ -81,6 +82,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	(&ingest.Handler{}).Register(e)
 	(&admin.API{}).Register(e)
 	(&usersync.API{}).Register(e.Group("/admin/v1"))
+	(&backfill.API{}).Register(e.Group("/admin/v1"))
 	(&ingest.V2{Handler: &ingest.Handler{}}).Register(e)
 	(&recording.Handler{}).Register(e)
 	param := regexp.MustCompile(`:[^/]+`)

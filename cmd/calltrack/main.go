@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string) error {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCmd(), workCmd(), devCmd(), versionCmd(), probeCmd())
 	root.AddCommand(syncCmd(), mappingsCmd())
-	root.AddCommand(replayCmd(), dlqCmd(), groupsCmd(), traceCmd())
+	root.AddCommand(replayCmd(), dlqCmd(), groupsCmd(), traceCmd(), backfillCmd())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }

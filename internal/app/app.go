@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/backfill"
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/console"
 	"github.com/calltrack/calltrack/internal/crm"
@@ -61,15 +62,17 @@ type App struct {
 	Mappings *mapping.Store
 	Redrive  *writer.Redriver  // late binding of parked calls (sync.go)
 	UserSync *usersync.Service // user sync (sync.go)
+	Backfill *backfill.Service // backfill from MyOperator's call log (backfill.go)
 	Idem     *idempotency.Store
 	Trace    *trace.Store
 	Retry    writer.RetryPolicy
 	Adapters writer.AdapterFactory
 	Link     writer.RecordingLinker
 
-	closers  []func() error
-	limiters sync.Map         // tenant id → *ratelimit.Limiter
-	console  *console.Console // console.go
+	closers    []func() error
+	limiters   sync.Map         // tenant id → *ratelimit.Limiter
+	moLimiters sync.Map         // MyOperator account → *ratelimit.Limiter (backfill.go)
+	console    *console.Console // console.go
 }
 
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
@@ -101,6 +104,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.Trace = trace.New(rdb, cfg.RedisPrefix)
 	a.startOverview() // console.go
 	a.wireSync()
+	a.wireBackfill()
 	a.buildConsole() // console.go
 	a.Adapters = a.defaultAdapters
 	a.Link = a.recordingLink // durable signed links when configured (v2.go)
@@ -221,6 +225,7 @@ func (a *App) RunWriter(ctx context.Context, w *writer.Writer) error {
 	})
 	g.Go(func() error { return a.RunRedrive(ctx) })
 	g.Go(func() error { return a.RunProvisional(ctx) })
+	g.Go(func() error { return a.RunBackfill(ctx) })
 	return g.Wait()
 }
 

@@ -34,6 +34,7 @@ func (a *App) mountAdmin(e *echo.Echo) {
 	adm := a.Admin()
 	adm.Register(e)
 	a.registerSync(e, adm)
+	a.registerBackfill(e, adm) // backfill.go
 	if err := a.console.Register(e); err != nil {
 		panic(err) // the embedded templates do not parse: a build defect, caught by any test
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -54,6 +55,11 @@ type Dev struct {
 	Zoho  *sandbox.Zoho // tenant demo-zoho's CRM (zoho.go)
 	MyOp  *mosandbox.Server
 	Base  string // http://host:port of the HTTP server
+	// TenantsFile describes tenant demo for the on-call CLIs run against this dev
+	// (backfill.go); removed on Close.
+	TenantsFile string
+
+	tmpDir string
 
 	kafka *kfake.Cluster
 	redis *miniredis.Miniredis
@@ -96,7 +102,8 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey, Users: []sandbox.KylasUser{
 		{ID: 1001, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true},
 		{ID: 1002, FirstName: "Priya", LastName: "N", Email: "priya@example.com", Active: true}}})
-	d.MyOp = mosandbox.New(mosandbox.Options{})
+	// The sandbox MyOperator delivers afterCalls it is asked to (POST .../calls?deliver=true) to tenant demo.
+	d.MyOp = mosandbox.New(mosandbox.Options{AfterCallWebhook: d.Base + "/webhooks/myoperator/" + DevTenant + "/aftercall?token=" + DevToken})
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
 		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey}}, d.devZoho())
@@ -112,6 +119,9 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 		return nil, err
 	}
 	d.App.console.Dev = true // plain HTTP: console cookies without Secure
+	if err := d.devBackfill(); err != nil {
+		return nil, err
+	}
 	ok = true
 	return d, nil
 }
@@ -169,6 +179,9 @@ func (d *Dev) Close() {
 	if d.ln != nil {
 		_ = d.ln.Close()
 	}
+	if d.tmpDir != "" {
+		_ = os.RemoveAll(d.tmpDir)
+	}
 }
 
 // Banner is what `calltrack dev` prints once it is up.
@@ -211,7 +224,19 @@ Tenant demo-zoho (webhook token demo-zoho-token) writes to the Zoho sandbox (Cal
     curl -s --data-urlencode myoperator@- '%[1]s/webhooks/myoperator/demo-zoho/aftercall?token=demo-zoho-token'
   curl -s -H 'Authorization: Zoho-oauthtoken demo-zoho-access' %[1]s/sandbox/zoho/crm/v8/Calls
   curl -s %[1]s/sandbox/zoho/stats        # batching: "POST /crm/v8/Calls" requests vs records
-`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken, d.App.SummaryWait(), DevTenantAdminToken)
+
+A call MyOperator never delivered (recorded in the sandbox's call log only), found by the backfill:
+  curl -s %[1]s/sandbox/myoperator/samples/aftercall.json | curl -s -H 'Content-Type: application/json' \
+    --data-binary @- '%[1]s/sandbox/myoperator/calls?at=now&call_id=n2.1700000000.4242'
+  curl -s -X POST -H 'Authorization: Bearer demo-admin' -H 'Content-Type: application/json' \
+    -d '{"since":"1h","dry_run":true}' %[1]s/admin/v1/tenants/demo/backfill      # would_publish 1
+  curl -s -X POST -H 'Authorization: Bearer demo-admin' -H 'Content-Type: application/json' \
+    -d '{"since":"1h"}' %[1]s/admin/v1/tenants/demo/backfill                     # published 1
+
+On-call CLIs (replay, dlq, trace, backfill) against this dev:
+  export %[9]s
+  go run ./cmd/calltrack backfill --tenant demo --since 6h --dry-run
+`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken, d.App.SummaryWait(), DevTenantAdminToken, d.CLIEnv())
 }
 
 func splitPort(addr string) (string, int, error) {

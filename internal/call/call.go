@@ -6,6 +6,8 @@ package call
 import (
 	"fmt"
 	"time"
+
+	"github.com/calltrack/calltrack/internal/phone"
 )
 
 // Direction of a call as seen from the tenant.
@@ -36,6 +38,19 @@ type Agent struct {
 
 // Empty reports whether the agent carries no identity at all.
 func (a Agent) Empty() bool { return a.ID == "" && a.Email == "" && a.Phone == "" }
+
+// Label names the agent in traces and logs: the user id, else the email, else the
+// phone number masked.
+func (a Agent) Label() string {
+	switch {
+	case a.ID != "":
+		return a.ID
+	case a.Email != "":
+		return a.Email
+	default:
+		return phone.Mask(a.Phone)
+	}
+}
 
 // Leg is one attempt to connect the caller to agents (a ring group, a transfer).
 type Leg struct {

@@ -25,7 +25,6 @@ import (
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/myoperator"
-	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/web"
@@ -154,6 +153,14 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 				msgs, err = h.inCall(ctx, t, lv)
 				tu = trace.Update{Stage: trace.Stage{Kind: "live", Detail: string(lv.State)}}
 			}
+		}
+		if errors.Is(err, myoperator.ErrIgnored) {
+			// Well formed, but nothing to act on (an inCall state of no known meaning):
+			// no event, no pop-up; answered 200 so MyOperator does not retry it.
+			r.outcome = "ignored"
+			msg := strings.TrimPrefix(err.Error(), myoperator.ErrIgnored.Error()+": ")
+			log.Info().Str("reason", msg).Msg("webhook ignored")
+			return c.JSON(http.StatusOK, map[string]any{"status": "ignored", "tenant": t.ID, "reason": msg})
 		}
 		if err != nil && !errors.Is(err, myoperator.ErrMalformed) {
 			r.outcome = "unavailable"
@@ -355,16 +362,7 @@ func payloadHash(raw []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func agentLabel(a call.Agent) string {
-	switch {
-	case a.ID != "":
-		return a.ID
-	case a.Email != "":
-		return a.Email
-	default:
-		return phone.Mask(a.Phone)
-	}
-}
+func agentLabel(a call.Agent) string { return a.Label() }
 
 func ptrOr(a *call.Agent) call.Agent {
 	if a == nil {

@@ -265,8 +265,9 @@ func TestParseInCallStates(t *testing.T) {
 		want  call.LiveState
 	}{
 		{`0`, call.Ringing}, {`"0"`, call.Ringing}, {`1`, call.LiveAnswered}, {`"1"`, call.LiveAnswered},
-		{`2`, call.Ended}, {`"3"`, call.LiveMissed}, {`"9"`, call.Ringing}, {`null`, call.Ringing},
-		{`"busy"`, call.Ringing}, {"", call.Ringing},
+		{`2`, call.Ended}, {`"3"`, call.LiveMissed}, {`null`, call.Ringing}, {"", call.Ringing},
+		// No published meaning: no event, rather than a "ringing" pop-up mid-call.
+		{`"9"`, ""}, {`5`, ""}, {`"6"`, ""}, {`"busy"`, ""}, {`-1`, ""}, {`1.5`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.state, func(t *testing.T) {
@@ -276,17 +277,79 @@ func TestParseInCallStates(t *testing.T) {
 				raw += `,"call_state":` + tt.state
 			}
 			l, err := ParseInCall("acme", []byte(raw+"}"), received)
+			if tt.want == "" {
+				assert.Nil(t, l)
+				require.ErrorIs(t, err, ErrIgnored)
+				assert.NotErrorIs(t, err, ErrMalformed, "well formed: answered 200, not kept as rejected")
+				assert.Contains(t, err.Error(), `inCall "u1": call_state `)
+				return
+			}
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, l.State)
 		})
 	}
 }
 
+// What tells a call the agent placed from an incoming one, and who the customer is.
 func TestParseInCallDirection(t *testing.T) {
 	t.Parallel()
-	l, err := ParseInCall("acme", []byte(`{"uid":"u1","direction":"Outgoing"}`), received)
-	require.NoError(t, err)
-	assert.Equal(t, call.Outgoing, l.Direction)
+	const base = `"uid":"u1","clid_raw":"919711636496","clid":"9711636496","users":["918586848544"],"rdnis":"1161568087","event":"1","call_state":"0"`
+	tests := []struct {
+		name, extra, clid string
+		dir                call.Direction
+		caller, did        string
+	}{
+		{"no marker: incoming", ``, "", call.Incoming, "+919711636496", "1161568087"},
+		{"event 2 is an update, not a direction", `,"event":"2"`, "", call.Incoming, "+919711636496", "1161568087"},
+		{"direction key", `,"direction":"Outgoing"`, "", call.Outgoing, "+919711636496", "1161568087"},
+		{"direction key incoming wins over markers", `,"direction":"inbound","client_ref_id":"crm-42"`, "", call.Incoming, "+919711636496", "1161568087"},
+		{"click-to-call nature", `,"_ns":"1"`, "", call.Outgoing, "+919711636496", "1161568087"},
+		{"OBD nature", `,"_ns":2`, "", call.Outgoing, "+919711636496", "1161568087"},
+		{"normal nature", `,"_ns":"0","client_ref_id":"x"`, "", call.Incoming, "+919711636496", "1161568087"},
+		{"placed through the API: client_ref_id", `,"client_ref_id":"crm-42"`, "", call.Outgoing, "+919711636496", "1161568087"},
+		{"OBD campaign job", `,"job_id":"5f25296c41"`, "", call.Outgoing, "+919711636496", "1161568087"},
+		{"empty markers", `,"client_ref_id":"","job_id":null`, "", call.Incoming, "+919711636496", "1161568087"},
+		// The agent rung first as the caller: the customer is the dialled number.
+		{"agent as the caller", ``, `"clid_raw":"918586848544","clid":"8586848544","rdnis":"9811122233"`, call.Outgoing, "+919811122233", ""},
+		{"agent as the caller, no dialled number", ``, `"clid_raw":"918586848544","clid":"8586848544","rdnis":"unknown"`, call.Outgoing, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			raw := `{` + base + tt.extra + `}`
+			if tt.clid != "" {
+				raw = `{"uid":"u1","users":["918586848544"],"call_state":"0",` + tt.clid + tt.extra + `}`
+			}
+			l, err := ParseInCall("acme", []byte(raw), received)
+			require.NoError(t, err)
+			assert.Equal(t, tt.dir, l.Direction)
+			assert.Equal(t, tt.caller, l.CallerNumber, "the customer")
+			assert.Equal(t, tt.did, l.DID)
+			assert.Equal(t, []string{"+918586848544"}, l.AgentPhones)
+		})
+	}
+}
+
+func TestParseInCallUsers(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ users, want string }{
+		{`["918586848544"]`, "+918586848544"},
+		{`[918586848544, "+91 98100 12345"]`, "+918586848544 +919810012345"},
+		{`"[\"918586848544\",\"919810012345\"]"`, "+918586848544 +919810012345"}, // a JSON-encoded list
+		{`"918586848544"`, "+918586848544"},                                                // a plain string
+		{`"918586848544, 919810012345"`, "+918586848544 +919810012345"},
+		{`"918586848544;919810012345"`, "+918586848544 +919810012345"},
+		{`918586848544`, "+918586848544"},
+		{`""`, ""}, {`null`, ""}, {`[]`, ""}, {`"not a number"`, ""}, {`{"a":1}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.users, func(t *testing.T) {
+			t.Parallel()
+			l, err := ParseInCall("acme", []byte(`{"uid":"u1","call_state":"0","users":`+tt.users+`}`), received)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, strings.Join(l.AgentPhones, " "))
+		})
+	}
 }
 
 func TestParseInCallErrors(t *testing.T) {

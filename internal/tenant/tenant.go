@@ -48,7 +48,8 @@ type Tenant struct {
 	FallbackOwner  string // CRM user id for unmapped agents; empty: keep unattributed
 	DefaultCountry string // calling code for 10-digit numbers; default 91
 	CRM            CRM
-	Sync           Sync // user-sync settings (sync.go)
+	Sync           Sync     // user-sync settings (sync.go)
+	Backfill       Backfill // backfill from MyOperator's call log (backfill.go)
 }
 
 // AcceptsCompany reports whether a payload of companyID may be accepted for t.
@@ -111,13 +112,14 @@ func (r *Registry) Authenticate(id, secret string) (*Tenant, error) {
 type file struct {
 	Operators []adminYAML `yaml:"operators"` // access.go
 	Tenants   map[string]struct {
-		CompanyID          string   `yaml:"company_id"`
-		WebhookTokenEnv    string   `yaml:"webhook_token_env"`
-		MyOperatorAPIURL   string   `yaml:"myoperator_api_url"`
-		MyOperatorTokenEnv string   `yaml:"myoperator_api_token_env"`
-		FallbackOwner      string   `yaml:"fallback_owner"`
-		DefaultCountry     string   `yaml:"default_country"`
-		Sync               syncYAML `yaml:"sync"`
+		CompanyID          string       `yaml:"company_id"`
+		WebhookTokenEnv    string       `yaml:"webhook_token_env"`
+		MyOperatorAPIURL   string       `yaml:"myoperator_api_url"`
+		MyOperatorTokenEnv string       `yaml:"myoperator_api_token_env"`
+		FallbackOwner      string       `yaml:"fallback_owner"`
+		DefaultCountry     string       `yaml:"default_country"`
+		Sync               syncYAML     `yaml:"sync"`
+		Backfill           backfillYAML `yaml:"backfill"`
 		CRM                struct {
 			Kind           string   `yaml:"kind"`
 			BaseURL        string   `yaml:"base_url"`
@@ -195,6 +197,9 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 			return nil, fmt.Errorf("tenants file: tenant %s: crm.kind %q is not supported (kylas, zoho)", id, t.CRM.Kind)
 		}
 		if t.Sync, err = e.Sync.parse(); err != nil {
+			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)
+		}
+		if t.Backfill, err = e.Backfill.parse(); err != nil {
 			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)
 		}
 		if t.MyOperatorAPI == "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/redislock"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -81,8 +82,8 @@ func (s *Service) Sync(ctx context.Context, tenantID string, o Options) (*Report
 	if ttl <= 0 {
 		ttl = 2 * time.Minute
 	}
-	lock, err := AcquireWait(ctx, s.Redis, s.lockKey(tenantID), ttl, o.Wait)
-	if errors.Is(err, ErrLocked) {
+	lock, err := redislock.AcquireWait(ctx, s.Redis, s.lockKey(tenantID), ttl, o.Wait)
+	if errors.Is(err, redislock.ErrLocked) {
 		s.Metrics.Ended(tenantID, metrics.SyncBusy)
 		return nil, ErrBusy
 	}
@@ -110,7 +111,7 @@ func (s *Service) Sync(ctx context.Context, tenantID string, o Options) (*Report
 	r, err := s.run(lctx, t, mo, crm)
 	if err != nil {
 		if errors.Is(lctx.Err(), context.Canceled) && ctx.Err() == nil {
-			err = fmt.Errorf("%w: %w", ErrLockLost, err)
+			err = fmt.Errorf("%w: %w", redislock.ErrLockLost, err)
 		}
 		s.recordFailure(context.WithoutCancel(ctx), tenantID, err)
 		s.Metrics.Ended(tenantID, metrics.SyncFailed)

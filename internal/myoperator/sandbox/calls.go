@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,9 +108,9 @@ func (s *Server) SearchRequests() int {
 }
 
 // recordCall serves POST /calls: the body is an afterCall (a JSON object, or form field
-// myoperator=<json>). ?at=now moves the call's times so that it ends now;
-// ?deliver=true also posts it to the afterCall webhook (Options.AfterCallWebhook), as
-// MyOperator would.
+// myoperator=<json>). ?at=now moves the call's times so that it ends now; ?call_id=
+// gives it another call id (a sample recorded as a new call); ?deliver=true also posts
+// it to the afterCall webhook (Options.AfterCallWebhook), as MyOperator would.
 func (s *Server) recordCall(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
@@ -118,6 +120,9 @@ func (s *Server) recordCall(w http.ResponseWriter, r *http.Request) {
 	raw, err := myoperator.ExtractJSON(r.Header.Get("Content-Type"), body, nil)
 	if err == nil && r.URL.Query().Get("at") != "" {
 		raw, err = restamp(raw, r.URL.Query().Get("at"), s.calls.now())
+	}
+	if err == nil && r.URL.Query().Get("call_id") != "" {
+		raw, err = renumber(raw, r.URL.Query().Get("call_id"))
 	}
 	var c *loggedCall
 	if err == nil {
@@ -396,6 +401,26 @@ func restamp(raw []byte, at string, now time.Time) ([]byte, error) {
 	if len(legs) > 0 {
 		m["_ld"] = legs
 	}
+	return json.Marshal(m)
+}
+
+// renumber gives an afterCall another call id: the `_pm` ui, and a log id (`_ai`)
+// derived from it.
+func renumber(raw []byte, callID string) ([]byte, error) {
+	m, err := decodeMap(raw)
+	if err != nil {
+		return nil, err
+	}
+	pm := []any{}
+	for _, p := range list(m["_pm"]) {
+		if pmap, ok := p.(map[string]any); ok && fmt.Sprint(pmap["ky"]) == "ui" {
+			continue
+		}
+		pm = append(pm, p)
+	}
+	m["_pm"] = append([]any{map[string]any{"ky": "ui", "vl": callID}}, pm...)
+	h := sha256.Sum256([]byte(callID))
+	m["_ai"] = hex.EncodeToString(h[:8])
 	return json.Marshal(m)
 }
 

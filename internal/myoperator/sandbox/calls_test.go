@@ -169,3 +169,18 @@ func TestRecordAndDeliver(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestRecordAsAnotherCall(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.New(sandbox.Options{})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	for _, id := range []string{"n2.1700000000.41", "n2.1700000000.42"} {
+		st, ans, _ := call(t, http.MethodPost, srv.URL+"/calls?at=now&call_id="+id, "application/json", sample(t))
+		require.Equal(t, http.StatusCreated, st, "%v", ans)
+		assert.Equal(t, id, ans["call_id"])
+	}
+	calls := sb.Calls()
+	require.Len(t, calls, 2, "two calls, not one replaced")
+	assert.NotEqual(t, calls[0].LogID, calls[1].LogID)
+}

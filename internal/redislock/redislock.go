@@ -1,4 +1,6 @@
-package usersync
+// Package redislock is a lock in Redis that only its holder can extend or release, for
+// work that one replica at a time must do (a tenant's user sync, a tenant's backfill).
+package redislock
 
 import (
 	"context"
@@ -12,10 +14,10 @@ import (
 )
 
 // ErrLocked means another process holds the lock.
-var ErrLocked = errors.New("usersync: lock held by another process")
+var ErrLocked = errors.New("redislock: lock held by another process")
 
 // ErrLockLost means the lock expired and someone else may hold it now.
-var ErrLockLost = errors.New("usersync: lock lost")
+var ErrLockLost = errors.New("redislock: lock lost")
 
 // Lock is a Redis lock (SET NX PX with a random token) that only its holder can
 // extend or release, so a slow holder whose lock expired cannot release the next
@@ -44,7 +46,7 @@ func Acquire(ctx context.Context, rdb redis.UniversalClient, key string, ttl tim
 	l := &Lock{rdb: rdb, key: key, token: hex.EncodeToString(b)}
 	ok, err := rdb.SetNX(ctx, key, l.token, ttl).Result()
 	if err != nil {
-		return nil, fmt.Errorf("usersync: lock %s: %w", key, err)
+		return nil, fmt.Errorf("redislock: %s: %w", key, err)
 	}
 	if !ok {
 		return nil, ErrLocked
@@ -72,7 +74,7 @@ func AcquireWait(ctx context.Context, rdb redis.UniversalClient, key string, ttl
 func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 	n, err := refreshScript.Run(ctx, l.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("usersync: refresh lock %s: %w", l.key, err)
+		return fmt.Errorf("redislock: refresh %s: %w", l.key, err)
 	}
 	if n == 0 {
 		return ErrLockLost
@@ -83,7 +85,7 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 // Release frees the lock if it is still ours.
 func (l *Lock) Release(ctx context.Context) error {
 	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err(); err != nil {
-		return fmt.Errorf("usersync: release lock %s: %w", l.key, err)
+		return fmt.Errorf("redislock: release %s: %w", l.key, err)
 	}
 	return nil
 }

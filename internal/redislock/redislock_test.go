@@ -1,4 +1,4 @@
-package usersync_test
+package redislock_test
 
 import (
 	"testing"
@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/calltrack/calltrack/internal/usersync"
+	"github.com/calltrack/calltrack/internal/redislock"
 )
 
 func TestLock(t *testing.T) {
@@ -19,22 +19,22 @@ func TestLock(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := t.Context()
 
-	a, err := usersync.Acquire(ctx, rdb, "k", time.Second)
+	a, err := redislock.Acquire(ctx, rdb, "k", time.Second)
 	require.NoError(t, err)
-	_, err = usersync.Acquire(ctx, rdb, "k", time.Second)
-	assert.ErrorIs(t, err, usersync.ErrLocked)
+	_, err = redislock.Acquire(ctx, rdb, "k", time.Second)
+	assert.ErrorIs(t, err, redislock.ErrLocked)
 	require.NoError(t, a.Refresh(ctx, time.Second))
 
 	// a's lock expires and b takes it: a can neither extend nor release b's lock.
 	mr.FastForward(2 * time.Second)
-	b, err := usersync.Acquire(ctx, rdb, "k", time.Minute)
+	b, err := redislock.Acquire(ctx, rdb, "k", time.Minute)
 	require.NoError(t, err)
-	assert.ErrorIs(t, a.Refresh(ctx, time.Second), usersync.ErrLockLost)
+	assert.ErrorIs(t, a.Refresh(ctx, time.Second), redislock.ErrLockLost)
 	require.NoError(t, a.Release(ctx))
-	_, err = usersync.Acquire(ctx, rdb, "k", time.Second)
-	assert.ErrorIs(t, err, usersync.ErrLocked, "b still holds it")
+	_, err = redislock.Acquire(ctx, rdb, "k", time.Second)
+	assert.ErrorIs(t, err, redislock.ErrLocked, "b still holds it")
 	require.NoError(t, b.Release(ctx))
-	c, err := usersync.Acquire(ctx, rdb, "k", time.Second)
+	c, err := redislock.Acquire(ctx, rdb, "k", time.Second)
 	require.NoError(t, err)
 	require.NoError(t, c.Release(ctx))
 }

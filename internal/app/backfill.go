@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/calltrack/calltrack/internal/backfill"
+	"github.com/calltrack/calltrack/internal/myoperator/moapi"
+	"github.com/calltrack/calltrack/internal/ratelimit"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+// wireBackfill builds the backfill from MyOperator's call log.
+func (a *App) wireBackfill() {
+	a.Backfill = &backfill.Service{Tenants: a.Tenants, Traces: a.Trace, Once: a.Idem, Publisher: a.Producer, Topics: a.Topics,
+		Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Metrics: backfill.NewMetrics(a.Metrics.Registry),
+		Log:       a.Log.With().Str("role", "backfill").Logger(),
+		Searchers: func(t *tenant.Tenant) (backfill.Searcher, error) { return a.MyOperator(t), nil }}
+}
+
+// MyOperator returns a client of the tenant's MyOperator account whose requests (call-log
+// search, recording links, users) wait on the account's shared limiter.
+func (a *App) MyOperator(t *tenant.Tenant) *moapi.Client {
+	c := moapi.New(t.MyOperatorAPI, t.MyOperatorKey.Reveal())
+	c.Limiter = a.myOperatorLimiter(t)
+	return c
+}
+
+// myOperatorLimiter paces one MyOperator account (about 20 requests a minute, shared by
+// every replica; the tenant's backfill.rate). Accounts are told apart by API URL and
+// token, so two tenants of one account share its limit.
+func (a *App) myOperatorLimiter(t *tenant.Tenant) *ratelimit.Limiter {
+	h := sha256.Sum256([]byte(t.MyOperatorAPI + "\x00" + t.MyOperatorKey.Reveal()))
+	key := "myoperator:" + hex.EncodeToString(h[:8])
+	if l, ok := a.moLimiters.Load(key); ok {
+		return l.(*ratelimit.Limiter)
+	}
+	perSecond := t.Backfill.WithDefaults().RatePerMinute / 60
+	l, _ := a.moLimiters.LoadOrStore(key, ratelimit.New(a.Redis, a.Cfg.RedisPrefix, key, perSecond))
+	return l.(*ratelimit.Limiter)
+}
+
+// registerBackfill mounts the backfill's admin routes (run, report) behind the admin
+// API's auth.
+func (a *App) registerBackfill(e *echo.Echo, adm interface {
+	RequireAdmin(echo.HandlerFunc) echo.HandlerFunc
+}) {
+	(&backfill.API{Service: a.Backfill, Log: a.Log}).Register(e.Group("/admin/v1", adm.RequireAdmin))
+}
+
+// RunBackfill runs the periodic backfill of every backfilled tenant until ctx ends.
+func (a *App) RunBackfill(ctx context.Context) error {
+	return (&backfill.Scheduler{Service: a.Backfill}).Run(ctx)
+}
+
+// Dev names of the demo tenant's secrets in the tenants file `calltrack dev` writes for
+// the on-call CLIs (calltrack backfill needs the tenant's MyOperator settings).
+const (
+	devWebhookTokenEnv    = "CALLTRACK_DEV_WEBHOOK_TOKEN"
+	devMyOperatorTokenEnv = "CALLTRACK_DEV_MYOPERATOR_TOKEN"
+	devKylasKeyEnv        = "CALLTRACK_DEV_KYLAS_API_KEY"
+)
+
+// devBackfill sets up the backfill in `calltrack dev`: the demo-zoho tenant shares the
+// demo's sandbox MyOperator account, so only demo is backfilled periodically (else each
+// call of the sandbox's log would go to both CRMs); and a tenants file of demo is
+// written for `calltrack backfill` run against this dev.
+func (d *Dev) devBackfill() error {
+	if t, ok := d.App.Tenants.Get(DevZohoTenant); ok {
+		t.Backfill.Disabled = true
+	}
+	dir, err := os.MkdirTemp("", "calltrack-dev-")
+	if err != nil {
+		return fmt.Errorf("dev: tenants file: %w", err)
+	}
+	d.tmpDir = dir
+	d.TenantsFile = filepath.Join(dir, "tenants.yaml")
+	body := fmt.Sprintf(`# calltrack dev's tenant %[1]s, for the on-call CLIs run against this dev (calltrack backfill).
+tenants:
+  %[1]s:
+    webhook_token_env: %[2]s
+    myoperator_api_url: %[3]s/sandbox/myoperator
+    myoperator_api_token_env: %[4]s
+    crm:
+      kind: kylas
+      base_url: %[3]s/sandbox/kylas
+      api_key_env: %[5]s
+`, DevTenant, devWebhookTokenEnv, d.Base, devMyOperatorTokenEnv, devKylasKeyEnv)
+	if err := os.WriteFile(d.TenantsFile, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("dev: tenants file: %w", err)
+	}
+	return nil
+}
+
+// CLIEnv is the environment the on-call CLIs need to work against this dev.
+func (d *Dev) CLIEnv() string {
+	return fmt.Sprintf("CALLTRACK_KAFKA_BROKERS=%s CALLTRACK_REDIS_ADDR=%s CALLTRACK_TENANTS_FILE=%s %s=%s %s=%s %s=%s",
+		d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, d.TenantsFile, devWebhookTokenEnv, DevToken,
+		devMyOperatorTokenEnv, d.MyOp.Token(), devKylasKeyEnv, DevKylasAPIKey)
+}

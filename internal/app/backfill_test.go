@@ -1,0 +1,92 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+// In `calltrack dev`, as the banner says: a call recorded only in the sandbox
+// MyOperator's call log reaches the sandbox CRM through the backfill endpoint, once;
+// the dry run counts it without writing. The tenants file for the CLIs loads.
+func TestDevBackfill(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := StartDev(ctx, DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: "warn"}, io.Discard)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		d.Close()
+	})
+	testenv.Eventually(t, 30*time.Second, "dev ready", func() bool {
+		res, err := http.Get(d.Base + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	do := func(method, path, body string, auth bool) (int, map[string]any) {
+		req, _ := http.NewRequest(method, d.Base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+DevAdminToken)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		out := map[string]any{}
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	st, _ := do(http.MethodPut, "/admin/v1/tenants/demo/mappings/5cd40f6556f2f124", `{"crm_user_id":"1001","email":"sumit.arya@example.com"}`, true)
+	require.Equal(t, http.StatusOK, st)
+
+	const uid = "n2.1700000000.4242"
+	st, rec := do(http.MethodPost, "/sandbox/myoperator/calls?at=now&call_id="+uid, string(sampleAfterCall), false)
+	require.Equal(t, http.StatusCreated, st, "%v", rec)
+
+	st, r := do(http.MethodPost, "/admin/v1/tenants/demo/backfill", `{"since":"1h","dry_run":true}`, true)
+	require.Equal(t, http.StatusOK, st, "%v", r)
+	assert.Equal(t, 1.0, r["would_publish"])
+	assert.Equal(t, 0.0, r["published"])
+	assert.Empty(t, d.Kylas.Records())
+
+	st, r = do(http.MethodPost, "/admin/v1/tenants/demo/backfill", `{"since":"1h"}`, true)
+	require.Equal(t, http.StatusOK, st, "%v", r)
+	assert.Equal(t, 1.0, r["published"], "%v", r)
+	testenv.Eventually(t, 30*time.Second, "the call in the sandbox CRM", func() bool { return len(d.Kylas.Records()) == 1 })
+	assert.Equal(t, uid, d.Kylas.Records()[0].RemoteID)
+	assert.EqualValues(t, 1001, d.Kylas.Records()[0].Owner.ID)
+
+	st, r = do(http.MethodPost, "/admin/v1/tenants/demo/backfill", `{"since":"1h"}`, true)
+	require.Equal(t, http.StatusOK, st)
+	assert.Equal(t, 1.0, r["known"])
+	assert.Equal(t, 0.0, r["published"])
+	assert.Len(t, d.Kylas.Records(), 1)
+
+	// The banner's CLI environment loads the tenants file it names.
+	env := map[string]string{}
+	for _, kv := range strings.Fields(d.CLIEnv()) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	assert.Contains(t, d.Banner(), "export "+d.CLIEnv())
+	reg, err := tenant.Load(env["CALLTRACK_TENANTS_FILE"], func(k string) string { return env[k] })
+	require.NoError(t, err)
+	demo, ok := reg.Get(DevTenant)
+	require.True(t, ok)
+	assert.Equal(t, d.MyOp.Token(), demo.MyOperatorKey.Reveal())
+}
