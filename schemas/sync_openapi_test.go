@@ -14,18 +14,7 @@ import (
 
 // The sync report the code produces matches the OpenAPI's SyncReport.
 func TestOpenAPISyncReport(t *testing.T) {
-	doc := loadOpenAPI(t)
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	c.UseLoader(jsonschema.SchemeURLLoader{})
-	if err := c.AddResource(openapiURL, doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile(openapiURL + "#/components/schemas/SyncReport")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sch := openapiSchema(t, "/components/schemas/SyncReport")
 	now := time.Now().UTC()
 	p := usersync.Match(usersync.Input{Now: now,
 		MyOperator: []directory.User{{ID: "a1", Email: "a@example.com", Active: true}, {ID: "a2", Email: "B@example.com", Active: true}},

@@ -1,9 +1,7 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,24 +18,7 @@ import (
 // MyOperator's call log reaches the sandbox CRM through the backfill endpoint, once;
 // the dry run counts it without writing. The tenants file for the CLIs loads.
 func TestDevBackfill(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := StartDev(ctx, DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: "warn"}, io.Discard)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		d.Close()
-	})
-	testenv.Eventually(t, 30*time.Second, "dev ready", func() bool {
-		res, err := http.Get(d.Base + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
+	d := runDev(t)
 	do := func(method, path, body string, auth bool) (int, map[string]any) {
 		req, _ := http.NewRequest(method, d.Base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -16,10 +16,11 @@ import (
 	"github.com/calltrack/calltrack/internal/testenv"
 )
 
-// `calltrack dev` as a newcomer uses it: ready quickly, the printed commands work.
-func TestDevModeEndToEnd(t *testing.T) {
+// runDev starts `calltrack dev` on free ports and waits until it is ready; it stops
+// with the test.
+func runDev(t *testing.T) *Dev {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	start := time.Now()
 	d, err := StartDev(ctx, DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: "warn"}, io.Discard)
 	require.NoError(t, err)
 	done := make(chan error, 1)
@@ -37,6 +38,13 @@ func TestDevModeEndToEnd(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
+	return d
+}
+
+// `calltrack dev` as a newcomer uses it: ready quickly, the printed commands work.
+func TestDevModeEndToEnd(t *testing.T) {
+	start := time.Now()
+	d := runDev(t)
 	t.Logf("dev ready in %s", time.Since(start).Round(time.Millisecond))
 	banner := d.Banner()
 	assert.Contains(t, banner, d.Base+"/webhooks/myoperator/demo/aftercall?token=demo-token")

@@ -296,8 +296,8 @@ func TestParseInCallDirection(t *testing.T) {
 	const base = `"uid":"u1","clid_raw":"919711636496","clid":"9711636496","users":["918586848544"],"rdnis":"1161568087","event":"1","call_state":"0"`
 	tests := []struct {
 		name, extra, clid string
-		dir                call.Direction
-		caller, did        string
+		dir               call.Direction
+		caller, did       string
 	}{
 		{"no marker: incoming", ``, "", call.Incoming, "+919711636496", "1161568087"},
 		{"event 2 is an update, not a direction", `,"event":"2"`, "", call.Incoming, "+919711636496", "1161568087"},
@@ -336,7 +336,7 @@ func TestParseInCallUsers(t *testing.T) {
 		{`["918586848544"]`, "+918586848544"},
 		{`[918586848544, "+91 98100 12345"]`, "+918586848544 +919810012345"},
 		{`"[\"918586848544\",\"919810012345\"]"`, "+918586848544 +919810012345"}, // a JSON-encoded list
-		{`"918586848544"`, "+918586848544"},                                                // a plain string
+		{`"918586848544"`, "+918586848544"},                                      // a plain string
 		{`"918586848544, 919810012345"`, "+918586848544 +919810012345"},
 		{`"918586848544;919810012345"`, "+918586848544 +919810012345"},
 		{`918586848544`, "+918586848544"},

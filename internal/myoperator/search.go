@@ -55,9 +55,14 @@ type searchLeg struct {
 	TransferredTo flexList[searchUser] `json:"transferred_to"`
 }
 
-// searchUser is a received_by item: {user_id, name, email, extension, contact_number_raw}.
+// searchUser is a received_by item: {user_id, name, email, extension,
+// contact_number_raw}; the afterCall's short keys are read too.
 type searchUser struct {
 	agent
+	longUser
+}
+
+type longUser struct {
 	UserID     flexString `json:"user_id"`
 	NameLong   flexString `json:"name"`
 	EmailLong  flexString `json:"email"`
@@ -70,18 +75,8 @@ func (u *searchUser) UnmarshalJSON(b []byte) error {
 	if err := u.agent.UnmarshalJSON(b); err != nil {
 		return err
 	}
-	type long struct {
-		UserID     flexString `json:"user_id"`
-		NameLong   flexString `json:"name"`
-		EmailLong  flexString `json:"email"`
-		ExtLong    flexString `json:"extension"`
-		ContactRaw flexString `json:"contact_number_raw"`
-		ContactNum flexString `json:"contact_number"`
-	}
-	var l long
-	if kind(b) == "object" && json.Unmarshal(b, &l) == nil {
-		u.UserID, u.NameLong, u.EmailLong, u.ExtLong, u.ContactRaw, u.ContactNum =
-			l.UserID, l.NameLong, l.EmailLong, l.ExtLong, l.ContactRaw, l.ContactNum
+	if kind(b) == "object" {
+		_ = json.Unmarshal(b, &u.longUser)
 	}
 	return nil
 }

@@ -14,11 +14,6 @@ import (
 
 func TestBackfillSettings(t *testing.T) {
 	t.Parallel()
-	load := func(t *testing.T, block string) (*tenant.Registry, error) {
-		p := filepath.Join(t.TempDir(), "tenants.yaml")
-		require.NoError(t, os.WriteFile(p, []byte("tenants:\n  acme:\n    webhook_token_env: W\n    crm: {kind: kylas, api_key_env: K}\n"+block), 0o600))
-		return tenant.Load(p, func(string) string { return "x" })
-	}
 	def := tenant.Backfill{Interval: 15 * time.Minute, Window: 2 * time.Hour, Settle: 5 * time.Minute, RatePerMinute: 20}
 	for _, tc := range []struct {
 		name, yaml string
@@ -41,7 +36,7 @@ func TestBackfillSettings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			reg, err := load(t, tc.yaml)
+			reg, err := loadAcme(t, tc.yaml)
 			if tc.err != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.err)
@@ -53,4 +48,13 @@ func TestBackfillSettings(t *testing.T) {
 			assert.Equal(t, tc.want, tn.Backfill)
 		})
 	}
+}
+
+// loadAcme loads a tenants file of one Kylas tenant "acme" with block added to it
+// (indented as its settings), every secret variable set.
+func loadAcme(t *testing.T, block string) (*tenant.Registry, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tenants.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("tenants:\n  acme:\n    webhook_token_env: W\n    crm: {kind: kylas, api_key_env: K}\n"+block), 0o600))
+	return tenant.Load(p, func(string) string { return "x" })
 }

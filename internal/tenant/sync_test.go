@@ -1,8 +1,6 @@
 package tenant_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,11 +12,6 @@ import (
 
 func TestSyncSettings(t *testing.T) {
 	t.Parallel()
-	load := func(t *testing.T, sync string) (*tenant.Registry, error) {
-		p := filepath.Join(t.TempDir(), "tenants.yaml")
-		require.NoError(t, os.WriteFile(p, []byte("tenants:\n  acme:\n    webhook_token_env: W\n    crm: {kind: kylas, api_key_env: K}\n"+sync), 0o600))
-		return tenant.Load(p, func(string) string { return "x" })
-	}
 	for _, tc := range []struct {
 		name, yaml string
 		want       tenant.Sync
@@ -36,7 +29,7 @@ func TestSyncSettings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			reg, err := load(t, tc.yaml)
+			reg, err := loadAcme(t, tc.yaml)
 			if tc.err != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.err)
