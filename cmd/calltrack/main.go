@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/calltrack/calltrack/internal/telemetry"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -42,6 +44,22 @@ func run(ctx context.Context, args []string) error {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Tracing (OpenTelemetry over OTLP) when OTEL_EXPORTER_OTLP_ENDPOINT is set; spans not
+	// yet exported are flushed on the way out.
+	shutdownTracing := func(context.Context) error { return nil }
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		shutdown, err := telemetry.Setup(cmd.Context(), cmd.Name(), version)
+		if err != nil {
+			return err
+		}
+		shutdownTracing = shutdown
+		return nil
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(ctx)
+	}()
 	root.AddCommand(serveCmd(), workCmd(), devCmd(), versionCmd(), probeCmd())
 	root.AddCommand(syncCmd(), mappingsCmd())
 	root.AddCommand(replayCmd(), dlqCmd(), groupsCmd(), traceCmd(), backfillCmd())

@@ -30,6 +30,7 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/usersync"
@@ -232,7 +233,7 @@ func (a *App) RunWriter(ctx context.Context, w *writer.Writer) error {
 // Serve runs an HTTP server until ctx ends, then drains in-flight requests within the
 // shutdown timeout.
 func Serve(ctx context.Context, e *echo.Echo, addr string, shutdown time.Duration, log zerolog.Logger) error {
-	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: telemetry.Handler(e), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info().Str("addr", addr).Msg("http listening")

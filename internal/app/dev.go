@@ -19,6 +19,7 @@ import (
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	mosandbox "github.com/calltrack/calltrack/internal/myoperator/sandbox"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -132,7 +133,7 @@ func (d *Dev) Run(ctx context.Context) error {
 		// A first visit finds the console.
 		e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/console/") })
 	})
-	srv := &http.Server{Handler: e}
+	srv := &http.Server{Handler: telemetry.Handler(e)}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(d.ln); err != nil && err != http.ErrServerClosed {

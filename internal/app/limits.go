@@ -7,6 +7,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/ratelimit"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -30,7 +31,7 @@ func (a *App) Limiter(t *tenant.Tenant) *ratelimit.Limiter {
 // CRMClient returns the HTTP client a tenant's CRM adapter uses: it counts requests and
 // their latency by tenant, CRM and outcome.
 func (a *App) CRMClient(t *tenant.Tenant) *http.Client {
-	return &http.Client{Timeout: 15 * time.Second, Transport: &countingTransport{next: http.DefaultTransport, m: a.Metrics, tenant: t.ID, crm: t.CRM.Kind}}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &countingTransport{next: telemetry.Transport(http.DefaultTransport), m: a.Metrics, tenant: t.ID, crm: t.CRM.Kind}}
 }
 
 type countingTransport struct {

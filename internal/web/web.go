@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/telemetry"
 )
 
 // MaxBody is the largest request body accepted (MyOperator payloads are a few KiB).
@@ -62,6 +63,7 @@ func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check, opts ..
 	e.Use(middleware.RequestID())
 	e.Use(middleware.Recover())
 	e.Use(accessLog(log))
+	e.Use(spanName)
 	e.Use(middleware.BodyLimit("1M"))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
@@ -143,6 +145,15 @@ func codeFor(status int) string {
 	}
 }
 
+// spanName names the request's trace span after its route (the path pattern), so
+// spans group by endpoint, not by tenant and call id.
+func spanName(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		telemetry.RouteName(c.Request().Context(), c.Request().Method, c.Path())
+		return next(c)
+	}
+}
+
 // accessLog logs one line per request, without the query string: it can carry the
 // webhook token.
 func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
@@ -163,9 +174,13 @@ func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
 			} else if res.Status >= 400 {
 				lvl = zerolog.InfoLevel
 			}
-			log.WithLevel(lvl).Str("request_id", res.Header().Get(echo.HeaderXRequestID)).
+			ev := log.WithLevel(lvl).Str("request_id", res.Header().Get(echo.HeaderXRequestID)).
 				Str("method", req.Method).Str("path", req.URL.Path).Int("status", res.Status).
-				Dur("took", time.Since(start)).Msg("http")
+				Dur("took", time.Since(start))
+			if id := telemetry.TraceID(req.Context()); id != "" {
+				ev = ev.Str("trace_id", id)
+			}
+			ev.Msg("http")
 			return nil
 		}
 	}
