@@ -123,14 +123,16 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 		prog: NewProgress(o.Progress, o.Terminal, verb(o.DryRun), scan.Total(), o.Now)}
 	if o.Rate > 0 {
 		r.lim = rate.NewLimiter(rate.Limit(o.Rate), 1)
-		r.batch = int(min(max(o.Rate/10, 1), 100))
+		r.batch = int(min(max(o.Rate/10, 1), maxBatch))
 	} else {
-		r.batch = 100
+		r.batch = maxBatch
 	}
 	err = scan.Each(ctx, r.handle)
 	if err == nil {
 		err = r.flush(ctx)
 	}
+	// What is in flight is finished (and counted) whatever stopped the scan.
+	err = errors.Join(err, r.wait())
 	r.prog.Done()
 	sum.Took = o.Now().Sub(start)
 	sum.Print(out)
@@ -161,16 +163,27 @@ func replayable(topic string) error {
 	return nil
 }
 
+// maxBatch is the most messages published at once (and the bytes, below): a batch's
+// acknowledgement (acks=all) costs a round trip, so batches are large and one is
+// published while the next is read.
+const (
+	maxBatch      = 1000
+	maxBatchBytes = 768 << 10
+)
+
 type run struct {
-	ctx     context.Context
-	o       Options
-	sum     *Summary
-	to      string
-	checked map[string]error // target topic → exists?
-	pending []kafka.Message
-	batch   int
-	lim     *rate.Limiter
-	prog    *Progress
+	ctx          context.Context
+	o            Options
+	sum          *Summary
+	to           string
+	checked      map[string]error // target topic → exists?
+	pending      []kafka.Message
+	pendingBytes int
+	batch        int
+	lim          *rate.Limiter
+	prog         *Progress
+	inflight     chan error // the batch being published (nil: none)
+	inflightN    int
 }
 
 func (r *run) handle(m kafka.Message) error {
@@ -211,8 +224,10 @@ func (r *run) handle(m kafka.Message) error {
 			return err
 		}
 	}
-	r.pending = append(r.pending, r.replayed(m, target))
-	if len(r.pending) >= r.batch {
+	rm := r.replayed(m, target)
+	r.pending = append(r.pending, rm)
+	r.pendingBytes += len(rm.Key) + len(rm.Value)
+	if len(r.pending) >= r.batch || r.pendingBytes >= maxBatchBytes {
 		return r.flush(r.ctx)
 	}
 	return nil
@@ -291,32 +306,62 @@ func withoutOwner(v []byte) []byte {
 	return out
 }
 
-// flush publishes the pending messages; the trace says "replayed" first, so that it
-// reads in order when the writer picks the call up at once.
+// flush hands the pending messages to a background publish and returns while it runs,
+// so the next batch is read meanwhile. One batch is in flight at a time, so messages are
+// published in the order read (a call's events keep their order). The trace says
+// "replayed" before the batch is published, so that it reads in order when the writer
+// picks the call up at once.
 func (r *run) flush(ctx context.Context) error {
 	if len(r.pending) == 0 {
 		return nil
 	}
-	if r.o.Trace != nil {
-		for _, m := range r.pending {
-			tenant, callID := kafkabus.Header(m, kafkabus.HeaderTenant), kafkabus.Header(m, kafkabus.HeaderCallID)
-			if tenant == "" || callID == "" {
-				continue
-			}
-			_ = r.o.Trace.Record(ctx, tenant, callID, trace.Update{Stage: trace.Stage{Stage: "replayed", Kind: EventKind(m),
-				Detail: "from " + kafkabus.Header(m, HeaderReplayedFrom) + " to " + m.Topic}})
-		}
-	}
-	// Not cancelled by an interrupt half-way: what is in flight is finished.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	if err := r.o.Publisher.Publish(pctx, r.pending...); err != nil {
+	if err := r.wait(); err != nil {
 		return err
 	}
-	r.sum.Replayed += len(r.pending)
-	r.prog.Sent += int64(len(r.pending))
-	r.pending = r.pending[:0]
+	batch := r.pending
+	r.pending, r.pendingBytes = make([]kafka.Message, 0, r.batch), 0
+	r.inflight, r.inflightN = make(chan error, 1), len(batch)
+	go func(done chan<- error) {
+		// Not cancelled by an interrupt half-way: what is in flight is finished.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		r.traceBatch(pctx, batch)
+		done <- r.o.Publisher.Publish(pctx, batch...)
+	}(r.inflight)
 	return nil
+}
+
+// wait waits for the batch in flight, if any, and counts it.
+func (r *run) wait() error {
+	if r.inflight == nil {
+		return nil
+	}
+	err := <-r.inflight
+	r.inflight = nil
+	if err != nil {
+		return err
+	}
+	r.sum.Replayed += r.inflightN
+	r.prog.Sent += int64(r.inflightN)
+	return nil
+}
+
+// traceBatch records a "replayed" stage on the trace of every call in batch, in one
+// Redis pipeline; traces that cannot be written do not stop the replay.
+func (r *run) traceBatch(ctx context.Context, batch []kafka.Message) {
+	if r.o.Trace == nil {
+		return
+	}
+	entries := make([]trace.Entry, 0, len(batch))
+	for _, m := range batch {
+		tenant, callID := kafkabus.Header(m, kafkabus.HeaderTenant), kafkabus.Header(m, kafkabus.HeaderCallID)
+		if tenant == "" || callID == "" {
+			continue
+		}
+		entries = append(entries, trace.Entry{Tenant: tenant, CallID: callID, Update: trace.Update{Stage: trace.Stage{
+			Stage: "replayed", Kind: EventKind(m), Detail: "from " + kafkabus.Header(m, HeaderReplayedFrom) + " to " + m.Topic}}})
+	}
+	_ = r.o.Trace.RecordAll(ctx, entries)
 }
 
 func orNone(s string) string {

@@ -117,7 +117,7 @@ func (s *Scan) Each(ctx context.Context, fn func(kafka.Message) error) error {
 func (s *Scan) read(ctx context.Context, rg Range, fn func(kafka.Message) error) error {
 	// A partition reader (no group): kafka-go cannot seek a group reader.
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.k.Brokers(), Dialer: s.k.Dialer(), Topic: s.Topic, Partition: rg.Partition,
-		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 1000})
 	defer r.Close()
 	if err := r.SetOffset(rg.Start); err != nil {
 		return fmt.Errorf("replay: %s[%d]: %w", s.Topic, rg.Partition, err)

@@ -100,6 +100,15 @@ return 1
 
 // Record appends a stage and applies the update.
 func (s *Store) Record(ctx context.Context, tenant, callID string, u Update) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { return s.queue(ctx, p, tenant, callID, u) })
+	if err != nil {
+		return fmt.Errorf("trace: record %s %s: %w", u.Stage.Stage, callID, err)
+	}
+	return nil
+}
+
+// queue adds the commands of one update to a pipeline.
+func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) error {
 	if u.At.IsZero() {
 		u.At = time.Now().UTC()
 	}
@@ -107,19 +116,46 @@ func (s *Store) Record(ctx context.Context, tenant, callID string, u Update) err
 	if err != nil {
 		return err
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	if u.Status == "" && u.OwnerID == "" && u.RecordID == "" && u.LogID == "" && u.Agent == "" {
+		// A stage that changes nothing else needs no script (cheaper for Redis: replay
+		// records thousands of these).
+		p.HSet(ctx, s.hashKey(tenant, callID), "tenant", tenant)
+		p.PExpire(ctx, s.hashKey(tenant, callID), TTL)
+	} else {
 		setStatus.Eval(ctx, p, []string{s.hashKey(tenant, callID)}, u.Status, tenant,
 			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent)
-		p.RPush(ctx, s.stagesKey(tenant, callID), stage)
-		p.Expire(ctx, s.stagesKey(tenant, callID), TTL)
-		if u.LogID != "" && u.LogID != callID {
-			p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
+	}
+	p.RPush(ctx, s.stagesKey(tenant, callID), stage)
+	p.Expire(ctx, s.stagesKey(tenant, callID), TTL)
+	if u.LogID != "" && u.LogID != callID {
+		p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
+	}
+	return nil
+}
+
+// Entry is one call's update, for RecordAll.
+type Entry struct {
+	Tenant, CallID string
+	Update
+}
+
+// RecordAll applies many calls' updates in one pipeline (one round trip on a single
+// Redis; one per node on a cluster): tools that touch thousands of calls, like replay.
+func (s *Store) RecordAll(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range entries {
+			if err := s.queue(ctx, p, e.Tenant, e.CallID, e.Update); err != nil {
+				return err
+			}
 		}
 		s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("trace: record %s %s: %w", u.Stage.Stage, callID, err)
+		return fmt.Errorf("trace: record %d calls: %w", len(entries), err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -193,7 +194,7 @@ func waitReady(ctx context.Context, c *child, u string, timeout time.Duration) e
 			}
 		}
 		if c != nil && c.exited() {
-			return fmt.Errorf("%s exited before it was ready; its log: %s", c.name, c.log)
+			return fmt.Errorf("%s exited before it was ready; the end of its log:\n%s", c.name, tail(c.log, 10))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after %s (log: %s)", u, timeout, c.log)
@@ -259,4 +260,13 @@ func envFirst(keys ...string) string {
 		}
 	}
 	return ""
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// tail is the last n lines of a file.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -1,0 +1,59 @@
+package kafkabus_test
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/myoperator"
+)
+
+// BenchmarkEncodeCallLog is ingest's encoding of one afterCall: the call log as JSON
+// and the Kafka message with its CloudEvents headers (issue 14):
+// go test -run '^$' -bench . -benchmem ./internal/kafkabus/
+func BenchmarkEncodeCallLog(b *testing.B) {
+	raw, err := os.ReadFile("../app/samples/aftercall_answered.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := myoperator.ParseAfterCall("acme", raw, time.Now().UTC())
+	if err != nil {
+		b.Fatal(err)
+	}
+	l.Owner = &call.Owner{CRMUserID: "1001", Source: "manual"}
+	b.ReportAllocs()
+	for b.Loop() {
+		val, err := json.Marshal(l)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := kafkabus.Event(kafkabus.TopicLog, call.Key("acme", l.CallID), "calltrack/ingest", "acme", l.CallID, val)
+		if len(m.Value) == 0 {
+			b.Fatal("empty")
+		}
+	}
+}
+
+// BenchmarkDecodeCallLog is the writer's side: the call log back from JSON.
+func BenchmarkDecodeCallLog(b *testing.B) {
+	raw, err := os.ReadFile("../app/samples/aftercall_answered.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := myoperator.ParseAfterCall("acme", raw, time.Now().UTC())
+	if err != nil {
+		b.Fatal(err)
+	}
+	val, _ := json.Marshal(l)
+	b.SetBytes(int64(len(val)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var got call.Log
+		if err := json.Unmarshal(val, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
