@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/calltrack/calltrack/internal/kafkabus"
 )
@@ -38,6 +39,37 @@ func (r RebuildStats) Total() int {
 // when called (partition readers, no consumer group) and returns the latest mapping
 // of every agent per tenant: the last record of a key wins and a tombstone deletes.
 func ReadJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[string]map[string]Mapping, RebuildStats, error) {
+	entries, st, err := readJournal(ctx, k, topic)
+	if err != nil {
+		return nil, st, err
+	}
+	out := make(map[string]map[string]Mapping, len(entries))
+	for t, es := range entries {
+		out[t] = make(map[string]Mapping, len(es))
+		for u, e := range es {
+			out[t][u] = e.m
+		}
+	}
+	return out, st, nil
+}
+
+// journalEntry is a mapping as read from the journal, with its JSON as stored (Redis
+// gets the same bytes, not a re-encoding).
+type journalEntry struct {
+	m   Mapping
+	raw []byte
+}
+
+// partitionRead is what one partition of the journal says: the last record of each
+// key in it (raw nil: a tombstone).
+type partitionRead struct {
+	keys  map[string]map[string]journalEntry
+	stats RebuildStats
+}
+
+// readJournal reads every partition at once (each keeps its own order: a key lives in
+// one partition), then merges them in partition order.
+func readJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[string]map[string]journalEntry, RebuildStats, error) {
 	var st RebuildStats
 	md, err := k.Raw().Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
@@ -67,64 +99,73 @@ func ReadJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[str
 	if err != nil {
 		return nil, st, fmt.Errorf("mapping: journal %s: %w", topic, err)
 	}
-	out := map[string]map[string]Mapping{}
-	for _, p := range parts {
+	reads := make([]partitionRead, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, p := range parts {
 		if end[p] <= first[p] {
 			continue // empty partition
 		}
-		if err := readPartition(ctx, k, topic, p, first[p], end[p], func(m kafka.Message) {
-			st.Records++
-			tenant, user, ok := strings.Cut(string(m.Key), ":")
-			if !ok || tenant == "" || user == "" {
-				st.Invalid++
-				return
-			}
+		g.Go(func() error {
+			pr := partitionRead{keys: map[string]map[string]journalEntry{}}
+			err := readPartition(gctx, k, topic, p, first[p], end[p], func(m kafka.Message) {
+				pr.stats.Records++
+				tenant, user, ok := strings.Cut(string(m.Key), ":")
+				if !ok || tenant == "" || user == "" {
+					pr.stats.Invalid++
+					return
+				}
+				if pr.keys[tenant] == nil {
+					pr.keys[tenant] = map[string]journalEntry{}
+				}
+				if len(m.Value) == 0 {
+					pr.stats.Tombstones++
+					pr.keys[tenant][user] = journalEntry{}
+					return
+				}
+				var mp Mapping
+				if err := json.Unmarshal(m.Value, &mp); err != nil || mp.Validate() != nil || mp.MyOperatorUserID != user {
+					pr.stats.Invalid++
+					return
+				}
+				pr.keys[tenant][user] = journalEntry{m: mp, raw: m.Value}
+			})
+			reads[i] = pr
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, st, err
+	}
+	out := map[string]map[string]journalEntry{}
+	for _, pr := range reads {
+		st.Records += pr.stats.Records
+		st.Tombstones += pr.stats.Tombstones
+		st.Invalid += pr.stats.Invalid
+		for tenant, es := range pr.keys {
 			if out[tenant] == nil {
-				out[tenant] = map[string]Mapping{}
+				out[tenant] = map[string]journalEntry{}
 			}
-			if len(m.Value) == 0 {
-				st.Tombstones++
-				delete(out[tenant], user)
-				return
+			for user, e := range es {
+				if e.raw == nil {
+					delete(out[tenant], user)
+				} else {
+					out[tenant][user] = e
+				}
 			}
-			var mp Mapping
-			if err := json.Unmarshal(m.Value, &mp); err != nil || mp.Validate() != nil || mp.MyOperatorUserID != user {
-				st.Invalid++
-				return
-			}
-			out[tenant][user] = mp
-		}); err != nil {
-			return nil, st, err
 		}
 	}
 	return out, st, nil
 }
 
 // readPartition calls fn for every record of one partition in [first, end).
+// Compaction leaves gaps in the offsets, which the read skips; a stalled read (no
+// progress for 30 s) is an error, not a hang.
 func readPartition(ctx context.Context, k *kafkabus.Client, topic string, part int, first, end int64, fn func(kafka.Message)) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.Brokers(), Dialer: k.Dialer(), Topic: topic, Partition: part,
-		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 200 * time.Millisecond})
-	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
-		return fmt.Errorf("mapping: journal %s[%d]: %w", topic, part, err)
+	err := k.ReadRange(ctx, topic, part, first, end, 30*time.Second, func(m kafka.Message) error { fn(m); return nil })
+	if err != nil {
+		return fmt.Errorf("mapping: journal: %w", err)
 	}
-	for {
-		// Compaction leaves gaps in the offsets, so stop at the first offset at or past
-		// the end; a stalled read (nothing for a while) is an error, not a hang.
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		m, err := r.ReadMessage(rctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("mapping: journal %s[%d] at offset %d of %d: %w", topic, part, r.Offset(), end, err)
-		}
-		fn(m)
-		if m.Offset >= end-1 {
-			return nil
-		}
-	}
+	return nil
 }
 
 // Rebuild restores Redis from the journal: it reads the topic to its end, then for
@@ -132,7 +173,7 @@ func readPartition(ctx context.Context, k *kafkabus.Client, topic string, part i
 // flushes the tenant's mapping keys and writes the journal's mappings back. Nothing is
 // written to the journal.
 func Rebuild(ctx context.Context, k *kafkabus.Client, topic string, s *Store, only ...string) (RebuildStats, error) {
-	byTenant, st, err := ReadJournal(ctx, k, topic)
+	byTenant, st, err := readJournal(ctx, k, topic)
 	if err != nil {
 		return st, err
 	}
@@ -157,15 +198,15 @@ func Rebuild(ctx context.Context, k *kafkabus.Client, topic string, s *Store, on
 	}
 	st.Mappings = map[string]int{}
 	for _, t := range tenants {
-		ms := make([]Mapping, 0, len(byTenant[t]))
-		for _, m := range byTenant[t] {
-			ms = append(ms, m)
+		es := make([]journalEntry, 0, len(byTenant[t]))
+		for _, e := range byTenant[t] {
+			es = append(es, e)
 		}
-		if err := s.Restore(ctx, t, ms); err != nil {
+		if err := s.restore(ctx, t, es); err != nil {
 			return st, err
 		}
 		st.Tenants = append(st.Tenants, t)
-		st.Mappings[t] = len(ms)
+		st.Mappings[t] = len(es)
 	}
 	return st, nil
 }
@@ -173,25 +214,66 @@ func Rebuild(ctx context.Context, k *kafkabus.Client, topic string, s *Store, on
 // Restore replaces a tenant's mappings in Redis with ms, in one transaction, without
 // journaling (used by the rebuild from the journal).
 func (s *Store) Restore(ctx context.Context, tenant string, ms []Mapping) error {
+	es := make([]journalEntry, len(ms))
+	for i := range ms {
+		raw, err := json.Marshal(&ms[i])
+		if err != nil {
+			return fmt.Errorf("mapping: restore %s: %w", tenant, err)
+		}
+		es[i] = journalEntry{m: ms[i], raw: raw}
+	}
+	return s.restore(ctx, tenant, es)
+}
+
+// restoreChunk is the most field/value pairs one HSET carries: 100k mappings are a few
+// hundred commands in the transaction, not half a million.
+const restoreChunk = 1000
+
+func (s *Store) restore(ctx context.Context, tenant string, es []journalEntry) error {
 	// Index in a stable order so that a phone two agents share ends up where the
-	// newer mapping put it.
-	ms = slices.Clone(ms)
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].UpdatedAt.Before(ms[j].UpdatedAt) })
+	// newer mapping put it (the last write of a field wins).
+	slices.SortStableFunc(es, func(a, b journalEntry) int { return a.m.UpdatedAt.Compare(b.m.UpdatedAt) })
+	byID, email, phone, uuid := map[string][]byte{}, map[string]string{}, map[string]string{}, map[string]string{}
+	for _, e := range es {
+		m := &e.m
+		byID[m.MyOperatorUserID] = e.raw
+		if m.Email != "" {
+			email[m.Email] = m.MyOperatorUserID
+		}
+		for _, ph := range m.Phones {
+			phone[ph] = m.MyOperatorUserID
+		}
+		if m.MyOperatorUUID != "" {
+			uuid[m.MyOperatorUUID] = m.MyOperatorUserID
+		}
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.indexKeys(tenant)...)
-		for i := range ms {
-			raw, err := json.Marshal(&ms[i])
-			if err != nil {
-				return err
-			}
-			s.index(ctx, p, tenant, &ms[i], raw)
-		}
+		hsetChunks(ctx, p, s.key(tenant, "byid"), byID)
+		hsetChunks(ctx, p, s.key(tenant, "email"), email)
+		hsetChunks(ctx, p, s.key(tenant, "phone"), phone)
+		hsetChunks(ctx, p, s.key(tenant, "uuid"), uuid)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mapping: restore %s: %w", tenant, err)
 	}
 	return nil
+}
+
+// hsetChunks queues HSETs of key with the fields of m, restoreChunk pairs at a time.
+func hsetChunks[V string | []byte](ctx context.Context, p redis.Pipeliner, key string, m map[string]V) {
+	args := make([]any, 0, 2*min(len(m), restoreChunk))
+	for f, v := range m {
+		args = append(args, f, v)
+		if len(args) == 2*restoreChunk {
+			p.HSet(ctx, key, args...)
+			args = make([]any, 0, 2*restoreChunk)
+		}
+	}
+	if len(args) > 0 {
+		p.HSet(ctx, key, args...)
+	}
 }
 
 // Tenants lists the tenants that have mappings in Redis.

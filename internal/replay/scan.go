@@ -115,38 +115,9 @@ func (s *Scan) Each(ctx context.Context, fn func(kafka.Message) error) error {
 }
 
 func (s *Scan) read(ctx context.Context, rg Range, fn func(kafka.Message) error) error {
-	// A partition reader (no group): kafka-go cannot seek a group reader.
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.k.Brokers(), Dialer: s.k.Dialer(), Topic: s.Topic, Partition: rg.Partition,
-		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 1000})
-	defer r.Close()
-	if err := r.SetOffset(rg.Start); err != nil {
-		return fmt.Errorf("replay: %s[%d]: %w", s.Topic, rg.Partition, err)
+	err := s.k.ReadRange(ctx, s.Topic, rg.Partition, rg.Start, rg.End, s.StallTimeout, fn)
+	if err != nil && ctx.Err() == nil && errors.Is(err, kafkabus.ErrStalled) {
+		return fmt.Errorf("replay: %s[%d] %d-%d: %w", s.Topic, rg.Partition, rg.Start, rg.End-1, err)
 	}
-	stall := s.StallTimeout
-	if stall <= 0 {
-		stall = 15 * time.Second
-	}
-	for {
-		rctx, cancel := context.WithTimeout(ctx, stall)
-		m, err := r.ReadMessage(rctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, context.DeadlineExceeded) && r.Offset() >= rg.End {
-				return nil // the range ended in a gap (compaction, transaction markers)
-			}
-			return fmt.Errorf("replay: %s[%d] at offset %d of %d-%d: %w", s.Topic, rg.Partition, r.Offset(), rg.Start, rg.End-1, err)
-		}
-		if m.Offset >= rg.End {
-			return nil
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-		if m.Offset >= rg.End-1 {
-			return nil
-		}
-	}
+	return err
 }
