@@ -51,7 +51,6 @@ func BenchmarkReplay(b *testing.B) {
 	}
 }
 
-
 // cpuTime is the CPU time (user + system) this process has used.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
