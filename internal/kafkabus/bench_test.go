@@ -15,14 +15,7 @@ import (
 // and the Kafka message with its CloudEvents headers (issue 14):
 // go test -run '^$' -bench . -benchmem ./internal/kafkabus/
 func BenchmarkEncodeCallLog(b *testing.B) {
-	raw, err := os.ReadFile("../app/samples/aftercall_answered.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := myoperator.ParseAfterCall("acme", raw, time.Now().UTC())
-	if err != nil {
-		b.Fatal(err)
-	}
+	l := sampleLog(b)
 	l.Owner = &call.Owner{CRMUserID: "1001", Source: "manual"}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -39,15 +32,7 @@ func BenchmarkEncodeCallLog(b *testing.B) {
 
 // BenchmarkDecodeCallLog is the writer's side: the call log back from JSON.
 func BenchmarkDecodeCallLog(b *testing.B) {
-	raw, err := os.ReadFile("../app/samples/aftercall_answered.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := myoperator.ParseAfterCall("acme", raw, time.Now().UTC())
-	if err != nil {
-		b.Fatal(err)
-	}
-	val, _ := json.Marshal(l)
+	val, _ := json.Marshal(sampleLog(b))
 	b.SetBytes(int64(len(val)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -56,4 +41,17 @@ func BenchmarkDecodeCallLog(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// sampleLog is the sample afterCall (the one `calltrack dev` serves), parsed.
+func sampleLog(b *testing.B) *call.Log {
+	raw, err := os.ReadFile("../app/samples/aftercall_answered.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := myoperator.ParseAfterCall("acme", raw, time.Now().UTC())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
 }

@@ -49,11 +49,7 @@ func backlogCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	_, sample, err := loadAfterCall(root)
+	root, _, sample, err := loadAfterCall()
 	if err != nil {
 		return err
 	}

@@ -61,11 +61,7 @@ func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runE2E(ctx context.Context, o e2eOpts) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	gen, _, err := loadAfterCall(root)
+	root, gen, _, err := loadAfterCall()
 	if err != nil {
 		return err
 	}

@@ -48,10 +48,16 @@ const (
 	sampleAgentEmail = "sumit.arya@example.com"
 )
 
-func loadAfterCall(root string) (*afterCall, []byte, error) {
+// loadAfterCall finds the checkout and reads its sample afterCall: the checkout's
+// root, the generator of unique calls, and the sample as it is.
+func loadAfterCall() (string, *afterCall, []byte, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", nil, nil, err
+	}
 	raw, err := os.ReadFile(filepath.Join(root, "internal/app/samples/aftercall_answered.json"))
 	if err != nil {
-		return nil, nil, err
+		return "", nil, nil, err
 	}
 	s := strings.TrimSpace(string(raw))
 	// The form body is myoperator=<query-escaped JSON>; ids are [A-Za-z0-9.], unchanged
@@ -59,13 +65,13 @@ func loadAfterCall(root string) (*afterCall, []byte, error) {
 	a := strings.Index(s, sampleAI)
 	u := strings.Index(s, sampleUID)
 	if a < 0 || u < 0 || a > u {
-		return nil, nil, errors.New("sample afterCall changed: _ai or the UID not where expected")
+		return "", nil, nil, errors.New("sample afterCall changed: _ai or the UID not where expected")
 	}
 	p0 := s[:a] + `"_ai":"`
 	p1 := `"` + s[a+len(sampleAI):u]
 	p2 := s[u+len(sampleUID):]
 	esc := func(x string) string { return url.QueryEscape(x) }
-	return &afterCall{parts: [3]string{"myoperator=" + esc(p0), esc(p1), esc(p2)}}, []byte(s), nil
+	return root, &afterCall{parts: [3]string{"myoperator=" + esc(p0), esc(p1), esc(p2)}}, []byte(s), nil
 }
 
 // body is the form body of a call with this id (as UID and _ai).

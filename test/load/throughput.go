@@ -114,11 +114,7 @@ func (r *result) String() string {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func runThroughput(ctx context.Context, o throughputOpts) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	gen, _, err := loadAfterCall(root)
+	root, gen, _, err := loadAfterCall()
 	if err != nil {
 		return err
 	}
