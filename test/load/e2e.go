@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,7 +25,7 @@ type e2eOpts struct {
 	base, tenant, token, adminToken string
 	startAll                        bool
 	kafka, redis, suffix, logLevel  string
-	calls                           int
+	calls, warmup                   int
 	gap                             time.Duration
 	latency                         int
 	env                             []string
@@ -41,6 +43,7 @@ func e2eCmd(args []string) error {
 	fs.StringVar(&o.suffix, "topic-suffix", ".e2e", "topic suffix and writer group of the processes -start runs")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level of the processes -start runs")
 	fs.IntVar(&o.calls, "calls", 40, "calls to post, one at a time")
+	fs.IntVar(&o.warmup, "warmup-calls", 2, "calls posted first and not counted (the writer joins its group; the CRM search cache fills)")
 	fs.DurationVar(&o.gap, "gap", 250*time.Millisecond, "pause between one call written and the next posted")
 	fs.IntVar(&o.latency, "crm-latency-ms", 50, "latency of every CRM request (the sandbox's latency_ms)")
 	var extra stringList
@@ -79,7 +82,8 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 		if err != nil {
 			return err
 		}
-		crmSrv := &http.Server{Handler: k}
+		crmLog = &requestLog{}
+		crmSrv := &http.Server{Handler: crmLog.wrap(k)}
 		go func() { _ = crmSrv.Serve(ln) }()
 		defer crmSrv.Close()
 		crmBase = "http://" + ln.Addr().String()
@@ -102,9 +106,10 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 
 	fmt.Printf("e2e: %d calls one at a time to %s; CRM latency %d ms; %d cores, %s\n", o.calls, where, o.latency, numCPU(), loadavg())
 	target := base + "/webhooks/myoperator/" + o.tenant + "/aftercall?token=" + url.QueryEscape(o.token)
-	var total, toPublished, toWritten, answer []time.Duration
+	var total, toWritten, answer, toCRM, inCRM, afterCRM []time.Duration
+	crmRequests := 0
 	failed := 0
-	for i := range o.calls {
+	for i := range o.warmup + o.calls {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -126,10 +131,20 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 			continue
 		}
 		written, published := stageAt(tr, trace.StatusWritten), stageAt(tr, trace.StatusPublished)
+		if i < o.warmup {
+			continue
+		}
+		if reqs := crmLog.between(published, written); len(reqs) > 0 && !published.IsZero() {
+			// Where the time went: Kafka hop and the writer's work before the CRM, the CRM
+			// requests (rate limiter waits included), the writer's work after them.
+			toCRM = append(toCRM, reqs[0].start.Sub(published))
+			inCRM = append(inCRM, reqs[len(reqs)-1].end.Sub(reqs[0].start))
+			afterCRM = append(afterCRM, written.Sub(reqs[len(reqs)-1].end))
+			crmRequests += len(reqs)
+		}
 		answer = append(answer, answered.Sub(t0))
 		total = append(total, written.Sub(answered))
 		if !published.IsZero() {
-			toPublished = append(toPublished, answered.Sub(published))
 			toWritten = append(toWritten, written.Sub(published))
 		}
 		if o.gap > 0 {
@@ -139,6 +154,11 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 	fmt.Printf("webhook answered → CRM record written: %s\n", dist(total))
 	fmt.Printf("  trace 'published' → 'written':       %s\n", dist(toWritten))
 	fmt.Printf("  webhook answer time (client):         %s\n", dist(answer))
+	if len(toCRM) > 0 {
+		fmt.Printf("  'published' → first CRM request:      %s\n", dist(toCRM))
+		fmt.Printf("  first → last CRM response:            %s  (%.1f requests a call)\n", dist(inCRM), float64(crmRequests)/float64(len(toCRM)))
+		fmt.Printf("  last CRM response → 'written':        %s\n", dist(afterCRM))
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d calls not written in time", failed, o.calls)
 	}
@@ -228,4 +248,46 @@ func dist(ds []time.Duration) string {
 	slices.Sort(s)
 	p := func(q float64) float64 { return ms(s[int(float64(len(s)-1)*q)]) }
 	return fmt.Sprintf("p50 %.0f ms  p95 %.0f ms  p99 %.0f ms  max %.0f ms  (n=%d)", p(.5), p(.95), p(.99), ms(s[len(s)-1]), len(s))
+}
+
+// requestLog notes when each CRM request came and was answered (-start mode, where the
+// sandbox runs in this process), to split a call's end-to-end time.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []crmRequest
+}
+
+type crmRequest struct {
+	start, end time.Time
+	what       string
+}
+
+var crmLog *requestLog
+
+func (l *requestLog) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		l.mu.Lock()
+		l.reqs = append(l.reqs, crmRequest{start: start, end: time.Now(), what: r.Method + " " + r.URL.Path})
+		l.mu.Unlock()
+	})
+}
+
+// between returns the adapter requests (not the tool's own control calls) that started
+// in [from, to].
+func (l *requestLog) between(from, to time.Time) []crmRequest {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []crmRequest
+	for _, r := range l.reqs {
+		inWindow := !r.start.Before(from) && !r.start.After(to)
+		if inWindow && (strings.HasPrefix(r.what, "POST /v1/") || strings.HasPrefix(r.what, "PUT /v1/")) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -248,6 +248,10 @@ func median(rs []*result) *result {
 
 var runNonce = fmt.Sprintf("%x", time.Now().UnixNano())
 
+// callSeq numbers every call the tool posts in one invocation, so that no run repeats
+// another's calls (a redelivery is cheaper to answer than a new call).
+var callSeq atomic.Int64
+
 // measure drives target with o.conns connections for o.warmup + o.duration. Latency is
 // taken from when a request was due (at a fixed rate) or sent (at max rate), so a
 // server that falls behind a fixed rate shows it in the percentiles.
@@ -256,8 +260,8 @@ func measure(ctx context.Context, name, target string, gen *afterCall, rdb *redi
 		DisableCompression: true, IdleConnTimeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	var seq atomic.Int64
 	begin := time.Now()
+	first := callSeq.Load() // this run's requests are numbered on from the last run's
 	measureFrom := begin.Add(o.warmup)
 	end := measureFrom.Add(o.duration)
 	var interval time.Duration
@@ -288,10 +292,10 @@ func measure(ctx context.Context, name, target string, gen *afterCall, rdb *redi
 			errs := map[string]int{}
 			sent, ok := 0, 0
 			for ctx.Err() == nil {
-				n := seq.Add(1)
+				n := callSeq.Add(1)
 				due := time.Now()
 				if interval > 0 {
-					due = begin.Add(time.Duration(n-1) * interval)
+					due = begin.Add(time.Duration(n-first-1) * interval)
 					if d := time.Until(due); d > 0 {
 						time.Sleep(d)
 					}
