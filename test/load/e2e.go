@@ -26,6 +26,7 @@ type e2eOpts struct {
 	startAll                        bool
 	kafka, redis, suffix, logLevel  string
 	calls, warmup                   int
+	uniqueCallers                   bool
 	gap                             time.Duration
 	latency                         int
 	env                             []string
@@ -45,6 +46,7 @@ func e2eCmd(args []string) error {
 	fs.IntVar(&o.calls, "calls", 40, "calls to post, one at a time")
 	fs.IntVar(&o.warmup, "warmup-calls", 2, "calls posted first and not counted (the writer joins its group; the CRM search cache fills)")
 	fs.DurationVar(&o.gap, "gap", 250*time.Millisecond, "pause between one call written and the next posted")
+	fs.BoolVar(&o.uniqueCallers, "unique-callers", false, "a new caller number each call (the CRM's lead/contact search is not cached)")
 	fs.IntVar(&o.latency, "crm-latency-ms", 50, "latency of every CRM request (the sandbox's latency_ms)")
 	var extra stringList
 	fs.Var(&extra, "env", "KEY=VALUE for the processes -start runs (repeatable): try a setting")
@@ -52,6 +54,9 @@ func e2eCmd(args []string) error {
 	o.env = extra
 	if o.base == "" && !o.startAll {
 		return errors.New("give -base of a running `calltrack dev`, or -start")
+	}
+	if o.startAll && (o.kafka == "" || o.redis == "") {
+		return errors.New("-start needs -kafka and -redis (or CALLTRACK_KAFKA_BROKERS, CALLTRACK_REDIS_ADDR)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -64,7 +69,7 @@ func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runE2E(ctx context.Context, o e2eOpts) error {
-	root, gen, _, err := loadAfterCall()
+	root, gen, sample, err := loadAfterCall()
 	if err != nil {
 		return err
 	}
@@ -104,7 +109,11 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 	}
 	defer func() { _ = send(http.MethodPut, crmBase+"/faults", "", map[string]any{}, nil) }()
 
-	fmt.Printf("e2e: %d calls one at a time to %s; CRM latency %d ms; %d cores, %s\n", o.calls, where, o.latency, numCPU(), loadavg())
+	callers := "the sample's caller (its CRM search cached after the first)"
+	if o.uniqueCallers {
+		callers = "a new caller each (CRM search not cached)"
+	}
+	fmt.Printf("e2e: %d calls one at a time to %s, %s; CRM latency %d ms; %d cores, %s\n", o.calls, where, callers, o.latency, numCPU(), loadavg())
 	target := base + "/webhooks/myoperator/" + o.tenant + "/aftercall?token=" + url.QueryEscape(o.token)
 	var total, toWritten, answer, toCRM, inCRM, afterCRM []time.Duration
 	crmRequests := 0
@@ -115,7 +124,13 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 		}
 		id := fmt.Sprintf("e2e.%s.%d", runNonce, i)
 		t0 := time.Now()
-		res, err := http.Post(target, "application/x-www-form-urlencoded", bytesReader(gen.body(id)))
+		body := gen.body(id)
+		if o.uniqueCallers {
+			caller := fmt.Sprintf("97%08d", (time.Now().UnixNano()/1000+int64(i))%100000000)
+			body = []byte("myoperator=" + url.QueryEscape(strings.NewReplacer(sampleUID, id, sampleAI, `"_ai":"`+id+`"`,
+				sampleCaller, caller).Replace(string(sample))))
+		}
+		res, err := http.Post(target, "application/x-www-form-urlencoded", bytesReader(body))
 		if err != nil {
 			return err
 		}

@@ -43,6 +43,8 @@ type afterCall struct{ parts [3]string } // form-encoded: parts[0] id parts[1] i
 const (
 	sampleUID = "n2.1596270949.2175190"
 	sampleAI  = `"_ai":"5f114f490dbe2437"`
+	// The sample's caller, as _cr (national) and in _cl (+91...).
+	sampleCaller = "9711636496"
 	// The sample's agent (mapped by the tool so that attribution finds an owner).
 	sampleAgent      = "5cd40f6556f2f124"
 	sampleAgentEmail = "sumit.arya@example.com"
