@@ -9,6 +9,7 @@ import (
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/myoperator"
+	"github.com/calltrack/calltrack/internal/testenv"
 )
 
 // BenchmarkEncodeCallLog is ingest's encoding of one afterCall: the call log as JSON
@@ -18,6 +19,7 @@ func BenchmarkEncodeCallLog(b *testing.B) {
 	l := sampleLog(b)
 	l.Owner = &call.Owner{CRMUserID: "1001", Source: "manual"}
 	b.ReportAllocs()
+	defer testenv.ReportCPUPerOp(b, testenv.CPUTime())
 	for b.Loop() {
 		val, err := json.Marshal(l)
 		if err != nil {
@@ -35,6 +37,7 @@ func BenchmarkDecodeCallLog(b *testing.B) {
 	val, _ := json.Marshal(sampleLog(b))
 	b.SetBytes(int64(len(val)))
 	b.ReportAllocs()
+	defer testenv.ReportCPUPerOp(b, testenv.CPUTime())
 	for b.Loop() {
 		var got call.Log
 		if err := json.Unmarshal(val, &got); err != nil {

@@ -3,7 +3,6 @@ package mapping_test
 import (
 	"encoding/json"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,24 +48,17 @@ func BenchmarkRebuild100k(b *testing.B) {
 		_, _, err := mapping.ReadJournal(b.Context(), k, env.Topics.Mapping)
 		require.NoError(b, err)
 		b.ReportMetric(time.Since(start).Seconds(), "s/read")
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), testenv.CPUTime()
 		st, err := mapping.Rebuild(b.Context(), k, env.Topics.Mapping, s)
 		require.NoError(b, err)
 		require.Equal(b, n, st.Total())
 		b.ReportMetric(time.Since(start).Seconds(), "s/rebuild")
 		// CPU seconds of this process: on a shared, loaded box a steadier figure than wall time.
-		b.ReportMetric((cpuTime() - cpu0).Seconds(), "cpu-s/rebuild")
+		b.ReportMetric((testenv.CPUTime() - cpu0).Seconds(), "cpu-s/rebuild")
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "mappings/s")
 	}
 	b.StopTimer()
 	m, err := s.Get(b.Context(), "t3", "agent099999")
 	require.NoError(b, err)
 	require.Equal(b, "199999", m.CRMUserID)
-}
-
-// cpuTime is the CPU time (user + system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,6 +3,8 @@ package myoperator
 import (
 	"net/url"
 	"testing"
+
+	"github.com/calltrack/calltrack/internal/testenv"
 )
 
 // The parsers' cost per webhook (issue 14): go test -run '^$' -bench . -benchmem ./internal/myoperator/
@@ -12,6 +14,7 @@ func BenchmarkParseAfterCall(b *testing.B) {
 	raw := readTestdata(b, "aftercall_answered.json")
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	defer testenv.ReportCPUPerOp(b, testenv.CPUTime())
 	for b.Loop() {
 		if _, err := ParseAfterCall("acme", raw, received); err != nil {
 			b.Fatal(err)
@@ -23,6 +26,7 @@ func BenchmarkParseInCall(b *testing.B) {
 	raw := readTestdata(b, "incall_ringing.json")
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	defer testenv.ReportCPUPerOp(b, testenv.CPUTime())
 	for b.Loop() {
 		if _, err := ParseInCall("acme", raw, received); err != nil {
 			b.Fatal(err)
@@ -34,6 +38,7 @@ func BenchmarkParseV2Summary(b *testing.B) {
 	raw := readTestdata(b, "v2_call_summary.json")
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	defer testenv.ReportCPUPerOp(b, testenv.CPUTime())
 	for b.Loop() {
 		if _, err := ParseV2("acme", raw, received); err != nil {
 			b.Fatal(err)
@@ -48,6 +53,7 @@ func BenchmarkExtractJSONForm(b *testing.B) {
 	body := []byte("myoperator=" + url.QueryEscape(string(raw)))
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
+	defer testenv.ReportCPUPerOp(b, testenv.CPUTime())
 	for b.Loop() {
 		if _, err := ExtractJSON("application/x-www-form-urlencoded", body, nil); err != nil {
 			b.Fatal(err)

@@ -3,7 +3,6 @@ package replay_test
 import (
 	"bytes"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/replay"
+	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/trace"
 )
 
@@ -39,21 +39,14 @@ func BenchmarkReplay(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for _, dry := range []bool{true, false} {
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), testenv.CPUTime()
 			sum, err := replay.Run(b.Context(), f.opts(replay.Options{Topic: "dlq", DryRun: dry, Trace: tr}), &bytes.Buffer{})
 			require.NoError(b, err)
 			require.Equal(b, n, sum.Replayed)
 			name := map[bool]string{true: "dry-", false: ""}[dry]
 			b.ReportMetric(float64(n)/time.Since(start).Seconds(), name+"msgs/s")
 			// Messages per CPU second of this process: steadier than wall time on a shared box.
-			b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), name+"msgs/cpu-s")
+			b.ReportMetric(float64(n)/(testenv.CPUTime()-cpu0).Seconds(), name+"msgs/cpu-s")
 		}
 	}
-}
-
-// cpuTime is the CPU time (user + system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
