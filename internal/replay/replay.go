@@ -182,8 +182,15 @@ type run struct {
 	batch        int
 	lim          *rate.Limiter
 	prog         *Progress
-	inflight     chan error // the batch being published (nil: none)
-	inflightN    int
+	inflight     []*batchJob // batches being traced or published, oldest first (two at most)
+}
+
+// batchJob is one batch on its way out: its traces are written while the batch before
+// it is published, then it is published once that one is.
+type batchJob struct {
+	n         int
+	published chan struct{} // closed when done
+	err       error
 }
 
 func (r *run) handle(m kafka.Message) error {
@@ -306,44 +313,68 @@ func withoutOwner(v []byte) []byte {
 	return out
 }
 
-// flush hands the pending messages to a background publish and returns while it runs,
-// so the next batch is read meanwhile. One batch is in flight at a time, so messages are
-// published in the order read (a call's events keep their order). The trace says
-// "replayed" before the batch is published, so that it reads in order when the writer
-// picks the call up at once.
+// flush hands the pending messages to a background job and returns while it runs, so
+// the next batch is read meanwhile. A batch's traces are written while the batch before
+// it is published; batches are published one at a time, in the order read (a call's
+// events keep their order). The trace says "replayed" before its batch is published, so
+// that it reads in order when the writer picks the call up at once.
 func (r *run) flush(ctx context.Context) error {
 	if len(r.pending) == 0 {
 		return nil
 	}
-	if err := r.wait(); err != nil {
-		return err
+	if len(r.inflight) == 2 {
+		if err := r.waitOldest(); err != nil {
+			return err
+		}
 	}
 	batch := r.pending
 	r.pending, r.pendingBytes = make([]kafka.Message, 0, r.batch), 0
-	r.inflight, r.inflightN = make(chan error, 1), len(batch)
-	go func(done chan<- error) {
+	var prev *batchJob
+	if len(r.inflight) > 0 {
+		prev = r.inflight[len(r.inflight)-1]
+	}
+	j := &batchJob{n: len(batch), published: make(chan struct{})}
+	r.inflight = append(r.inflight, j)
+	go func() {
+		defer close(j.published)
 		// Not cancelled by an interrupt half-way: what is in flight is finished.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		r.traceBatch(pctx, batch)
-		done <- r.o.Publisher.Publish(pctx, batch...)
-	}(r.inflight)
+		if prev != nil {
+			<-prev.published
+			if prev.err != nil {
+				j.err = errors.New("an earlier batch failed")
+				return
+			}
+		}
+		j.err = r.o.Publisher.Publish(pctx, batch...)
+	}()
 	return nil
 }
 
-// wait waits for the batch in flight, if any, and counts it.
-func (r *run) wait() error {
-	if r.inflight == nil {
-		return nil
+// waitOldest waits for the oldest batch in flight and counts it.
+func (r *run) waitOldest() error {
+	j := r.inflight[0]
+	r.inflight = r.inflight[1:]
+	<-j.published
+	if j.err != nil {
+		return j.err
 	}
-	err := <-r.inflight
-	r.inflight = nil
-	if err != nil {
-		return err
-	}
-	r.sum.Replayed += r.inflightN
-	r.prog.Sent += int64(r.inflightN)
+	r.sum.Replayed += j.n
+	r.prog.Sent += int64(j.n)
 	return nil
+}
+
+// wait waits for every batch in flight; the first error is returned.
+func (r *run) wait() error {
+	var first error
+	for len(r.inflight) > 0 {
+		if err := r.waitOldest(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // traceBatch records a "replayed" stage on the trace of every call in batch, in one
