@@ -143,7 +143,15 @@ func readJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[str
 		st.Invalid += pr.stats.Invalid
 		for tenant, es := range pr.keys {
 			if out[tenant] == nil {
-				out[tenant] = map[string]journalEntry{}
+				// The first partition with this tenant: its map becomes the result (no
+				// copy); a tombstone in it deletes nothing older, so it is dropped.
+				for user, e := range es {
+					if e.raw == nil {
+						delete(es, user)
+					}
+				}
+				out[tenant] = es
+				continue
 			}
 			for user, e := range es {
 				if e.raw == nil {
@@ -233,18 +241,20 @@ func (s *Store) restore(ctx context.Context, tenant string, es []journalEntry) e
 	// Index in a stable order so that a phone two agents share ends up where the
 	// newer mapping put it (the last write of a field wins).
 	slices.SortStableFunc(es, func(a, b journalEntry) int { return a.m.UpdatedAt.Compare(b.m.UpdatedAt) })
-	byID, email, phone, uuid := map[string][]byte{}, map[string]string{}, map[string]string{}, map[string]string{}
-	for _, e := range es {
-		m := &e.m
-		byID[m.MyOperatorUserID] = e.raw
+	// Fields in that order: within a transaction HSETs apply in order, so for a field
+	// given twice the later value stays.
+	var byID, email, phone, uuid []any
+	for i := range es {
+		m := &es[i].m
+		byID = append(byID, m.MyOperatorUserID, es[i].raw)
 		if m.Email != "" {
-			email[m.Email] = m.MyOperatorUserID
+			email = append(email, m.Email, m.MyOperatorUserID)
 		}
 		for _, ph := range m.Phones {
-			phone[ph] = m.MyOperatorUserID
+			phone = append(phone, ph, m.MyOperatorUserID)
 		}
 		if m.MyOperatorUUID != "" {
-			uuid[m.MyOperatorUUID] = m.MyOperatorUserID
+			uuid = append(uuid, m.MyOperatorUUID, m.MyOperatorUserID)
 		}
 	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -261,18 +271,13 @@ func (s *Store) restore(ctx context.Context, tenant string, es []journalEntry) e
 	return nil
 }
 
-// hsetChunks queues HSETs of key with the fields of m, restoreChunk pairs at a time.
-func hsetChunks[V string | []byte](ctx context.Context, p redis.Pipeliner, key string, m map[string]V) {
-	args := make([]any, 0, 2*min(len(m), restoreChunk))
-	for f, v := range m {
-		args = append(args, f, v)
-		if len(args) == 2*restoreChunk {
-			p.HSet(ctx, key, args...)
-			args = make([]any, 0, 2*restoreChunk)
-		}
-	}
-	if len(args) > 0 {
-		p.HSet(ctx, key, args...)
+// hsetChunks queues HSETs of key with pairs (field, value, ...), restoreChunk pairs
+// at a time.
+func hsetChunks(ctx context.Context, p redis.Pipeliner, key string, pairs []any) {
+	for len(pairs) > 0 {
+		n := min(len(pairs), 2*restoreChunk)
+		p.HSet(ctx, key, pairs[:n]...)
+		pairs = pairs[n:]
 	}
 }
 
