@@ -383,13 +383,13 @@ func (r *run) traceBatch(ctx context.Context, batch []kafka.Message) {
 	if r.o.Trace == nil {
 		return
 	}
-	entries := make([]trace.Entry, 0, len(batch))
+	entries := make([]trace.CallUpdate, 0, len(batch))
 	for _, m := range batch {
 		tenant, callID := kafkabus.Header(m, kafkabus.HeaderTenant), kafkabus.Header(m, kafkabus.HeaderCallID)
 		if tenant == "" || callID == "" {
 			continue
 		}
-		entries = append(entries, trace.Entry{Tenant: tenant, CallID: callID, Update: trace.Update{Stage: trace.Stage{
+		entries = append(entries, trace.CallUpdate{Tenant: tenant, CallID: callID, Update: trace.Update{Stage: trace.Stage{
 			Stage: "replayed", Kind: EventKind(m), Detail: "from " + kafkabus.Header(m, HeaderReplayedFrom) + " to " + m.Topic}}})
 	}
 	_ = r.o.Trace.RecordAll(ctx, entries)

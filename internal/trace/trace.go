@@ -130,18 +130,19 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID str
 	if u.LogID != "" && u.LogID != callID {
 		p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
 	}
+	s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
 	return nil
 }
 
-// Entry is one call's update, for RecordAll.
-type Entry struct {
+// CallUpdate is one call's update, for RecordAll.
+type CallUpdate struct {
 	Tenant, CallID string
 	Update
 }
 
 // RecordAll applies many calls' updates in one pipeline (one round trip on a single
 // Redis; one per node on a cluster): tools that touch thousands of calls, like replay.
-func (s *Store) RecordAll(ctx context.Context, entries []Entry) error {
+func (s *Store) RecordAll(ctx context.Context, entries []CallUpdate) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -151,7 +152,6 @@ func (s *Store) RecordAll(ctx context.Context, entries []Entry) error {
 				return err
 			}
 		}
-		s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
 		return nil
 	})
 	if err != nil {
