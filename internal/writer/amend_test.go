@@ -44,7 +44,9 @@ func (a *slowAdapter) CreateCall(context.Context, crm.Call) (string, error) {
 }
 
 // FindCall: this fake's creates always answer, so no lookup is ever needed.
-func (a *slowAdapter) FindCall(context.Context, crm.Call) (string, bool, error) { return "", false, nil }
+func (a *slowAdapter) FindCall(context.Context, crm.Call) (string, bool, error) {
+	return "", false, nil
+}
 
 func (a *slowAdapter) UpdateCall(_ context.Context, _ string, c crm.Call) error {
 	a.mu.Lock()
