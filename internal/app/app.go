@@ -24,7 +24,6 @@ import (
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/console"
 	"github.com/calltrack/calltrack/internal/crm"
-	"github.com/calltrack/calltrack/internal/crm/kylas"
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/kafkabus"
@@ -79,6 +78,9 @@ type App struct {
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
 func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *tenant.Registry) (*App, error) {
 	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: writer.DefaultRetryPolicy()}
+	for _, w := range tenants.Warnings() {
+		log.Warn().Msg(w) // e.g. a Kylas tenant whose calls cannot be attributed (crm.auth api_key)
+	}
 	useRedisLogger(log)
 	rdb, err := cfg.Redis()
 	if err != nil {
@@ -141,22 +143,7 @@ func (a *App) Close() {
 	a.closers = nil
 }
 
-func (a *App) defaultAdapters(t *tenant.Tenant) (crm.Adapter, error) {
-	switch t.CRM.Kind {
-	case "kylas":
-		return kylas.New(kylas.Config{BaseURL: t.CRM.BaseURL, APIKey: t.CRM.APIKey.Reveal(),
-			BearerToken: t.CRM.BearerToken.Reveal(), DefaultCountry: t.DefaultCountry,
-			Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t)})
-	case "zoho":
-		z, err := a.zohoAdapter(t) // zoho.go
-		if err != nil {
-			return nil, err
-		}
-		return z, nil
-	default:
-		return nil, fmt.Errorf("crm kind %q is not supported", t.CRM.Kind)
-	}
-}
+func (a *App) defaultAdapters(t *tenant.Tenant) (crm.Adapter, error) { return a.crmAdapter(t) } // crm.go
 
 // Ready lists the readiness checks.
 func (a *App) Ready() map[string]web.Check {

@@ -37,6 +37,7 @@ const (
 	// DevTenantAdminToken is tenant demo's admin: the console and admin API, demo only.
 	DevTenantAdminToken = "demo-tenant-admin"
 	DevKylasAPIKey      = "demo-crm-key"
+	DevKylasOAuthToken  = "demo-kylas-oauth" // the sandbox's marketplace-app token: the owner-attributing sync route
 )
 
 // DevOptions configure `calltrack dev`.
@@ -100,14 +101,14 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	}
 
 	// Two CRM users, so the console's CRM-user dropdown has someone to offer.
-	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey, Users: []sandbox.KylasUser{
+	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken, Users: []sandbox.KylasUser{
 		{ID: 1001, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true},
 		{ID: 1002, FirstName: "Priya", LastName: "N", Email: "priya@example.com", Active: true}}})
 	// The sandbox MyOperator delivers afterCalls it is asked to (POST .../calls?deliver=true) to tenant demo.
 	d.MyOp = mosandbox.New(mosandbox.Options{AfterCallWebhook: d.Base + "/webhooks/myoperator/" + DevTenant + "/aftercall?token=" + DevToken})
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
-		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey}}, d.devZoho())
+		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken}}, d.devZoho())
 	if _, err := tenants.WithAdmins(tenant.Admin{Name: "demo-tenant-admin", Tenant: DevTenant, Token: DevTenantAdminToken}); err != nil {
 		return nil, err
 	}

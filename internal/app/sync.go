@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/myoperator/moapi"
@@ -47,11 +48,14 @@ func (a *App) userSources(t *tenant.Tenant) (directory.Source, directory.Source,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", usersync.ErrNotConfigured, err)
 	}
-	crm, ok := ad.(directory.Source)
+	if u, ok := ad.(interface{ Unwrap() crm.Adapter }); ok {
+		ad = u.Unwrap() // the metered wrapper (crm.go)
+	}
+	users, ok := ad.(directory.Source)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: CRM kind %q has no users source", usersync.ErrNotConfigured, t.CRM.Kind)
 	}
-	return moapi.New(t.MyOperatorAPI, t.MyOperatorKey.Reveal()), crm, nil
+	return moapi.New(t.MyOperatorAPI, t.MyOperatorKey.Reveal()), users, nil
 }
 
 // registerSync mounts user sync's admin routes (report, sync now, approve) behind

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 
+	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	"github.com/calltrack/calltrack/internal/crm/zoho"
 	"github.com/calltrack/calltrack/internal/popup"
@@ -12,7 +13,7 @@ import (
 // zohoAdapter builds a tenant's Zoho CRM adapter. Access tokens are shared by
 // every replica through Redis (Zoho grants 10 per refresh token in 10 minutes).
 // Callers cache the adapter per tenant: it batches concurrent inserts.
-func (a *App) zohoAdapter(t *tenant.Tenant) (*zoho.Adapter, error) {
+func (a *App) zohoAdapter(t *tenant.Tenant, parties crm.PartyCache, leads crm.LeadPolicy) (*zoho.Adapter, error) {
 	z := t.CRM.Zoho
 	tz, err := zoho.LoadTimeZone(z.TimeZone)
 	if err != nil {
@@ -21,7 +22,7 @@ func (a *App) zohoAdapter(t *tenant.Tenant) (*zoho.Adapter, error) {
 	return zoho.New(zoho.Config{AccountsURL: z.AccountsURL, APIDomain: z.APIDomain, ClientID: z.ClientID,
 		ClientSecret: z.ClientSecret.Reveal(), RefreshToken: z.RefreshToken.Reveal(), DefaultCountry: t.DefaultCountry,
 		TimeZone: tz, CallIDField: z.CallIDField, TokenStore: zoho.NewRedisTokenStore(a.Redis, a.Cfg.RedisPrefix),
-		Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t)}) // limits.go
+		Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t), Parties: parties, Leads: leads}) // limits.go
 }
 
 // Notifier returns the live-call pop-up notifier of a tenant's CRM: Zoho's
@@ -30,7 +31,7 @@ func (a *App) zohoAdapter(t *tenant.Tenant) (*zoho.Adapter, error) {
 func (a *App) Notifier(t *tenant.Tenant) (popup.Notifier, error) {
 	switch t.CRM.Kind {
 	case "zoho":
-		z, err := a.zohoAdapter(t)
+		z, err := a.zohoAdapter(t, nil, crm.LeadPolicy{})
 		if err != nil {
 			return nil, err
 		}

@@ -97,6 +97,7 @@ type Log struct {
 	ClickToCall  bool      `json:"click_to_call"`
 	Internal     bool      `json:"internal,omitempty"`      // the other party is one of the tenant's own agents, not a customer
 	CallerNumber string    `json:"caller_number,omitempty"` // customer, E.164
+	CallerName   string    `json:"caller_name,omitempty"`   // MyOperator's contact name for the number (afterCall _cm), if any
 	DID          string    `json:"did,omitempty"`
 	Department   string    `json:"department,omitempty"`
 	DepartmentID string    `json:"department_id,omitempty"`

@@ -21,6 +21,11 @@ type Metrics struct {
 	PopupLag        prometheus.Histogram     // seconds from webhook to pop-up
 	UserSync        *UserSync                // usersync.go
 	Backlog         *Backlog                 // backlog.go: consumer lag, dead letters
+	// CRMRequestsPerCall: the CRM requests one call log's create cost (searches, lead
+	// creation, its share of a batched insert); CRMCallRequests counts them by
+	// operation (create, update, find), so amendments show too.
+	CRMRequestsPerCall *prometheus.HistogramVec // tenant, crm
+	CRMCallRequests    *prometheus.CounterVec   // tenant, crm, op
 }
 
 // New registers calltrack's metrics (and the Go/process collectors) on a new registry.
@@ -60,7 +65,14 @@ func New() *Metrics {
 		Name: "calltrack_popup_lag_seconds", Help: "Time from the live webhook to the CRM pop-up.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60},
 	})
-	reg.MustRegister(m.Popups, m.PopupLag)
+	m.CRMRequestsPerCall = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "calltrack_crm_requests_per_call", Help: "CRM requests one call log's create cost (a batched insert counts its share).",
+		Buckets: []float64{0.05, 0.1, 0.2, 0.5, 1, 1.5, 2, 3, 4, 6, 10},
+	}, []string{"tenant", "crm"})
+	m.CRMCallRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "calltrack_crm_call_requests_total", Help: "CRM requests made for call logs, by operation (create, update, find).",
+	}, []string{"tenant", "crm", "op"})
+	reg.MustRegister(m.Popups, m.PopupLag, m.CRMRequestsPerCall, m.CRMCallRequests)
 	reg.MustRegister(m.Webhooks, m.WebhookLatency, m.PublishErrors, m.WriterOutcomes, m.CRMRequests, m.CRMLatency, m.UnknownV2Events)
 	m.UserSync = newUserSync(reg)
 	m.Backlog = newBacklog(reg)

@@ -19,6 +19,7 @@ type afterCall struct {
 	CompanyID    flexString        `json:"_ci"`
 	Caller10     flexString        `json:"_cr"`
 	CallerE164   flexString        `json:"_cl"`
+	CallerName   flexString        `json:"_cm"` // the contact name MyOperator has for the caller
 	CountryCode  flexString        `json:"_cy"`
 	Start        flexString        `json:"_st"`
 	End          flexString        `json:"_et"`
@@ -160,6 +161,7 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 	}
 
 	cc := p.CountryCode.String()
+	l.CallerName = strings.TrimSpace(p.CallerName.String())
 	l.CallerNumber = phone.E164(p.CallerE164.String(), cc)
 	if l.CallerNumber == "" {
 		l.CallerNumber = phone.E164(p.Caller10.String(), cc)

@@ -91,6 +91,17 @@ func Variants(e164 string) []string {
 	return uniq
 }
 
+// Split returns the country calling code and the national number of a number
+// ("+919711636496" → "91", "9711636496"); empty strings when it is not E.164.
+func Split(e164 string) (code, national string) {
+	e := E164(e164, "")
+	if e == "" {
+		return "", ""
+	}
+	code = countryCode(e[1:])
+	return code, e[1+len(code):]
+}
+
 // Mask hides a number for logs: it keeps a leading "+" with the two characters
 // after it and the last four characters ("+919711636496" → "+91******6496").
 // Strings too short to hide at least four characters are masked entirely.

@@ -33,9 +33,10 @@ type CRM struct {
 	Kind        string  // kylas, zoho
 	RateLimit   float64 // requests per second, shared by every replica; 0: the CRM's default
 	BaseURL     string
-	APIKey      Secret // Kylas api-key
-	BearerToken Secret // Kylas OAuth token for the owner-attributing sync route, if any
-	Zoho        Zoho   // kind zoho (zoho.go)
+	APIKey      Secret    // Kylas api-key
+	BearerToken Secret    // Kylas OAuth token for the owner-attributing sync route, if any
+	Zoho        Zoho      // kind zoho (zoho.go)
+	Policy      CRMPolicy // auth route, unknown callers (crmpolicy.go)
 }
 
 // Tenant is one company: its MyOperator account and CRM connection.
@@ -59,8 +60,9 @@ func (t *Tenant) AcceptsCompany(companyID string) bool {
 
 // Registry is the set of tenants.
 type Registry struct {
-	byID   map[string]*Tenant
-	admins []Admin // console and admin API (access.go)
+	warnings []string // what Load wants an operator to know (crmpolicy.go)
+	byID     map[string]*Tenant
+	admins   []Admin // console and admin API (access.go)
 }
 
 // NewRegistry builds a registry from tenants.
@@ -74,6 +76,9 @@ func NewRegistry(ts ...*Tenant) *Registry {
 	}
 	return r
 }
+
+// Warnings are what loading the tenants found worth an operator's attention.
+func (r *Registry) Warnings() []string { return r.warnings }
 
 // Get returns a tenant by id.
 func (r *Registry) Get(id string) (*Tenant, bool) {
@@ -121,12 +126,13 @@ type file struct {
 		Sync               syncYAML     `yaml:"sync"`
 		Backfill           backfillYAML `yaml:"backfill"`
 		CRM                struct {
-			Kind           string   `yaml:"kind"`
-			BaseURL        string   `yaml:"base_url"`
-			APIKeyEnv      string   `yaml:"api_key_env"`
-			BearerTokenEnv string   `yaml:"bearer_token_env"`
-			RateLimit      float64  `yaml:"rate_limit"`
-			Zoho           zohoYAML `yaml:",inline"`
+			Kind           string        `yaml:"kind"`
+			BaseURL        string        `yaml:"base_url"`
+			APIKeyEnv      string        `yaml:"api_key_env"`
+			BearerTokenEnv string        `yaml:"bearer_token_env"`
+			RateLimit      float64       `yaml:"rate_limit"`
+			Zoho           zohoYAML      `yaml:",inline"`
+			Policy         crmPolicyYAML `yaml:",inline"`
 		} `yaml:"crm"`
 		Admins []adminYAML `yaml:"admins"` // access.go
 	} `yaml:"tenants"`
@@ -148,6 +154,7 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		return nil, fmt.Errorf("tenants file %s: no tenants", path)
 	}
 	var ts []*Tenant
+	var allWarnings []string
 	admins, err := parseAdmins(f.Operators, "", getenv)
 	if err != nil {
 		return nil, err
@@ -196,6 +203,11 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		default:
 			return nil, fmt.Errorf("tenants file: tenant %s: crm.kind %q is not supported (kylas, zoho)", id, t.CRM.Kind)
 		}
+		var warnings []string
+		if t.CRM.Policy, warnings, err = e.CRM.Policy.parse(id, t.CRM.Kind, t.CRM.BearerToken.Reveal() != ""); err != nil {
+			return nil, err
+		}
+		allWarnings = append(allWarnings, warnings...)
 		if t.Sync, err = e.Sync.parse(); err != nil {
 			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)
 		}
@@ -216,5 +228,6 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenants file %s: %w", path, err)
 	}
+	r.warnings = allWarnings
 	return r, nil
 }

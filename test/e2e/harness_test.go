@@ -36,6 +36,7 @@ const (
 	token      = "acme-token"
 	adminToken = "admin-secret"
 	crmKey     = "acme-crm-key"
+	kylasOAuth = "demo-kylas-oauth" // the Kylas sandbox's marketplace-app token (the sync route)
 	companyID  = "5cd40f6554442586"
 	// recordingKey signs durable recording links (stackOpts.durableLinks).
 	recordingKey = "e2e-recording-signing-key"
@@ -86,14 +87,14 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	t.Cleanup(s.moSrv.Close)
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: tenantID, WebhookToken: token, CompanyID: companyID,
 		MyOperatorAPI: s.moSrv.URL, MyOperatorKey: tenant.Secret(s.mo.Token()),
-		FallbackOwner: o.fallback, Sync: o.sync, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey}})
+		FallbackOwner: o.fallback, Sync: o.sync, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey, BearerToken: kylasOAuth}})
 	switch o.second {
 	case "kylas":
 		s.kylasB = sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})
 		srvB := httptest.NewServer(s.kylasB)
 		t.Cleanup(srvB.Close)
 		tenants = tenant.NewRegistry(append(tenantsOf(tenants), &tenant.Tenant{ID: "beta", WebhookToken: "beta-token",
-			CRM: tenant.CRM{Kind: "kylas", BaseURL: srvB.URL, APIKey: crmKey, RateLimit: 50}})...)
+			CRM: tenant.CRM{Kind: "kylas", BaseURL: srvB.URL, APIKey: crmKey, BearerToken: kylasOAuth, RateLimit: 50}})...)
 	case "zoho":
 		s.zohoB = sandbox.NewZoho(sandbox.ZohoOptions{Seed: 2})
 		srvB := httptest.NewServer(s.zohoB)

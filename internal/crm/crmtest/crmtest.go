@@ -52,12 +52,30 @@ type Backend interface {
 	LoseResponses(t *testing.T, rate float64)
 	SearchLag(t *testing.T, d time.Duration)
 	Duplicates(t *testing.T) int
+	// Leads returns every lead the CRM holds, in creation order.
+	Leads(t *testing.T) []Lead
+}
+
+// Lead is a lead as the CRM stored it.
+type Lead struct {
+	ID, FirstName, LastName, OwnerID, Source string
+	Phone                                    string // as stored
+}
+
+// Options configure the adapter of one case.
+type Options struct {
+	Leads   crm.LeadPolicy
+	Parties crm.PartyCache // nil: the adapter's own
 }
 
 // Harness builds what each case needs.
 type Harness struct {
 	// Setup returns a fresh adapter wired to a fresh backend; cleanup via t.Cleanup.
-	Setup func(t *testing.T) (crm.Adapter, Backend)
+	Setup func(t *testing.T, o Options) (crm.Adapter, Backend)
+	// Another returns a second adapter (its own caches) on the backend of a.
+	Another func(t *testing.T, b Backend, o Options) crm.Adapter
+	// LeadSource is a lead source the CRM accepts (Kylas: an option id; Zoho: a Lead_Source value).
+	LeadSource string
 	// Owners are two distinct user ids the CRM accepts as owners.
 	Owners [2]string
 	// Settle is the adapter's search settle time (crm.FindSettled); the find cases
@@ -98,6 +116,7 @@ func Run(t *testing.T, h Harness) {
 	require.NotNil(t, h.Setup, "Harness.Setup")
 	require.NotEqual(t, h.Owners[0], h.Owners[1], "Harness.Owners must differ")
 	require.Positive(t, h.Settle, "Harness.Settle")
+	require.NotNil(t, h.Another, "Harness.Another")
 	cases := []struct {
 		name string
 		run  func(t *testing.T, h Harness)
@@ -116,6 +135,11 @@ func Run(t *testing.T, h Harness) {
 		{"find: another call at the same time from the same number is not ours", testFindAbsent},
 		{"find: a lost response is an unknown outcome, and the record is found", testFindLostResponse},
 		{"find: a failing search is an error, never absent", testFindSearchFails},
+		{"unknown caller: a lead named Inbound <number>, owned by the call's owner, related", testUnknownCallerLead},
+		{"unknown caller: MyOperator's contact name names the lead", testCallerNameNamesLead},
+		{"unknown caller: the next call finds the lead, also from another replica", testNextCallFindsLead},
+		{"unknown caller: a burst of first calls makes one lead", testBurstMakesOneLead},
+		{"unknown caller: a lead create that lost its answer is not repeated", testLeadLostResponse},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -152,7 +176,7 @@ func samePhone(t *testing.T, want, got string) {
 
 func testOwner(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	want := map[string]string{}
 	for i, owner := range h.Owners {
 		c := NewCall(fmt.Sprintf("owner-%d", i), phoneA, owner, call.Incoming, call.Answered)
@@ -170,7 +194,7 @@ func testOwner(t *testing.T, h Harness) {
 
 func testOneRecordPerCreate(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	calls := []crm.Call{
 		NewCall("one-1", phoneA, h.Owners[0], call.Incoming, call.Answered),
 		NewCall("one-2", phoneB, h.Owners[0], call.Incoming, call.Missed),
@@ -203,7 +227,7 @@ func testOneRecordPerCreate(t *testing.T, h Harness) {
 // callers (Zoho batches inserts); each caller must still get its own record.
 func testConcurrentCreates(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	phones := []string{phoneA, phoneB, phoneC}
 	calls := make([]crm.Call, 12)
 	for i := range calls {
@@ -235,7 +259,7 @@ func testConcurrentCreates(t *testing.T, h Harness) {
 
 func testUpdateRecording(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	contact := b.AddContact(t, phoneA)
 	c := NewCall("rec-1", phoneA, h.Owners[1], call.Incoming, call.Answered)
 	id, err := a.CreateCall(ctx, c)
@@ -254,7 +278,7 @@ func testUpdateRecording(t *testing.T, h Harness) {
 }
 
 func testRelatedContact(t *testing.T, h Harness) {
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	b.AddContact(t, phoneB) // someone else
 	want := b.AddContact(t, phoneA)
 	_, err := a.CreateCall(t.Context(), NewCall("rel-c", phoneA, h.Owners[0], call.Incoming, call.Answered))
@@ -265,7 +289,7 @@ func testRelatedContact(t *testing.T, h Harness) {
 }
 
 func testRelatedLead(t *testing.T, h Harness) {
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	want := b.AddLead(t, phoneC)
 	_, err := a.CreateCall(t.Context(), NewCall("rel-l", phoneC, h.Owners[0], call.Outgoing, call.Answered))
 	require.NoError(t, err)
@@ -275,7 +299,7 @@ func testRelatedLead(t *testing.T, h Harness) {
 }
 
 func testContactOverLead(t *testing.T, h Harness) {
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	b.AddLead(t, phoneA)
 	want := b.AddContact(t, phoneA)
 	_, err := a.CreateCall(t.Context(), NewCall("rel-both", phoneA, h.Owners[0], call.Incoming, call.Missed))
@@ -286,7 +310,7 @@ func testContactOverLead(t *testing.T, h Harness) {
 }
 
 func testUnrelated(t *testing.T, h Harness) {
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	b.AddContact(t, phoneB)
 	b.AddLead(t, phoneC)
 	_, err := a.CreateCall(t.Context(), NewCall("rel-none", phoneA, h.Owners[0], call.Incoming, call.Answered))
@@ -307,7 +331,7 @@ func testErrors(t *testing.T, h Harness) {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			a, b := h.Setup(t)
+			a, b := h.Setup(t, Options{})
 			c := NewCall("err", phoneA, h.Owners[0], call.Incoming, call.Answered)
 			b.Fail(t, tc.status)
 			_, err := a.CreateCall(ctx, c)
@@ -336,7 +360,7 @@ func testErrors(t *testing.T, h Harness) {
 }
 
 func testCancelled(t *testing.T, h Harness) {
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := a.CreateCall(ctx, NewCall("cancel", phoneA, h.Owners[0], call.Incoming, call.Answered))
@@ -348,7 +372,7 @@ func testCancelled(t *testing.T, h Harness) {
 
 func testFindWritten(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	b.SearchLag(t, h.Settle/2)
 	c := NewCall("find-1", phoneA, h.Owners[0], call.Incoming, call.Answered)
 	id, err := a.CreateCall(ctx, c)
@@ -363,7 +387,7 @@ func testFindWritten(t *testing.T, h Harness) {
 
 func testFindAbsent(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	b.SearchLag(t, h.Settle/2)
 	mine := NewCall("find-mine", phoneB, h.Owners[0], call.Incoming, call.Answered)
 	other := NewCall("find-other", phoneB, h.Owners[0], call.Incoming, call.Answered) // same number, same time
@@ -381,7 +405,7 @@ func testFindAbsent(t *testing.T, h Harness) {
 
 func testFindLostResponse(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	b.SearchLag(t, h.Settle/2)
 	c := NewCall("find-lost", phoneA, h.Owners[1], call.Incoming, call.Answered)
 	b.LoseResponses(t, 1)
@@ -404,7 +428,7 @@ func testFindLostResponse(t *testing.T, h Harness) {
 
 func testFindSearchFails(t *testing.T, h Harness) {
 	ctx := t.Context()
-	a, b := h.Setup(t)
+	a, b := h.Setup(t, Options{})
 	c := NewCall("find-fail", phoneA, h.Owners[0], call.Incoming, call.Answered)
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
 		b.Fail(t, status)
@@ -459,3 +483,93 @@ func (b SandboxFaults) SearchLag(t *testing.T, d time.Duration) {
 
 // Duplicates implements Backend.
 func (b SandboxFaults) Duplicates(*testing.T) int { return b.S.Stats().Duplicates }
+
+func leadPolicy(h Harness) Options {
+	return Options{Leads: crm.LeadPolicy{Create: true, Source: h.LeadSource}}
+}
+
+func testUnknownCallerLead(t *testing.T, h Harness) {
+	a, b := h.Setup(t, leadPolicy(h))
+	b.AddContact(t, phoneB) // someone else
+	_, err := a.CreateCall(t.Context(), NewCall("lead-1", phoneA, h.Owners[1], call.Incoming, call.Missed))
+	require.NoError(t, err)
+	leads := b.Leads(t)
+	require.Len(t, leads, 1)
+	l := leads[0]
+	assert.Equal(t, "Inbound "+phoneA, strings.TrimSpace(l.FirstName+" "+l.LastName))
+	assert.Equal(t, h.Owners[1], l.OwnerID, "owned by the call's owner")
+	assert.Equal(t, h.LeadSource, l.Source)
+	samePhone(t, phoneA, l.Phone)
+	r := only(t, b)
+	assert.Equal(t, l.ID, r.RelatedID)
+	assert.Equal(t, "lead", r.RelatedType)
+}
+
+func testCallerNameNamesLead(t *testing.T, h Harness) {
+	a, b := h.Setup(t, leadPolicy(h))
+	c := NewCall("lead-name", phoneC, h.Owners[0], call.Incoming, call.Answered)
+	c.Log.CallerName = "  Ravi   Kumar "
+	_, err := a.CreateCall(t.Context(), c)
+	require.NoError(t, err)
+	leads := b.Leads(t)
+	require.Len(t, leads, 1)
+	assert.Equal(t, "Ravi", leads[0].FirstName)
+	assert.Equal(t, "Kumar", leads[0].LastName)
+}
+
+func testNextCallFindsLead(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t, leadPolicy(h))
+	_, err := a.CreateCall(ctx, NewCall("next-1", phoneB, h.Owners[0], call.Incoming, call.Answered))
+	require.NoError(t, err)
+	_, err = a.CreateCall(ctx, NewCall("next-2", phoneB, h.Owners[1], call.Incoming, call.Answered))
+	require.NoError(t, err)
+	// Another replica without the first one's cache finds it by searching.
+	other := h.Another(t, b, leadPolicy(h))
+	_, err = other.CreateCall(ctx, NewCall("next-3", phoneB, h.Owners[0], call.Outgoing, call.Answered))
+	require.NoError(t, err)
+	leads := b.Leads(t)
+	require.Len(t, leads, 1, "one lead for one number")
+	recs := b.Records(t)
+	require.Len(t, recs, 3)
+	for _, r := range recs {
+		assert.Equal(t, leads[0].ID, r.RelatedID, "record %s", r.ID)
+	}
+}
+
+func testBurstMakesOneLead(t *testing.T, h Harness) {
+	a, b := h.Setup(t, leadPolicy(h))
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = a.CreateCall(t.Context(), NewCall(fmt.Sprintf("burst-%d", i), phoneC, h.Owners[i%2], call.Incoming, call.Answered))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "call %d", i)
+	}
+	leads := b.Leads(t)
+	require.Len(t, leads, 1)
+	for _, r := range b.Records(t) {
+		assert.Equal(t, leads[0].ID, r.RelatedID)
+	}
+}
+
+func testLeadLostResponse(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t, leadPolicy(h))
+	c := NewCall("lead-lost", phoneA, h.Owners[0], call.Incoming, call.Answered)
+	b.LoseResponses(t, 1) // the lead is stored, its answer lost
+	_, err := a.CreateCall(ctx, c)
+	require.Error(t, err)
+	assert.True(t, crm.OutcomeUnknown(err), "%v", err)
+	require.Len(t, b.Leads(t), 1)
+	b.LoseResponses(t, 0)
+	_, err = a.CreateCall(ctx, c) // the retry
+	require.NoError(t, err)
+	leads := b.Leads(t)
+	require.Len(t, leads, 1, "the retry found the lead instead of making another")
+	assert.Equal(t, leads[0].ID, only(t, b).RelatedID)
+}

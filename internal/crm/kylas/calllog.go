@@ -16,21 +16,24 @@ import (
 // kylasTime is the UTC ISO-8601 form Kylas uses.
 const kylasTime = "2006-01-02T15:04:05.000Z"
 
-// callLogBody is the body of POST /v1/call-logs/sync and PUT /v1/call-logs/{id}.
+// callLogBody is the body of POST /v1/call-logs/sync, POST /v1/call-logs and PUT
+// /v1/call-logs/{id}. The sync route names the owner and our call id and takes the
+// recording as a URL; the plain route has neither field and takes the recording as
+// {url, fileName, data} (docs/crm-contracts.md).
 type callLogBody struct {
-	OwnerID       int64      `json:"ownerId"`
-	RemoteID      string     `json:"remoteId"`
-	Outcome       string     `json:"outcome"`
-	CallType      string     `json:"callType"`
-	StartTime     string     `json:"startTime,omitempty"`
-	EndTime       string     `json:"endTime,omitempty"`
-	Duration      int        `json:"duration"`
-	PhoneNumber   string     `json:"phoneNumber,omitempty"`
-	Originator    string     `json:"originator,omitempty"`
-	Receiver      string     `json:"receiver,omitempty"`
-	RelatedTo     *related   `json:"relatedTo,omitempty"` // an object in create bodies
-	CallRecording *recording `json:"callRecording,omitempty"`
-	Notes         []note     `json:"notes,omitempty"`
+	OwnerID       int64    `json:"ownerId,omitempty"`
+	RemoteID      string   `json:"remoteId,omitempty"`
+	Outcome       string   `json:"outcome"`
+	CallType      string   `json:"callType"`
+	StartTime     string   `json:"startTime,omitempty"`
+	EndTime       string   `json:"endTime,omitempty"`
+	Duration      int      `json:"duration"`
+	PhoneNumber   string   `json:"phoneNumber,omitempty"`
+	Originator    string   `json:"originator,omitempty"`
+	Receiver      string   `json:"receiver,omitempty"`
+	RelatedTo     *related `json:"relatedTo,omitempty"`     // an object in create bodies
+	CallRecording any      `json:"callRecording,omitempty"` // sync: the URL; plain: *recording
+	Notes         []note   `json:"notes,omitempty"`
 }
 
 type related struct {
@@ -40,9 +43,11 @@ type related struct {
 	PhoneNumber string `json:"phoneNumber,omitempty"`
 }
 
+// recording is the plain route's callRecording; data (inline content) stays empty.
 type recording struct {
 	URL      string `json:"url"`
-	FileName string `json:"fileName,omitempty"`
+	FileName string `json:"fileName"`
+	Data     string `json:"data"`
 }
 
 type note struct {
@@ -70,8 +75,6 @@ func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogB
 	}
 	start, end := times(l)
 	b := &callLogBody{
-		OwnerID:     owner,
-		RemoteID:    l.CallID,
 		Outcome:     outcome(l.Direction, l.Status),
 		CallType:    string(l.Direction),
 		StartTime:   kylasTS(start),
@@ -85,14 +88,27 @@ func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogB
 	if l.Direction == call.Outgoing {
 		b.Originator, b.Receiver = agent, customer
 	}
+	sync := a.cfg.Route() == RouteSync
+	if sync {
+		b.OwnerID, b.RemoteID = owner, l.CallID
+	}
 	if c.RecordingURL != "" {
-		b.CallRecording = &recording{URL: c.RecordingURL, FileName: recordingName(c)}
+		if sync {
+			b.CallRecording = c.RecordingURL
+		} else {
+			b.CallRecording = &recording{URL: c.RecordingURL, FileName: recordingName(c)}
+		}
 	}
-	if l.Internal {
-		return b, nil // an agent called an agent: there is no lead or contact to relate
+	if !l.Internal { // an agent called an agent: there is no lead or contact to relate
+		if b.RelatedTo, err = a.findRelated(ctx, c, customer); err != nil {
+			return nil, err
+		}
 	}
-	if b.RelatedTo, err = a.findRelated(ctx, customer); err != nil {
-		return nil, err
+	if !sync && b.RelatedTo == nil {
+		// POST /v1/call-logs requires relatedTo: without a lead or contact the call
+		// cannot be written on the api-key route, now or later.
+		return nil, &crm.Error{Op: op, Permanent: true, Message: "the api-key route (POST /v1/call-logs) requires relatedTo, and the call has " +
+			"no lead or contact (an internal call, an unknown number with unknown_caller: none, or no number)"}
 	}
 	return b, nil
 }

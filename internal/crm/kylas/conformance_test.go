@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,11 +20,15 @@ import (
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	crmtest.Run(t, crmtest.Harness{
-		Owners: [2]string{"4242", "5151"},
-		Settle: testSettle,
-		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
-			sb, a := setup(t, sandbox.KylasOptions{})
-			return a, backend{sb, crmtest.SandboxFaults{S: sb}}
+		Owners:     [2]string{"4242", "5151"},
+		Settle:     testSettle,
+		LeadSource: "7",
+		Setup: func(t *testing.T, o crmtest.Options) (crm.Adapter, crmtest.Backend) {
+			sb := newSandbox(t, sandbox.KylasOptions{})
+			return adapter(t, sb, o), backend{sb, crmtest.SandboxFaults{S: sb}}
+		},
+		Another: func(t *testing.T, b crmtest.Backend, o crmtest.Options) crm.Adapter {
+			return adapter(t, b.(backend).sb, o)
 		},
 	})
 }
@@ -34,15 +39,47 @@ const testSettle = 400 * time.Millisecond
 // setup starts a sandbox and an adapter pointed at it.
 func setup(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *kylas.Adapter) {
 	t.Helper()
+	sb := newSandbox(t, opts)
+	return sb, adapter(t, sb, crmtest.Options{})
+}
+
+// servers remembers each test sandbox's URL.
+var servers sync.Map // *sandbox.Kylas → URL
+
+func newSandbox(t *testing.T, opts sandbox.KylasOptions) *sandbox.Kylas {
+	t.Helper()
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
 	sb := sandbox.NewKylas(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", SearchSettle: testSettle})
+	servers.Store(sb, srv.URL)
+	return sb
+}
+
+// adapter returns a new adapter (its own caches) on sandbox sb.
+func adapter(t *testing.T, sb *sandbox.Kylas, o crmtest.Options) *kylas.Adapter {
+	t.Helper()
+	u, _ := servers.Load(sb)
+	a, err := kylas.New(kylas.Config{BaseURL: u.(string), APIKey: "demo-crm-key", BearerToken: "demo-kylas-oauth",
+		SearchSettle: testSettle, Leads: o.Leads, Parties: o.Parties})
 	require.NoError(t, err)
-	return sb, a
+	return a
+}
+
+func (b backend) Leads(t *testing.T) []crmtest.Lead {
+	var out []crmtest.Lead
+	for _, p := range b.sb.Leads() {
+		_, meta, _ := b.sb.Lead(p.ID)
+		l := crmtest.Lead{ID: strconv.FormatInt(p.ID, 10), FirstName: p.FirstName, LastName: p.LastName,
+			OwnerID: strconv.FormatInt(meta.OwnerID, 10), Source: strconv.FormatInt(meta.Source, 10)}
+		if len(p.PhoneNumbers) > 0 {
+			l.Phone = p.PhoneNumbers[0].DialCode + p.PhoneNumbers[0].Value
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 type backend struct {

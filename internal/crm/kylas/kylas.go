@@ -1,9 +1,11 @@
 // Package kylas writes calltrack's call logs to Kylas CRM as call-log records
-// owned by the mapped Kylas user and related to the lead/contact who called.
+// related to the lead/contact who called.
 //
-// Attribution goes through POST /v1/call-logs/sync, the route whose body names
-// the owner (ownerId) and carries our call id (remoteId); the plain
-// POST /v1/call-logs would make every record the API key's user's.
+// Two routes, chosen by how the tenant authenticates (Config.Route): with a
+// marketplace app's OAuth token, POST /v1/call-logs/sync, whose body names the owner
+// (ownerId) and carries our call id (remoteId) — records are owned by the mapped
+// user; with an api-key alone, POST /v1/call-logs, which has no owner field: Kylas
+// owns every record by the key's user (the limitation config validation states).
 package kylas
 
 import (
@@ -32,20 +34,39 @@ type Limiter interface {
 	Wait(ctx context.Context) error
 }
 
+// Routes of a call-log create.
+const (
+	RouteSync  = "sync"  // POST /v1/call-logs/sync: ownerId + remoteId; needs BearerToken
+	RoutePlain = "plain" // POST /v1/call-logs: owned by the api-key's user
+)
+
 // Config of one tenant's Kylas connection.
 type Config struct {
 	// BaseURL is the API root without /v1: https://api.kylas.io, or in dev
 	// http://127.0.0.1:8080/sandbox/kylas. A trailing /v1 is tolerated.
 	BaseURL     string
 	APIKey      string // sent as api-key
-	BearerToken string // optional OAuth token (marketplace apps): Authorization: Bearer
+	BearerToken string // OAuth token of a marketplace app (Authorization: Bearer): the sync route
 	HTTPClient  *http.Client
 	// DefaultCountry is the calling code ("91") for numbers stored without one.
 	DefaultCountry string
 	Limiter        Limiter // optional; waited on before every request
-	// SearchSettle is how long after a write Kylas's call-log search is trusted to
-	// show it (FindCall); default crm.DefaultSearchSettle.
+	// SearchSettle is how long after a write Kylas's search is trusted to show it
+	// (FindCall, and a lead whose create had an unknown outcome); default
+	// crm.DefaultSearchSettle.
 	SearchSettle time.Duration
+	// Parties caches number → lead/contact lookups and lead-creation claims, shared
+	// by replicas (partycache.Redis); default in-process.
+	Parties crm.PartyCache
+	Leads   crm.LeadPolicy // what to do for a caller who matches no lead or contact
+}
+
+// Route is the create route: sync with an OAuth token, else plain.
+func (c Config) Route() string {
+	if strings.TrimSpace(c.BearerToken) != "" {
+		return RouteSync
+	}
+	return RoutePlain
 }
 
 // String hides the secrets so a Config can be logged.
@@ -96,8 +117,8 @@ func (c Config) Validate() error {
 
 // Adapter implements crm.Adapter for Kylas. It is safe for concurrent use.
 type Adapter struct {
-	cfg      Config
-	searches *crm.SearchCache[person]
+	cfg     Config
+	parties *crm.Parties
 }
 
 var _ crm.Adapter = (*Adapter)(nil)
@@ -108,11 +129,14 @@ func New(cfg Config) (*Adapter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Adapter{cfg: cfg, searches: crm.NewSearchCache[person](2 * time.Minute)}, nil
+	if cfg.Parties == nil {
+		cfg.Parties = &crm.MemoryPartyCache{}
+	}
+	return &Adapter{cfg: cfg, parties: &crm.Parties{Cache: cfg.Parties, Policy: cfg.Leads, Settle: cfg.SearchSettle}}, nil
 }
 
-// CreateCall writes the call as a call log owned by c.OwnerID via /v1/call-logs/sync
-// and returns the Kylas record id.
+// CreateCall writes the call as a call log and returns the Kylas record id: owned by
+// c.OwnerID on the sync route, by the api-key's user on the plain route.
 func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	const op = "kylas: create call log"
 	body, err := a.callLog(ctx, op, c)
@@ -122,13 +146,17 @@ func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	var rec struct {
 		ID json.RawMessage `json:"id"`
 	}
-	if err := a.do(ctx, op, http.MethodPost, "/v1/call-logs/sync", body, &rec); err != nil {
+	path := "/v1/call-logs/sync"
+	if a.cfg.Route() == RoutePlain {
+		path = "/v1/call-logs"
+	}
+	if err := a.do(ctx, op, http.MethodPost, path, body, &rec); err != nil {
 		return "", err
 	}
 	id := strings.Trim(string(rec.ID), `"`)
 	if id == "" || id == "null" {
-		// The record may exist: retrying could duplicate it, so a human should look.
-		return "", &crm.Error{Op: op, Status: http.StatusCreated, Message: "response has no record id", Permanent: true}
+		// The record may exist: its fate is for FindCall to settle, not a second create.
+		return "", &crm.Error{Op: op, Status: http.StatusCreated, Message: "response has no record id", Unknown: true}
 	}
 	return id, nil
 }
@@ -176,6 +204,7 @@ func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) 
 	if a.cfg.BearerToken != "" {
 		req.Header.Set("Authorization", "Bearer "+a.cfg.BearerToken)
 	}
+	crm.CountRequest(ctx, 1)
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return crm.TransportError(op, err) // transport error or ctx: worth retrying
@@ -189,14 +218,16 @@ func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) 
 		}
 		return crm.StatusError(op, resp, code, msg)
 	}
+	// A write Kylas accepted but whose answer we cannot read may have been applied.
+	write := method == http.MethodPut || (method == http.MethodPost && !strings.Contains(path, "/search"))
 	if readErr != nil {
-		return &crm.Error{Op: op, Status: resp.StatusCode, Message: "reading response", Err: readErr}
+		return &crm.Error{Op: op, Status: resp.StatusCode, Message: "reading response", Err: readErr, Unknown: write}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			// Kylas did what we asked but answered something we cannot read; repeating
-			// the request would not change that.
-			return &crm.Error{Op: op, Status: resp.StatusCode, Message: "decoding response", Err: err, Permanent: true}
+			// Kylas did what we asked but answered something we cannot read: repeating
+			// a read would not change that; a write's record may exist.
+			return &crm.Error{Op: op, Status: resp.StatusCode, Message: "decoding response", Err: err, Permanent: !write, Unknown: write}
 		}
 	}
 	return nil

@@ -47,7 +47,7 @@ func TestCreateCallBody(t *testing.T) {
 	assert.Equal(t, customer, r.PhoneNumber)
 	assert.Equal(t, customer, r.Originator)
 	assert.Equal(t, "+919000000001", r.Receiver)
-	assert.Equal(t, &sandbox.KylasRecording{URL: c.RecordingURL, FileName: "uid-1"}, r.CallRecording)
+	assert.Equal(t, &sandbox.KylasRecording{URL: c.RecordingURL}, r.CallRecording, "the sync route takes the recording as its URL")
 	assert.Equal(t, []sandbox.KylasRelated{{ID: contact, Entity: "contact", Name: "Test " + customer, PhoneNumber: customer}}, r.RelatedTo)
 	require.Len(t, r.Notes, 1)
 	for _, want := range []string{"Incoming click-to-call call", "Agent: Asha Rao", "Department: Sales", "DID: +918000000000"} {
@@ -125,7 +125,7 @@ func TestSearchesAreCachedAcrossRetries(t *testing.T) {
 		sb.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", BearerToken: "demo-kylas-oauth"})
 	require.NoError(t, err)
 	c := crmtest.NewCall("c", customer, "7", call.Incoming, call.Answered)
 
@@ -138,8 +138,8 @@ func TestSearchesAreCachedAcrossRetries(t *testing.T) {
 	require.NoError(t, a.UpdateCall(t.Context(), id, c)) // the recording, soon after
 
 	st := sb.Stats()
-	assert.Equal(t, 2, st.ByEndpoint["POST /v1/search/contact"], "national then E.164, once each")
-	assert.Equal(t, 2, st.ByEndpoint["POST /v1/search/lead"])
+	assert.Equal(t, 1, st.ByEndpoint["POST /v1/search/contact"], "one search per entity, cached across the retry and the update")
+	assert.Equal(t, 1, st.ByEndpoint["POST /v1/search/lead"])
 	assert.Equal(t, 1, st.ByEndpoint["POST /v1/call-logs/sync"])
 	assert.Equal(t, 1, st.ByEndpoint["PUT /v1/call-logs/{id}"])
 	assert.Len(t, sb.Records(), 1)
@@ -147,7 +147,7 @@ func TestSearchesAreCachedAcrossRetries(t *testing.T) {
 
 func TestHeadersAndLimiter(t *testing.T) {
 	t.Parallel()
-	sb := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "k-123"})
+	sb := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "k-123", BearerToken: "tok"})
 	var bad atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("Content-Type") != "application/json" {
@@ -188,7 +188,7 @@ func TestErrors(t *testing.T) {
 		sb := sandbox.NewKylas(sandbox.KylasOptions{})
 		srv := httptest.NewServer(sb)
 		t.Cleanup(srv.Close)
-		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "wrong-secret"})
+		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "wrong-secret", BearerToken: "demo-kylas-oauth"})
 		require.NoError(t, err)
 		_, err = a.CreateCall(ctx, c)
 		require.Error(t, err)
@@ -209,7 +209,7 @@ func TestErrors(t *testing.T) {
 			w.Write([]byte(`{"code":"01601002","message":"Invalid call log","fieldErrors":[{"field":"outcome","message":"is invalid"}]}`))
 		}))
 		t.Cleanup(srv.Close)
-		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "k"})
+		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "k", BearerToken: "t"})
 		require.NoError(t, err)
 		_, err = a.CreateCall(ctx, c)
 		var ce *crm.Error
@@ -232,8 +232,8 @@ func TestErrors(t *testing.T) {
 	t.Run("sandbox rate limit is transient with retry-after", func(t *testing.T) {
 		t.Parallel()
 		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-		sb, a := setup(t, sandbox.KylasOptions{RateLimit: 3, Now: func() time.Time { return now }})
-		_, err := a.CreateCall(ctx, c) // 4 searches + 1 write in one frozen second
+		sb, a := setup(t, sandbox.KylasOptions{RateLimit: 2, Now: func() time.Time { return now }})
+		_, err := a.CreateCall(ctx, c) // 2 searches + 1 write in one frozen second
 		require.Error(t, err)
 		assert.Equal(t, http.StatusTooManyRequests, crm.HTTPStatus(err))
 		assert.Equal(t, time.Second, crm.RetryAfter(err))
@@ -308,4 +308,46 @@ func TestConfig(t *testing.T) {
 	}
 	s := fmt.Sprint(kylas.Config{APIKey: "secret-key", BearerToken: "secret-tok"})
 	assert.NotContains(t, s, "secret")
+}
+
+// With an api-key alone the adapter uses POST /v1/call-logs: Kylas owns the record
+// by the key's user, the recording is {url, fileName, data}, and a call without a
+// lead or contact cannot be written (relatedTo is required there).
+func TestPlainRoute(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.NewKylas(sandbox.KylasOptions{KeyUserID: 9, Users: []sandbox.KylasUser{{ID: 9, FirstName: "Key", LastName: "Owner"}}})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
+	require.NoError(t, err)
+	contact := sb.AddContact(person(customer))
+	c := crmtest.NewCall("plain-1", customer, "4242", call.Incoming, call.Answered)
+	c.RecordingURL = "https://ct.example/r/plain-1?sig=s"
+	c.Log.Recording = &call.Recording{FileName: "plain-1.mp3"}
+	id, err := a.CreateCall(t.Context(), c)
+	require.NoError(t, err)
+	r := sb.Records()[0]
+	assert.Equal(t, "create", r.Route)
+	assert.Equal(t, int64(9), r.Owner.ID, "owned by the key's user, not the mapped 4242")
+	assert.Empty(t, r.RemoteID)
+	assert.Equal(t, &sandbox.KylasRecording{URL: c.RecordingURL, FileName: "plain-1.mp3"}, r.CallRecording)
+	assert.Equal(t, contact, r.RelatedTo[0].ID)
+
+	// Found again by the note's Call ID line.
+	got, found, err := a.FindCall(t.Context(), c)
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, id, got)
+
+	// An update keeps the route's shape.
+	c.Log.Disposition = "Interested"
+	require.NoError(t, a.UpdateCall(t.Context(), id, c))
+
+	internal := crmtest.NewCall("plain-2", customer, "4242", call.Incoming, call.Answered)
+	internal.Log.Internal = true
+	_, err = a.CreateCall(t.Context(), internal)
+	require.Error(t, err)
+	assert.True(t, crm.IsPermanent(err))
+	assert.Contains(t, err.Error(), "requires relatedTo")
+	assert.Len(t, sb.Records(), 1)
 }

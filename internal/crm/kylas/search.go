@@ -2,12 +2,16 @@ package kylas
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/phone"
-	"github.com/rs/zerolog"
 )
 
 // person is a search hit.
@@ -41,41 +45,59 @@ type rule struct {
 	Value    string `json:"value"`
 }
 
-// searchTerms are the forms of e164 to search for, most likely first: Kylas keeps
-// the national number in phoneNumbers[].value (the dial code apart), so the
-// national form is what its free-text search finds; E.164 catches values stored
-// whole. Other forms (trunk 0, digits with the code) cost a request each per
-// entity and are rarely stored, so they are not tried.
-func searchTerms(e164 string) []string {
+// searchTerm is the form of e164 to search for: Kylas keeps the national number in
+// phoneNumbers[].value (the dial code apart), and its free-text search matches a
+// stored number by it whether it was stored nationally or whole (the hits are then
+// checked exactly), so one search per entity covers the number's forms.
+func searchTerm(e164 string) string {
 	v := phone.Variants(e164)
 	if len(v) == 0 {
-		return nil
+		return ""
 	}
-	return []string{v[len(v)-1], v[0]}
+	return v[len(v)-1]
 }
 
-// findRelated returns the contact (preferred) or lead whose phone number is
-// e164, or nil. The search is free-text, so hits are checked for an exact match.
-// A transient search failure fails the write (it is retried, and the cache below
-// keeps the searches that did succeed); a permanent one (e.g. a key without
-// search rights) writes the call unrelated rather than never.
-func (a *Adapter) findRelated(ctx context.Context, e164 string) (*related, error) {
-	terms := searchTerms(e164)
-	for _, entity := range []string{"contact", "lead"} {
-		for _, term := range terms {
-			hits, err := a.search(ctx, entity, term)
-			if crm.IsPermanent(err) {
-				zerolog.Ctx(ctx).Warn().Err(err).Str("phone", phone.Mask(e164)).
-					Msg("kylas: lead/contact search refused; writing the call log without relatedTo")
-				return nil, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range hits {
-				if a.hasNumber(p, e164) {
-					return &related{ID: p.ID, Entity: entity, Name: strings.TrimSpace(p.FirstName + " " + p.LastName), PhoneNumber: e164}, nil
-				}
+// findRelated returns the contact (preferred) or lead whose phone number is e164, or
+// nil — from the tenant's shared cache, else one search per entity; with
+// unknown_caller: create_lead it creates the lead an unknown caller lacks (owned by
+// the call's owner, named by crm.LeadFor). A transient search failure fails the
+// write (it is retried); a permanent one (e.g. a key without search rights) writes
+// the call unrelated rather than never.
+func (a *Adapter) findRelated(ctx context.Context, c crm.Call, e164 string) (*related, error) {
+	if phone.E164(e164, "") == "" {
+		return nil, nil // anonymous or not a number: nothing to match
+	}
+	p, err := a.parties.Resolve(ctx, e164,
+		func(ctx context.Context) (*crm.Party, error) { return a.lookup(ctx, e164) },
+		func(ctx context.Context) (crm.Party, error) {
+			return a.createLead(ctx, crm.LeadFor(c.Log, e164, c.OwnerID))
+		})
+	if crm.IsPermanent(err) {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("phone", phone.Mask(e164)).
+			Msg("kylas: lead/contact search or lead creation refused; writing the call log without relatedTo")
+		return nil, nil
+	}
+	if err != nil || p == nil {
+		return nil, err
+	}
+	id, err := strconv.ParseInt(p.ID, 10, 64)
+	if err != nil {
+		return nil, nil // not a Kylas id (a stale cache entry of another CRM)
+	}
+	return &related{ID: id, Entity: p.Entity, Name: p.Name, PhoneNumber: e164}, nil
+}
+
+// lookup searches contacts, then leads, for e164 (one request per entity).
+func (a *Adapter) lookup(ctx context.Context, e164 string) (*crm.Party, error) {
+	term := searchTerm(e164)
+	for _, entity := range []string{crm.EntityContact, crm.EntityLead} {
+		hits, err := a.search(ctx, entity, term)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range hits {
+			if a.hasNumber(p, e164) {
+				return &crm.Party{Entity: entity, ID: strconv.FormatInt(p.ID, 10), Name: strings.TrimSpace(p.FirstName + " " + p.LastName)}, nil
 			}
 		}
 	}
@@ -95,12 +117,9 @@ func (a *Adapter) hasNumber(p person, e164 string) bool {
 	return false
 }
 
-// search runs one multi_field search, answered from the cache when it can.
+// search runs one multi_field search (POST /v1/search/{entity}, pages from 0, sort
+// as kylastech/kylas-crm-mcp-server main.py sends it).
 func (a *Adapter) search(ctx context.Context, entity, term string) ([]person, error) {
-	key := entity + "|" + term
-	if hits, ok := a.searches.Get(key); ok {
-		return hits, nil
-	}
 	body := searchBody{
 		Fields: []string{"id", "firstName", "lastName", "phoneNumbers"},
 		JSONRule: jsonRule{Condition: "AND", Valid: true, Rules: []rule{{
@@ -111,10 +130,53 @@ func (a *Adapter) search(ctx context.Context, entity, term string) ([]person, er
 		Content []person `json:"content"`
 	}
 	if _, err := crm.RetrySearch(ctx, func() (struct{}, error) {
-		return struct{}{}, a.do(ctx, "kylas: search "+entity, http.MethodPost, "/v1/search/"+entity+"?page=0&size=20", body, &resp)
+		return struct{}{}, a.do(ctx, "kylas: search "+entity, http.MethodPost, "/v1/search/"+entity+"?page=0&size=20&sort=updatedAt,desc", body, &resp)
 	}); err != nil {
 		return nil, err
 	}
-	a.searches.Put(key, resp.Content)
 	return resp.Content, nil
+}
+
+// createLead makes an unknown caller's lead (POST /v1/leads): the number as Kylas
+// keeps numbers (national value, dial code, ISO country), owned by the call's owner,
+// with the tenant's lead source (a picklist option id).
+func (a *Adapter) createLead(ctx context.Context, n crm.NewLead) (crm.Party, error) {
+	const op = "kylas: create lead"
+	cc, national := phone.Split(n.Number)
+	region := phonenumbers.GetRegionCodeForCountryCode(atoi(cc))
+	if national == "" || region == "" || region == "ZZ" {
+		return crm.Party{}, &crm.Error{Op: op, Message: "the number has no country Kylas knows", Permanent: true}
+	}
+	body := map[string]any{
+		"lastName":     n.LastName,
+		"phoneNumbers": []map[string]any{{"type": "MOBILE", "code": region, "value": national, "dialCode": "+" + cc, "primary": true}},
+	}
+	if n.FirstName != "" {
+		body["firstName"] = n.FirstName
+	}
+	if owner, err := strconv.ParseInt(n.OwnerID, 10, 64); err == nil && owner > 0 {
+		body["ownerId"] = owner
+	}
+	if a.cfg.Leads.Source != "" {
+		src, err := strconv.ParseInt(a.cfg.Leads.Source, 10, 64)
+		if err != nil {
+			return crm.Party{}, &crm.Error{Op: op, Message: "lead source " + strconv.Quote(a.cfg.Leads.Source) + " is not a picklist option id", Permanent: true}
+		}
+		body["source"] = src
+	}
+	var resp struct {
+		ID json.Number `json:"id"`
+	}
+	if err := a.do(ctx, op, http.MethodPost, "/v1/leads", body, &resp); err != nil {
+		return crm.Party{}, err
+	}
+	if resp.ID == "" {
+		return crm.Party{}, &crm.Error{Op: op, Status: http.StatusCreated, Message: "response has no lead id", Unknown: true}
+	}
+	return crm.Party{Entity: crm.EntityLead, ID: resp.ID.String(), Name: strings.TrimSpace(n.FirstName + " " + n.LastName)}, nil
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }

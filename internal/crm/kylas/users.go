@@ -3,7 +3,6 @@ package kylas
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,63 +14,65 @@ import (
 	"github.com/calltrack/calltrack/internal/phone"
 )
 
-// maxUserPages bounds the users listing (100 per page).
-const maxUserPages = 200
+// Users are read 50 a page, Kylas's largest lookup page; maxUserPages bounds the walk.
+const (
+	userPageSize = 50
+	maxUserPages = 400
+)
 
 // Users lists every Kylas user, active or not, for user sync (directory.Source).
-// It pages GET /v1/users; where that listing is not served (it is not in Kylas's
-// documented API) it falls back to GET /v1/users/lookup, which gives ids and names
-// only, plus GET /v1/users/{id} per user.
+// Kylas documents no listing of whole users: GET /v1/users/lookup?q=name: (every user,
+// id and name only; pages from 0, at most 50 a page, totalPages) gives the ids, and
+// GET /v1/users/{id} each user (kylastech/kylas-crm-mcp-server shared/users.py). Every
+// page and every user must be read: a list that could not be read whole is an error,
+// never a shorter list (user sync would remove the mappings of the users it lacks).
 func (a *Adapter) Users(ctx context.Context) ([]directory.User, error) {
-	const op = "kylas: list users"
-	var out []directory.User
-	for page := 1; page <= maxUserPages; page++ {
-		var p struct {
-			Content    []json.RawMessage `json:"content"`
-			TotalPages int               `json:"totalPages"`
-		}
-		q := url.Values{"page": {strconv.Itoa(page)}, "size": {"100"}}
-		err := a.get(ctx, op, "/v1/users?"+q.Encode(), &p)
-		var ce *crm.Error
-		if page == 1 && errors.As(err, &ce) && (ce.Status == http.StatusNotFound || ce.Status == http.StatusMethodNotAllowed) {
-			return a.usersByLookup(ctx)
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, raw := range p.Content {
-			u, err := decodeUser(raw, a.cfg.DefaultCountry)
-			if err != nil {
-				return nil, &crm.Error{Op: op, Message: "decoding user", Err: err, Permanent: true}
-			}
-			out = append(out, u)
-		}
-		if page >= p.TotalPages || len(p.Content) == 0 {
-			return out, nil
-		}
-	}
-	return nil, &crm.Error{Op: op, Message: fmt.Sprintf("more than %d pages of users", maxUserPages), Permanent: true}
-}
-
-func (a *Adapter) usersByLookup(ctx context.Context) ([]directory.User, error) {
 	const op = "kylas: look users up"
-	var hits struct {
-		Content []struct {
-			ID json.Number `json:"id"`
-		} `json:"content"`
+	var ids []string
+	seen := map[string]bool{}
+	for page := 0; ; page++ {
+		if page >= maxUserPages {
+			return nil, &crm.Error{Op: op, Message: fmt.Sprintf("more than %d pages of users", maxUserPages), Permanent: true}
+		}
+		var p struct {
+			Content []struct {
+				ID json.Number `json:"id"`
+			} `json:"content"`
+			TotalPages *int `json:"totalPages"`
+		}
+		q := url.Values{"q": {"name:"}, "page": {strconv.Itoa(page)}, "size": {strconv.Itoa(userPageSize)}}
+		if _, err := crm.RetrySearch(ctx, func() (struct{}, error) {
+			return struct{}{}, a.get(ctx, op, "/v1/users/lookup?"+q.Encode(), &p)
+		}); err != nil {
+			return nil, fmt.Errorf("page %d: %w", page, err)
+		}
+		if p.TotalPages == nil {
+			// Without totalPages we cannot know the list is whole.
+			return nil, &crm.Error{Op: op, Message: fmt.Sprintf("page %d has no totalPages", page), Permanent: true}
+		}
+		for _, h := range p.Content {
+			if id := h.ID.String(); id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		if page+1 >= *p.TotalPages || len(p.Content) == 0 {
+			break
+		}
 	}
-	if err := a.get(ctx, op, "/v1/users/lookup?"+url.Values{"q": {"name:"}}.Encode(), &hits); err != nil {
-		return nil, err
-	}
-	out := make([]directory.User, 0, len(hits.Content))
-	for _, h := range hits.Content {
+	out := make([]directory.User, 0, len(ids))
+	for _, id := range ids {
 		var raw json.RawMessage
-		if err := a.get(ctx, "kylas: get user", "/v1/users/"+url.PathEscape(h.ID.String()), &raw); err != nil {
-			return nil, err
+		if _, err := crm.RetrySearch(ctx, func() (struct{}, error) {
+			return struct{}{}, a.get(ctx, "kylas: get user", "/v1/users/"+url.PathEscape(id), &raw)
+		}); crm.HTTPStatus(err) == http.StatusNotFound {
+			continue // deleted since the lookup: gone from the list, as it is from Kylas
+		} else if err != nil {
+			return nil, fmt.Errorf("user %s: %w", id, err)
 		}
 		u, err := decodeUser(raw, a.cfg.DefaultCountry)
 		if err != nil {
-			return nil, &crm.Error{Op: op, Message: "decoding user " + h.ID.String(), Err: err, Permanent: true}
+			return nil, &crm.Error{Op: op, Message: "decoding user " + id, Err: err, Permanent: true}
 		}
 		out = append(out, u)
 	}

@@ -54,32 +54,64 @@ func TestUsersConformance(t *testing.T) {
 	})
 }
 
-// Real Kylas documents no users listing: lookup + GET /v1/users/{id} must do.
-func TestUsersFallBackToLookup(t *testing.T) {
+// Real Kylas documents no users listing: every page of the lookup, then one GET per
+// user. 120 users take 3 pages of 50.
+func TestUsersReadEveryLookupPage(t *testing.T) {
 	t.Parallel()
-	sb := sandbox.NewKylas(sandbox.KylasOptions{Users: []sandbox.KylasUser{
-		{ID: 11, FirstName: "Asha", LastName: "Rao", Email: "asha@example.com", Active: true},
-		{ID: 12, FirstName: "Ex", Email: "ex@example.com", Active: false},
-	}})
-	var gets atomic.Int64
+	var users []sandbox.KylasUser
+	for i := range 120 {
+		users = append(users, sandbox.KylasUser{ID: int64(100 + i), FirstName: fmt.Sprintf("U%03d", i), Email: fmt.Sprintf("u%03d@example.com", i), Active: i%7 != 0})
+	}
+	sb := sandbox.NewKylas(sandbox.KylasOptions{Users: users})
+	var lookups, gets atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/users" {
-			http.NotFound(w, r)
-			return
+		if r.URL.Path == "/v1/users/lookup" {
+			lookups.Add(1)
+		} else {
+			gets.Add(1)
 		}
-		gets.Add(1)
 		sb.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
 	require.NoError(t, err)
-	users, err := a.Users(t.Context())
+	got, err := a.Users(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, []directory.User{
-		{ID: "11", Name: "Asha Rao", Email: "asha@example.com", Active: true},
-		{ID: "12", Name: "Ex", Email: "ex@example.com", Active: false},
-	}, users)
-	assert.EqualValues(t, 3, gets.Load(), "one lookup, one GET per user")
+	require.Len(t, got, 120)
+	for i, u := range got {
+		assert.Equal(t, fmt.Sprintf("u%03d@example.com", i), u.Email)
+		assert.Equal(t, i%7 != 0, u.Active)
+	}
+	assert.EqualValues(t, 3, lookups.Load(), "three pages of 50")
+	assert.EqualValues(t, 120, gets.Load(), "one GET per user")
+}
+
+// A page that cannot be read fails the whole list: a shorter list would make user
+// sync remove the mappings of the users it lacks.
+func TestUsersPartialListIsAnError(t *testing.T) {
+	t.Parallel()
+	var users []sandbox.KylasUser
+	for i := range 60 {
+		users = append(users, sandbox.KylasUser{ID: int64(100 + i), FirstName: "U", Active: true})
+	}
+	sb := sandbox.NewKylas(sandbox.KylasOptions{Users: users})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/users/lookup" && r.URL.Query().Get("page") == "1" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/v1/users/lookup" && r.URL.Query().Get("page") == "0" && r.URL.Query().Get("size") != "50" {
+			t.Errorf("lookup asked %s a page; Kylas gives at most 50", r.URL.Query().Get("size"))
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
+	require.NoError(t, err)
+	got, err := a.Users(t.Context())
+	require.Error(t, err)
+	assert.Nil(t, got)
+	assert.ErrorContains(t, err, "page 1")
 }
 
 // Roles, phones and custom fields are read where Kylas gives them.
@@ -91,9 +123,13 @@ func TestUsersOptionalFields(t *testing.T) {
 			fmt.Fprint(w, `{"code":"001","message":"bad key"}`)
 			return
 		}
-		fmt.Fprint(w, `{"content":[{"id":7,"firstName":"Asha","lastName":"Rao","email":"asha@example.com",
+		if r.URL.Path == "/v1/users/lookup" {
+			fmt.Fprint(w, `{"content":[{"id":7,"name":"Asha Rao"}],"totalPages":1}`)
+			return
+		}
+		fmt.Fprint(w, `{"id":7,"firstName":"Asha","lastName":"Rao","email":"asha@example.com",
 			"role":{"id":1,"name":"Sales Agent"},"phoneNumbers":[{"value":"9858548544","dialCode":"+91"}],
-			"customFieldValues":{"cfMyOperatorId":"5cd40f6556f2f124"},"timezone":"Asia/Calcutta","meta":{"x":1}}],"totalPages":1}`)
+			"customFieldValues":{"cfMyOperatorId":"5cd40f6556f2f124"},"timezone":"Asia/Calcutta","meta":{"x":1}}`)
 	}))
 	t.Cleanup(srv.Close)
 	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "k"})

@@ -98,6 +98,7 @@ func TestLostResponses(t *testing.T) {
 		b, _ := json.Marshal(syncBody(42, "uid-lost"))
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, c.url+"/v1/call-logs/sync", bytes.NewReader(b))
 		req.Header.Set("api-key", c.key)
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {

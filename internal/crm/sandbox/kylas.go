@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,11 +18,14 @@ import (
 
 // KylasOptions configure a Kylas sandbox. The zero value is usable.
 type KylasOptions struct {
-	APIKey    string           // the api-key header API calls must carry; default "demo-crm-key"
-	KeyUserID int64            // the key's user: owner of records made by POST /v1/call-logs; default 1
-	RateLimit int              // adapter calls accepted per wall-clock second; 0 = unlimited
-	Now       func() time.Time // clock for timestamps and the rate-limit window; default time.Now
-	Seed      uint64           // seed of the fault dice; 0 = random
+	APIKey string // the api-key header API calls must carry; default "demo-crm-key"
+	// BearerToken is the marketplace app's OAuth token POST /v1/call-logs/sync needs
+	// (Authorization: Bearer), beside the api-key; default "demo-kylas-oauth".
+	BearerToken string
+	KeyUserID   int64            // the key's user: owner of records made by POST /v1/call-logs; default 1
+	RateLimit   int              // adapter calls accepted per wall-clock second; 0 = unlimited
+	Now         func() time.Time // clock for timestamps and the rate-limit window; default time.Now
+	Seed        uint64           // seed of the fault dice; 0 = random
 
 	// Seed data, restored by Reset.
 	Users    []KylasUser
@@ -137,6 +141,7 @@ type Kylas struct {
 	duplicates int
 	users      map[int64]KylasUser
 	leads      map[int64]KylasPerson
+	leadMeta   map[int64]KylasLeadIn // owner and source of leads made through the API
 	contacts   map[int64]KylasPerson
 }
 
@@ -144,6 +149,9 @@ type Kylas struct {
 func NewKylas(opts KylasOptions) *Kylas {
 	if opts.APIKey == "" {
 		opts.APIKey = "demo-crm-key"
+	}
+	if opts.BearerToken == "" {
+		opts.BearerToken = "demo-kylas-oauth"
 	}
 	if opts.KeyUserID == 0 {
 		opts.KeyUserID = 1
@@ -159,19 +167,27 @@ func NewKylas(opts KylasOptions) *Kylas {
 	k.mux.HandleFunc("POST /v1/call-logs", k.adapterWrite(k.createCallLog))
 	k.mux.HandleFunc("PUT /v1/call-logs/{id}", k.adapterWrite(k.updateCallLog))
 	k.mux.HandleFunc("POST /v1/call-logs/search", k.adapterCall(k.searchCallLogs))
+	k.mux.HandleFunc("POST /v1/leads", k.adapterWrite(k.createLead))
 	k.mux.HandleFunc("POST /v1/search/lead", k.adapterCall(k.search("lead")))
 	k.mux.HandleFunc("POST /v1/search/contact", k.adapterCall(k.search("contact")))
 	// Reads: authenticated, never faulted or counted.
 	k.mux.HandleFunc("GET /v1/call-logs", k.api(k.listCallLogs))
 	k.mux.HandleFunc("GET /v1/call-logs/{id}", k.api(k.getCallLog))
-	k.mux.HandleFunc("GET /v1/users", k.api(k.listUsers))
+	k.mux.HandleFunc("GET /v1/leads", k.api(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"content": k.Leads()})
+	}))
 	k.mux.HandleFunc("GET /v1/users/lookup", k.api(k.lookupUsers))
+	k.mux.HandleFunc("GET /v1/users/me", k.api(k.me))
 	k.mux.HandleFunc("GET /v1/users/{id}", k.api(k.getUser))
 	// Control: no auth.
 	k.mux.HandleFunc("PUT /users/{id}", k.putUser)
 	k.mux.HandleFunc("DELETE /users/{id}", k.deleteUser)
 	k.mux.HandleFunc("PUT /leads/{id}", k.putPerson("lead"))
 	k.mux.HandleFunc("PUT /contacts/{id}", k.putPerson("contact"))
+	// Anything else is Kylas's JSON 404 (e.g. the undocumented GET /v1/users listing).
+	k.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		kylasFail(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
 	k.mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, k.gate.getFaults()) })
 	k.mux.HandleFunc("PUT /faults", k.putFaults)
 	k.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, k.Stats()) })
@@ -239,7 +255,7 @@ func (k *Kylas) resetData() {
 	k.records, k.nextID, k.nextEntity = nil, 1000, 100
 	k.byRemote, k.duplicates = map[string]int{}, 0
 	k.users = map[int64]KylasUser{}
-	k.leads, k.contacts = map[int64]KylasPerson{}, map[int64]KylasPerson{}
+	k.leads, k.contacts, k.leadMeta = map[int64]KylasPerson{}, map[int64]KylasPerson{}, map[int64]KylasLeadIn{}
 	for _, u := range k.opts.Users {
 		k.users[u.ID] = u
 	}
@@ -362,10 +378,16 @@ type kylasCallLogBody struct {
 	Notes         []KylasNote     `json:"notes"`
 }
 
-// parseCallLog decodes and validates a body into a record (without id/owner).
-// ownerRequired: the sync route must name the owner. It answers the error itself
-// and returns ok=false.
-func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, ownerRequired bool) (rec KylasCallLog, owner int64, ok bool) {
+// parseCallLog decodes and validates a body into a record (without id/owner) by the
+// rules of route: "sync" (POST /v1/call-logs/sync: ownerId required, callRecording a
+// URL string — Kylas's Postman collection) or "create" (POST /v1/call-logs and the
+// PUT of its records: outcome, startTime, phoneNumber, callType and relatedTo
+// required, callRecording {url, fileName, data}, no owner or remoteId field —
+// kylastech/kylas-crm-mcp-server create_call_log_logic, registry/call_log.yaml). The
+// PUT of a sync record needs what every call log has (outcome, startTime,
+// phoneNumber, callType). It answers the error itself and returns ok=false.
+func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route string, update bool) (rec KylasCallLog, owner int64, ok bool) {
+	ownerRequired := route == "sync" && !update
 	var b kylasCallLogBody
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&b); err != nil {
 		var te *json.UnmarshalTypeError
@@ -391,11 +413,26 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, ownerRequir
 		}
 		owner = id
 	}
+	if route == "create" && len(strings.TrimSpace(string(b.OwnerID))) > 0 && string(b.OwnerID) != "null" {
+		owner = 0 // the plain route has no owner field: the key's user owns the record
+	}
+	if b.StartTime == "" {
+		bad("startTime", "is required")
+	}
+	if strings.TrimSpace(b.PhoneNumber) == "" {
+		bad("phoneNumber", "is required")
+	}
+	if rt := strings.TrimSpace(string(b.RelatedTo)); route == "create" && (rt == "" || rt == "null" || rt == "[]") {
+		bad("relatedTo", "is required: the lead, contact or deal the call is for")
+	}
 	if !slices.Contains(kylasOutcomes, b.Outcome) {
 		bad("outcome", "must be one of "+strings.Join(kylasOutcomes, ", "))
 	}
 	if !slices.Contains(kylasCallTypes, b.CallType) {
 		bad("callType", "must be one of "+strings.Join(kylasCallTypes, ", "))
+	}
+	if route == "create" {
+		b.RemoteID = "" // not a field of the plain route
 	}
 	rec = KylasCallLog{
 		RemoteID: b.RemoteID, Outcome: b.Outcome, CallType: b.CallType, PhoneNumber: b.PhoneNumber,
@@ -431,13 +468,26 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, ownerRequir
 	}
 	if rr := strings.TrimSpace(string(b.CallRecording)); rr != "" && rr != "null" {
 		var cr KylasRecording
-		if strings.HasPrefix(rr, `"`) {
+		switch {
+		case route == "sync" && strings.HasPrefix(rr, `"`):
 			_ = json.Unmarshal(b.CallRecording, &cr.URL)
-		} else if err := json.Unmarshal(b.CallRecording, &cr); err != nil {
-			bad("callRecording", "must be a URL or {url, fileName}")
+		case route == "sync":
+			bad("callRecording", "must be the recording's URL (a string) on the sync route")
+		case strings.HasPrefix(rr, `"`):
+			bad("callRecording", "must be {url, fileName, data}")
+		default:
+			var obj struct {
+				URL      string  `json:"url"`
+				FileName string  `json:"fileName"`
+				Data     *string `json:"data"`
+			}
+			if err := json.Unmarshal(b.CallRecording, &obj); err != nil {
+				bad("callRecording", "must be {url, fileName, data}")
+			}
+			cr = KylasRecording{URL: obj.URL, FileName: obj.FileName}
 		}
-		if cr.URL == "" {
-			bad("callRecording.url", "must not be empty")
+		if u, err := url.Parse(cr.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("callRecording.url", "must be an http(s) URL")
 		} else {
 			rec.CallRecording = &cr
 		}
@@ -513,7 +563,13 @@ func (k *Kylas) store(rec KylasCallLog, owner int64, route string) KylasCallLog 
 }
 
 func (k *Kylas) syncCallLog(w http.ResponseWriter, r *http.Request) {
-	rec, owner, ok := k.parseCallLog(w, r, true)
+	if tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); tok == "" || tok != k.opts.BearerToken {
+		k.gate.reject()
+		kylasFail(w, http.StatusUnauthorized, "unauthorized",
+			"the sync route needs a marketplace app's OAuth token (Authorization: Bearer)")
+		return
+	}
+	rec, owner, ok := k.parseCallLog(w, r, "sync", false)
 	if ok {
 		writeJSON(w, http.StatusCreated, k.store(rec, owner, "sync"))
 	}
@@ -521,7 +577,7 @@ func (k *Kylas) syncCallLog(w http.ResponseWriter, r *http.Request) {
 
 // createCallLog is the plain create: it has no owner field, the key's user owns it.
 func (k *Kylas) createCallLog(w http.ResponseWriter, r *http.Request) {
-	rec, _, ok := k.parseCallLog(w, r, false)
+	rec, _, ok := k.parseCallLog(w, r, "create", false)
 	if ok {
 		writeJSON(w, http.StatusCreated, k.store(rec, k.opts.KeyUserID, "create"))
 	}
@@ -531,11 +587,12 @@ func (k *Kylas) createCallLog(w http.ResponseWriter, r *http.Request) {
 // given), route and creation time.
 func (k *Kylas) updateCallLog(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if k.find(id) == nil {
+	old := k.find(id)
+	if old == nil {
 		kylasFail(w, http.StatusNotFound, "not_found", "call log not found")
 		return
 	}
-	rec, owner, ok := k.parseCallLog(w, r, false)
+	rec, owner, ok := k.parseCallLog(w, r, old.Route, true)
 	if !ok {
 		return
 	}
@@ -546,8 +603,8 @@ func (k *Kylas) updateCallLog(w http.ResponseWriter, r *http.Request) {
 		kylasFail(w, http.StatusNotFound, "not_found", "call log not found")
 		return
 	}
-	old := k.records[i]
-	rec.ID, rec.Owner, rec.Route, rec.CreatedAt, rec.UpdatedAt = old.ID, old.Owner, old.Route, old.CreatedAt, k.opts.Now().UTC()
+	prev := k.records[i]
+	rec.ID, rec.Owner, rec.Route, rec.CreatedAt, rec.UpdatedAt = prev.ID, prev.Owner, prev.Route, prev.CreatedAt, k.opts.Now().UTC()
 	if owner != 0 {
 		rec.Owner = k.ownerRef(owner)
 	}
@@ -745,28 +802,41 @@ func (k *Kylas) getUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, u)
 }
 
-// lookupUsers serves GET /v1/users/lookup?q=name:<text>: id and name only.
+// lookupUsers serves GET /v1/users/lookup?q=name:<text>&page=&size=: id and name
+// only, paged from 0, at most 50 a page (kylastech/kylas-crm-mcp-server
+// shared/users.py: "size: Page size, max 50"; q "name:" lists everyone). There is no
+// documented listing of whole users: a sync looks users up, then gets each.
 func (k *Kylas) lookupUsers(w http.ResponseWriter, r *http.Request) {
-	text := strings.ToLower(strings.TrimPrefix(r.URL.Query().Get("q"), "name:"))
+	q := r.URL.Query().Get("q")
+	if q == "" {
+		kylasFail(w, http.StatusBadRequest, "invalid_request", "q is required, e.g. name:")
+		return
+	}
+	text := strings.ToLower(strings.TrimPrefix(q, "name:"))
 	out := []KylasIDName{}
 	for _, u := range k.sortedUsers() {
 		if strings.Contains(strings.ToLower(u.Name()), text) {
 			out = append(out, KylasIDName{ID: u.ID, Name: u.Name()})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"content": out})
-}
-
-// listUsers serves GET /v1/users?page=&size= (page from 1). It is a sandbox
-// convenience for user sync: the documented Kylas listing is only the lookup
-// (id + name), so a sync against real Kylas may need lookup + GET /v1/users/{id}.
-func (k *Kylas) listUsers(w http.ResponseWriter, r *http.Request) {
-	pg, err := paginate(k.sortedUsers(), r, 1, 100, 1000)
+	pg, err := paginate(out, r, 0, 10, 50)
 	if err != nil {
 		kylasFail(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, pg)
+}
+
+// me serves GET /v1/users/me: the key's own user (kylastech/kylas-crm-mcp-server
+// shared/users.py), what "test connection" reads.
+func (k *Kylas) me(w http.ResponseWriter, r *http.Request) {
+	k.mu.Lock()
+	u, ok := k.users[k.opts.KeyUserID]
+	k.mu.Unlock()
+	if !ok {
+		u = KylasUser{ID: k.opts.KeyUserID, FirstName: "API", LastName: "User", Active: true}
+	}
+	writeJSON(w, http.StatusOK, u)
 }
 
 // --- control ---

@@ -19,9 +19,10 @@ import (
 
 // client talks to a sandbox the way an adapter (or curl in a demo) would.
 type client struct {
-	t   *testing.T
-	url string
-	key string
+	t      *testing.T
+	url    string
+	key    string
+	bearer string // the marketplace app's OAuth token, sent when set
 }
 
 func start(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *client) {
@@ -32,7 +33,7 @@ func start(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *client) {
 	k := sandbox.NewKylas(opts)
 	srv := httptest.NewServer(k)
 	t.Cleanup(srv.Close)
-	return k, &client{t: t, url: srv.URL, key: "demo-crm-key"}
+	return k, &client{t: t, url: srv.URL, key: "demo-crm-key", bearer: "demo-kylas-oauth"}
 }
 
 // do sends body (a string or a value to encode) and decodes the answer into a map.
@@ -52,6 +53,9 @@ func (c *client) do(method, path string, body any) (int, map[string]any, http.He
 	require.NoError(c.t, err)
 	if c.key != "" {
 		req.Header.Set("api-key", c.key)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -91,10 +95,14 @@ func TestSyncCreatesOwnedRecord(t *testing.T) {
 	require.Equal(t, http.StatusCreated, st)
 	assert.Equal(t, 777.0, rec["owner"].(map[string]any)["id"])
 
-	// Plain create: owned by the key's user whatever the body says.
-	st, rec, _ = c.do("POST", "/v1/call-logs", syncBody(42, "uid-3"))
-	require.Equal(t, http.StatusCreated, st)
+	// Plain create: owned by the key's user whatever the body says; no remoteId.
+	plain := syncBody(42, "uid-3")
+	plain["callRecording"] = map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3", "data": ""}
+	st, rec, _ = c.do("POST", "/v1/call-logs", plain)
+	require.Equal(t, http.StatusCreated, st, "%v", rec)
 	assert.Equal(t, 1.0, rec["owner"].(map[string]any)["id"])
+	assert.Nil(t, rec["remoteId"])
+	assert.Equal(t, map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3"}, rec["callRecording"])
 
 	recs := k.Records()
 	require.Len(t, recs, 3)
@@ -156,11 +164,11 @@ func TestUpdateAndRead(t *testing.T) {
 	id := int64(rec["id"].(float64))
 
 	b := syncBody(nil, "u")
-	b["callRecording"] = map[string]any{"url": "https://r.example/b.mp3", "fileName": "b.mp3"}
+	b["callRecording"] = "https://r.example/b.mp3"
 	st, rec, _ := c.do("PUT", fmt.Sprintf("/v1/call-logs/%d", id), b)
 	require.Equal(t, http.StatusOK, st, "%v", rec)
 	assert.Equal(t, 42.0, rec["owner"].(map[string]any)["id"], "owner kept")
-	assert.Equal(t, map[string]any{"url": "https://r.example/b.mp3", "fileName": "b.mp3"}, rec["callRecording"])
+	assert.Equal(t, map[string]any{"url": "https://r.example/b.mp3"}, rec["callRecording"])
 
 	b["ownerId"] = 43
 	_, rec, _ = c.do("PUT", fmt.Sprintf("/v1/call-logs/%d", id), b)
@@ -289,9 +297,18 @@ func TestUsers(t *testing.T) {
 	_, l, _ := c.do("GET", "/v1/users/lookup?q=name:rao", nil)
 	assert.Equal(t, []any{map[string]any{"id": 42.0, "name": "Asha Rao"}, map[string]any{"id": 43.0, "name": "Ravi Rao"}}, l["content"])
 
-	_, pg, _ := c.do("GET", "/v1/users?page=1&size=2", nil)
+	// The lookup is the only listing: paged from 0, at most 50 a page.
+	_, pg, _ := c.do("GET", "/v1/users/lookup?q=name:&page=1&size=2", nil)
 	assert.Equal(t, 3.0, pg["totalElements"])
 	assert.Equal(t, 2.0, pg["totalPages"])
+	assert.Len(t, pg["content"], 1)
+	st, e, _ := c.do("GET", "/v1/users/lookup?q=name:&size=51", nil)
+	assert.Equal(t, http.StatusBadRequest, st)
+	assert.Equal(t, "invalid_request", e["code"])
+	st, _, _ = c.do("GET", "/v1/users?page=1&size=2", nil)
+	assert.Equal(t, http.StatusNotFound, st, "no undocumented listing")
+	_, me, _ := c.do("GET", "/v1/users/me", nil)
+	assert.Equal(t, 1.0, me["id"], "the key's user")
 
 	st, _, _ = control.do("DELETE", "/users/42", nil)
 	assert.Equal(t, http.StatusNoContent, st)

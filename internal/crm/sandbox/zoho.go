@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Zoho sandbox defaults (ARCHITECTURE.md, "Dev mode and sandboxes").
@@ -44,6 +45,13 @@ type ZohoOptions struct {
 	Now       func() time.Time // clock for timestamps, tokens and the rate-limit window
 	Seed      uint64           // seed of the fault dice; 0 = random
 	TimeZone  *time.Location   // zone of Created_Time / Modified_Time; default IST (+05:30)
+
+	// CallResults is Call_Result's picklist; default DefaultCallResults.
+	CallResults []string
+	// RecordingFieldLength is Voice_Recording__s's maximum length; default 100.
+	RecordingFieldLength int
+	// PhoneBridgeUsers are the org's PhoneBridge users (GET /phonebridge/v3/users).
+	PhoneBridgeUsers []PhoneBridgeUser
 
 	// CustomFields are single-line text custom fields of the Calls module (API
 	// names, e.g. Calltrack_Call_ID): writable, shown in listings, usable in COQL.
@@ -86,6 +94,13 @@ type ZohoPerson struct {
 	Email     string `json:"Email,omitempty"`
 	Phone     string `json:"Phone,omitempty"`
 	Mobile    string `json:"Mobile,omitempty"`
+	// Contacts also have these phone fields.
+	HomePhone  string `json:"Home_Phone,omitempty"`
+	OtherPhone string `json:"Other_Phone,omitempty"`
+	// Leads made through the API.
+	LeadSource string   `json:"Lead_Source,omitempty"`
+	OwnerID    string   `json:"-"`
+	Tags       []string `json:"-"`
 }
 
 func (p ZohoPerson) name() string {
@@ -226,6 +241,7 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("POST /crm/v8/Calls", z.adapterWrite(z.insertCalls))
 	z.mux.HandleFunc("PUT /crm/v8/Calls/{id}", z.adapterWrite(z.updateCall))
 	z.mux.HandleFunc("POST /crm/v8/coql", z.adapterCall(z.coql))
+	z.mux.HandleFunc("POST /crm/v8/Leads", z.adapterWrite(z.insertLeads))
 	z.mux.HandleFunc("GET /crm/v8/Contacts/search", z.adapterCall(z.search("Contacts")))
 	z.mux.HandleFunc("GET /crm/v8/Leads/search", z.adapterCall(z.search("Leads")))
 	z.mux.HandleFunc("POST /phonebridge/v3/callnotify", z.adapterCall(z.callNotify))
@@ -233,6 +249,10 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("GET /crm/v8/Calls", z.api(z.listCalls))
 	z.mux.HandleFunc("GET /crm/v8/Calls/{id}", z.api(z.getCall))
 	z.mux.HandleFunc("GET /crm/v8/users", z.api(z.listUsers))
+	z.mux.HandleFunc("GET /crm/v8/settings/fields", z.adapterCall(z.fieldsMeta))
+	z.mux.HandleFunc("GET /crm/v8/Leads", z.api(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"data": z.Leads()})
+	}))
 	// Control: no auth.
 	z.mux.HandleFunc("PUT /users/{id}", z.putUser)
 	z.mux.HandleFunc("DELETE /users/{id}", z.deleteUser)
@@ -612,6 +632,26 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 		return &e
 	}
 
+	// Fields the module does not have are refused (stricter reading: Zoho's docs do
+	// not say an unknown api_name is ignored).
+	for name := range in {
+		if !slices.Contains(zohoCallWritable, name) && !slices.Contains(z.opts.CustomFields, name) {
+			return invalid(name, "invalid field: the module has no field with this api_name", nil)
+		}
+	}
+	// Lengths (insert-records: "INVALID_DATA is thrown if the field value length is
+	// more than the maximum length defined for that field") and picklists.
+	for name, limit := range z.fieldLengths() {
+		if v, ok, _ := str(name); ok && utf8.RuneCountInString(v) > limit {
+			return invalid(name, "invalid data: the value is longer than the field's maximum length",
+				map[string]any{"maximum_length": limit})
+		}
+	}
+	if v, ok, _ := str("Call_Result"); ok && v != "" && !slices.Contains(z.callResults(), v) {
+		return invalid("Call_Result", "invalid data: not a value of the picklist",
+			map[string]any{"expected_data_type": "picklist", "allowed_values": z.callResults()})
+	}
+
 	// Mandatory on create, in Zoho's order of checking.
 	subject, ok, err := str("Subject")
 	switch {
@@ -664,7 +704,8 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 			return invalid("Call_Duration", "the call duration must be greater than zero", nil)
 		}
 		c.CallDuration, c.DurationSecs = dur, mins*60+secs
-	case create:
+	case create && c.CallType != "Missed":
+		// Zoho asks a duration of completed calls only; a missed call has none.
 		return missing("Call_Duration")
 	}
 	owner, ok, err := ref("Owner")
@@ -752,6 +793,35 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 		}
 	}
 	return nil
+}
+
+// zohoCallWritable are the Calls fields a write may carry.
+var zohoCallWritable = []string{"Subject", "Call_Type", "Call_Start_Time", "Call_Duration", "Owner", "Who_Id", "What_Id",
+	"$se_module", "Call_Result", "Description", "Voice_Recording__s"}
+
+// DefaultCallResults is Zoho's stock Call_Result picklist.
+var DefaultCallResults = []string{"Interested", "Not interested", "No response/Busy", "Requested more info",
+	"Requested call back", "Invalid number"}
+
+func (z *Zoho) callResults() []string {
+	if len(z.opts.CallResults) > 0 {
+		return z.opts.CallResults
+	}
+	return DefaultCallResults
+}
+
+// fieldLengths are the Calls text fields' maximum lengths: single line 255,
+// multi-line 32000, Voice_Recording__s 100 (ZohoOptions.RecordingFieldLength).
+func (z *Zoho) fieldLengths() map[string]int {
+	rec := z.opts.RecordingFieldLength
+	if rec <= 0 {
+		rec = 100
+	}
+	m := map[string]int{"Subject": 255, "Description": 32000, "Voice_Recording__s": rec}
+	for _, f := range z.opts.CustomFields {
+		m[f] = 255
+	}
+	return m
 }
 
 // userRef names an owner; the sandbox accepts owners it has no user for.
@@ -915,7 +985,7 @@ func (z *Zoho) search(module string) http.HandlerFunc {
 		z.mu.Lock()
 		var hits []ZohoPerson
 		for _, p := range z.people(module) {
-			if p.Phone == term || p.Mobile == term {
+			if p.Phone == term || p.Mobile == term || p.HomePhone == term || p.OtherPhone == term {
 				hits = append(hits, p)
 			}
 		}

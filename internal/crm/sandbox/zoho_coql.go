@@ -21,14 +21,22 @@ import (
 // (default 200); 204 when nothing matches. Errors {"code":"INVALID_QUERY",
 // "details":{...},"message":...,"status":"error"}. The sandbox serves the Calls module.
 
-// coqlCallFields are the Calls fields the sandbox knows; multi-line ones cannot be criteria.
-var coqlCallFields = map[string]struct{ multiLine bool }{
-	"id": {}, "Subject": {}, "Call_Type": {}, "Call_Start_Time": {}, "Call_Duration": {},
-	"Call_Duration_in_seconds": {}, "Owner": {}, "Who_Id": {}, "What_Id": {}, "Call_Result": {},
-	"Voice_Recording__s": {}, "Created_Time": {}, "Modified_Time": {}, "Description": {multiLine: true},
+type coqlField struct{ multiLine bool }
+
+// coqlModules are the modules and fields the sandbox knows; multi-line fields
+// cannot be criteria.
+var coqlModules = map[string]map[string]coqlField{
+	"Calls": {
+		"id": {}, "Subject": {}, "Call_Type": {}, "Call_Start_Time": {}, "Call_Duration": {},
+		"Call_Duration_in_seconds": {}, "Owner": {}, "Who_Id": {}, "What_Id": {}, "Call_Result": {},
+		"Voice_Recording__s": {}, "Created_Time": {}, "Modified_Time": {}, "Description": {multiLine: true},
+	},
+	"Leads":    {"id": {}, "First_Name": {}, "Last_Name": {}, "Full_Name": {}, "Email": {}, "Phone": {}, "Mobile": {}, "Lead_Source": {}, "Owner": {}, "Description": {multiLine: true}},
+	"Contacts": {"id": {}, "First_Name": {}, "Last_Name": {}, "Full_Name": {}, "Email": {}, "Phone": {}, "Mobile": {}, "Home_Phone": {}, "Other_Phone": {}, "Owner": {}, "Description": {multiLine: true}},
 }
 
 type coqlQuery struct {
+	module  string
 	fields  []string
 	where   *coqlExpr
 	orderBy string
@@ -59,16 +67,8 @@ func (z *Zoho) coql(w http.ResponseWriter, r *http.Request) {
 		zohoFail(w, http.StatusBadRequest, "INVALID_QUERY", err.Error(), map[string]any{"reason": err.Error()})
 		return
 	}
-	visible := z.opts.Now().Add(-z.gate.searchLag())
 	var rows []map[string]any
-	for _, c := range z.Records() {
-		if c.stored.After(visible) {
-			continue // not indexed yet
-		}
-		row := coqlRow(c)
-		for k, v := range c.Custom {
-			row[k] = v
-		}
+	for _, row := range z.coqlRows(q.module) {
 		if q.where == nil || q.where.eval(row) {
 			rows = append(rows, row)
 		}
@@ -98,6 +98,35 @@ func (z *Zoho) coql(w http.ResponseWriter, r *http.Request) {
 		out[i] = o
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": out, "info": map[string]any{"count": len(out), "more_records": to < len(rows)}})
+}
+
+// coqlRows lists a module's records as rows; calls stored within the search lag are
+// not there yet.
+func (z *Zoho) coqlRows(module string) []map[string]any {
+	var rows []map[string]any
+	if module == "Calls" {
+		visible := z.opts.Now().Add(-z.gate.searchLag())
+		for _, c := range z.Records() {
+			if c.stored.After(visible) {
+				continue // not indexed yet
+			}
+			row := coqlRow(c)
+			for k, v := range c.Custom {
+				row[k] = v
+			}
+			rows = append(rows, row)
+		}
+		return rows
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, p := range z.people(module) {
+		rows = append(rows, map[string]any{"id": p.ID, "First_Name": p.FirstName, "Last_Name": p.LastName, "Full_Name": p.name(),
+			"Email": p.Email, "Phone": p.Phone, "Mobile": p.Mobile, "Home_Phone": p.HomePhone, "Other_Phone": p.OtherPhone,
+			"Lead_Source": p.LeadSource, "Owner": p.OwnerID})
+	}
+	slices.SortFunc(rows, func(a, b map[string]any) int { return cmp.Compare(a["id"].(string), b["id"].(string)) })
+	return rows
 }
 
 func coqlRow(c ZohoCall) map[string]any {
@@ -169,7 +198,8 @@ func compareCOQL(field, a, b string) int {
 // --- parser ---
 
 type coqlParser struct {
-	custom   []string // custom single-line fields
+	module   string
+	custom   []string // custom single-line fields of Calls
 	toks     []string
 	pos      int
 	criteria int
@@ -187,9 +217,6 @@ func parseCOQL(s string, custom []string) (*coqlQuery, error) {
 	}
 	for {
 		f := p.next()
-		if err := p.checkField(f, false); err != nil {
-			return nil, err
-		}
 		q.fields = append(q.fields, f)
 		if p.peek() != "," {
 			break
@@ -202,8 +229,15 @@ func parseCOQL(s string, custom []string) (*coqlQuery, error) {
 	if !p.keyword("from") {
 		return nil, fmt.Errorf("from clause is missing")
 	}
-	if m := p.next(); m != "Calls" {
-		return nil, fmt.Errorf("module %q: the sandbox serves Calls", m)
+	q.module = p.next()
+	if coqlModules[q.module] == nil {
+		return nil, fmt.Errorf("module %q: the sandbox serves Calls, Leads and Contacts", q.module)
+	}
+	p.module = q.module
+	for _, f := range q.fields {
+		if err := p.checkField(f, false); err != nil {
+			return nil, err
+		}
 	}
 	if p.keyword("where") {
 		if q.where, err = p.expr(); err != nil {
@@ -259,10 +293,10 @@ func parseCOQL(s string, custom []string) (*coqlQuery, error) {
 }
 
 func (p *coqlParser) checkField(f string, criterion bool) error {
-	if slices.Contains(p.custom, f) {
+	if p.module == "Calls" && slices.Contains(p.custom, f) {
 		return nil
 	}
-	spec, ok := coqlCallFields[f]
+	spec, ok := coqlModules[p.module][f]
 	switch {
 	case !ok:
 		return fmt.Errorf("the column %q given seems to be invalid", f)

@@ -111,7 +111,11 @@ func (b *batcher) run(bt *batch) {
 	for i, it := range live {
 		recs[i] = it.rec
 	}
-	for i, o := range b.send(context.WithoutCancel(live[0].ctx), recs) {
+	// The request counts a share to each call it carries.
+	for _, it := range live {
+		crm.CountRequest(it.ctx, 1/float64(len(live)))
+	}
+	for i, o := range b.send(crm.WithoutRequestCount(context.WithoutCancel(live[0].ctx)), recs) {
 		live[i].done <- o
 	}
 }

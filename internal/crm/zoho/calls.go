@@ -49,14 +49,14 @@ func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	if !isZohoID(c.OwnerID) {
 		return "", &crm.Error{Op: op, Message: fmt.Sprintf("owner %q is not a Zoho user id", c.OwnerID), Permanent: true}
 	}
-	rec := a.record(c)
+	rec := a.record(ctx, c)
 	rec.CallType = callType(c.Log)
 	rec.CallStartTime, rec.CallDuration = a.startAndDuration(c.Log)
 	rec.Owner = &ref{ID: c.OwnerID}
 	var rel *related
 	if !c.Log.Internal { // an agent called an agent: no lead or contact to relate
 		var err error
-		if rel, err = a.findRelated(ctx, a.customer(c.Log)); err != nil {
+		if rel, err = a.findRelated(ctx, c, a.customer(c.Log)); err != nil {
 			return "", err
 		}
 	}
@@ -86,7 +86,7 @@ func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) e
 	if err := c.Log.Validate(); err != nil {
 		return &crm.Error{Op: op, Message: err.Error(), Permanent: true}
 	}
-	r, err := a.sendJSON(ctx, op, http.MethodPut, "/crm/v8/Calls/"+recordID, map[string]any{"data": []callRecord{a.record(c)}})
+	r, err := a.sendJSON(ctx, op, http.MethodPut, "/crm/v8/Calls/"+recordID, map[string]any{"data": []callRecord{a.record(ctx, c)}})
 	if err != nil {
 		return err
 	}
@@ -94,17 +94,28 @@ func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) e
 	return err
 }
 
-// record holds the fields both create and update write.
-func (a *Adapter) record(c crm.Call) callRecord {
+// record holds the fields both create and update write. Call_Result is a picklist:
+// the disposition goes there only when the picklist has it (else in the description
+// alone, Zoho refuses free text). The recording link goes in Voice_Recording__s only
+// when it fits the field (Zoho refuses an over-long value with INVALID_DATA); the
+// description always has it.
+func (a *Adapter) record(ctx context.Context, c crm.Call) callRecord {
 	rec := callRecord{
 		Subject:     subject(c.Log, a.customer(c.Log), a.subjectTag(c.Log)),
-		CallResult:  c.Log.Disposition,
 		Description: a.description(c),
 	}
-	if c.RecordingURL != "" {
-		// Whether Voice_Recording__s is writable through the API is unconfirmed;
-		// the description carries the link too.
-		rec.VoiceRecording = c.RecordingURL
+	if c.Log.Disposition != "" || c.RecordingURL != "" {
+		f := a.callFields(ctx)
+		if f.resultAllowed(c.Log.Disposition) {
+			rec.CallResult = c.Log.Disposition
+		}
+		maxLen := recordingMaxLen
+		if f != nil {
+			maxLen = f.recordingMax
+		}
+		if c.RecordingURL != "" && len(c.RecordingURL) <= maxLen {
+			rec.VoiceRecording = c.RecordingURL
+		}
 	}
 	return rec
 }
@@ -155,8 +166,10 @@ func callType(l call.Log) string {
 }
 
 // startAndDuration gives Call_Start_Time in the tenant's zone and Call_Duration as
-// mm:ss. Zoho rejects a zero duration, so a call shorter than a second (a missed
-// call, typically) is written as "00:01"; the description keeps the true duration.
+// mm:ss. A missed call (Call_Type Missed) has no duration: Zoho asks one only of
+// completed calls. Zoho rejects a zero duration, so a completed call shorter than a
+// second (an unanswered outgoing one) is written as "00:01"; the description keeps
+// the true duration.
 func (a *Adapter) startAndDuration(l call.Log) (string, string) {
 	start := l.StartedAt
 	d := max(l.Duration, 0)
@@ -165,6 +178,9 @@ func (a *Adapter) startAndDuration(l call.Log) (string, string) {
 		start = l.EndedAt.Add(-time.Duration(d) * time.Second)
 	case start.IsZero():
 		start = l.ReceivedAt.Add(-time.Duration(d) * time.Second)
+	}
+	if callType(l) == "Missed" {
+		return start.In(a.cfg.TimeZone).Format(zohoTime), ""
 	}
 	secs := max(d, 1)
 	return start.In(a.cfg.TimeZone).Format(zohoTime), fmt.Sprintf("%02d:%02d", secs/60, secs%60)
@@ -323,9 +339,8 @@ func results(op string, r reply, n int) []outcome {
 	perRecord := json.Unmarshal(r.data, &body) == nil && len(body.Data) > 0
 	switch {
 	case st >= 200 && st <= 299 && len(body.Data) != n:
-		// Zoho may have written the records: retrying could duplicate them, so a
-		// human should look.
-		return all(&crm.Error{Op: op, Status: st, Permanent: true,
+		// Zoho may have written the records: their fate is for FindCall to settle.
+		return all(&crm.Error{Op: op, Status: st, Unknown: true,
 			Message: fmt.Sprintf("response has %d results for %d records", len(body.Data), n)})
 	case st == http.StatusBadRequest && perRecord && len(body.Data) == n:
 	case st < 200 || st > 299:
@@ -340,7 +355,7 @@ func results(op string, r reply, n int) []outcome {
 			_ = json.Unmarshal(res.Details, &d)
 			id := strings.Trim(string(d.ID), `"`)
 			if id == "" || id == "null" {
-				out[i].err = &crm.Error{Op: op, Status: st, Message: "result has no record id", Permanent: true}
+				out[i].err = &crm.Error{Op: op, Status: st, Message: "result has no record id", Unknown: true}
 				continue
 			}
 			out[i].id = id

@@ -19,11 +19,20 @@ import (
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	crmtest.Run(t, crmtest.Harness{
-		Owners: [2]string{"5725767000000411001", "5725767000000411002"},
-		Settle: testSettle,
-		Setup: func(t *testing.T) (crm.Adapter, crmtest.Backend) {
-			sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
-			return a, backend{sb, crmtest.SandboxFaults{S: sb}}
+		Owners:     [2]string{"5725767000000411001", "5725767000000411002"},
+		Settle:     testSettle,
+		LeadSource: "Cold Call",
+		Setup: func(t *testing.T, o crmtest.Options) (crm.Adapter, crmtest.Backend) {
+			sb, a, url := setup(t, sandbox.ZohoOptions{}, func(c *zoho.Config) { c.Leads, c.Parties = o.Leads, o.Parties })
+			return a, backend{sb, crmtest.SandboxFaults{S: sb}, url}
+		},
+		Another: func(t *testing.T, b crmtest.Backend, o crmtest.Options) crm.Adapter {
+			u := b.(backend).url
+			a, err := zoho.New(zoho.Config{AccountsURL: u, APIDomain: u, ClientID: sandbox.ZohoClientID,
+				ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken, Linger: 10 * time.Millisecond,
+				SearchSettle: testSettle, Leads: o.Leads, Parties: o.Parties})
+			require.NoError(t, err)
+			return a
 		},
 	})
 }
@@ -55,6 +64,16 @@ func setup(t *testing.T, opts sandbox.ZohoOptions, edit func(*zoho.Config)) (*sa
 type backend struct {
 	sb *sandbox.Zoho
 	crmtest.SandboxFaults
+	url string
+}
+
+func (b backend) Leads(t *testing.T) []crmtest.Lead {
+	var out []crmtest.Lead
+	for _, p := range b.sb.Leads() {
+		out = append(out, crmtest.Lead{ID: p.ID, FirstName: p.FirstName, LastName: p.LastName, OwnerID: p.OwnerID,
+			Source: p.LeadSource, Phone: p.Phone})
+	}
+	return out
 }
 
 var (

@@ -1,11 +1,11 @@
 package zoho
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"net/url"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -19,40 +19,104 @@ type related struct {
 	module string // Contacts, Leads
 }
 
-// phoneFields are the phone fields of Zoho's Contacts and Leads.
-var phoneFields = []string{"Phone", "Mobile", "Home_Phone", "Other_Phone", "Asst_Phone"}
+// phoneFields are the phone fields looked up in each module (Zoho's standard ones).
+var phoneFields = map[string][]string{
+	"Contacts": {"Phone", "Mobile", "Home_Phone", "Other_Phone"},
+	"Leads":    {"Phone", "Mobile"},
+}
 
-// findRelated returns the contact (preferred) or lead whose phone number is
-// e164, or nil. Zoho's phone search matches the number as it was typed, so every
-// form a person may have typed is tried: E.164, with the country code but no
-// plus, national with a trunk 0, and the bare 10 digits. A transient search
-// failure fails the write (it is retried; the cache keeps the searches that did
-// succeed); a permanent one (e.g. a token without search scope) writes the call
-// unrelated rather than never.
-func (a *Adapter) findRelated(ctx context.Context, e164 string) (*related, error) {
-	terms := phone.Variants(e164)
+// findRelated returns the contact (preferred) or lead whose phone number is e164, or
+// nil — from the tenant's shared cache, else one COQL query per module covering
+// every form a person may have typed the number in (Zoho matches as typed: E.164,
+// with the country code but no plus, national with a trunk 0, the bare digits);
+// with unknown_caller: create_lead it creates the lead an unknown caller lacks. A
+// transient failure fails the write (it is retried); a permanent one (e.g. a token
+// without the COQL scope) writes the call unrelated rather than never.
+func (a *Adapter) findRelated(ctx context.Context, c crm.Call, e164 string) (*related, error) {
+	if phone.E164(e164, "") == "" {
+		return nil, nil
+	}
+	p, err := a.parties.Resolve(ctx, e164,
+		func(ctx context.Context) (*crm.Party, error) { return a.lookup(ctx, e164) },
+		func(ctx context.Context) (crm.Party, error) {
+			return a.createLead(ctx, crm.LeadFor(c.Log, e164, c.OwnerID))
+		})
+	if crm.IsPermanent(err) {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("phone", phone.Mask(e164)).
+			Msg("zoho: lead/contact lookup or lead creation refused; writing the call without a relation")
+		return nil, nil
+	}
+	if err != nil || p == nil || !isZohoID(p.ID) {
+		return nil, err
+	}
+	module := "Leads"
+	if p.Entity == crm.EntityContact {
+		module = "Contacts"
+	}
+	return &related{id: p.ID, module: module}, nil
+}
+
+// lookup queries Contacts, then Leads, for e164 (one COQL query per module:
+// zoho.com/crm/developer/docs/api/v8/COQL-Limitations.html allows "in" with up to 50
+// values and brackets around more than two criteria).
+func (a *Adapter) lookup(ctx context.Context, e164 string) (*crm.Party, error) {
+	forms := phone.Variants(e164)
+	quoted := make([]string, len(forms))
+	for i, f := range forms {
+		quoted[i] = "'" + coqlEscape(f) + "'"
+	}
+	in := "(" + strings.Join(quoted, ",") + ")"
 	for _, module := range []string{"Contacts", "Leads"} {
-		for _, term := range terms {
-			hits, err := a.search(ctx, module, term)
-			if crm.IsPermanent(err) {
-				zerolog.Ctx(ctx).Warn().Err(err).Str("phone", phone.Mask(e164)).
-					Msg("zoho: lead/contact search refused; writing the call without a relation")
-				return nil, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			for _, h := range hits {
-				if a.hasNumber(h, e164) {
-					return &related{id: h.id(), module: module}, nil
+		fields := phoneFields[module]
+		conds := make([]string, len(fields))
+		for i, f := range fields {
+			conds[i] = f + " in " + in
+		}
+		q := fmt.Sprintf("select id, Full_Name, %s from %s where %s limit 20", strings.Join(fields, ", "), module, bracket(conds))
+		var hits []hit
+		op := "zoho: look up " + module
+		if _, err := crm.RetrySearch(ctx, func() (struct{}, error) {
+			var err error
+			hits, err = a.coql(ctx, op, q)
+			return struct{}{}, err
+		}); err != nil {
+			return nil, err
+		}
+		for _, h := range hits {
+			if a.hasNumber(h, fields, e164) {
+				entity := crm.EntityLead
+				if module == "Contacts" {
+					entity = crm.EntityContact
 				}
+				name, _ := h["Full_Name"].(string)
+				return &crm.Party{Entity: entity, ID: h.id(), Name: name}, nil
 			}
 		}
 	}
 	return nil, nil
 }
 
-// hit is a search result: the record's fields.
+// bracket joins criteria with "or", two at a time in brackets, as COQL requires
+// for more than two ("(A or B) or (C or D)").
+func bracket(conds []string) string {
+	for len(conds) > 1 {
+		var next []string
+		for i := 0; i < len(conds); i += 2 {
+			if i+1 < len(conds) {
+				next = append(next, "("+conds[i]+" or "+conds[i+1]+")")
+			} else {
+				next = append(next, conds[i])
+			}
+		}
+		conds = next
+	}
+	if strings.HasPrefix(conds[0], "(") {
+		return conds[0]
+	}
+	return "(" + conds[0] + ")"
+}
+
+// hit is a query row: the record's fields.
 type hit map[string]any
 
 func (h hit) id() string {
@@ -65,75 +129,41 @@ func (h hit) id() string {
 	return ""
 }
 
-// hasNumber double-checks a hit: one of its phone fields is e164. A hit showing no
-// phone field at all is taken on the search's word.
-func (a *Adapter) hasNumber(h hit, e164 string) bool {
+// hasNumber double-checks a row: one of its phone fields is e164.
+func (a *Adapter) hasNumber(h hit, fields []string, e164 string) bool {
 	if h.id() == "" {
 		return false
 	}
-	shown := false
-	for _, f := range phoneFields {
-		v, _ := h[f].(string)
-		if v == "" {
-			continue
-		}
-		shown = true
-		if phone.E164(v, a.cfg.DefaultCountry) == e164 {
+	for _, f := range fields {
+		if v, _ := h[f].(string); v != "" && phone.E164(v, a.cfg.DefaultCountry) == e164 {
 			return true
 		}
 	}
-	return !shown
+	return false
 }
 
-// search runs GET /crm/v8/{module}/search?phone=term, answered from the cache
-// when it can. 204 means no match. Concurrent searches for the same term (a burst
-// of calls from one number) share one request, which no one caller's
-// cancellation ends.
-func (a *Adapter) search(ctx context.Context, module, term string) ([]hit, error) {
-	key := module + "|" + term
-	if hits, ok := a.searches.Get(key); ok {
-		return hits, nil
+// createLead inserts an unknown caller's lead (POST /crm/v8/Leads; Last_Name is
+// mandatory): named by crm.LeadFor, the number in Phone, owned by the call's owner,
+// with the tenant's Lead_Source and tag.
+func (a *Adapter) createLead(ctx context.Context, n crm.NewLead) (crm.Party, error) {
+	const op = "zoho: create lead"
+	rec := map[string]any{"Last_Name": n.LastName, "Phone": n.Number, "Owner": ref{ID: n.OwnerID}}
+	if n.FirstName != "" {
+		rec["First_Name"] = n.FirstName
 	}
-	ch := a.flights.DoChan(key, func() (any, error) {
-		if hits, ok := a.searches.Get(key); ok { // a flight just ended and cached it
-			return hits, nil
-		}
-		sctx := context.WithoutCancel(ctx)
-		return crm.RetrySearch(sctx, func() ([]hit, error) { return a.searchOnce(sctx, module, term) })
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.([]hit), nil
-	case <-ctx.Done():
-		return nil, &crm.Error{Op: "zoho: search " + module, Err: ctx.Err()}
+	if a.cfg.Leads.Source != "" {
+		rec["Lead_Source"] = a.cfg.Leads.Source
 	}
-}
-
-func (a *Adapter) searchOnce(ctx context.Context, module, term string) ([]hit, error) {
-	op := "zoho: search " + module
-	r, err := a.send(ctx, op, http.MethodGet, "/crm/v8/"+module+"/search?phone="+url.QueryEscape(term), "", nil)
+	if a.cfg.Leads.Tag != "" {
+		rec["Tag"] = []map[string]string{{"name": a.cfg.Leads.Tag}}
+	}
+	r, err := a.sendJSON(ctx, op, http.MethodPost, "/crm/v8/Leads", map[string]any{"data": []any{rec}})
 	if err != nil {
-		return nil, err
+		return crm.Party{}, err
 	}
-	var hits []hit
-	switch st := r.resp.StatusCode; {
-	case st == http.StatusNoContent:
-	case st >= 200 && st <= 299:
-		var body struct {
-			Data []hit `json:"data"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(r.data))
-		dec.UseNumber()
-		if err := dec.Decode(&body); err != nil {
-			return nil, &crm.Error{Op: op, Status: st, Message: "decoding response", Err: err, Permanent: true}
-		}
-		hits = body.Data
-	default:
-		return nil, apiError(op, r)
+	id, err := results(op, r, 1)[0].get()
+	if err != nil {
+		return crm.Party{}, err
 	}
-	a.searches.Put(module+"|"+term, hits)
-	return hits, nil
+	return crm.Party{Entity: crm.EntityLead, ID: id, Name: strings.TrimSpace(n.FirstName + " " + n.LastName)}, nil
 }

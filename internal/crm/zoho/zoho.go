@@ -25,8 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/phone"
 )
@@ -59,8 +57,13 @@ type Config struct {
 	// Calltrack_Call_ID) that gets our call id, for FindCall; "" = the Subject suffix.
 	CallIDField string
 	// SearchSettle is how long after a write a COQL query is trusted to show it
-	// (FindCall); default crm.DefaultSearchSettle.
+	// (FindCall, and a lead whose create had an unknown outcome); default
+	// crm.DefaultSearchSettle.
 	SearchSettle time.Duration
+	// Parties caches number → lead/contact lookups and lead-creation claims, shared
+	// by replicas (partycache.Redis); default in-process.
+	Parties crm.PartyCache
+	Leads   crm.LeadPolicy // what to do for a caller who matches no lead or contact
 }
 
 // Defaults.
@@ -156,9 +159,9 @@ type Adapter struct {
 	cfg      Config
 	tokens   TokenStore
 	tokenKey string // names the refresh token in the store without revealing it
-	searches *crm.SearchCache[hit]
-	flights  singleflight.Group // concurrent identical searches
+	parties  *crm.Parties
 	batch    *batcher
+	fields   fieldCache // the Calls module's field metadata (Call_Result's picklist)
 }
 
 var _ crm.Adapter = (*Adapter)(nil)
@@ -170,8 +173,11 @@ func New(cfg Config) (*Adapter, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(cfg.AccountsURL + "\x00" + cfg.ClientID + "\x00" + cfg.RefreshToken))
+	if cfg.Parties == nil {
+		cfg.Parties = &crm.MemoryPartyCache{}
+	}
 	a := &Adapter{cfg: cfg, tokens: cfg.TokenStore, tokenKey: hex.EncodeToString(sum[:12]),
-		searches: crm.NewSearchCache[hit](2 * time.Minute)}
+		parties: &crm.Parties{Cache: cfg.Parties, Policy: cfg.Leads, Settle: cfg.SearchSettle}}
 	if a.tokens == nil {
 		a.tokens = &MemoryTokenStore{}
 	}
@@ -264,6 +270,7 @@ func (a *Adapter) send(ctx context.Context, op, method, path, contentType string
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("User-Agent", "calltrack")
 		req.Header.Set("Authorization", "Zoho-oauthtoken "+tok)
+		crm.CountRequest(ctx, 1)
 		resp, err := a.cfg.HTTPClient.Do(req)
 		if err != nil {
 			return reply{}, crm.TransportError(op, err) // transport error or ctx: worth retrying
@@ -279,7 +286,8 @@ func (a *Adapter) send(ctx context.Context, op, method, path, contentType string
 			}
 		}
 		if readErr != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			return reply{}, &crm.Error{Op: op, Status: resp.StatusCode, Message: "reading response", Err: readErr}
+			// Zoho answered 2xx: a write it may have applied.
+			return reply{}, &crm.Error{Op: op, Status: resp.StatusCode, Message: "reading response", Err: readErr, Unknown: method != http.MethodGet}
 		}
 		return reply{resp: resp, data: data}, nil
 	}

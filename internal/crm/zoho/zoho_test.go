@@ -59,17 +59,17 @@ func TestRecordFields(t *testing.T) {
 				"Recording: https://calltrack.example/recordings/t/ans-1?sig=x", "Call ID: ans-1"},
 		},
 		{
-			name:     "missed incoming is Missed, never a zero duration",
+			name:     "missed incoming is Missed, with no duration",
 			call:     func() crm.Call { return crmtest.NewCall("mis-1", customer, owner, call.Incoming, call.Missed) },
 			subject:  "Missed call from +91 97116 36496 — rang Asha Rao (Sales) [mis-1]",
-			callType: "Missed", start: "2026-03-14T14:56:53+05:30", duration: "00:01",
+			callType: "Missed", start: "2026-03-14T14:56:53+05:30", duration: "",
 			desc: []string{"Incoming call via MyOperator, missed", "Duration: 0 s", "Call ID: mis-1"},
 		},
 		{
 			name:     "voicemail is Missed",
 			call:     func() crm.Call { return crmtest.NewCall("vm-1", customer, owner, call.Incoming, call.Voicemail) },
 			subject:  "Voicemail from +91 97116 36496 (Sales) [vm-1]",
-			callType: "Missed", start: "2026-03-14T14:56:53+05:30", duration: "00:01",
+			callType: "Missed", start: "2026-03-14T14:56:53+05:30", duration: "",
 		},
 		{
 			name: "unanswered outgoing stays Outbound, in the tenant's zone",
@@ -128,7 +128,7 @@ func TestUpdateKeepsTypeOwnerRelation(t *testing.T) {
 	id, err := a.CreateCall(t.Context(), c)
 	require.NoError(t, err)
 
-	c.RecordingURL, c.Log.Disposition = "https://calltrack.example/r/upd-1", "Call back"
+	c.RecordingURL, c.Log.Disposition = "https://calltrack.example/r/upd-1", "Requested call back"
 	require.NoError(t, a.UpdateCall(t.Context(), id, c))
 	r := sb.Records()[0]
 	assert.Equal(t, "Missed", r.CallType)
@@ -136,9 +136,24 @@ func TestUpdateKeepsTypeOwnerRelation(t *testing.T) {
 	require.NotNil(t, r.WhatID)
 	assert.Equal(t, lead, r.WhatID.ID)
 	assert.Equal(t, "Leads", r.SEModule)
-	assert.Equal(t, "Call back", r.CallResult)
+	assert.Equal(t, "Requested call back", r.CallResult, "a value of the Call_Result picklist")
 	assert.Equal(t, c.RecordingURL, r.VoiceRecording)
 	assert.Contains(t, r.Description, "Recording: "+c.RecordingURL)
+
+	// Free text is not a picklist value: it stays in the description only; a link
+	// longer than Voice_Recording__s's 100 characters stays in the description only.
+	c2 := crmtest.NewCall("upd-2", customer, owner, call.Incoming, call.Answered)
+	id2, err := a.CreateCall(t.Context(), c2)
+	require.NoError(t, err)
+	c2.Log.Disposition = "Wants a demo next week"
+	c2.RecordingURL = "https://calltrack.example/recordings/acme/" + strings.Repeat("x", 80) + "?sig=y"
+	require.NoError(t, a.UpdateCall(t.Context(), id2, c2))
+	r = sb.Records()[1]
+	assert.Empty(t, r.CallResult)
+	assert.Contains(t, r.Description, "Disposition: Wants a demo next week")
+	assert.Empty(t, r.VoiceRecording)
+	assert.Contains(t, r.Description, "Recording: "+c2.RecordingURL)
+	assert.Equal(t, 1, sb.Stats().ByEndpoint["GET /crm/v8/settings/fields"], "the field metadata is fetched once and cached")
 
 	err = a.UpdateCall(t.Context(), "5725767000000999999", c)
 	require.Error(t, err)
@@ -405,7 +420,7 @@ func TestSearchTriesEveryFormat(t *testing.T) {
 		})
 	}
 
-	t.Run("unknown caller: every form once, shared and cached", func(t *testing.T) {
+	t.Run("unknown caller: one query per module covering every form, shared and cached", func(t *testing.T) {
 		t.Parallel()
 		sb, a, _ := setup(t, sandbox.ZohoOptions{}, nil)
 		burst := make([]crm.Call, 10) // concurrent calls from one number share each search
@@ -419,8 +434,7 @@ func TestSearchTriesEveryFormat(t *testing.T) {
 		_, err := a.CreateCall(t.Context(), crmtest.NewCall("u-later", customer, owner, call.Incoming, call.Answered))
 		require.NoError(t, err)
 		st := sb.Stats()
-		assert.Equal(t, 4, st.ByEndpoint["GET /crm/v8/Contacts/search"])
-		assert.Equal(t, 4, st.ByEndpoint["GET /crm/v8/Leads/search"])
+		assert.Equal(t, 2, st.ByEndpoint["POST /crm/v8/coql"], "Contacts, then Leads, once for the burst and the later call")
 		for _, r := range sb.Records() {
 			assert.Nil(t, r.WhoID)
 			assert.Nil(t, r.WhatID)

@@ -1,0 +1,310 @@
+package crm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/calltrack/calltrack/internal/call"
+)
+
+// Party is the lead or contact a call is related to, as an adapter found or made it.
+type Party struct {
+	Entity string `json:"e"` // EntityContact, EntityLead; "" in a cached negative answer
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"n,omitempty"`
+}
+
+// Entities of a Party, and the marker of a lead whose creation had an unknown outcome.
+const (
+	EntityContact = "contact"
+	EntityLead    = "lead"
+	entityPending = "pending" // a create of this number's lead may have been applied
+)
+
+// Cache TTLs of lookups: short, so that a lead or contact made in the CRM by a person
+// is seen within minutes; a lead calltrack creates is cached at once.
+const (
+	PartyTTL        = 5 * time.Minute
+	NoPartyTTL      = 2 * time.Minute
+	pendingTTL      = 30 * time.Minute
+	claimTTL        = 30 * time.Second
+	claimWaitPoll   = 100 * time.Millisecond
+	claimWaitBudget = 5 * time.Second
+)
+
+// PartyCache keeps lookups of a tenant's numbers (positive and negative), shared by
+// every replica (partycache.Redis), and the claims that let one writer at a time
+// create a number's lead. Keys are the E.164 number.
+type PartyCache interface {
+	Get(ctx context.Context, number string) (Party, bool, error)
+	Put(ctx context.Context, number string, p Party, ttl time.Duration) error
+	// Claim takes the number's lead-creation claim for ttl; false when another holds it.
+	Claim(ctx context.Context, number string, ttl time.Duration) (bool, error)
+	Release(ctx context.Context, number string) error
+}
+
+// LeadPolicy says what an adapter does for a caller who matches no lead or contact
+// (tenants file: crm.unknown_caller, crm.lead_source, crm.lead_tag).
+type LeadPolicy struct {
+	Create bool   // unknown_caller: create_lead
+	Source string // Kylas: the lead source's picklist option id; Zoho: a Lead_Source value
+	Tag    string // Zoho: a tag on the lead
+}
+
+// NewLead is what an adapter writes for an unknown caller.
+type NewLead struct {
+	Number    string // E.164
+	FirstName string
+	LastName  string
+	OwnerID   string // the call's owner
+}
+
+// LeadFor names the lead of an unknown caller: MyOperator's contact name for the
+// number when it has one ("_cm"), else "Inbound <number>" ("Outbound <number>" for a
+// number we called), as MyOperator's own CRM integrations name them.
+func LeadFor(l call.Log, number, owner string) NewLead {
+	n := NewLead{Number: number, OwnerID: owner}
+	name := strings.Join(strings.Fields(l.CallerName), " ")
+	switch {
+	case name != "":
+		if i := strings.LastIndexByte(name, ' '); i > 0 {
+			n.FirstName, n.LastName = name[:i], name[i+1:]
+		} else {
+			n.LastName = name
+		}
+	case l.Direction == call.Outgoing:
+		n.LastName = "Outbound " + number
+	default:
+		n.LastName = "Inbound " + number
+	}
+	return n
+}
+
+// Parties resolves a caller's number to the lead or contact its calls relate to,
+// for one tenant's adapter: from the shared cache, else by the adapter's lookup, else
+// (LeadPolicy.Create) by creating a lead — once per number across replicas.
+type Parties struct {
+	Cache  PartyCache
+	Policy LeadPolicy
+	Settle time.Duration // search settle time, for a lead whose create had an unknown outcome
+
+	flights singleflight.Group // concurrent lookups of one number share one
+}
+
+// ErrLeadBeingCreated: another writer holds the number's lead-creation claim; retry.
+var ErrLeadBeingCreated = errors.New("crm: another writer is creating this caller's lead")
+
+// Resolve returns the number's party (nil for none). lookup searches the CRM;
+// create makes the lead (only called under the number's claim).
+func (p *Parties) Resolve(ctx context.Context, number string, lookup func(context.Context) (*Party, error),
+	create func(context.Context) (Party, error)) (*Party, error) {
+	cached, ok, err := p.Cache.Get(ctx, number)
+	if err != nil {
+		return nil, &Error{Op: "crm: party cache", Err: err}
+	}
+	pending := ok && cached.Entity == entityPending
+	switch {
+	case ok && (cached.Entity == EntityContact || cached.Entity == EntityLead):
+		return &cached, nil
+	case ok && !pending && !p.Policy.Create:
+		return nil, nil // a cached "no one"
+	}
+	if !pending {
+		found, err := p.shared(ctx, number, lookup)
+		if err != nil {
+			return nil, err
+		}
+		if found != nil {
+			p.put(ctx, number, *found, PartyTTL)
+			return found, nil
+		}
+		if !p.Policy.Create {
+			p.put(ctx, number, Party{}, NoPartyTTL)
+			return nil, nil
+		}
+	}
+	return p.createLead(ctx, number, pending, lookup, create)
+}
+
+// shared runs lookup once for concurrent callers of one number (a burst of calls
+// from a new number); the lookup is no one caller's, so one leaving does not end it.
+func (p *Parties) shared(ctx context.Context, number string, lookup func(context.Context) (*Party, error)) (*Party, error) {
+	// The requests count to the call that started the lookup.
+	ch := p.flights.DoChan(number, func() (any, error) { return lookup(context.WithoutCancel(ctx)) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Party), nil
+	case <-ctx.Done():
+		return nil, &Error{Op: "crm: lookup", Err: ctx.Err()}
+	}
+}
+
+// createLead makes the number's lead under its claim. After a create whose outcome
+// was unknown (pending), the lead may exist: a settled lookup decides first.
+func (p *Parties) createLead(ctx context.Context, number string, pending bool, lookup func(context.Context) (*Party, error),
+	create func(context.Context) (Party, error)) (*Party, error) {
+	claimed, err := p.Cache.Claim(ctx, number, claimTTL)
+	if err != nil {
+		return nil, &Error{Op: "crm: lead claim", Err: err}
+	}
+	if !claimed {
+		return p.awaitOther(ctx, number)
+	}
+	defer func() { _ = p.Cache.Release(context.WithoutCancel(ctx), number) }()
+	// Another writer may have made it between our lookup and the claim.
+	if cached, ok, err := p.Cache.Get(ctx, number); err == nil && ok && (cached.Entity == EntityContact || cached.Entity == EntityLead) {
+		return &cached, nil
+	}
+	if pending {
+		id, found, err := FindSettled(ctx, p.Settle, func(ctx context.Context) (string, bool, error) {
+			f, err := lookup(ctx)
+			if err != nil || f == nil {
+				return "", false, err
+			}
+			p.put(ctx, number, *f, PartyTTL)
+			return f.ID, true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			c, ok, _ := p.Cache.Get(ctx, number)
+			if ok && c.ID == id {
+				return &c, nil
+			}
+		}
+	}
+	lead, err := create(ctx)
+	switch {
+	case err == nil:
+		p.put(ctx, number, lead, PartyTTL) // a lead we made is known at once
+		return &lead, nil
+	case OutcomeUnknown(err):
+		p.put(ctx, number, Party{Entity: entityPending}, pendingTTL)
+	}
+	return nil, err
+}
+
+// awaitOther waits a little for the writer holding the claim to cache its lead.
+func (p *Parties) awaitOther(ctx context.Context, number string) (*Party, error) {
+	deadline := time.Now().Add(claimWaitBudget)
+	for time.Now().Before(deadline) {
+		t := time.NewTimer(claimWaitPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &Error{Op: "crm: lead claim", Err: ctx.Err()}
+		case <-t.C:
+		}
+		if c, ok, err := p.Cache.Get(ctx, number); err == nil && ok && (c.Entity == EntityContact || c.Entity == EntityLead) {
+			return &c, nil
+		}
+	}
+	return nil, &Error{Op: "crm: lead claim", Err: ErrLeadBeingCreated, RetryAfter: time.Second}
+}
+
+// put caches best-effort: a cache that fails costs a lookup later, nothing more.
+func (p *Parties) put(ctx context.Context, number string, party Party, ttl time.Duration) {
+	_ = p.Cache.Put(context.WithoutCancel(ctx), number, party, ttl)
+}
+
+// MemoryPartyCache is an in-process PartyCache (tests, and adapters built without Redis).
+type MemoryPartyCache struct {
+	mu     sync.Mutex
+	m      map[string]memParty
+	claims map[string]time.Time
+}
+
+type memParty struct {
+	p   Party
+	exp time.Time
+}
+
+// Get implements PartyCache.
+func (c *MemoryPartyCache) Get(_ context.Context, number string) (Party, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[number]
+	if !ok || time.Now().After(e.exp) {
+		return Party{}, false, nil
+	}
+	return e.p, true, nil
+}
+
+// Put implements PartyCache.
+func (c *MemoryPartyCache) Put(_ context.Context, number string, p Party, ttl time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]memParty{}
+	}
+	if len(c.m) >= 10_000 {
+		clear(c.m)
+	}
+	c.m[number] = memParty{p: p, exp: time.Now().Add(ttl)}
+	return nil
+}
+
+// Claim implements PartyCache.
+func (c *MemoryPartyCache) Claim(_ context.Context, number string, ttl time.Duration) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.claims == nil {
+		c.claims = map[string]time.Time{}
+	}
+	if exp, ok := c.claims[number]; ok && time.Now().Before(exp) {
+		return false, nil
+	}
+	c.claims[number] = time.Now().Add(ttl)
+	return true, nil
+}
+
+// Release implements PartyCache.
+func (c *MemoryPartyCache) Release(_ context.Context, number string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.claims, number)
+	return nil
+}
+
+// --- requests per call ---
+
+type requestCountKey struct{}
+
+type requestCount struct {
+	mu sync.Mutex
+	n  float64
+}
+
+// WithRequestCount returns a context in which the adapter counts its CRM requests
+// (CountRequest), and a function reading the count: the requests one call cost.
+func WithRequestCount(ctx context.Context) (context.Context, func() float64) {
+	rc := &requestCount{}
+	return context.WithValue(ctx, requestCountKey{}, rc), func() float64 {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return rc.n
+	}
+}
+
+// CountRequest adds n requests (a share, for a batch) to ctx's count, if it has one.
+func CountRequest(ctx context.Context, n float64) {
+	if rc, _ := ctx.Value(requestCountKey{}).(*requestCount); rc != nil {
+		rc.mu.Lock()
+		rc.n += n
+		rc.mu.Unlock()
+	}
+}
+
+// WithoutRequestCount detaches ctx from its count (a request shared by many calls).
+func WithoutRequestCount(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requestCountKey{}, (*requestCount)(nil))
+}

@@ -1,0 +1,64 @@
+// Package partycache is the Redis crm.PartyCache: a tenant's number → lead/contact
+// lookups (positive and negative) and lead-creation claims, shared by every replica
+// so that a repeat caller costs no search on any of them.
+package partycache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/calltrack/calltrack/internal/crm"
+)
+
+// Redis keeps entries under <prefix>:crm:<tenant>:party:<number> and claims under
+// <prefix>:crm:<tenant>:lead-claim:<number>, each with its TTL.
+type Redis struct {
+	rdb    redis.UniversalClient
+	prefix string // <prefix>:crm:<tenant>:
+}
+
+var _ crm.PartyCache = (*Redis)(nil)
+
+// New returns the cache of one tenant.
+func New(rdb redis.UniversalClient, prefix, tenant string) *Redis {
+	return &Redis{rdb: rdb, prefix: prefix + ":crm:" + tenant + ":"}
+}
+
+// Get implements crm.PartyCache.
+func (r *Redis) Get(ctx context.Context, number string) (crm.Party, bool, error) {
+	raw, err := r.rdb.Get(ctx, r.prefix+"party:"+number).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return crm.Party{}, false, nil
+	}
+	if err != nil {
+		return crm.Party{}, false, err
+	}
+	var p crm.Party
+	if json.Unmarshal(raw, &p) != nil {
+		return crm.Party{}, false, nil // an entry we cannot read is no answer
+	}
+	return p, true, nil
+}
+
+// Put implements crm.PartyCache.
+func (r *Redis) Put(ctx context.Context, number string, p crm.Party, ttl time.Duration) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return r.rdb.Set(ctx, r.prefix+"party:"+number, raw, ttl).Err()
+}
+
+// Claim implements crm.PartyCache.
+func (r *Redis) Claim(ctx context.Context, number string, ttl time.Duration) (bool, error) {
+	return r.rdb.SetNX(ctx, r.prefix+"lead-claim:"+number, "1", ttl).Result()
+}
+
+// Release implements crm.PartyCache.
+func (r *Redis) Release(ctx context.Context, number string) error {
+	return r.rdb.Del(ctx, r.prefix+"lead-claim:"+number).Err()
+}

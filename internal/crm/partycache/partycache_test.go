@@ -1,0 +1,89 @@
+package partycache_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/crm/crmtest"
+	"github.com/calltrack/calltrack/internal/crm/kylas"
+	"github.com/calltrack/calltrack/internal/crm/partycache"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+func TestRedisCache(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	c := partycache.New(env.Redis, env.Prefix, "acme")
+	_, ok, err := c.Get(ctx, "+919711636496")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	require.NoError(t, c.Put(ctx, "+919711636496", crm.Party{Entity: crm.EntityLead, ID: "42", Name: "Ravi"}, time.Minute))
+	p, ok, err := c.Get(ctx, "+919711636496")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, crm.Party{Entity: crm.EntityLead, ID: "42", Name: "Ravi"}, p)
+	_, ok, _ = partycache.New(env.Redis, env.Prefix, "other").Get(ctx, "+919711636496")
+	assert.False(t, ok, "per tenant")
+
+	got, err := c.Claim(ctx, "+919711636496", time.Minute)
+	require.NoError(t, err)
+	assert.True(t, got)
+	got, err = c.Claim(ctx, "+919711636496", time.Minute)
+	require.NoError(t, err)
+	assert.False(t, got, "held")
+	require.NoError(t, c.Release(ctx, "+919711636496"))
+	got, _ = c.Claim(ctx, "+919711636496", time.Minute)
+	assert.True(t, got)
+}
+
+// Two replicas (two adapters) share the tenant's cache in Redis: a burst of first
+// calls from an unknown number across both makes one lead, and after that a repeat
+// caller costs one request per call — the write — on either replica.
+func TestReplicasShareLookupsAndLeads(t *testing.T) {
+	env := testenv.New(t)
+	sb := sandbox.NewKylas(sandbox.KylasOptions{Seed: 1})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	replica := func() *kylas.Adapter {
+		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", BearerToken: "demo-kylas-oauth",
+			Parties: partycache.New(env.Redis, env.Prefix, "acme"), Leads: crm.LeadPolicy{Create: true}})
+		require.NoError(t, err)
+		return a
+	}
+	replicas := []*kylas.Adapter{replica(), replica()}
+	const number = "+919711636496"
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = replicas[i%2].CreateCall(t.Context(), crmtest.NewCall(fmt.Sprintf("b-%d", i), number, "7", call.Incoming, call.Answered))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "call %d", i)
+	}
+	require.Len(t, sb.Leads(), 1, "one lead for the number across replicas")
+
+	before := sb.Stats().Requests
+	for i := range 10 {
+		ctx, n := crm.WithRequestCount(context.Background())
+		_, err := replicas[i%2].CreateCall(ctx, crmtest.NewCall(fmt.Sprintf("r-%d", i), number, "7", call.Incoming, call.Answered))
+		require.NoError(t, err)
+		assert.Equal(t, 1.0, n(), "a repeat caller costs the write alone")
+	}
+	assert.Equal(t, 10, sb.Stats().Requests-before)
+	for _, r := range sb.Records() {
+		assert.Equal(t, sb.Leads()[0].ID, r.RelatedTo[0].ID)
+	}
+}

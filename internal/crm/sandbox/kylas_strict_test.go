@@ -1,0 +1,111 @@
+package sandbox_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
+)
+
+// fieldsOf lists the fields of a Kylas error's fieldErrors.
+func fieldsOf(e map[string]any) []string {
+	var out []string
+	list, _ := e["fieldErrors"].([]any)
+	for _, f := range list {
+		out = append(out, f.(map[string]any)["field"].(string))
+	}
+	return out
+}
+
+func TestKylasSyncNeedsTheOAuthToken(t *testing.T) {
+	t.Parallel()
+	k, c := start(t, sandbox.KylasOptions{})
+	keyOnly := &client{t: t, url: c.url, key: c.key}
+	st, e, _ := keyOnly.do("POST", "/v1/call-logs/sync", syncBody(42, "u"))
+	assert.Equal(t, http.StatusUnauthorized, st)
+	assert.Equal(t, "unauthorized", e["code"])
+	wrong := &client{t: t, url: c.url, key: c.key, bearer: "stolen"}
+	st, _, _ = wrong.do("POST", "/v1/call-logs/sync", syncBody(42, "u"))
+	assert.Equal(t, http.StatusUnauthorized, st)
+	assert.Empty(t, k.Records())
+}
+
+func TestKylasPlainCreateRequiredFields(t *testing.T) {
+	t.Parallel()
+	k, c := start(t, sandbox.KylasOptions{})
+	plain := func() map[string]any {
+		b := syncBody(nil, "")
+		delete(b, "ownerId")
+		delete(b, "remoteId")
+		b["callRecording"] = map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3", "data": ""}
+		return b
+	}
+	for _, field := range []string{"outcome", "startTime", "phoneNumber", "callType", "relatedTo"} {
+		b := plain()
+		delete(b, field)
+		st, e, _ := c.do("POST", "/v1/call-logs", b)
+		assert.Equal(t, http.StatusBadRequest, st, field)
+		assert.Equal(t, "invalid_request", e["code"], field)
+		assert.Contains(t, fieldsOf(e), field)
+	}
+	b := plain()
+	b["callRecording"] = "https://r.example/a.mp3"
+	st, e, _ := c.do("POST", "/v1/call-logs", b)
+	assert.Equal(t, http.StatusBadRequest, st, "the plain route takes the recording as an object")
+	assert.Contains(t, fieldsOf(e), "callRecording")
+	b = syncBody(42, "u")
+	b["callRecording"] = map[string]any{"url": "https://r.example/a.mp3"}
+	st, e, _ = c.do("POST", "/v1/call-logs/sync", b)
+	assert.Equal(t, http.StatusBadRequest, st, "the sync route takes the recording as a URL")
+	assert.Contains(t, fieldsOf(e), "callRecording")
+	assert.Empty(t, k.Records())
+
+	st, rec, _ := c.do("POST", "/v1/call-logs", plain())
+	require.Equal(t, http.StatusCreated, st, "%v", rec)
+	// Its PUT is a full replace with the same required fields.
+	b = plain()
+	delete(b, "relatedTo")
+	st, e, _ = c.do("PUT", "/v1/call-logs/"+jsonID(rec), b)
+	assert.Equal(t, http.StatusBadRequest, st)
+	assert.Contains(t, fieldsOf(e), "relatedTo")
+}
+
+func jsonID(m map[string]any) string { return strconv.FormatInt(int64(m["id"].(float64)), 10) }
+
+func TestKylasCreateLead(t *testing.T) {
+	t.Parallel()
+	k, c := start(t, sandbox.KylasOptions{})
+	good := func() map[string]any {
+		return map[string]any{"firstName": "Ravi", "lastName": "Kumar", "ownerId": 42, "source": 7,
+			"phoneNumbers": []any{map[string]any{"type": "MOBILE", "code": "IN", "value": "9711636496", "dialCode": "+91", "primary": true}}}
+	}
+	for name, tc := range map[string]struct {
+		edit  func(map[string]any)
+		field string
+	}{
+		"no last name":      {func(b map[string]any) { delete(b, "lastName") }, "lastName"},
+		"bad phone type":    {func(b map[string]any) { b["phoneNumbers"].([]any)[0].(map[string]any)["type"] = "CELL" }, "phoneNumbers[0].type"},
+		"dial code as code": {func(b map[string]any) { b["phoneNumbers"].([]any)[0].(map[string]any)["code"] = "+91" }, "phoneNumbers[0].code"},
+		"no primary":        {func(b map[string]any) { b["phoneNumbers"].([]any)[0].(map[string]any)["primary"] = false }, "phoneNumbers"},
+		"source by name":    {func(b map[string]any) { b["source"] = "Phone" }, "source"},
+	} {
+		b := good()
+		tc.edit(b)
+		st, e, _ := c.do("POST", "/v1/leads", b)
+		assert.Equal(t, http.StatusBadRequest, st, name)
+		assert.Contains(t, fieldsOf(e), tc.field, name)
+	}
+	st, lead, _ := c.do("POST", "/v1/leads", good())
+	require.Equal(t, http.StatusCreated, st, "%v", lead)
+	p, meta, ok := k.Lead(int64(lead["id"].(float64)))
+	require.True(t, ok)
+	assert.Equal(t, "Kumar", p.LastName)
+	assert.Equal(t, sandbox.KylasLeadIn{OwnerID: 42, Source: 7}, meta)
+	// The new lead is found by phone.
+	_, hits := search(c, "lead", "9711636496")
+	assert.Len(t, hits, 1)
+}
