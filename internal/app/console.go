@@ -13,6 +13,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/console"
+	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/dlq"
 	"github.com/calltrack/calltrack/internal/overview"
@@ -35,6 +36,7 @@ func (a *App) mountAdmin(e *echo.Echo) {
 	adm.Register(e)
 	a.registerSync(e, adm)
 	a.registerBackfill(e, adm) // backfill.go
+	a.registerCRM(e, adm) // zoho.go
 	if err := a.console.Register(e); err != nil {
 		panic(err) // the embedded templates do not parse: a build defect, caught by any test
 	}
@@ -53,6 +55,9 @@ func (a *App) crmUsers(t *tenant.Tenant) (directory.Source, error) {
 	ad, err := a.Adapters(t)
 	if err != nil {
 		return nil, err
+	}
+	if u, ok := ad.(interface{ Unwrap() crm.Adapter }); ok {
+		ad = u.Unwrap() // the metered wrapper (crm.go)
 	}
 	src, ok := ad.(directory.Source)
 	if !ok {

@@ -33,7 +33,7 @@ const (
 	NoPartyTTL      = 2 * time.Minute
 	pendingTTL      = 30 * time.Minute
 	claimTTL        = 30 * time.Second
-	claimWaitPoll   = 100 * time.Millisecond
+	claimWaitPoll   = 50 * time.Millisecond
 	claimWaitBudget = 5 * time.Second
 )
 
@@ -148,15 +148,35 @@ func (p *Parties) shared(ctx context.Context, number string, lookup func(context
 }
 
 // createLead makes the number's lead under its claim. After a create whose outcome
-// was unknown (pending), the lead may exist: a settled lookup decides first.
+// was unknown (pending), the lead may exist: a settled lookup decides first. A writer
+// that finds the claim taken waits for the holder's lead, and takes the claim over
+// when the holder let it go without one (its create failed).
 func (p *Parties) createLead(ctx context.Context, number string, pending bool, lookup func(context.Context) (*Party, error),
 	create func(context.Context) (Party, error)) (*Party, error) {
-	claimed, err := p.Cache.Claim(ctx, number, claimTTL)
-	if err != nil {
-		return nil, &Error{Op: "crm: lead claim", Err: err}
-	}
-	if !claimed {
-		return p.awaitOther(ctx, number)
+	deadline := time.Now().Add(claimWaitBudget)
+	for {
+		claimed, err := p.Cache.Claim(ctx, number, claimTTL)
+		if err != nil {
+			return nil, &Error{Op: "crm: lead claim", Err: err}
+		}
+		if claimed {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, &Error{Op: "crm: lead claim", Err: ErrLeadBeingCreated, RetryAfter: time.Second}
+		}
+		t := time.NewTimer(claimWaitPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &Error{Op: "crm: lead claim", Err: ctx.Err()}
+		case <-t.C:
+		}
+		if c, ok, err := p.Cache.Get(ctx, number); err == nil && ok && (c.Entity == EntityContact || c.Entity == EntityLead) {
+			return &c, nil
+		} else if err == nil && ok && c.Entity == entityPending {
+			pending = true // the holder's create lost its answer
+		}
 	}
 	defer func() { _ = p.Cache.Release(context.WithoutCancel(ctx), number) }()
 	// Another writer may have made it between our lookup and the claim.
@@ -191,24 +211,6 @@ func (p *Parties) createLead(ctx context.Context, number string, pending bool, l
 		p.put(ctx, number, Party{Entity: entityPending}, pendingTTL)
 	}
 	return nil, err
-}
-
-// awaitOther waits a little for the writer holding the claim to cache its lead.
-func (p *Parties) awaitOther(ctx context.Context, number string) (*Party, error) {
-	deadline := time.Now().Add(claimWaitBudget)
-	for time.Now().Before(deadline) {
-		t := time.NewTimer(claimWaitPoll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, &Error{Op: "crm: lead claim", Err: ctx.Err()}
-		case <-t.C:
-		}
-		if c, ok, err := p.Cache.Get(ctx, number); err == nil && ok && (c.Entity == EntityContact || c.Entity == EntityLead) {
-			return &c, nil
-		}
-	}
-	return nil, &Error{Op: "crm: lead claim", Err: ErrLeadBeingCreated, RetryAfter: time.Second}
 }
 
 // put caches best-effort: a cache that fails costs a lookup later, nothing more.

@@ -36,30 +36,48 @@ type CallNotifier interface {
 
 // PhoneBridge is the Zoho CRM Notifier: POST /phonebridge/v3/callnotify with
 // type (received / dialed), state, id (our call id), from / to (E.164), zohouser
-// (the owner's Zoho user id) and start_time (GMT, yyyy-MM-dd HH:mm:ss).
+// (the owner's PhoneBridge user id, from the setup's map) and start_time (GMT,
+// yyyy-MM-dd HH:mm:ss).
 //
-// Unconfirmed: whether PhoneBridge's zohouser is the CRM user id (what we send)
-// or another id of the same user; and the states Zoho accepts for an answered or
-// ended *dialed* call (we send the incoming names, ringing / answered / ended).
+// Only ringing and answered are sent. PhoneBridge logs a call itself (a Calls
+// record) when told it ended or was missed; calltrack's writer owns the call's Calls
+// record (with owner, relation, disposition and recording), so the notifier never
+// sends those states and the call is logged once.
 type PhoneBridge struct {
 	API            CallNotifier
-	DefaultCountry string // calling code for numbers without one; default 91
+	Users          PhoneBridgeUsers // CRM user → PhoneBridge user; nil: the CRM user id is sent
+	DefaultCountry string           // calling code for numbers without one; default 91
 }
 
 // ErrNoNumber means the event lacks a number PhoneBridge requires (from and to
 // are mandatory): nothing to show, and retrying cannot change that.
 var ErrNoNumber = errors.New("popup: the live call has no customer or agent number")
 
-// Notify implements Notifier.
+// Notify implements Notifier. Ended and missed calls are not sent (see PhoneBridge).
 func (p PhoneBridge) Notify(ctx context.Context, ev call.Live, owner call.Owner) error {
+	const op = "zoho: phonebridge callnotify"
+	if ev.State == call.Ended || ev.State == call.LiveMissed {
+		return nil
+	}
+	if p.Users != nil {
+		pb, ok, err := p.Users.PhoneBridgeUser(ctx, owner.CRMUserID)
+		switch {
+		case err != nil:
+			return &crm.Error{Op: op, Message: "PhoneBridge user map", Err: err}
+		case !ok:
+			return &crm.Error{Op: op, Err: ErrNoPhoneBridgeUser, Permanent: true}
+		}
+		owner.CRMUserID = pb
+	}
 	form, err := p.Form(ev, owner)
 	if err != nil {
-		return &crm.Error{Op: "zoho: phonebridge callnotify", Message: err.Error(), Err: err, Permanent: true}
+		return &crm.Error{Op: op, Message: err.Error(), Err: err, Permanent: true}
 	}
 	return p.API.CallNotify(ctx, form)
 }
 
-// Form is the callnotify body for ev shown to owner.
+// Form is the callnotify body for ev shown to owner (owner.CRMUserID is the
+// zohouser sent).
 func (p PhoneBridge) Form(ev call.Live, owner call.Owner) (url.Values, error) {
 	customer := phone.E164(ev.CallerNumber, p.DefaultCountry)
 	agent := p.agentNumber(ev, owner)

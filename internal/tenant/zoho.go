@@ -20,6 +20,11 @@ type Zoho struct {
 	// CallIDField is a single-line custom field of the Calls module that gets the call
 	// id (found again with COQL); "" = the call id ends the Subject.
 	CallIDField string
+	// ClickToDialURI is what the PhoneBridge setup registers for each mapped user (the
+	// click-to-call callback); "" = <CALLTRACK_PUBLIC_URL>/webhooks/zoho/<tenant>/clicktodial.
+	ClickToDialURI string
+	// ClickToDialAuth is sent back by Zoho with each click (authorizationparam).
+	ClickToDialAuth Secret
 }
 
 // ZohoDataCentres maps the tenants file's crm.data_centre to the accounts server
@@ -46,6 +51,8 @@ type zohoYAML struct {
 	RefreshTokenEnv string `yaml:"refresh_token_env"`
 	TimeZone        string `yaml:"time_zone"`
 	CallIDField     string `yaml:"call_id_field"`
+	ClickToDialURI  string `yaml:"clicktodial_uri"`
+	ClickToDialEnv  string `yaml:"clicktodial_auth_env"`
 }
 
 func (y zohoYAML) parse(id string, secret func(field, name string, required bool) (Secret, error)) (Zoho, error) {
@@ -78,6 +85,11 @@ func (y zohoYAML) parse(id string, secret func(field, name string, required bool
 	if z.ClientID == "" {
 		return bad("crm.client_id is required")
 	}
+	if z.ClickToDialURI = strings.TrimSpace(y.ClickToDialURI); z.ClickToDialURI != "" {
+		if p, err := url.Parse(z.ClickToDialURI); err != nil || p.Scheme != "https" || p.Host == "" {
+			return bad("crm.clicktodial_uri %q is not an https URL", z.ClickToDialURI)
+		}
+	}
 	if z.CallIDField != "" && !zohoAPINameRE.MatchString(z.CallIDField) {
 		return bad("crm.call_id_field %q is not a field API name (letters, digits, _)", z.CallIDField)
 	}
@@ -91,6 +103,9 @@ func (y zohoYAML) parse(id string, secret func(field, name string, required bool
 		return Zoho{}, err
 	}
 	if z.RefreshToken, err = secret("crm.refresh_token_env", y.RefreshTokenEnv, true); err != nil {
+		return Zoho{}, err
+	}
+	if z.ClickToDialAuth, err = secret("crm.clicktodial_auth_env", y.ClickToDialEnv, false); err != nil {
 		return Zoho{}, err
 	}
 	return z, nil

@@ -178,3 +178,9 @@ func scalarText(raw json.RawMessage) (string, bool) {
 func (a *Adapter) get(ctx context.Context, op, pathQuery string, out any) error {
 	return a.do(ctx, op, http.MethodGet, pathQuery, nil, out)
 }
+
+// Ping checks the connection and the key: GET /v1/users/me (the key's own user).
+func (a *Adapter) Ping(ctx context.Context) error {
+	var me json.RawMessage
+	return a.get(ctx, "kylas: test connection", "/v1/users/me", &me)
+}

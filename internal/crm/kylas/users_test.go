@@ -145,3 +145,16 @@ func TestUsersOptionalFields(t *testing.T) {
 	_, err = bad.Users(t.Context())
 	assert.ErrorContains(t, err, "HTTP 401")
 }
+
+func TestPing(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.NewKylas(sandbox.KylasOptions{})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	good, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
+	require.NoError(t, err)
+	assert.NoError(t, good.Ping(t.Context()))
+	bad, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "wrong"})
+	require.NoError(t, err)
+	assert.ErrorContains(t, bad.Ping(t.Context()), "HTTP 401")
+}

@@ -52,6 +52,8 @@ type ZohoOptions struct {
 	RecordingFieldLength int
 	// PhoneBridgeUsers are the org's PhoneBridge users (GET /phonebridge/v3/users).
 	PhoneBridgeUsers []PhoneBridgeUser
+	// OtherPhoneBridgeProvider: another provider is enabled for the org.
+	OtherPhoneBridgeProvider bool
 
 	// CustomFields are single-line text custom fields of the Calls module (API
 	// names, e.g. Calltrack_Call_ID): writable, shown in listings, usable in COQL.
@@ -201,6 +203,9 @@ type Zoho struct {
 	refreshes     []time.Time          // token grants within the refresh window
 	refreshCount  int                  // token grants since reset
 	notifications []ZohoNotification
+	pbIntegrated  bool                   // calltrack is the org's PhoneBridge provider
+	pbUserList    []PhoneBridgeUser      // PhoneBridge users
+	pbDial        map[string]ClickToDial // registered click-to-dial URIs by PhoneBridge user
 }
 
 // NewZoho returns a Zoho sandbox with opts' seed data.
@@ -245,6 +250,9 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("GET /crm/v8/Contacts/search", z.adapterCall(z.search("Contacts")))
 	z.mux.HandleFunc("GET /crm/v8/Leads/search", z.adapterCall(z.search("Leads")))
 	z.mux.HandleFunc("POST /phonebridge/v3/callnotify", z.adapterCall(z.callNotify))
+	z.mux.HandleFunc("POST /phonebridge/v3/integrate", z.adapterCall(z.pbIntegrate))
+	z.mux.HandleFunc("GET /phonebridge/v3/users", z.adapterCall(z.pbUsers))
+	z.mux.HandleFunc("POST /phonebridge/v3/clicktodial", z.adapterCall(z.pbClickToDial))
 	// Reads: authenticated, never faulted or counted.
 	z.mux.HandleFunc("GET /crm/v8/Calls", z.api(z.listCalls))
 	z.mux.HandleFunc("GET /crm/v8/Calls/{id}", z.api(z.getCall))
@@ -258,6 +266,14 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("DELETE /users/{id}", z.deleteUser)
 	z.mux.HandleFunc("PUT /leads/{id}", z.putPerson("Leads"))
 	z.mux.HandleFunc("PUT /contacts/{id}", z.putPerson("Contacts"))
+	z.mux.HandleFunc("PUT /phonebridge/users/{id}", z.putPBUser)
+	z.mux.HandleFunc("GET /phonebridge", func(w http.ResponseWriter, r *http.Request) {
+		z.mu.Lock()
+		body := map[string]any{"integrated": z.pbIntegrated, "users": slices.Clone(z.pbUserList)}
+		z.mu.Unlock()
+		body["clicktodial"] = z.ClickToDials()
+		writeJSON(w, http.StatusOK, body)
+	})
 	z.mux.HandleFunc("GET /notifications", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"notifications": z.Notifications()})
 	})
@@ -369,6 +385,7 @@ func (z *Zoho) resetData() {
 	z.leads, z.contacts = map[string]ZohoPerson{}, map[string]ZohoPerson{}
 	z.tokens, z.refreshes, z.refreshCount = map[string]time.Time{}, nil, 0
 	z.notifications = nil
+	z.pbIntegrated, z.pbUserList, z.pbDial = false, slices.Clone(z.opts.PhoneBridgeUsers), map[string]ClickToDial{}
 	z.mu.Unlock()
 	for _, u := range z.opts.Users {
 		z.AddUser(u)
@@ -1017,6 +1034,7 @@ func (z *Zoho) listUsers(w http.ResponseWriter, r *http.Request) {
 		"AllUsers":      func(ZohoUser) bool { return true },
 		"ActiveUsers":   func(u ZohoUser) bool { return u.Status == "active" },
 		"DeactiveUsers": func(u ZohoUser) bool { return u.Status == "disabled" },
+		"CurrentUser":   func(u ZohoUser) bool { return u.Status == "active" }, // the sandbox's token belongs to its first active user
 	}[typ]
 	if keep == nil {
 		zohoFail(w, http.StatusBadRequest, "INVALID_DATA", "invalid data", map[string]any{"param": "type"})
@@ -1031,6 +1049,12 @@ func (z *Zoho) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	z.mu.Unlock()
 	slices.SortFunc(all, func(a, b ZohoUser) int { return cmp.Compare(a.ID, b.ID) })
+	if typ == "CurrentUser" {
+		if len(all) == 0 {
+			all = []ZohoUser{{ID: "1", FullName: "API User", Status: "active"}}
+		}
+		all = all[:1]
+	}
 	users, info, err := zohoPage(all, r, 200, 200)
 	if err != nil {
 		zohoFail(w, http.StatusBadRequest, "INVALID_DATA", err.Error(), nil)
@@ -1084,6 +1108,17 @@ func (z *Zoho) callNotify(w http.ResponseWriter, r *http.Request) {
 		zohoFail(w, http.StatusBadRequest, "INVALID_DATA", "from and to must be E.164 numbers", map[string]any{"params": []string{"from", "to"}})
 		return
 	}
+	if z.pbNotRegistered(w) {
+		return
+	}
+	z.mu.Lock()
+	_, enabled := z.pbDial[n.ZohoUser]
+	z.mu.Unlock()
+	if !enabled {
+		zohoFail(w, http.StatusBadRequest, "INVALID_DATA", "zohouser is not a PhoneBridge user with click-to-dial registered",
+			map[string]any{"param": "zohouser"})
+		return
+	}
 	if n.StartTime != "" {
 		if _, err := time.Parse(time.DateTime, n.StartTime); err != nil {
 			zohoFail(w, http.StatusBadRequest, "INVALID_DATA", "start_time must be yyyy-MM-dd HH:mm:ss (GMT)", map[string]any{"param": "start_time"})
@@ -1092,6 +1127,17 @@ func (z *Zoho) callNotify(w http.ResponseWriter, r *http.Request) {
 	}
 	z.mu.Lock()
 	z.notifications = append(z.notifications, n)
+	if slices.Contains([]string{"ended", "missed", "voicemail", "busy", "noanswer", "rejected", "notavailable"}, n.State) {
+		// PhoneBridge logs the call itself when told it is over.
+		c := ZohoCall{ID: z.newID(), Subject: "PhoneBridge call " + n.ID, CallType: map[string]string{"received": "Inbound", "dialed": "Outbound"}[n.Type],
+			Owner: ZohoRef{ID: n.ZohoUser}, Description: "Logged by PhoneBridge\nCall ID: " + n.ID, stored: z.opts.Now()}
+		c.CreatedTime, c.ModifiedTime = z.timestamp(), z.timestamp()
+		if z.byCallID[n.ID] > 0 {
+			z.duplicates++
+		}
+		z.byCallID[n.ID]++
+		z.records = append(z.records, &c)
+	}
 	z.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "success", "code": "SUCCESS"})
 }

@@ -389,10 +389,27 @@ func TestZohoUsers(t *testing.T) {
 
 func TestZohoCallNotify(t *testing.T) {
 	t.Parallel()
-	z, c := startZoho(t, sandbox.ZohoOptions{})
+	z, c := startZoho(t, sandbox.ZohoOptions{PhoneBridgeUsers: []sandbox.PhoneBridgeUser{{ZohoUser: "5725767000000411001", Email: "a@x.com"}}})
 	ok := url.Values{"type": {"received"}, "state": {"ringing"}, "id": {"n2.1596270949.2175190"},
 		"from": {"+919711636496"}, "to": {"+918586848544"}, "zohouser": {"5725767000000411001"}, "start_time": {"2026-03-14 09:26:53"}}
+
+	// Nothing before calltrack is the org's provider; then only for users with click-to-dial.
 	st, body, _ := c.do("POST", "/phonebridge/v3/callnotify", ok)
+	require.Equal(t, http.StatusBadRequest, st)
+	assert.Equal(t, "PROVIDER_NOT_REGISTERED", body["code"])
+	st, body, _ = c.do("GET", "/phonebridge/v3/users", nil)
+	assert.Equal(t, "PROVIDER_NOT_REGISTERED", body["code"])
+	st, _, _ = c.do("POST", "/phonebridge/v3/integrate", nil)
+	require.Equal(t, http.StatusOK, st)
+	st, body, _ = c.do("POST", "/phonebridge/v3/callnotify", ok)
+	require.Equal(t, http.StatusBadRequest, st, "no click-to-dial registered for the user")
+	assert.Equal(t, "INVALID_DATA", body["code"])
+	st, body, _ = c.do("POST", "/phonebridge/v3/clicktodial", url.Values{"zohouser": {"nobody"}, "clicktodialuri": {"https://x.example/cb"}})
+	assert.Equal(t, http.StatusBadRequest, st, "not a PhoneBridge user")
+	st, _, _ = c.do("POST", "/phonebridge/v3/clicktodial", url.Values{"zohouser": {"5725767000000411001"}, "clicktodialuri": {"https://x.example/cb"}})
+	require.Equal(t, http.StatusOK, st)
+
+	st, body, _ = c.do("POST", "/phonebridge/v3/callnotify", ok)
 	require.Equal(t, http.StatusOK, st, "%v", body)
 	assert.Equal(t, map[string]any{"status": "success", "code": "SUCCESS"}, body)
 
@@ -412,9 +429,13 @@ func TestZohoCallNotify(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, st, name)
 		assert.NotEmpty(t, body["code"], name)
 	}
-	dialed := url.Values{"type": {"dialed"}, "state": {"noanswer"}, "id": {"c2"}, "from": {"+918586848544"}, "to": {"+919711636496"}}
+	dialed := url.Values{"type": {"dialed"}, "state": {"noanswer"}, "id": {"c2"}, "from": {"+918586848544"}, "to": {"+919711636496"},
+		"zohouser": {"5725767000000411001"}}
 	st, _, _ = c.do("POST", "/phonebridge/v3/callnotify", dialed)
 	require.Equal(t, http.StatusOK, st)
+	recs := z.Records()
+	require.Len(t, recs, 1, "PhoneBridge logs a call it is told is over")
+	assert.Contains(t, recs[0].Description, "Call ID: c2")
 
 	ns := z.Notifications()
 	require.Len(t, ns, 2)
@@ -426,7 +447,7 @@ func TestZohoCallNotify(t *testing.T) {
 	assert.Equal(t, "2026-03-14 09:26:53", ns[0].StartTime)
 	_, list, _ := c.as("").do("GET", "/notifications", nil)
 	assert.Len(t, list["notifications"], 2)
-	assert.Equal(t, 7, z.Stats().ByEndpoint["POST /phonebridge/v3/callnotify"])
+	assert.Equal(t, 9, z.Stats().ByEndpoint["POST /phonebridge/v3/callnotify"])
 }
 
 func TestZohoFaultsRateLimitAndStats(t *testing.T) {

@@ -93,3 +93,17 @@ func trimQuotes(s string) string {
 	}
 	return s
 }
+
+// Ping checks the connection and the OAuth client: a token, then
+// GET /crm/v8/users?type=CurrentUser.
+func (a *Adapter) Ping(ctx context.Context) error {
+	const op = "zoho: test connection"
+	r, err := a.send(ctx, op, http.MethodGet, "/crm/v8/users?type=CurrentUser", "", nil)
+	if err != nil {
+		return err
+	}
+	if r.resp.StatusCode < 200 || r.resp.StatusCode > 299 {
+		return apiError(op, r)
+	}
+	return nil
+}
