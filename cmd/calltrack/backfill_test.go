@@ -77,7 +77,7 @@ func TestBackfillCommand(t *testing.T) {
 	records := func() int {
 		n := 0
 		for _, r := range kylas.Records() {
-			if r.RemoteID == uid {
+			if r.CallID() == uid {
 				n++
 			}
 		}

@@ -269,7 +269,7 @@ func (s *stack) waitStatus(callID, status string, within time.Duration) map[stri
 func (s *stack) records(callID string) []sandbox.KylasCallLog {
 	var out []sandbox.KylasCallLog
 	for _, r := range s.kylas.Records() {
-		if r.RemoteID == callID {
+		if r.CallID() == callID {
 			out = append(out, r)
 		}
 	}

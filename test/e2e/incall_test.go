@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
 )
 
 // inCallWith renders an inCall with extra keys (or replaced ones).
@@ -27,9 +29,14 @@ func inCallWith(uid string, state any, extra map[string]any, agents ...agent) st
 // call_state of no known meaning shows nothing and is counted.
 func TestInCallDirectionAndStates(t *testing.T) {
 	s := newStack(t, stackOpts{second: "zoho"})
-	const zohoUser = "5725767000000411001"
+	const zohoUser, pbUser = "5725767000000411001", "pb-77"
+	s.zohoB.AddUser(sandbox.ZohoUser{ID: zohoUser, FullName: "Sumit", Email: "sumit@example.com"})
+	s.zohoB.AddPhoneBridgeUser(sandbox.PhoneBridgeUser{ZohoUser: pbUser, Name: "Sumit", Email: "sumit@example.com"})
 	r := s.do(adminReq(s, http.MethodPut, "beta", "/mappings/"+sumit.id, `{"crm_user_id":"`+zohoUser+`","phones":["+91`+sumit.phone10+`"]}`))
 	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
+	s.app.Cfg.PublicURL = "https://calltrack.example"
+	r = s.do(adminReq(s, http.MethodPost, "beta", "/phonebridge/setup", ""))
+	require.Equal(t, http.StatusOK, r.Status, "pop-ups go to PhoneBridge users: %v", r.Body)
 
 	c2c := newUID()
 	require.Equal(t, http.StatusOK, s.postInCallAs("beta", "beta-token",
@@ -54,12 +61,12 @@ func TestInCallDirectionAndStates(t *testing.T) {
 	assert.Equal(t, "dialed", out.Type, "a click-to-call is the agent's outgoing call")
 	assert.Equal(t, "+91"+sumit.phone10, out.From, "from the agent")
 	assert.Equal(t, "+919711636496", out.To, "to the customer")
-	assert.Equal(t, zohoUser, out.ZohoUser)
+	assert.Equal(t, pbUser, out.ZohoUser, "the PhoneBridge user mapped to the owner")
 	require.Contains(t, byID, plain)
 	in := n[byID[plain]]
 	assert.Equal(t, "received", in.Type)
 	assert.Equal(t, "+919711636496", in.From)
-	assert.Equal(t, zohoUser, in.ZohoUser, "users as a plain string")
+	assert.Equal(t, pbUser, in.ZohoUser, "users as a plain string")
 	assert.NotContains(t, byID, odd, "no pop-up for an unknown state")
 	assert.Equal(t, 1.0, testutil.ToFloat64(s.app.Metrics.Webhooks.WithLabelValues("beta", "incall", "ignored")))
 	assert.Len(t, s.zohoB.Notifications(), 2)

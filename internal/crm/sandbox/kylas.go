@@ -537,6 +537,20 @@ func (k *Kylas) ownerRef(id int64) KylasIDName {
 // noteCallIDRE finds calltrack's "Call ID: <id>" line in a note.
 var noteCallIDRE = regexp.MustCompile(`(?m)^Call ID: (\S+)\s*$`)
 
+// CallID is the call the record logs: its remoteId (sync route) or its note's
+// "Call ID:" line (plain route, which has no remoteId field).
+func (r KylasCallLog) CallID() string {
+	if r.RemoteID != "" {
+		return r.RemoteID
+	}
+	for _, n := range r.Notes {
+		if m := noteCallIDRE.FindStringSubmatch(n.Description); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
 // store adds a record. A remoteId already stored still gets a new record (the
 // real API's dedupe is unknown; we must not rely on one) but is counted.
 func (k *Kylas) store(rec KylasCallLog, owner int64, route string) KylasCallLog {
@@ -545,14 +559,7 @@ func (k *Kylas) store(rec KylasCallLog, owner int64, route string) KylasCallLog 
 	k.nextID++
 	now := k.opts.Now().UTC()
 	rec.ID, rec.Owner, rec.Route, rec.CreatedAt, rec.UpdatedAt = k.nextID, k.ownerRef(owner), route, now, now
-	// A call id is the remoteId (sync route) or the note's "Call ID:" line (plain route).
-	callID := rec.RemoteID
-	for _, n := range rec.Notes {
-		if m := noteCallIDRE.FindStringSubmatch(n.Description); callID == "" && m != nil {
-			callID = m[1]
-		}
-	}
-	if callID != "" {
+	if callID := rec.CallID(); callID != "" {
 		if k.byRemote[callID] > 0 {
 			k.duplicates++
 		}
