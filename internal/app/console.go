@@ -48,6 +48,9 @@ func (a *App) buildConsole() {
 	a.console = &console.Console{Auth: adm.Auth, Admin: adm, Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace, Sync: a.UserSync,
 		CRMUsers: a.crmUsers, MyOperatorUsers: a.myOperatorUsers, DeadLetters: deadLetters{a}, Redis: a.Redis,
 		Prefix: a.Cfg.RedisPrefix, Log: a.Log}
+	if a.Backfill != nil {
+		a.console.Backfills = a.Backfill
+	}
 }
 
 // crmUsers is the CRM's users API of a tenant (its adapter, when it lists users).

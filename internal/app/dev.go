@@ -38,6 +38,8 @@ const (
 	DevTenantAdminToken = "demo-tenant-admin"
 	DevKylasAPIKey      = "demo-crm-key"
 	DevKylasOAuthToken  = "demo-kylas-oauth" // the sandbox's marketplace-app token: the owner-attributing sync route
+	// DevSampleAgent is the MyOperator user id of the sample calls' agent.
+	DevSampleAgent = "5cd40f6556f2f124"
 )
 
 // DevOptions configure `calltrack dev`.
@@ -106,6 +108,12 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 		{ID: 1002, FirstName: "Priya", LastName: "N", Email: "priya@example.com", Active: true}}})
 	// The sandbox MyOperator delivers afterCalls it is asked to (POST .../calls?deliver=true) to tenant demo.
 	d.MyOp = mosandbox.New(mosandbox.Options{AfterCallWebhook: d.Base + "/webhooks/myoperator/" + DevTenant + "/aftercall?token=" + DevToken})
+	// Two MyOperator users that user sync cannot match, so the console's Agents page shows
+	// unmatched users of both sides with their reasons: the sample call's agent, whose
+	// email differs from CRM user 1001's only in case (left for the admin to map), and one
+	// with no CRM user at all.
+	d.MyOp.PutUser(mosandbox.User{ID: DevSampleAgent, Name: "Sumit", Email: "Sumit.Arya@Example.com", ContactNumber: "8586848544", Enabled: true})
+	d.MyOp.PutUser(mosandbox.User{ID: "7a1b2c3d4e5f6a7b", Name: "Ravi Kumar", Email: "ravi.kumar@example.com", ContactNumber: "9811122233", Enabled: true})
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
 		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken}}, d.devZoho())

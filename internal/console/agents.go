@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/backfill"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
@@ -35,6 +38,9 @@ type setupData struct {
 	Roles                 string
 	LastSync              *time.Time
 	LastSyncError         string
+	Backfill              tenant.Backfill
+	BackfillOff           string // why the periodic backfill does not run; "" when it does
+	LastBackfill          *backfill.Report
 }
 
 func (c *Console) tenant(e echo.Context) *tenant.Tenant {
@@ -67,6 +73,22 @@ func (c *Console) setup(e echo.Context) error {
 			d.LastSyncError = r.LastError.Message
 		}
 	}
+	d.Backfill = t.Backfill.WithDefaults()
+	switch { // the cases of backfill.Enabled, in words
+	case t.MyOperatorKey.Reveal() == "":
+		d.BackfillOff = "the tenant has no MyOperator API token (myoperator_api_token_env), so calltrack cannot read its call log"
+	case t.Backfill.Disabled:
+		d.BackfillOff = "the tenants file turns it off for this tenant (backfill: enabled: false); an admin can still run one through the admin API or the CLI"
+	}
+	if c.Backfills != nil {
+		r, err := c.Backfills.LastReport(e.Request().Context(), t.ID)
+		switch {
+		case err == nil:
+			d.LastBackfill = r
+		case !errors.Is(err, backfill.ErrNoReport):
+			c.Log.Warn().Err(err).Msg("console: backfill report")
+		}
+	}
 	return c.render(e, http.StatusOK, "setup", &page{Title: "Setup", Tab: "setup", Data: d})
 }
 
@@ -94,7 +116,7 @@ func (c *Console) testConnection(e echo.Context) error {
 			f.Lines = append(f.Lines, name+": failed — "+err.Error())
 			return
 		}
-		f.Lines = append(f.Lines, fmt.Sprintf("%s: connected, %d users listed in %s", name, len(users), time.Since(start).Round(time.Millisecond)))
+		f.Lines = append(f.Lines, fmt.Sprintf("%s: connected, %s listed in %s", name, plural(len(users), "user"), time.Since(start).Round(time.Millisecond)))
 	}
 	check(crmName(t.CRM.Kind), c.CRMUsers)
 	if t.MyOperatorKey.Reveal() != "" {
@@ -121,16 +143,38 @@ type agentRow struct {
 	UpdatedBy         string
 	Mapped            bool
 	Unmatched, Reason string
+	Detail            string       // what the admin can do about it (the sync's words)
+	MapQuery          template.URL // the Map link's query: the map form filled for this agent
+}
+
+// crmSideRow is a CRM user no agent is mapped to.
+type crmSideRow struct {
+	usersync.Unmatched
+	MapQuery template.URL
+}
+
+// mapQuery fills the map form: the agent, and the CRM user and email when known (an
+// email that differs only in case names the one CRM user it should be).
+func mapQuery(agent, crmUser, email string) template.URL {
+	q := url.Values{}
+	for k, v := range map[string]string{"agent": agent, "crm_user": crmUser, "email": email} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return template.URL(q.Encode()) // a query url.Values encoded: safe as it is
 }
 
 type agentsData struct {
 	Agents      []agentRow
-	CRMSide     []usersync.Unmatched
+	CRMSide     []crmSideRow
 	CRMUsers    []directory.User
 	CRMProblem  string
 	Report      *usersync.Report
 	ReportError string
 	Prefill     string // the agent id the map form starts with (?agent=)
+	PrefillCRM  string // the CRM user it starts with (?crm_user=)
+	PrefillMail string // the agent's email (?email=)
 	Known       []string
 }
 
@@ -141,19 +185,17 @@ func (c *Console) agents(e echo.Context) error {
 	if err != nil {
 		return c.unavailable(e, "read the mappings", err)
 	}
-	d := agentsData{Prefill: strings.TrimSpace(e.QueryParam("agent"))}
+	d := agentsData{Prefill: strings.TrimSpace(e.QueryParam("agent")), PrefillCRM: strings.TrimSpace(e.QueryParam("crm_user")),
+		PrefillMail: strings.TrimSpace(e.QueryParam("email"))}
 	crmNames := map[string]string{}
-	if c.CRMUsers != nil {
-		if src, err := c.CRMUsers(t); err != nil {
-			d.CRMProblem = err.Error()
-		} else if users, err := c.users.get(ctx, t.ID, src); err != nil {
-			d.CRMProblem = "the CRM's users could not be listed: " + err.Error()
-		} else {
-			d.CRMUsers = slices.Clone(users)
-			sort.SliceStable(d.CRMUsers, func(i, j int) bool { return strings.ToLower(d.CRMUsers[i].Name) < strings.ToLower(d.CRMUsers[j].Name) })
-			for _, u := range users {
-				crmNames[u.ID] = u.Name
-			}
+	users, problem := c.crmUsers(ctx, t)
+	if problem != "" {
+		d.CRMProblem = problem
+	} else {
+		d.CRMUsers = slices.Clone(users)
+		sort.SliceStable(d.CRMUsers, func(i, j int) bool { return strings.ToLower(d.CRMUsers[i].Name) < strings.ToLower(d.CRMUsers[j].Name) })
+		for _, u := range users {
+			crmNames[u.ID] = u.Name
 		}
 	}
 	seen := map[string]bool{}
@@ -172,15 +214,25 @@ func (c *Console) agents(e echo.Context) error {
 	default:
 		d.Report = r
 		for _, u := range r.Unmatched {
+			cp := ""
+			if u.Counterpart != nil {
+				cp = u.Counterpart.ID
+			}
 			if u.Side == usersync.SideCRM {
-				d.CRMSide = append(d.CRMSide, u)
+				u.Detail = detailOf(u)
+				row := crmSideRow{Unmatched: u}
+				if u.Reason != usersync.ReasonInactive { // a deactivated CRM user cannot own calls
+					row.MapQuery = mapQuery(cp, u.ID, "")
+				}
+				d.CRMSide = append(d.CRMSide, row)
 				continue
 			}
 			if seen[u.ID] {
 				continue
 			}
 			seen[u.ID] = true
-			d.Agents = append(d.Agents, agentRow{ID: u.ID, Name: u.Name, Email: u.Email, Unmatched: "unmatched", Reason: unmatchedWords(u)})
+			d.Agents = append(d.Agents, agentRow{ID: u.ID, Name: u.Name, Email: u.Email, Unmatched: "unmatched", Reason: unmatchedWords(u),
+				Detail: detailOf(u), MapQuery: mapQuery(u.ID, cp, u.Email)})
 		}
 	}
 	// Agents whose calls wait unattributed, though no sync listed them.
@@ -189,7 +241,7 @@ func (c *Console) agents(e echo.Context) error {
 			if cl.Agent != "" && !seen[cl.Agent] {
 				seen[cl.Agent] = true
 				d.Agents = append(d.Agents, agentRow{ID: cl.Agent, Name: cl.AgentName, Unmatched: "unmatched",
-					Reason: "has unattributed calls waiting for a mapping"})
+					Reason: "has unattributed calls waiting for a mapping", MapQuery: mapQuery(cl.Agent, "", "")})
 			}
 		}
 	}
@@ -198,6 +250,40 @@ func (c *Console) agents(e echo.Context) error {
 	}
 	sort.Strings(d.Known)
 	return c.render(e, http.StatusOK, "agents", &page{Title: "Agents", Tab: "agents", Data: d})
+}
+
+// crmUsers lists the tenant's CRM users (cached a minute), or says in words why not.
+func (c *Console) crmUsers(ctx context.Context, t *tenant.Tenant) ([]directory.User, string) {
+	if c.CRMUsers == nil {
+		return nil, "calltrack cannot list this CRM's users"
+	}
+	src, err := c.CRMUsers(t)
+	if err != nil {
+		return nil, err.Error()
+	}
+	users, err := c.users.get(ctx, t.ID, src)
+	if err != nil {
+		return nil, "the CRM's users could not be listed: " + err.Error()
+	}
+	return users, ""
+}
+
+// crmNames maps the tenant's CRM user ids to names; empty when the CRM cannot list them.
+func (c *Console) crmNames(ctx context.Context, t *tenant.Tenant) map[string]string {
+	names := map[string]string{}
+	users, _ := c.crmUsers(ctx, t)
+	for _, u := range users {
+		names[u.ID] = u.Name
+	}
+	return names
+}
+
+// detailOf is the sync's advice on an unmatched user, when it says more than the reason.
+func detailOf(u usersync.Unmatched) string {
+	if u.Reason == usersync.ReasonNoMatch {
+		return ""
+	}
+	return u.Detail
 }
 
 func sourceWords(s string) string {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,7 @@ var statusFilters = []struct{ Value, Label string }{
 type callRow struct {
 	trace.Entry
 	RecordURL string
+	OwnerName string // the owner's name in the CRM, when the CRM lists its users
 }
 
 type callsData struct {
@@ -36,8 +38,10 @@ type callsData struct {
 	Status   string
 	Agent    string
 	Agents   []string
-	Next     string // query of the next page; "" when none
+	Next     template.URL // query of the next page (url.Values encoded); "" when none
 	Filtered bool
+	// RecordNote says why CRM records are not links, when they are not.
+	RecordNote string
 }
 
 func (c *Console) calls(e echo.Context) error {
@@ -55,9 +59,11 @@ func (c *Console) calls(e echo.Context) error {
 	if err != nil {
 		return c.unavailable(e, "list the calls", err)
 	}
+	names := c.crmNames(e.Request().Context(), t)
 	for _, en := range entries {
-		d.Calls = append(d.Calls, callRow{Entry: en, RecordURL: RecordURL(t, en.RecordID)})
+		d.Calls = append(d.Calls, callRow{Entry: en, RecordURL: RecordURL(t, en.RecordID), OwnerName: names[en.Owner]})
 	}
+	d.RecordNote = recordNote(t)
 	if more && len(entries) > 0 {
 		q := url.Values{"before": {strconv.FormatInt(entries[len(entries)-1].FirstSeen.UnixMilli(), 10)}}
 		if d.Status != "" {
@@ -66,7 +72,7 @@ func (c *Console) calls(e echo.Context) error {
 		if d.Agent != "" {
 			q.Set("agent", d.Agent)
 		}
-		d.Next = q.Encode()
+		d.Next = template.URL(q.Encode())
 	}
 	if ms, err := c.Mappings.List(e.Request().Context(), t.ID); err == nil {
 		for _, m := range ms {
@@ -90,18 +96,34 @@ func RecordURL(t *tenant.Tenant, recordID string) string {
 	return ""
 }
 
+// recordNote says, for a CRM whose record links calltrack cannot make, why the
+// console shows the record's id instead.
+func recordNote(t *tenant.Tenant) string {
+	switch {
+	case t.CRM.Kind == "kylas":
+		// Kylas's public API documents /v1/call-logs only, no web-app URL of a record.
+		return "Kylas documents no web address for a call log, so the record is shown by its id; in Kylas, the call is listed under its lead's or contact's activities."
+	case t.CRM.Kind == "zoho" && RecordURL(t, "x") == "":
+		return "This tenant's Zoho API address (" + t.CRM.Zoho.APIDomain + ") is not one of Zoho's data centres (www.zohoapis.<dc>), so calltrack cannot tell the web address of its records; the record id is shown."
+	}
+	return ""
+}
+
 type callData struct {
-	Trace     *trace.Trace
-	Entry     *trace.Entry
-	RecordURL string
-	Stages    []stageRow
-	Mapped    bool // the agent has an active mapping now
+	Trace      *trace.Trace
+	Info       trace.Entry // direction, start, duration, outcome; zero when the index has none
+	RecordURL  string
+	RecordNote string
+	OwnerName  string
+	Stages     []stageRow
+	Mapped     bool // the agent has an active mapping now
 }
 
 type stageRow struct {
 	trace.Stage
 	Since string // since the stage before
 	Tone  string // ok, warn, bad, info: the dot's colour
+	Words string // what the stage means
 }
 
 func (c *Console) callPage(e echo.Context) error {
@@ -114,13 +136,21 @@ func (c *Console) callPage(e echo.Context) error {
 	if err != nil {
 		return c.unavailable(e, "read the call's trace", err)
 	}
-	d := callData{Trace: tr}
+	d := callData{Trace: tr, RecordNote: recordNote(t)}
+	if info, err := c.Trace.Info(ctx, t.ID, tr.CallID); err == nil {
+		d.Info = info
+	} else if !errors.Is(err, trace.ErrNotFound) {
+		c.Log.Warn().Err(err).Msg("console: call info") // the page still shows the trace
+	}
 	if tr.CRM != nil {
 		d.RecordURL = RecordURL(t, tr.CRM.RecordID)
 	}
+	if tr.Owner != nil {
+		d.OwnerName = c.crmNames(ctx, t)[tr.Owner.CRMUserID]
+	}
 	prev := time.Time{}
 	for i, s := range tr.Stages {
-		r := stageRow{Stage: s, Tone: toneOf(s.Stage)}
+		r := stageRow{Stage: s, Tone: toneOf(s.Stage), Words: stageWords(s.Stage, s.Kind)}
 		if i > 0 {
 			r.Since = "+" + trace.Since(prev, s.At)
 		}

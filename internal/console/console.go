@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/backfill"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/dlq"
 	"github.com/calltrack/calltrack/internal/mapping"
@@ -63,10 +64,15 @@ type Console struct {
 	CRMUsers        func(*tenant.Tenant) (directory.Source, error)
 	MyOperatorUsers func(*tenant.Tenant) (directory.Source, error)
 	DeadLetters     DeadLetters
-	Redis           redis.UniversalClient
-	Prefix          string
-	Dev             bool // plain-HTTP dev mode: cookies without Secure
-	Log             zerolog.Logger
+	// Backfills reads a tenant's last backfill report (backfill.Service); nil: the
+	// Setup page shows the settings only.
+	Backfills interface {
+		LastReport(ctx context.Context, tenant string) (*backfill.Report, error)
+	}
+	Redis  redis.UniversalClient
+	Prefix string
+	Dev    bool // plain-HTTP dev mode: cookies without Secure
+	Log    zerolog.Logger
 
 	pages map[string]*template.Template
 	users *userCache
@@ -257,11 +263,11 @@ func (c *Console) parse() error {
 		"reason":   reasonWords,
 		"reasonOf": unmatchedWords,
 		"dur":      durationWords,
+		"dur2":     spanWords,
 		"crm":      crmName,
 		"add":      func(a, b int) int { return a + b },
 		"join":     strings.Join,
 		"pathEsc":  url.PathEscape,
-		"queryEsc": url.QueryEscape,
 	}
 	layout, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,4 +159,61 @@ func (u *userCache) forget(tenant string) {
 	u.mu.Lock()
 	delete(u.m, tenant)
 	u.mu.Unlock()
+}
+
+// stageWords says what a trace stage means, for the call's timeline ("" for a stage
+// the console has no words for: its name and detail still show).
+func stageWords(stage, kind string) string {
+	switch stage {
+	case trace.StatusReceived:
+		if kind == "live" {
+			return "MyOperator reported the call ringing or answered (inCall)"
+		}
+		return "calltrack took the webhook from MyOperator"
+	case trace.StatusPublished:
+		return "kept on Kafka for the CRM writer (the webhook was answered after this)"
+	case trace.StatusWritten:
+		return "the CRM writer created the call in the CRM"
+	case trace.StatusUnattributed:
+		return "the agent has no mapping to a CRM user: the call is kept until one is added"
+	case trace.StatusRetrying:
+		return "the CRM failed; calltrack tries again"
+	case trace.StatusDeadLettered:
+		return "the writer gave up; the call is on the dead-letter topic for a replay"
+	case "replayed":
+		return "sent to the writer again by a replay"
+	case "duplicate_ignored":
+		return "a repeat of a delivery already taken: nothing new written"
+	case "already_written":
+		return "the CRM already had this call: not written twice"
+	case "reattributed":
+		return "an agent mapping appeared: the kept call went to the writer"
+	case "recording_added":
+		return "the recording link was added to the CRM record"
+	case "provisional_held":
+		return "call.end kept, waiting for the call's summary"
+	case "provisional_dropped":
+		return "the call's summary came: the early call.end was not needed"
+	}
+	return ""
+}
+
+// plural is "1 user", "2 users".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// spanWords is a setting's duration as a person writes it: "6h", "15m", "1h30m".
+func spanWords(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package trace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -166,4 +167,28 @@ func (o ListOptions) match(e Entry) bool {
 		st = Waiting
 	}
 	return slices.Contains(o.Statuses, st)
+}
+
+// Info is one call's calls-list entry (its direction, start, duration, outcome and
+// agent's name, which its trace does not carry); callID is the call UID (Trace.CallID).
+// ErrNotFound when the call has no trace.
+func (s *Store) Info(ctx context.Context, tenant, callID string) (Entry, error) {
+	var fields *redis.SliceCmd
+	var score *redis.FloatCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		fields = p.HMGet(ctx, s.hashKey(tenant, callID), entryFields...)
+		score = p.ZScore(ctx, s.indexKey(tenant), callID)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Entry{}, fmt.Errorf("trace: info: %w", err)
+	}
+	e, ok := entryOf(redis.Z{Score: score.Val(), Member: callID}, fields.Val())
+	if !ok {
+		return Entry{}, ErrNotFound
+	}
+	if score.Err() != nil { // left the index (capped), but the trace is still kept
+		e.FirstSeen = time.Time{}
+	}
+	return e, nil
 }

@@ -83,9 +83,18 @@ func TestCallsIndex(t *testing.T) {
 		assert.Equal(t, c.want, ids(got), "%+v", c.o)
 	}
 
+	// One call's entry, for its page: the same facts as the list's.
+	c5, err := s.Info(ctx, "acme", "c5")
+	require.NoError(t, err)
+	assert.Equal(t, all[1], c5)
+	_, err = s.Info(ctx, "acme", "nope")
+	assert.ErrorIs(t, err, ErrNotFound)
+
 	// A call whose trace expired leaves the list with it.
 	require.NoError(t, env.Redis.Del(ctx, s.hashKey("acme", "c6"), s.stagesKey("acme", "c6")).Err())
 	all, _, err = s.List(ctx, "acme", ListOptions{Limit: 1})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"c5"}, ids(all))
+	_, err = s.Info(ctx, "acme", "c6")
+	assert.ErrorIs(t, err, ErrNotFound)
 }

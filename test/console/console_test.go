@@ -153,13 +153,26 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.Contains(t, text(t, op, "table.grid"), "demo-zoho", "an operator sees every tenant")
 	screenshot(t, op, "tenants")
 
-	// Map the sample call's agent from the Agents page, picking the CRM user in the
-	// searchable dropdown.
-	run(t, op, "agents page", chromedp.Navigate(demo+"agents"), chromedp.WaitVisible("#map", chromedp.ByID),
-		chromedp.SendKeys("#agent", sampleAgent, chromedp.ByID), chromedp.SendKeys("#crm-search", "sumit", chromedp.ByID))
-	var picked string
-	run(t, op, "pick CRM user", chromedp.Value("#crm_user", &picked, chromedp.ByID))
-	assert.Equal(t, "1001", picked, "searching 'sumit' selects Sumit Arya")
+	// The Agents page lists the users sync could not match, of both sides, with the
+	// reason in words: the sample agent's email differs from CRM user 1001's only in case.
+	run(t, op, "agents page", chromedp.Navigate(demo+"agents"), chromedp.WaitVisible("#agents-table", chromedp.ByID))
+	agentRow := fmt.Sprintf(`tr[data-agent=%q]`, sampleAgent)
+	unmatched := text(t, op, agentRow)
+	assert.Contains(t, unmatched, "unmatched")
+	assert.Contains(t, unmatched, "email differs only in case: Sumit.Arya@Example.com vs sumit.arya@example.com")
+	assert.Contains(t, text(t, op, `tr[data-agent="7a1b2c3d4e5f6a7b"]`), "no user on the other side has this email")
+	assert.Contains(t, text(t, op, `tr[data-crm-user="1002"]`), "no user on the other side has this email", "CRM users without an agent")
+	screenshot(t, op, "agents-unmatched")
+
+	// Its Map button fills the map form: the agent, and CRM user 1001 whose email it
+	// nearly has; the searchable dropdown finds users by name too.
+	run(t, op, "map button", chromedp.Click(agentRow+" a.button", chromedp.ByQuery), chromedp.WaitVisible("#map", chromedp.ByID))
+	var agentField, picked string
+	run(t, op, "prefilled form", chromedp.Value("#agent", &agentField, chromedp.ByID), chromedp.Value("#crm_user", &picked, chromedp.ByID))
+	assert.Equal(t, sampleAgent, agentField)
+	assert.Equal(t, "1001", picked, "the near match is chosen")
+	run(t, op, "search CRM users", chromedp.SendKeys("#crm-search", "sumit", chromedp.ByID), chromedp.Value("#crm_user", &picked, chromedp.ByID))
+	assert.Equal(t, "1001", picked, "searching 'sumit' keeps Sumit Arya")
 	run(t, op, "map", chromedp.Click(`#map button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
 	assert.Contains(t, text(t, op, ".flash.ok"), "mapped to CRM user 1001")
 	row := text(t, op, fmt.Sprintf(`tr[data-agent=%q]`, sampleAgent))
@@ -175,16 +188,26 @@ func TestConsoleInBrowser(t *testing.T) {
 	eventually(t, op, 30*time.Second, "the call written on the Calls page", callsURL, func() bool {
 		return has(op, sampleRow) && strings.Contains(text(t, op, sampleRow+" .badge"), "written")
 	})
+	assert.Contains(t, text(t, op, sampleRow+" td.owner"), "Sumit Arya")
 	assert.Contains(t, text(t, op, sampleRow+" td.owner"), "1001")
+	assert.Contains(t, text(t, op, sampleRow+" td.started"), "2020-07-17 07:12:09 UTC", "the call's start, from the afterCall")
+	assert.Contains(t, text(t, op, sampleRow+" td.direction"), "incoming")
+	assert.Equal(t, "39s", strings.TrimSpace(text(t, op, sampleRow+" td.duration")))
+	assert.Contains(t, text(t, op, "#record-note"), "Kylas documents no web address", "why the record is an id, not a link")
 
 	// Its page shows the trace as a timeline.
 	run(t, op, "call page", chromedp.Click(sampleRow+" a.mono", chromedp.ByQuery), chromedp.WaitVisible("#timeline", chromedp.ByID))
 	assert.Equal(t, "written", text(t, op, "#call-status"))
-	assert.Contains(t, text(t, op, "#call-owner"), "1001")
+	assert.Contains(t, text(t, op, "#call-owner"), "Sumit Arya, CRM user 1001")
+	assert.Equal(t, "incoming", text(t, op, "#call-direction"))
+	assert.Equal(t, "answered", text(t, op, "#call-outcome"))
+	assert.Equal(t, "39s", text(t, op, "#call-duration"))
+	assert.Equal(t, "2020-07-17 07:12:09 UTC", text(t, op, "#call-started"))
 	tl := text(t, op, "#timeline")
 	for _, stage := range []string{"received", "published", "written"} {
 		assert.Contains(t, tl, stage)
 	}
+	assert.Contains(t, tl, "the CRM writer created the call in the CRM", "stages in words")
 	screenshot(t, op, "call")
 
 	// A call the CRM refuses is dead-lettered; the DLQ page counts it (dry run), then
@@ -220,6 +243,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.Contains(t, text(t, op, "main"), base+"/webhooks/myoperator/demo/aftercall")
 	run(t, op, "test connection", chromedp.Click(`form[action$="test-connection"] button`, chromedp.ByQuery), chromedp.WaitVisible(".flash", chromedp.ByQuery))
 	assert.Contains(t, text(t, op, ".flash"), "Kylas: connected, 2 users")
+	assert.Contains(t, text(t, op, ".flash"), "MyOperator: connected, 2 users")
+	assert.Contains(t, text(t, op, "#backfill-state"), "on every 15m")
+	assert.Contains(t, text(t, op, "#backfill-last"), "schedule", "the periodic backfill's last run")
+
+	// Zoho's connection test too (tenant demo-zoho).
+	run(t, op, "zoho setup", chromedp.Navigate(base+"/console/tenants/demo-zoho/setup"), chromedp.WaitVisible(`form[action$="test-connection"] button`, chromedp.ByQuery),
+		chromedp.Click(`form[action$="test-connection"] button`, chromedp.ByQuery), chromedp.WaitVisible(".flash", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash"), "Zoho CRM: connected, 1 user listed")
+	assert.Contains(t, text(t, op, "#backfill-state"), "off")
 	screenshot(t, op, "setup")
 
 	// A form post without the session's CSRF token changes nothing: 403, in words.
