@@ -14,7 +14,7 @@ import (
 )
 
 // open reads config, validates what the role needs, loads tenants and opens the app.
-func open(ctx context.Context, need config.Need) (*app.App, error) {
+func open(ctx context.Context, need config.Need, opts ...app.Option) (*app.App, error) {
 	cfg, err := config.Load()
 	if err != nil {
 		return nil, err
@@ -29,7 +29,7 @@ func open(ctx context.Context, need config.Need) (*app.App, error) {
 			return nil, err
 		}
 	}
-	a, err := app.Open(ctx, cfg, log, tenants)
+	a, err := app.Open(ctx, cfg, log, tenants, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func serveCmd() *cobra.Command {
 		Short: "Receive MyOperator webhooks and serve the console and admin API (CALLTRACK_* env)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true, Tenants: true, Admin: true})
+			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true, Tenants: true, Admin: true}, app.WithIngest())
 			if err != nil {
 				return err
 			}
@@ -101,6 +101,8 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.KafkaAddr, "kafka-addr", "127.0.0.1:19092", "embedded Kafka address (kafka-go and Kafka CLIs can connect)")
 	cmd.Flags().StringVar(&o.RedisAddr, "redis-addr", "127.0.0.1:16379", "embedded Redis address")
 	cmd.Flags().StringVar(&o.LogLevel, "log-level", envOr("CALLTRACK_LOG_LEVEL", "info"), "log level")
+	cmd.Flags().StringVar(&o.SpoolDir, "spool-dir", envOr("CALLTRACK_SPOOL_DIR", ""),
+		"where calls wait while Kafka does not answer (default: calltrack-dev-spool-<port> in the temp dir)")
 	cmd.Flags().DurationVar(&o.V2SummaryWait, "v2-summary-wait", durationEnvOr("CALLTRACK_V2_SUMMARY_WAIT", defaultSummaryWait),
 		"how long a Webhook v2 call.end waits for its call.summary before the call is written from it")
 	return cmd

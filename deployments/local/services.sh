@@ -2,6 +2,7 @@
 # Local Kafka (single-node KRaft) + Redis for integration tests, without Docker.
 #
 #   deployments/local/services.sh up|down|status|env
+#   deployments/local/services.sh stop|start kafka|redis    (fault tests, demos)
 #
 # Kafka jars come from Maven Central via mvn (the only source reachable here and
 # in CI) and are cached, so only the first `up` on a machine downloads anything.
@@ -26,9 +27,11 @@ die() { log "ERROR: $*"; exit 1; }
 
 usage() {
 	cat >&2 <<EOF
-usage: $0 up|down|status|env
+usage: $0 up|down|status|env|stop SERVICE|start SERVICE
   up      install (first time) and start Kafka on $HOST:$KAFKA_PORT and Redis on $HOST:$REDIS_PORT
   down    stop what 'up' started (by pid files in $STATE)
+  stop kafka|redis   stop one service (by its pid file); its data stays
+  start kafka|redis  start it again (Kafka keeps its log dirs; Redis reloads its append-only file)
   status  show whether each service is running
   env     print export lines for the tests: eval "\$($0 env)"
   kafka-tool CLASS ARGS...  run a Kafka CLI class from the cached jars, e.g.
@@ -167,7 +170,7 @@ kafka_tool() {
 		-cp "$KAFKA_HOME/lib/*" "$@"
 }
 
-kafka_list_topics() { KAFKA_TOOL_TIMEOUT=30 kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$KAFKA_PORT" --list; }
+kafka_list_topics() { KAFKA_TOOL_TIMEOUT=90 kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$KAFKA_PORT" --list; }
 
 kafka_up() {
 	local p
@@ -211,8 +214,11 @@ redis_up() {
 		fi
 		mkdir -p "$STATE/redis"
 		log "starting redis-server (log: $STATE/redis.log)"
-		# No persistence: test data is throwaway.
-		spawn redis redis-server --port "$REDIS_PORT" --bind "$HOST" --save "" --appendonly no \
+		# Append-only file, fsync'd every second: a restarted redis-server comes back with
+		# its data, as production's must (idempotency and parked calls live there). No
+		# eviction: calltrack reports any other maxmemory-policy as a fault.
+		spawn redis redis-server --port "$REDIS_PORT" --bind "$HOST" --save "" \
+			--appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
 			--daemonize no --dir "$STATE/redis"
 	else
 		log "redis already running (pid $(redis_pid))"
@@ -260,6 +266,16 @@ up)
 down)
 	stop kafka kafka_pid 60 # controlled shutdown normally takes a few seconds
 	stop redis redis_pid 15
+	;;
+stop | start)
+	case ${2:-} in
+	kafka) if [[ $1 == stop ]]; then stop kafka kafka_pid 60; else
+		command -v "$JAVA" >/dev/null || die "java not found (need JDK 17+)"
+		kafka_up
+	fi ;;
+	redis) if [[ $1 == stop ]]; then stop redis redis_pid 15; else redis_up; fi ;;
+	*) usage ;;
+	esac
 	;;
 status)
 	status kafka kafka_pid "$KAFKA_PORT"

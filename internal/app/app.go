@@ -29,6 +29,7 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
@@ -68,6 +69,10 @@ type App struct {
 	Retry    writer.RetryPolicy
 	Adapters writer.AdapterFactory
 	Link     writer.RecordingLinker
+	// Ingest side (ingest.go): the spool Kafka's outages go to, and Redis's state.
+	Spool    *spool.Spool
+	Delivery ingest.Publisher
+	ingestState
 
 	closers    []func() error
 	limiters   sync.Map         // tenant id → *ratelimit.Limiter
@@ -76,32 +81,44 @@ type App struct {
 }
 
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
-func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *tenant.Registry) (*App, error) {
+// With WithIngest it also opens the spool and starts without Kafka or Redis.
+func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *tenant.Registry, opts ...Option) (*App, error) {
 	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: writer.DefaultRetryPolicy()}
 	for _, w := range tenants.Warnings() {
 		log.Warn().Msg(w) // e.g. a Kylas tenant whose calls cannot be attributed (crm.auth api_key)
 	}
 	useRedisLogger(log)
+	for _, o := range opts {
+		o(&a.ingestState)
+	}
 	rdb, err := cfg.Redis()
 	if err != nil {
 		return nil, err
 	}
 	a.Redis = rdb
 	a.closers = append(a.closers, rdb.Close)
-	if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
+	if err := waitFor(ctx, a.startWait(30*time.Second), func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil && !a.ingesting {
 		a.Close()
 		return nil, fmt.Errorf("redis %s: %w", cfg.RedisAddrSafe(), err)
+	} else if err != nil {
+		log.Warn().Err(err).Msg("redis unreachable at start: calls are accepted with owners unresolved until it answers")
 	}
 	if a.Kafka, err = kafkabus.NewClient(cfg.Kafka()); err != nil {
 		a.Close()
 		return nil, err
 	}
-	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error { return a.Kafka.EnsureTopics(ctx, a.Topics.Specs()) }); err != nil {
+	if err := waitFor(ctx, a.startWait(60*time.Second), func(ctx context.Context) error { return a.Kafka.EnsureTopics(ctx, a.Topics.Specs()) }); err != nil && !a.ingesting {
 		a.Close()
 		return nil, fmt.Errorf("kafka %v: %w", cfg.KafkaBrokers, err)
+	} else if err != nil {
+		log.Warn().Err(err).Msg("kafka unreachable at start: calls go to the spool until it answers")
 	}
 	a.Producer = kafkabus.NewProducer(a.Kafka)
 	a.closers = append(a.closers, a.Producer.Close)
+	if err := a.openIngest(); err != nil { // ingest.go
+		a.Close()
+		return nil, err
+	}
 	a.Mappings = mapping.NewStore(rdb, cfg.RedisPrefix)
 	a.Idem = idempotency.New(rdb, cfg.RedisPrefix)
 	a.Trace = trace.New(rdb, cfg.RedisPrefix)
@@ -111,6 +128,9 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.buildConsole() // console.go
 	a.Adapters = a.defaultAdapters
 	a.Link = a.recordingLink // durable signed links when configured (v2.go)
+	if a.ingesting {
+		a.startGuard() // ingest.go; work starts it in RunWriter
+	}
 	return a, nil
 }
 
@@ -145,18 +165,13 @@ func (a *App) Close() {
 
 func (a *App) defaultAdapters(t *tenant.Tenant) (crm.Adapter, error) { return a.crmAdapter(t) } // crm.go
 
-// Ready lists the readiness checks.
-func (a *App) Ready() map[string]web.Check {
-	return map[string]web.Check{
-		"kafka": a.Kafka.Ping,
-		"redis": func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() },
-	}
-}
+// Ready lists the readiness checks (ingest.go).
+func (a *App) Ready() map[string]web.Check { return a.readyChecks() }
 
 // Ingest builds the webhook handler.
 func (a *App) Ingest() *ingest.Handler {
-	return &ingest.Handler{Tenants: a.Tenants, Mappings: a.Mappings, Publisher: a.Producer, Topics: a.Topics,
-		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log}
+	return &ingest.Handler{Tenants: a.Tenants, Redis: a.Redis, Mappings: a.Mappings, Publisher: a.Delivery, Topics: a.Topics,
+		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget}
 }
 
 // Writer builds the CRM writer.
@@ -188,6 +203,7 @@ func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
 
 // RunWriter runs the writer's consumer loops until ctx ends.
 func (a *App) RunWriter(ctx context.Context, w *writer.Writer) error {
+	a.startGuard() // ingest.go: Redis eviction check, restore after data loss
 	g, ctx := errgroup.WithContext(ctx)
 	// Lanes per tenant: one tenant's slow or failing CRM never holds up another's calls;
 	// one call's events stay in order in one lane.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,6 +51,8 @@ type DevOptions struct {
 	LogLevel  string
 	// V2SummaryWait is how long a v2 call.end waits for its call.summary (default 5m).
 	V2SummaryWait time.Duration
+	// SpoolDir keeps calls while Kafka does not answer (default: a directory in the temp dir).
+	SpoolDir string
 }
 
 // Dev is the embedded, one-process calltrack.
@@ -123,8 +126,11 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	cfg := config.Config{KafkaBrokers: []string{d.kafka.ListenAddrs()[0]}, KafkaPartitions: 3, KafkaRepl: 1,
 		RedisAddr: d.redis.Addr(), RedisPrefix: "ct", AdminToken: DevAdminToken, PublicURL: d.Base,
 		WriterGroup: "calltrack-writer", LogLevel: o.LogLevel,
-		V2SummaryWait: o.V2SummaryWait, RecordingSigningKey: DevRecordingSigningKey}
-	d.App, err = Open(ctx, cfg, NewLogger(logw, o.LogLevel), tenants)
+		V2SummaryWait: o.V2SummaryWait, RecordingSigningKey: DevRecordingSigningKey, SpoolDir: o.SpoolDir}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = filepath.Join(os.TempDir(), fmt.Sprintf("calltrack-dev-spool-%d", kafkaPort))
+	}
+	d.App, err = Open(ctx, cfg, NewLogger(logw, o.LogLevel), tenants, WithIngest())
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +204,7 @@ func (d *Dev) Close() {
 func (d *Dev) Banner() string {
 	b := d.Base
 	return fmt.Sprintf(`calltrack dev is up: %[1]s  (ready: %[1]s/readyz)
-  embedded Kafka %[2]s, embedded Redis %[3]s
+  embedded Kafka %[2]s, embedded Redis %[3]s, spool %[10]s
   tenant %[4]q  webhook token %[5]q  admin token %[6]q
 
 Console: %[1]s/console/
@@ -246,7 +252,7 @@ A call MyOperator never delivered (recorded in the sandbox's call log only), fou
 On-call CLIs (replay, dlq, trace, backfill) against this dev:
   export %[9]s
   go run ./cmd/calltrack backfill --tenant demo --since 6h --dry-run
-`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken, d.App.SummaryWait(), DevTenantAdminToken, d.CLIEnv())
+`, b, d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, DevTenant, DevToken, DevAdminToken, d.App.SummaryWait(), DevTenantAdminToken, d.CLIEnv(), d.App.Cfg.SpoolDir)
 }
 
 func splitPort(addr string) (string, int, error) {

@@ -5,13 +5,11 @@ import (
 	"embed"
 	"net/http"
 	"path"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/ingest"
-	"github.com/calltrack/calltrack/internal/provisional"
 	"github.com/calltrack/calltrack/internal/recording"
 )
 
@@ -21,30 +19,17 @@ const DevRecordingSigningKey = "calltrack-dev-recording-signing-key"
 
 // mountV2 mounts MyOperator Webhook v2 and the durable recording links.
 func (a *App) mountV2(e *echo.Echo) {
-	(&ingest.V2{Handler: a.Ingest(), Holds: a.Provisional()}).Register(e)
+	(&ingest.V2{Handler: a.Ingest()}).Register(e)
 	a.Recordings().Register(e)
 }
 
-// Provisional is the store of call.end events waiting for their call.summary.
-func (a *App) Provisional() *provisional.Store { return provisional.New(a.Redis, a.Cfg.RedisPrefix) }
-
-// SummaryWait is how long a call.end waits for its call.summary.
-func (a *App) SummaryWait() time.Duration {
-	if a.Cfg.V2SummaryWait > 0 {
-		return a.Cfg.V2SummaryWait
-	}
-	return provisional.DefaultWait
-}
-
-// RunProvisional releases held call.end events whose wait is over until ctx ends.
-// Every writer replica runs it; a held call is claimed before it is published.
+// RunProvisional logs whether durable recording links are on and releases held
+// call.end events (provisional.go) until ctx ends.
 func (a *App) RunProvisional(ctx context.Context) error {
 	if !a.Signer().Enabled() {
 		a.Log.Info().Msg("durable recording links are off (set CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEY): CRM records get MyOperator's expiring recording URL")
 	}
-	l := &provisional.Loop{Store: a.Provisional(), Wait: a.SummaryWait(), Publisher: a.Producer, Topic: a.Topics.Log,
-		Trace: a.Trace, Log: a.Log.With().Str("role", "provisional").Logger()}
-	return l.Run(ctx)
+	return a.runHeld(ctx)
 }
 
 // Signer makes and checks durable recording links. It reads the config when called,

@@ -45,6 +45,11 @@ type Config struct {
 	V2SummaryWait time.Duration `env:"CALLTRACK_V2_SUMMARY_WAIT" envDefault:"5m"`
 	// RecordingSigningKey signs durable recording links (with PublicURL set).
 	RecordingSigningKey tenant.Secret `env:"CALLTRACK_RECORDING_SIGNING_KEY"`
+	// Ingest without Kafka or Redis (README "When Kafka or Redis is down").
+	PublishTimeout time.Duration `env:"CALLTRACK_PUBLISH_TIMEOUT" envDefault:"2s"`                 // then the call goes to the spool
+	SpoolDir       string        `env:"CALLTRACK_SPOOL_DIR" envDefault:"/var/lib/calltrack/spool"` // a persistent volume per serve replica
+	SpoolMaxBytes  int64         `env:"CALLTRACK_SPOOL_MAX_BYTES" envDefault:"1073741824"`
+	RedisBudget    time.Duration `env:"CALLTRACK_INGEST_REDIS_BUDGET" envDefault:"1s"` // Redis time per webhook, before and after the publish
 }
 
 // Load reads the environment.
@@ -82,6 +87,9 @@ func (c Config) Validate(n Need) error {
 	}
 	if c.V2SummaryWait <= 0 {
 		errs = append(errs, errors.New("CALLTRACK_V2_SUMMARY_WAIT must be a positive Go duration (e.g. 5m)"))
+	}
+	if c.PublishTimeout < 0 || c.RedisBudget < 0 || c.SpoolMaxBytes < 0 {
+		errs = append(errs, errors.New("CALLTRACK_PUBLISH_TIMEOUT, CALLTRACK_INGEST_REDIS_BUDGET and CALLTRACK_SPOOL_MAX_BYTES must not be negative"))
 	}
 	if k := c.RecordingSigningKey.Reveal(); k != "" && len(k) < 16 {
 		errs = append(errs, errors.New("CALLTRACK_RECORDING_SIGNING_KEY must be at least 16 characters"))

@@ -36,6 +36,9 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 
 func (s *Store) key(k string) string { return s.prefix + ":idem:" + k }
 
+// Key is the Redis key of k (for callers that pipeline their own commands on it).
+func (s *Store) Key(k string) string { return s.key(k) }
+
 // Exec runs fn unless key is done already. It returns fn's result and ran=true when it
 // ran now, or the stored result and ran=false when it had run before. When fn fails the
 // claim is released so a later attempt can run it again.
@@ -157,6 +160,38 @@ func (s *Store) Claim(ctx context.Context, key string, pendingTTL time.Duration)
 	default:
 		return Pending, nil
 	}
+}
+
+// claimScript is Claim in one round trip: the key's value, or "" after claiming it.
+var claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], 'pending', 'PX', ARGV[1])
+return ''
+`)
+
+// ClaimPipe queues a Claim on p, for callers that batch their Redis round trips
+// (ingest); the returned func reads its answer once p has run.
+func (s *Store) ClaimPipe(ctx context.Context, p redis.Pipeliner, key string, pendingTTL time.Duration) func() (int, error) {
+	cmd := claimScript.Eval(ctx, p, []string{s.key(key)}, pendingTTL.Milliseconds())
+	return func() (int, error) {
+		v, err := cmd.Text()
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("idempotency: claim %s: %w", key, err)
+		case v == "":
+			return Claimed, nil
+		case strings.HasPrefix(v, donePrefix):
+			return Finished, nil
+		default:
+			return Pending, nil
+		}
+	}
+}
+
+// FinishPipe queues a Finish on p.
+func (s *Store) FinishPipe(ctx context.Context, p redis.Pipeliner, key string, ttl time.Duration) {
+	p.Set(ctx, s.key(key), donePrefix, ttl)
 }
 
 // Finish marks a claimed key done for ttl.

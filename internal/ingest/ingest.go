@@ -1,7 +1,9 @@
 // Package ingest receives MyOperator webhooks: it authenticates the tenant, parses and
 // normalises the payload, resolves the owner from the mapping cache, and publishes the
-// call's events to Kafka — answering 2xx only once Kafka acknowledged them. It never
-// calls a CRM.
+// call's events to Kafka — answering 2xx only once Kafka acknowledged them, or once
+// they are fsync'd in the local spool when Kafka cannot take them in time. It never
+// calls a CRM, and it does not need Redis to accept a call: without it the call goes
+// out with its owner unresolved (the writer resolves it), undeduplicated and untraced.
 package ingest
 
 import (
@@ -10,12 +12,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -25,14 +27,16 @@ import (
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/myoperator"
+	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/web"
 )
 
-// Publisher is what ingest needs of Kafka.
+// Publisher is what ingest needs of Kafka: the events acknowledged by Kafka, or kept
+// in the local spool (spooled) until Kafka takes them (spool.Publisher).
 type Publisher interface {
-	Publish(ctx context.Context, msgs ...kafka.Message) error
+	Deliver(ctx context.Context, msgs ...kafka.Message) (spooled bool, err error)
 }
 
 // DedupeTTL is how long a delivered webhook is recognised when it comes again
@@ -42,6 +46,7 @@ const DedupeTTL = 48 * time.Hour
 // Handler serves the webhook endpoints.
 type Handler struct {
 	Tenants   *tenant.Registry
+	Redis     redis.UniversalClient // for the pipelined round trips of the stores below
 	Mappings  *mapping.Store
 	Publisher Publisher
 	Topics    kafkabus.Topics
@@ -50,6 +55,14 @@ type Handler struct {
 	Metrics   *metrics.Metrics
 	Log       zerolog.Logger
 	Now       func() time.Time
+	// RedisBudget bounds the Redis work of one webhook (owner lookup, dedupe, trace), so
+	// a dead or hanging Redis does not stall answers; DefaultRedisBudget when zero.
+	RedisBudget time.Duration
+	// MappingsReady, when set and false, means the mappings are being restored (Redis
+	// lost them): calls go out with the owner unresolved rather than unattributed.
+	MappingsReady func() bool
+
+	redis redisGate
 }
 
 // Register mounts the webhook routes.
@@ -122,7 +135,7 @@ func (h *Handler) serve(kind string, auth func(echo.Context) (*tenant.Tenant, er
 }
 
 func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
-	t, body, log, start := r.t, r.body, r.log, r.start
+	t, body, log := r.t, r.body, r.log
 	ctx := c.Request().Context()
 
 	raw, err := myoperator.ExtractJSON(c.Request().Header.Get(echo.HeaderContentType), body, c.QueryParams())
@@ -131,27 +144,22 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 		log.Warn().Msg("payload of another company refused")
 		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
 	}
-	var msgs []kafka.Message
-	var callID, logID string
-	var tu trace.Update
+	var d delivery
+	var logID string
 	if err == nil {
 		receivedAt := h.now()
 		if kind == "aftercall" {
 			var l *call.Log
 			if l, err = myoperator.ParseAfterCall(t.ID, raw, receivedAt); err == nil {
-				callID, logID = l.CallID, l.LogID
-				msgs, err = h.afterCall(ctx, t, l, log)
-				tu = trace.Update{Stage: trace.Stage{Kind: "log"}, LogID: l.LogID, Call: trace.InfoOf(l)}
-				if l.Agent != nil {
-					tu.Agent = agentLabel(*l.Agent)
-				}
+				logID = l.LogID
+				d = h.afterCall(t, l, r)
+				d.trace.LogID = l.LogID
 			}
 		} else {
 			var lv *call.Live
 			if lv, err = myoperator.ParseInCall(t.ID, raw, receivedAt); err == nil {
-				callID = lv.CallID
-				msgs, err = h.inCall(ctx, t, lv)
-				tu = trace.Update{Stage: trace.Stage{Kind: "live", Detail: string(lv.State)}}
+				d = h.inCall(t, lv)
+				d.trace.Stage.Detail = string(lv.State)
 			}
 		}
 		if errors.Is(err, myoperator.ErrIgnored) {
@@ -162,165 +170,276 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 			log.Info().Str("reason", msg).Msg("webhook ignored")
 			return c.JSON(http.StatusOK, map[string]any{"status": "ignored", "tenant": t.ID, "reason": msg})
 		}
-		if err != nil && !errors.Is(err, myoperator.ErrMalformed) {
-			r.outcome = "unavailable"
-			log.Error().Err(err).Str("call_id", callID).Msg("webhook not accepted")
-			return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
-		}
 	}
 	if err != nil {
 		r.outcome = "rejected"
 		return h.reject(ctx, c, t.ID, kind, body, err, log)
 	}
-	log = log.With().Str("call_id", callID).Logger()
+	log = log.With().Str("call_id", d.callID).Logger()
 	if logID != "" {
 		log = log.With().Str("log_id", logID).Logger()
 	}
+	r.log = log
 
 	// A redelivery of the same payload (in whatever encoding) yields no second event.
-	dedupeKey := fmt.Sprintf("webhook:%s:%s:%s", t.ID, kind, payloadHash(raw))
-	answer := map[string]any{"status": "accepted", "tenant": t.ID, "call_id": callID}
-	if ok, err := h.claim(c, r, dedupeKey, callID, tu.Kind, "", answer); !ok {
+	d.dedupeKey = "webhook:" + t.ID + ":" + kind + ":" + payloadHash(raw)
+	d.answer = map[string]any{"status": "accepted", "tenant": t.ID, "call_id": d.callID}
+	return h.deliver(c, r, d)
+}
+
+// delivery is one webhook's work once parsed: the agents to look up, the events built
+// from the answers, and how it is traced.
+type delivery struct {
+	dedupeKey string
+	callID    string
+	lookups   []*lookup
+	// build makes the events once the lookups are answered.
+	build       func() ([]kafka.Message, error)
+	trace       *trace.Update // the stages' template (kind, detail, agent); nil: not traced
+	traceKind   string        // for the duplicate stage; "" for none
+	detail      string        // for the duplicate stage
+	statusStage bool          // the stages set the call's status (call logs)
+	// stages, when set, replaces the received + published/spooled stages.
+	stages func(spooled bool) []trace.Update
+	answer map[string]any
+}
+
+// lookup is one agent to resolve from the mappings (and whether the caller is an agent).
+type lookup struct {
+	agent  *call.Agent
+	caller string
+
+	m             *mapping.Mapping
+	callerIsAgent bool
+	err           error // mapping.ErrNotFound, errRedisSkipped, errMappingsRestoring, or Redis's
+}
+
+// deliver dedupes, looks up, publishes and traces a webhook in at most two Redis
+// round trips — claim + lookups before the publish, finish + trace stages after — and
+// answers: 200 once the events are on Kafka or in the spool, "duplicate" for a
+// redelivery, 503 when neither Kafka nor the spool can take them. Redis is used only
+// within the webhook's Redis budget; without it the delivery goes ahead
+// undeduplicated, its owner unresolved.
+func (h *Handler) deliver(c echo.Context, r *request, d delivery) error {
+	ctx := c.Request().Context()
+	log := r.log
+	claimed, answered, err := h.before(c, r, &d)
+	if answered {
 		return err
 	}
-	tu.Stage.Stage, tu.Status = trace.StatusReceived, ""
-	if kind == "aftercall" {
-		tu.Status = trace.StatusReceived
-	}
-	_ = h.Trace.Record(ctx, t.ID, callID, tu)
-	if err := h.publish(ctx, msgs); err != nil {
+	msgs, err := d.build()
+	if err != nil {
 		r.outcome = "unavailable"
-		h.release(ctx, dedupeKey, log) // let MyOperator's retry through
-		log.Error().Err(err).Msg("publish failed")
-		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
+		log.Error().Err(err).Msg("events not built")
+		return errUnavailable
 	}
-	h.finish(ctx, dedupeKey, log)
-	tu.Stage.Stage, tu.Stage.At = trace.StatusPublished, time.Time{}
-	if kind == "aftercall" {
-		tu.Status = trace.StatusPublished
+	var spooled bool
+	if len(msgs) > 0 {
+		spooled, err = h.Publisher.Deliver(ctx, msgs...)
 	}
-	if err := h.Trace.Record(ctx, t.ID, callID, tu); err != nil {
-		log.Warn().Err(err).Msg("trace not recorded")
+	if err != nil {
+		r.outcome = "unavailable"
+		for _, m := range msgs {
+			h.Metrics.PublishErrors.WithLabelValues(m.Topic).Inc()
+		}
+		log.Error().Err(err).Msg("neither kafka nor the spool took the call")
+		h.after(ctx, r, &d, claimed, false, err)
+		if errors.Is(err, spool.ErrFull) {
+			r.outcome = "spool_full"
+			return web.Errorf(http.StatusServiceUnavailable, "spool_full",
+				"Kafka is not answering and calltrack's local spool is full: the call was not taken; retry later")
+		}
+		return errUnavailable
 	}
-	r.outcome = "accepted"
-	log.Info().Dur("took", time.Since(start)).Msg("webhook accepted")
-	return c.JSON(http.StatusOK, answer)
+	h.after(ctx, r, &d, claimed, spooled, nil)
+	if spooled {
+		d.answer["spooled"] = true
+	}
+	if r.outcome == "error" {
+		r.outcome = "accepted"
+		if spooled {
+			r.outcome = "spooled"
+		}
+	}
+	log.Info().Bool("spooled", spooled).Dur("took", time.Since(r.start)).Msg("webhook accepted")
+	return c.JSON(http.StatusOK, d.answer)
 }
+
+// before is the first Redis round trip: the dedupe claim and the lookups, pipelined.
+// It reports claimed=true when this delivery holds the claim; answered=true when it
+// has answered already: 200 "duplicate" when an earlier delivery was published, 503
+// "in_progress" while one is still being published — never "done" for work that could
+// yet fail, so MyOperator keeps retrying until a delivery goes through.
+func (h *Handler) before(c echo.Context, r *request, d *delivery) (claimed, answered bool, err error) {
+	if !h.redis.usable() {
+		for _, l := range d.lookups {
+			l.err = errRedisSkipped
+		}
+		return false, false, nil
+	}
+	rctx, cancel := h.redisContext(c.Request().Context())
+	defer cancel()
+	restoring := h.MappingsReady != nil && !h.MappingsReady()
+	p := h.Redis.Pipeline()
+	claim := h.Dedupe.ClaimPipe(rctx, p, d.dedupeKey, PendingTTL)
+	answers := make([]mapping.Lookup, len(d.lookups))
+	for i, l := range d.lookups {
+		if restoring {
+			l.err = errMappingsRestoring
+			continue
+		}
+		answers[i] = h.Mappings.LookupPipe(rctx, p, r.t.ID, l.agent, l.caller)
+	}
+	_, _ = p.Exec(rctx) // each command's answer is read below
+	for i, l := range d.lookups {
+		if answers[i] != nil {
+			l.m, l.callerIsAgent, l.err = answers[i]()
+			if !errors.Is(l.err, mapping.ErrNotFound) {
+				h.redis.failed(l.err)
+			}
+		}
+	}
+	state, err := claim()
+	switch {
+	case err != nil:
+		h.redis.failed(err)
+		r.log.Warn().Err(err).Msg("redis unavailable: webhook not deduplicated")
+		return false, false, nil
+	case state == idempotency.Pending:
+		r.outcome = "in_progress"
+		r.log.Info().Msg("redelivery while the first delivery is being published")
+		return false, true, web.Errorf(http.StatusServiceUnavailable, "in_progress", "an earlier delivery of this payload is being processed; retry")
+	case state == idempotency.Finished:
+		r.outcome = "duplicate"
+		r.log.Info().Msg("redelivered webhook ignored")
+		if d.traceKind != "" {
+			_ = h.Trace.Record(rctx, r.t.ID, d.callID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: d.traceKind, Detail: d.detail}})
+		}
+		d.answer["status"] = "duplicate"
+		return false, true, c.JSON(http.StatusOK, d.answer)
+	}
+	return true, false, nil
+}
+
+// after is the second Redis round trip: the claim finished (or released when the
+// events were not taken, so MyOperator's retry goes through) and the trace stages.
+func (h *Handler) after(ctx context.Context, r *request, d *delivery, claimed, spooled bool, failed error) {
+	if !h.redis.usable() {
+		return
+	}
+	rctx, cancel := h.redisContext(ctx)
+	defer cancel()
+	var stages []trace.Update
+	switch {
+	case d.stages != nil && failed == nil:
+		stages = d.stages(spooled)
+	case d.trace != nil:
+		u := *d.trace
+		u.Stage.Stage, u.Stage.At = trace.StatusReceived, r.start.UTC()
+		if d.statusStage {
+			u.Status = trace.StatusReceived
+		}
+		stages = append(stages, u)
+		if failed == nil {
+			u.Stage.At, u.Stage.Stage = time.Time{}, trace.StatusPublished
+			if d.statusStage {
+				u.Status = trace.StatusPublished
+			}
+			if spooled {
+				// Not on Kafka yet: the status stays "received" until the writer moves it on.
+				u.Stage.Stage, u.Status = StageSpooled, ""
+			}
+			stages = append(stages, u)
+		}
+	}
+	p := h.Redis.Pipeline()
+	if claimed && failed == nil {
+		h.Dedupe.FinishPipe(rctx, p, d.dedupeKey, DedupeTTL)
+	} else if claimed {
+		p.Del(rctx, h.Dedupe.Key(d.dedupeKey))
+	}
+	if len(stages) > 0 {
+		_ = h.Trace.RecordPipe(rctx, p, r.t.ID, d.callID, stages...)
+	}
+	if _, err := p.Exec(rctx); err != nil {
+		// Published all the same: a redelivery after the claim lapses publishes again,
+		// which the writer's idempotency absorbs; a trace is best effort.
+		h.redis.failed(err)
+		r.log.Warn().Err(err).Msg("dedupe or trace not recorded")
+	}
+}
+
+// StageSpooled is the trace stage of a call event kept in the local spool because
+// Kafka could not take it in time; the drainer forwards it to Kafka.
+const StageSpooled = "spooled"
+
+var errUnavailable = web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
 
 // PendingTTL bounds how long a delivery's claim holds off its redeliveries: past a
 // slow publish, but short of MyOperator's 30 s retry spacing, so the claim of a
 // process that died mid-way lets the next retry through.
 const PendingTTL = 25 * time.Second
 
-// publishTimeout bounds a webhook's publish. The caller hanging up does not cancel it:
-// a publish cut off half-way would leave MyOperator's retry to find a claim.
-const publishTimeout = 20 * time.Second
-
-// claim dedupes a delivery by key. It reports true when this delivery should go ahead;
-// otherwise it has answered: 200 "duplicate" when an earlier delivery was published,
-// 503 "in_progress" while one is still being published — never "done" for work that
-// could yet fail, so MyOperator keeps retrying until a delivery goes through.
-func (h *Handler) claim(c echo.Context, r *request, key, callID, traceKind, detail string, answer map[string]any) (bool, error) {
-	ctx := c.Request().Context()
-	state, err := h.Dedupe.Claim(ctx, key, PendingTTL)
-	switch {
-	case err != nil:
-		r.outcome = "unavailable"
-		r.log.Error().Err(err).Msg("dedupe check failed")
-		return false, web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
-	case state == idempotency.Pending:
-		r.outcome = "in_progress"
-		r.log.Info().Msg("redelivery while the first delivery is being published")
-		return false, web.Errorf(http.StatusServiceUnavailable, "in_progress", "an earlier delivery of this payload is being processed; retry")
-	case state == idempotency.Finished:
-		r.outcome = "duplicate"
-		r.log.Info().Msg("redelivered webhook ignored")
-		if traceKind != "" {
-			_ = h.Trace.Record(ctx, r.t.ID, callID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: traceKind, Detail: detail}})
-		}
-		answer["status"] = "duplicate"
-		return false, c.JSON(http.StatusOK, answer)
+// afterCall looks up the call's owner and builds the call-log (and recording) events.
+func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery {
+	lk := &lookup{agent: l.Agent, caller: l.CallerNumber}
+	tu := &trace.Update{Stage: trace.Stage{Kind: "log"}, Call: trace.InfoOf(l)}
+	if l.Agent != nil {
+		tu.Agent = agentLabel(*l.Agent)
 	}
-	return true, nil
+	return delivery{callID: l.CallID, lookups: []*lookup{lk}, trace: tu, traceKind: "log", statusStage: true,
+		build: func() ([]kafka.Message, error) {
+			owner, err := mapping.OwnerOf(lk.m, lk.err, t.FallbackOwner)
+			switch {
+			case err != nil:
+				r.log.Warn().Err(err).Msg("mappings unavailable: the call goes out with its owner unresolved (the writer resolves it)")
+				l.Owner, l.Internal, l.OwnerUnresolved = nil, false, true
+			default:
+				// A number that belongs to one of the tenant's own agents is an internal call.
+				l.Owner, l.Internal = owner, lk.callerIsAgent
+				if owner == nil {
+					r.log.Info().Str("agent", agentLabel(ptrOr(l.Agent))).Msg("agent not mapped: the call will be kept unattributed")
+				}
+			}
+			val, err := json.Marshal(l)
+			if err != nil {
+				return nil, err
+			}
+			key := call.Key(t.ID, l.CallID)
+			msgs := []kafka.Message{kafkabus.Event(h.Topics.Log, key, "calltrack/ingest", t.ID, l.CallID, val)}
+			if !l.Recording.Empty() {
+				rec, err := json.Marshal(call.RecordingEvent{Tenant: t.ID, CallID: l.CallID, Recording: *l.Recording, ReceivedAt: l.ReceivedAt})
+				if err != nil {
+					return nil, err
+				}
+				msgs = append(msgs, kafkabus.Event(h.Topics.Recording, key, "calltrack/ingest", t.ID, l.CallID, rec))
+			}
+			return msgs, nil
+		}}
 }
 
-// publish writes the events and waits for the ack, whatever becomes of the request.
-func (h *Handler) publish(ctx context.Context, msgs []kafka.Message) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	err := h.Publisher.Publish(ctx, msgs...)
-	if err != nil {
-		for _, m := range msgs {
-			h.Metrics.PublishErrors.WithLabelValues(m.Topic).Inc()
-		}
+// inCall looks up the rung agents' owners (by phone: inCall has nothing else) for
+// pop-ups; without Redis the live event goes out with no owners (no pop-up).
+func (h *Handler) inCall(t *tenant.Tenant, lv *call.Live) delivery {
+	lks := make([]*lookup, len(lv.AgentPhones))
+	for i, p := range lv.AgentPhones {
+		lks[i] = &lookup{agent: &call.Agent{Phone: p}}
 	}
-	return err
-}
-
-// finish records a published delivery, so its redeliveries are duplicates.
-func (h *Handler) finish(ctx context.Context, key string, log zerolog.Logger) {
-	if err := h.Dedupe.Finish(context.WithoutCancel(ctx), key, DedupeTTL); err != nil {
-		// Published all the same; a redelivery after the claim lapses publishes again,
-		// which the writer's idempotency absorbs.
-		log.Warn().Err(err).Msg("dedupe not recorded")
-	}
-}
-
-// release forgets a claim whose work failed, so the retry is not a "duplicate".
-func (h *Handler) release(ctx context.Context, key string, log zerolog.Logger) {
-	if err := h.Dedupe.Release(context.WithoutCancel(ctx), key); err != nil {
-		log.Error().Err(err).Msg("dedupe release failed")
-	}
-}
-
-// afterCall resolves the owner and builds the call-log (and recording) events.
-func (h *Handler) afterCall(ctx context.Context, t *tenant.Tenant, l *call.Log, log zerolog.Logger) ([]kafka.Message, error) {
-	owner, err := h.Mappings.Owner(ctx, t.ID, t.FallbackOwner, l.Agent)
-	if err != nil {
-		return nil, err
-	}
-	// A number that belongs to one of the tenant's own agents is an internal call.
-	if l.Internal, err = h.Mappings.IsAgentPhone(ctx, t.ID, l.CallerNumber); err != nil {
-		return nil, err
-	}
-	l.Owner = owner
-	if owner == nil {
-		log.Info().Str("agent", agentLabel(ptrOr(l.Agent))).Msg("agent not mapped: the call will be kept unattributed")
-	}
-	val, err := json.Marshal(l)
-	if err != nil {
-		return nil, err
-	}
-	key := call.Key(t.ID, l.CallID)
-	msgs := []kafka.Message{kafkabus.Event(h.Topics.Log, key, "calltrack/ingest", t.ID, l.CallID, val)}
-	if !l.Recording.Empty() {
-		rec, err := json.Marshal(call.RecordingEvent{Tenant: t.ID, CallID: l.CallID, Recording: *l.Recording, ReceivedAt: l.ReceivedAt})
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, kafkabus.Event(h.Topics.Recording, key, "calltrack/ingest", t.ID, l.CallID, rec))
-	}
-	return msgs, nil
-}
-
-// inCall resolves the rung agents' owners (by phone: inCall has nothing else) for pop-ups.
-func (h *Handler) inCall(ctx context.Context, t *tenant.Tenant, lv *call.Live) ([]kafka.Message, error) {
-	for _, p := range lv.AgentPhones {
-		m, err := h.Mappings.Resolve(ctx, t.ID, call.Agent{Phone: p})
-		if errors.Is(err, mapping.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		lv.Agents = append(lv.Agents, call.Agent{ID: m.MyOperatorUserID, Email: m.Email, Name: m.Name, Phone: p})
-		lv.Owners = append(lv.Owners, *m.Owner())
-	}
-	val, err := json.Marshal(lv)
-	if err != nil {
-		return nil, err
-	}
-	return []kafka.Message{kafkabus.Event(h.Topics.Live, call.Key(t.ID, lv.CallID), "calltrack/ingest", t.ID, lv.CallID, val)}, nil
+	return delivery{callID: lv.CallID, lookups: lks, trace: &trace.Update{Stage: trace.Stage{Kind: "live"}}, traceKind: "live",
+		build: func() ([]kafka.Message, error) {
+			for i, lk := range lks {
+				if lk.err != nil {
+					continue // not mapped, or the mappings not at hand: no pop-up for that agent
+				}
+				lv.Agents = append(lv.Agents, call.Agent{ID: lk.m.MyOperatorUserID, Email: lk.m.Email, Name: lk.m.Name, Phone: lv.AgentPhones[i]})
+				lv.Owners = append(lv.Owners, *lk.m.Owner())
+			}
+			val, err := json.Marshal(lv)
+			if err != nil {
+				return nil, err
+			}
+			return []kafka.Message{kafkabus.Event(h.Topics.Live, call.Key(t.ID, lv.CallID), "calltrack/ingest", t.ID, lv.CallID, val)}, nil
+		}}
 }
 
 // reject answers 400 and keeps the raw payload on the rejected topic with the reason.
@@ -338,7 +457,7 @@ func (h *Handler) reject(ctx context.Context, c echo.Context, tenantID, kind str
 		kafka.Header{Key: kafkabus.HeaderError, Value: []byte(msg)},
 		kafka.Header{Key: "kind", Value: []byte(kind)},
 		kafka.Header{Key: "content_type", Value: []byte(c.Request().Header.Get(echo.HeaderContentType))})
-	if err := h.Publisher.Publish(ctx, m); err != nil {
+	if _, err := h.Publisher.Deliver(ctx, m); err != nil {
 		h.Metrics.PublishErrors.WithLabelValues(h.Topics.Rejected).Inc()
 		log.Error().Err(err).Msg("rejected payload could not be kept")
 	}

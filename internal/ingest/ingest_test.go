@@ -33,14 +33,14 @@ type fakePublisher struct {
 	msgs []kafka.Message
 }
 
-func (f *fakePublisher) Publish(_ context.Context, msgs ...kafka.Message) error {
+func (f *fakePublisher) Deliver(_ context.Context, msgs ...kafka.Message) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
-		return f.fail
+		return false, f.fail
 	}
 	f.msgs = append(f.msgs, msgs...)
-	return nil
+	return false, nil
 }
 
 func newServer(t testing.TB) (*httptest.Server, *fakePublisher) {
@@ -48,7 +48,7 @@ func newServer(t testing.TB) (*httptest.Server, *fakePublisher) {
 	pub := &fakePublisher{}
 	m := metrics.New()
 	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
-		Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
+		Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
 		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.Nop()}
 	e := web.New(zerolog.Nop(), m, nil)
 	h.Register(e)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/segmentio/kafka-go"
@@ -21,17 +20,11 @@ import (
 	"github.com/calltrack/calltrack/internal/web"
 )
 
-// Holds keeps call.end events until their call.summary comes (provisional.Store).
-type Holds interface {
-	Hold(ctx context.Context, l *call.Log) error
-	Cancel(ctx context.Context, tenant, callID string) error
-}
-
 // V2 serves MyOperator Webhook v2: one endpoint for every call event, in one envelope.
 //   - call.initiated / call.dial_begin / call.answered → calltrack.call.live.v1;
-//   - call.summary → calltrack.call.log.v1 (+ calltrack.call.recording.v1), and the
-//     call's held call.end is cancelled;
-//   - call.end → held (Holds) until a call log of the call comes, or the wait ends;
+//   - call.summary → calltrack.call.log.v1 (+ calltrack.call.recording.v1);
+//   - call.end → calltrack.call.held.v1, whose consumer (provisional.Releaser) holds it
+//     until the wait ends and writes the call from it unless a call log came;
 //   - call.disposition → calltrack.call.recording.v1 (an amendment with the disposition);
 //   - any other event type → kept verbatim on calltrack.webhook.rejected.v1 with reason
 //     unknown_event_type, counted, and answered 200 {"status":"kept"}.
@@ -39,7 +32,6 @@ type Holds interface {
 // Deliveries are deduplicated on event_id (MyOperator retries for up to 24 h).
 type V2 struct {
 	*Handler
-	Holds Holds
 }
 
 // Register mounts POST /webhooks/myoperator/{tenant}/v2.
@@ -70,7 +62,7 @@ func (v *V2) authenticate(c echo.Context) (*tenant.Tenant, error) {
 
 func (v *V2) webhook(c echo.Context, r *request) error {
 	const kind = "v2"
-	t, body, log, start := r.t, r.body, r.log, r.start
+	t, body, log := r.t, r.body, r.log
 	ctx := c.Request().Context()
 
 	raw, err := myoperator.ExtractJSON(c.Request().Header.Get(echo.HeaderContentType), body, nil)
@@ -88,136 +80,107 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
 	}
 	log = log.With().Str("event_type", ev.Type).Str("event_id", ev.ID).Str("call_id", ev.CallID).Logger()
-	unavailable := func(err error, msg string) error {
-		r.outcome = "unavailable"
-		log.Error().Err(err).Msg(msg)
-		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
-	}
+	r.log = log
 
-	var msgs []kafka.Message
-	var tu trace.Update
+	var d delivery
 	switch ev.Kind {
 	case myoperator.V2Live:
-		msgs, err = v.inCall(ctx, t, ev.Live)
-		tu = trace.Update{Stage: trace.Stage{Kind: "live", Detail: ev.Type + ": " + string(ev.Live.State)}}
+		d = v.inCall(t, ev.Live)
+		d.trace.Stage.Detail = ev.Type + ": " + string(ev.Live.State)
 	case myoperator.V2Summary:
-		msgs, err = v.afterCall(ctx, t, ev.Log, log)
-		tu = trace.Update{Stage: trace.Stage{Kind: "log", Detail: ev.Type}, Call: trace.InfoOf(ev.Log)}
-		if ev.Log.Agent != nil {
-			tu.Agent = agentLabel(*ev.Log.Agent)
-		}
+		d = v.afterCall(t, ev.Log, r)
+		d.trace.Stage.Detail = ev.Type
 	case myoperator.V2End:
-		tu = trace.Update{Stage: trace.Stage{Kind: "log", Detail: ev.Type}}
+		d = v.heldEnd(ctx, t, ev, r)
 	case myoperator.V2Disposition:
-		var val []byte
-		if val, err = json.Marshal(ev.Amendment); err == nil {
-			msgs = []kafka.Message{kafkabus.Event(v.Topics.Recording, call.Key(t.ID, ev.CallID), "calltrack/ingest", t.ID, ev.CallID, val)}
-		}
-		tu = trace.Update{Stage: trace.Stage{Kind: "recording", Detail: ev.Type}}
+		d = delivery{trace: &trace.Update{Stage: trace.Stage{Kind: "recording", Detail: ev.Type}}, traceKind: "recording",
+			build: func() ([]kafka.Message, error) {
+				val, err := json.Marshal(ev.Amendment)
+				if err != nil {
+					return nil, err
+				}
+				return []kafka.Message{kafkabus.Event(v.Topics.Recording, call.Key(t.ID, ev.CallID), "calltrack/ingest", t.ID, ev.CallID, val)}, nil
+			}}
 	default:
 		// Kept verbatim, as rejected payloads are, so nothing MyOperator sends is lost.
-		msgs = []kafka.Message{kafkabus.Event(v.Topics.Rejected, t.ID, "calltrack/ingest", t.ID, ev.CallID, body,
+		kept := kafkabus.Event(v.Topics.Rejected, t.ID, "calltrack/ingest", t.ID, ev.CallID, body,
 			kafka.Header{Key: kafkabus.HeaderReason, Value: []byte("unknown_event_type")},
 			kafka.Header{Key: "kind", Value: []byte(kind)},
 			kafka.Header{Key: "event_type", Value: []byte(ev.Type)},
-			kafka.Header{Key: "content_type", Value: []byte(c.Request().Header.Get(echo.HeaderContentType))})}
+			kafka.Header{Key: "content_type", Value: []byte(c.Request().Header.Get(echo.HeaderContentType))})
+		d = delivery{build: func() ([]kafka.Message, error) {
+			v.Metrics.UnknownV2Events.WithLabelValues(tenantLabel(v.Tenants, t.ID), ev.Type).Inc()
+			r.outcome = "kept"
+			log.Info().Msg("unknown event type kept")
+			return []kafka.Message{kept}, nil
+		}}
 	}
-	if err != nil {
-		return unavailable(err, "webhook not accepted")
-	}
+	d.callID, d.detail = ev.CallID, ev.Type
 
 	// A redelivery of the same event yields nothing new.
-	dedupeKey := "webhook:" + t.ID + ":v2:" + ev.ID
+	d.dedupeKey = "webhook:" + t.ID + ":v2:" + ev.ID
 	if ev.ID == "" {
-		dedupeKey = "webhook:" + t.ID + ":v2-body:" + payloadHash(raw)
+		d.dedupeKey = "webhook:" + t.ID + ":v2-body:" + payloadHash(raw)
 	}
-	answer := map[string]any{"status": "accepted", "tenant": t.ID, "call_id": ev.CallID, "event_type": ev.Type}
-	traceKind := tu.Kind
+	d.answer = map[string]any{"status": "accepted", "tenant": t.ID, "call_id": ev.CallID, "event_type": ev.Type}
 	if ev.Kind == myoperator.V2Unknown {
-		traceKind = ""
+		d.answer["status"] = "kept"
 	}
-	if ok, err := v.claim(c, r, dedupeKey, ev.CallID, traceKind, ev.Type, answer); !ok {
-		return err
-	}
-	release := func() { v.release(ctx, dedupeKey, log) }
-
 	if ev.Kind == myoperator.V2End {
-		held, err := v.holdEnd(ctx, ev)
-		if err != nil {
-			release() // let MyOperator's retry through
-			return unavailable(err, "call.end not held")
-		}
-		v.finish(ctx, dedupeKey, log)
-		r.outcome = "accepted"
-		answer["provisional"] = held
-		log.Info().Bool("held", held).Dur("took", time.Since(start)).Msg("webhook accepted")
-		return c.JSON(http.StatusOK, answer)
-	}
-
-	traced := ev.Kind != myoperator.V2Unknown
-	if traced {
-		tu.Stage.Stage, tu.Status = trace.StatusReceived, ""
-		if ev.Kind == myoperator.V2Summary {
-			tu.Status = trace.StatusReceived
-		}
-		_ = v.Trace.Record(ctx, t.ID, ev.CallID, tu)
-	}
-	if err := v.publish(ctx, msgs); err != nil {
-		release()
-		return unavailable(err, "publish failed")
-	}
-	v.finish(ctx, dedupeKey, log)
-	if ev.Kind == myoperator.V2Summary {
-		// The summary is here: its call.end need not wait (the release loop checks the
-		// trace too, so a failure here only costs a look).
-		if err := v.Holds.Cancel(ctx, t.ID, ev.CallID); err != nil {
-			log.Warn().Err(err).Msg("held call.end not cancelled")
+		d.answer["provisional"] = d.build != nil
+		if d.build == nil {
+			d.build = func() ([]kafka.Message, error) { return nil, nil }
 		}
 	}
-	if traced {
-		tu.Stage.Stage, tu.Stage.At = trace.StatusPublished, time.Time{}
-		if ev.Kind == myoperator.V2Summary {
-			tu.Status = trace.StatusPublished
-		}
-		if err := v.Trace.Record(ctx, t.ID, ev.CallID, tu); err != nil {
-			log.Warn().Err(err).Msg("trace not recorded")
-		}
-	}
-	if ev.Kind == myoperator.V2Unknown {
-		v.Metrics.UnknownV2Events.WithLabelValues(tenantLabel(v.Tenants, t.ID), ev.Type).Inc()
-		r.outcome = "kept"
-		answer["status"] = "kept"
-		log.Info().Msg("unknown event type kept")
-		return c.JSON(http.StatusOK, answer)
-	}
-	r.outcome = "accepted"
-	log.Info().Dur("took", time.Since(start)).Msg("webhook accepted")
-	return c.JSON(http.StatusOK, answer)
+	return v.deliver(c, r, d)
 }
 
-// holdEnd keeps a call.end's call log until the call's summary comes; it reports
-// false when a call log of the call came already (then call.end is not needed).
-func (v *V2) holdEnd(ctx context.Context, ev *myoperator.V2Event) (bool, error) {
-	l := ev.Log
-	tr, err := v.Trace.Get(ctx, l.Tenant, l.CallID)
+// heldEnd publishes a call.end's call log to the held topic, where it waits for the
+// call's summary (provisional.Releaser) — unless the call's log is on its way already
+// (then build is nil: nothing to hold).
+func (v *V2) heldEnd(ctx context.Context, t *tenant.Tenant, ev *myoperator.V2Event, r *request) delivery {
+	agent := ""
+	if ev.Log.Agent != nil {
+		agent = agentLabel(*ev.Log.Agent)
+	}
+	stage := func(st, detail string) []trace.Update {
+		return []trace.Update{{Stage: trace.Stage{Stage: st, Kind: "log", Detail: detail}, Agent: agent}}
+	}
+	d := delivery{traceKind: "log", trace: &trace.Update{Stage: trace.Stage{Kind: "log", Detail: ev.Type}, Agent: agent}}
+	if v.logSeen(ctx, r, t.ID, ev.CallID) {
+		d.stages = func(bool) []trace.Update {
+			return stage(provisional.StageDropped, "call.end after the call's log: not used")
+		}
+		return d
+	}
+	d.stages = func(bool) []trace.Update {
+		return stage(provisional.StageHeld, "call.end kept: its call log is written from it unless a call.summary or afterCall comes first")
+	}
+	d.build = func() ([]kafka.Message, error) {
+		val, err := json.Marshal(ev.Log)
+		if err != nil {
+			return nil, err
+		}
+		return []kafka.Message{kafkabus.Event(v.Topics.Held, call.Key(t.ID, ev.CallID), "calltrack/ingest", t.ID, ev.CallID, val,
+			kafka.Header{Key: kafkabus.HeaderReason, Value: []byte(provisional.ReasonSummaryMissing)})}, nil
+	}
+	return d
+}
+
+// logSeen reports whether the call's trace shows a call log already on its way (so a
+// call.end need not be held); false when Redis cannot tell.
+func (v *V2) logSeen(ctx context.Context, r *request, tenantID, callID string) bool {
+	if !v.redis.usable() {
+		return false
+	}
+	rctx, cancel := v.redisContext(ctx)
+	defer cancel()
+	tr, err := v.Trace.Get(rctx, tenantID, callID)
 	if err != nil && !errors.Is(err, trace.ErrNotFound) {
-		return false, err
+		v.redis.failed(err)
+		return false
 	}
-	if provisional.LogSeen(tr) {
-		_ = v.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: provisional.StageDropped, Kind: "log",
-			Detail: "call.end after the call's log: not used"}})
-		return false, nil
-	}
-	if err := v.Holds.Hold(ctx, l); err != nil {
-		return false, err
-	}
-	u := trace.Update{Stage: trace.Stage{Stage: provisional.StageHeld, Kind: "log",
-		Detail: "call.end kept: its call log is written from it unless a call.summary or afterCall comes first"}}
-	if l.Agent != nil {
-		u.Agent = agentLabel(*l.Agent)
-	}
-	_ = v.Trace.Record(ctx, l.Tenant, l.CallID, u)
-	return true, nil
+	return provisional.LogSeen(tr)
 }
 
 // readBody reads the request body; the error is the *web.Error to answer.

@@ -20,7 +20,6 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
-	"github.com/calltrack/calltrack/internal/provisional"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/web"
@@ -31,11 +30,11 @@ type nopPublisher struct {
 	n  int
 }
 
-func (p *nopPublisher) Publish(_ context.Context, msgs ...kafka.Message) error {
+func (p *nopPublisher) Deliver(_ context.Context, msgs ...kafka.Message) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.n += len(msgs)
-	return nil
+	return false, nil
 }
 
 // FuzzV2Endpoint: whatever the body, the v2 endpoint answers 2xx or 400, never 5xx
@@ -57,10 +56,10 @@ func FuzzV2Endpoint(f *testing.F) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	f.Cleanup(func() { _ = rdb.Close() })
 	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok", CompanyID: "5cd40f6554442586"}),
-		Mappings: mapping.NewStore(rdb, "f"), Publisher: &nopPublisher{}, Topics: kafkabus.DefaultTopics(),
+		Redis: rdb, Mappings: mapping.NewStore(rdb, "f"), Publisher: &nopPublisher{}, Topics: kafkabus.DefaultTopics(),
 		Dedupe: idempotency.New(rdb, "f"), Trace: trace.New(rdb, "f"), Metrics: metrics.New(), Log: zerolog.Nop()}
 	e := web.New(zerolog.Nop(), h.Metrics, nil)
-	(&V2{Handler: h, Holds: provisional.New(rdb, "f")}).Register(e)
+	(&V2{Handler: h}).Register(e)
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		mr.FlushAll() // each body is a first delivery

@@ -27,6 +27,9 @@ const (
 	TopicDLQ       = "calltrack.call.dlq.v1"
 	TopicRejected  = "calltrack.webhook.rejected.v1"
 	TopicMapping   = "calltrack.mapping.v1"
+	// TopicHeld holds Webhook v2 call.end events until their wait for a call.summary
+	// ends (internal/provisional).
+	TopicHeld = "calltrack.call.held.v1"
 )
 
 // Header names carried on every message.
@@ -113,13 +116,13 @@ type TopicSpec struct {
 // Topics names the topics one deployment uses. Production uses DefaultTopics; tests
 // add a suffix so that many can share one broker.
 type Topics struct {
-	Live, Log, Recording, Retry, DLQ, Rejected, Mapping string
+	Live, Log, Recording, Retry, DLQ, Rejected, Mapping, Held string
 }
 
 // DefaultTopics are the names in ARCHITECTURE.md.
 func DefaultTopics() Topics {
 	return Topics{Live: TopicLive, Log: TopicLog, Recording: TopicRecording, Retry: TopicRetry,
-		DLQ: TopicDLQ, Rejected: TopicRejected, Mapping: TopicMapping}
+		DLQ: TopicDLQ, Rejected: TopicRejected, Mapping: TopicMapping, Held: TopicHeld}
 }
 
 // WithSuffix returns the default names with suffix appended (test isolation).
@@ -128,7 +131,8 @@ func (t Topics) WithSuffix(suffix string) Topics {
 		return t
 	}
 	return Topics{Live: t.Live + suffix, Log: t.Log + suffix, Recording: t.Recording + suffix,
-		Retry: t.Retry + suffix, DLQ: t.DLQ + suffix, Rejected: t.Rejected + suffix, Mapping: t.Mapping + suffix}
+		Retry: t.Retry + suffix, DLQ: t.DLQ + suffix, Rejected: t.Rejected + suffix, Mapping: t.Mapping + suffix,
+		Held: t.Held + suffix}
 }
 
 // Specs lists every topic with its settings.
@@ -142,6 +146,7 @@ func (t Topics) Specs() []TopicSpec {
 		{Name: t.DLQ, Configs: map[string]string{"retention.ms": days(30)}},
 		{Name: t.Rejected, Configs: map[string]string{"retention.ms": days(30)}},
 		{Name: t.Mapping, Configs: map[string]string{"cleanup.policy": "compact"}},
+		{Name: t.Held, Configs: map[string]string{"retention.ms": days(14)}},
 	}
 }
 

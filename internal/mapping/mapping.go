@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -376,17 +377,38 @@ func (s *Store) indexKeys(tenant string) []string {
 // mapping, else the tenant's fallback owner (when set), else nil — the call is
 // unattributed.
 func (s *Store) Owner(ctx context.Context, tenant, fallbackOwner string, a *call.Agent) (*call.Owner, error) {
+	var m *Mapping
+	err := ErrNotFound
 	if a != nil {
-		m, err := s.Resolve(ctx, tenant, *a)
-		if err == nil {
-			return m.Owner(), nil
+		m, err = s.Resolve(ctx, tenant, *a)
+	}
+	return OwnerOf(m, err, fallbackOwner)
+}
+
+// Fill writes the mappings of ms that Redis does not hold (by MyOperator user id),
+// without journaling, and returns how many it wrote. It restores an emptied Redis
+// from the journal without undoing a change made meanwhile: a mapping an admin or a
+// sync wrote since is newer than the journal read, and is kept.
+func (s *Store) Fill(ctx context.Context, tenant string, ms []Mapping) (int, error) {
+	ms = slices.Clone(ms)
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].UpdatedAt.Before(ms[j].UpdatedAt) })
+	n := 0
+	for i := range ms {
+		m := &ms[i]
+		unlock, err := s.lock(ctx, tenant, m.MyOperatorUserID)
+		if err != nil {
+			return n, err
 		}
-		if !errors.Is(err, ErrNotFound) {
-			return nil, err
+		ok, err := s.rdb.HExists(ctx, s.key(tenant, "byid"), m.MyOperatorUserID).Result()
+		if err == nil && !ok {
+			if err = s.write(ctx, tenant, nil, m); err == nil {
+				n++
+			}
+		}
+		unlock()
+		if err != nil {
+			return n, fmt.Errorf("mapping: fill %s: %w", tenant, err)
 		}
 	}
-	if fallbackOwner != "" {
-		return &call.Owner{CRMUserID: fallbackOwner, Source: "fallback"}, nil
-	}
-	return nil, nil
+	return n, nil
 }

@@ -197,3 +197,72 @@ func TestResolveByUUID(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1001", got.CRMUserID)
 }
+
+// Fill restores what Redis lacks and keeps what was changed since the journal read.
+func TestFillKeepsNewerMappings(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	s := mapping.NewStore(env.Redis, env.Prefix)
+	newer := mapping.Mapping{MyOperatorUserID: "u1", CRMUserID: "2002", Email: "a@example.com", Source: mapping.SourceManual, Status: mapping.StatusActive}
+	require.NoError(t, s.Put(ctx, "acme", newer))
+	journal := []mapping.Mapping{
+		{MyOperatorUserID: "u1", CRMUserID: "1001", Email: "a@example.com", Source: mapping.SourceManual, Status: mapping.StatusActive},
+		{MyOperatorUserID: "u2", CRMUserID: "1002", Email: "b@example.com", Phones: []string{"+918586848544"}, Source: mapping.SourceManual, Status: mapping.StatusActive},
+	}
+	n, err := s.Fill(ctx, "acme", journal)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	m, err := s.Resolve(ctx, "acme", call.Agent{Email: "a@example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, "2002", m.CRMUserID, "the change made since is kept")
+	m, err = s.Resolve(ctx, "acme", call.Agent{Phone: "+918586848544"})
+	require.NoError(t, err)
+	assert.Equal(t, "1002", m.CRMUserID, "restored with its indexes")
+}
+
+// LookupPipe answers as Owner and IsAgentPhone do, in one round trip.
+func TestLookupPipeResolvesLikeResolve(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	s := mapping.NewStore(env.Redis, env.Prefix)
+	pending := mapping.Mapping{MyOperatorUserID: "u1", CRMUserID: "1001", Email: "a@example.com", Source: mapping.SourceManual, Status: mapping.StatusPending}
+	active := mapping.Mapping{MyOperatorUserID: "u2", CRMUserID: "1002", Email: "b@example.com", MyOperatorUUID: "uuid-2",
+		Phones: []string{"+918586848544"}, Source: mapping.SourceManual, Status: mapping.StatusActive}
+	require.NoError(t, s.Put(ctx, "acme", pending))
+	require.NoError(t, s.Put(ctx, "acme", active))
+	cases := []struct {
+		name    string
+		agent   *call.Agent
+		caller  string
+		want    string // crm user id, "" for none
+		isAgent bool
+	}{
+		{"by id", &call.Agent{ID: "u2"}, "", "1002", false},
+		{"by uuid", &call.Agent{ID: "uuid-2"}, "", "1002", false},
+		{"pending id, then email", &call.Agent{ID: "u1", Email: "b@example.com"}, "", "1002", false},
+		{"pending only", &call.Agent{ID: "u1"}, "", "", false},
+		{"by phone; the caller is an agent", &call.Agent{Phone: "+918586848544"}, "+918586848544", "1002", true},
+		{"no agent", nil, "+919711636496", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := env.Redis.Pipeline()
+			get := s.LookupPipe(ctx, p, "acme", tc.agent, tc.caller)
+			_, _ = p.Exec(ctx)
+			m, isAgent, err := get()
+			assert.Equal(t, tc.isAgent, isAgent)
+			if tc.want == "" {
+				assert.ErrorIs(t, err, mapping.ErrNotFound)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, m.CRMUserID)
+			var want *mapping.Mapping
+			if tc.agent != nil {
+				want, err = s.Resolve(ctx, "acme", *tc.agent)
+				require.NoError(t, err)
+				assert.Equal(t, want.CRMUserID, m.CRMUserID, "as Resolve")
+			}
+		})
+	}
+}

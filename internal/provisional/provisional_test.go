@@ -19,7 +19,7 @@ import (
 	"github.com/calltrack/calltrack/internal/trace"
 )
 
-// published records what the loop published.
+// published records what the releaser published.
 type published struct {
 	mu   sync.Mutex
 	msgs []kafka.Message
@@ -47,177 +47,87 @@ func (p *published) calls() []string {
 }
 
 type fixture struct {
-	store *Store
 	trace *trace.Store
 	pub   *published
-	now   time.Time
+	r     *Releaser
 }
 
 func newFixture(t *testing.T) *fixture {
 	env := testenv.New(t)
-	return &fixture{store: New(env.Redis, env.Prefix), trace: trace.New(env.Redis, env.Prefix), pub: &published{},
-		now: time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)}
+	f := &fixture{trace: trace.New(env.Redis, env.Prefix), pub: &published{}}
+	f.r = &Releaser{Wait: time.Minute, Publisher: f.pub, Topic: "log", Trace: f.trace, Log: zerolog.Nop()}
+	return f
 }
 
-func (f *fixture) loop() *Loop {
-	return &Loop{Store: f.store, Wait: time.Minute, Publisher: f.pub, Topic: "log", Trace: f.trace, Log: zerolog.Nop(),
-		Now: func() time.Time { return f.now }}
+// held is the message ingest publishes to the held topic for a call.end.
+func held(t *testing.T, callID string) kafka.Message {
+	l := &call.Log{Tenant: "acme", CallID: callID, Source: "myoperator.v2", Direction: call.Incoming, Status: call.Answered,
+		Agent: &call.Agent{Phone: "+918586848544"}, ReceivedAt: time.Now()}
+	b, err := json.Marshal(l)
+	require.NoError(t, err)
+	return kafkabus.Event("held", call.Key("acme", callID), "calltrack/ingest", "acme", callID, b,
+		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte(ReasonSummaryMissing)})
 }
 
-func endLog(callID string, at time.Time) *call.Log {
-	return &call.Log{Tenant: "acme", CallID: callID, Source: "myoperator.v2", Direction: call.Incoming, Status: call.Answered,
-		Agent: &call.Agent{Phone: "+918586848544"}, ReceivedAt: at}
+func TestDueAtIsTheWaitAfterReceipt(t *testing.T) {
+	f := newFixture(t)
+	m := held(t, "c1")
+	assert.WithinDuration(t, time.Now().Add(time.Minute), f.r.DueAt(m), 5*time.Second)
+	assert.WithinDuration(t, time.Now().Add(DefaultWait), (&Releaser{}).DueAt(m), 5*time.Second)
+	m.Headers = nil
+	assert.True(t, f.r.DueAt(m).IsZero(), "no time: due at once")
 }
 
-func TestReleaseAfterWait(t *testing.T) {
+// No call log came: the call.end's log is published to the log topic, traced.
+func TestReleaseWithoutSummary(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	require.NoError(t, f.store.Hold(ctx, endLog("c1", f.now)))
-	require.NoError(t, f.store.Hold(ctx, endLog("c2", f.now.Add(30*time.Second))))
-	l := f.loop()
-
-	n, err := l.Tick(ctx)
-	require.NoError(t, err)
-	assert.Zero(t, n, "nothing is due before the wait")
-
-	f.now = f.now.Add(time.Minute)
-	n, err = l.Tick(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	assert.Equal(t, []string{"c1"}, f.pub.calls())
+	require.NoError(t, f.r.Handle(ctx, held(t, "c1")))
+	require.Equal(t, []string{"c1"}, f.pub.calls())
+	m := f.pub.msgs[0]
+	assert.Equal(t, "log", m.Topic)
+	assert.Equal(t, "acme:c1", string(m.Key))
+	assert.Equal(t, ReasonSummaryMissing, kafkabus.Header(m, kafkabus.HeaderReason))
 	var got call.Log
-	require.NoError(t, json.Unmarshal(f.pub.msgs[0].Value, &got))
+	require.NoError(t, json.Unmarshal(m.Value, &got))
 	assert.Equal(t, "+918586848544", got.Agent.Phone)
-	assert.Equal(t, "acme:c1", string(f.pub.msgs[0].Key))
-	assert.Equal(t, "log", f.pub.msgs[0].Topic)
-
 	tr, err := f.trace.Get(ctx, "acme", "c1")
 	require.NoError(t, err)
 	assert.Equal(t, trace.StatusPublished, tr.Status)
-	held, err := f.store.Held(ctx, "acme", "c1")
-	require.NoError(t, err)
-	assert.Nil(t, held, "released calls are forgotten")
-
-	f.now = f.now.Add(time.Hour)
-	n, err = l.Tick(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	assert.Equal(t, []string{"c1", "c2"}, f.pub.calls(), "each call once")
-	count, err := f.store.Count(ctx)
-	require.NoError(t, err)
-	assert.Zero(t, count)
 }
 
-func TestLogSeenDropsTheEnd(t *testing.T) {
+// A call log on its way (spooled, published, written...) drops the call.end; a log
+// that was only received — its publish may have failed — does not.
+func TestLogSeen(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	for _, id := range []string{"summary", "aftercall-written", "cancelled"} {
-		require.NoError(t, f.store.Hold(ctx, endLog(id, f.now)))
+	rec := func(id, stage, kind string) {
+		require.NoError(t, f.trace.Record(ctx, "acme", id, trace.Update{Stage: trace.Stage{Stage: stage, Kind: kind}}))
 	}
-	// A summary was received (not yet published); an afterCall was written; the third
-	// was cancelled by ingest.
-	require.NoError(t, f.trace.Record(ctx, "acme", "summary", trace.Update{Stage: trace.Stage{Stage: trace.StatusReceived, Kind: "log"}, Status: trace.StatusReceived}))
-	require.NoError(t, f.trace.Record(ctx, "acme", "aftercall-written", trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: "log"}, Status: trace.StatusWritten}))
-	require.NoError(t, f.store.Cancel(ctx, "acme", "cancelled"))
+	rec("received-only", trace.StatusReceived, "log")
+	rec("spooled", trace.StatusReceived, "log")
+	rec("spooled", stageSpooled, "log")
+	rec("published", trace.StatusPublished, "log")
+	rec("written", trace.StatusWritten, "log")
 	// Stages of other kinds, or of the hold itself, are no call log.
-	require.NoError(t, f.store.Hold(ctx, endLog("live-only", f.now)))
-	require.NoError(t, f.trace.Record(ctx, "acme", "live-only", trace.Update{Stage: trace.Stage{Stage: trace.StatusReceived, Kind: "live"}}))
-	require.NoError(t, f.trace.Record(ctx, "acme", "live-only", trace.Update{Stage: trace.Stage{Stage: StageHeld, Kind: "log"}}))
-	require.NoError(t, f.trace.Record(ctx, "acme", "live-only", trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: "log"}}))
-
-	f.now = f.now.Add(2 * time.Minute)
-	n, err := f.loop().Tick(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	assert.Equal(t, []string{"live-only"}, f.pub.calls())
-	count, err := f.store.Count(ctx)
-	require.NoError(t, err)
-	assert.Zero(t, count, "dropped ends are forgotten")
-	tr, err := f.trace.Get(ctx, "acme", "summary")
+	rec("live-only", trace.StatusPublished, "live")
+	rec("live-only", StageHeld, "log")
+	rec("live-only", "duplicate_ignored", "log")
+	for _, id := range []string{"received-only", "spooled", "published", "written", "live-only", "no-trace"} {
+		require.NoError(t, f.r.Handle(ctx, held(t, id)))
+	}
+	assert.Equal(t, []string{"received-only", "live-only", "no-trace"}, f.pub.calls())
+	tr, err := f.trace.Get(ctx, "acme", "published")
 	require.NoError(t, err)
 	assert.Equal(t, StageDropped, tr.Stages[len(tr.Stages)-1].Stage)
 }
 
-// A failed publish keeps the call claimed for the lease, then it is tried again.
-func TestPublishFailureRetriesAfterLease(t *testing.T) {
+// Kafka refusing is an error: the consumer tries the message again, never commits past it.
+func TestPublishFailureIsAnError(t *testing.T) {
 	f := newFixture(t)
-	ctx := t.Context()
-	require.NoError(t, f.store.Hold(ctx, endLog("c1", f.now)))
-	l := f.loop()
-	l.Lease = 10 * time.Second
 	f.pub.fail = errors.New("kafka down")
-	f.now = f.now.Add(time.Minute)
-	n, err := l.Tick(ctx)
-	require.Error(t, err)
-	assert.Zero(t, n)
-
+	require.Error(t, f.r.Handle(t.Context(), held(t, "c1")))
 	f.pub.fail = nil
-	n, err = l.Tick(ctx)
-	require.NoError(t, err)
-	assert.Zero(t, n, "still claimed")
-	f.now = f.now.Add(11 * time.Second)
-	n, err = l.Tick(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-}
-
-// Several replicas ticking at once publish each call once.
-func TestReplicasPublishOnce(t *testing.T) {
-	f := newFixture(t)
-	ctx := t.Context()
-	const calls = 40
-	for i := range calls {
-		require.NoError(t, f.store.Hold(ctx, endLog("c"+string(rune('A'+i)), f.now)))
-	}
-	f.now = f.now.Add(time.Minute)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			l := f.loop()
-			l.Batch = 3
-			_, err := l.Tick(ctx)
-			assert.NoError(t, err)
-		})
-	}
-	wg.Wait()
-	got := f.pub.calls()
-	assert.Len(t, got, calls)
-	seen := map[string]bool{}
-	for _, c := range got {
-		assert.False(t, seen[c], "%s published twice", c)
-		seen[c] = true
-	}
-}
-
-// Holding a call again keeps the first receive time: the wait runs from the first call.end.
-func TestHoldKeepsFirstTime(t *testing.T) {
-	f := newFixture(t)
-	ctx := t.Context()
-	require.NoError(t, f.store.Hold(ctx, endLog("c1", f.now)))
-	require.NoError(t, f.store.Hold(ctx, endLog("c1", f.now.Add(50*time.Second))))
-	f.now = f.now.Add(time.Minute)
-	n, err := f.loop().Tick(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-}
-
-func TestInterval(t *testing.T) {
-	assert.Equal(t, 5*time.Second, (&Loop{}).Interval(), "default wait 5m: every 5 s")
-	assert.Equal(t, 250*time.Millisecond, (&Loop{Wait: time.Second}).Interval())
-	assert.LessOrEqual(t, (&Loop{Wait: 20 * time.Millisecond}).Interval(), 10*time.Millisecond)
-}
-
-// Run stops when its context ends.
-func TestRunStops(t *testing.T) {
-	f := newFixture(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	l := f.loop()
-	l.Now = nil
-	l.Wait = 40 * time.Millisecond
-	go func() { done <- l.Run(ctx) }()
-	require.NoError(t, f.store.Hold(t.Context(), endLog("c1", time.Now())))
-	testenv.Eventually(t, 5*time.Second, "released by the running loop", func() bool { return len(f.pub.calls()) == 1 })
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, f.r.Handle(t.Context(), held(t, "c1")))
+	assert.Equal(t, []string{"c1"}, f.pub.calls())
 }

@@ -134,6 +134,17 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID str
 	return nil
 }
 
+// RecordPipe queues on p the updates of one call, applied in order (for callers that
+// batch their Redis round trips, as ingest does).
+func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callID string, us ...Update) error {
+	for _, u := range us {
+		if err := s.queue(ctx, p, tenant, callID, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CallUpdate is one call's update, for RecordAll.
 type CallUpdate struct {
 	Tenant, CallID string

@@ -5,6 +5,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -34,7 +35,8 @@ func Errorf(status int, code, message string) *Error {
 	return &Error{Status: status, Code: code, Message: message}
 }
 
-// Check is a readiness probe.
+// Check is a readiness probe: nil is "ok"; a *Note is ready with something to say
+// (e.g. "spool": Kafka is down but calls are kept); any other error is not ready.
 type Check func(ctx context.Context) error
 
 // Option changes a default of New.
@@ -49,6 +51,34 @@ type options struct {
 // and settings).
 func WithReadyDetails(fn func(echo.Context) bool) Option {
 	return func(o *options) { o.readyDetails = fn }
+}
+
+// Note is a readiness answer that leaves the process ready, shown instead of "ok".
+type Note struct{ Text string }
+
+func (n *Note) Error() string { return n.Text }
+
+// Notef returns a *Note.
+func Notef(format string, args ...any) error { return &Note{Text: fmt.Sprintf(format, args...)} }
+
+// readiness runs the checks: ready when none failed; each check's answer by name. A
+// failed check is logged (its error goes to operators only).
+func readiness(ctx context.Context, checks map[string]Check, log zerolog.Logger) (ready bool, answers map[string]string) {
+	answers, ready = map[string]string{}, true
+	for name, check := range checks {
+		err := check(ctx)
+		var note *Note
+		switch {
+		case err == nil:
+			answers[name] = "ok"
+		case errors.As(err, &note):
+			answers[name] = note.Text
+		default:
+			answers[name], ready = err.Error(), false
+			log.Warn().Str("check", name).Err(err).Msg("not ready")
+		}
+	}
+	return ready, answers
 }
 
 // New returns an Echo with calltrack's defaults. ready lists the readiness checks.
@@ -70,15 +100,7 @@ func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check, opts ..
 	e.GET("/readyz", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 		defer cancel()
-		res, ok := map[string]string{}, true
-		for name, check := range ready {
-			if err := check(ctx); err != nil {
-				res[name], ok = err.Error(), false
-				log.Warn().Str("check", name).Err(err).Msg("not ready")
-			} else {
-				res[name] = "ok"
-			}
-		}
+		ok, res := readiness(ctx, ready, log)
 		body := map[string]any{"status": "ready"}
 		if o.readyDetails != nil && o.readyDetails(c) {
 			body["checks"] = res
