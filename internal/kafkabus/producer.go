@@ -2,7 +2,10 @@ package kafkabus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -29,15 +32,60 @@ func NewProducer(c *Client) *Producer {
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        1 * time.Second,
 		AllowAutoTopicCreation: false,
+		ErrorLogger:            debugLogger(),
+		Logger:                 debugLogger(),
 	}}
 }
 
 // Publish writes the messages and returns once the cluster acknowledged all of them.
 func (p *Producer) Publish(ctx context.Context, msgs ...kafka.Message) error {
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("kafka: publish: %w", err)
+		return fmt.Errorf("kafka: publish: %w", summarize(err))
 	}
 	return nil
+}
+
+// writeErrors is kafka.WriteErrors said once per distinct error: kafka-go's own text
+// repeats the error for every message (hundreds of copies for one spool batch).
+type writeErrors struct{ kafka.WriteErrors }
+
+func summarize(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	return writeErrors{we}
+}
+
+func (e writeErrors) Error() string {
+	counts := map[string]int{}
+	var order []string
+	for _, err := range e.WriteErrors {
+		if err == nil {
+			continue
+		}
+		s := err.Error()
+		if counts[s] == 0 {
+			order = append(order, s)
+		}
+		counts[s]++
+	}
+	parts := make([]string, len(order))
+	for i, s := range order {
+		parts[i] = fmt.Sprintf("%s (×%d)", s, counts[s])
+	}
+	return fmt.Sprintf("%d of %d messages not written: %s", e.Count(), len(e.WriteErrors), strings.Join(parts, "; "))
+}
+
+// Unwrap lets errors.Is/As see each message's error and kafka.WriteErrors itself.
+func (e writeErrors) Unwrap() []error {
+	out := []error{e.WriteErrors}
+	for _, err := range e.WriteErrors {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
 }
 
 // Close flushes and closes the writer.
@@ -85,4 +133,14 @@ func WithHeaders(m kafka.Message, set ...kafka.Header) []kafka.Header {
 		}
 	}
 	return append(out, set...)
+}
+
+// TEMPORARY diagnosis
+func debugLogger() kafka.Logger {
+	if os.Getenv("CALLTRACK_KAFKA_DEBUG") == "" {
+		return nil
+	}
+	return kafka.LoggerFunc(func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "%s kafka-go: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(f, a...))
+	})
 }

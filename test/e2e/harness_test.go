@@ -253,6 +253,19 @@ func (s *stack) mapAgent(userID, crmUser, email string, phones ...string) {
 
 func (s *stack) trace(callID string) response { return s.admin(http.MethodGet, "/calls/"+callID, nil) }
 
+// stages lists the stage names of a trace answer.
+func stages(tr map[string]any) []string {
+	var out []string
+	list, _ := tr["stages"].([]any)
+	for _, st := range list {
+		if m, ok := st.(map[string]any); ok {
+			name, _ := m["stage"].(string)
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // waitStatus polls the call's trace until it has the status.
 func (s *stack) waitStatus(callID, status string, within time.Duration) map[string]any {
 	s.t.Helper()

@@ -106,11 +106,7 @@ func TestUserSyncScenario(t *testing.T) {
 	recs := s.waitRecords(first.uid, 1, within)
 	assert.EqualValues(t, 1001, recs[0].Owner.ID, "owner of the late-bound call")
 	tr := s.waitStatus(first.uid, "written", within)
-	var stages []string
-	for _, st := range tr["stages"].([]any) {
-		stages = append(stages, st.(map[string]any)["stage"].(string))
-	}
-	assert.Subset(t, stages, []string{"unattributed", writer.StageReattributed, "written"})
+	assert.Subset(t, stages(tr), []string{"unattributed", writer.StageReattributed, "written"})
 
 	// The CRM deactivates Sumit's user; after a resync his next call is not theirs.
 	s.putCRMUser(1001, "Sumit", "sumit.arya@example.com", false)
