@@ -67,12 +67,19 @@ spawn() { # name cmd...
 	echo $! >"$STATE/$name.pid"
 }
 
+# The process spawn started is alive. Not our_pid: until setsid has exec'd the program,
+# the child's cmdline is still this script's, and that is no death.
+spawned_alive() { # name
+	local f=$STATE/$1.pid
+	[[ -s $f ]] && pid_running "$(<"$f")"
+}
+
 # Poll "$@" until it succeeds; fail (with the log tail) on deadline or if the process died.
-wait_ready() { # name pidfn cmd...
-	local name=$1 pidfn=$2 deadline=$((SECONDS + READY_TIMEOUT))
-	shift 2
+wait_ready() { # name cmd...
+	local name=$1 deadline=$((SECONDS + READY_TIMEOUT))
+	shift
 	until "$@" >/dev/null 2>&1; do
-		if ! "$pidfn" >/dev/null || ((SECONDS >= deadline)); then
+		if ! spawned_alive "$name" || ((SECONDS >= deadline)); then
 			log "$name did not become ready (process gone or ${READY_TIMEOUT}s passed); from $STATE/$name.log:"
 			grep -E ' (ERROR|FATAL) |Exception:' "$STATE/$name.log" | head -n 10 >&2 || true
 			log "--- last lines:"
@@ -195,8 +202,8 @@ kafka_up() {
 		log "kafka already running (pid $(kafka_pid))"
 	fi
 	# Cheap port probe first, then a real metadata request via the admin client.
-	wait_ready kafka kafka_pid port_open "$KAFKA_PORT"
-	wait_ready kafka kafka_pid kafka_list_topics
+	wait_ready kafka port_open "$KAFKA_PORT"
+	wait_ready kafka kafka_list_topics
 	log "kafka ready on $HOST:$KAFKA_PORT (pid $(kafka_pid))"
 }
 
@@ -223,7 +230,7 @@ redis_up() {
 	else
 		log "redis already running (pid $(redis_pid))"
 	fi
-	wait_ready redis redis_pid redis_ping
+	wait_ready redis redis_ping
 	log "redis ready on $HOST:$REDIS_PORT (pid $(redis_pid))"
 }
 

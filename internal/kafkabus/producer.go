@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -32,8 +31,6 @@ func NewProducer(c *Client) *Producer {
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        1 * time.Second,
 		AllowAutoTopicCreation: false,
-		ErrorLogger:            debugLogger(),
-		Logger:                 debugLogger(),
 	}}
 }
 
@@ -133,14 +130,4 @@ func WithHeaders(m kafka.Message, set ...kafka.Header) []kafka.Header {
 		}
 	}
 	return append(out, set...)
-}
-
-// TEMPORARY diagnosis
-func debugLogger() kafka.Logger {
-	if os.Getenv("CALLTRACK_KAFKA_DEBUG") == "" {
-		return nil
-	}
-	return kafka.LoggerFunc(func(f string, a ...any) {
-		fmt.Fprintf(os.Stderr, "%s kafka-go: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(f, a...))
-	})
 }

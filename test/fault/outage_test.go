@@ -154,6 +154,7 @@ func TestServeKilledWithSpooledCalls(t *testing.T) {
       kind: kylas
       base_url: %s
       api_key_env: FAULT_KYLAS_KEY
+      bearer_token_env: FAULT_KYLAS_OAUTH
       rate_limit: 1000
 `, w.crmURL)), 0o600))
 	spoolDir := t.TempDir()
@@ -163,7 +164,7 @@ func TestServeKilledWithSpooledCalls(t *testing.T) {
 		cmd.Env = append(os.Environ(), "CALLTRACK_HTTP_ADDR="+addr, "CALLTRACK_KAFKA_BROKERS="+brokers,
 			"CALLTRACK_REDIS_ADDR="+services.redis, "CALLTRACK_REDIS_PREFIX="+w.cfg.RedisPrefix, "CALLTRACK_TOPIC_SUFFIX="+suffix,
 			"CALLTRACK_TENANTS_FILE="+tenants, "CALLTRACK_ADMIN_TOKEN="+adminToken, "CALLTRACK_SPOOL_DIR="+spoolDir,
-			"CALLTRACK_PUBLISH_TIMEOUT=500ms", "CALLTRACK_LOG_LEVEL=warn", "FAULT_WEBHOOK_TOKEN="+token, "FAULT_KYLAS_KEY="+crmKey)
+			"CALLTRACK_PUBLISH_TIMEOUT=500ms", "CALLTRACK_LOG_LEVEL=warn", "FAULT_WEBHOOK_TOKEN="+token, "FAULT_KYLAS_KEY="+crmKey, "FAULT_KYLAS_OAUTH="+crmOAuth)
 		cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
