@@ -90,7 +90,7 @@ func TestKafkaStoppedWhileCallsArrive(t *testing.T) {
 	control(t, "start", "kafka")
 	back := time.Now()
 	atBack := s.app.Spool.Stats().Entries
-	testenv.Eventually(t, 60*time.Second, "the spool drains once the broker is back", s.app.Spool.Empty)
+	testenv.Eventually(t, 2*time.Minute, "the spool drains once the broker is back", s.app.Spool.Empty)
 	drained := time.Now()
 	calls := p.finish()
 	t.Logf("calls before the stop: %s", snd.answers(before, down))
@@ -169,7 +169,7 @@ func TestServeKilledWithSpooledCalls(t *testing.T) {
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		base := "http://" + addr
-		testenv.Eventually(t, 30*time.Second, "serve answers /readyz", func() bool {
+		testenv.Eventually(t, time.Minute, "serve answers /readyz", func() bool {
 			res, err := http.Get(base + "/readyz")
 			if err != nil {
 				return false
