@@ -264,6 +264,7 @@ func (c *Console) parse() error {
 		"reasonOf": unmatchedWords,
 		"dur":      durationWords,
 		"dur2":     spanWords,
+		"plural":   plural,
 		"crm":      crmName,
 		"add":      func(a, b int) int { return a + b },
 		"join":     strings.Join,

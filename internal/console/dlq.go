@@ -93,14 +93,23 @@ func (c *Console) deadLetters(e echo.Context) error {
 	}
 	d.Summary = s
 	d.Reasons = sorted(s.ByReason, reasonWords)
-	d.Types = sorted(s.ByType, nil)
+	d.Types = sorted(s.ByType, func(k string) string {
+		switch k {
+		case "log":
+			return "call log"
+		case "live":
+			return "live call (pop-up)"
+		}
+		return k
+	})
 	d.Errors = sorted(s.Errors, nil)
 	if len(d.Errors) > 5 {
 		d.Errors = d.Errors[:5]
 	}
-	for _, b := range []string{"< 1h", "1h-6h", "6h-24h", "1d-7d", "> 7d"} {
-		if n := s.ByAge[b]; n > 0 {
-			d.Ages = append(d.Ages, count{Key: b, Words: b, N: n})
+	for _, b := range []struct{ key, words string }{{"< 1h", "under an hour old"}, {"1h-6h", "1 to 6 hours old"}, {"6h-24h", "6 to 24 hours old"},
+		{"1d-7d", "1 to 7 days old"}, {"> 7d", "over 7 days old"}} {
+		if n := s.ByAge[b.key]; n > 0 {
+			d.Ages = append(d.Ages, count{Key: b.key, Words: b.words, N: n})
 		}
 	}
 	return c.render(e, http.StatusOK, "dlq", &page{Title: "Dead letters", Tab: "dlq", Data: d})
@@ -152,7 +161,7 @@ func (c *Console) replay(e echo.Context) error {
 			return e.Redirect(http.StatusSeeOther, tenantPath(t.ID, "dlq")+"?"+q.Encode())
 		}
 		q.Set("dry", strconv.Itoa(s.Replayed))
-		f := flash{Kind: "ok", Text: fmt.Sprintf("Dry run: would replay %d messages. Nothing was sent.", s.Replayed)}
+		f := flash{Kind: "ok", Text: "Dry run: would replay " + plural(s.Replayed, "message") + ". Nothing was sent."}
 		for k, n := range s.ByTarget {
 			f.Lines = append(f.Lines, fmt.Sprintf("%d to %s", n, k))
 		}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"math"
 	"net/http"
@@ -39,6 +40,8 @@ type overviewData struct {
 	Webhooks, CRMRequests         int64
 	CRMErrors                     int64
 	Empty                         bool
+	// LatencyNow says the latest hour's answer times in words, beside the chart.
+	LatencyNow string
 }
 
 // Known outcomes, in the order and tone the charts use; others follow.
@@ -135,8 +138,22 @@ func (c *Console) overview(e echo.Context) error {
 			}
 		}
 	}
+	for i := len(hs) - 1; i >= 0; i-- {
+		if h := hs[i]; !math.IsNaN(h.P50) {
+			d.LatencyNow = fmt.Sprintf("Hour from %s: median %s, 95th percentile %s, 99th %s.", h.Start.UTC().Format("15:04"), ms(h.P50), ms(h.P95), ms(h.P99))
+			break
+		}
+	}
 	d.Empty = d.Written+d.Unattributed+d.Failed+d.Webhooks+d.CRMRequests == 0
 	raw, _ := json.Marshal(cd)
 	d.JSON = template.JS(raw)
 	return c.render(e, http.StatusOK, "overview", &page{Title: "Overview", Tab: "overview", Data: d})
+}
+
+// ms is a latency in milliseconds as the Overview writes it.
+func ms(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.0f ms", v)
 }

@@ -222,13 +222,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	sandboxFaults(t, base, `{}`)
 	eventually(t, op, 30*time.Second, "the dead letter on the DLQ page", demo+"dlq", func() bool { return has(op, "#dlq-reasons") })
 	assert.Contains(t, text(t, op, "#dlq-reasons"), "crm_rejected")
+	assert.Contains(t, text(t, op, "#dlq-reasons"), "the CRM refused the call", "the reason in words")
+	assert.Contains(t, text(t, op, "#dlq-ages"), "under an hour old")
 	run(t, op, "dry run", chromedp.Click(`button[value=dry]`, chromedp.ByQuery), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
-	assert.Contains(t, text(t, op, ".flash.ok"), "would replay 1 messages")
+	assert.Contains(t, text(t, op, ".flash.ok"), "would replay 1 message.")
+	assert.Equal(t, "Replay 1 message", text(t, op, `button[value=replay]`), "the real replay offered with the dry run's count")
 	screenshot(t, op, "dlq")
 	assert.Equal(t, "dead-lettered", callStatus(t, base, failedCall), "a dry run sends nothing")
 	run(t, op, "replay", chromedp.Evaluate(`window.confirm = () => true`, nil), chromedp.Click(`button[value=replay]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#replay-job[data-state=done]`, chromedp.ByQuery))
-	assert.Contains(t, text(t, op, "#replay-job .state"), "replayed 1 messages")
+	assert.Contains(t, text(t, op, "#replay-job .state"), "replayed 1 message.")
+	var width string
+	run(t, op, "progress bar", chromedp.Evaluate(`document.querySelector("#replay-job .bar span").style.width`, &width))
+	assert.Equal(t, "100%", width, "the progress bar full")
 	testenv.Eventually(t, 30*time.Second, "the replayed call written", func() bool { return callStatus(t, base, failedCall) == "written" })
 
 	// Overview: the hour's counts, drawn by Chart.js.
@@ -236,6 +242,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		return text(t, op, "#tile-written") == "2"
 	})
 	run(t, op, "charts", chromedp.WaitVisible(`body[data-charts=drawn]`, chromedp.ByQuery))
+	assert.Contains(t, text(t, op, "#latency-now"), "median", "the latest hour's answer times in words")
+	var canvases int
+	run(t, op, "charts drawn", chromedp.Evaluate(`Object.keys(Chart.instances).length`, &canvases))
+	assert.Equal(t, 4, canvases, "four charts")
 	screenshot(t, op, "overview")
 
 	// Setup: the webhook URLs and a connection test.
@@ -246,13 +256,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.Contains(t, text(t, op, ".flash"), "MyOperator: connected, 2 users")
 	assert.Contains(t, text(t, op, "#backfill-state"), "on every 15m")
 	assert.Contains(t, text(t, op, "#backfill-last"), "schedule", "the periodic backfill's last run")
+	screenshot(t, op, "setup")
 
 	// Zoho's connection test too (tenant demo-zoho).
 	run(t, op, "zoho setup", chromedp.Navigate(base+"/console/tenants/demo-zoho/setup"), chromedp.WaitVisible(`form[action$="test-connection"] button`, chromedp.ByQuery),
 		chromedp.Click(`form[action$="test-connection"] button`, chromedp.ByQuery), chromedp.WaitVisible(".flash", chromedp.ByQuery))
 	assert.Contains(t, text(t, op, ".flash"), "Zoho CRM: connected, 1 user listed")
 	assert.Contains(t, text(t, op, "#backfill-state"), "off")
-	screenshot(t, op, "setup")
 
 	// A form post without the session's CSRF token changes nothing: 403, in words.
 	var csrf struct {

@@ -54,6 +54,8 @@
       });
     });
 
+    function messages(n) { return n === 1 ? "1 message" : n + " messages"; }
+
     // Replay progress.
     var job = document.getElementById("replay-job");
     if (job) {
@@ -68,9 +70,9 @@
             bar.style.width = pct + "%";
             job.setAttribute("data-state", j.state);
             if (j.state === "counting") state.textContent = "Counting the messages to replay…";
-            else if (j.state === "replaying") state.textContent = "Replaying: " + j.sent + " of " + j.total + " messages sent (" + pct + "%)";
-            else if (j.state === "done") { state.textContent = "Done: replayed " + j.sent + " messages. The writers take them now; the Calls page shows them as they are written."; job.classList.add("done"); return; }
-            else if (j.state === "failed") { state.textContent = "The replay stopped after " + j.sent + " of " + j.total + " messages: " + j.error; job.classList.add("failed"); return; }
+            else if (j.state === "replaying") state.textContent = "Replaying: " + j.sent + " of " + messages(j.total) + " sent (" + pct + "%)";
+            else if (j.state === "done") { state.textContent = "Done: replayed " + messages(j.sent) + ". The writers take them now; the Calls page shows them as they are written."; job.classList.add("done"); return; }
+            else if (j.state === "failed") { state.textContent = "The replay stopped after " + j.sent + " of " + messages(j.total) + ": " + j.error; job.classList.add("failed"); return; }
             setTimeout(poll, 500);
           })
           .catch(function () { setTimeout(poll, 2000); });
