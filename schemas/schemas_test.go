@@ -24,7 +24,7 @@ import (
 	"github.com/calltrack/calltrack/schemas"
 )
 
-var update = flag.Bool("update", false, "rewrite the composed schemas (retry, dlq) from the log and recording schemas")
+var update = flag.Bool("update", false, "rewrite the composed schemas (retry, dlq, held) from the log and recording schemas")
 
 var (
 	tLog       = kafkabus.TopicLog
@@ -34,6 +34,7 @@ var (
 	tDLQ       = kafkabus.TopicDLQ
 	tRejected  = kafkabus.TopicRejected
 	tMapping   = kafkabus.TopicMapping
+	tHeld      = kafkabus.TopicHeld
 )
 
 var receivedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -42,7 +43,7 @@ var receivedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 // The schema files themselves.
 
 func TestTopicsAreKafkaTopics(t *testing.T) {
-	want := []string{tDLQ, tLive, tLog, tRecording, tRetry, tMapping, tRejected}
+	want := []string{tDLQ, tLive, tLog, tRecording, tRetry, tMapping, tRejected, tHeld}
 	slices.Sort(want)
 	if got := schemas.Topics(); !slices.Equal(got, want) {
 		t.Fatalf("Topics() = %v, want the topics of kafkabus %v", got, want)
@@ -145,6 +146,27 @@ func TestComposedSchemas(t *testing.T) {
 			t.Errorf("%s is out of date with %s.json and %s.json: run go test ./schemas -run TestComposedSchemas -update", file, tLog, tRecording)
 		}
 	}
+	// The held topic's value is a call log: its schema is the log's, with its own $id,
+	// title and description.
+	file := tHeld + ".json"
+	have := readObject(t, file)
+	want := append(object{}, log...)
+	for i, m := range want {
+		if m.Key == "$id" || m.Key == "title" || m.Key == "description" {
+			want[i].Value = have.get(m.Key)
+		}
+	}
+	if *update {
+		b, err := json.MarshalIndent(want, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if !jsonEqual(mustJSON(t, have), mustJSON(t, want)) {
+		t.Errorf("%s is out of date with %s.json: run go test ./schemas -run TestComposedSchemas -update", file, tLog)
+	}
 }
 
 // Every field of the Go types is in the schema under its JSON name, with the JSON
@@ -156,6 +178,7 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 		typ        reflect.Type
 	}{
 		{tLog, "", reflect.TypeFor[call.Log]()},
+		{tHeld, "", reflect.TypeFor[call.Log]()},
 		{tLive, "", reflect.TypeFor[call.Live]()},
 		{tRecording, "", reflect.TypeFor[call.RecordingEvent]()},
 		{tMapping, "", reflect.TypeFor[mapping.Mapping]()},
