@@ -138,9 +138,7 @@ func TestRedisStoppedWhileCallsArrive(t *testing.T) {
 func TestServeKilledWithSpooledCalls(t *testing.T) {
 	needServices(t)
 	bin := filepath.Join(t.TempDir(), "calltrack")
-	// -race: the packages are already compiled so for this test binary (build cache), and
-	// serve runs under the race detector too.
-	build := exec.Command("go", "build", "-race", "-o", bin, "../../cmd/calltrack")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/calltrack")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
