@@ -19,6 +19,9 @@ KAFKA_PORT=${CALLTRACK_SERVICES_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${CALLTRACK_SERVICES_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 REDIS_PORT=${CALLTRACK_SERVICES_REDIS_PORT:-6379}
 READY_TIMEOUT=${CALLTRACK_SERVICES_TIMEOUT:-120}
+# Extra JVM options of the broker, e.g. -XX:TieredStopAtLevel=1 (the fault tests' broker:
+# a quicker start and restart on a small box, for less peak speed).
+KAFKA_JVM_OPTS=${CALLTRACK_SERVICES_KAFKA_JVM_OPTS:-}
 KAFKA_HOME=$CACHE/kafka-$KAFKA_VERSION
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
@@ -37,7 +40,8 @@ usage: $0 up|down|status|env|stop SERVICE|start SERVICE
   kafka-tool CLASS ARGS...  run a Kafka CLI class from the cached jars, e.g.
           org.apache.kafka.tools.TopicCommand --bootstrap-server $HOST:$KAFKA_PORT --list
 env: CALLTRACK_SERVICES_DIR (state, logs), CALLTRACK_SERVICES_CACHE (jars),
-     CALLTRACK_SERVICES_KAFKA_PORT, CALLTRACK_SERVICES_REDIS_PORT, CALLTRACK_KAFKA_VERSION
+     CALLTRACK_SERVICES_KAFKA_PORT, CALLTRACK_SERVICES_REDIS_PORT, CALLTRACK_KAFKA_VERSION,
+     CALLTRACK_SERVICES_KAFKA_JVM_OPTS
 EOF
 	exit 2
 }
@@ -195,7 +199,8 @@ kafka_up() {
 				>>"$STATE/kafka.log" 2>&1 || { tail -n 20 "$STATE/kafka.log" >&2; die "kafka storage format failed"; }
 		fi
 		log "starting Kafka $KAFKA_VERSION (log: $STATE/kafka.log)"
-		spawn kafka "$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+		# shellcheck disable=SC2086 # KAFKA_JVM_OPTS is a list of options
+		spawn kafka "$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 $KAFKA_JVM_OPTS \
 			-Djava.awt.headless=true -Dlog4j2.configurationFile="$d/log4j2.properties" \
 			-cp "$KAFKA_HOME/lib/*" kafka.Kafka "$d/server.properties"
 	else
