@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/calltrack/calltrack/internal/telemetry"
 )
 
 // Producer is the one shared writer of a process, configured once: acks from every
@@ -35,11 +37,16 @@ func NewProducer(c *Client) *Producer {
 }
 
 // Publish writes the messages and returns once the cluster acknowledged all of them.
+// With tracing on, it is a producer span whose context travels in each message's
+// headers (W3C traceparent), so the writer's work joins the webhook's trace.
 func (p *Producer) Publish(ctx context.Context, msgs ...kafka.Message) error {
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("kafka: publish: %w", summarize(err))
+	ctx, span := telemetry.Publish(ctx, msgs)
+	err := p.w.WriteMessages(ctx, msgs...)
+	if err != nil {
+		err = fmt.Errorf("kafka: publish: %w", summarize(err))
 	}
-	return nil
+	telemetry.End(span, err)
+	return err
 }
 
 // writeErrors is kafka.WriteErrors said once per distinct error: kafka-go's own text
