@@ -145,6 +145,7 @@ type agentRow struct {
 	Unmatched, Reason string
 	Detail            string       // what the admin can do about it (the sync's words)
 	MapQuery          template.URL // the Map link's query: the map form filled for this agent
+	NearCRMUser       string       // the CRM user sync nearly matched it to (e.g. email differs in case)
 }
 
 // crmSideRow is a CRM user no agent is mapped to.
@@ -232,7 +233,7 @@ func (c *Console) agents(e echo.Context) error {
 			}
 			seen[u.ID] = true
 			d.Agents = append(d.Agents, agentRow{ID: u.ID, Name: u.Name, Email: u.Email, Unmatched: "unmatched", Reason: unmatchedWords(u),
-				Detail: detailOf(u), MapQuery: mapQuery(u.ID, cp, u.Email)})
+				Detail: detailOf(u), MapQuery: mapQuery(u.ID, cp, u.Email), NearCRMUser: cp})
 		}
 	}
 	// Agents whose calls wait unattributed, though no sync listed them.
@@ -242,6 +243,18 @@ func (c *Console) agents(e echo.Context) error {
 				seen[cl.Agent] = true
 				d.Agents = append(d.Agents, agentRow{ID: cl.Agent, Name: cl.AgentName, Unmatched: "unmatched",
 					Reason: "has unattributed calls waiting for a mapping", MapQuery: mapQuery(cl.Agent, "", "")})
+			}
+		}
+	}
+	// A link that names only the agent (an unattributed call's "map the agent") gets
+	// the form filled as the agent's own Map button would.
+	if d.Prefill != "" && d.PrefillCRM == "" {
+		for _, a := range d.Agents {
+			if a.ID == d.Prefill && !a.Mapped {
+				d.PrefillCRM = a.NearCRMUser
+				if d.PrefillMail == "" {
+					d.PrefillMail = a.Email
+				}
 			}
 		}
 	}
@@ -367,8 +380,9 @@ func (c *Console) resync(e echo.Context) error {
 	case err != nil:
 		return c.unavailable(e, "run the sync", err)
 	default:
-		f = flash{Kind: "ok", Text: fmt.Sprintf("Resync done: %d MyOperator users and %d CRM users listed, %d agents mapped, %d users unmatched, %d changes.",
-			r.Users.MyOperator, r.Users.CRM, len(r.Matched), len(r.Unmatched), len(r.Changes))}
+		f = flash{Kind: "ok", Text: fmt.Sprintf("Resync done: %s and %s listed, %s mapped, %s unmatched, %s.",
+			plural(r.Users.MyOperator, "MyOperator user"), plural(r.Users.CRM, "CRM user"), plural(len(r.Matched), "agent"),
+			plural(len(r.Unmatched), "user"), plural(len(r.Changes), "change"))}
 		for _, ch := range r.Changes {
 			line := fmt.Sprintf("%s: agent %s", ch.Change, ch.MyOperatorUserID)
 			if ch.CRMUserID != "" {

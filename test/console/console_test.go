@@ -33,6 +33,8 @@ const (
 	sampleCall  = "n2.1596270949.2175190"
 	sampleAgent = "5cd40f6556f2f124"
 	failedCall  = "n2.1596270949.9999999"
+	raviCall    = "n2.1596270949.3333333"
+	raviAgent   = "7a1b2c3d4e5f6a7b" // the dev MyOperator user with no CRM user
 )
 
 // chromium finds the browser; CI (and CALLTRACK_TEST_REQUIRE_REAL) must have it.
@@ -160,8 +162,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	unmatched := text(t, op, agentRow)
 	assert.Contains(t, unmatched, "unmatched")
 	assert.Contains(t, unmatched, "email differs only in case: Sumit.Arya@Example.com vs sumit.arya@example.com")
-	assert.Contains(t, text(t, op, `tr[data-agent="7a1b2c3d4e5f6a7b"]`), "no user on the other side has this email")
+	assert.Contains(t, text(t, op, fmt.Sprintf(`tr[data-agent=%q]`, raviAgent)), "no user on the other side has this email")
 	assert.Contains(t, text(t, op, `tr[data-crm-user="1002"]`), "no user on the other side has this email", "CRM users without an agent")
+
+	// "Resync now" runs a user sync and shows its report.
+	run(t, op, "resync", chromedp.Click(`form[action$="agents/resync"] button`, chromedp.ByQuery), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash.ok"), "Resync done: 2 MyOperator users and 2 CRM users listed, 0 agents mapped, 4 users unmatched")
 	screenshot(t, op, "agents-unmatched")
 
 	// Its Map button fills the map form: the agent, and CRM user 1001 whose email it
@@ -209,6 +215,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	assert.Contains(t, tl, "the CRM writer created the call in the CRM", "stages in words")
 	screenshot(t, op, "call")
+
+	// A call of an agent nobody mapped (Ravi Kumar) is kept unattributed; its row and its
+	// page say which agent needs a mapping and link to the filled map form.
+	postCall(t, base, "demo-token", func(p string) string {
+		return strings.NewReplacer(sampleCall, raviCall, "5f114f490dbe2437", "5f114f490dbe3333", sampleAgent, raviAgent,
+			"sumit.arya@example.com", "ravi.kumar@example.com", "8586848544", "9811122233", `"Sumit"`, `"Ravi Kumar"`).Replace(p)
+	})
+	raviRow := fmt.Sprintf(`tr[data-call=%q]`, raviCall)
+	eventually(t, op, 30*time.Second, "Ravi's call unattributed", callsURL, func() bool {
+		return has(op, raviRow) && strings.Contains(text(t, op, raviRow+" .badge"), "unattributed")
+	})
+	assert.Contains(t, text(t, op, raviRow+" td.owner"), "none yet")
+	run(t, op, "Ravi's call page", chromedp.Click(raviRow+" a.mono", chromedp.ByQuery), chromedp.WaitVisible(".flash.warn", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash.warn"), "MyOperator agent "+raviAgent+" has no mapping to a CRM user")
+	run(t, op, "map the agent", chromedp.Click(`.flash.warn a.button`, chromedp.ByQuery), chromedp.WaitVisible("#map", chromedp.ByID),
+		chromedp.Value("#agent", &agentField, chromedp.ByID))
+	assert.Equal(t, raviAgent, agentField, "the map form names the call's agent")
 
 	// A call the CRM refuses is dead-lettered; the DLQ page counts it (dry run), then
 	// replays it once the CRM takes calls again.
