@@ -208,14 +208,15 @@ func (d *Dev) Banner() string {
   tenant %[4]q  webhook token %[5]q  admin token %[6]q
 
 Console: %[1]s/console/
-  sign in with operator token %[6]q (every tenant) or tenant-admin token %[8]q (tenant demo only)
+  sign in with operator token %[6]q (every tenant) or tenant-admin token %[8]q (tenant demo only);
+  on demo's Agents page, the sample's agent Sumit (5cd40f6556f2f124) waits unmatched: press Map, then Map agent
 
 MyOperator webhook URLs for tenant demo:
   inCall:    %[1]s/webhooks/myoperator/demo/incall?token=demo-token
   afterCall: %[1]s/webhooks/myoperator/demo/aftercall?token=demo-token
   v2:        %[1]s/webhooks/myoperator/demo/v2?token=demo-token   (call.end waits %[7]s for call.summary)
 
-Map the sample's agent to CRM user 1001:
+Or map the sample's agent to CRM user 1001 with the admin API:
   curl -s -X PUT -H 'Authorization: Bearer demo-admin' -H 'Content-Type: application/json' \
     -d '{"crm_user_id":"1001","email":"sumit.arya@example.com","phones":["+918586848544"]}' \
     %[1]s/admin/v1/tenants/demo/mappings/5cd40f6556f2f124
