@@ -102,6 +102,18 @@ func Split(e164 string) (code, national string) {
 	return code, e[1+len(code):]
 }
 
+// Readable writes a number as people read it: an Indian number grouped
+// ("+91 97116 36496"), others as E.164; a non-number is "an unknown number".
+func Readable(n string) string {
+	switch {
+	case n == "" || !strings.HasPrefix(n, "+"):
+		return "an unknown number"
+	case strings.HasPrefix(n, "+91") && len(n) == 13:
+		return "+91 " + n[3:8] + " " + n[8:]
+	}
+	return n
+}
+
 // Mask hides a number for logs: it keeps a leading "+" with the two characters
 // after it and the last four characters ("+919711636496" → "+91******6496").
 // Strings too short to hide at least four characters are masked entirely.

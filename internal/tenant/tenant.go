@@ -51,6 +51,9 @@ type Tenant struct {
 	CRM            CRM
 	Sync           Sync     // user-sync settings (sync.go)
 	Backfill       Backfill // backfill from MyOperator's call log (backfill.go)
+	// Calls is what becomes of each kind of call, business hours, follow-up tasks and
+	// department fallback owners (policy.go).
+	Calls CallPolicy
 }
 
 // AcceptsCompany reports whether a payload of companyID may be accepted for t.
@@ -125,6 +128,7 @@ type file struct {
 		DefaultCountry     string       `yaml:"default_country"`
 		Sync               syncYAML     `yaml:"sync"`
 		Backfill           backfillYAML `yaml:"backfill"`
+		Calls              policyYAML   `yaml:",inline"` // policy.go
 		CRM                struct {
 			Kind           string        `yaml:"kind"`
 			BaseURL        string        `yaml:"base_url"`
@@ -213,6 +217,9 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		}
 		if t.Backfill, err = e.Backfill.parse(); err != nil {
 			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)
+		}
+		if t.Calls, err = e.Calls.parse(id); err != nil {
+			return nil, err
 		}
 		if t.MyOperatorAPI == "" {
 			t.MyOperatorAPI = "https://developers.myoperator.co"

@@ -189,7 +189,7 @@ func (a *Adapter) startAndDuration(l call.Log) (string, string) {
 // subject is the line a CRM user sees in the Calls list, e.g.
 // "Incoming call from +91 97116 36496 — answered by Sumit Arya (sales)".
 func subject(l call.Log, customer, tag string) string {
-	num := readable(customer)
+	num := phone.Readable(customer)
 	agent := ""
 	if l.Agent != nil {
 		agent = l.Agent.Name
@@ -240,18 +240,6 @@ func subject(l call.Log, customer, tag string) string {
 		s = string(r[:max-1]) + "…"
 	}
 	return s + tag
-}
-
-// readable groups an Indian number as people write it ("+91 97116 36496"); other
-// numbers stay E.164; a non-number is "an unknown number".
-func readable(n string) string {
-	switch {
-	case n == "" || !strings.HasPrefix(n, "+"):
-		return "an unknown number"
-	case strings.HasPrefix(n, "+91") && len(n) == 13:
-		return "+91 " + n[3:8] + " " + n[8:]
-	}
-	return n
 }
 
 // description is the note on the call: who, where, how long, the recording and our
