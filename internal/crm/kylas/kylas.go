@@ -117,8 +117,9 @@ func (c Config) Validate() error {
 
 // Adapter implements crm.Adapter for Kylas. It is safe for concurrent use.
 type Adapter struct {
-	cfg     Config
-	parties *crm.Parties
+	cfg        Config
+	parties    *crm.Parties
+	taskFields taskFieldsCache // task.go
 }
 
 var _ crm.Adapter = (*Adapter)(nil)

@@ -143,6 +143,7 @@ type Kylas struct {
 	leads      map[int64]KylasPerson
 	leadMeta   map[int64]KylasLeadIn // owner and source of leads made through the API
 	contacts   map[int64]KylasPerson
+	tasks      []*KylasTask // kylas_tasks.go
 }
 
 // NewKylas returns a Kylas sandbox with opts' seed data.
@@ -168,10 +169,15 @@ func NewKylas(opts KylasOptions) *Kylas {
 	k.mux.HandleFunc("PUT /v1/call-logs/{id}", k.adapterWrite(k.updateCallLog))
 	k.mux.HandleFunc("POST /v1/call-logs/search", k.adapterCall(k.searchCallLogs))
 	k.mux.HandleFunc("POST /v1/leads", k.adapterWrite(k.createLead))
+	k.mux.HandleFunc("POST /v1/tasks", k.adapterWrite(k.createTask))
+	k.mux.HandleFunc("POST /v1/tasks/search", k.adapterCall(k.searchTasks))
+	k.mux.HandleFunc("GET /v1/entities/task/fields", k.adapterCall(k.getTaskFields))
 	k.mux.HandleFunc("POST /v1/search/lead", k.adapterCall(k.search("lead")))
 	k.mux.HandleFunc("POST /v1/search/contact", k.adapterCall(k.search("contact")))
 	// Reads: authenticated, never faulted or counted.
 	k.mux.HandleFunc("GET /v1/call-logs", k.api(k.listCallLogs))
+	k.mux.HandleFunc("GET /v1/tasks", k.api(k.listTasks))
+	k.mux.HandleFunc("GET /v1/tasks/{id}", k.api(k.getTask))
 	k.mux.HandleFunc("GET /v1/call-logs/{id}", k.api(k.getCallLog))
 	k.mux.HandleFunc("GET /v1/leads", k.api(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"content": k.Leads()})
@@ -254,6 +260,7 @@ func (k *Kylas) resetData() {
 	k.mu.Lock()
 	k.records, k.nextID, k.nextEntity = nil, 1000, 100
 	k.byRemote, k.duplicates = map[string]int{}, 0
+	k.tasks = nil
 	k.users = map[int64]KylasUser{}
 	k.leads, k.contacts, k.leadMeta = map[int64]KylasPerson{}, map[int64]KylasPerson{}, map[int64]KylasLeadIn{}
 	for _, u := range k.opts.Users {
