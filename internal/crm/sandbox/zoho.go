@@ -206,6 +206,7 @@ type Zoho struct {
 	pbIntegrated  bool                   // calltrack is the org's PhoneBridge provider
 	pbUserList    []PhoneBridgeUser      // PhoneBridge users
 	pbDial        map[string]ClickToDial // registered click-to-dial URIs by PhoneBridge user
+	tasks         []*ZohoTask            // zoho_tasks.go
 }
 
 // NewZoho returns a Zoho sandbox with opts' seed data.
@@ -247,6 +248,7 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("PUT /crm/v8/Calls/{id}", z.adapterWrite(z.updateCall))
 	z.mux.HandleFunc("POST /crm/v8/coql", z.adapterCall(z.coql))
 	z.mux.HandleFunc("POST /crm/v8/Leads", z.adapterWrite(z.insertLeads))
+	z.mux.HandleFunc("POST /crm/v8/Tasks", z.adapterWrite(z.insertTasks))
 	z.mux.HandleFunc("GET /crm/v8/Contacts/search", z.adapterCall(z.search("Contacts")))
 	z.mux.HandleFunc("GET /crm/v8/Leads/search", z.adapterCall(z.search("Leads")))
 	z.mux.HandleFunc("POST /phonebridge/v3/callnotify", z.adapterCall(z.callNotify))
@@ -255,6 +257,7 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("POST /phonebridge/v3/clicktodial", z.adapterCall(z.pbClickToDial))
 	// Reads: authenticated, never faulted or counted.
 	z.mux.HandleFunc("GET /crm/v8/Calls", z.api(z.listCalls))
+	z.mux.HandleFunc("GET /crm/v8/Tasks", z.api(z.listTasks))
 	z.mux.HandleFunc("GET /crm/v8/Calls/{id}", z.api(z.getCall))
 	z.mux.HandleFunc("GET /crm/v8/users", z.api(z.listUsers))
 	z.mux.HandleFunc("GET /crm/v8/settings/fields", z.adapterCall(z.fieldsMeta))
@@ -385,6 +388,7 @@ func (z *Zoho) resetData() {
 	z.leads, z.contacts = map[string]ZohoPerson{}, map[string]ZohoPerson{}
 	z.tokens, z.refreshes, z.refreshCount = map[string]time.Time{}, nil, 0
 	z.notifications = nil
+	z.tasks = nil
 	z.pbIntegrated, z.pbUserList, z.pbDial = false, slices.Clone(z.opts.PhoneBridgeUsers), map[string]ClickToDial{}
 	z.mu.Unlock()
 	for _, u := range z.opts.Users {

@@ -32,6 +32,7 @@ var coqlModules = map[string]map[string]coqlField{
 		"Voice_Recording__s": {}, "Created_Time": {}, "Modified_Time": {}, "Description": {multiLine: true},
 	},
 	"Leads":    {"id": {}, "First_Name": {}, "Last_Name": {}, "Full_Name": {}, "Email": {}, "Phone": {}, "Mobile": {}, "Lead_Source": {}, "Owner": {}, "Description": {multiLine: true}},
+	"Tasks":    {"id": {}, "Subject": {}, "Due_Date": {}, "Status": {}, "Priority": {}, "Owner": {}, "Who_Id": {}, "What_Id": {}, "Created_Time": {}, "Description": {multiLine: true}},
 	"Contacts": {"id": {}, "First_Name": {}, "Last_Name": {}, "Full_Name": {}, "Email": {}, "Phone": {}, "Mobile": {}, "Home_Phone": {}, "Other_Phone": {}, "Owner": {}, "Description": {multiLine: true}},
 }
 
@@ -104,6 +105,9 @@ func (z *Zoho) coql(w http.ResponseWriter, r *http.Request) {
 // not there yet.
 func (z *Zoho) coqlRows(module string) []map[string]any {
 	var rows []map[string]any
+	if module == "Tasks" {
+		return z.taskRows()
+	}
 	if module == "Calls" {
 		visible := z.opts.Now().Add(-z.gate.searchLag())
 		for _, c := range z.Records() {
@@ -231,7 +235,7 @@ func parseCOQL(s string, custom []string) (*coqlQuery, error) {
 	}
 	q.module = p.next()
 	if coqlModules[q.module] == nil {
-		return nil, fmt.Errorf("module %q: the sandbox serves Calls, Leads and Contacts", q.module)
+		return nil, fmt.Errorf("module %q: the sandbox serves Calls, Leads, Contacts and Tasks", q.module)
 	}
 	p.module = q.module
 	for _, f := range q.fields {
