@@ -178,7 +178,7 @@ func (a *App) Ingest() *ingest.Handler {
 func (a *App) Writer() *writer.Writer {
 	return &writer.Writer{Tenants: a.Tenants, Adapters: a.Adapters, Mappings: a.Mappings, Idem: a.Idem, Trace: a.Trace,
 		Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Publisher: a.Producer, Topics: a.Topics, Retry: a.Retry,
-		Link: a.Link, Limiter: a.Limiter, Metrics: a.Metrics, Log: a.Log}
+		Link: a.Link, Limiter: a.Limiter, FollowUps: a.followUps(), Metrics: a.Metrics, Log: a.Log}
 }
 
 // Admin builds the admin API.

@@ -119,7 +119,8 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	d.MyOp.PutUser(mosandbox.User{ID: "7a1b2c3d4e5f6a7b", Name: "Ravi Kumar", Email: "ravi.kumar@example.com", ContactNumber: "9811122233", Enabled: true})
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
-		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken}}, d.devZoho())
+		CRM:   tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken},
+		Calls: DevCallPolicy()}, d.devZoho())
 	if _, err := tenants.WithAdmins(tenant.Admin{Name: "demo-tenant-admin", Tenant: DevTenant, Token: DevTenantAdminToken}); err != nil {
 		return nil, err
 	}

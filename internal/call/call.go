@@ -82,7 +82,19 @@ type Owner struct {
 	CRMUserID string `json:"crm_user_id"`
 	Email     string `json:"email,omitempty"`
 	Name      string `json:"name,omitempty"`
-	Source    string `json:"source,omitempty"` // email-match, manual, fallback
+	Source    string `json:"source,omitempty"` // email-match, manual, fallback, department
+}
+
+// Owner sources of a fallback owner (Owner.Source): the call's agent is not mapped,
+// or no agent was rung.
+const (
+	OwnerFallback   = "fallback"   // the tenant's fallback_owner
+	OwnerDepartment = "department" // the tenant's departments[Log.Department]
+)
+
+// IsFallback reports whether o is a fallback owner rather than the agent's own.
+func (o *Owner) IsFallback() bool {
+	return o != nil && (o.Source == OwnerFallback || o.Source == OwnerDepartment)
 }
 
 // Log is a completed call: the event on calltrack.call.log.v1.
@@ -113,6 +125,22 @@ type Log struct {
 	Recording       *Recording `json:"recording,omitempty"`
 	Disposition     string     `json:"disposition,omitempty"`
 	ReceivedAt      time.Time  `json:"received_at"`
+}
+
+// FallbackNote says in words why the call is owned by a fallback owner — for the CRM
+// record's description and the trace — or "" when its owner is the agent's own.
+func (l *Log) FallbackNote() string {
+	if !l.Owner.IsFallback() {
+		return ""
+	}
+	who := "no agent was rung"
+	if l.Agent != nil && !l.Agent.Empty() {
+		who = "agent " + l.Agent.Label() + " is not mapped to a CRM user"
+	}
+	if l.Owner.Source == OwnerDepartment {
+		return fmt.Sprintf("department %s's fallback owner %s (%s)", l.Department, l.Owner.CRMUserID, who)
+	}
+	return fmt.Sprintf("the tenant's fallback owner %s (%s)", l.Owner.CRMUserID, who)
 }
 
 // Key is the Kafka key of every event of one call: same key, same partition.

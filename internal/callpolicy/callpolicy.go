@@ -7,7 +7,6 @@
 package callpolicy
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -15,12 +14,6 @@ import (
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/tenant"
-)
-
-// Owner sources of a fallback owner (call.Owner.Source).
-const (
-	SourceFallback   = "fallback"   // the tenant's fallback_owner
-	SourceDepartment = "department" // departments[call.Department]
 )
 
 // Decision is what a tenant's policy makes of one call.
@@ -126,39 +119,4 @@ func TaskFor(p tenant.CallPolicy, l *call.Log) crm.Task {
 	}
 	t.Description = what + "."
 	return t
-}
-
-// FallbackOwner returns the owner of a call no mapped agent owns (the agent is not
-// mapped, or no agent was rung): the call's department's owner (departments:) when
-// the tenant names one, else the tenant's fallback_owner, else nil (the call is
-// parked until a mapping appears).
-func FallbackOwner(t *tenant.Tenant, l *call.Log) *call.Owner {
-	if id, ok := t.Calls.DepartmentOwner(l.Department); ok {
-		return &call.Owner{CRMUserID: id, Source: SourceDepartment}
-	}
-	if t.FallbackOwner != "" {
-		return &call.Owner{CRMUserID: t.FallbackOwner, Source: SourceFallback}
-	}
-	return nil
-}
-
-// IsFallback reports whether o is a fallback owner rather than the agent's own.
-func IsFallback(o *call.Owner) bool {
-	return o != nil && (o.Source == SourceFallback || o.Source == SourceDepartment)
-}
-
-// FallbackNote says in words why a call went to a fallback owner, for the record's
-// description and the trace; "" when its owner is the agent's own.
-func FallbackNote(l *call.Log) string {
-	if l.Owner == nil || !IsFallback(l.Owner) {
-		return ""
-	}
-	who := "no agent was rung"
-	if l.Agent != nil && !l.Agent.Empty() {
-		who = "agent " + l.Agent.Label() + " is not mapped to a CRM user"
-	}
-	if l.Owner.Source == SourceDepartment {
-		return fmt.Sprintf("owned by department %s's fallback owner %s: %s", l.Department, l.Owner.CRMUserID, who)
-	}
-	return fmt.Sprintf("owned by the tenant's fallback owner %s: %s", l.Owner.CRMUserID, who)
 }

@@ -92,44 +92,6 @@ func TestTaskFor(t *testing.T) {
 	assert.Contains(t, task.Description, "An outgoing call to +91 97116 36496 was not answered")
 }
 
-func TestFallbackOwner(t *testing.T) {
-	t.Parallel()
-	depts := tenant.CallPolicy{Departments: map[string]string{"sales": "1002"}}
-	for _, tc := range []struct {
-		name      string
-		t         tenant.Tenant
-		dept      string
-		want      *call.Owner
-		noteParts []string
-	}{
-		{"department owner", tenant.Tenant{Calls: depts, FallbackOwner: "9"}, "Sales", &call.Owner{CRMUserID: "1002", Source: "department"}, []string{"department Sales's fallback owner 1002"}},
-		{"other department: the tenant's fallback", tenant.Tenant{Calls: depts, FallbackOwner: "9"}, "Support", &call.Owner{CRMUserID: "9", Source: "fallback"}, []string{"tenant's fallback owner 9"}},
-		{"no department", tenant.Tenant{Calls: depts}, "", nil, nil},
-		{"nothing configured", tenant.Tenant{}, "Sales", nil, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			l := &call.Log{Department: tc.dept, Agent: &call.Agent{ID: "5cd40f6556f2f124"}}
-			got := callpolicy.FallbackOwner(&tc.t, l)
-			assert.Equal(t, tc.want, got)
-			l.Owner = got
-			note := callpolicy.FallbackNote(l)
-			for _, p := range tc.noteParts {
-				assert.Contains(t, note, p)
-				assert.Contains(t, note, "agent 5cd40f6556f2f124 is not mapped")
-				assert.True(t, callpolicy.IsFallback(got))
-			}
-			if tc.want == nil {
-				assert.Empty(t, note)
-			}
-		})
-	}
-	l := &call.Log{Owner: &call.Owner{CRMUserID: "1", Source: "manual"}}
-	assert.Empty(t, callpolicy.FallbackNote(l), "the agent's own owner is no fallback")
-	l = &call.Log{Department: "Sales", Owner: &call.Owner{CRMUserID: "1002", Source: "department"}}
-	assert.Contains(t, callpolicy.FallbackNote(l), "no agent was rung")
-}
-
 // fakeTasker is an in-memory CRM task API: lost answers store the task and fail.
 type fakeTasker struct {
 	tasks   map[string]string // call id → task id

@@ -389,7 +389,10 @@ func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery 
 	}
 	return delivery{callID: l.CallID, lookups: []*lookup{lk}, trace: tu, traceKind: "log", statusStage: true,
 		build: func() ([]kafka.Message, error) {
-			owner, err := mapping.OwnerOf(lk.m, lk.err, t.FallbackOwner)
+			owner, err := mapping.OwnerOf(lk.m, lk.err, "")
+			if err == nil && owner == nil {
+				owner = t.FallbackOwnerOf(l) // the department's owner, else the tenant's fallback_owner
+			}
 			switch {
 			case err != nil:
 				r.log.Warn().Err(err).Msg("mappings unavailable: the call goes out with its owner unresolved (the writer resolves it)")

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/calltrack/calltrack/internal/call"
 )
 
 // Action is what a call policy does with a call of its category.
@@ -65,6 +67,20 @@ func (p CallPolicy) Action(c Category) (Action, bool) {
 func (p CallPolicy) DepartmentOwner(name string) (string, bool) {
 	id, ok := p.Departments[strings.ToLower(strings.TrimSpace(name))]
 	return id, ok && id != ""
+}
+
+// FallbackOwnerOf returns the owner of call l when no mapped agent owns it (its agent
+// is not mapped, or no agent was rung): its department's owner (departments:) when
+// the tenant names one, else the tenant's fallback_owner, else nil (the call is
+// parked until a mapping appears).
+func (t *Tenant) FallbackOwnerOf(l *call.Log) *call.Owner {
+	if id, ok := t.Calls.DepartmentOwner(l.Department); ok {
+		return &call.Owner{CRMUserID: id, Source: call.OwnerDepartment}
+	}
+	if t.FallbackOwner != "" {
+		return &call.Owner{CRMUserID: t.FallbackOwner, Source: call.OwnerFallback}
+	}
+	return nil
 }
 
 // BusinessHours are a tenant's opening hours in its time zone, per weekday; a day with

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -82,4 +83,40 @@ func TestCallPolicySettings(t *testing.T) {
 			tc.check(t, a.Calls)
 		})
 	}
+}
+
+func TestFallbackOwnerOf(t *testing.T) {
+	t.Parallel()
+	depts := tenant.CallPolicy{Departments: map[string]string{"sales": "1002"}}
+	for _, tc := range []struct {
+		name string
+		t    tenant.Tenant
+		dept string
+		want *call.Owner
+		note string
+	}{
+		{"department owner", tenant.Tenant{Calls: depts, FallbackOwner: "9"}, "Sales", &call.Owner{CRMUserID: "1002", Source: "department"}, "department Sales's fallback owner 1002"},
+		{"other department: the tenant's fallback", tenant.Tenant{Calls: depts, FallbackOwner: "9"}, "Support", &call.Owner{CRMUserID: "9", Source: "fallback"}, "the tenant's fallback owner 9"},
+		{"no department", tenant.Tenant{Calls: depts}, "", nil, ""},
+		{"nothing configured", tenant.Tenant{}, "Sales", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := &call.Log{Department: tc.dept, Agent: &call.Agent{ID: "5cd40f6556f2f124"}}
+			got := tc.t.FallbackOwnerOf(l)
+			assert.Equal(t, tc.want, got)
+			l.Owner = got
+			assert.Equal(t, tc.want != nil, got.IsFallback())
+			if tc.note == "" {
+				assert.Empty(t, l.FallbackNote())
+				return
+			}
+			assert.Contains(t, l.FallbackNote(), tc.note)
+			assert.Contains(t, l.FallbackNote(), "agent 5cd40f6556f2f124 is not mapped")
+		})
+	}
+	l := &call.Log{Owner: &call.Owner{CRMUserID: "1", Source: "manual"}}
+	assert.Empty(t, l.FallbackNote(), "the agent's own owner is no fallback")
+	l = &call.Log{Department: "Sales", Owner: &call.Owner{CRMUserID: "1002", Source: "department"}}
+	assert.Contains(t, l.FallbackNote(), "no agent was rung")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/kafkabus"
@@ -86,7 +87,9 @@ type Writer struct {
 	Link      RecordingLinker
 	// Limiter returns the tenant's shared CRM rate limiter (to pause it on a 429); may be nil.
 	Limiter func(*tenant.Tenant) *ratelimit.Limiter
-	Metrics *metrics.Metrics
+	// FollowUps creates the follow-up tasks of call policies (log_and_task); nil: none.
+	FollowUps *callpolicy.FollowUps
+	Metrics   *metrics.Metrics
 	Log     zerolog.Logger
 
 	mu       sync.Mutex
@@ -101,6 +104,7 @@ const (
 	done outcome = iota
 	parked
 	duplicate
+	skipped
 )
 
 // Handle is the kafkabus.Handler for the call-log and recording topics.
@@ -215,7 +219,7 @@ func (w *Writer) handle(ctx context.Context, m kafka.Message, kind string, attem
 	}
 	switch {
 	case err == nil:
-		o := map[outcome]string{done: "written", parked: "unattributed", duplicate: "duplicate"}[res]
+		o := map[outcome]string{done: "written", parked: "unattributed", duplicate: "duplicate", skipped: "skipped"}[res]
 		w.Metrics.WriterOutcomes.WithLabelValues(tenantID, label, o).Inc()
 		return nil
 	case isInfra(err):
@@ -279,11 +283,22 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 	t, _ := w.Tenants.Get(l.Tenant)
 	if l.Owner == nil {
 		// The mapping may have appeared since ingest.
-		owner, err := w.Mappings.Owner(ctx, t.ID, t.FallbackOwner, l.Agent)
+		owner, err := w.Mappings.Owner(ctx, t.ID, "", l.Agent)
 		if err != nil {
 			return done, infraError{err}
 		}
+		if owner == nil {
+			owner = t.FallbackOwnerOf(l) // the department's owner, else the tenant's fallback_owner
+		}
 		l.Owner = owner
+	}
+	if d := callpolicy.Decide(t.Calls, l); d.Skip() {
+		// The tenant's policy writes nothing for such calls; not parked either.
+		_ = w.unpark(ctx, l.Tenant, l.CallID)
+		_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: callpolicy.StageSkipped, Kind: "log",
+			Detail: d.Reason}, Status: callpolicy.StatusSkipped})
+		log.Info().Str("reason", d.Reason).Msg("call skipped by the tenant's policy")
+		return skipped, nil
 	}
 	if l.Owner == nil {
 		if err := w.park(ctx, l); err != nil {
@@ -337,6 +352,14 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 		_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: "already_written", Kind: "log",
 			Detail: "redelivered or replayed; record " + recordID + " kept"}})
 		log.Info().Str("record_id", recordID).Msg("call log already written; redelivery ignored")
+		// Its follow-up task may be what an earlier delivery could not finish.
+		written := l
+		if prev, err := w.loadWritten(ctx, l.Tenant, l.CallID); err == nil && prev != nil {
+			written = prev
+		}
+		if err := w.followUp(ctx, t, written); err != nil {
+			return done, err
+		}
 		return duplicate, nil
 	}
 	if err := w.saveWritten(ctx, l); err != nil {
@@ -351,10 +374,28 @@ func (w *Writer) writeLog(ctx context.Context, l *call.Log, log zerolog.Logger) 
 		_ = w.Redis.Del(ctx, w.key("pending-amendment", l.Tenant, l.CallID)).Err()
 	}
 	_ = w.unpark(ctx, l.Tenant, l.CallID)
-	_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: "log", Detail: "record " + recordID},
+	detail := "record " + recordID
+	if note := l.FallbackNote(); note != "" {
+		detail += "; owned by " + note + " (owner source " + l.Owner.Source + ")"
+	}
+	_ = w.Trace.Record(ctx, l.Tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: "log", Detail: detail},
 		Status: trace.StatusWritten, OwnerID: l.Owner.CRMUserID, RecordID: recordID})
-	log.Info().Str("record_id", recordID).Str("owner", l.Owner.CRMUserID).Msg("call log written")
-	return done, nil
+	log.Info().Str("record_id", recordID).Str("owner", l.Owner.CRMUserID).Str("owner_source", l.Owner.Source).Msg("call log written")
+	return done, w.followUp(ctx, t, l)
+}
+
+// followUp creates the written call's follow-up task once, when its tenant's policy
+// says log_and_task (callpolicy.FollowUps). A failure fails the delivery, whose
+// redelivery finds the record written and tries the task again.
+func (w *Writer) followUp(ctx context.Context, t *tenant.Tenant, l *call.Log) error {
+	if w.FollowUps == nil || !callpolicy.Wanted(t, l) {
+		return nil
+	}
+	_, err := w.FollowUps.Ensure(ctx, t, l)
+	if err != nil && !errors.As(err, new(*crm.Error)) && !errors.Is(err, callpolicy.ErrTaskOutcomeUnknown) && !errors.Is(err, callpolicy.ErrBusy) {
+		return infraError{err} // the task state store (Redis) failed
+	}
+	return err
 }
 
 func (w *Writer) crmCall(l *call.Log) crm.Call {

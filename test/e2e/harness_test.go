@@ -73,6 +73,8 @@ type stackOpts struct {
 	summaryWait time.Duration
 	// durableLinks makes the writer put calltrack's signed recording links in the CRM.
 	durableLinks bool
+	// calls is the main tenant's call policy (policies, departments).
+	calls tenant.CallPolicy
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -87,7 +89,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	t.Cleanup(s.moSrv.Close)
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: tenantID, WebhookToken: token, CompanyID: companyID,
 		MyOperatorAPI: s.moSrv.URL, MyOperatorKey: tenant.Secret(s.mo.Token()),
-		FallbackOwner: o.fallback, Sync: o.sync, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey, BearerToken: kylasOAuth}})
+		FallbackOwner: o.fallback, Sync: o.sync, Calls: o.calls, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey, BearerToken: kylasOAuth}})
 	switch o.second {
 	case "kylas":
 		s.kylasB = sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})

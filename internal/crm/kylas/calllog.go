@@ -196,6 +196,7 @@ func description(l call.Log) string {
 		line("Agent", name)
 	}
 	line("Department", l.Department)
+	line("Owner", l.FallbackNote()) // a fallback owner, and why (docs: department fallback owners)
 	line("DID", l.DID)
 	line("Disposition", l.Disposition)
 	line("Call ID", l.CallID)

@@ -267,6 +267,7 @@ func (a *Adapter) description(c crm.Call) string {
 		line("Agent", agent)
 	}
 	line("Department", l.Department)
+	line("Owner", l.FallbackNote()) // a fallback owner, and why (docs: department fallback owners)
 	line("DID", l.DID)
 	line("Duration", humanDuration(l.Duration))
 	line("Disposition", l.Disposition)

@@ -1,0 +1,42 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/calltrack/calltrack/internal/callpolicy"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+// followUps builds the service that creates call policies' follow-up tasks
+// (log_and_task) through each tenant's CRM adapter, its state in Redis.
+func (a *App) followUps() *callpolicy.FollowUps {
+	return &callpolicy.FollowUps{
+		Store: callpolicy.RedisTaskStore{Redis: a.Redis, Prefix: a.Cfg.RedisPrefix},
+		CRMs: func(t *tenant.Tenant) (crm.Tasker, error) {
+			ad, err := a.Adapters(t)
+			if err != nil {
+				return nil, err
+			}
+			tk, ok := ad.(crm.Tasker)
+			if !ok {
+				return nil, fmt.Errorf("the %s adapter creates no tasks", t.CRM.Kind)
+			}
+			return tk, nil
+		},
+		Trace: a.Trace,
+		Log:   a.Log,
+	}
+}
+
+// DevCallPolicy is tenant demo's call policy in `calltrack dev`: a missed call is
+// logged with a follow-up task for its owner (due in 2 h); calls of department sales
+// whose agent is not mapped (or that rang no agent) belong to CRM user 1002.
+func DevCallPolicy() tenant.CallPolicy {
+	return tenant.CallPolicy{TaskDue: tenant.DefaultTaskDue,
+		Actions:     map[tenant.Category]tenant.Action{tenant.CategoryMissed: tenant.ActionLogAndTask},
+		Departments: map[string]string{"sales": DevDepartmentOwner}}
+}
+
+// DevDepartmentOwner is the Kylas sandbox user (Priya N) who owns tenant demo's sales calls of unmapped agents.
+const DevDepartmentOwner = "1002"
