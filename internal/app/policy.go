@@ -18,6 +18,9 @@ func (a *App) followUps() *callpolicy.FollowUps {
 			if err != nil {
 				return nil, err
 			}
+			if m, ok := ad.(metered); ok {
+				ad = m.Adapter // crm.go: counts call operations only
+			}
 			tk, ok := ad.(crm.Tasker)
 			if !ok {
 				return nil, fmt.Errorf("the %s adapter creates no tasks", t.CRM.Kind)

@@ -90,7 +90,7 @@ type Writer struct {
 	// FollowUps creates the follow-up tasks of call policies (log_and_task); nil: none.
 	FollowUps *callpolicy.FollowUps
 	Metrics   *metrics.Metrics
-	Log     zerolog.Logger
+	Log       zerolog.Logger
 
 	mu       sync.Mutex
 	adapters map[string]crm.Adapter
