@@ -88,20 +88,6 @@ func TestCallPolicies(t *testing.T) {
 	})
 }
 
-// stages lists the stage names of a trace body.
-func stages(body map[string]any) []string {
-	var out []string
-	list, _ := body["stages"].([]any)
-	for _, st := range list {
-		if m, ok := st.(map[string]any); ok {
-			if name, ok := m["stage"].(string); ok {
-				out = append(out, name)
-			}
-		}
-	}
-	return out
-}
-
 // details joins the stage details of a trace body.
 func details(body map[string]any) string {
 	var out string
