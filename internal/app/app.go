@@ -29,6 +29,7 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/recording"
 	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
@@ -75,9 +76,10 @@ type App struct {
 	ingestState
 
 	closers    []func() error
-	limiters   sync.Map         // tenant id → *ratelimit.Limiter
-	moLimiters sync.Map         // MyOperator account → *ratelimit.Limiter (backfill.go)
-	console    *console.Console // console.go
+	limiters   sync.Map           // tenant id → *ratelimit.Limiter
+	moLimiters sync.Map           // MyOperator account → *ratelimit.Limiter (backfill.go)
+	recordings *recording.Handler // recording links (v2.go)
+	console    *console.Console   // console.go
 }
 
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
@@ -125,6 +127,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.startOverview() // console.go
 	a.wireSync()
 	a.wireBackfill()
+	a.wireRecordings()
 	a.buildConsole() // console.go
 	a.Adapters = a.defaultAdapters
 	a.Link = a.recordingLink // durable signed links when configured (v2.go)

@@ -127,7 +127,8 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	cfg := config.Config{KafkaBrokers: []string{d.kafka.ListenAddrs()[0]}, KafkaPartitions: 3, KafkaRepl: 1,
 		RedisAddr: d.redis.Addr(), RedisPrefix: "ct", AdminToken: DevAdminToken, PublicURL: d.Base,
 		WriterGroup: "calltrack-writer", LogLevel: o.LogLevel,
-		V2SummaryWait: o.V2SummaryWait, RecordingSigningKey: DevRecordingSigningKey, SpoolDir: o.SpoolDir}
+		V2SummaryWait: o.V2SummaryWait, RecordingSigningKey: DevRecordingSigningKey, SpoolDir: o.SpoolDir,
+		RecordingAllowHTTPLoopback: true} // the sandbox MyOperator's links are http://127.0.0.1
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = filepath.Join(os.TempDir(), fmt.Sprintf("calltrack-dev-spool-%d", kafkaPort))
 	}

@@ -11,23 +11,24 @@ import (
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/recording"
+	"github.com/calltrack/calltrack/internal/tenant"
 )
 
 // DevRecordingSigningKey signs the recording links `calltrack dev` writes (fixed, so
-// links survive a restart of the demo; production sets CALLTRACK_RECORDING_SIGNING_KEY).
+// links survive a restart of the demo; production sets CALLTRACK_RECORDING_SIGNING_KEYS).
 const DevRecordingSigningKey = "calltrack-dev-recording-signing-key"
 
 // mountV2 mounts MyOperator Webhook v2 and the durable recording links.
 func (a *App) mountV2(e *echo.Echo) {
 	(&ingest.V2{Handler: a.Ingest()}).Register(e)
-	a.Recordings().Register(e)
+	a.recordings.Register(e)
 }
 
 // RunProvisional logs whether durable recording links are on and releases held
 // call.end events (provisional.go) until ctx ends.
 func (a *App) RunProvisional(ctx context.Context) error {
 	if !a.Signer().Enabled() {
-		a.Log.Info().Msg("durable recording links are off (set CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEY): CRM records get MyOperator's expiring recording URL")
+		a.Log.Info().Msg("durable recording links are off (set CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEYS): CRM records get MyOperator's expiring recording URL")
 	}
 	return a.runHeld(ctx)
 }
@@ -35,19 +36,23 @@ func (a *App) RunProvisional(ctx context.Context) error {
 // Signer makes and checks durable recording links. It reads the config when called,
 // so a base URL known only once the server listens (tests) still applies.
 func (a *App) Signer() recording.Signer {
-	return recording.Signer{BaseURL: a.Cfg.PublicURL, Key: a.Cfg.RecordingSigningKey}
+	return recording.Signer{BaseURL: a.Cfg.PublicURL, Keys: a.Cfg.RecordingKeys()}
 }
 
-// recordingLink is the writer's RecordingLinker: calltrack's signed, durable link when
-// CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEY are set and the recording
-// has a file name; else MyOperator's URL.
+// recordingLink is the writer's RecordingLinker: calltrack's short, signed link when
+// CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEYS are set and the recording
+// has a file name (which it keeps in Redis for the clicks); else MyOperator's URL.
 func (a *App) recordingLink(tenantID, callID string, rec call.Recording) string {
-	return a.Signer().Link(tenantID, callID, rec)
+	l := recording.Linker{Signer: a.Signer(), Tenants: a.Tenants, Store: a.recordings.Store, Log: a.Log}
+	return l.Link(tenantID, callID, rec)
 }
 
-// Recordings builds the durable recording link handler.
-func (a *App) Recordings() *recording.Handler {
-	return &recording.Handler{Signer: a.Signer(), Tenants: a.Tenants, Log: a.Log}
+// wireRecordings builds the recording links' handler: MyOperator's fresh links cached
+// in Redis and asked for through the account's shared limiter.
+func (a *App) wireRecordings() {
+	a.recordings = &recording.Handler{Signer: a.Signer(), Tenants: a.Tenants, Store: recording.NewStore(a.Redis, a.Cfg.RedisPrefix),
+		MyOperator:        func(t *tenant.Tenant) recording.Exchanger { return a.MyOperator(t) },
+		AllowHTTPLoopback: a.Cfg.RecordingAllowHTTPLoopback, Outcomes: recording.NewOutcomes(a.Metrics.Registry), Log: a.Log}
 }
 
 //go:embed samples/v2_*.json

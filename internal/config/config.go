@@ -50,6 +50,12 @@ type Config struct {
 	SpoolDir       string        `env:"CALLTRACK_SPOOL_DIR" envDefault:"/var/lib/calltrack/spool"` // a persistent volume per serve replica
 	SpoolMaxBytes  int64         `env:"CALLTRACK_SPOOL_MAX_BYTES" envDefault:"1073741824"`
 	RedisBudget    time.Duration `env:"CALLTRACK_INGEST_REDIS_BUDGET" envDefault:"1s"` // Redis time per webhook, before and after the publish
+	// RecordingSigningKeys is the rotation form: comma-separated, the first signs new
+	// links, every one verifies (RecordingKeys). Set it or RecordingSigningKey, not both.
+	RecordingSigningKeys tenant.Secret `env:"CALLTRACK_RECORDING_SIGNING_KEYS"`
+	// RecordingAllowHTTPLoopback lets recording links redirect to plain-http links on a
+	// loopback host: `calltrack dev`'s sandbox MyOperator. Never in production.
+	RecordingAllowHTTPLoopback bool `env:"CALLTRACK_RECORDING_ALLOW_HTTP_LOOPBACK"`
 }
 
 // Load reads the environment.
@@ -91,10 +97,37 @@ func (c Config) Validate(n Need) error {
 	if c.PublishTimeout < 0 || c.RedisBudget < 0 || c.SpoolMaxBytes < 0 {
 		errs = append(errs, errors.New("CALLTRACK_PUBLISH_TIMEOUT, CALLTRACK_INGEST_REDIS_BUDGET and CALLTRACK_SPOOL_MAX_BYTES must not be negative"))
 	}
-	if k := c.RecordingSigningKey.Reveal(); k != "" && len(k) < 16 {
-		errs = append(errs, errors.New("CALLTRACK_RECORDING_SIGNING_KEY must be at least 16 characters"))
+	if c.RecordingSigningKey != "" && c.RecordingSigningKeys != "" {
+		errs = append(errs, errors.New("set CALLTRACK_RECORDING_SIGNING_KEYS (new,old,...) or CALLTRACK_RECORDING_SIGNING_KEY, not both"))
+	}
+	for i, k := range c.RecordingKeys() {
+		if len(k.Reveal()) < 16 {
+			name := "CALLTRACK_RECORDING_SIGNING_KEY"
+			if c.RecordingSigningKeys != "" {
+				name = fmt.Sprintf("CALLTRACK_RECORDING_SIGNING_KEYS key %d", i+1)
+			}
+			errs = append(errs, fmt.Errorf("%s must be at least 16 characters", name))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// RecordingKeys are the recording-link signing keys: the first signs, all verify (so a
+// rotated-out key keeps old links working). Empty when none is set.
+func (c Config) RecordingKeys() []tenant.Secret {
+	if c.RecordingSigningKeys == "" {
+		if c.RecordingSigningKey == "" {
+			return nil
+		}
+		return []tenant.Secret{c.RecordingSigningKey}
+	}
+	var keys []tenant.Secret
+	for _, k := range strings.Split(c.RecordingSigningKeys.Reveal(), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, tenant.Secret(k))
+		}
+	}
+	return keys
 }
 
 // Kafka returns the Kafka settings.

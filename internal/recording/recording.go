@@ -1,151 +1,154 @@
 // Package recording serves durable call-recording links. MyOperator gives a call's
-// recording as a file name whose download link expires after 24 h; a link pasted
-// into a CRM would die the next day. calltrack writes its own link instead,
+// recording as a file name whose download link expires after 24 h; a link pasted into a
+// CRM would die the next day. calltrack writes its own, short link instead,
 //
-//	GET /recordings/{tenant}/{call_id}?file=<file name>&sig=<HMAC>
+//	GET /r/{tenant}/{call_id}/{[expiry.]signature}
 //
-// signed with a process secret so it cannot be guessed or altered, and on each click
-// exchanges the file name for a fresh MyOperator link (with the tenant's API token)
-// and redirects there. The link carries everything it needs, so it works as long as
-// the signing key and MyOperator keep the recording: no state to expire.
+// signed (a truncated HMAC) so that it cannot be guessed or altered, and short enough for
+// Zoho's 100-character Voice_Recording__s with a realistic public URL: it names the call,
+// not the file. The file name is kept in Redis when the link is made (and found again in
+// MyOperator's call log should Redis have lost it). On a click calltrack exchanges the
+// file name for a fresh MyOperator link — cached in Redis for most of its validity and
+// shared by every replica, as MyOperator rate-limits its pull APIs per account — and
+// redirects there, to https only. HEAD (link checkers) is answered without asking
+// MyOperator. Links can expire (a tenant's recordings.link_ttl; default never); the
+// signing keys can rotate (the first key signs, every key verifies).
+//
+// Links of the earlier, long form, GET /recordings/{tenant}/{call_id}?file=&sig=, are
+// still served.
 package recording
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
-	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/rs/zerolog"
-
-	"github.com/calltrack/calltrack/internal/call"
-	"github.com/calltrack/calltrack/internal/myoperator/moapi"
 	"github.com/calltrack/calltrack/internal/tenant"
-	"github.com/calltrack/calltrack/internal/web"
 )
 
-// MinKeyLength is the shortest signing key accepted (CALLTRACK_RECORDING_SIGNING_KEY).
+// MinKeyLength is the shortest signing key accepted (CALLTRACK_RECORDING_SIGNING_KEYS).
 const MinKeyLength = 16
+
+// sigBytes is how much of the HMAC-SHA256 a short link carries: 96 bits (16 base64url
+// characters), above RFC 2104's 80-bit floor; guessing costs one request per try.
+const sigBytes = 12
 
 // Signer makes and checks the links. The zero value signs nothing.
 type Signer struct {
-	BaseURL string        // calltrack's public base URL (CALLTRACK_PUBLIC_URL), no trailing slash
-	Key     tenant.Secret // CALLTRACK_RECORDING_SIGNING_KEY
+	BaseURL string          // calltrack's public base URL (CALLTRACK_PUBLIC_URL), no trailing slash
+	Keys    []tenant.Secret // CALLTRACK_RECORDING_SIGNING_KEYS: the first signs, all verify
 }
 
-// Enabled reports whether links can be made: a base URL and a long enough key.
+// Enabled reports whether links can be made: a base URL and long enough keys.
 func (s Signer) Enabled() bool {
-	return s.BaseURL != "" && len(s.Key.Reveal()) >= MinKeyLength
+	if s.BaseURL == "" || len(s.Keys) == 0 {
+		return false
+	}
+	for _, k := range s.Keys {
+		if len(k.Reveal()) < MinKeyLength {
+			return false
+		}
+	}
+	return true
 }
 
-// Sign returns the signature of one call's recording file: base64url HMAC-SHA256 over
-// the tenant, call id and file name (each length-prefixed, so fields cannot shift).
-func (s Signer) Sign(tenantID, callID, file string) string {
-	m := hmac.New(sha256.New, []byte(s.Key.Reveal()))
-	for _, f := range []string{"calltrack recording v1", tenantID, callID, file} {
+// mac is HMAC-SHA256 over the fields, each length-prefixed so that they cannot shift.
+func mac(key tenant.Secret, fields ...string) []byte {
+	m := hmac.New(sha256.New, []byte(key.Reveal()))
+	for _, f := range fields {
 		m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(f))))
 		m.Write([]byte(f))
 	}
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
 }
 
-// Verify checks sig in constant time.
-func (s Signer) Verify(tenantID, callID, file, sig string) bool {
-	if len(s.Key.Reveal()) < MinKeyLength || sig == "" {
+// verify tries every usable key: a link signed before a rotation still verifies.
+func (s Signer) verify(sig []byte, trunc int, fields ...string) bool {
+	if len(sig) == 0 {
 		return false
 	}
-	return hmac.Equal([]byte(sig), []byte(s.Sign(tenantID, callID, file)))
-}
-
-// URL is the durable link of a call's recording file.
-func (s Signer) URL(tenantID, callID, file string) string {
-	q := url.Values{"file": {file}, "sig": {s.Sign(tenantID, callID, file)}}
-	return strings.TrimRight(s.BaseURL, "/") + "/recordings/" + url.PathEscape(tenantID) + "/" + url.PathEscape(callID) + "?" + q.Encode()
-}
-
-// Link is the writer's RecordingLinker: the durable link when the recording has a
-// file name and links can be signed, else MyOperator's own URL.
-func (s Signer) Link(tenantID, callID string, rec call.Recording) string {
-	if rec.FileName == "" || !s.Enabled() {
-		return rec.URL
+	for _, k := range s.Keys {
+		if len(k.Reveal()) < MinKeyLength {
+			continue
+		}
+		want := mac(k, fields...)
+		if trunc > 0 {
+			want = want[:trunc]
+		}
+		if hmac.Equal(sig, want) {
+			return true
+		}
 	}
-	return s.URL(tenantID, callID, rec.FileName)
+	return false
 }
 
-// Exchanger turns a recording file name into a fresh download link (moapi.Client).
-type Exchanger interface {
-	RecordingLink(ctx context.Context, file string) (moapi.Link, error)
-}
+func (s Signer) base() string { return strings.TrimRight(s.BaseURL, "/") }
 
-// Handler serves GET /recordings/{tenant}/{call_id}.
-type Handler struct {
-	Signer  Signer
-	Tenants *tenant.Registry
-	// Exchanger returns the tenant's MyOperator API client; default moapi.New with
-	// the tenant's MyOperatorAPI and MyOperatorKey.
-	Exchanger func(t *tenant.Tenant) Exchanger
-	Log       zerolog.Logger
-}
-
-// Register mounts the route (GET, and HEAD for link checkers).
-func (h *Handler) Register(e *echo.Echo) {
-	e.GET("/recordings/:tenant/:call", h.redirect)
-	e.HEAD("/recordings/:tenant/:call", h.redirect)
-}
-
-func (h *Handler) exchanger(t *tenant.Tenant) Exchanger {
-	if h.Exchanger != nil {
-		return h.Exchanger(t)
+// URL is the short, durable link of a call's recording; expires zero: it never expires
+// (else the link works until expires, rounded up to the hour). Its length is
+// len(BaseURL) + len(tenant) + len(call id) + 21, plus 5 with an expiry: with a
+// 21-character MyOperator uid, base URL and tenant id may have 58 characters together
+// (53 with an expiry) for Zoho's 100.
+func (s Signer) URL(tenantID, callID string, expires time.Time) string {
+	if len(s.Keys) == 0 {
+		return ""
 	}
-	return moapi.New(t.MyOperatorAPI, t.MyOperatorKey.Reveal())
+	token := ""
+	exp := ""
+	if !expires.IsZero() {
+		// Whole hours since the epoch, rounded up, in base 36: 4 characters.
+		exp = strconv.FormatInt((expires.Unix()+3599)/3600, 36)
+		token = exp + "."
+	}
+	token += base64.RawURLEncoding.EncodeToString(mac(s.Keys[0], "calltrack recording v2", tenantID, callID, exp)[:sigBytes])
+	return s.base() + "/r/" + url.PathEscape(tenantID) + "/" + url.PathEscape(callID) + "/" + token
 }
 
-func (h *Handler) redirect(c echo.Context) error {
-	tenantID, callID := param(c, "tenant"), param(c, "call")
-	file, sig := c.QueryParam("file"), c.QueryParam("sig")
-	// One answer for every bad link: a wrong signature, a changed call or file, a
-	// link of another deployment.
-	if !h.Signer.Verify(tenantID, callID, file, sig) {
-		return web.Errorf(http.StatusForbidden, "forbidden", "missing or wrong recording link signature")
-	}
-	log := h.Log.With().Str("tenant", tenantID).Str("call_id", callID).Logger()
-	t, ok := h.Tenants.Get(tenantID)
+// VerifyURL checks a short link's token ("[expiry.]signature") and returns its expiry
+// (zero: never).
+func (s Signer) VerifyURL(tenantID, callID, token string) (time.Time, bool) {
+	exp, sig, ok := strings.Cut(token, ".")
 	if !ok {
-		return web.Errorf(http.StatusNotFound, "unknown_tenant", "the tenant of this recording is no longer served")
+		exp, sig = "", token
 	}
-	if t.MyOperatorKey.Reveal() == "" {
-		log.Warn().Msg("recording link clicked but the tenant has no MyOperator API token")
-		return web.Errorf(http.StatusServiceUnavailable, "recording_unavailable", "recordings are not set up for this tenant")
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || len(raw) != sigBytes {
+		return time.Time{}, false
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 15*time.Second)
-	defer cancel()
-	link, err := h.exchanger(t).RecordingLink(ctx, file)
-	switch {
-	case errors.Is(err, moapi.ErrRecordingNotFound):
-		log.Info().Msg("MyOperator has no such recording")
-		return web.Errorf(http.StatusNotFound, "recording_not_found", "MyOperator has no recording for this call")
-	case err != nil:
-		log.Warn().Err(err).Msg("recording link exchange failed")
-		return web.Errorf(http.StatusBadGateway, "recording_unavailable", "MyOperator did not give a link for the recording; try again")
+	if !s.verify(raw, sigBytes, "calltrack recording v2", tenantID, callID, exp) {
+		return time.Time{}, false
 	}
-	// The fresh link expires: never let a browser or proxy keep the redirect.
-	c.Response().Header().Set("Cache-Control", "no-store")
-	c.Response().Header().Set("Referrer-Policy", "no-referrer")
-	return c.Redirect(http.StatusFound, link.URL)
+	if exp == "" {
+		return time.Time{}, true
+	}
+	h, err := strconv.ParseInt(exp, 36, 64)
+	if err != nil || h > 1<<40 {
+		return time.Time{}, false
+	}
+	return time.Unix(h*3600, 0), true
 }
 
-// param returns a path parameter, unescaped (the router may hand it over raw).
-func param(c echo.Context, name string) string {
-	v := c.Param(name)
-	if u, err := url.PathUnescape(v); err == nil {
-		return u
+// LegacyURL is a link of the earlier, long form (with the file name and a whole HMAC),
+// as CRM records written before short links hold them; calltrack still serves them.
+func (s Signer) LegacyURL(tenantID, callID, file string) string {
+	if len(s.Keys) == 0 {
+		return ""
 	}
-	return v
+	sig := base64.RawURLEncoding.EncodeToString(mac(s.Keys[0], "calltrack recording v1", tenantID, callID, file))
+	q := url.Values{"file": {file}, "sig": {sig}}
+	return s.base() + "/recordings/" + url.PathEscape(tenantID) + "/" + url.PathEscape(callID) + "?" + q.Encode()
+}
+
+// VerifyLegacy checks a long-form link's signature.
+func (s Signer) VerifyLegacy(tenantID, callID, file, sig string) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		return false
+	}
+	return s.verify(raw, 0, "calltrack recording v1", tenantID, callID, file)
 }

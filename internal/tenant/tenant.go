@@ -49,8 +49,9 @@ type Tenant struct {
 	FallbackOwner  string // CRM user id for unmapped agents; empty: keep unattributed
 	DefaultCountry string // calling code for 10-digit numbers; default 91
 	CRM            CRM
-	Sync           Sync     // user-sync settings (sync.go)
-	Backfill       Backfill // backfill from MyOperator's call log (backfill.go)
+	Sync           Sync       // user-sync settings (sync.go)
+	Backfill       Backfill   // backfill from MyOperator's call log (backfill.go)
+	Recordings     Recordings // recording links (recordings.go)
 	// Calls is what becomes of each kind of call, business hours, follow-up tasks and
 	// department fallback owners (policy.go).
 	Calls CallPolicy
@@ -120,15 +121,16 @@ func (r *Registry) Authenticate(id, secret string) (*Tenant, error) {
 type file struct {
 	Operators []adminYAML `yaml:"operators"` // access.go
 	Tenants   map[string]struct {
-		CompanyID          string       `yaml:"company_id"`
-		WebhookTokenEnv    string       `yaml:"webhook_token_env"`
-		MyOperatorAPIURL   string       `yaml:"myoperator_api_url"`
-		MyOperatorTokenEnv string       `yaml:"myoperator_api_token_env"`
-		FallbackOwner      string       `yaml:"fallback_owner"`
-		DefaultCountry     string       `yaml:"default_country"`
-		Sync               syncYAML     `yaml:"sync"`
-		Backfill           backfillYAML `yaml:"backfill"`
-		Calls              policyYAML   `yaml:",inline"` // policy.go
+		CompanyID          string         `yaml:"company_id"`
+		WebhookTokenEnv    string         `yaml:"webhook_token_env"`
+		MyOperatorAPIURL   string         `yaml:"myoperator_api_url"`
+		MyOperatorTokenEnv string         `yaml:"myoperator_api_token_env"`
+		FallbackOwner      string         `yaml:"fallback_owner"`
+		DefaultCountry     string         `yaml:"default_country"`
+		Sync               syncYAML       `yaml:"sync"`
+		Backfill           backfillYAML   `yaml:"backfill"`
+		Recordings         recordingsYAML `yaml:"recordings"`
+		Calls              policyYAML     `yaml:",inline"` // policy.go
 		CRM                struct {
 			Kind           string        `yaml:"kind"`
 			BaseURL        string        `yaml:"base_url"`
@@ -220,6 +222,9 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		}
 		if t.Calls, err = e.Calls.parse(id); err != nil {
 			return nil, err
+		}
+		if t.Recordings, err = e.Recordings.parse(); err != nil {
+			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)
 		}
 		if t.MyOperatorAPI == "" {
 			t.MyOperatorAPI = "https://developers.myoperator.co"

@@ -115,6 +115,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		LogLevel: "warn", ShutdownTimeout: 5 * time.Second, V2SummaryWait: o.summaryWait}
 	if o.durableLinks {
 		cfg.RecordingSigningKey = recordingKey
+		cfg.RecordingAllowHTTPLoopback = true // the sandbox MyOperator's links are http://127.0.0.1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

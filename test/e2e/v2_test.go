@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -163,10 +164,16 @@ func TestWebhookV2(t *testing.T) {
 	t.Run("recording link redirects to audio; a changed signature is refused", func(t *testing.T) {
 		require.NotNil(t, rec.CallRecording)
 		link := s.records(uid)[0].CallRecording.URL
-		require.True(t, strings.HasPrefix(link, s.api.URL+"/recordings/"+tenantID+"/"+uid+"?"), link)
-		assert.Contains(t, link, "sig=")
+		require.Regexp(t, `^`+regexp.QuoteMeta(s.api.URL+"/r/"+tenantID+"/"+uid+"/")+`[A-Za-z0-9_-]{16}$`, link, "short: the call, not the file")
 
-		res, err := noRedirect.Get(link)
+		// A link checker's HEAD: valid, and MyOperator is not asked.
+		res, err := noRedirect.Head(link)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusOK, res.StatusCode)
+		assert.Zero(t, s.mo.RecordingLinks())
+
+		res, err = noRedirect.Get(link)
 		require.NoError(t, err)
 		res.Body.Close()
 		require.Equal(t, http.StatusFound, res.StatusCode)
@@ -180,21 +187,15 @@ func TestWebhookV2(t *testing.T) {
 		assert.Equal(t, http.StatusOK, res.StatusCode)
 		assert.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "audio/"), res.Header.Get("Content-Type"))
 		assert.Equal(t, "RIFF", string(audio[:4]))
-		assert.Equal(t, 2, s.mo.RecordingLinks(), "a fresh MyOperator link on each click")
+		assert.Equal(t, 1, s.mo.RecordingLinks(), "MyOperator's fresh link is cached (Redis) for its validity")
 
-		u, _ := url.Parse(link)
-		q := u.Query()
-		sig := []byte(q.Get("sig"))
-		sig[3] ^= 1 // flip one bit of one character
-		q.Set("sig", string(sig))
-		u.RawQuery = q.Encode()
-		req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
+		sig := []byte(link)
+		sig[len(sig)-4] ^= 1 // flip one bit of one character
+		req, _ := http.NewRequest(http.MethodGet, string(sig), nil)
 		r := s.do(req)
 		assert.Equal(t, http.StatusForbidden, r.Status)
 		assert.Equal(t, map[string]any{"error": map[string]any{"code": "forbidden", "message": "missing or wrong recording link signature"}}, r.Body)
-		q.Del("sig")
-		u.RawQuery = q.Encode()
-		req, _ = http.NewRequest(http.MethodGet, u.String(), nil)
+		req, _ = http.NewRequest(http.MethodGet, strings.Replace(link, "/r/"+tenantID+"/"+uid+"/", "/r/"+tenantID+"/"+uid+"0/", 1), nil)
 		assert.Equal(t, http.StatusForbidden, s.do(req).Status)
 	})
 
@@ -202,7 +203,7 @@ func TestWebhookV2(t *testing.T) {
 		spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}, recording: true}
 		require.Equal(t, http.StatusOK, s.postForm("aftercall", afterCall(spec), token).Status)
 		link := s.waitRecords(spec.uid, 1, within)[0].CallRecording.URL
-		require.True(t, strings.HasPrefix(link, s.api.URL+"/recordings/"+tenantID+"/"+spec.uid+"?"), link)
+		require.True(t, strings.HasPrefix(link, s.api.URL+"/r/"+tenantID+"/"+spec.uid+"/"), link)
 		res, err := http.Get(link)
 		require.NoError(t, err)
 		res.Body.Close()

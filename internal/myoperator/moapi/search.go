@@ -17,6 +17,9 @@ type SearchQuery struct {
 	From, To time.Time // the window, sent as Unix seconds (MyOperator filters on the call's start)
 	Offset   int       // log_from: how many logs of the window to skip
 	PageSize int       // page_size; 0 or more than MaxPageSize: MaxPageSize
+	// SearchKey narrows the search (MyOperator: free text, e.g. a call's unique id or a
+	// number); empty: every call of the window.
+	SearchKey string
 }
 
 // SearchPage is one page of call logs: the window's total and the page's hits, each
@@ -44,9 +47,11 @@ func (c *Client) Search(ctx context.Context, q SearchQuery) (SearchPage, error) 
 			Hits  json.RawMessage `json:"hits"`
 		} `json:"data"`
 	}
-	err := c.call(ctx, request{op: op, method: http.MethodPost, path: "/search", body: map[string]any{
-		"from": q.From.Unix(), "to": q.To.Unix(), "log_from": q.Offset, "page_size": size,
-	}}, &ans)
+	body := map[string]any{"from": q.From.Unix(), "to": q.To.Unix(), "log_from": q.Offset, "page_size": size}
+	if q.SearchKey != "" {
+		body["search_key"] = q.SearchKey
+	}
+	err := c.call(ctx, request{op: op, method: http.MethodPost, path: "/search", body: body}, &ans)
 	if err != nil {
 		return SearchPage{}, err
 	}

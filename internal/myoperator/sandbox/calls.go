@@ -172,6 +172,19 @@ func (s *Server) deliver(r *http.Request, raw []byte) (int, error) {
 	return res.StatusCode, nil
 }
 
+// matches is search_key's free-text match: the call id, the log id or the caller's number.
+func (c loggedCall) matches(key string) bool {
+	if key == c.CallID || key == c.LogID {
+		return true
+	}
+	for _, k := range []string{"_cr", "_cl"} {
+		if v := fmt.Sprint(c.AfterCall[k]); v != "" && strings.Contains(v, key) {
+			return true
+		}
+	}
+	return false
+}
+
 // searchParams reads POST /search's parameters from a JSON body or a form body (as
 // integrators send them); never from the query, which MyOperator does not read.
 func searchParams(r *http.Request) (map[string]string, error) {
@@ -203,7 +216,7 @@ func searchParams(r *http.Request) (map[string]string, error) {
 	return out, nil
 }
 
-// search serves POST /search: {"token","from","to","log_from","page_size"} →
+// search serves POST /search: {"token","from","to","log_from","page_size","search_key"} →
 // {"status":"success","code":200,"data":{"total":N,"hits":[{"_id","_source"}]}}, newest
 // first, calls whose start is within [from, to]. A wrong token is a 400; a bad
 // page_size an HTTP 200 with status "error" (as MyOperator reports application errors);
@@ -260,9 +273,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		appError(fmt.Sprintf("page_size must be between 1 and %d", SearchMaxPageSize))
 		return
 	}
+	key := p["search_key"]
 	var match []loggedCall
 	for _, c := range s.Calls() {
-		if st := c.Start.Unix(); st >= from && st <= to {
+		if st := c.Start.Unix(); st >= from && st <= to && (key == "" || c.matches(key)) {
 			match = append(match, c)
 		}
 	}

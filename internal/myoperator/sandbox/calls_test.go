@@ -184,3 +184,19 @@ func TestRecordAsAnotherCall(t *testing.T) {
 	require.Len(t, calls, 2, "two calls, not one replaced")
 	assert.NotEqual(t, calls[0].LogID, calls[1].LogID)
 }
+
+func TestSearchKey(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.New(sandbox.Options{Token: "tok"})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	for _, id := range []string{"n2.1700000000.41", "n2.1700000000.42"} {
+		st, _, _ := call(t, http.MethodPost, srv.URL+"/calls?at=now&call_id="+id, "application/json", sample(t))
+		require.Equal(t, http.StatusCreated, st)
+	}
+	_, page, _ := call(t, http.MethodPost, srv.URL+"/search", "application/json", `{"token":"tok","search_key":"n2.1700000000.42"}`)
+	data := page["data"].(map[string]any)
+	assert.EqualValues(t, 1, data["total"])
+	_, page, _ = call(t, http.MethodPost, srv.URL+"/search", "application/json", `{"token":"tok","search_key":"9711636496"}`)
+	assert.EqualValues(t, 2, page["data"].(map[string]any)["total"], "a number matches the caller")
+}
