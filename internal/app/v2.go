@@ -29,8 +29,32 @@ func (a *App) mountV2(e *echo.Echo) {
 func (a *App) RunProvisional(ctx context.Context) error {
 	if !a.Signer().Enabled() {
 		a.Log.Info().Msg("durable recording links are off (set CALLTRACK_PUBLIC_URL and CALLTRACK_RECORDING_SIGNING_KEYS): CRM records get MyOperator's expiring recording URL")
+	} else {
+		a.warnLongZohoLinks()
 	}
 	return a.runHeld(ctx)
+}
+
+// zohoRecordingField is the length of Zoho's Voice_Recording__s a link must fit
+// (a tenant's layout may say more; the adapter reads it and keeps a longer link in
+// the description only).
+const zohoRecordingField = 100
+
+// warnLongZohoLinks warns of Zoho tenants whose recording links, with a typical
+// MyOperator call id, would not fit Voice_Recording__s: the base URL or tenant id is
+// too long, so the link goes in the description only.
+func (a *App) warnLongZohoLinks() {
+	s := a.Signer()
+	for _, id := range a.Tenants.IDs() {
+		t, _ := a.Tenants.Get(id)
+		if t.CRM.Kind != "zoho" {
+			continue
+		}
+		if n := s.LinkLen(t.ID, recording.TypicalCallIDLen, t.Recordings.LinkTTL > 0); n > zohoRecordingField {
+			a.Log.Warn().Str("tenant", t.ID).Int("link_length", n).Int("field_length", zohoRecordingField).
+				Msg("recording links will not fit Zoho's Voice_Recording__s (shorten CALLTRACK_PUBLIC_URL or the tenant id): they go in the call's description only")
+		}
+	}
 }
 
 // Signer makes and checks durable recording links. It reads the config when called,

@@ -109,6 +109,19 @@ func (s Signer) URL(tenantID, callID string, expires time.Time) string {
 	return s.base() + "/r/" + url.PathEscape(tenantID) + "/" + url.PathEscape(callID) + "/" + token
 }
 
+// TypicalCallIDLen is the length of a MyOperator call uid ("n2.1796042288.1000001" and the like).
+const TypicalCallIDLen = 21
+
+// LinkLen is the length of the links URL makes for a tenant and call ids of
+// callIDLen characters; expiring: with an expiry (recordings.link_ttl).
+func (s Signer) LinkLen(tenantID string, callIDLen int, expiring bool) int {
+	n := len(s.base()) + len("/r/") + len(url.PathEscape(tenantID)) + 1 + callIDLen + 1 + base64.RawURLEncoding.EncodedLen(sigBytes)
+	if expiring {
+		n += 5
+	}
+	return n
+}
+
 // VerifyURL checks a short link's token ("[expiry.]signature") and returns its expiry
 // (zero: never).
 func (s Signer) VerifyURL(tenantID, callID, token string) (time.Time, bool) {

@@ -412,3 +412,15 @@ func TestWithSandbox(t *testing.T) {
 	}
 	assert.Equal(t, 1, mo.RecordingLinks())
 }
+
+// LinkLen is the length of the links URL makes, with and without an expiry.
+func TestLinkLen(t *testing.T) {
+	s := Signer{BaseURL: "https://calltrack.example.com/", Keys: []tenant.Secret{"0123456789abcdef0123"}}
+	const id = "n2.1796042288.1000001"
+	for _, exp := range []time.Time{{}, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		link := s.URL("acme", id, exp)
+		if got := s.LinkLen("acme", len(id), !exp.IsZero()); got != len(link) {
+			t.Errorf("LinkLen = %d, link %q has %d", got, link, len(link))
+		}
+	}
+}

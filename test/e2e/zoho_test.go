@@ -22,6 +22,12 @@ import (
 // newZohoStack is newStack with the tenant on a Zoho CRM sandbox.
 func newZohoStack(t *testing.T) (*stack, *sandbox.Zoho) {
 	t.Helper()
+	return newZohoStackWith(t, nil)
+}
+
+// newZohoStackWith is newZohoStack with the tenant and config adjusted by edit.
+func newZohoStackWith(t *testing.T, edit func(*tenant.Tenant, *config.Config)) (*stack, *sandbox.Zoho) {
+	t.Helper()
 	env := testenv.New(t)
 	zs := sandbox.NewZoho(sandbox.ZohoOptions{Seed: 1})
 	srv := httptest.NewServer(zs)
@@ -33,6 +39,10 @@ func newZohoStack(t *testing.T) (*stack, *sandbox.Zoho) {
 	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,
 		RedisAddr: env.RedisAddr, RedisPrefix: env.Prefix, AdminToken: adminToken, WriterGroup: s.group,
 		LogLevel: "warn", ShutdownTimeout: 5 * time.Second}
+	if edit != nil {
+		tn, _ := tenants.Get(tenantID)
+		edit(tn, &cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	a, err := app.Open(ctx, cfg, app.NewLogger(testWriter{t}, "warn"), tenants)
@@ -101,4 +111,35 @@ func TestZohoCallsWrittenOnceWithOwners(t *testing.T) {
 	assert.Less(t, st.ByEndpoint["POST /crm/v8/Calls"], n, "inserts are batched: fewer requests than calls")
 	assert.Equal(t, 1, zs.Refreshes(), "one access token for the whole run")
 	assert.Zero(t, st.Duplicates)
+}
+
+// A Zoho call with a recording is written with calltrack's short link in
+// Voice_Recording__s (the sandbox refuses more than 100 characters with INVALID_DATA,
+// as Zoho does), also when links expire (the longer form), with a realistic public
+// URL; the description carries the same link.
+func TestZohoRecordingShortLinkFitsField(t *testing.T) {
+	const public = "https://calltrack.example-company.com" // 37 characters
+	s, zs := newZohoStackWith(t, func(tn *tenant.Tenant, cfg *config.Config) {
+		cfg.PublicURL = public
+		cfg.RecordingSigningKey = recordingKey
+		tn.Recordings.LinkTTL = 90 * 24 * time.Hour // links that expire: "[expiry.]sig"
+	})
+	s.mapAgent(sumit.id, "5725767000000411001", sumit.email)
+	spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}, recording: true}
+	r := s.postForm("aftercall", afterCall(spec), token)
+	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
+	s.waitStatus(spec.uid, "written", within)
+
+	var recs []sandbox.ZohoCall
+	for _, rec := range zs.Records() {
+		if m := zohoCallID.FindStringSubmatch(rec.Description); m != nil && m[1] == spec.uid {
+			recs = append(recs, rec)
+		}
+	}
+	require.Len(t, recs, 1, "one Calls record, not a dead letter")
+	link := recs[0].VoiceRecording
+	require.Regexp(t, `^`+regexp.QuoteMeta(public+"/r/"+tenantID+"/"+spec.uid+"/")+`[0-9a-z]{4}\.[A-Za-z0-9_-]{16}$`, link)
+	assert.LessOrEqual(t, len(link), 100, "Voice_Recording__s holds 100 characters")
+	assert.Contains(t, recs[0].Description, link, "the description has the link too")
+	assert.Equal(t, "5725767000000411001", recs[0].Owner.ID)
 }
