@@ -18,6 +18,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/backfill"
+	"github.com/calltrack/calltrack/internal/clicktocall"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
@@ -85,6 +86,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	(&backfill.API{}).Register(e.Group("/admin/v1"))
 	(&ingest.V2{Handler: &ingest.Handler{}}).Register(e)
 	(&recording.Handler{}).Register(e)
+	(&clicktocall.API{}).Register(e)
+	(&clicktocall.ZohoDial{}).Register(e)
 	param := regexp.MustCompile(`:[^/]+`)
 	var code []string
 	for _, r := range e.Routes() {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/backfill"
+	"github.com/calltrack/calltrack/internal/clicktocall"
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/console"
 	"github.com/calltrack/calltrack/internal/crm"
@@ -75,11 +76,12 @@ type App struct {
 	Delivery ingest.Publisher
 	ingestState
 
-	closers    []func() error
-	limiters   sync.Map           // tenant id → *ratelimit.Limiter
-	moLimiters sync.Map           // MyOperator account → *ratelimit.Limiter (backfill.go)
-	recordings *recording.Handler // recording links (v2.go)
-	console    *console.Console   // console.go
+	closers     []func() error
+	limiters    sync.Map             // tenant id → *ratelimit.Limiter
+	moLimiters  sync.Map             // MyOperator account → *ratelimit.Limiter (backfill.go)
+	recordings  *recording.Handler   // recording links (v2.go)
+	clickToCall *clicktocall.Service // clicktocall.go
+	console     *console.Console     // console.go
 }
 
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
@@ -128,6 +130,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.wireSync()
 	a.wireBackfill()
 	a.wireRecordings()
+	a.wireClickToCall()
 	a.buildConsole() // console.go
 	a.Adapters = a.defaultAdapters
 	a.Link = a.recordingLink // durable signed links when configured (v2.go)
@@ -198,6 +201,7 @@ func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
 		a.mountAdmin(e) // console.go
 	}
 	a.mountV2(e)
+	a.mountClickToCall(e)
 	for _, f := range extra {
 		f(e)
 	}

@@ -110,14 +110,17 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 		{ID: 1001, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true},
 		{ID: 1002, FirstName: "Priya", LastName: "N", Email: "priya@example.com", Active: true}}})
 	// The sandbox MyOperator delivers afterCalls it is asked to (POST .../calls?deliver=true) to tenant demo.
-	d.MyOp = mosandbox.New(mosandbox.Options{AfterCallWebhook: d.Base + "/webhooks/myoperator/" + DevTenant + "/aftercall?token=" + DevToken})
+	// Its outbound API places the click-to-call requests and delivers their webhooks (clicktocall.go).
+	d.MyOp = mosandbox.New(mosandbox.Options{AfterCallWebhook: d.Base + "/webhooks/myoperator/" + DevTenant + "/aftercall?token=" + DevToken,
+		OBDAccounts: devOBDAccounts(d.Base)})
 	// Two MyOperator users that user sync cannot match, so the console's Agents page shows
 	// unmatched users of both sides with their reasons: the sample call's agent, whose
 	// email differs from CRM user 1001's only in case (left for the admin to map), and one
 	// with no CRM user at all.
 	d.MyOp.PutUser(mosandbox.User{ID: DevSampleAgent, Name: "Sumit", Email: "Sumit.Arya@Example.com", ContactNumber: "8586848544", Enabled: true})
 	d.MyOp.PutUser(mosandbox.User{ID: "7a1b2c3d4e5f6a7b", Name: "Ravi Kumar", Email: "ravi.kumar@example.com", ContactNumber: "9811122233", Enabled: true})
-	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken,
+	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken, CompanyID: DevCompanyID,
+		APIToken: DevAPIToken, ClickToCall: devClickToCall(d.Base, DevOBDSecret),
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
 		CRM:   tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken},
 		Calls: DevCallPolicy()}, d.devZoho())
@@ -243,6 +246,12 @@ Tenant demo-zoho (webhook token demo-zoho-token) writes to the Zoho sandbox (Cal
     curl -s --data-urlencode myoperator@- '%[1]s/webhooks/myoperator/demo-zoho/aftercall?token=demo-zoho-token'
   curl -s -H 'Authorization: Zoho-oauthtoken demo-zoho-access' %[1]s/sandbox/zoho/crm/v8/Calls
   curl -s %[1]s/sandbox/zoho/stats        # batching: "POST /crm/v8/Calls" requests vs records
+
+Click-to-call as CRM user 1001 (map the agent first, as above): the sandbox MyOperator rings the
+agent and the number, then posts the call's webhooks; the call is written under 1001:
+  curl -s -X POST -H 'Authorization: Bearer demo-api-token' -H 'Content-Type: application/json' \
+    -d '{"crm_user_id":"1001","number":"+919711636496"}' %[1]s/api/v1/tenants/demo/calls
+  curl -s %[1]s/sandbox/myoperator/obd
 
 A call MyOperator never delivered (recorded in the sandbox's call log only), found by the backfill:
   curl -s %[1]s/sandbox/myoperator/samples/aftercall.json | curl -s -H 'Content-Type: application/json' \

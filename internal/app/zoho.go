@@ -173,8 +173,10 @@ func (d *Dev) devZoho() *tenant.Tenant {
 		// Sumit's PhoneBridge user: an id of its own, as in Zoho.
 		PhoneBridgeUsers: []sandbox.PhoneBridgeUser{{ZohoUser: DevPhoneBridgeUser, Name: "Sumit Arya", Email: "sumit.arya@example.com"}}})
 	base := d.Base + "/sandbox/zoho"
-	return &tenant.Tenant{ID: DevZohoTenant, WebhookToken: DevZohoToken,
+	return &tenant.Tenant{ID: DevZohoTenant, WebhookToken: DevZohoToken, CompanyID: DevCompanyID,
+		ClickToCall:   devClickToCall(d.Base, DevZohoOBDSecret), // clicktocall.go
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
 		CRM: tenant.CRM{Kind: "zoho", Zoho: tenant.Zoho{AccountsURL: base, APIDomain: base,
-			ClientID: sandbox.ZohoClientID, ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken}}}
+			ClientID: sandbox.ZohoClientID, ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken,
+			ClickToDialAuth: DevZohoClickToDialAuth}}}
 }

@@ -27,6 +27,7 @@ type afterCall struct {
 	Event        flexString        `json:"_ev"`
 	Status       flexString        `json:"_su"`
 	Nature       flexString        `json:"_ns"`
+	ClientRef    flexString        `json:"_cri"` // the reference_id of an outbound-API request (click-to-call)
 	FileName     flexString        `json:"_fn"`
 	FileURL      flexString        `json:"_fu"`
 	Department   flexString        `json:"_dn"`
@@ -112,11 +113,13 @@ var afterCallKeys = logKeys{kind: "afterCall", callID: "_pm ui", logID: "_ai", e
 // direction, outcome, legs and the attributed agent are decided.
 func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) (*call.Log, error) {
 	l := &call.Log{
-		Tenant:       tenant,
-		LogID:        p.LogID.String(),
-		CompanyID:    p.CompanyID.String(),
-		Source:       source,
-		ClickToCall:  p.Nature.is(1),
+		Tenant:    tenant,
+		LogID:     p.LogID.String(),
+		CompanyID: p.CompanyID.String(),
+		Source:    source,
+		// _ns 1 is MyOperator's click-to-call; a call placed through the outbound API
+		// (calltrack's click-to-call: _ns 2) carries the request's reference_id as _cri.
+		ClickToCall:  p.Nature.is(1) || p.ClientRef.String() != "",
 		Department:   p.Department.String(),
 		DepartmentID: p.DepartmentID.String(),
 		StartedAt:    p.Start.epoch(),

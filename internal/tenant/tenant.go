@@ -55,6 +55,10 @@ type Tenant struct {
 	// Calls is what becomes of each kind of call, business hours, follow-up tasks and
 	// department fallback owners (policy.go).
 	Calls CallPolicy
+	// APIToken authenticates calltrack's tenant API (POST /api/v1/tenants/{t}/calls:
+	// Authorization: Bearer); empty: the API is closed for the tenant.
+	APIToken    Secret
+	ClickToCall ClickToCall // click-to-call through MyOperator (clicktocall.go)
 }
 
 // AcceptsCompany reports whether a payload of companyID may be accepted for t.
@@ -121,16 +125,18 @@ func (r *Registry) Authenticate(id, secret string) (*Tenant, error) {
 type file struct {
 	Operators []adminYAML `yaml:"operators"` // access.go
 	Tenants   map[string]struct {
-		CompanyID          string         `yaml:"company_id"`
-		WebhookTokenEnv    string         `yaml:"webhook_token_env"`
-		MyOperatorAPIURL   string         `yaml:"myoperator_api_url"`
-		MyOperatorTokenEnv string         `yaml:"myoperator_api_token_env"`
-		FallbackOwner      string         `yaml:"fallback_owner"`
-		DefaultCountry     string         `yaml:"default_country"`
-		Sync               syncYAML       `yaml:"sync"`
-		Backfill           backfillYAML   `yaml:"backfill"`
-		Recordings         recordingsYAML `yaml:"recordings"`
-		Calls              policyYAML     `yaml:",inline"` // policy.go
+		CompanyID          string          `yaml:"company_id"`
+		WebhookTokenEnv    string          `yaml:"webhook_token_env"`
+		MyOperatorAPIURL   string          `yaml:"myoperator_api_url"`
+		MyOperatorTokenEnv string          `yaml:"myoperator_api_token_env"`
+		FallbackOwner      string          `yaml:"fallback_owner"`
+		DefaultCountry     string          `yaml:"default_country"`
+		Sync               syncYAML        `yaml:"sync"`
+		Backfill           backfillYAML    `yaml:"backfill"`
+		Recordings         recordingsYAML  `yaml:"recordings"`
+		APITokenEnv        string          `yaml:"api_token_env"`
+		ClickToCall        clickToCallYAML `yaml:"click_to_call"`
+		Calls              policyYAML      `yaml:",inline"` // policy.go
 		CRM                struct {
 			Kind           string        `yaml:"kind"`
 			BaseURL        string        `yaml:"base_url"`
@@ -228,6 +234,15 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		}
 		if t.MyOperatorAPI == "" {
 			t.MyOperatorAPI = "https://developers.myoperator.co"
+		}
+		if t.APIToken, err = secret("api_token_env", e.APITokenEnv, false); err != nil {
+			return nil, err
+		}
+		if t.ClickToCall, err = e.ClickToCall.parse(secret); err != nil {
+			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)
+		}
+		if t.ClickToCall.Enabled() && t.CompanyID == "" {
+			return nil, fmt.Errorf("tenants file: tenant %s: click_to_call needs company_id (MyOperator's outbound API asks for it)", id)
 		}
 		as, err := parseAdmins(e.Admins, id, getenv)
 		if err != nil {

@@ -75,6 +75,9 @@ type stackOpts struct {
 	durableLinks bool
 	// calls is the main tenant's call policy (policies, departments).
 	calls tenant.CallPolicy
+	// clickToCall gives the tenant an API token (apiToken) and click-to-call through the
+	// sandbox MyOperator's outbound API, whose calls' webhooks come back to the stack.
+	clickToCall bool
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -105,6 +108,12 @@ func newStack(t testing.TB, o stackOpts) *stack {
 			CRM: tenant.CRM{Kind: "zoho", Zoho: tenant.Zoho{AccountsURL: srvB.URL, APIDomain: srvB.URL,
 				ClientID: sandbox.ZohoClientID, ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken}}})...)
 	}
+	if o.clickToCall {
+		main, _ := tenants.Get(tenantID)
+		main.APIToken = apiToken
+		main.ClickToCall = tenant.ClickToCall{OBDURL: s.moSrv.URL + "/obd-api-v1", APIKey: obdAPIKey, SecretToken: obdSecret,
+			PublicIVRID: obdIVR, PerUserPerMinute: 3}
+	}
 	if o.kylasLimit > 0 {
 		main, _ := tenants.Get(tenantID)
 		main.CRM.RateLimit = o.kylasLimit
@@ -131,6 +140,14 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	}
 	s.api.Config.Handler = a.HTTP()
 	s.api.Start()
+	if o.clickToCall {
+		hook := func(kind string) string {
+			return s.api.URL + "/webhooks/myoperator/" + tenantID + "/" + kind + "?token=" + token
+		}
+		s.mo.AddOBDAccount(mosandbox.OBDAccount{CompanyID: companyID, APIKey: obdAPIKey, SecretToken: obdSecret, PublicIVRID: obdIVR,
+			InCallWebhook: hook("incall"), AfterCallWebhook: hook("aftercall")})
+		t.Cleanup(s.mo.WaitOBD) // no webhook in flight when the stack closes
+	}
 	t.Cleanup(func() {
 		s.api.Close()
 		s.stopWriters()
@@ -203,6 +220,7 @@ type response struct {
 	Status int
 	Body   map[string]any
 	Took   time.Duration
+	Header http.Header
 }
 
 func (s *stack) do(req *http.Request) response {
@@ -212,7 +230,7 @@ func (s *stack) do(req *http.Request) response {
 	require.NoError(s.t, err)
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	r := response{Status: res.StatusCode, Took: time.Since(start), Body: map[string]any{}}
+	r := response{Status: res.StatusCode, Took: time.Since(start), Body: map[string]any{}, Header: res.Header}
 	if len(raw) > 0 {
 		require.NoError(s.t, json.Unmarshal(raw, &r.Body), "body: %s", raw)
 	}

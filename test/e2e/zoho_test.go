@@ -60,6 +60,17 @@ func newZohoStackWith(t *testing.T, edit func(*tenant.Tenant, *config.Config)) (
 
 var zohoCallID = regexp.MustCompile(`(?m)^Call ID: (\S+)$`)
 
+// zohoRecords are the Zoho sandbox's Calls records of a call (its "Call ID:" line).
+func zohoRecords(zs *sandbox.Zoho, callID string) []sandbox.ZohoCall {
+	var out []sandbox.ZohoCall
+	for _, r := range zs.Records() {
+		if m := zohoCallID.FindStringSubmatch(r.Description); m != nil && m[1] == callID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Calls of a Zoho tenant land once each in the Calls module, owned by the mapped
 // Zoho users, through batched inserts and one shared access token.
 func TestZohoCallsWrittenOnceWithOwners(t *testing.T) {
@@ -130,12 +141,7 @@ func TestZohoRecordingShortLinkFitsField(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
 	s.waitStatus(spec.uid, "written", within)
 
-	var recs []sandbox.ZohoCall
-	for _, rec := range zs.Records() {
-		if m := zohoCallID.FindStringSubmatch(rec.Description); m != nil && m[1] == spec.uid {
-			recs = append(recs, rec)
-		}
-	}
+	recs := zohoRecords(zs, spec.uid)
 	require.Len(t, recs, 1, "one Calls record, not a dead letter")
 	link := recs[0].VoiceRecording
 	require.Regexp(t, `^`+regexp.QuoteMeta(public+"/r/"+tenantID+"/"+spec.uid+"/")+`[0-9a-z]{4}\.[A-Za-z0-9_-]{16}$`, link)

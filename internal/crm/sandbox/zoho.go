@@ -207,6 +207,7 @@ type Zoho struct {
 	pbUserList    []PhoneBridgeUser      // PhoneBridge users
 	pbDial        map[string]ClickToDial // registered click-to-dial URIs by PhoneBridge user
 	tasks         []*ZohoTask            // zoho_tasks.go
+	pbDialErrors  []ClickToDialError     // clicktodialerror reports (zoho_clicktodial.go)
 }
 
 // NewZoho returns a Zoho sandbox with opts' seed data.
@@ -255,6 +256,7 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("POST /phonebridge/v3/integrate", z.adapterCall(z.pbIntegrate))
 	z.mux.HandleFunc("GET /phonebridge/v3/users", z.adapterCall(z.pbUsers))
 	z.mux.HandleFunc("POST /phonebridge/v3/clicktodial", z.adapterCall(z.pbClickToDial))
+	z.routesClickToDial()
 	// Reads: authenticated, never faulted or counted.
 	z.mux.HandleFunc("GET /crm/v8/Calls", z.api(z.listCalls))
 	z.mux.HandleFunc("GET /crm/v8/Tasks", z.api(z.listTasks))
@@ -390,6 +392,7 @@ func (z *Zoho) resetData() {
 	z.notifications = nil
 	z.tasks = nil
 	z.pbIntegrated, z.pbUserList, z.pbDial = false, slices.Clone(z.opts.PhoneBridgeUsers), map[string]ClickToDial{}
+	z.pbDialErrors = nil
 	z.mu.Unlock()
 	for _, u := range z.opts.Users {
 		z.AddUser(u)

@@ -108,3 +108,25 @@ func str(v any) string {
 	}
 	return ""
 }
+
+// ClickToDialError tells Zoho that a click placed no call
+// (POST /phonebridge/v3/clicktodialerror, form-encoded): code is one of busy, invalid,
+// blocked, notavailable, noanswer, rejected; from (the agent's number) and to (the
+// customer's) in E.164 are mandatory; zohouser and message are optional (Zoho
+// PhoneBridge v3, "Click to Dial Error API").
+func (a *Adapter) ClickToDialError(ctx context.Context, code, from, to, zohouser, message string) error {
+	const op = "zoho: phonebridge clicktodialerror"
+	form := url.Values{"code": {code}, "from": {from}, "to": {to}}
+	if zohouser != "" {
+		form.Set("zohouser", zohouser)
+	}
+	if message != "" {
+		form.Set("message", message)
+	}
+	// url.Values encodes "+" as %2B, as the docs ask of from and to.
+	r, err := a.send(ctx, op, http.MethodPost, "/phonebridge/v3/clicktodialerror", "application/x-www-form-urlencoded", []byte(form.Encode()))
+	if err != nil {
+		return err
+	}
+	return pbStatus(op, r)
+}

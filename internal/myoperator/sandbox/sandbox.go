@@ -1,7 +1,8 @@
 // Package sandbox is an in-memory MyOperator API for `calltrack dev` and tests, mounted
 // at /sandbox/myoperator/: the users API that user sync pulls, the call-log search that
-// the backfill pulls (served from the sandbox's own call log), and the recordings link
-// exchange. Paths here are without the /sandbox/myoperator prefix.
+// the backfill pulls (served from the sandbox's own call log), the recordings link
+// exchange, and the outbound-call API click-to-call uses (obd.go: it then posts the
+// placed call's webhooks). Paths here are without the /sandbox/myoperator prefix.
 package sandbox
 
 import (
@@ -18,6 +19,9 @@ type Options struct {
 	// SearchPerMinute answers POST /search with 429 past this many requests in a minute,
 	// as MyOperator's pull limits do (about 20); 0: no limit.
 	SearchPerMinute int
+	// OBDAccounts are the accounts the outbound-call API (POST /obd-api-v1) accepts,
+	// with the webhooks their placed calls are delivered to (obd.go).
+	OBDAccounts []OBDAccount
 }
 
 // Server is the MyOperator sandbox.
@@ -29,6 +33,7 @@ type Server struct {
 	users      *usersState
 	recordings *recordingsState
 	calls      *callsState
+	obd        *obdState
 }
 
 // New returns a sandbox.
@@ -40,6 +45,7 @@ func New(opts Options) *Server {
 	s.routesUsers()
 	s.routesRecordings()
 	s.routesCalls()
+	s.routesOBD()
 	return s
 }
 

@@ -1,0 +1,196 @@
+package clicktocall
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/myoperator/moapi"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+// fakeAgents is an in-memory mapping store.
+type fakeAgents struct {
+	ms  []mapping.Mapping
+	err error
+}
+
+func (f fakeAgents) ByCRMUser(_ context.Context, _, user string) ([]mapping.Mapping, error) {
+	var out []mapping.Mapping
+	for _, m := range f.ms {
+		if m.CRMUserID == user {
+			out = append(out, m)
+		}
+	}
+	return out, f.err
+}
+
+// fakeDialer records the calls it was asked to place.
+type fakeDialer struct {
+	mu    sync.Mutex
+	dials []moapi.Dial
+	err   error
+}
+
+func (f *fakeDialer) Place(_ context.Context, _ *tenant.Tenant, d moapi.Dial) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return "", f.err
+	}
+	f.dials = append(f.dials, d)
+	return "u-1", nil
+}
+
+// fakeLimiter allows perMinute requests per key, then asks to wait a minute.
+type fakeLimiter struct {
+	mu   sync.Mutex
+	seen map[string]int
+	err  error
+}
+
+func (f *fakeLimiter) Allow(_ context.Context, key string, perMinute int) (time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return 0, f.err
+	}
+	if f.seen == nil {
+		f.seen = map[string]int{}
+	}
+	f.seen[key]++
+	if f.seen[key] > perMinute {
+		return time.Minute, nil
+	}
+	return 0, nil
+}
+
+func configured() *tenant.Tenant {
+	return &tenant.Tenant{ID: "acme", CompanyID: "c1", DefaultCountry: "91", ClickToCall: tenant.ClickToCall{
+		APIKey: "k", SecretToken: "s", PublicIVRID: "ivr", PerUserPerMinute: 2}}
+}
+
+var mappings = []mapping.Mapping{
+	{MyOperatorUserID: "agent-sumit", CRMUserID: "1001", Phones: []string{"+918586848544"}, Status: mapping.StatusActive},
+	{MyOperatorUserID: "agent-old", CRMUserID: "1001", Status: mapping.StatusSuspended},
+	{MyOperatorUserID: "agent-priya", CRMUserID: "1002", Status: mapping.StatusSuspended},
+	{MyOperatorUserID: "agent-ravi", CRMUserID: "1003", Status: mapping.StatusPending},
+	{MyOperatorUserID: "agent-a", CRMUserID: "1004", Status: mapping.StatusActive},
+	{MyOperatorUserID: "agent-b", CRMUserID: "1004", Status: mapping.StatusActive},
+}
+
+func TestPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		tenant    *tenant.Tenant
+		user, num string
+		agentsErr error
+		dialErr   error
+		code      string
+		status    int
+		agent     string // the agent rung
+		number    string // the customer, E.164
+	}{
+		{name: "mapped user, E.164 number", user: "1001", num: "+919711636496", agent: "agent-sumit", number: "+919711636496"},
+		{name: "national number gets the tenant's country", user: "1001", num: "097116 36496", agent: "agent-sumit", number: "+919711636496"},
+		{name: "unmapped user", user: "9999", num: "+919711636496", code: CodeUnmappedUser, status: http.StatusUnprocessableEntity},
+		{name: "suspended mapping: disabled agent", user: "1002", num: "+919711636496", code: CodeAgentDisabled, status: http.StatusConflict},
+		{name: "pending mapping", user: "1003", num: "+919711636496", code: CodeMappingPending, status: http.StatusConflict},
+		{name: "two active agents", user: "1004", num: "+919711636496", code: CodeAmbiguous, status: http.StatusConflict},
+		{name: "not a number", user: "1001", num: "call me", code: CodeInvalidNumber, status: http.StatusBadRequest},
+		{name: "no number", user: "1001", num: " ", code: CodeInvalidRequest, status: http.StatusBadRequest},
+		{name: "no user", user: "", num: "+919711636496", code: CodeInvalidRequest, status: http.StatusBadRequest},
+		{name: "tenant without click_to_call", tenant: &tenant.Tenant{ID: "acme"}, user: "1001", num: "+919711636496",
+			code: CodeNotConfigured, status: http.StatusConflict},
+		{name: "mappings unreadable", user: "1001", num: "+919711636496", agentsErr: errors.New("redis down"),
+			code: CodeUnavailable, status: http.StatusServiceUnavailable},
+		{name: "MyOperator refuses", user: "1001", num: "+919711636496",
+			dialErr: &moapi.Error{Status: 403, Message: "user is disabled", Permanent: true}, code: CodeRefused, status: http.StatusConflict},
+		{name: "MyOperator down", user: "1001", num: "+919711636496",
+			dialErr: &moapi.Error{Status: 502, Message: "bad gateway"}, code: CodeUnavailable, status: http.StatusBadGateway},
+		{name: "MyOperator rate limits", user: "1001", num: "+919711636496",
+			dialErr: &moapi.Error{Status: 429, RetryAfter: time.Minute}, code: CodeUnavailable, status: http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &fakeDialer{err: tc.dialErr}
+			s := &Service{Agents: fakeAgents{ms: mappings, err: tc.agentsErr}, Dialer: d, Limiter: &fakeLimiter{}, Log: zerolog.Nop(),
+				NewReference: func() string { return "c2c-test" }}
+			tn := tc.tenant
+			if tn == nil {
+				tn = configured()
+			}
+			p, err := s.Place(context.Background(), Request{Tenant: tn, CRMUserID: tc.user, Number: tc.num, Via: "api"})
+			if tc.code != "" {
+				var e *Error
+				if !errors.As(err, &e) || e.Code != tc.code || e.Status != tc.status {
+					t.Fatalf("Place: %v, want %s (%d)", err, tc.code, tc.status)
+				}
+				if e.Message == "" {
+					t.Error("an error without a message")
+				}
+				if tc.dialErr == nil && len(d.dials) != 0 {
+					t.Errorf("MyOperator asked to dial: %+v", d.dials)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := moapi.Dial{UserID: tc.agent, Number: tc.number, ReferenceID: "c2c-test"}
+			if len(d.dials) != 1 || d.dials[0] != want {
+				t.Fatalf("dials %+v, want %+v", d.dials, want)
+			}
+			if p.ReferenceID != "c2c-test" || p.AgentID != tc.agent || p.Number != tc.number || p.UniqueID != "u-1" {
+				t.Errorf("placed %+v", p)
+			}
+		})
+	}
+}
+
+// A user's budget is per user: a third click within the minute is refused with a
+// Retry-After, another user still gets through; the limiter failing refuses (503).
+func TestPlaceRateLimitedPerUser(t *testing.T) {
+	d := &fakeDialer{}
+	lim := &fakeLimiter{}
+	ms := append([]mapping.Mapping{{MyOperatorUserID: "agent-x", CRMUserID: "2001", Status: mapping.StatusActive}}, mappings...)
+	s := &Service{Agents: fakeAgents{ms: ms}, Dialer: d, Limiter: lim, Log: zerolog.Nop()}
+	tn := configured() // 2 a minute
+	place := func(user string) error {
+		_, err := s.Place(context.Background(), Request{Tenant: tn, CRMUserID: user, Number: "+919711636496"})
+		return err
+	}
+	for range 2 {
+		if err := place("1001"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var e *Error
+	if err := place("1001"); !errors.As(err, &e) || e.Code != CodeRateLimited || e.Status != http.StatusTooManyRequests || e.RetryAfter != time.Minute {
+		t.Fatalf("third click: %v", err)
+	}
+	if err := place("2001"); err != nil {
+		t.Fatalf("another user: %v", err)
+	}
+	if len(d.dials) != 3 {
+		t.Errorf("%d dials, want 3", len(d.dials))
+	}
+	lim.err = errors.New("redis down")
+	if err := place("2001"); !errors.As(err, &e) || e.Code != CodeUnavailable {
+		t.Fatalf("limiter down: %v", err)
+	}
+}
+
+func TestZohoCode(t *testing.T) {
+	for code, want := range map[string]string{CodeInvalidNumber: ZohoInvalid, CodeRateLimited: ZohoBusy, CodeRefused: ZohoRejected,
+		CodeUnmappedUser: ZohoNotAvailable, CodeAgentDisabled: ZohoNotAvailable, CodeUnavailable: ZohoNotAvailable} {
+		if got := ZohoCode(code); got != want {
+			t.Errorf("ZohoCode(%s) = %s, want %s", code, got, want)
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package clicktocall
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/web"
+)
+
+// API serves POST /api/v1/tenants/{tenant}/calls: {"crm_user_id","number"} with the
+// tenant's API token (Authorization: Bearer <api_token_env>) → 202 with calltrack's
+// reference id; errors are {"error":{"code","message"}} with the status of their code.
+type API struct {
+	Service *Service
+	Tenants *tenant.Registry
+}
+
+// Register mounts the route.
+func (a *API) Register(e *echo.Echo) {
+	e.POST("/api/v1/tenants/:tenant/calls", a.create)
+}
+
+// callRequest is the body. Unknown fields are refused: a misspelt field ("phone") must
+// not place a call to nowhere or be silently ignored.
+type callRequest struct {
+	CRMUserID json.RawMessage `json:"crm_user_id"`
+	Number    string          `json:"number"`
+}
+
+func (a *API) create(c echo.Context) error {
+	token, ok := bearer(c.Request().Header.Get("Authorization"))
+	if !ok {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="calltrack"`)
+		return web.Errorf(http.StatusUnauthorized, "unauthorized", "Authorization: Bearer <the tenant's API token> is required")
+	}
+	t, err := a.Tenants.AuthenticateAPI(c.Param("tenant"), token)
+	if err != nil {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="calltrack", error="invalid_token"`)
+		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong API token")
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	if err != nil {
+		return web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 64 KiB")
+	}
+	var body callRequest
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return web.Errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be JSON {"crm_user_id":"...","number":"+91..."}: `+err.Error())
+	}
+	user, ok := userID(body.CRMUserID)
+	if !ok {
+		return web.Errorf(http.StatusBadRequest, CodeInvalidRequest, "crm_user_id must be a string (or a number)")
+	}
+	p, err := a.Service.Place(c.Request().Context(), Request{Tenant: t, CRMUserID: user, Number: body.Number, Via: "api"})
+	if err != nil {
+		return asWebError(c, err)
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"status": "dialing", "reference_id": p.ReferenceID,
+		"tenant": t.ID, "crm_user_id": user, "myoperator_user_id": p.AgentID, "number": p.Number})
+}
+
+// asWebError answers an *Error with its status and code (Retry-After when it has one).
+func asWebError(c echo.Context, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	if e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
+	}
+	return web.Errorf(e.Status, e.Code, e.Message)
+}
+
+// userID reads crm_user_id as a string; Kylas user ids are numbers, so a JSON number
+// is taken as its text.
+func userID(raw json.RawMessage) (string, bool) {
+	s := strings.TrimSpace(string(raw))
+	switch {
+	case s == "" || s == "null":
+		return "", true // Place says it is required
+	case strings.HasPrefix(s, `"`):
+		var v string
+		err := json.Unmarshal(raw, &v)
+		return v, err == nil
+	default:
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return "", false
+		}
+		return n.String(), true
+	}
+}
+
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
