@@ -216,11 +216,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.Contains(t, tl, "the CRM writer created the call in the CRM", "stages in words")
 	screenshot(t, op, "call")
 
-	// A call of an agent nobody mapped (Ravi Kumar) is kept unattributed; its row and its
-	// page say which agent needs a mapping and link to the filled map form.
+	// A call of an agent nobody mapped (Ravi Kumar), in a department with no fallback owner
+	// (dev's demo sends sales calls of unmapped agents to 1002), is kept unattributed; its
+	// row and its page say which agent needs a mapping and link to the filled map form.
 	postCall(t, base, "demo-token", func(p string) string {
 		return strings.NewReplacer(sampleCall, raviCall, "5f114f490dbe2437", "5f114f490dbe3333", sampleAgent, raviAgent,
-			"sumit.arya@example.com", "ravi.kumar@example.com", "8586848544", "9811122233", `"Sumit"`, `"Ravi Kumar"`).Replace(p)
+			"sumit.arya@example.com", "ravi.kumar@example.com", "8586848544", "9811122233", `"Sumit"`, `"Ravi Kumar"`,
+			`"_dn":"sales"`, `"_dn":"support"`).Replace(p)
 	})
 	raviRow := fmt.Sprintf(`tr[data-call=%q]`, raviCall)
 	eventually(t, op, 30*time.Second, "Ravi's call unattributed", callsURL, func() bool {
