@@ -34,7 +34,8 @@ type callSpec struct {
 	c2c       bool
 	legs      []leg
 	recording bool
-	stringy   bool // numbers as strings
+	stringy   bool   // numbers as strings
+	caller    string // the customer's 10-digit Indian number; default 9711636496
 }
 
 var seq atomic.Int64
@@ -79,8 +80,11 @@ func afterCall(c callSpec) string {
 		legs = append(legs, map[string]any{"_rst": "2026-11-20 10:00:05", "_ds": ds, "_did": "1161568087", "_rr": rr, "_tt": []any{},
 			"_su": num(map[bool]int{true: 1, false: 2}[l.answered]), "_st": num(int(start) + 5 + i*10), "_et": num(int(start) + 15 + i*10), "_dr": "00:00:10", "_ac": ac})
 	}
+	if c.caller == "" {
+		c.caller = "9711636496"
+	}
 	p := map[string]any{
-		"_ai": c.logID, "_ci": companyID, "_cr": "9711636496", "_cl": "+919711636496", "_cy": "91", "_se": "DL, IN",
+		"_ai": c.logID, "_ci": companyID, "_cr": c.caller, "_cl": "+91" + c.caller, "_cy": "91", "_se": "DL, IN",
 		"_st": num(int(start)), "_et": num(int(start) + 45), "_ts": num(int(start) + 46), "_dr": "00:00:45", "_drm": 0.75,
 		"_ty": num(1), "_ev": num(ev), "_su": num(c.status), "_ns": ns, "_dn": "sales", "_di": "5cd40f6559784843",
 		"_pm": []map[string]any{{"ky": "ui", "vl": c.uid}, {"ky": "is", "vl": "0"}}, "_cn": []any{}, "_ld": legs, "_us": us,

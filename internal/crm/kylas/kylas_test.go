@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -350,4 +352,44 @@ func TestPlainRoute(t *testing.T) {
 	assert.True(t, crm.IsPermanent(err))
 	assert.Contains(t, err.Error(), "requires relatedTo")
 	assert.Len(t, sb.Records(), 1)
+}
+
+// A new caller's contact and lead searches go out together (one round trip before
+// the create, not two): each search is held until both are in flight. The caller is
+// both a contact and a lead; the call is related to the contact.
+func TestNewCallerSearchesInParallel(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "k", BearerToken: "tok"})
+	contact := sb.AddContact(person(customer))
+	sb.AddLead(person(customer))
+	var inFlight atomic.Int32
+	both := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/search/") {
+			if inFlight.Add(1) == 2 {
+				once.Do(func() { close(both) })
+			}
+			select {
+			case <-both:
+			case <-time.After(10 * time.Second):
+				http.Error(w, `{"code":"test","message":"the other search never came"}`, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "k", BearerToken: "tok"})
+	require.NoError(t, err)
+
+	_, err = a.CreateCall(t.Context(), crmtest.NewCall("p-1", customer, "7", call.Incoming, call.Answered))
+	require.NoError(t, err)
+	st := sb.Stats()
+	assert.Equal(t, 1, st.ByEndpoint["POST /v1/search/contact"])
+	assert.Equal(t, 1, st.ByEndpoint["POST /v1/search/lead"])
+	recs := sb.Records()
+	require.Len(t, recs, 1)
+	require.Len(t, recs[0].RelatedTo, 1)
+	assert.Equal(t, sandbox.KylasRelated{ID: contact, Entity: "contact", Name: "Test " + customer, PhoneNumber: customer}, recs[0].RelatedTo[0])
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/phone"
@@ -46,9 +47,13 @@ type rule struct {
 }
 
 // searchTerm is the form of e164 to search for: Kylas keeps the national number in
-// phoneNumbers[].value (the dial code apart), and its free-text search matches a
-// stored number by it whether it was stored nationally or whole (the hits are then
-// checked exactly), so one search per entity covers the number's forms.
+// phoneNumbers[].value (the dial code apart: kylastech/kylas-crm-mcp-server main.py
+// `_normalize_field_values`, and its "search_leads_by_term" searches phoneNumbers
+// among other fields with one multi_field rule). A free-text term found inside a
+// stored value matches it whether the value was stored nationally, with a trunk 0 or
+// whole ("+91…"), so the national number is the one term that covers the forms; the
+// sandbox matches no more than that (the stricter reading), and hits are checked
+// exactly. One request per entity.
 func searchTerm(e164 string) string {
 	v := phone.Variants(e164)
 	if len(v) == 0 {
@@ -87,18 +92,35 @@ func (a *Adapter) findRelated(ctx context.Context, c crm.Call, e164 string) (*re
 	return &related{ID: id, Entity: p.Entity, Name: p.Name, PhoneNumber: e164}, nil
 }
 
-// lookup searches contacts, then leads, for e164 (one request per entity).
+// lookup searches contacts and leads for e164 at once (one request per entity, the
+// two in parallel: a new caller costs one round trip, not two); a contact is
+// preferred to a lead.
 func (a *Adapter) lookup(ctx context.Context, e164 string) (*crm.Party, error) {
 	term := searchTerm(e164)
-	for _, entity := range []string{crm.EntityContact, crm.EntityLead} {
-		hits, err := a.search(ctx, entity, term)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range hits {
-			if a.hasNumber(p, e164) {
-				return &crm.Party{Entity: entity, ID: strconv.FormatInt(p.ID, 10), Name: strings.TrimSpace(p.FirstName + " " + p.LastName)}, nil
+	entities := [...]string{crm.EntityContact, crm.EntityLead}
+	var found [len(entities)]*crm.Party
+	g, gctx := errgroup.WithContext(ctx)
+	for i, entity := range entities {
+		g.Go(func() error {
+			hits, err := a.search(gctx, entity, term)
+			if err != nil {
+				return err
 			}
+			for _, p := range hits {
+				if a.hasNumber(p, e164) {
+					found[i] = &crm.Party{Entity: entity, ID: strconv.FormatInt(p.ID, 10), Name: strings.TrimSpace(p.FirstName + " " + p.LastName)}
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, p := range found {
+		if p != nil {
+			return p, nil
 		}
 	}
 	return nil, nil

@@ -757,10 +757,14 @@ func (k *Kylas) search(entity string) http.HandlerFunc {
 	}
 }
 
-// personMatches is the sandbox's free-text match: a phone-looking term matches
-// when its digits end one of the person's numbers (national or with dial code),
-// e.g. "9711636496" and "+919711636496" both match +91 9711636496; any other
-// term matches a name, case-insensitively.
+// personMatches is the sandbox's free-text match: a phone-looking term matches when
+// its digits are found in one of the person's numbers as stored (phoneNumbers[].value,
+// the dial code apart), e.g. "9711636496" matches a value of 9711636496, 09711636496
+// or +919711636496, but "+919711636496" does not match 9711636496 stored with dial
+// code +91. Kylas documents the multi_field search only as searching phoneNumbers
+// among other fields (kylastech/kylas-crm-mcp-server main.py, search_leads_by_term);
+// matching within the stored value alone is the stricter reading. Any other term
+// matches a name, case-insensitively.
 func personMatches(p KylasPerson, term string) bool {
 	term = strings.TrimSpace(term)
 	if term == "" {
@@ -768,12 +772,7 @@ func personMatches(p KylasPerson, term string) bool {
 	}
 	if d := digits(term); d != "" && strings.Trim(term, "+-() .0123456789") == "" {
 		for _, ph := range p.PhoneNumbers {
-			v := digits(ph.Value)
-			full := v
-			if !strings.HasPrefix(strings.TrimSpace(ph.Value), "+") {
-				full = digits(ph.DialCode) + strings.TrimLeft(v, "0")
-			}
-			if v != "" && (strings.HasSuffix(full, d) || strings.HasSuffix(v, d)) {
+			if strings.Contains(digits(ph.Value), d) {
 				return true
 			}
 		}
