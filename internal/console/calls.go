@@ -83,17 +83,23 @@ func (c *Console) calls(e echo.Context) error {
 }
 
 // RecordURL links to a call's record in the tenant's CRM, "" when calltrack does not
-// know the CRM's web address for it (the record id is shown instead): Zoho's web app
-// lives beside its API domain (www.zohoapis.<dc> → crm.zoho.<dc>); Kylas documents no
-// record URL, and the sandboxes' APIs need a key a browser does not send.
+// know the CRM's web address for it (the record id is shown instead). Zoho's web app
+// links a record as https://crm.<data centre>/crm/<org domain_name>/tab/Calls/<id>: the
+// web host is the accounts host with "accounts." made "crm." (crm.zohocloud.ca for
+// Canada), the org segment the tenant's crm.org_domain (GET /crm/v8/org's
+// domain_name). Zoho documents no record URL (docs/crm-contracts.md), so without the
+// org segment calltrack makes no link rather than one that may not open. Kylas
+// documents no web address of a call log.
 func RecordURL(t *tenant.Tenant, recordID string) string {
-	if recordID == "" || t.CRM.Kind != "zoho" {
+	z := t.CRM.Zoho
+	if recordID == "" || t.CRM.Kind != "zoho" || z.OrgDomain == "" {
 		return ""
 	}
-	if dc, ok := strings.CutPrefix(t.CRM.Zoho.APIDomain, "https://www.zohoapis."); ok {
-		return "https://crm.zoho." + dc + "/crm/tab/Calls/" + url.PathEscape(recordID)
+	host, ok := strings.CutPrefix(z.AccountsURL, "https://accounts.")
+	if !ok || !strings.Contains(host, "zoho") || strings.ContainsAny(host, "/:") {
+		return ""
 	}
-	return ""
+	return "https://crm." + host + "/crm/" + url.PathEscape(z.OrgDomain) + "/tab/Calls/" + url.PathEscape(recordID)
 }
 
 // recordNote says, for a CRM whose record links calltrack cannot make, why the
@@ -103,8 +109,10 @@ func recordNote(t *tenant.Tenant) string {
 	case t.CRM.Kind == "kylas":
 		// Kylas's public API documents /v1/call-logs only, no web-app URL of a record.
 		return "Kylas documents no web address for a call log, so the record is shown by its id; in Kylas, the call is listed under its lead's or contact's activities."
+	case t.CRM.Kind == "zoho" && t.CRM.Zoho.OrgDomain == "":
+		return "Set crm.org_domain (the org's domain_name from Zoho's GET /crm/v8/org, e.g. org74822955) to link records to Zoho; the record id is shown."
 	case t.CRM.Kind == "zoho" && RecordURL(t, "x") == "":
-		return "This tenant's Zoho API address (" + t.CRM.Zoho.APIDomain + ") is not one of Zoho's data centres (www.zohoapis.<dc>), so calltrack cannot tell the web address of its records; the record id is shown."
+		return "This tenant's Zoho accounts address (" + t.CRM.Zoho.AccountsURL + ") is not one of Zoho's data centres (accounts.zoho.<dc>), so calltrack cannot tell the web address of its records; the record id is shown."
 	}
 	return ""
 }

@@ -25,6 +25,9 @@ type Zoho struct {
 	ClickToDialURI string
 	// ClickToDialAuth is sent back by Zoho with each click (authorizationparam).
 	ClickToDialAuth Secret
+	// OrgDomain is the org's domain_name from GET /crm/v8/org ("org74822955"), the
+	// segment of its web app's record links; "" = the console shows record ids.
+	OrgDomain string
 }
 
 // ZohoDataCentres maps the tenants file's crm.data_centre to the accounts server
@@ -53,6 +56,7 @@ type zohoYAML struct {
 	CallIDField     string `yaml:"call_id_field"`
 	ClickToDialURI  string `yaml:"clicktodial_uri"`
 	ClickToDialEnv  string `yaml:"clicktodial_auth_env"`
+	OrgDomain       string `yaml:"org_domain"`
 }
 
 func (y zohoYAML) parse(id string, secret func(field, name string, required bool) (Secret, error)) (Zoho, error) {
@@ -60,7 +64,7 @@ func (y zohoYAML) parse(id string, secret func(field, name string, required bool
 		return Zoho{}, fmt.Errorf("tenants file: tenant %s: "+format, append([]any{id}, args...)...)
 	}
 	z := Zoho{AccountsURL: y.AccountsURL, APIDomain: y.APIDomain, ClientID: strings.TrimSpace(y.ClientID), TimeZone: y.TimeZone,
-		CallIDField: strings.TrimSpace(y.CallIDField)}
+		CallIDField: strings.TrimSpace(y.CallIDField), OrgDomain: strings.TrimSpace(y.OrgDomain)}
 	if y.DataCentre != "" {
 		dc, ok := ZohoDataCentres[y.DataCentre]
 		if !ok {
@@ -90,6 +94,9 @@ func (y zohoYAML) parse(id string, secret func(field, name string, required bool
 			return bad("crm.clicktodial_uri %q is not an https URL", z.ClickToDialURI)
 		}
 	}
+	if z.OrgDomain != "" && !zohoOrgDomainRE.MatchString(z.OrgDomain) {
+		return bad("crm.org_domain %q is not an org's domain_name as GET /crm/v8/org answers it (e.g. org74822955)", z.OrgDomain)
+	}
 	if z.CallIDField != "" && !zohoAPINameRE.MatchString(z.CallIDField) {
 		return bad("crm.call_id_field %q is not a field API name (letters, digits, _)", z.CallIDField)
 	}
@@ -113,6 +120,10 @@ func (y zohoYAML) parse(id string, secret func(field, name string, required bool
 
 // zohoAPINameRE is a Zoho field API name.
 var zohoAPINameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,99}$`)
+
+// zohoOrgDomainRE: a URL path segment of letters, digits, '-' and '_' (Zoho's samples
+// show "org" and the org's zgid; nothing says a domain_name is never custom).
+var zohoOrgDomainRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 
 func cmpOr(a, b string) string {
 	if a != "" {

@@ -28,11 +28,12 @@ func TestLoadZoho(t *testing.T) {
       client_secret_env: ZOHO_SECRET
       refresh_token_env: ZOHO_REFRESH
       time_zone: Asia/Kolkata
+      org_domain: org74822955
 `)
 	require.NoError(t, err)
 	a, _ := reg.Get("acme")
 	assert.Equal(t, tenant.Zoho{AccountsURL: "https://accounts.zoho.in", APIDomain: "https://www.zohoapis.in",
-		ClientID: "1000.ABC", ClientSecret: "s3cret", RefreshToken: "1000.r", TimeZone: "Asia/Kolkata"}, a.CRM.Zoho)
+		ClientID: "1000.ABC", ClientSecret: "s3cret", RefreshToken: "1000.r", TimeZone: "Asia/Kolkata", OrgDomain: "org74822955"}, a.CRM.Zoho)
 
 	reg, err = loadYAML(t, `      kind: zoho
       data_centre: eu
@@ -53,6 +54,7 @@ func TestLoadZoho(t *testing.T) {
 		"ZOHO_MISSING":                 "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_MISSING\n      refresh_token_env: ZOHO_REFRESH\n",
 		"crm.refresh_token_env":        "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_SECRET\n",
 		`crm.call_id_field "Call ID"`:  "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_SECRET\n      refresh_token_env: ZOHO_REFRESH\n      call_id_field: Call ID\n",
+		`crm.org_domain "org/1"`:       "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_SECRET\n      refresh_token_env: ZOHO_REFRESH\n      org_domain: org/1\n",
 		`crm.time_zone "Mars/Base"`:    "      kind: zoho\n      data_centre: in\n      client_id: x\n      client_secret_env: ZOHO_SECRET\n      refresh_token_env: ZOHO_REFRESH\n      time_zone: Mars/Base\n",
 	} {
 		_, err := loadYAML(t, crm)
