@@ -30,6 +30,8 @@ const (
 	topicRejected = "calltrack.webhook.rejected.v1"
 	// topicMapping is compacted: an empty value is a tombstone (a deleted mapping).
 	topicMapping = "calltrack.mapping.v1"
+	// topicParked is compacted: an empty value is a tombstone (a call written since).
+	topicParked = "calltrack.call.parked.v1"
 )
 
 // ErrUnknownTopic is returned for a topic that has no schema.
@@ -123,8 +125,8 @@ func compile(topic string) (*jsonschema.Schema, error) {
 
 // Validate checks a record value of topic against the topic's schema. The value is
 // JSON, except on calltrack.webhook.rejected.v1, whose value is the raw webhook body
-// and is validated as a string, and on calltrack.mapping.v1, where an empty value is
-// a tombstone and is not validated. A failed validation returns an error wrapping a
+// and is validated as a string, and on the compacted calltrack.mapping.v1 and
+// calltrack.call.parked.v1, where an empty value is a tombstone and is not validated. A failed validation returns an error wrapping a
 // *jsonschema.ValidationError.
 func Validate(topic string, value []byte) error {
 	sch, err := Compile(topic)
@@ -135,7 +137,7 @@ func Validate(topic string, value []byte) error {
 	switch {
 	case topic == topicRejected:
 		inst = string(value)
-	case topic == topicMapping && len(value) == 0:
+	case (topic == topicMapping || topic == topicParked) && len(value) == 0:
 		return nil
 	default:
 		if inst, err = jsonschema.UnmarshalJSON(bytes.NewReader(value)); err != nil {

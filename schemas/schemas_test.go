@@ -24,7 +24,7 @@ import (
 	"github.com/calltrack/calltrack/schemas"
 )
 
-var update = flag.Bool("update", false, "rewrite the composed schemas (retry, dlq, held) from the log and recording schemas")
+var update = flag.Bool("update", false, "rewrite the composed schemas (retry, dlq, held, parked) from the log and recording schemas")
 
 var (
 	tLog       = kafkabus.TopicLog
@@ -35,6 +35,7 @@ var (
 	tRejected  = kafkabus.TopicRejected
 	tMapping   = kafkabus.TopicMapping
 	tHeld      = kafkabus.TopicHeld
+	tParked    = kafkabus.TopicParked
 )
 
 var receivedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -43,7 +44,7 @@ var receivedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 // The schema files themselves.
 
 func TestTopicsAreKafkaTopics(t *testing.T) {
-	want := []string{tDLQ, tLive, tLog, tRecording, tRetry, tMapping, tRejected, tHeld}
+	want := []string{tDLQ, tLive, tLog, tRecording, tRetry, tMapping, tRejected, tHeld, tParked}
 	slices.Sort(want)
 	if got := schemas.Topics(); !slices.Equal(got, want) {
 		t.Fatalf("Topics() = %v, want the topics of kafkabus %v", got, want)
@@ -146,26 +147,35 @@ func TestComposedSchemas(t *testing.T) {
 			t.Errorf("%s is out of date with %s.json and %s.json: run go test ./schemas -run TestComposedSchemas -update", file, tLog, tRecording)
 		}
 	}
-	// The held topic's value is a call log: its schema is the log's, with its own $id,
-	// title and description.
-	file := tHeld + ".json"
-	have := readObject(t, file)
-	want := append(object{}, log...)
-	for i, m := range want {
-		if m.Key == "$id" || m.Key == "title" || m.Key == "description" {
-			want[i].Value = have.get(m.Key)
+	// The held and parked topics' values are call logs: their schemas are the log's,
+	// each with its own $id, title and description.
+	for _, topic := range []string{tHeld, tParked} {
+		file := topic + ".json"
+		have := readObject(t, file)
+		want := append(object{}, log...)
+		for i, m := range want {
+			if m.Key == "$id" || m.Key == "title" || m.Key == "description" {
+				want[i].Value = have.get(m.Key)
+			}
+		}
+		if *update {
+			b, err := json.MarshalIndent(want, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else if !jsonEqual(mustJSON(t, have), mustJSON(t, want)) {
+			t.Errorf("%s is out of date with %s.json: run go test ./schemas -run TestComposedSchemas -update", file, tLog)
 		}
 	}
-	if *update {
-		b, err := json.MarshalIndent(want, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else if !jsonEqual(mustJSON(t, have), mustJSON(t, want)) {
-		t.Errorf("%s is out of date with %s.json: run go test ./schemas -run TestComposedSchemas -update", file, tLog)
+}
+
+// The parked topic is compacted: a tombstone (an empty value) is valid.
+func TestParkedTombstone(t *testing.T) {
+	if err := schemas.Validate(tParked, nil); err != nil {
+		t.Errorf("a tombstone is valid: %v", err)
 	}
 }
 
@@ -182,6 +192,7 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 		{tLive, "", reflect.TypeFor[call.Live]()},
 		{tRecording, "", reflect.TypeFor[call.RecordingEvent]()},
 		{tMapping, "", reflect.TypeFor[mapping.Mapping]()},
+		{tParked, "", reflect.TypeFor[call.Log]()},
 		{tRetry, "#/$defs/log", reflect.TypeFor[call.Log]()},
 		{tRetry, "#/$defs/recording_event", reflect.TypeFor[call.RecordingEvent]()},
 		{tDLQ, "#/$defs/log", reflect.TypeFor[call.Log]()},

@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string) error {
 		_ = shutdownTracing(ctx)
 	}()
 	root.AddCommand(serveCmd(), workCmd(), devCmd(), versionCmd(), probeCmd())
-	root.AddCommand(syncCmd(), mappingsCmd(), zohoCmd(), spoolCmd())
+	root.AddCommand(syncCmd(), mappingsCmd(), parkedCmd(), zohoCmd(), spoolCmd())
 	root.AddCommand(replayCmd(), dlqCmd(), groupsCmd(), traceCmd(), backfillCmd())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)

@@ -113,7 +113,7 @@ func (s *selection) flags(cmd *cobra.Command) {
 	f.Int64Var(&s.toOff, "to-offset", -1, "last offset to read, included (of each selected partition)")
 	f.StringSliceVar(&s.tenants, "tenant", nil, "only these tenants (repeatable)")
 	f.StringSliceVar(&s.callIDs, "call-id", nil, "only these calls: call UID or afterCall log id (repeatable)")
-	f.StringSliceVar(&s.reasons, "reason", nil, "only this DLQ reason: crm_rejected, retries_exhausted, undecodable, unknown_tenant, unknown_topic (repeatable)")
+	f.StringSliceVar(&s.reasons, "reason", nil, "only this DLQ reason: "+strings.Join(kafkabus.DeadLetterReasons, ", ")+" (repeatable)")
 	f.StringSliceVar(&s.types, "type", nil, "only this event type: log, recording, live, or a ce_type header value (repeatable)")
 }
 

@@ -16,11 +16,11 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/backfill"
+	"github.com/calltrack/calltrack/internal/callstate"
+	"github.com/calltrack/calltrack/internal/callwriter"
 	"github.com/calltrack/calltrack/internal/clicktocall"
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/console"
@@ -28,16 +28,17 @@ import (
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/latebind"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/recording"
+	"github.com/calltrack/calltrack/internal/route"
 	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/usersync"
 	"github.com/calltrack/calltrack/internal/web"
-	"github.com/calltrack/calltrack/internal/writer"
 )
 
 // NewLogger returns the JSON logger at level (info when empty or unknown).
@@ -63,14 +64,16 @@ type App struct {
 	Topics   kafkabus.Topics
 	Metrics  *metrics.Metrics
 	Mappings *mapping.Store
-	Redrive  *writer.Redriver  // late binding of parked calls (sync.go)
-	UserSync *usersync.Service // user sync (sync.go)
-	Backfill *backfill.Service // backfill from MyOperator's call log (backfill.go)
+	Redrive  *latebind.Redriver // late binding of parked calls (sync.go)
+	UserSync *usersync.Service  // user sync (sync.go)
+	Backfill *backfill.Service  // backfill from MyOperator's call log (backfill.go)
 	Idem     *idempotency.Store
 	Trace    *trace.Store
-	Retry    writer.RetryPolicy
-	Adapters writer.AdapterFactory
-	Link     writer.RecordingLinker
+	State    *callstate.Redis  // the writer's call states (writer.go)
+	Parking  *latebind.Parking // parked calls: journal + Redis (writer.go)
+	Retry    route.Policy
+	Adapters AdapterFactory
+	Link     callwriter.RecordingLinker
 	// Ingest side (ingest.go): the spool Kafka's outages go to, and Redis's state.
 	Spool    *spool.Spool
 	Delivery ingest.Publisher
@@ -82,12 +85,16 @@ type App struct {
 	recordings  *recording.Handler   // recording links (v2.go)
 	clickToCall *clicktocall.Service // clicktocall.go
 	console     *console.Console     // console.go
+
+	background context.Context // of background work (parked-call restores); ends at Close
+	restores   sync.WaitGroup
+	restoreMu  sync.Mutex
 }
 
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
 // With WithIngest it also opens the spool and starts without Kafka or Redis.
 func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *tenant.Registry, opts ...Option) (*App, error) {
-	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: writer.DefaultRetryPolicy()}
+	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: route.DefaultPolicy()}
 	for _, w := range tenants.Warnings() {
 		log.Warn().Msg(w) // e.g. a Kylas tenant whose calls cannot be attributed (crm.auth api_key)
 	}
@@ -127,6 +134,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	a.Idem = idempotency.New(rdb, cfg.RedisPrefix)
 	a.Trace = trace.New(rdb, cfg.RedisPrefix)
 	a.startOverview() // console.go
+	a.wireWriter()
 	a.wireSync()
 	a.wireBackfill()
 	a.wireRecordings()
@@ -180,13 +188,6 @@ func (a *App) Ingest() *ingest.Handler {
 		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget}
 }
 
-// Writer builds the CRM writer.
-func (a *App) Writer() *writer.Writer {
-	return &writer.Writer{Tenants: a.Tenants, Adapters: a.Adapters, Mappings: a.Mappings, Idem: a.Idem, Trace: a.Trace,
-		Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Publisher: a.Producer, Topics: a.Topics, Retry: a.Retry,
-		Link: a.Link, Limiter: a.Limiter, FollowUps: a.followUps(), Metrics: a.Metrics, Log: a.Log}
-}
-
 // Admin builds the admin API.
 func (a *App) Admin() *admin.API {
 	return &admin.API{Auth: a.AdminAuth(), Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace,
@@ -206,38 +207,6 @@ func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
 		f(e)
 	}
 	return e
-}
-
-// RunWriter runs the writer's consumer loops until ctx ends.
-func (a *App) RunWriter(ctx context.Context, w *writer.Writer) error {
-	a.startGuard() // ingest.go: Redis eviction check, restore after data loss
-	g, ctx := errgroup.WithContext(ctx)
-	// Lanes per tenant: one tenant's slow or failing CRM never holds up another's calls;
-	// one call's events stay in order in one lane.
-	byTenant := func(m kafka.Message) string { return kafkabus.Header(m, kafkabus.HeaderTenant) }
-	g.Go(func() error {
-		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
-			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup, Topics: []string{a.Topics.Log, a.Topics.Recording}, Log: a.Log},
-			// 32 lanes: enough concurrent writes per tenant for Zoho's batches to fill.
-			GroupOf: byTenant, Lanes: 32, QueueSize: 16, Overflow: w.Defer}, w.Handle)
-	})
-	g.Go(func() error {
-		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
-			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-retry", Topics: []string{a.Topics.Retry}, Log: a.Log},
-			GroupOf:        byTenant, Lanes: 32, QueueSize: 16, DueAt: writer.DueAt, Overflow: w.Defer}, w.HandleRetry)
-	})
-	popups := &writer.Popups{Tenants: a.Tenants, Notifiers: a.Notifier, MaxAge: a.Cfg.PopupMaxAge,
-		Lag: a.Metrics.PopupLag, Outcomes: a.Metrics.Popups, Log: a.Log}
-	g.Go(func() error {
-		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
-			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-popups", Topics: []string{a.Topics.Live}, Log: a.Log,
-				HandleTimeout: 10 * time.Second},
-			GroupOf: byTenant}, popups.Handle)
-	})
-	g.Go(func() error { return a.RunRedrive(ctx) })
-	g.Go(func() error { return a.RunProvisional(ctx) })
-	g.Go(func() error { return a.RunBackfill(ctx) })
-	return g.Wait()
 }
 
 // Serve runs an HTTP server until ctx ends, then drains in-flight requests within the

@@ -9,11 +9,11 @@ import (
 
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/directory"
+	"github.com/calltrack/calltrack/internal/latebind"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/myoperator/moapi"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/usersync"
-	"github.com/calltrack/calltrack/internal/writer"
 )
 
 // RedriveInterval is how often `work` re-publishes parked calls whose agent has been
@@ -24,7 +24,7 @@ const RedriveInterval = 30 * time.Second
 // the journal topic before Redis, and a new active mapping re-publishes the parked
 // calls it can now attribute. It also builds the user sync service.
 func (a *App) wireSync() {
-	a.Redrive = &writer.Redriver{Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Mappings: a.Mappings, Idem: a.Idem,
+	a.Redrive = &latebind.Redriver{State: a.State, Parking: a.Parking, Mappings: a.Mappings,
 		Trace: a.Trace, Publisher: a.Producer, Topics: a.Topics, Log: a.Log}
 	a.Mappings.WithJournal(mapping.KafkaJournal{Publisher: a.Producer, Topic: a.Topics.Mapping}).
 		OnChange(func(tenant, _ string, m *mapping.Mapping) {

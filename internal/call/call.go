@@ -39,17 +39,18 @@ type Agent struct {
 // Empty reports whether the agent carries no identity at all.
 func (a Agent) Empty() bool { return a.ID == "" && a.Email == "" && a.Phone == "" }
 
-// Label names the agent in traces and logs: the user id, else the email, else the
-// phone number masked.
-func (a Agent) Label() string {
+// Label names the agent for logs and traces: its id, else its email, else its masked
+// phone number; "(none)" for no agent.
+func (a *Agent) Label() string {
 	switch {
+	case a == nil:
+		return "(none)"
 	case a.ID != "":
 		return a.ID
 	case a.Email != "":
 		return a.Email
-	default:
-		return phone.Mask(a.Phone)
 	}
+	return phone.Mask(a.Phone)
 }
 
 // Leg is one attempt to connect the caller to agents (a ring group, a transfer).

@@ -36,9 +36,15 @@ type Config struct {
 	AdminToken      tenant.Secret `env:"CALLTRACK_ADMIN_TOKEN"`
 	// AdminAddr, when set, serves the console and the admin API on a listener of their
 	// own, and not on HTTPAddr with the webhooks.
-	AdminAddr       string        `env:"CALLTRACK_ADMIN_ADDR"`
-	LogLevel        string        `env:"CALLTRACK_LOG_LEVEL" envDefault:"info"`
-	WriterGroup     string        `env:"CALLTRACK_WRITER_GROUP" envDefault:"calltrack-writer"`
+	AdminAddr   string `env:"CALLTRACK_ADMIN_ADDR"`
+	LogLevel    string `env:"CALLTRACK_LOG_LEVEL" envDefault:"info"`
+	WriterGroup string `env:"CALLTRACK_WRITER_GROUP" envDefault:"calltrack-writer"`
+	// WriterLease is how long a writer holds a call while it writes it; a crashed
+	// writer's call is taken over (and its create looked up) once it lapses.
+	WriterLease time.Duration `env:"CALLTRACK_WRITER_LEASE" envDefault:"2m"`
+	// WriterSettle is how long after a create got no answer the CRM is asked for the
+	// record (its search may lag behind its writes).
+	WriterSettle    time.Duration `env:"CALLTRACK_WRITER_SETTLE" envDefault:"10s"`
 	ShutdownTimeout time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
 	PopupMaxAge     time.Duration `env:"CALLTRACK_POPUP_MAX_AGE" envDefault:"60s"` // older live events are dropped
 	// V2SummaryWait is how long a Webhook v2 call.end waits for its call.summary.
@@ -90,6 +96,12 @@ func (c Config) Validate(n Need) error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("CALLTRACK_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	if c.WriterLease < 0 || (c.WriterLease > 0 && c.WriterLease < 4*time.Second) {
+		errs = append(errs, errors.New("CALLTRACK_WRITER_LEASE must be a Go duration of at least 4s (e.g. 2m)"))
+	}
+	if c.WriterSettle < 0 {
+		errs = append(errs, errors.New("CALLTRACK_WRITER_SETTLE must be a positive Go duration (e.g. 10s)"))
 	}
 	if c.V2SummaryWait <= 0 {
 		errs = append(errs, errors.New("CALLTRACK_V2_SUMMARY_WAIT must be a positive Go duration (e.g. 5m)"))

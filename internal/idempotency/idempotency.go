@@ -1,6 +1,7 @@
 // Package idempotency makes an action happen once per key across replicas and
 // redeliveries, with Redis: a short "processing" claim, then a long-lived "done"
-// marker that keeps the action's result (e.g. the CRM record id).
+// marker that keeps the action's result (webhook dedupe, backfill publishes). The CRM
+// writer's once-per-call state, with unknown outcomes, is internal/callstate.
 package idempotency
 
 import (

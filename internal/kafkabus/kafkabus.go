@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
-// Topics (ARCHITECTURE.md).
+// Topics (docs/architecture.md).
 const (
 	TopicLive      = "calltrack.call.live.v1"
 	TopicLog       = "calltrack.call.log.v1"
@@ -30,7 +30,37 @@ const (
 	// TopicHeld holds Webhook v2 call.end events until their wait for a call.summary
 	// ends (internal/provisional).
 	TopicHeld = "calltrack.call.held.v1"
+	// TopicParked is compacted: the latest copy of each parked (unattributed) call,
+	// key tenant:call, a tombstone once it is written; the parked set is rebuilt from it.
+	TopicParked = "calltrack.call.parked.v1"
 )
+
+// Kinds of topic: the short names the CLIs accept for them.
+const (
+	KindLive      = "live"
+	KindLog       = "log"
+	KindRecording = "recording"
+	KindRetry     = "retry"
+	KindDLQ       = "dlq"
+	KindRejected  = "rejected"
+	KindMapping   = "mapping"
+	KindParked    = "parked"
+	KindHeld      = "held"
+)
+
+// Dead-letter reasons (header "reason" on the DLQ topic).
+const (
+	ReasonCRMRejected      = "crm_rejected"      // the CRM refused the record: retrying cannot help
+	ReasonRetriesExhausted = "retries_exhausted" // transient failures outlasted the retry schedule
+	ReasonOutcomeUnknown   = "outcome_unknown"   // a create got no usable answer and the CRM could not be asked since
+	ReasonUndecodable      = "undecodable"       // the event is not a valid call event
+	ReasonUnknownTenant    = "unknown_tenant"    // the tenant is not in the tenants file
+	ReasonUnknownTopic     = "unknown_topic"     // no writer for the event's topic
+)
+
+// DeadLetterReasons lists the reasons, for help texts and validation.
+var DeadLetterReasons = []string{ReasonCRMRejected, ReasonRetriesExhausted, ReasonOutcomeUnknown,
+	ReasonUndecodable, ReasonUnknownTenant, ReasonUnknownTopic}
 
 // Header names carried on every message.
 const (
@@ -48,6 +78,7 @@ const (
 	HeaderOrigTopic = "original_topic"
 	HeaderOrigPart  = "original_partition"
 	HeaderOrigOff   = "original_offset"
+	HeaderDeferrals = "deferrals" // times a message was moved on because its tenant's lanes were full
 )
 
 // Config says how to reach the cluster. Zero values mean plaintext, no auth.
@@ -116,38 +147,69 @@ type TopicSpec struct {
 // Topics names the topics one deployment uses. Production uses DefaultTopics; tests
 // add a suffix so that many can share one broker.
 type Topics struct {
-	Live, Log, Recording, Retry, DLQ, Rejected, Mapping, Held string
+	Live, Log, Recording, Retry, DLQ, Rejected, Mapping, Held, Parked string
 }
 
-// DefaultTopics are the names in ARCHITECTURE.md.
+// topicTable is the one table of calltrack's topics: kind, default name, settings, and
+// where a deployment's name is kept in Topics.
+var topicTable = []struct {
+	kind, name string
+	configs    map[string]string
+	field      func(*Topics) *string
+}{
+	{KindLive, TopicLive, retention(1), func(t *Topics) *string { return &t.Live }},
+	{KindLog, TopicLog, retention(14), func(t *Topics) *string { return &t.Log }},
+	{KindRecording, TopicRecording, retention(14), func(t *Topics) *string { return &t.Recording }},
+	{KindRetry, TopicRetry, retention(14), func(t *Topics) *string { return &t.Retry }},
+	{KindDLQ, TopicDLQ, retention(30), func(t *Topics) *string { return &t.DLQ }},
+	{KindRejected, TopicRejected, retention(30), func(t *Topics) *string { return &t.Rejected }},
+	{KindMapping, TopicMapping, compacted, func(t *Topics) *string { return &t.Mapping }},
+	{KindParked, TopicParked, compacted, func(t *Topics) *string { return &t.Parked }},
+	{KindHeld, TopicHeld, retention(14), func(t *Topics) *string { return &t.Held }},
+}
+
+var compacted = map[string]string{"cleanup.policy": "compact"}
+
+func retention(days int) map[string]string {
+	return map[string]string{"retention.ms": fmt.Sprint((time.Duration(days) * 24 * time.Hour).Milliseconds())}
+}
+
+// DefaultTopics are the names in docs/architecture.md.
 func DefaultTopics() Topics {
-	return Topics{Live: TopicLive, Log: TopicLog, Recording: TopicRecording, Retry: TopicRetry,
-		DLQ: TopicDLQ, Rejected: TopicRejected, Mapping: TopicMapping, Held: TopicHeld}
+	var t Topics
+	for _, e := range topicTable {
+		*e.field(&t) = e.name
+	}
+	return t
 }
 
-// WithSuffix returns the default names with suffix appended (test isolation).
+// WithSuffix returns the names with suffix appended (test isolation).
 func (t Topics) WithSuffix(suffix string) Topics {
-	if suffix == "" {
-		return t
+	for _, e := range topicTable {
+		*e.field(&t) += suffix
 	}
-	return Topics{Live: t.Live + suffix, Log: t.Log + suffix, Recording: t.Recording + suffix,
-		Retry: t.Retry + suffix, DLQ: t.DLQ + suffix, Rejected: t.Rejected + suffix, Mapping: t.Mapping + suffix,
-		Held: t.Held + suffix}
+	return t
+}
+
+// Named is a topic's kind and its name in a deployment.
+type Named struct{ Kind, Name string }
+
+// All lists the deployment's topics by kind, in the table's order.
+func (t Topics) All() []Named {
+	out := make([]Named, len(topicTable))
+	for i, e := range topicTable {
+		out[i] = Named{Kind: e.kind, Name: *e.field(&t)}
+	}
+	return out
 }
 
 // Specs lists every topic with its settings.
 func (t Topics) Specs() []TopicSpec {
-	days := func(n int) string { return fmt.Sprint((time.Duration(n) * 24 * time.Hour).Milliseconds()) }
-	return []TopicSpec{
-		{Name: t.Live, Configs: map[string]string{"retention.ms": days(1)}},
-		{Name: t.Log, Configs: map[string]string{"retention.ms": days(14)}},
-		{Name: t.Recording, Configs: map[string]string{"retention.ms": days(14)}},
-		{Name: t.Retry, Configs: map[string]string{"retention.ms": days(14)}},
-		{Name: t.DLQ, Configs: map[string]string{"retention.ms": days(30)}},
-		{Name: t.Rejected, Configs: map[string]string{"retention.ms": days(30)}},
-		{Name: t.Mapping, Configs: map[string]string{"cleanup.policy": "compact"}},
-		{Name: t.Held, Configs: map[string]string{"retention.ms": days(14)}},
+	out := make([]TopicSpec, len(topicTable))
+	for i, e := range topicTable {
+		out[i] = TopicSpec{Name: *e.field(&t), Configs: e.configs}
 	}
+	return out
 }
 
 // Client is the admin side: topic creation and metadata (readiness).

@@ -10,23 +10,12 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 )
 
-// Kinds of calltrack topics, by their names in ARCHITECTURE.md.
-var kinds = []struct{ kind, topic string }{
-	{"live", kafkabus.TopicLive},
-	{"log", kafkabus.TopicLog},
-	{"recording", kafkabus.TopicRecording},
-	{"retry", kafkabus.TopicRetry},
-	{"dlq", kafkabus.TopicDLQ},
-	{"rejected", kafkabus.TopicRejected},
-	{"mapping", kafkabus.TopicMapping},
-}
-
 // KindOf names the calltrack topic a topic name is (log, recording, live, retry, dlq,
-// rejected, mapping), suffixed names included; other names are returned as they are.
+// rejected, mapping, parked), suffixed names included; other names are returned as they are.
 func KindOf(topic string) string {
-	for _, k := range kinds {
-		if topic == k.topic || strings.HasPrefix(topic, k.topic+".") {
-			return k.kind
+	for _, k := range kafkabus.DefaultTopics().All() {
+		if topic == k.Name || strings.HasPrefix(topic, k.Name+".") {
+			return k.Kind
 		}
 	}
 	return topic
@@ -35,21 +24,10 @@ func KindOf(topic string) string {
 // Resolve turns a kind ("dlq", "log", ...) into the deployment's topic name; any other
 // name is returned as it is.
 func Resolve(name string, t kafkabus.Topics) string {
-	switch strings.ToLower(name) {
-	case "live":
-		return t.Live
-	case "log":
-		return t.Log
-	case "recording":
-		return t.Recording
-	case "retry":
-		return t.Retry
-	case "dlq":
-		return t.DLQ
-	case "rejected":
-		return t.Rejected
-	case "mapping":
-		return t.Mapping
+	for _, k := range t.All() {
+		if strings.EqualFold(name, k.Kind) {
+			return k.Name
+		}
 	}
 	return name
 }
@@ -58,7 +36,7 @@ func Resolve(name string, t kafkabus.Topics) string {
 // dead-letter): its messages carry their original topic in a header.
 func Routed(topic string) bool {
 	k := KindOf(topic)
-	return k == "retry" || k == "dlq"
+	return k == kafkabus.KindRetry || k == kafkabus.KindDLQ
 }
 
 // EventKind is the kind of event a message carries: the kind of its original topic for

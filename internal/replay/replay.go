@@ -153,12 +153,14 @@ func verb(dry bool) string {
 // records are not call events: replaying there would corrupt state, not re-drive it.
 func replayable(topic string) error {
 	switch KindOf(topic) {
-	case "dlq", "retry":
+	case kafkabus.KindDLQ, kafkabus.KindRetry:
 		return fmt.Errorf("%w: %s is written by the writers only (replay to the topic the messages came from)", ErrBadTarget, topic)
-	case "rejected":
+	case kafkabus.KindRejected:
 		return fmt.Errorf("%w: %s holds raw payloads, not events", ErrBadTarget, topic)
-	case "mapping":
+	case kafkabus.KindMapping:
 		return fmt.Errorf("%w: %s is the mapping journal; replaying it would bring back old mappings (use `calltrack mappings rebuild`)", ErrBadTarget, topic)
+	case kafkabus.KindParked:
+		return fmt.Errorf("%w: %s is the parked-calls journal; replaying it would bring back written calls (use `calltrack parked rebuild`)", ErrBadTarget, topic)
 	}
 	return nil
 }

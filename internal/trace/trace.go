@@ -25,6 +25,25 @@ const (
 	StatusDeadLettered = "dead_lettered"
 )
 
+// Stages the CRM writer records (beside the statuses above, which are stages too).
+const (
+	StageAlreadyWritten    = "already_written"    // a redelivery, replay or later version of a written call
+	StageAmended           = "amended"            // a later version added data to the record
+	StageRecordingAttached = "recording_attached" // a recording was added to the record
+	StageDispositionAdded  = "disposition_added"  // a disposition was added to the record
+	StageAmendmentKept     = "amendment_kept"     // an amendment waits for its call's record
+	StageOutcomeUnknown    = "outcome_unknown"    // a create got no usable answer; the CRM is asked before any new create
+	StageAdopted           = "adopted"            // the CRM had the record of an unknown outcome: it is the call's record
+	StageReattributed      = "reattributed"       // a parked call was re-published: a mapping for its agent appeared
+)
+
+// Kinds of event a stage is about.
+const (
+	KindLog       = "log"
+	KindRecording = "recording"
+	KindLive      = "live"
+)
+
 // TTL of a trace.
 const TTL = 7 * 24 * time.Hour
 
@@ -81,13 +100,14 @@ func (s *Store) aliasKey(tenant, logID string) string {
 }
 
 // setStatus keeps the status from going back to received/published once a writer has
-// moved it on: ingest records "published" after the ack, and a fast writer may have
-// written the call already.
+// moved it on (ingest records "published" after the ack, and a fast writer may have
+// written the call already), and from ever leaving "written": a call written stays
+// written, whatever a later redelivery or version of it goes through.
 var setStatus = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 local new = ARGV[1]
 local early = {received = true, published = true}
-if new ~= '' and not (early[new] and cur and not early[cur]) then
+if new ~= '' and cur ~= 'written' and not (early[new] and cur and not early[cur]) then
   redis.call('HSET', KEYS[1], 'status', new)
 end
 for i = 3, #ARGV, 2 do

@@ -22,13 +22,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/app"
+	"github.com/calltrack/calltrack/internal/callwriter"
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	mosandbox "github.com/calltrack/calltrack/internal/myoperator/sandbox"
+	"github.com/calltrack/calltrack/internal/route"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
-	"github.com/calltrack/calltrack/internal/writer"
 )
 
 const (
@@ -60,7 +61,7 @@ type stack struct {
 }
 
 type stackOpts struct {
-	retry    *writer.RetryPolicy
+	retry    *route.Policy
 	fallback string
 	sync     tenant.Sync // the tenant's user-sync settings
 	noWriter bool
@@ -165,8 +166,8 @@ func (s *stack) startWriter() (context.CancelFunc, *atomic.Int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := s.app.Writer()
 	writes := &atomic.Int64{}
-	factory := w.Adapters
-	w.Adapters = func(t *tenant.Tenant) (crm.Adapter, error) {
+	factory := w.Service.CRMs
+	w.Service.CRMs = func(t *tenant.Tenant) (callwriter.CRM, error) {
 		a, err := factory(t)
 		return countingAdapter{a, writes}, err
 	}
@@ -189,12 +190,12 @@ func (s *stack) startWriter() (context.CancelFunc, *atomic.Int64) {
 }
 
 type countingAdapter struct {
-	crm.Adapter
+	callwriter.CRM
 	n *atomic.Int64
 }
 
 func (c countingAdapter) CreateCall(ctx context.Context, call crm.Call) (string, error) {
-	id, err := c.Adapter.CreateCall(ctx, call)
+	id, err := c.CRM.CreateCall(ctx, call)
 	if err == nil {
 		c.n.Add(1)
 	}

@@ -10,14 +10,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
-	"github.com/calltrack/calltrack/internal/writer"
+	"github.com/calltrack/calltrack/internal/route"
 )
 
 // One tenant's CRM failing (every write 503, slowly) must not delay another tenant's
 // calls; the failing tenant's calls wait on the retry topic and are written once its
 // CRM recovers.
 func TestFailingTenantDoesNotDelayHealthyTenant(t *testing.T) {
-	policy := writer.DefaultRetryPolicy()
+	policy := route.DefaultPolicy()
 	policy.Base, policy.Cap = 200*time.Millisecond, time.Second // keep the recovery quick
 	s := newStack(t, stackOpts{second: "kylas", retry: &policy})
 	s.mapAgent(sumit.id, "1001", sumit.email)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	"github.com/calltrack/calltrack/internal/kafkabus"
-	"github.com/calltrack/calltrack/internal/writer"
+	"github.com/calltrack/calltrack/internal/route"
 )
 
 // within bounds every wait for an effect; generous because CI runs packages side by side
@@ -136,7 +136,7 @@ func TestUnmappedAgentIsUnattributed(t *testing.T) {
 	r := s.trace(afterCallLogID(t, s, spec.uid))
 	assert.Equal(t, spec.uid, r.Body["call_id"])
 
-	parked, err := s.app.Writer().Parked(t.Context(), tenantID)
+	parked, err := s.app.State.Parked(t.Context(), tenantID)
 	require.NoError(t, err)
 	require.Len(t, parked, 1, "parked call kept for late binding")
 	assert.Equal(t, spec.uid, parked[0].CallID)
@@ -248,7 +248,7 @@ func TestPermanentCRMFailureDeadLetters(t *testing.T) {
 
 // Transient CRM failures go through the retry topic and the call is written once.
 func TestTransientCRMFailureRetries(t *testing.T) {
-	fast := writer.RetryPolicy{InPlace: 1, InPlaceWait: 10 * time.Millisecond, MaxAttempts: 10, Base: 50 * time.Millisecond, Cap: 200 * time.Millisecond}
+	fast := route.Policy{InPlace: 1, InPlaceWait: 10 * time.Millisecond, MaxAttempts: 10, Base: 50 * time.Millisecond, Cap: 200 * time.Millisecond}
 	s := newStack(t, stackOpts{retry: &fast})
 	s.mapAgent(sumit.id, "1001", sumit.email)
 	require.NoError(t, s.kylas.SetFaults(sandboxFaults(1, 503)))

@@ -13,7 +13,7 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
-	"github.com/calltrack/calltrack/internal/writer"
+	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -106,7 +106,7 @@ func TestUserSyncScenario(t *testing.T) {
 	recs := s.waitRecords(first.uid, 1, within)
 	assert.EqualValues(t, 1001, recs[0].Owner.ID, "owner of the late-bound call")
 	tr := s.waitStatus(first.uid, "written", within)
-	assert.Subset(t, stages(tr), []string{"unattributed", writer.StageReattributed, "written"})
+	assert.Subset(t, stages(tr), []string{"unattributed", trace.StageReattributed, "written"})
 
 	// The CRM deactivates Sumit's user; after a resync his next call is not theirs.
 	s.putCRMUser(1001, "Sumit", "sumit.arya@example.com", false)

@@ -1,4 +1,4 @@
-package writer
+package latebind
 
 import (
 	"context"
@@ -8,21 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/calltrack/calltrack/internal/call"
-	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/callstate"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
-	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/trace"
 )
-
-// StageReattributed is the trace stage of a parked call re-published because a
-// mapping for its agent appeared.
-const StageReattributed = "reattributed"
 
 // Redrive limits: a re-published call is not re-published again before RedriveGap
 // (the writer normally writes and unparks it within seconds), and at most
@@ -39,15 +33,13 @@ const (
 // unparks them. Re-publishing twice is harmless (the writer is idempotent) but is
 // avoided.
 type Redriver struct {
-	Redis     redis.UniversalClient
-	Prefix    string
+	State     *callstate.Redis
+	Parking   *Parking // takes a call written meanwhile out of the parked set
 	Mappings  *mapping.Store
-	Idem      *idempotency.Store
 	Trace     *trace.Store
 	Publisher Publisher
 	Topics    kafkabus.Topics
 	Log       zerolog.Logger
-	Now       func() time.Time // default time.Now
 
 	mu      sync.Mutex
 	running map[string]bool // tenant → a triggered redrive is running
@@ -61,12 +53,10 @@ type Redriver struct {
 // Redrive re-publishes the tenant's parked calls whose agent now has an active
 // mapping and returns how many it re-published.
 func (r *Redriver) Redrive(ctx context.Context, tenant string) (int, error) {
-	key := ParkedKey(r.Prefix, tenant)
 	var (
-		cursor uint64
-		msgs   []kafka.Message
-		calls  []*call.Log
-		n      int
+		msgs  []kafka.Message
+		calls []*call.Log
+		n     int
 	)
 	flush := func() error {
 		if len(msgs) == 0 {
@@ -76,37 +66,27 @@ func (r *Redriver) Redrive(ctx context.Context, tenant string) (int, error) {
 			return fmt.Errorf("redrive %s: %w", tenant, err)
 		}
 		for _, l := range calls {
-			_ = r.Trace.Record(ctx, tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: StageReattributed, Kind: "log",
-				Detail: "a mapping for agent " + redriveAgent(l.Agent) + " appeared; call log re-published for writing"}})
+			_ = r.Trace.Record(ctx, tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: trace.StageReattributed, Kind: trace.KindLog,
+				Detail: "a mapping for agent " + l.Agent.Label() + " appeared; call log re-published for writing"}})
 		}
 		n += len(msgs)
 		msgs, calls = msgs[:0], calls[:0]
 		return nil
 	}
-	for {
-		kv, next, err := r.Redis.HScan(ctx, key, cursor, "", 200).Result()
-		if err != nil {
-			return n, fmt.Errorf("redrive %s: %w", tenant, err)
+	err := r.State.ScanParked(ctx, tenant, func(callID, raw string) error {
+		l, ok, err := r.candidate(ctx, tenant, callID, raw)
+		if err != nil || !ok {
+			return err
 		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			l, ok, err := r.candidate(ctx, tenant, kv[i], kv[i+1])
-			if err != nil {
-				return n, err
-			}
-			if !ok {
-				continue
-			}
-			msgs = append(msgs, kafkabus.Event(r.Topics.Log, call.Key(tenant, l.CallID), "calltrack/redrive", tenant, l.CallID, []byte(kv[i+1])))
-			calls = append(calls, l)
-			if len(msgs) >= 100 {
-				if err := flush(); err != nil {
-					return n, err
-				}
-			}
+		msgs = append(msgs, kafkabus.Event(r.Topics.Log, call.Key(tenant, l.CallID), "calltrack/redrive", tenant, l.CallID, []byte(raw)))
+		calls = append(calls, l)
+		if len(msgs) >= 100 {
+			return flush()
 		}
-		if cursor = next; cursor == 0 {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("redrive %s: %w", tenant, err)
 	}
 	return n, flush()
 }
@@ -122,47 +102,23 @@ func (r *Redriver) candidate(ctx context.Context, tenant, callID, raw string) (*
 	} else if err != nil {
 		return nil, false, fmt.Errorf("redrive %s: %w", tenant, err)
 	}
-	if r.Idem != nil {
-		// Written meanwhile by another path: only the parking is left over.
-		if _, done, err := r.Idem.Done(ctx, logKey(tenant, callID)); err == nil && done {
-			_ = r.Redis.HDel(ctx, ParkedKey(r.Prefix, tenant), callID).Err()
-			return nil, false, nil
+	// Written meanwhile by another path: only the parking is left over.
+	if _, written, err := r.State.Written(ctx, tenant, callID); err != nil {
+		return nil, false, fmt.Errorf("redrive %s: %w", tenant, err)
+	} else if written {
+		if r.Parking != nil {
+			err = r.Parking.Unpark(ctx, tenant, callID)
+		} else {
+			err = r.State.RemoveParked(ctx, tenant, callID)
 		}
+		return nil, false, err
 	}
-	ok, err := claimRedrive.Run(ctx, r.Redis, []string{r.attemptsKey(tenant)}, callID, r.now().Unix(),
-		int64(RedriveGap/time.Second), RedriveMax, int64((7 * 24 * time.Hour).Milliseconds())).Int()
+	ok, err := r.State.ClaimRedrive(ctx, tenant, callID, RedriveGap, RedriveMax)
 	if err != nil {
-		return nil, false, fmt.Errorf("redrive %s: claim: %w", tenant, err)
+		return nil, false, fmt.Errorf("redrive %s: %w", tenant, err)
 	}
-	return &l, ok > 0, nil
+	return &l, ok, nil
 }
-
-func (r *Redriver) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
-func (r *Redriver) attemptsKey(tenant string) string {
-	return fmt.Sprintf("%s:redrive:%s", r.Prefix, tenant)
-}
-
-// claimRedrive counts a call's re-publications ("attempts|last unix time" per call)
-// and allows one when the last is RedriveGap old and fewer than RedriveMax were made.
-var claimRedrive = redis.NewScript(`
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-local now, gap, max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, last = 0, 0
-if v then
-  local a, b = string.match(v, '^(%d+)|(%d+)$')
-  n, last = tonumber(a) or 0, tonumber(b) or 0
-end
-if n >= max or now - last < gap then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], (n + 1) .. '|' .. now)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return n + 1
-`)
 
 // Trigger runs a redrive of the tenant in the background, now: a mapping appeared.
 // Triggers that come while one runs are folded into one more run after it.
@@ -247,16 +203,4 @@ func (r *Redriver) report(tenant string, n int, err error) {
 	case n > 0:
 		r.Log.Info().Str("tenant", tenant).Int("calls", n).Msg("parked calls re-published for their new owners")
 	}
-}
-
-func redriveAgent(a *call.Agent) string {
-	switch {
-	case a == nil:
-		return "(none)"
-	case a.ID != "":
-		return a.ID
-	case a.Email != "":
-		return a.Email
-	}
-	return phone.Mask(a.Phone)
 }

@@ -1,4 +1,4 @@
-package writer
+package popup
 
 import (
 	"context"
@@ -13,17 +13,16 @@ import (
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/kafkabus"
-	"github.com/calltrack/calltrack/internal/popup"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
 // NotifierFactory returns the pop-up notifier of a tenant's CRM.
-type NotifierFactory func(t *tenant.Tenant) (popup.Notifier, error)
+type NotifierFactory func(t *tenant.Tenant) (Notifier, error)
 
-// Popups consumes live call events and notifies the mapped CRM users while the call
+// Consumer consumes live call events and notifies the mapped CRM users while the call
 // rings, is answered, ends. A pop-up that arrives late is useless, so events older
 // than MaxAge are dropped (and counted); failures are not retried for the same reason.
-type Popups struct {
+type Consumer struct {
 	Tenants   *tenant.Registry
 	Notifiers NotifierFactory
 	MaxAge    time.Duration // default 60 s
@@ -33,11 +32,11 @@ type Popups struct {
 	Now       func() time.Time
 
 	mu        sync.Mutex
-	notifiers map[string]popup.Notifier
+	notifiers map[string]Notifier
 }
 
 // Handle is the kafkabus.Handler for the live topic.
-func (p *Popups) Handle(ctx context.Context, m kafka.Message) error {
+func (p *Consumer) Handle(ctx context.Context, m kafka.Message) error {
 	var ev call.Live
 	if err := json.Unmarshal(m.Value, &ev); err != nil || ev.Tenant == "" {
 		p.count(kafkabus.Header(m, kafkabus.HeaderTenant), "undecodable")
@@ -89,13 +88,13 @@ func (p *Popups) Handle(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-func (p *Popups) count(tenant, outcome string) {
+func (p *Consumer) count(tenant, outcome string) {
 	if p.Outcomes != nil {
 		p.Outcomes.WithLabelValues(tenant, outcome).Inc()
 	}
 }
 
-func (p *Popups) notifier(t *tenant.Tenant) (popup.Notifier, error) {
+func (p *Consumer) notifier(t *tenant.Tenant) (Notifier, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n, ok := p.notifiers[t.ID]; ok {
@@ -106,7 +105,7 @@ func (p *Popups) notifier(t *tenant.Tenant) (popup.Notifier, error) {
 		return nil, err
 	}
 	if p.notifiers == nil {
-		p.notifiers = map[string]popup.Notifier{}
+		p.notifiers = map[string]Notifier{}
 	}
 	p.notifiers[t.ID] = n
 	return n, nil

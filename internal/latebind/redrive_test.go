@@ -1,4 +1,4 @@
-package writer_test
+package latebind_test
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/call"
-	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/callstate"
+	"github.com/calltrack/calltrack/internal/callwriter"
 	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/latebind"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/trace"
-	"github.com/calltrack/calltrack/internal/writer"
 )
 
 type published struct {
@@ -49,13 +50,14 @@ func TestRedrive(t *testing.T) {
 	store := mapping.NewStore(rdb, "t")
 	pub := &published{}
 	tr := trace.New(rdb, "t")
-	r := &writer.Redriver{Redis: rdb, Prefix: "t", Mappings: store, Idem: idempotency.New(rdb, "t"), Trace: tr,
+	state := callstate.NewRedis(rdb, "t")
+	parking := &latebind.Parking{State: state, Publisher: pub, Topic: kafkabus.TopicParked}
+	r := &latebind.Redriver{State: state, Parking: parking, Mappings: store, Trace: tr,
 		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
 
 	park := func(callID string, a *call.Agent) {
 		l := call.Log{Tenant: "acme", CallID: callID, Direction: call.Incoming, Status: call.Answered, Agent: a, ReceivedAt: time.Now().UTC()}
-		b, _ := json.Marshal(l)
-		require.NoError(t, rdb.HSet(ctx, writer.ParkedKey("t", "acme"), callID, b).Err())
+		require.NoError(t, state.AddParked(ctx, &l))
 	}
 	park("c1", &call.Agent{ID: "a1"})
 	park("c2", &call.Agent{Phone: "+918586848544"})
@@ -81,7 +83,7 @@ func TestRedrive(t *testing.T) {
 	got, err := tr.Get(ctx, "acme", "c1")
 	require.NoError(t, err)
 	require.NotEmpty(t, got.Stages)
-	assert.Equal(t, writer.StageReattributed, got.Stages[len(got.Stages)-1].Stage)
+	assert.Equal(t, trace.StageReattributed, got.Stages[len(got.Stages)-1].Stage)
 
 	// Not re-published again while the writer is on it.
 	n, err = r.Redrive(ctx, "acme")
@@ -90,24 +92,31 @@ func TestRedrive(t *testing.T) {
 
 	// A call already written by another path only loses its parking.
 	require.NoError(t, store.Put(ctx, "acme", mapping.Mapping{MyOperatorUserID: "a9", CRMUserID: "109", Source: mapping.SourceManual, Status: mapping.StatusActive}))
-	_, _, err = idempotency.New(rdb, "t").Exec(ctx, "crm:acme:c3:log", func(context.Context) (string, error) { return "rec-1", nil })
+	lease, _, err := state.Claim(ctx, "acme", "c3", time.Minute)
 	require.NoError(t, err)
+	require.NoError(t, state.Save(ctx, lease, callwriter.State{Status: callwriter.StatusWritten, RecordID: "rec-1"}, true))
+	before := pub.count()
 	n, err = r.Redrive(ctx, "acme")
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	assert.False(t, rdb.HExists(ctx, writer.ParkedKey("t", "acme"), "c3").Val())
+	assert.False(t, rdb.HExists(ctx, state.Keys().Parked("acme"), "c3").Val())
+	require.Equal(t, before+1, pub.count(), "its journal entry is tombstoned")
+	tomb := pub.all()[before]
+	assert.Equal(t, kafkabus.TopicParked, tomb.Topic)
+	assert.Equal(t, "acme:c3", string(tomb.Key))
+	assert.Nil(t, tomb.Value)
 
 	// Bounded: after RedriveGap a call still parked goes again, RedriveMax times in all.
 	now := time.Now()
-	r.Now = func() time.Time { return now }
+	state.Now = func() time.Time { return now }
 	var again int
-	for range writer.RedriveMax + 2 {
-		now = now.Add(writer.RedriveGap)
+	for range latebind.RedriveMax + 2 {
+		now = now.Add(latebind.RedriveGap)
 		n, err = r.Redrive(ctx, "acme")
 		require.NoError(t, err)
 		again += n
 	}
-	assert.Equal(t, 2*(writer.RedriveMax-1), again, "c1 and c2 went RedriveMax times each, then no more")
+	assert.Equal(t, 2*(latebind.RedriveMax-1), again, "c1 and c2 went RedriveMax times each, then no more")
 }
 
 // Trigger folds bursts of triggers (a sync creating many mappings) into few runs.
@@ -116,7 +125,8 @@ func TestRedriveTrigger(t *testing.T) {
 	env := testenv.New(t)
 	store := mapping.NewStore(env.Redis, env.Prefix)
 	pub := &published{}
-	r := &writer.Redriver{Redis: env.Redis, Prefix: env.Prefix, Mappings: store, Trace: trace.New(env.Redis, env.Prefix),
+	state := callstate.NewRedis(env.Redis, env.Prefix)
+	r := &latebind.Redriver{State: state, Mappings: store, Trace: trace.New(env.Redis, env.Prefix),
 		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
 	store.OnChange(func(tenant, _ string, m *mapping.Mapping) {
 		if m != nil && m.Status == mapping.StatusActive {
@@ -127,8 +137,7 @@ func TestRedriveTrigger(t *testing.T) {
 	for i := range 30 {
 		id := string(rune('a'+i%26)) + "x"
 		l := call.Log{Tenant: "acme", CallID: "c" + id, Direction: call.Incoming, Status: call.Missed, Agent: &call.Agent{ID: id}}
-		b, _ := json.Marshal(l)
-		require.NoError(t, env.Redis.HSet(ctx, writer.ParkedKey(env.Prefix, "acme"), l.CallID, b).Err())
+		require.NoError(t, state.AddParked(ctx, &l))
 	}
 	for i := range 26 {
 		id := string(rune('a'+i)) + "x"

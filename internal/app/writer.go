@@ -1,0 +1,132 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/calltrack/calltrack/internal/callstate"
+	"github.com/calltrack/calltrack/internal/callwriter"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/latebind"
+	"github.com/calltrack/calltrack/internal/popup"
+	"github.com/calltrack/calltrack/internal/route"
+	"github.com/calltrack/calltrack/internal/tenant"
+)
+
+// AdapterFactory returns the CRM adapter of a tenant.
+type AdapterFactory func(t *tenant.Tenant) (crm.Adapter, error)
+
+// Writer is the writer role: the call-writing service, the Kafka handlers around it
+// and the pop-up consumer, built once.
+type Writer struct {
+	Service  *callwriter.Service
+	Handlers *route.Handlers
+	Popups   *popup.Consumer
+}
+
+// wireWriter builds the call-state store and parking (Open calls it): the writer, the
+// redrive and the on-call commands share them.
+func (a *App) wireWriter() {
+	a.State = callstate.NewRedis(a.Redis, a.Cfg.RedisPrefix)
+	bg, cancel := context.WithCancel(context.Background())
+	a.background = bg
+	// Closers run in reverse: a restore in flight ends before the producer and Redis close.
+	a.closers = append(a.closers, func() error { cancel(); a.restores.Wait(); return nil })
+	a.Parking = &latebind.Parking{State: a.State, Publisher: a.Producer, Topic: a.Topics.Parked}
+	// Redis found without its epoch marker lost its data (or is new): the parked calls
+	// come back from their journal.
+	a.State.OnNewEpoch = func(epoch time.Time) {
+		a.Log.Warn().Time("epoch", epoch).Msg("redis has no call-state epoch: it is new or lost its data; " +
+			"calls received before now are looked up in the CRM before any create, and the parked calls are restored")
+		a.restoreParkedOnce()
+	}
+}
+
+// Writer builds the writer role.
+func (a *App) Writer() *Writer {
+	svc := &callwriter.Service{Tenants: a.Tenants, CRMs: a.writerCRM, Store: a.State, Owners: a.Mappings,
+		Parking: a.Parking, Trace: a.Trace, Link: a.Link, Log: a.Log,
+		Config: callwriter.Config{LeaseTTL: a.Cfg.WriterLease, SettleDelay: a.Cfg.WriterSettle}}
+	h := &route.Handlers{Service: svc, Publisher: a.Producer, Topics: a.Topics, Policy: a.Retry, Trace: a.Trace,
+		Metrics: a.Metrics, Log: a.Log, Pause: a.pauseCRM}
+	p := &popup.Consumer{Tenants: a.Tenants, Notifiers: a.Notifier, MaxAge: a.Cfg.PopupMaxAge,
+		Lag: a.Metrics.PopupLag, Outcomes: a.Metrics.Popups, Log: a.Log}
+	return &Writer{Service: svc, Handlers: h, Popups: p}
+}
+
+// writerCRM is a tenant's CRM as the writer uses it (crm.Adapter has the lookup).
+func (a *App) writerCRM(t *tenant.Tenant) (callwriter.CRM, error) { return a.Adapters(t) }
+
+// pauseCRM holds a tenant's CRM credential for every replica (a 429's Retry-After).
+func (a *App) pauseCRM(ctx context.Context, tenantID string, d time.Duration) {
+	t, ok := a.Tenants.Get(tenantID)
+	if !ok {
+		return
+	}
+	if err := a.Limiter(t).Pause(ctx, d); err != nil {
+		a.Log.Warn().Err(err).Str("tenant", tenantID).Msg("rate-limit pause not shared")
+	}
+}
+
+// RunWriter runs the writer's consumer groups, the redrive of parked calls, the
+// release of held call.end events and the periodic backfill until ctx ends.
+func (a *App) RunWriter(ctx context.Context, w *Writer) error {
+	a.startGuard() // ingest.go: Redis eviction check, restore after data loss
+	// An epoch is started here at the latest, before anything is consumed.
+	if _, _, err := a.State.Epoch(ctx); err != nil {
+		return fmt.Errorf("writer: %w", err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	// Lanes per tenant: one tenant's slow or failing CRM never holds up another's calls;
+	// one call's events stay in order in one lane.
+	byTenant := func(m kafka.Message) string { return kafkabus.Header(m, kafkabus.HeaderTenant) }
+	g.Go(func() error {
+		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
+			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup, Topics: []string{a.Topics.Log, a.Topics.Recording}, Log: a.Log},
+			// 32 lanes: enough concurrent writes per tenant for Zoho's batches to fill.
+			GroupOf: byTenant, Lanes: 32, QueueSize: 16, Overflow: w.Handlers.Defer}, w.Handlers.Main())
+	})
+	g.Go(func() error {
+		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
+			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-retry", Topics: []string{a.Topics.Retry}, Log: a.Log},
+			GroupOf:        byTenant, Lanes: 32, QueueSize: 16, DueAt: route.DueAt, Overflow: w.Handlers.Defer}, w.Handlers.Retry())
+	})
+	g.Go(func() error {
+		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
+			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-popups", Topics: []string{a.Topics.Live}, Log: a.Log,
+				HandleTimeout: 10 * time.Second},
+			GroupOf: byTenant}, w.Popups.Handle)
+	})
+	g.Go(func() error { return a.RunRedrive(ctx) })
+	g.Go(func() error { return a.RunProvisional(ctx) })
+	g.Go(func() error { return a.RunBackfill(ctx) })
+	return g.Wait()
+}
+
+// RestoreParked rebuilds the parked sets in Redis from the parked-calls journal.
+func (a *App) RestoreParked(ctx context.Context) (latebind.RestoreStats, error) {
+	return latebind.Restore(ctx, a.Kafka, a.Topics.Parked, a.State)
+}
+
+// restoreParkedOnce restores the parked calls in the background, one restore at a time.
+func (a *App) restoreParkedOnce() {
+	a.restores.Add(1)
+	go func() {
+		defer a.restores.Done()
+		a.restoreMu.Lock()
+		defer a.restoreMu.Unlock()
+		ctx, cancel := context.WithTimeout(a.background, 5*time.Minute)
+		defer cancel()
+		st, err := a.RestoreParked(ctx)
+		if err != nil {
+			a.Log.Error().Err(err).Msg("parked calls not restored; run `calltrack parked rebuild`")
+			return
+		}
+		a.Log.Info().Int("records", st.Records).Int("restored", st.Restored).Msg("parked calls restored from their journal")
+	}()
+}

@@ -1,0 +1,492 @@
+package callwriter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/trace"
+)
+
+// Service writes calls to their tenants' CRMs. Build it once and share it: it keeps
+// one CRM client per tenant.
+type Service struct {
+	Tenants *tenant.Registry
+	CRMs    func(*tenant.Tenant) (CRM, error)
+	Store   Store
+	Owners  Owners
+	Parking Parking
+	Trace   Tracer
+	Link    RecordingLinker // default RawRecordingURL
+	Config  Config
+	Now     func() time.Time // default time.Now
+	Log     zerolog.Logger
+
+	mu   sync.Mutex
+	crms map[string]CRM
+}
+
+// WriteLog makes the call's CRM record exist once, with everything this version of
+// the call carries:
+//   - written already: amend the record with what this version adds, never park it;
+//   - an earlier create's outcome is unknown: look the record up first and adopt it
+//     if the CRM has it; a failed lookup creates nothing;
+//   - nobody owns the call: park it;
+//   - else create it, recording the intent first so that a crash before the result
+//     is kept is resolved by a lookup, not by a second create.
+func (s *Service) WriteLog(ctx context.Context, l *call.Log) (Outcome, error) {
+	return s.handle(ctx, l.Tenant, l.CallID, func(ctx context.Context, j *job) (Outcome, error) { return j.writeLog(ctx, l) })
+}
+
+func (j *job) writeLog(ctx context.Context, l *call.Log) (Outcome, error) {
+	if j.st.Status == StatusUnknown {
+		adopted, err := j.resolveUnknown(ctx)
+		if err != nil {
+			return "", err
+		}
+		if adopted {
+			if _, err := j.amendWritten(ctx, l, nil); err != nil {
+				return "", err
+			}
+			return Adopted, nil
+		}
+	}
+	if j.st.Status == StatusWritten {
+		return j.amendWritten(ctx, l, nil)
+	}
+	if err := j.resolveOwner(ctx, l); err != nil {
+		return "", err
+	}
+	if j.st.Pending != nil {
+		applyAmendment(l, j.st.Pending)
+	}
+	if l.Owner == nil {
+		return j.park(ctx, l)
+	}
+	if j.mayHaveBeenWritten(l) {
+		// Redis lost its data since this call arrived: its record may exist with no
+		// state left to say so.
+		adopted, err := j.lookUp(ctx, l, "received before the call-state epoch began")
+		if err != nil {
+			return "", err
+		}
+		if adopted {
+			if _, err := j.amendWritten(ctx, l, nil); err != nil {
+				return "", err
+			}
+			return Adopted, nil
+		}
+	}
+	return j.create(ctx, l)
+}
+
+// Amend adds a recording and/or disposition to the call's record, or keeps it for the
+// record's creation when the call is not written yet.
+func (s *Service) Amend(ctx context.Context, ev *call.RecordingEvent) (Outcome, error) {
+	if ev.Recording.Empty() && ev.Disposition == "" {
+		return Duplicate, nil
+	}
+	return s.handle(ctx, ev.Tenant, ev.CallID, func(ctx context.Context, j *job) (Outcome, error) { return j.amend(ctx, ev) })
+}
+
+func (j *job) amend(ctx context.Context, ev *call.RecordingEvent) (Outcome, error) {
+	if j.st.Status == StatusWritten {
+		return j.amendWritten(ctx, nil, ev)
+	}
+	j.st.Pending = mergePending(j.st.Pending, ev)
+	if j.st.Parked && j.st.Log != nil {
+		// The parked copy is the durable one: it carries the amendment too.
+		applyAmendment(j.st.Log, ev)
+		if err := j.s.Parking.Park(ctx, j.st.Log); err != nil {
+			return "", infra(err)
+		}
+	}
+	if err := j.save(ctx, true); err != nil {
+		return "", err
+	}
+	j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StageAmendmentKept, Kind: trace.KindRecording,
+		Detail: "kept until the call log is written"}})
+	j.log.Info().Msg("amendment kept until the call log is written")
+	return Kept, nil
+}
+
+// job is one call handled under a lease.
+type job struct {
+	s        *Service
+	t        *tenant.Tenant
+	lease    Lease
+	st       State
+	released bool
+	deadline time.Time // for CRM requests: the lease's end less a margin
+	log      zerolog.Logger
+}
+
+// handle runs fn on the call under a lease, its CRM requests bounded by the lease.
+func (s *Service) handle(ctx context.Context, tenantID, callID string, fn func(context.Context, *job) (Outcome, error)) (Outcome, error) {
+	j, err := s.begin(ctx, tenantID, callID)
+	if err != nil {
+		return "", err
+	}
+	defer j.end(ctx)
+	ctx, cancel := context.WithDeadline(ctx, j.deadline)
+	defer cancel()
+	return fn(ctx, j)
+}
+
+func (s *Service) begin(ctx context.Context, tenantID, callID string) (*job, error) {
+	t, ok := s.Tenants.Get(tenantID)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTenant, tenantID)
+	}
+	cfg := s.Config.withDefaults()
+	now := s.now()
+	lease, st, err := s.Store.Claim(ctx, tenantID, callID, cfg.LeaseTTL)
+	if errors.Is(err, ErrBusy) {
+		return nil, fmt.Errorf("call %s: %w", callID, err)
+	}
+	if err != nil {
+		return nil, infra(err)
+	}
+	j := &job{s: s, t: t, lease: lease, st: st, deadline: now.Add(cfg.requestBudget()),
+		log: s.Log.With().Str("tenant", tenantID).Str("call_id", callID).Logger()}
+	if st.Status == StatusUnknown && st.Log == nil {
+		// Nothing to look up by: the create never got as far as its request.
+		j.st.Status = StatusNew
+	}
+	return j, nil
+}
+
+// end releases the lease unless a save did.
+func (j *job) end(ctx context.Context) {
+	if j.released {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := j.s.Store.Release(rctx, j.lease); err != nil && !errors.Is(err, ErrLeaseLost) {
+		j.log.Warn().Err(err).Msg("call lease not released; it lapses")
+	}
+}
+
+// save stores the state, retrying a failing store for a few seconds: what it records
+// (above all a written record) must not be lost to a blip.
+func (j *job) save(ctx context.Context, release bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 50 * time.Millisecond
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := j.s.Store.Save(ctx, j.lease, j.st, release)
+		if errors.Is(err, ErrLeaseLost) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(bo))
+	var perr *backoff.PermanentError
+	if errors.As(err, &perr) {
+		err = perr.Err
+	}
+	switch {
+	case errors.Is(err, ErrLeaseLost):
+		j.released = true
+		return fmt.Errorf("call %s: %w", j.lease.CallID, err)
+	case err != nil:
+		return infra(err)
+	}
+	if release {
+		j.released = true
+	}
+	return nil
+}
+
+func (j *job) now() time.Time { return j.s.now() }
+
+// resolveUnknown asks the CRM whether the create whose outcome is unknown wrote the
+// record: found, the record is adopted (true); not found, the call is new again.
+func (j *job) resolveUnknown(ctx context.Context) (bool, error) {
+	settle := j.s.Config.withDefaults().SettleDelay
+	if age := j.now().Sub(j.st.Since); age < settle {
+		return false, fmt.Errorf("%w: create of call %s answered nothing %s ago; asking the CRM after %s",
+			ErrOutcomeUnknown, j.lease.CallID, age.Round(time.Millisecond), settle)
+	}
+	return j.lookUp(ctx, j.st.Log, "an earlier create got no answer")
+}
+
+// lookUp asks the CRM for the call's record and adopts it when found. Any failure
+// leaves the call as it was: nothing may be created before the CRM said "absent".
+func (j *job) lookUp(ctx context.Context, l *call.Log, why string) (bool, error) {
+	c, err := j.s.crm(j.t)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	id, found, err := c.FindCall(ctx, j.s.crmCall(l))
+	if err != nil {
+		return false, fmt.Errorf("%w: looking up call %s in the CRM: %w", ErrOutcomeUnknown, l.CallID, err)
+	}
+	if !found {
+		j.log.Info().Str("why", why).Msg("CRM has no record of the call: it is created")
+		j.st.Status, j.st.Since = StatusNew, time.Time{}
+		if !j.st.Parked {
+			j.st.Log = nil
+		}
+		return false, nil
+	}
+	wasParked := j.st.Parked
+	j.st = State{Status: StatusWritten, RecordID: id, Log: l, Pending: j.st.Pending, Epoch: j.st.Epoch}
+	if err := j.save(ctx, false); err != nil {
+		return false, err
+	}
+	j.unpark(ctx, wasParked)
+	j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StageAdopted, Kind: trace.KindLog,
+		Detail: why + "; the CRM has record " + id + ": kept, not created again"},
+		Status: trace.StatusWritten, OwnerID: ownerID(l), RecordID: id})
+	j.log.Info().Str("record_id", id).Str("why", why).Msg("call record found in the CRM and adopted")
+	return true, nil
+}
+
+// mayHaveBeenWritten: the call arrived before the store's data began, so a record
+// written for it then would have left no state.
+func (j *job) mayHaveBeenWritten(l *call.Log) bool {
+	if j.st.Epoch.IsZero() {
+		return false
+	}
+	return l.ReceivedAt.IsZero() || l.ReceivedAt.Before(j.st.Epoch.Add(j.s.Config.withDefaults().ClockSkew))
+}
+
+// resolveOwner decides the owner where ingest did not (no mapping then, or Redis
+// down: owner_unresolved, which leaves Internal undecided too).
+func (j *job) resolveOwner(ctx context.Context, l *call.Log) error {
+	if l.Owner != nil && !l.OwnerUnresolved {
+		return nil
+	}
+	owner, err := j.s.Owners.Owner(ctx, j.t.ID, j.t.FallbackOwner, l.Agent)
+	if err != nil {
+		return infra(err)
+	}
+	if l.OwnerUnresolved {
+		if l.Internal, err = j.s.Owners.IsAgentPhone(ctx, j.t.ID, l.CallerNumber); err != nil {
+			return infra(err)
+		}
+		l.OwnerUnresolved = owner == nil // decided now, unless parked: then again when it is written
+	}
+	l.Owner = owner
+	return nil
+}
+
+// park keeps the call until a mapping for its agent appears.
+func (j *job) park(ctx context.Context, l *call.Log) (Outcome, error) {
+	if err := j.s.Parking.Park(ctx, l); err != nil {
+		return "", infra(err)
+	}
+	j.st.Parked, j.st.Log = true, l
+	if err := j.save(ctx, true); err != nil {
+		return "", err
+	}
+	j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: trace.KindLog,
+		Detail: "no mapping for agent " + l.Agent.Label() + " and no fallback owner"}, Status: trace.StatusUnattributed})
+	j.log.Info().Msg("call kept unattributed")
+	return Parked, nil
+}
+
+// create sends the create, with the intent recorded before it.
+func (j *job) create(ctx context.Context, l *call.Log) (Outcome, error) {
+	c, err := j.s.crm(j.t)
+	if err != nil {
+		return "", err
+	}
+	wasParked := j.st.Parked
+	j.st.Status, j.st.Log, j.st.Since = StatusCreating, l, j.now()
+	if err := j.save(ctx, false); err != nil {
+		return "", err
+	}
+	id, err := c.CreateCall(ctx, j.s.crmCall(l))
+	switch {
+	case err == nil:
+		j.st = State{Status: StatusWritten, RecordID: id, Log: l, Epoch: j.st.Epoch}
+		if err := j.save(ctx, true); err != nil {
+			// Written, but not recorded: the lease lapses with the call "creating", and
+			// the next attempt finds this record by a lookup.
+			j.log.Error().Err(err).Str("record_id", id).Msg("call record created but its state not kept; it is looked up when the lease lapses")
+			return "", err
+		}
+		j.unpark(ctx, wasParked)
+		j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: trace.KindLog, Detail: "record " + id},
+			Status: trace.StatusWritten, OwnerID: ownerID(l), RecordID: id})
+		j.log.Info().Str("record_id", id).Str("owner", ownerID(l)).Msg("call log written")
+		return Written, nil
+	case outcomeUnknown(err):
+		j.st.Status, j.st.Since = StatusUnknown, j.now()
+		if serr := j.save(ctx, true); serr != nil {
+			j.log.Warn().Err(serr).Msg("unknown outcome not recorded; the lapsed lease records it")
+		}
+		j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StageOutcomeUnknown, Kind: trace.KindLog,
+			Detail: err.Error() + "; the CRM is asked before any new create"}})
+		j.log.Warn().Err(err).Msg("CRM create got no usable answer: outcome unknown")
+		return "", fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	default:
+		// The CRM answered no: nothing was written.
+		j.st.Status, j.st.Since = StatusNew, time.Time{}
+		if !j.st.Parked {
+			j.st.Log = nil
+		}
+		if serr := j.save(ctx, true); serr != nil {
+			j.log.Warn().Err(serr).Msg("failed create not recorded; the lapsed lease costs a lookup")
+		}
+		j.log.Warn().Err(err).Msg("CRM write failed")
+		return "", err
+	}
+}
+
+// amendWritten brings the written record up to date with a later version of the
+// call and/or an amendment. It never parks, re-owns or re-creates.
+func (j *job) amendWritten(ctx context.Context, later *call.Log, ev *call.RecordingEvent) (Outcome, error) {
+	if j.st.Log == nil {
+		// Written, with no copy of what was written (lost state): keep the amendment.
+		j.st.Pending = mergePending(j.st.Pending, ev)
+		if err := j.save(ctx, true); err != nil {
+			return "", err
+		}
+		j.log.Warn().Str("record_id", j.st.RecordID).Msg("written call has no stored log; amendment kept")
+		return Kept, nil
+	}
+	merged := cloneLog(j.st.Log)
+	var stages []string
+	if later != nil && mergeLater(merged, later) {
+		stages = append(stages, trace.StageAmended)
+	}
+	for _, am := range []*call.RecordingEvent{amendmentOf(later), j.st.Pending, ev} {
+		applyAmendment(merged, am)
+	}
+	// Only what the record shows counts: a recording whose link is the same (e.g. the
+	// v1 URL of a file a v2 summary named) costs no update.
+	before, after := j.s.crmCall(j.st.Log), j.s.crmCall(merged)
+	if after.RecordingURL != before.RecordingURL {
+		stages = append(stages, trace.StageRecordingAttached)
+	}
+	if merged.Disposition != j.st.Log.Disposition {
+		stages = append(stages, trace.StageDispositionAdded)
+	}
+	kind := trace.KindRecording
+	if later != nil {
+		kind = trace.KindLog
+	}
+	if len(stages) == 0 {
+		if j.st.Pending != nil {
+			j.st.Pending = nil
+			if err := j.save(ctx, true); err != nil {
+				return "", err
+			}
+		}
+		if later != nil {
+			j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StageAlreadyWritten, Kind: kind,
+				Detail: "redelivered, replayed or a later version with nothing new; record " + j.st.RecordID + " kept"}})
+		}
+		j.log.Info().Str("record_id", j.st.RecordID).Msg("call already written; nothing to add")
+		return Duplicate, nil
+	}
+	c, err := j.s.crm(j.t)
+	if err != nil {
+		return "", err
+	}
+	if err := c.UpdateCall(ctx, j.st.RecordID, j.s.crmCall(merged)); err != nil {
+		j.log.Warn().Err(err).Str("record_id", j.st.RecordID).Msg("CRM update failed")
+		return "", err
+	}
+	j.st.Log, j.st.Pending = merged, nil
+	if err := j.save(ctx, true); err != nil {
+		return "", err
+	}
+	for _, st := range stages {
+		j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: st, Kind: kind, Detail: "record " + j.st.RecordID}})
+	}
+	j.log.Info().Str("record_id", j.st.RecordID).Strs("stages", stages).Msg("call record amended")
+	return Amended, nil
+}
+
+func (j *job) unpark(ctx context.Context, wasParked bool) {
+	if !wasParked {
+		return
+	}
+	if err := j.s.Parking.Unpark(ctx, j.t.ID, j.lease.CallID); err != nil {
+		// The redrive drops a written call from the parked set when it meets it.
+		j.log.Warn().Err(err).Msg("written call not unparked yet")
+	}
+}
+
+func (j *job) trace(ctx context.Context, u trace.Update) {
+	if j.s.Trace == nil {
+		return
+	}
+	if err := j.s.Trace.Record(context.WithoutCancel(ctx), j.lease.Tenant, j.lease.CallID, u); err != nil {
+		j.log.Debug().Err(err).Msg("trace not recorded")
+	}
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// crm returns the tenant's CRM client, built once.
+func (s *Service) crm(t *tenant.Tenant) (CRM, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.crms[t.ID]; ok {
+		return c, nil
+	}
+	c, err := s.CRMs(t)
+	if err != nil {
+		return nil, &crm.Error{Op: "crm adapter for " + t.ID, Permanent: true, Err: err}
+	}
+	if s.crms == nil {
+		s.crms = map[string]CRM{}
+	}
+	s.crms[t.ID] = c
+	return c, nil
+}
+
+func (s *Service) crmCall(l *call.Log) crm.Call {
+	c := crm.Call{Log: *l, OwnerID: ownerID(l)}
+	if !l.Recording.Empty() {
+		link := s.Link
+		if link == nil {
+			link = RawRecordingURL
+		}
+		c.RecordingURL = link(l.Tenant, l.CallID, *l.Recording)
+	}
+	return c
+}
+
+// outcomeUnknown tells whether a failed create may have written the record: the
+// adapter says so (crm.ErrOutcomeUnknown: no answer, an unreadable one, a 5xx other
+// than 503), or the create ended without the adapter's word (a deadline), or the CRM
+// answered 2xx with something unusable (no record id), whatever the adapter called it.
+func outcomeUnknown(err error) bool {
+	if crm.OutcomeUnknown(err) {
+		return true
+	}
+	ce, ok := errors.AsType[*crm.Error](err)
+	if !ok {
+		return true
+	}
+	return ce.Status >= 200 && ce.Status < 300
+}
+
+func infra(err error) error { return fmt.Errorf("%w: %w", ErrInfra, err) }
+
+func ownerID(l *call.Log) string {
+	if l == nil || l.Owner == nil {
+		return ""
+	}
+	return l.Owner.CRMUserID
+}

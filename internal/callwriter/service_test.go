@@ -1,0 +1,478 @@
+package callwriter_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/callstate"
+	"github.com/calltrack/calltrack/internal/callwriter"
+	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/trace"
+)
+
+const (
+	acme   = "acme"
+	callID = "n2.1596270949.2175190"
+)
+
+var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+// fixture is a service over in-memory fakes: no Kafka, no Redis.
+type fixture struct {
+	svc     *callwriter.Service
+	crm     *fakeCRM
+	store   *callstate.Memory
+	owners  *fakeOwners
+	parking *fakeParking
+	trace   *fakeTrace
+	clock   *clock
+}
+
+func newFixture() *fixture {
+	f := &fixture{crm: &fakeCRM{}, store: callstate.NewMemory(),
+		owners:  &fakeOwners{owners: map[string]string{"sumit": "1001", "sumit@example.com": "1001"}, phones: map[string]bool{"+918586848545": true}},
+		parking: &fakeParking{parked: map[string]call.Log{}}, trace: &fakeTrace{updates: map[string][]trace.Update{}},
+		clock: &clock{now: t0}}
+	f.store.Now = f.clock.Now
+	f.svc = &callwriter.Service{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: acme}),
+		CRMs:  func(*tenant.Tenant) (callwriter.CRM, error) { return f.crm, nil },
+		Store: f.store, Owners: f.owners, Parking: f.parking, Trace: f.trace,
+		Config: callwriter.Config{LeaseTTL: time.Minute, SettleDelay: 10 * time.Second, ClockSkew: 5 * time.Second},
+		Now:    f.clock.Now, Log: zerolog.Nop()}
+	return f
+}
+
+// v1 is a v1 afterCall of the call, its agent mapped at ingest.
+func v1() *call.Log {
+	return &call.Log{Tenant: acme, CallID: callID, Source: "myoperator.v1", Direction: call.Incoming, Status: call.Answered,
+		CallerNumber: "+919711636496", Duration: 42, Agent: &call.Agent{ID: "sumit", Email: "sumit@example.com"},
+		Owner: &call.Owner{CRMUserID: "1001"}, ReceivedAt: t0}
+}
+
+// unmapped is the call of an agent nobody has mapped.
+func unmapped() *call.Log {
+	l := v1()
+	l.Agent, l.Owner = &call.Agent{ID: "priya"}, nil
+	return l
+}
+
+// v2Summary is the same call from Webhook v2, naming the agent by an uuid nobody mapped,
+// with the disposition.
+func v2Summary() *call.Log {
+	l := v1()
+	l.Source, l.Agent, l.Owner, l.Disposition = "myoperator.v2", &call.Agent{ID: "uuid-3f2a"}, nil, "Interested"
+	return l
+}
+
+func disposition(d string) *call.RecordingEvent {
+	return &call.RecordingEvent{Tenant: acme, CallID: callID, Disposition: d}
+}
+
+func recording(url string) *call.RecordingEvent {
+	return &call.RecordingEvent{Tenant: acme, CallID: callID, Recording: call.Recording{URL: url}}
+}
+
+// step is one event handed to the service, with what must come of it.
+type step struct {
+	before  func(f *fixture)
+	log     *call.Log
+	amend   *call.RecordingEvent
+	want    callwriter.Outcome
+	wantErr error // errors.Is target; nil: no error
+	// wantPermanent: the error is a permanent CRM rejection (dead-lettered at once).
+	wantPermanent bool
+	// wantTransient: the error is a transient CRM failure (retried).
+	wantTransient bool
+}
+
+func (s step) run(t *testing.T, f *fixture, i int) {
+	t.Helper()
+	if s.before != nil {
+		s.before(f)
+	}
+	var (
+		got callwriter.Outcome
+		err error
+	)
+	ctx := context.Background()
+	if s.log != nil {
+		got, err = f.svc.WriteLog(ctx, s.log)
+	} else {
+		got, err = f.svc.Amend(ctx, s.amend)
+	}
+	switch {
+	case s.wantPermanent:
+		require.Error(t, err, "step %d", i)
+		assert.True(t, crm.IsPermanent(err), "step %d: want a permanent error, got %v", i, err)
+	case s.wantTransient:
+		var ce *crm.Error
+		require.ErrorAs(t, err, &ce, "step %d", i)
+		assert.False(t, ce.Permanent, "step %d", i)
+		assert.NotErrorIs(t, err, callwriter.ErrOutcomeUnknown, "step %d", i)
+	case s.wantErr != nil:
+		require.ErrorIs(t, err, s.wantErr, "step %d", i)
+	default:
+		require.NoError(t, err, "step %d", i)
+		assert.Equal(t, s.want, got, "step %d", i)
+	}
+}
+
+// The decisions of the call-writing service, each from the events a call can get.
+func TestService(t *testing.T) {
+	advance := func(d time.Duration) func(*fixture) { return func(f *fixture) { f.clock.advance(d) } }
+	faults := func(fs ...fault) func(*fixture) { return func(f *fixture) { f.crm.faults = fs } }
+	settled := 11 * time.Second
+
+	cases := []struct {
+		name  string
+		steps []step
+		check func(t *testing.T, f *fixture)
+	}{
+		{
+			name:  "a new call is written once, owned by its mapped user",
+			steps: []step{{log: v1(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "1001", recs[0].call.OwnerID)
+				assert.Equal(t, callwriter.StatusWritten, f.store.State(acme, callID).Status)
+				assert.Equal(t, []string{trace.StatusWritten}, f.trace.statuses(acme, callID))
+				assert.Zero(t, f.crm.finds, "no lookup in steady state")
+			},
+		},
+		{
+			name:  "a redelivery of a written call is a duplicate: nothing sent",
+			steps: []step{{log: v1(), want: callwriter.Written}, {log: v1(), want: callwriter.Duplicate}},
+			check: func(t *testing.T, f *fixture) {
+				assert.Equal(t, 1, f.crm.creates)
+				assert.Zero(t, f.crm.updates)
+				assert.Contains(t, f.trace.stages(acme, callID), trace.StageAlreadyWritten)
+			},
+		},
+		{
+			name: "a later version with a disposition amends the record",
+			steps: []step{{log: v1(), want: callwriter.Written}, {log: func() *call.Log { l := v1(); l.Disposition = "Callback"; return l }(),
+				want: callwriter.Amended}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "Callback", recs[0].call.Log.Disposition)
+				assert.Contains(t, f.trace.stages(acme, callID), trace.StageDispositionAdded)
+			},
+		},
+		{
+			name: "a recording and a disposition, from different consumer groups, both land on the record",
+			steps: []step{{log: v1(), want: callwriter.Written}, {amend: recording("https://rec/1.mp3"), want: callwriter.Amended},
+				{amend: disposition("Interested"), want: callwriter.Amended}, {amend: recording("https://rec/1.mp3"), want: callwriter.Duplicate}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "https://rec/1.mp3", recs[0].call.RecordingURL)
+				assert.Equal(t, "Interested", recs[0].call.Log.Disposition)
+				assert.Equal(t, 2, f.crm.updates)
+			},
+		},
+		{
+			name:  "an amendment that arrives before its call log is kept and written with it",
+			steps: []step{{amend: disposition("Interested"), want: callwriter.Kept}, {amend: recording("https://rec/1.mp3"), want: callwriter.Kept}, {log: v1(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "Interested", recs[0].call.Log.Disposition)
+				assert.Equal(t, "https://rec/1.mp3", recs[0].call.RecordingURL)
+				assert.Zero(t, f.crm.updates)
+				assert.Nil(t, f.store.State(acme, callID).Pending)
+			},
+		},
+		{
+			name:  "an unmapped agent's call is parked, not written",
+			steps: []step{{log: unmapped(), want: callwriter.Parked}},
+			check: func(t *testing.T, f *fixture) {
+				assert.Zero(t, f.crm.creates)
+				_, ok := f.parking.has(acme, callID)
+				assert.True(t, ok, "parked")
+				assert.Equal(t, []string{trace.StatusUnattributed}, f.trace.statuses(acme, callID))
+			},
+		},
+		{
+			name: "a parked call is written once its agent is mapped, and unparked",
+			steps: []step{{log: unmapped(), want: callwriter.Parked}, {amend: disposition("Interested"), want: callwriter.Kept},
+				{before: func(f *fixture) { f.owners.set("priya", "1002") }, log: unmapped(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "1002", recs[0].call.OwnerID)
+				assert.Equal(t, "Interested", recs[0].call.Log.Disposition)
+				_, ok := f.parking.has(acme, callID)
+				assert.False(t, ok, "unparked")
+			},
+		},
+		{
+			name:  "an amendment of a parked call goes into the parked copy, which outlives Redis",
+			steps: []step{{log: unmapped(), want: callwriter.Parked}, {amend: disposition("Interested"), want: callwriter.Kept}},
+			check: func(t *testing.T, f *fixture) {
+				l, ok := f.parking.has(acme, callID)
+				require.True(t, ok)
+				assert.Equal(t, "Interested", l.Disposition)
+			},
+		},
+		{
+			// The migrating tenant: v1 afterCall written for a mapped agent, then the v2
+			// summary of the same call naming the agent by an unmapped uuid.
+			name:  "a later version whose agent does not resolve amends the written call, never parks it",
+			steps: []step{{log: v1(), want: callwriter.Written}, {log: v2Summary(), want: callwriter.Amended}, {log: v2Summary(), want: callwriter.Duplicate}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1, "one record")
+				assert.Equal(t, "1001", recs[0].call.OwnerID, "owner kept")
+				assert.Equal(t, "Interested", recs[0].call.Log.Disposition, "disposition applied")
+				_, parked := f.parking.has(acme, callID)
+				assert.False(t, parked)
+				assert.Equal(t, []string{trace.StatusWritten}, f.trace.statuses(acme, callID), "status stays written")
+				assert.Equal(t, callwriter.StatusWritten, f.store.State(acme, callID).Status)
+			},
+		},
+		{
+			name: "a later version fills what the written record lacked",
+			steps: []step{{log: func() *call.Log { l := v1(); l.Duration, l.CallerNumber = 0, ""; return l }(), want: callwriter.Written},
+				{log: v1(), want: callwriter.Amended}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, 42, recs[0].call.Log.Duration)
+				assert.Equal(t, "+919711636496", recs[0].call.Log.CallerNumber)
+			},
+		},
+		{
+			name: "the CRM stores the record and the adapter's deadline passes: one record",
+			steps: []step{{before: faults(storedThenDeadline), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				// Too soon to trust a lookup: nothing is asked, nothing created.
+				{log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: advance(settled), log: v1(), want: callwriter.Adopted},
+				{log: v1(), want: callwriter.Duplicate}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1, "one record")
+				assert.Equal(t, 1, f.crm.finds)
+				assert.Equal(t, 1, f.crm.creates)
+				assert.Equal(t, "rec-1", f.store.State(acme, callID).RecordID)
+				assert.Subset(t, f.trace.stages(acme, callID), []string{trace.StageOutcomeUnknown, trace.StageAdopted})
+			},
+		},
+		{
+			name: "a 2xx whose body cannot be read: one record",
+			steps: []step{{before: faults(storedBodyUnreadable), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: advance(settled), log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) { require.Len(t, f.crm.byCall(callID), 1) },
+		},
+		{
+			name: "a 2xx without a record id is unknown, not a rejection: one record",
+			steps: []step{{before: faults(storedNoID), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: advance(settled), log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) { require.Len(t, f.crm.byCall(callID), 1) },
+		},
+		{
+			name: "a 500 after the CRM stored the record: one record",
+			steps: []step{{before: faults(stored500), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: advance(settled), log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) { require.Len(t, f.crm.byCall(callID), 1) },
+		},
+		{
+			name: "the create's context ending with the request in flight: one record",
+			steps: []step{{before: faults(storedThenCancelled), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: advance(settled), log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) { require.Len(t, f.crm.byCall(callID), 1) },
+		},
+		{
+			name:  "a dial that failed sent nothing: retried without a lookup",
+			steps: []step{{before: faults(dialFailed), log: v1(), wantTransient: true}, {log: v1(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Zero(t, f.crm.finds)
+			},
+		},
+		{
+			name: "a connection reset with nothing stored: the lookup finds nothing and the call is created",
+			steps: []step{{before: faults(connReset), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: advance(settled), log: v1(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Equal(t, 1, f.crm.finds)
+			},
+		},
+		{
+			name: "a lookup that fails creates nothing",
+			steps: []step{{before: faults(storedThenDeadline), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: func(f *fixture) {
+					f.clock.advance(settled)
+					f.crm.findErr = &crm.Error{Op: "find", Status: http.StatusServiceUnavailable}
+				}, log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: func(f *fixture) { f.crm.findErr = nil }, log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Equal(t, 1, f.crm.creates)
+			},
+		},
+		{
+			name: "an amendment while the outcome is unknown is kept and applied once the record is adopted",
+			steps: []step{{before: faults(storedThenDeadline), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{amend: disposition("Interested"), want: callwriter.Kept},
+				{before: advance(settled), log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "Interested", recs[0].call.Log.Disposition)
+			},
+		},
+		{
+			name: "a crash between the create and its result: one record once the lease lapses",
+			steps: []step{
+				{before: func(f *fixture) { f.crm.afterStore = func() { f.store.Fail = errors.New("redis: connection refused") } },
+					log: v1(), wantErr: callwriter.ErrInfra},
+				// The worker is gone; its lease still holds the call.
+				{before: func(f *fixture) { f.store.Fail = nil; f.crm.afterStore = nil }, log: v1(), wantErr: callwriter.ErrBusy},
+				{before: advance(time.Minute + time.Second), log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1, "one record")
+				assert.Equal(t, callwriter.StatusWritten, f.store.State(acme, callID).Status)
+			},
+		},
+		{
+			name:  "a 503 wrote nothing: the retry creates without a lookup",
+			steps: []step{{before: faults(unavailable), log: v1(), wantTransient: true}, {log: v1(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Zero(t, f.crm.finds)
+			},
+		},
+		{
+			name:  "a rejection is permanent and writes nothing",
+			steps: []step{{before: faults(rejected), log: v1(), wantPermanent: true}},
+			check: func(t *testing.T, f *fixture) {
+				assert.Empty(t, f.crm.byCall(callID))
+				assert.Equal(t, callwriter.StatusNew, f.store.State(acme, callID).Status)
+			},
+		},
+		{
+			name: "a call held by another worker is busy for logs and amendments alike",
+			steps: []step{{before: func(f *fixture) {
+				_, _, err := f.store.Claim(context.Background(), acme, callID, time.Minute)
+				if err != nil {
+					panic(err)
+				}
+			}, log: v1(), wantErr: callwriter.ErrBusy}, {amend: disposition("x"), wantErr: callwriter.ErrBusy}},
+			check: func(t *testing.T, f *fixture) { assert.Zero(t, f.crm.creates) },
+		},
+		{
+			name: "owner_unresolved: the owner and the internal flag are resolved at write time",
+			steps: []step{{log: func() *call.Log {
+				l := v1()
+				l.Owner, l.OwnerUnresolved, l.CallerNumber = nil, true, "+918586848545"
+				return l
+			}(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "1001", recs[0].call.OwnerID)
+				assert.True(t, recs[0].call.Log.Internal, "the caller is one of the tenant's agents")
+				assert.False(t, recs[0].call.Log.OwnerUnresolved)
+			},
+		},
+		{
+			name: "owner_unresolved with no mapping: parked",
+			steps: []step{{log: func() *call.Log {
+				l := unmapped()
+				l.OwnerUnresolved = true
+				return l
+			}(), want: callwriter.Parked}},
+			check: func(t *testing.T, f *fixture) { assert.Zero(t, f.crm.creates) },
+		},
+		{
+			name: "a call received before Redis lost its data is looked up first and adopted",
+			steps: []step{{before: func(f *fixture) {
+				f.crm.records = append(f.crm.records, record{id: "old-1", call: crm.Call{Log: *v1(), OwnerID: "1001"}})
+				f.clock.advance(time.Hour)
+				f.store.Forget()
+			}, log: v1(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Zero(t, f.crm.creates)
+				assert.Equal(t, "old-1", f.store.State(acme, callID).RecordID)
+			},
+		},
+		{
+			name: "a call received before Redis lost its data, absent from the CRM, is created after one lookup",
+			steps: []step{{before: func(f *fixture) {
+				f.clock.advance(time.Hour)
+				f.store.Forget()
+			}, log: v1(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Equal(t, 1, f.crm.finds)
+			},
+		},
+		{
+			name: "a call received after the epoch began costs no lookup",
+			steps: []step{{before: func(f *fixture) { f.store.Forget(); f.clock.advance(time.Minute) },
+				log: func() *call.Log { l := v1(); l.ReceivedAt = t0.Add(time.Minute); return l }(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) { assert.Zero(t, f.crm.finds) },
+		},
+		{
+			name:  "the state store down: nothing is sent to the CRM",
+			steps: []step{{before: func(f *fixture) { f.store.Fail = errors.New("redis: connection refused") }, log: v1(), wantErr: callwriter.ErrInfra}},
+			check: func(t *testing.T, f *fixture) { assert.Zero(t, f.crm.creates) },
+		},
+		{
+			name:  "the mappings down: nothing is parked or sent",
+			steps: []step{{before: func(f *fixture) { f.owners.err = errors.New("redis: connection refused") }, log: unmapped(), wantErr: callwriter.ErrInfra}},
+			check: func(t *testing.T, f *fixture) {
+				assert.Zero(t, f.crm.creates)
+				_, ok := f.parking.has(acme, callID)
+				assert.False(t, ok)
+			},
+		},
+		{
+			name:  "parking down: the call is not acknowledged as parked",
+			steps: []step{{before: func(f *fixture) { f.parking.err = errors.New("kafka: no brokers") }, log: unmapped(), wantErr: callwriter.ErrInfra}},
+			check: func(t *testing.T, f *fixture) {
+				assert.Equal(t, callwriter.StatusNew, f.store.State(acme, callID).Status)
+			},
+		},
+		{
+			name:  "an unknown tenant",
+			steps: []step{{log: func() *call.Log { l := v1(); l.Tenant = "nobody"; return l }(), wantErr: callwriter.ErrUnknownTenant}},
+			check: func(t *testing.T, f *fixture) { assert.Zero(t, f.crm.creates) },
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture()
+			for i, s := range tc.steps {
+				s.run(t, f, i)
+			}
+			tc.check(t, f)
+			// Whatever happened, no call ever has two records.
+			assert.LessOrEqual(t, len(f.crm.byCall(callID)), 1, "records of the call")
+			assert.False(t, slices.Contains(f.trace.statuses(acme, callID)[indexOf(f.trace.statuses(acme, callID), trace.StatusWritten)+1:], trace.StatusUnattributed),
+				"trace never regresses from written")
+		})
+	}
+}
+
+func indexOf(s []string, v string) int {
+	i := slices.Index(s, v)
+	if i < 0 {
+		return len(s) - 1
+	}
+	return i
+}
