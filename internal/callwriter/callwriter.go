@@ -9,6 +9,7 @@ package callwriter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/calltrack/calltrack/internal/call"
@@ -36,6 +37,10 @@ var (
 	// ErrOutcomeUnknown: a create may or may not have written the record; nothing will
 	// be created for the call until the CRM has been asked.
 	ErrOutcomeUnknown = errors.New("callwriter: outcome of a CRM create is unknown")
+	// ErrSettling: an unknown outcome too recent to ask the CRM about yet (its search
+	// may lag its writes): try again once SettleDelay has passed. It is an
+	// ErrOutcomeUnknown, but no attempt was made.
+	ErrSettling = fmt.Errorf("%w: waiting for the CRM to settle", ErrOutcomeUnknown)
 	// ErrBusy: another worker holds the call right now; try again shortly.
 	ErrBusy = errors.New("callwriter: call is being handled by another worker")
 	// ErrLeaseLost: the worker's hold on the call lapsed and another took it.

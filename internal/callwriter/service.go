@@ -215,7 +215,7 @@ func (j *job) resolveUnknown(ctx context.Context) (bool, error) {
 	settle := j.s.Config.withDefaults().SettleDelay
 	if age := j.now().Sub(j.st.Since); age < settle {
 		return false, fmt.Errorf("%w: create of call %s answered nothing %s ago; asking the CRM after %s",
-			ErrOutcomeUnknown, j.lease.CallID, age.Round(time.Millisecond), settle)
+			ErrSettling, j.lease.CallID, age.Round(time.Millisecond), settle)
 	}
 	return j.lookUp(ctx, j.st.Log, "an earlier create got no answer")
 }

@@ -257,7 +257,7 @@ func TestService(t *testing.T) {
 			name: "the CRM stores the record and the adapter's deadline passes: one record",
 			steps: []step{{before: faults(storedThenDeadline), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
 				// Too soon to trust a lookup: nothing is asked, nothing created.
-				{log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{log: v1(), wantErr: callwriter.ErrSettling},
 				{before: advance(settled), log: v1(), want: callwriter.Adopted},
 				{log: v1(), want: callwriter.Duplicate}},
 			check: func(t *testing.T, f *fixture) {

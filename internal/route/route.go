@@ -239,7 +239,7 @@ func (h *Handlers) route(ctx context.Context, d *delivery, o callwriter.Outcome,
 		return h.deadLetter(ctx, d, d.attempts, kafkabus.ReasonUnknownTopic, err)
 	case errors.Is(err, callwriter.ErrUnknownTenant):
 		return h.deadLetter(ctx, d, d.attempts, kafkabus.ReasonUnknownTenant, err)
-	case errors.Is(err, errCircuitOpen):
+	case errors.Is(err, errCircuitOpen), errors.Is(err, callwriter.ErrSettling):
 		return h.schedule(ctx, d, d.attempts, err) // not an attempt: the CRM was not tried
 	case errors.Is(err, callwriter.ErrOutcomeUnknown):
 		if d.attempts+1 >= h.Policy.MaxAttempts {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -144,6 +145,11 @@ func TestRouting(t *testing.T) {
 				assert.Equal(t, "10", kafkabus.Header(out, kafkabus.HeaderAttempts))
 				assert.Equal(t, "41", kafkabus.Header(out, kafkabus.HeaderOrigOff), "the original offset is kept")
 			}},
+		{name: "an unknown outcome too recent to look up costs no attempt",
+			msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 9) }, retryTopi: true,
+			results:   []result{{err: fmt.Errorf("%w: 2s ago", callwriter.ErrSettling)}},
+			wantCalls: 1, wantTopic: topics.Retry, outcome: "retry",
+			check: func(t *testing.T, out kafka.Message) { assert.Equal(t, "9", kafkabus.Header(out, kafkabus.HeaderAttempts)) }},
 		{name: "the last retry failing transiently: retries exhausted",
 			msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 9) }, retryTopi: true, results: []result{{err: transient}},
 			wantCalls: 1, wantTopic: topics.DLQ, outcome: "dead_lettered",
