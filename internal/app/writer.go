@@ -77,8 +77,7 @@ func (a *App) pauseCRM(ctx context.Context, tenantID string, d time.Duration) {
 // release of held call.end events and the periodic backfill until ctx ends.
 func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 	a.startGuard() // ingest.go: Redis eviction check, restore after data loss
-	// An epoch is started here at the latest, before anything is consumed.
-	if _, _, err := a.State.Epoch(ctx); err != nil {
+	if err := a.startEpoch(ctx); err != nil {
 		return fmt.Errorf("writer: %w", err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -106,6 +105,46 @@ func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 	g.Go(func() error { return a.RunProvisional(ctx) })
 	g.Go(func() error { return a.RunBackfill(ctx) })
 	return g.Wait()
+}
+
+// startEpoch starts the call-state epoch when Redis has none, before anything is
+// consumed. Redis is then new or lost its data; which, Kafka tells: if the writers have
+// never committed an offset, nothing was ever written, and no call needs a lookup for
+// having arrived before the epoch (a new deployment's first calls cost nothing extra).
+func (a *App) startEpoch(ctx context.Context) error {
+	if _, ok, err := a.State.Epoch(ctx); err != nil || ok {
+		return err
+	}
+	at := time.Now()
+	consumed, err := a.writersConsumed(ctx)
+	if err != nil {
+		return err
+	}
+	if !consumed {
+		at = time.Time{}
+	}
+	_, err = a.State.StartEpoch(ctx, at)
+	return err
+}
+
+// writersConsumed reports whether the writers' groups ever committed an offset.
+func (a *App) writersConsumed(ctx context.Context) (bool, error) {
+	for group, topic := range map[string]string{a.Cfg.WriterGroup: a.Topics.Log, a.Cfg.WriterGroup + "-retry": a.Topics.Retry} {
+		parts, err := a.Kafka.Partitions(ctx, topic)
+		if err != nil {
+			return false, err
+		}
+		committed, err := a.Kafka.Committed(ctx, group, topic, parts)
+		if err != nil {
+			return false, err
+		}
+		for _, off := range committed {
+			if off >= 0 {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // RestoreParked rebuilds the parked sets in Redis from the parked-calls journal.

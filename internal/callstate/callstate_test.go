@@ -152,28 +152,38 @@ func TestRedisEpoch(t *testing.T) {
 	fresh := make(chan time.Time, 4)
 	s.OnNewEpoch = func(e time.Time) { fresh <- e }
 
+	_, ok, err := s.Epoch(ctx)
+	require.NoError(t, err)
+	require.False(t, ok, "no marker yet")
+	// A new deployment: nothing was written before, no call needs a lookup.
+	e, err := s.StartEpoch(ctx, time.Time{})
+	require.NoError(t, err)
+	assert.True(t, e.IsZero())
+	<-fresh
 	l, st, err := s.Claim(ctx, "acme", "c1", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, s.Release(ctx, l))
-	require.False(t, st.Epoch.IsZero(), "an epoch starts with the first claim")
-	first := <-fresh
-	assert.WithinDuration(t, first, st.Epoch, time.Millisecond)
-
-	e, isNew, err := s.Epoch(ctx)
+	assert.True(t, st.Epoch.IsZero())
+	e, err = s.StartEpoch(ctx, time.Now())
 	require.NoError(t, err)
-	assert.False(t, isNew)
-	assert.True(t, e.Equal(st.Epoch))
+	assert.True(t, e.IsZero(), "a marker in place is kept")
 
-	// Redis loses its data: the next claim starts a new epoch.
+	// Redis loses its data while writers run: the next claim starts an epoch now.
 	require.NoError(t, env.Redis.Del(ctx, s.Keys().Epoch(), s.Keys().Call("acme", "c1")).Err())
-	_, st2, err := s.Claim(ctx, "acme", "c1", time.Minute)
+	before := time.Now().Add(-time.Millisecond)
+	_, st, err = s.Claim(ctx, "acme", "c1", time.Minute)
 	require.NoError(t, err)
-	assert.False(t, st2.Epoch.Before(st.Epoch))
+	assert.True(t, st.Epoch.After(before), "epoch %v", st.Epoch)
 	select {
-	case <-fresh:
+	case e := <-fresh:
+		assert.True(t, e.Equal(st.Epoch))
 	case <-time.After(5 * time.Second):
 		t.Fatal("OnNewEpoch not called for the new epoch")
 	}
+	e, ok, err = s.Epoch(ctx)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.True(t, e.Equal(st.Epoch))
 }
 
 func TestRedisKeepsNoEmptyHashAndExpiresStates(t *testing.T) {

@@ -165,41 +165,59 @@ func (s *Redis) Written(ctx context.Context, tenant, callID string) (string, boo
 	return rec, status == string(callwriter.StatusWritten), nil
 }
 
-// Epoch returns when Redis's current data began, starting an epoch now when the
-// marker is missing (fresh: Redis is new or lost its data).
-func (s *Redis) Epoch(ctx context.Context) (epoch time.Time, fresh bool, err error) {
-	return s.epoch(ctx)
+// Epoch returns when Redis's current data began (zero: with the first call ever),
+// and whether Redis has an epoch marker at all.
+func (s *Redis) Epoch(ctx context.Context) (time.Time, bool, error) {
+	v, err := s.rdb.Get(ctx, s.keys.Epoch()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("callstate: epoch: %w", err)
+	}
+	return epochTime(v), true, nil
+}
+
+// StartEpoch sets the epoch marker to at unless one is set, and returns the epoch in
+// force. A zero at says nothing was ever written before (a new deployment): no call
+// needs a lookup for having come before the epoch. OnNewEpoch is called when this
+// call set the marker.
+func (s *Redis) StartEpoch(ctx context.Context, at time.Time) (time.Time, error) {
+	ms := int64(0)
+	if !at.IsZero() {
+		ms = at.UnixMilli()
+	}
+	ok, err := s.rdb.SetNX(ctx, s.keys.Epoch(), ms, 0).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("callstate: epoch: %w", err)
+	}
+	if ok {
+		if s.OnNewEpoch != nil {
+			go s.OnNewEpoch(epochTime(ms))
+		}
+		return epochTime(ms), nil
+	}
+	e, _, err := s.Epoch(ctx)
+	return e, err
+}
+
+func epochTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 func (s *Redis) epochFrom(ctx context.Context, cmd *redis.StringCmd) (time.Time, error) {
 	v, err := cmd.Int64()
 	if err == nil {
-		return time.UnixMilli(v), nil
+		return epochTime(v), nil
 	}
 	if !errors.Is(err, redis.Nil) {
 		return time.Time{}, fmt.Errorf("callstate: epoch: %w", err)
 	}
-	e, _, err := s.epoch(ctx)
-	return e, err
-}
-
-func (s *Redis) epoch(ctx context.Context) (time.Time, bool, error) {
-	now := s.now()
-	ok, err := s.rdb.SetNX(ctx, s.keys.Epoch(), now.UnixMilli(), 0).Result()
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("callstate: epoch: %w", err)
-	}
-	if ok {
-		if s.OnNewEpoch != nil {
-			go s.OnNewEpoch(now)
-		}
-		return time.UnixMilli(now.UnixMilli()), true, nil
-	}
-	v, err := s.rdb.Get(ctx, s.keys.Epoch()).Int64()
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("callstate: epoch: %w", err)
-	}
-	return time.UnixMilli(v), false, nil
+	// Redis lost its data while writers run: what came before now may be written.
+	return s.StartEpoch(ctx, s.now())
 }
 
 // AddParked puts a call in its tenant's parked set.

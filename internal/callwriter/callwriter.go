@@ -135,7 +135,8 @@ type Config struct {
 	// Default 10s.
 	SettleDelay time.Duration
 	// ClockSkew widens the epoch check: calls received up to this long after the
-	// epoch began are looked up too (ingest and writer clocks differ). Default 5s.
+	// epoch began are looked up too (ingest's clock may run ahead of the writer's).
+	// Default 2s.
 	ClockSkew time.Duration
 }
 
@@ -156,7 +157,7 @@ func (c Config) withDefaults() Config {
 		c.SettleDelay = 10 * time.Second
 	}
 	if c.ClockSkew <= 0 {
-		c.ClockSkew = 5 * time.Second
+		c.ClockSkew = 2 * time.Second
 	}
 	return c
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/semaphore"
 )
 
 // ConcurrentConfig configures a consumer that handles messages concurrently while
@@ -19,19 +20,34 @@ import (
 //   - within a group, messages with the same key go to the same lane, in order (one
 //     call's events are never handled concurrently);
 //   - offsets are committed only up to the first message not yet handled, per
-//     partition, so nothing unhandled is ever committed past.
+//     partition, so nothing unhandled is ever committed past;
+//   - the messages it tracks (fetched, not yet committed) are bounded in bytes: at the
+//     bound it stops fetching until commits catch up;
+//   - the partitions of a consumer-group generation are worked on only while it lasts:
+//     when a rebalance ends it, fetching stops, queued messages are dropped (the
+//     partitions' next owner gets them) and handlers still running get RebalanceGrace
+//     before their context is cancelled, so no message is handled here and there at once.
 type ConcurrentConfig struct {
 	ConsumerConfig
 	GroupOf   func(kafka.Message) string    // isolation unit; "" for all
 	Lanes     int                           // lanes per group; default 8
 	QueueSize int                           // messages queued per lane; default 64
 	DueAt     func(kafka.Message) time.Time // when set, a message is held until then (retry topics)
-	MaxHeld   int                           // most messages held for DueAt at once; default 100000
+	// MaxBytes bounds the bytes of the messages tracked at once (fetched and not yet
+	// committed: queued, held, being handled, or handled behind one that is not);
+	// default 64 MiB. Each partition reader buffers up to about 1 MiB more.
+	MaxBytes int64
 	// Overflow handles a message whose lane queue is full instead of blocking the fetch
 	// loop (and so every other group). nil: block.
 	Overflow Handler
 	// CommitEvery is how often handled offsets are committed; default 200ms.
 	CommitEvery time.Duration
+	// RebalanceGrace is how long handlers of a generation that ended may go on before
+	// their context is cancelled; default 5s (well inside the rebalance timeout).
+	RebalanceGrace time.Duration
+	// OnTracked, when set, is called with the bytes tracked whenever they change
+	// (a gauge; tests).
+	OnTracked func(bytes int64)
 }
 
 func (c *ConcurrentConfig) defaults() {
@@ -41,8 +57,8 @@ func (c *ConcurrentConfig) defaults() {
 	if c.QueueSize <= 0 {
 		c.QueueSize = 64
 	}
-	if c.MaxHeld <= 0 {
-		c.MaxHeld = 100000
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 64 << 20
 	}
 	if c.CommitEvery <= 0 {
 		c.CommitEvery = 200 * time.Millisecond
@@ -50,79 +66,91 @@ func (c *ConcurrentConfig) defaults() {
 	if c.HandleTimeout <= 0 {
 		c.HandleTimeout = 60 * time.Second
 	}
+	if c.RebalanceGrace <= 0 {
+		c.RebalanceGrace = 5 * time.Second
+	}
 	if c.GroupOf == nil {
 		c.GroupOf = func(kafka.Message) string { return "" }
 	}
 }
 
+// Group timing: a member that stops heartbeating for SessionTimeout is dropped; during
+// a rebalance members have RebalanceTimeout to rejoin (ours rejoin once their handlers
+// stopped, within RebalanceGrace).
+const (
+	heartbeatInterval = time.Second
+	sessionTimeout    = 10 * time.Second
+	rebalanceTimeout  = 30 * time.Second
+)
+
 // ConsumeConcurrent runs the consumer until ctx ends, then stops fetching, lets the
-// lanes finish the message each is on, commits what was handled and leaves the group.
+// handlers finish the message each is on (up to HandleTimeout), commits what was
+// handled and leaves the group. It uses kafka-go's ConsumerGroup, whose generations
+// show rebalances (its Reader hides them).
 func ConsumeConcurrent(ctx context.Context, c *Client, cfg ConcurrentConfig, h Handler) error {
 	if cfg.GroupID == "" || len(cfg.Topics) == 0 {
 		return errors.New("kafka: consumer needs a group id and topics")
 	}
 	cfg.defaults()
-	r := newGroupReader(c, cfg.ConsumerConfig)
-	cons := &concurrent{cfg: cfg, h: h, r: r, tracker: newTracker(), groups: map[string]*laneGroup{}, ctx: ctx}
-
-	stopCommit := make(chan struct{})
-	commitDone := make(chan struct{})
-	go func() { defer close(commitDone); cons.committer(stopCommit) }()
-
-	var held *holder
-	heldDone := make(chan struct{})
-	if cfg.DueAt != nil {
-		held = newHolder(cfg.MaxHeld)
-		go func() { defer close(heldDone); held.run(ctx, cons.dispatch) }()
-	} else {
-		close(heldDone)
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID: cfg.GroupID, Brokers: c.Brokers(), Dialer: c.Dialer(), Topics: cfg.Topics,
+		HeartbeatInterval: heartbeatInterval, SessionTimeout: sessionTimeout, RebalanceTimeout: rebalanceTimeout,
+		JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true, PartitionWatchInterval: 5 * time.Second,
+		StartOffset: kafka.FirstOffset, Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		return err
 	}
+	b := &budget{sem: semaphore.NewWeighted(cfg.MaxBytes), max: cfg.MaxBytes, report: cfg.OnTracked}
+	left := make(chan struct{})
+	var leaveOnce sync.Once
+	leave := func() { leaveOnce.Do(func() { go func() { _ = cg.Close(); close(left) }() }) }
 	for {
-		m, err := r.FetchMessage(ctx)
+		gen, err := cg.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
-			cfg.Log.Warn().Err(err).Str("group", cfg.GroupID).Msg("kafka fetch failed")
+			cfg.Log.Warn().Err(err).Str("group", cfg.GroupID).Msg("kafka group: joining failed; retrying")
 			if !sleep(ctx, time.Second) {
 				break
 			}
 			continue
 		}
-		cons.tracker.add(m)
-		if held != nil {
-			if due := cfg.DueAt(m); time.Until(due) > 0 {
-				if !held.hold(ctx, m, due) {
-					break
-				}
-				continue
+		done := make(chan struct{})
+		gen.Start(func(genCtx context.Context) {
+			defer close(done)
+			g := &generation{cfg: cfg, c: c, h: h, gen: gen, budget: b, tracker: newTracker(), groups: map[string]*laneGroup{}}
+			g.run(ctx, genCtx)
+			if ctx.Err() != nil {
+				// Leave while this generation still holds the group (its offsets are
+				// committed): closing after it ended would rejoin first.
+				leave()
+				<-genCtx.Done()
 			}
-		}
-		if !cons.dispatch(m) {
+		})
+		<-done
+		if ctx.Err() != nil {
 			break
 		}
 	}
-	// The holder dispatches too: it must be done before the lanes close.
-	<-heldDone
-	cons.closeLanes()
-	close(stopCommit)
-	<-commitDone
-	if err := r.Close(); err != nil {
-		cfg.Log.Warn().Err(err).Msg("kafka reader close")
-	}
+	leave()
+	<-left
 	return nil
 }
 
-type job struct{ m kafka.Message }
-
-type laneGroup struct{ lanes []chan job }
-
-type concurrent struct {
+// generation is the work on one generation's partitions.
+type generation struct {
 	cfg     ConcurrentConfig
+	c       *Client
 	h       Handler
-	r       *kafka.Reader
+	gen     *kafka.Generation
+	budget  *budget
 	tracker *tracker
-	ctx     context.Context
+
+	stop context.Context // ends when fetching must stop (shutdown or generation end)
+	work context.Context // of handlers; cancelled after the grace
+	held *holder
 
 	mu     sync.Mutex
 	groups map[string]*laneGroup
@@ -130,111 +158,252 @@ type concurrent struct {
 	closed bool
 }
 
-// dispatch queues m on its lane; false when shutting down.
-func (c *concurrent) dispatch(m kafka.Message) bool {
-	lane := c.lane(m)
-	if lane == nil {
-		return false
+type laneGroup struct{ lanes []chan kafka.Message }
+
+// run works on the generation until ctx (shutdown) or genCtx (rebalance) ends.
+func (g *generation) run(ctx, genCtx context.Context) {
+	stop, stopFetching := context.WithCancel(context.Background())
+	work, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+	g.stop, g.work = stop, work
+
+	var fetchers sync.WaitGroup
+	for topic, parts := range g.gen.Assignments {
+		for _, p := range parts {
+			fetchers.Add(1)
+			go func() { defer fetchers.Done(); g.fetch(topic, p.ID, p.Offset) }()
+		}
 	}
+	heldDone := make(chan struct{})
+	if g.cfg.DueAt != nil {
+		g.held = newHolder()
+		go func() { defer close(heldDone); g.held.run(stop, g.dispatch) }()
+	} else {
+		close(heldDone)
+	}
+	commitDone := make(chan struct{})
+	go func() { defer close(commitDone); g.committer(stop) }()
+
+	// Until shutdown or the generation's end.
+	rebalanced := false
 	select {
-	case lane <- job{m}:
-		return true
-	default:
+	case <-ctx.Done():
+	case <-genCtx.Done():
+		rebalanced = true
 	}
-	if c.cfg.Overflow != nil {
-		// The group is saturated: hand the message on rather than stall other groups.
-		if handleUntilRouted(c.ctx, c.cfg.ConsumerConfig, c.cfg.Overflow, m) {
-			c.tracker.done(m)
-			return true
-		}
-		return false
+	stopFetching()
+	grace := g.cfg.HandleTimeout
+	if rebalanced {
+		// Another member may own these partitions soon: stop rather than finish twice.
+		grace = g.cfg.RebalanceGrace
 	}
-	select {
-	case lane <- job{m}:
-		return true
-	case <-c.ctx.Done():
-		return false
-	}
+	timer := time.AfterFunc(grace, cancelWork)
+	defer timer.Stop()
+	fetchers.Wait()
+	<-heldDone
+	g.closeLanes()
+	<-commitDone
+	g.commit() // the last handled offsets; accepted while the group is rebalancing
+	g.budget.release(g.tracker.drop())
 }
 
-func (c *concurrent) lane(m kafka.Message) chan job {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil
-	}
-	name := c.cfg.GroupOf(m)
-	g, ok := c.groups[name]
-	if !ok {
-		g = &laneGroup{lanes: make([]chan job, c.cfg.Lanes)}
-		for i := range g.lanes {
-			ch := make(chan job, c.cfg.QueueSize)
-			g.lanes[i] = ch
-			c.wg.Add(1)
-			go c.work(ch)
+// fetch reads one partition from offset and dispatches its messages.
+func (g *generation) fetch(topic string, partition int, offset int64) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: g.c.Brokers(), Dialer: g.c.Dialer(), Topic: topic, Partition: partition,
+		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 64,
+		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 500 * time.Millisecond, MaxAttempts: 3,
+	})
+	defer func() {
+		if err := r.Close(); err != nil {
+			g.cfg.Log.Debug().Err(err).Msg("kafka partition reader close")
 		}
-		c.groups[name] = g
+	}()
+	if err := r.SetOffset(offset); err != nil {
+		g.cfg.Log.Error().Err(err).Str("topic", topic).Int("partition", partition).Msg("kafka: cannot start the partition reader")
+		return
 	}
-	f := fnv.New32a()
-	_, _ = f.Write(m.Key)
-	return g.lanes[int(f.Sum32()%uint32(len(g.lanes)))]
-}
-
-func (c *concurrent) work(ch chan job) {
-	defer c.wg.Done()
-	for j := range ch {
-		if c.ctx.Err() != nil {
-			continue // shutting down: leave it uncommitted for the next owner
-		}
-		if handleUntilRouted(c.ctx, c.cfg.ConsumerConfig, c.h, j.m) {
-			c.tracker.done(j.m)
-		}
-	}
-}
-
-func (c *concurrent) closeLanes() {
-	c.mu.Lock()
-	c.closed = true
-	for _, g := range c.groups {
-		for _, ch := range g.lanes {
-			close(ch)
-		}
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
-}
-
-// committer commits the handled prefix of each partition periodically, and once more
-// when stopped.
-func (c *concurrent) committer(stop chan struct{}) {
-	t := time.NewTicker(c.cfg.CommitEvery)
-	defer t.Stop()
 	for {
-		select {
-		case <-t.C:
-			c.commit()
-		case <-stop:
-			c.commit()
+		m, err := r.FetchMessage(g.stop)
+		if err != nil {
+			if g.stop.Err() != nil {
+				return
+			}
+			g.cfg.Log.Warn().Err(err).Str("topic", topic).Int("partition", partition).Msg("kafka fetch failed")
+			if !sleep(g.stop, time.Second) {
+				return
+			}
+			continue
+		}
+		n := size(m)
+		if !g.budget.acquire(g.stop, n) {
+			return
+		}
+		g.tracker.add(m, n)
+		if g.held != nil {
+			if due := g.cfg.DueAt(m); time.Until(due) > 0 {
+				g.held.hold(m, due)
+				continue
+			}
+		}
+		if !g.dispatch(m) {
 			return
 		}
 	}
 }
 
-func (c *concurrent) commit() {
-	msgs := c.tracker.take()
-	if len(msgs) == 0 {
+// dispatch queues m on its lane; false when stopping.
+func (g *generation) dispatch(m kafka.Message) bool {
+	lane := g.lane(m)
+	if lane == nil {
+		return false
+	}
+	select {
+	case lane <- m:
+		return true
+	default:
+	}
+	if g.cfg.Overflow != nil {
+		// The group is saturated: hand the message on rather than stall other groups.
+		if handleUntilRouted(g.stop, g.work, g.cfg.ConsumerConfig, g.cfg.Overflow, m) {
+			g.done(m)
+			return true
+		}
+		return false
+	}
+	select {
+	case lane <- m:
+		return true
+	case <-g.stop.Done():
+		return false
+	}
+}
+
+func (g *generation) lane(m kafka.Message) chan kafka.Message {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	name := g.cfg.GroupOf(m)
+	lg, ok := g.groups[name]
+	if !ok {
+		lg = &laneGroup{lanes: make([]chan kafka.Message, g.cfg.Lanes)}
+		for i := range lg.lanes {
+			ch := make(chan kafka.Message, g.cfg.QueueSize)
+			lg.lanes[i] = ch
+			g.wg.Add(1)
+			go g.worker(ch)
+		}
+		g.groups[name] = lg
+	}
+	f := fnv.New32a()
+	_, _ = f.Write(m.Key)
+	return lg.lanes[int(f.Sum32()%uint32(len(lg.lanes)))]
+}
+
+func (g *generation) worker(ch chan kafka.Message) {
+	defer g.wg.Done()
+	for m := range ch {
+		if g.stop.Err() != nil {
+			continue // stopping: leave it uncommitted for the partition's next owner
+		}
+		if handleUntilRouted(g.stop, g.work, g.cfg.ConsumerConfig, g.h, m) {
+			g.done(m)
+		}
+	}
+}
+
+func (g *generation) done(m kafka.Message) { g.budget.release(g.tracker.done(m)) }
+
+func (g *generation) closeLanes() {
+	g.mu.Lock()
+	g.closed = true
+	for _, lg := range g.groups {
+		for _, ch := range lg.lanes {
+			close(ch)
+		}
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+// committer commits the handled prefix of each partition periodically.
+func (g *generation) committer(stop context.Context) {
+	t := time.NewTicker(g.cfg.CommitEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			g.commit()
+		case <-stop.Done():
+			return
+		}
+	}
+}
+
+func (g *generation) commit() {
+	offsets := g.tracker.take()
+	if len(offsets) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
-		// After a rebalance the partition's new owner redelivers; handlers are idempotent.
-		c.cfg.Log.Warn().Err(err).Int("messages", len(msgs)).Msg("kafka commit failed")
+	if err := g.gen.CommitOffsets(offsets); err != nil {
+		// The generation is over: the partitions' next owner redelivers from the last
+		// commit, and the handlers are idempotent.
+		g.tracker.untake(offsets)
+		g.cfg.Log.Warn().Err(err).Str("group", g.cfg.GroupID).Msg("kafka commit failed")
+	}
+}
+
+// size is what a tracked message counts against MaxBytes: its bytes plus the
+// bookkeeping around it.
+func size(m kafka.Message) int64 {
+	n := int64(len(m.Key)+len(m.Value)) + 256
+	for _, h := range m.Headers {
+		n += int64(len(h.Key) + len(h.Value))
+	}
+	return n
+}
+
+// budget bounds the bytes tracked; acquiring blocks at the bound (back-pressure).
+type budget struct {
+	sem    *semaphore.Weighted
+	max    int64
+	report func(int64)
+
+	mu   sync.Mutex
+	used int64
+}
+
+func (b *budget) acquire(ctx context.Context, n int64) bool {
+	n = min(n, b.max) // a message larger than the bound waits for an empty budget
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return false
+	}
+	b.add(n)
+	return true
+}
+
+func (b *budget) release(n int64) {
+	if n <= 0 {
+		return
+	}
+	n = min(n, b.max)
+	b.add(-n) // before the semaphore lets another acquire: used never passes max
+	b.sem.Release(n)
+}
+
+func (b *budget) add(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used += n
+	if b.report != nil {
+		b.report(b.used)
 	}
 }
 
 // tracker follows, per partition, which fetched offsets are handled, and yields the
-// last message of each partition's handled prefix.
+// offset to commit: one past the last of the handled prefix.
 type tracker struct {
 	mu    sync.Mutex
 	parts map[tp]*ptrack
@@ -246,84 +415,109 @@ type tp struct {
 }
 
 type ptrack struct {
-	inflight  []int64 // sorted
-	done      map[int64]int
-	msgs      map[int64]kafka.Message
-	candidate *kafka.Message
+	inflight []int64         // fetched, not yet passed by the handled prefix; sorted
+	sizes    map[int64]int64 // of inflight
+	done     map[int64]bool  // handled, not yet passed
+	next     int64           // offset to commit; -1: nothing new
 }
 
 func newTracker() *tracker { return &tracker{parts: map[tp]*ptrack{}} }
 
-func (t *tracker) add(m kafka.Message) {
+func (t *tracker) add(m kafka.Message, n int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k := tp{m.Topic, m.Partition}
 	p, ok := t.parts[k]
 	if !ok {
-		p = &ptrack{done: map[int64]int{}, msgs: map[int64]kafka.Message{}}
+		p = &ptrack{sizes: map[int64]int64{}, done: map[int64]bool{}, next: -1}
 		t.parts[k] = p
 	}
-	i := sort.Search(len(p.inflight), func(i int) bool { return p.inflight[i] > m.Offset })
+	i := sort.Search(len(p.inflight), func(i int) bool { return p.inflight[i] >= m.Offset })
+	if i < len(p.inflight) && p.inflight[i] == m.Offset {
+		p.sizes[m.Offset] += n
+		return
+	}
 	p.inflight = append(p.inflight, 0)
 	copy(p.inflight[i+1:], p.inflight[i:])
 	p.inflight[i] = m.Offset
-	p.msgs[m.Offset] = m
+	p.sizes[m.Offset] = n
 }
 
-func (t *tracker) done(m kafka.Message) {
+// done marks m handled and returns the bytes no longer tracked.
+func (t *tracker) done(m kafka.Message) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.parts[tp{m.Topic, m.Partition}]
 	if p == nil {
-		return
+		return 0
 	}
-	p.done[m.Offset]++
-	for len(p.inflight) > 0 && p.done[p.inflight[0]] > 0 {
+	p.done[m.Offset] = true
+	var freed int64
+	for len(p.inflight) > 0 && p.done[p.inflight[0]] {
 		off := p.inflight[0]
 		p.inflight = p.inflight[1:]
-		p.done[off]--
-		if p.done[off] == 0 {
-			delete(p.done, off)
-		}
-		msg := p.msgs[off]
-		p.candidate = &msg
-		if !containsOffset(p.inflight, off) {
-			delete(p.msgs, off)
-		}
+		freed += p.sizes[off]
+		delete(p.sizes, off)
+		delete(p.done, off)
+		p.next = off + 1
 	}
+	return freed
 }
 
-func containsOffset(s []int64, off int64) bool {
-	i := sort.Search(len(s), func(i int) bool { return s[i] >= off })
-	return i < len(s) && s[i] == off
-}
-
-// take returns the messages to commit (one per partition) and forgets them.
-func (t *tracker) take() []kafka.Message {
+// take returns the offsets to commit and forgets them.
+func (t *tracker) take() map[string]map[int]int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []kafka.Message
-	for _, p := range t.parts {
-		if p.candidate != nil {
-			out = append(out, *p.candidate)
-			p.candidate = nil
+	out := map[string]map[int]int64{}
+	for k, p := range t.parts {
+		if p.next < 0 {
+			continue
 		}
+		if out[k.topic] == nil {
+			out[k.topic] = map[int]int64{}
+		}
+		out[k.topic][k.partition] = p.next
+		p.next = -1
 	}
 	return out
 }
 
-// holder keeps messages that are not due yet, in due order, and dispatches them when due.
-type holder struct {
-	mu    sync.Mutex
-	h     dueHeap
-	max   int
-	wake  chan struct{}
-	space chan struct{}
+// untake puts offsets whose commit failed back, unless newer ones came since.
+func (t *tracker) untake(offsets map[string]map[int]int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for topic, parts := range offsets {
+		for part, off := range parts {
+			if p := t.parts[tp{topic, part}]; p != nil && p.next < off {
+				p.next = off
+			}
+		}
+	}
 }
 
-func newHolder(max int) *holder {
-	return &holder{max: max, wake: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+// drop forgets everything and returns the bytes that were tracked.
+func (t *tracker) drop() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for _, p := range t.parts {
+		for _, s := range p.sizes {
+			n += s
+		}
+	}
+	t.parts = map[tp]*ptrack{}
+	return n
 }
+
+// holder keeps messages that are not due yet, in due order, and dispatches them when
+// due. It is bounded by the budget: what it holds is tracked.
+type holder struct {
+	mu   sync.Mutex
+	h    dueHeap
+	wake chan struct{}
+}
+
+func newHolder() *holder { return &holder{wake: make(chan struct{}, 1)} }
 
 type dueItem struct {
 	due time.Time
@@ -343,25 +537,13 @@ func (h *dueHeap) Pop() any {
 	return it
 }
 
-// hold adds m; it blocks while the holder is full. False when ctx ends.
-func (h *holder) hold(ctx context.Context, m kafka.Message, due time.Time) bool {
-	for {
-		h.mu.Lock()
-		if len(h.h) < h.max {
-			heap.Push(&h.h, dueItem{due, m})
-			h.mu.Unlock()
-			select {
-			case h.wake <- struct{}{}:
-			default:
-			}
-			return true
-		}
-		h.mu.Unlock()
-		select {
-		case <-h.space:
-		case <-ctx.Done():
-			return false
-		}
+func (h *holder) hold(m kafka.Message, due time.Time) {
+	h.mu.Lock()
+	heap.Push(&h.h, dueItem{due, m})
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -380,12 +562,6 @@ func (h *holder) run(ctx context.Context, dispatch func(kafka.Message) bool) {
 			ready = append(ready, heap.Pop(&h.h).(dueItem).m)
 		}
 		h.mu.Unlock()
-		if len(ready) > 0 {
-			select {
-			case h.space <- struct{}{}:
-			default:
-			}
-		}
 		for _, m := range ready {
 			if !dispatch(m) {
 				return

@@ -97,7 +97,7 @@ func TestResetGroup(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = kafkabus.Consume(ctx, c, kafkabus.ConsumerConfig{GroupID: group, Topics: []string{topic}, Log: zerolog.Nop()},
+			_ = kafkabus.ConsumeConcurrent(ctx, c, kafkabus.ConcurrentConfig{ConsumerConfig: kafkabus.ConsumerConfig{GroupID: group, Topics: []string{topic}, Log: zerolog.Nop()}},
 				func(_ context.Context, m kafka.Message) error {
 					mu.Lock()
 					seen = append(seen, m.Offset)
