@@ -84,22 +84,27 @@ func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 	// Lanes per tenant: one tenant's slow or failing CRM never holds up another's calls;
 	// one call's events stay in order in one lane.
 	byTenant := func(m kafka.Message) string { return kafkabus.Header(m, kafkabus.HeaderTenant) }
+	tracked := func(group string) func(int64) {
+		g := a.Metrics.ConsumerTracked.WithLabelValues(group)
+		return func(n int64) { g.Set(float64(n)) }
+	}
 	g.Go(func() error {
 		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
 			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup, Topics: []string{a.Topics.Log, a.Topics.Recording}, Log: a.Log},
 			// 32 lanes: enough concurrent writes per tenant for Zoho's batches to fill.
-			GroupOf: byTenant, Lanes: 32, QueueSize: 16, Overflow: w.Handlers.Defer}, w.Handlers.Main())
+			GroupOf: byTenant, Lanes: 32, QueueSize: 16, Overflow: w.Handlers.Defer, OnTracked: tracked(a.Cfg.WriterGroup), MaxBytes: a.Cfg.ConsumerMaxBytes}, w.Handlers.Main())
 	})
 	g.Go(func() error {
 		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
 			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-retry", Topics: []string{a.Topics.Retry}, Log: a.Log},
-			GroupOf:        byTenant, Lanes: 32, QueueSize: 16, DueAt: route.DueAt, Overflow: w.Handlers.Defer}, w.Handlers.Retry())
+			GroupOf:        byTenant, Lanes: 32, QueueSize: 16, DueAt: route.DueAt, Overflow: w.Handlers.Defer,
+			OnTracked: tracked(a.Cfg.WriterGroup + "-retry"), MaxBytes: a.Cfg.ConsumerMaxBytes}, w.Handlers.Retry())
 	})
 	g.Go(func() error {
 		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
 			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-popups", Topics: []string{a.Topics.Live}, Log: a.Log,
 				HandleTimeout: 10 * time.Second},
-			GroupOf: byTenant}, w.Popups.Handle)
+			GroupOf: byTenant, OnTracked: tracked(a.Cfg.WriterGroup + "-popups"), MaxBytes: a.Cfg.ConsumerMaxBytes}, w.Popups.Handle)
 	})
 	g.Go(func() error { return a.RunRedrive(ctx) })
 	g.Go(func() error { return a.RunProvisional(ctx) })

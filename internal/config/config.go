@@ -44,9 +44,12 @@ type Config struct {
 	WriterLease time.Duration `env:"CALLTRACK_WRITER_LEASE" envDefault:"2m"`
 	// WriterSettle is how long after a create got no answer the CRM is asked for the
 	// record (its search may lag behind its writes).
-	WriterSettle    time.Duration `env:"CALLTRACK_WRITER_SETTLE" envDefault:"10s"`
-	ShutdownTimeout time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
-	PopupMaxAge     time.Duration `env:"CALLTRACK_POPUP_MAX_AGE" envDefault:"60s"` // older live events are dropped
+	WriterSettle time.Duration `env:"CALLTRACK_WRITER_SETTLE" envDefault:"10s"`
+	// ConsumerMaxBytes bounds what each of work's consumer groups holds in memory
+	// (fetched, not yet committed); at the bound it stops fetching.
+	ConsumerMaxBytes int64         `env:"CALLTRACK_CONSUMER_MAX_BYTES" envDefault:"33554432"`
+	ShutdownTimeout  time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	PopupMaxAge      time.Duration `env:"CALLTRACK_POPUP_MAX_AGE" envDefault:"60s"` // older live events are dropped
 	// V2SummaryWait is how long a Webhook v2 call.end waits for its call.summary.
 	V2SummaryWait time.Duration `env:"CALLTRACK_V2_SUMMARY_WAIT" envDefault:"5m"`
 	// RecordingSigningKey signs durable recording links (with PublicURL set).
@@ -99,6 +102,9 @@ func (c Config) Validate(n Need) error {
 	}
 	if c.WriterLease < 0 || (c.WriterLease > 0 && c.WriterLease < 4*time.Second) {
 		errs = append(errs, errors.New("CALLTRACK_WRITER_LEASE must be a Go duration of at least 4s (e.g. 2m)"))
+	}
+	if c.ConsumerMaxBytes < 0 || (c.ConsumerMaxBytes > 0 && c.ConsumerMaxBytes < 1<<20) {
+		errs = append(errs, errors.New("CALLTRACK_CONSUMER_MAX_BYTES must be at least 1048576 (1 MiB)"))
 	}
 	if c.WriterSettle < 0 {
 		errs = append(errs, errors.New("CALLTRACK_WRITER_SETTLE must be a positive Go duration (e.g. 10s)"))

@@ -19,6 +19,7 @@ type Metrics struct {
 	UnknownV2Events *prometheus.CounterVec   // tenant, event_type
 	Popups          *prometheus.CounterVec   // tenant, outcome (notified, dropped_late, ...)
 	PopupLag        prometheus.Histogram     // seconds from webhook to pop-up
+	ConsumerTracked *prometheus.GaugeVec     // group: bytes of messages fetched and not yet committed
 	UserSync        *UserSync                // usersync.go
 	Backlog         *Backlog                 // backlog.go: consumer lag, dead letters
 	// CRMRequestsPerCall: the CRM requests one call log's create cost (searches, lead
@@ -72,7 +73,10 @@ func New() *Metrics {
 	m.CRMCallRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "calltrack_crm_call_requests_total", Help: "CRM requests made for call logs, by operation (create, update, find).",
 	}, []string{"tenant", "crm", "op"})
-	reg.MustRegister(m.Popups, m.PopupLag, m.CRMRequestsPerCall, m.CRMCallRequests)
+	m.ConsumerTracked = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "calltrack_consumer_tracked_bytes", Help: "Bytes of the messages a consumer group holds (fetched, not yet committed); at its bound it stops fetching.",
+	}, []string{"group"})
+	reg.MustRegister(m.Popups, m.PopupLag, m.CRMRequestsPerCall, m.CRMCallRequests, m.ConsumerTracked)
 	reg.MustRegister(m.Webhooks, m.WebhookLatency, m.PublishErrors, m.WriterOutcomes, m.CRMRequests, m.CRMLatency, m.UnknownV2Events)
 	m.UserSync = newUserSync(reg)
 	m.Backlog = newBacklog(reg)
