@@ -149,7 +149,9 @@ func TestRouting(t *testing.T) {
 			msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 9) }, retryTopi: true,
 			results:   []result{{err: fmt.Errorf("%w: 2s ago", callwriter.ErrSettling)}},
 			wantCalls: 1, wantTopic: topics.Retry, outcome: "retry",
-			check: func(t *testing.T, out kafka.Message) { assert.Equal(t, "9", kafkabus.Header(out, kafkabus.HeaderAttempts)) }},
+			check: func(t *testing.T, out kafka.Message) {
+				assert.Equal(t, "9", kafkabus.Header(out, kafkabus.HeaderAttempts))
+			}},
 		{name: "the last retry failing transiently: retries exhausted",
 			msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 9) }, retryTopi: true, results: []result{{err: transient}},
 			wantCalls: 1, wantTopic: topics.DLQ, outcome: "dead_lettered",
