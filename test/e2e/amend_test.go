@@ -43,17 +43,3 @@ func TestLaterVersionWithUnresolvedAgentAmendsTheWrittenCall(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, p, "nothing parked")
 }
-
-// stages lists a trace's stage names.
-func stages(trace map[string]any) []string {
-	var out []string
-	list, _ := trace["stages"].([]any)
-	for _, st := range list {
-		if m, ok := st.(map[string]any); ok {
-			if name, ok := m["stage"].(string); ok {
-				out = append(out, name)
-			}
-		}
-	}
-	return out
-}
