@@ -50,7 +50,7 @@ func (a *App) wireWriter() {
 // Writer builds the writer role.
 func (a *App) Writer() *Writer {
 	svc := &callwriter.Service{Tenants: a.Tenants, CRMs: a.writerCRM, Store: a.State, Owners: a.Mappings,
-		Parking: a.Parking, Trace: a.Trace, Link: a.Link, Log: a.Log,
+		Parking: a.Parking, Trace: a.Trace, FollowUps: a.followUps(), Link: a.Link, Log: a.Log,
 		Config: callwriter.Config{LeaseTTL: a.Cfg.WriterLease, SettleDelay: a.Cfg.WriterSettle}}
 	h := &route.Handlers{Service: svc, Publisher: a.Producer, Topics: a.Topics, Policy: a.Retry, Trace: a.Trace,
 		Metrics: a.Metrics, Log: a.Log, Pause: a.pauseCRM}

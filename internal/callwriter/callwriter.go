@@ -14,6 +14,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 )
 
@@ -28,6 +29,7 @@ const (
 	Amended   Outcome = "amended"      // the record exists and was updated with what this event adds
 	Parked    Outcome = "unattributed" // nobody owns the call yet: kept until a mapping appears
 	Kept      Outcome = "kept"         // an amendment waits for its call's record to be written
+	Skipped   Outcome = "skipped"      // the tenant's call policy writes nothing for such calls
 )
 
 // Errors the caller routes on. Errors from the CRM are *crm.Error (permanent or not).
@@ -111,6 +113,12 @@ type Owners interface {
 type Parking interface {
 	Park(ctx context.Context, l *call.Log) error
 	Unpark(ctx context.Context, tenant, callID string) error
+}
+
+// FollowUps makes a written call's follow-up task exist once when its tenant's policy
+// says log_and_task (callpolicy.FollowUps); it leaves other calls alone.
+type FollowUps interface {
+	Ensure(ctx context.Context, t *tenant.Tenant, l *call.Log) (string, error)
 }
 
 // Tracer records a call's stages (trace.Store).

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
@@ -25,10 +26,12 @@ type Service struct {
 	Owners  Owners
 	Parking Parking
 	Trace   Tracer
-	Link    RecordingLinker // default RawRecordingURL
-	Config  Config
-	Now     func() time.Time // default time.Now
-	Log     zerolog.Logger
+	// FollowUps creates call policies' follow-up tasks once a call is written; nil: none.
+	FollowUps FollowUps
+	Link      RecordingLinker // default RawRecordingURL
+	Config    Config
+	Now       func() time.Time // default time.Now
+	Log       zerolog.Logger
 
 	mu   sync.Mutex
 	crms map[string]CRM
@@ -39,11 +42,25 @@ type Service struct {
 //   - written already: amend the record with what this version adds, never park it;
 //   - an earlier create's outcome is unknown: look the record up first and adopt it
 //     if the CRM has it; a failed lookup creates nothing;
+//   - the tenant's call policy skips such calls: write nothing (a parked copy goes);
 //   - nobody owns the call: park it;
 //   - else create it, recording the intent first so that a crash before the result
 //     is kept is resolved by a lookup, not by a second create.
+//
+// A call whose record exists then gets its policy's follow-up task, once.
 func (s *Service) WriteLog(ctx context.Context, l *call.Log) (Outcome, error) {
-	return s.handle(ctx, l.Tenant, l.CallID, func(ctx context.Context, j *job) (Outcome, error) { return j.writeLog(ctx, l) })
+	return s.handle(ctx, l.Tenant, l.CallID, func(ctx context.Context, j *job) (Outcome, error) {
+		out, err := j.writeLog(ctx, l)
+		if err != nil {
+			return out, err
+		}
+		switch out {
+		case Written, Adopted, Duplicate, Amended:
+			// A redelivery finds the record written and tries a failed task again.
+			return out, j.followUp(ctx)
+		}
+		return out, nil
+	})
 }
 
 func (j *job) writeLog(ctx context.Context, l *call.Log) (Outcome, error) {
@@ -64,6 +81,9 @@ func (j *job) writeLog(ctx context.Context, l *call.Log) (Outcome, error) {
 	}
 	if err := j.resolveOwner(ctx, l); err != nil {
 		return "", err
+	}
+	if d := callpolicy.Decide(j.t.Calls, l); d.Skip() {
+		return j.skip(ctx, d.Reason)
 	}
 	if j.st.Pending != nil {
 		applyAmendment(l, j.st.Pending)
@@ -267,9 +287,12 @@ func (j *job) resolveOwner(ctx context.Context, l *call.Log) error {
 	if l.Owner != nil && !l.OwnerUnresolved {
 		return nil
 	}
-	owner, err := j.s.Owners.Owner(ctx, j.t.ID, j.t.FallbackOwner, l.Agent)
+	owner, err := j.s.Owners.Owner(ctx, j.t.ID, "", l.Agent)
 	if err != nil {
 		return infra(err)
+	}
+	if owner == nil {
+		owner = j.t.FallbackOwnerOf(l) // the department's owner, else the tenant's fallback_owner
 	}
 	if l.OwnerUnresolved {
 		if l.Internal, err = j.s.Owners.IsAgentPhone(ctx, j.t.ID, l.CallerNumber); err != nil {
@@ -279,6 +302,46 @@ func (j *job) resolveOwner(ctx context.Context, l *call.Log) error {
 	}
 	l.Owner = owner
 	return nil
+}
+
+// skip writes nothing for a call its tenant's policy skips: not parked either (a
+// parked copy from before the policy is dropped), its trace says why.
+func (j *job) skip(ctx context.Context, reason string) (Outcome, error) {
+	wasParked := j.st.Parked
+	j.st.Parked, j.st.Log, j.st.Pending = false, nil, nil
+	if err := j.save(ctx, true); err != nil {
+		return "", err
+	}
+	j.unpark(ctx, wasParked)
+	j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: callpolicy.StageSkipped, Kind: trace.KindLog, Detail: reason},
+		Status: callpolicy.StatusSkipped})
+	j.log.Info().Str("reason", reason).Msg("call skipped by the tenant's policy")
+	return Skipped, nil
+}
+
+// followUp makes the written call's follow-up task exist once (the tenant's policy
+// decides whether it has one). Its errors route like the record's: a CRM refusal as
+// the CRM's, an unknown outcome as one (looked up before any new create), a task being
+// handled elsewhere as busy, the task store failing as calltrack's own.
+func (j *job) followUp(ctx context.Context) error {
+	if j.s.FollowUps == nil || j.st.Log == nil {
+		return nil
+	}
+	_, err := j.s.FollowUps.Ensure(ctx, j.t, j.st.Log)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, callpolicy.ErrTaskSettling):
+		return fmt.Errorf("%w: follow-up task: %w", ErrSettling, err)
+	case errors.Is(err, callpolicy.ErrTaskOutcomeUnknown):
+		return fmt.Errorf("%w: follow-up task: %w", ErrOutcomeUnknown, err)
+	case errors.Is(err, callpolicy.ErrBusy):
+		return fmt.Errorf("%w: follow-up task: %w", ErrBusy, err)
+	case errors.As(err, new(*crm.Error)):
+		return err
+	default:
+		return infra(err)
+	}
 }
 
 // park keeps the call until a mapping for its agent appears.
@@ -318,9 +381,13 @@ func (j *job) create(ctx context.Context, l *call.Log) (Outcome, error) {
 			return "", err
 		}
 		j.unpark(ctx, wasParked)
-		j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: trace.KindLog, Detail: "record " + id},
+		detail := "record " + id
+		if note := l.FallbackNote(); note != "" {
+			detail += "; owned by " + note + " (owner source " + l.Owner.Source + ")"
+		}
+		j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: trace.KindLog, Detail: detail},
 			Status: trace.StatusWritten, OwnerID: ownerID(l), RecordID: id})
-		j.log.Info().Str("record_id", id).Str("owner", ownerID(l)).Msg("call log written")
+		j.log.Info().Str("record_id", id).Str("owner", ownerID(l)).Str("owner_source", l.Owner.Source).Msg("call log written")
 		return Written, nil
 	case outcomeUnknown(err):
 		j.st.Status, j.st.Since = StatusUnknown, j.now()
