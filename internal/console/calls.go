@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 )
@@ -23,6 +24,7 @@ var statusFilters = []struct{ Value, Label string }{
 	{trace.StatusUnattributed, "unattributed"},
 	{trace.StatusRetrying, "retrying"},
 	{trace.StatusDeadLettered, "dead-lettered"},
+	{callpolicy.StatusSkipped, "skipped by policy"},
 	{trace.Waiting, "waiting"},
 }
 
@@ -175,9 +177,10 @@ func (c *Console) callPage(e echo.Context) error {
 
 func toneOf(stage string) string {
 	switch stage {
-	case trace.StatusWritten, "already_written", "recording_added", "amended":
+	case trace.StatusWritten, trace.StageAlreadyWritten, trace.StageRecordingAttached, trace.StageDispositionAdded,
+		trace.StageAmended, trace.StageAdopted, callpolicy.StageTaskCreated, callpolicy.StageTaskAdopted:
 		return "ok"
-	case trace.StatusRetrying, trace.StatusUnattributed, "duplicate_ignored":
+	case trace.StatusRetrying, trace.StatusUnattributed, "duplicate_ignored", trace.StageOutcomeUnknown, callpolicy.StageTaskUnknown:
 		return "warn"
 	case trace.StatusDeadLettered, "dropped":
 		return "bad"

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/usersync"
@@ -25,6 +26,8 @@ func statusWords(s string) string {
 		return "retrying"
 	case trace.StatusDeadLettered:
 		return "dead-lettered"
+	case callpolicy.StatusSkipped:
+		return "skipped by policy"
 	case trace.StatusReceived, trace.StatusPublished:
 		return "waiting for a writer"
 	case "":
@@ -184,12 +187,30 @@ func stageWords(stage, kind string) string {
 		return "sent to the writer again by a replay"
 	case "duplicate_ignored":
 		return "a repeat of a delivery already taken: nothing new written"
-	case "already_written":
+	case trace.StageAlreadyWritten:
 		return "the CRM already had this call: not written twice"
-	case "reattributed":
+	case trace.StageReattributed:
 		return "an agent mapping appeared: the kept call went to the writer"
-	case "recording_added":
+	case trace.StageRecordingAttached:
 		return "the recording link was added to the CRM record"
+	case trace.StageDispositionAdded:
+		return "the agent's disposition was added to the CRM record"
+	case trace.StageAmended:
+		return "a later report of the call added to the CRM record (same record, same owner)"
+	case trace.StageAmendmentKept:
+		return "a recording or disposition came before the call itself: kept and written with it"
+	case trace.StageOutcomeUnknown:
+		return "the CRM gave no usable answer to the create: calltrack looks the call up in the CRM before any new create"
+	case trace.StageAdopted:
+		return "the CRM had stored the call although its answer was lost: that record is kept, not created twice"
+	case callpolicy.StageSkipped:
+		return "the tenant's call policy writes nothing to the CRM for such calls"
+	case callpolicy.StageTaskCreated:
+		return "the follow-up task was created in the CRM for the call's owner"
+	case callpolicy.StageTaskAdopted:
+		return "the CRM had stored the follow-up task although its answer was lost: kept, not created twice"
+	case callpolicy.StageTaskUnknown:
+		return "the CRM gave no usable answer to the task's create: it is looked up before any new create"
 	case "provisional_held":
 		return "call.end kept, waiting for the call's summary"
 	case "provisional_dropped":
