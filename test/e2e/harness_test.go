@@ -79,6 +79,9 @@ type stackOpts struct {
 	// clickToCall gives the tenant an API token (apiToken) and click-to-call through the
 	// sandbox MyOperator's outbound API, whose calls' webhooks come back to the stack.
 	clickToCall bool
+	// publicURL is CALLTRACK_PUBLIC_URL (PhoneBridge's click-to-dial callback); set
+	// before the stack starts, since the writer reads the config.
+	publicURL string
 	// writerSettle is how soon a create that got no answer is looked up (default 10s).
 	writerSettle time.Duration
 }
@@ -124,7 +127,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	s.group = "writer" + env.Suffix
 	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,
 		RedisAddr: env.RedisAddr, RedisPrefix: env.Prefix, AdminToken: adminToken, WriterGroup: s.group,
-		LogLevel: "warn", ShutdownTimeout: 5 * time.Second, V2SummaryWait: o.summaryWait, WriterSettle: o.writerSettle}
+		LogLevel: "warn", ShutdownTimeout: 5 * time.Second, V2SummaryWait: o.summaryWait, WriterSettle: o.writerSettle, PublicURL: o.publicURL}
 	if o.durableLinks {
 		cfg.RecordingSigningKey = recordingKey
 		cfg.RecordingAllowHTTPLoopback = true // the sandbox MyOperator's links are http://127.0.0.1

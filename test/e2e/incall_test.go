@@ -28,13 +28,12 @@ func inCallWith(uid string, state any, extra map[string]any, agents ...agent) st
 // received from the customer; users given as a plain string still find the agent; a
 // call_state of no known meaning shows nothing and is counted.
 func TestInCallDirectionAndStates(t *testing.T) {
-	s := newStack(t, stackOpts{second: "zoho"})
+	s := newStack(t, stackOpts{second: "zoho", publicURL: "https://calltrack.example"})
 	const zohoUser, pbUser = "5725767000000411001", "pb-77"
 	s.zohoB.AddUser(sandbox.ZohoUser{ID: zohoUser, FullName: "Sumit", Email: "sumit@example.com"})
 	s.zohoB.AddPhoneBridgeUser(sandbox.PhoneBridgeUser{ZohoUser: pbUser, Name: "Sumit", Email: "sumit@example.com"})
 	r := s.do(adminReq(s, http.MethodPut, "beta", "/mappings/"+sumit.id, `{"crm_user_id":"`+zohoUser+`","phones":["+91`+sumit.phone10+`"]}`))
 	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
-	s.app.Cfg.PublicURL = "https://calltrack.example"
 	r = s.do(adminReq(s, http.MethodPost, "beta", "/phonebridge/setup", ""))
 	require.Equal(t, http.StatusOK, r.Status, "pop-ups go to PhoneBridge users: %v", r.Body)
 

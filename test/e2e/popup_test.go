@@ -26,7 +26,7 @@ func (s *stack) postInCallAs(tenantID, tok, payload string) response {
 // PhoneBridge user to the CRM user and registered click-to-dial; the pop-up names
 // the PhoneBridge user, not the CRM user id.
 func TestLivePopupReachesMappedZohoUser(t *testing.T) {
-	s := newStack(t, stackOpts{second: "zoho"})
+	s := newStack(t, stackOpts{second: "zoho", publicURL: "https://calltrack.example"})
 	s.zohoB.AddUser(sandbox.ZohoUser{ID: "5725767000000411001", FullName: "Sumit", Email: "sumit@example.com"})
 	s.zohoB.AddPhoneBridgeUser(sandbox.PhoneBridgeUser{ZohoUser: "pb-77", Name: "Sumit", Email: "Sumit@Example.com"})
 	r := s.do(adminReq(s, http.MethodPut, "beta", "/mappings/"+sumit.id,
@@ -39,7 +39,6 @@ func TestLivePopupReachesMappedZohoUser(t *testing.T) {
 		return testutil.ToFloat64(s.app.Metrics.Popups.WithLabelValues("beta", "rejected")) >= 1
 	})
 	assert.Empty(t, s.zohoB.Notifications())
-	s.app.Cfg.PublicURL = "https://calltrack.example"
 	r = s.do(adminReq(s, http.MethodPost, "beta", "/phonebridge/setup", ""))
 	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
 	assert.Equal(t, 1.0, r.Body["mapped"])
