@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
@@ -77,7 +78,7 @@ func (a *App) pauseCRM(ctx context.Context, tenantID string, d time.Duration) {
 // release of held call.end events and the periodic backfill until ctx ends.
 func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 	a.startGuard() // ingest.go: Redis eviction check, restore after data loss
-	if err := a.startEpoch(ctx); err != nil {
+	if err := a.awaitEpoch(ctx); err != nil {
 		return fmt.Errorf("writer: %w", err)
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -110,6 +111,22 @@ func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 	g.Go(func() error { return a.RunProvisional(ctx) })
 	g.Go(func() error { return a.RunBackfill(ctx) })
 	return g.Wait()
+}
+
+// awaitEpoch starts the epoch (startEpoch), waiting out a Redis or Kafka that does not
+// answer yet: a writer started during an outage writes once they are back, instead of
+// exiting (nothing is consumed before the epoch is known).
+func (a *App) awaitEpoch(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 200*time.Millisecond, 5*time.Second
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := a.startEpoch(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.Log.Warn().Err(err).Msg("writer waits for Redis and Kafka to start its call-state epoch")
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
+	return err
 }
 
 // startEpoch starts the call-state epoch when Redis has none, before anything is

@@ -170,7 +170,9 @@ func newStack(t *testing.T, o stackOpts) *stack {
 	if !o.noWriter {
 		go func() {
 			defer close(done)
-			_ = a.RunWriter(wctx, a.Writer())
+			if err := a.RunWriter(wctx, a.Writer()); err != nil && wctx.Err() == nil {
+				t.Errorf("writer stopped: %v", err)
+			}
 		}()
 	} else {
 		close(done)
