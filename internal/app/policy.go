@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/crm"
@@ -34,9 +35,20 @@ func (a *App) followUps() *callpolicy.FollowUps {
 
 // DevCallPolicy is tenant demo's call policy in `calltrack dev`: a missed call is
 // logged with a follow-up task for its owner (due in 2 h); calls of department sales
-// whose agent is not mapped (or that rang no agent) belong to CRM user 1002.
+// whose agent is not mapped (or that rang no agent) belong to CRM user 1002. Its
+// business hours (Mon–Fri 09:30–18:30, Sat 10:00–14:00 in Asia/Kolkata) are shown on
+// the Setup page; with no out_of_hours policy they change nothing.
 func DevCallPolicy() tenant.CallPolicy {
-	return tenant.CallPolicy{TaskDue: tenant.DefaultTaskDue,
+	ist, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		ist = time.FixedZone("Asia/Kolkata", 5*3600+1800)
+	}
+	bh := &tenant.BusinessHours{Location: ist}
+	for d := time.Monday; d <= time.Friday; d++ {
+		bh.Days[d] = []tenant.Range{{From: 9*60 + 30, To: 18*60 + 30}}
+	}
+	bh.Days[time.Saturday] = []tenant.Range{{From: 10 * 60, To: 14 * 60}}
+	return tenant.CallPolicy{TaskDue: tenant.DefaultTaskDue, BusinessHours: bh,
 		Actions:     map[tenant.Category]tenant.Action{tenant.CategoryMissed: tenant.ActionLogAndTask},
 		Departments: map[string]string{"sales": DevDepartmentOwner}}
 }

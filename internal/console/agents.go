@@ -41,6 +41,8 @@ type setupData struct {
 	Backfill              tenant.Backfill
 	BackfillOff           string // why the periodic backfill does not run; "" when it does
 	LastBackfill          *backfill.Report
+	Policy                policyView      // policy.go
+	ClickToCall           clickToCallView // policy.go
 }
 
 func (c *Console) tenant(e echo.Context) *tenant.Tenant {
@@ -73,6 +75,8 @@ func (c *Console) setup(e echo.Context) error {
 			d.LastSyncError = r.LastError.Message
 		}
 	}
+	d.Policy = newPolicyView(t.Calls, c.crmNames(e.Request().Context(), t))
+	d.ClickToCall = newClickToCallView(t)
 	d.Backfill = t.Backfill.WithDefaults()
 	switch { // the cases of backfill.Enabled, in words
 	case t.MyOperatorKey.Reveal() == "":

@@ -25,7 +25,8 @@ func TestClickToCallConfig(t *testing.T) {
 			check: func(t *testing.T, tn *Tenant) {
 				c := tn.ClickToCall
 				if !c.Enabled() || c.OBDURL != DefaultOBDURL || c.PerUserPerMinute != DefaultClickToCallPerMinute ||
-					c.APIKey.Reveal() != "x-key" || c.SecretToken.Reveal() != "s3cret" || c.MaxCallDuration != 600 || tn.APIToken.Reveal() != "api-token" {
+					c.APIKey.Reveal() != "x-key" || c.SecretToken.Reveal() != "s3cret" || c.MaxCallDuration != 600 || tn.APIToken.Reveal() != "api-token" ||
+					tn.APITokenEnv != "API" {
 					t.Errorf("parsed %+v, token %q", c, tn.APIToken.Reveal())
 				}
 			}},

@@ -58,6 +58,7 @@ type Tenant struct {
 	// APIToken authenticates calltrack's tenant API (POST /api/v1/tenants/{t}/calls:
 	// Authorization: Bearer); empty: the API is closed for the tenant.
 	APIToken    Secret
+	APITokenEnv string      // the environment variable APIToken was read from (shown, never the token)
 	ClickToCall ClickToCall // click-to-call through MyOperator (clicktocall.go)
 }
 
@@ -237,6 +238,9 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		}
 		if t.APIToken, err = secret("api_token_env", e.APITokenEnv, false); err != nil {
 			return nil, err
+		}
+		if t.APIToken != "" {
+			t.APITokenEnv = e.APITokenEnv
 		}
 		if t.ClickToCall, err = e.ClickToCall.parse(secret); err != nil {
 			return nil, fmt.Errorf("tenants file: tenant %s: %w", id, err)

@@ -281,6 +281,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.Contains(t, text(t, op, ".flash"), "MyOperator: connected, 2 users")
 	assert.Contains(t, text(t, op, "#backfill-state"), "on every 15m")
 	assert.Contains(t, text(t, op, "#backfill-last"), "schedule", "the periodic backfill's last run")
+	// The call policies, business hours, task due, department owners and click-to-call.
+	assert.Contains(t, text(t, op, `#policy-rules tr[data-category="missed"]`), "log and a follow-up task for the owner")
+	assert.Contains(t, text(t, op, `#policy-rules tr[data-category="voicemail"]`), "log (default)")
+	assert.Contains(t, text(t, op, `#policy-rules tr[data-category="out_of_hours"]`), "not set: such calls follow the missed and voicemail policies")
+	assert.Equal(t, "Mon 09:30–18:30; Tue 09:30–18:30; Wed 09:30–18:30; Thu 09:30–18:30; Fri 09:30–18:30; Sat 10:00–14:00; Sun closed (Asia/Kolkata)",
+		text(t, op, "#business-hours"))
+	assert.Contains(t, text(t, op, "#task-due"), "2h after the call ended")
+	assert.Contains(t, text(t, op, "#departments"), "sales")
+	assert.Contains(t, text(t, op, "#departments"), "Priya N", "the sales department's fallback owner, by name")
+	assert.Contains(t, text(t, op, "#c2c-state"), "on")
+	assert.Contains(t, text(t, op, "#c2c-token"), "configured")
+	assert.NotContains(t, text(t, op, "main"), "demo-api-token", "the API token is never shown")
 	screenshot(t, op, "setup")
 
 	// Zoho's connection test too (tenant demo-zoho).
