@@ -31,51 +31,10 @@ func TestLostAnswersWriteEachCallOnce(t *testing.T) {
 	require.NoError(t, s.zohoB.SetFaults(faults))
 
 	const perTenant = 50
-	var (
-		mu                    sync.Mutex
-		kylasCalls, zohoCalls []string
-		wg                    sync.WaitGroup
-	)
-	for range perTenant {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}}
-			require.Equal(t, http.StatusOK, s.postForm("aftercall", afterCall(spec), token).Status)
-			mu.Lock()
-			kylasCalls = append(kylasCalls, spec.uid)
-			mu.Unlock()
-		}()
-		go func() {
-			defer wg.Done()
-			spec := callSpec{uid: newUID(), status: 2, legs: []leg{{agents: []agent{priya}}}}
-			require.Equal(t, http.StatusOK, s.postAs("beta", "beta-token", afterCall(spec)).Status)
-			mu.Lock()
-			zohoCalls = append(zohoCalls, spec.uid)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	kylasCalls, zohoCalls := s.postBothTenants(perTenant, nil)
 	s.waitAllWritten(map[string][]string{tenantID: kylasCalls, "beta": zohoCalls}, 150*time.Second)
 
-	kylasPer := map[string]int{}
-	for _, rec := range s.kylas.Records() {
-		kylasPer[rec.CallID()]++
-		assert.EqualValues(t, 1001, rec.Owner.ID)
-	}
-	for _, uid := range kylasCalls {
-		assert.Equal(t, 1, kylasPer[uid], "Kylas records of %s", uid)
-	}
-	zohoPer := map[string]int{}
-	for _, rec := range s.zohoB.Records() {
-		if m := zohoCallID.FindStringSubmatch(rec.Description); m != nil {
-			zohoPer[m[1]]++
-		}
-		assert.Equal(t, "5725767000000411002", rec.Owner.ID)
-	}
-	for _, uid := range zohoCalls {
-		assert.Equal(t, 1, zohoPer[uid], "Zoho records of %s", uid)
-	}
+	s.assertOncePerCall(kylasCalls, zohoCalls)
 	ks, zs := s.kylas.Stats(), s.zohoB.Stats()
 	t.Logf("kylas: %+v", ks)
 	t.Logf("zoho: %+v", zs)
@@ -179,4 +138,62 @@ func (s *stack) waitAllWritten(calls map[string][]string, d time.Duration) {
 		}
 		return len(pending) == 0
 	})
+}
+
+// postBothTenants posts n calls for each of the stack's tenants at once — tenant acme's
+// answered by sumit (Kylas, user 1001), beta's missed by priya (Zoho) — one pair per
+// tick of pace when given, and returns their call ids.
+func (s *stack) postBothTenants(n int, pace <-chan time.Time) (kylasCalls, zohoCalls []string) {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for range n {
+		if pace != nil {
+			<-pace
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}}
+			require.Equal(s.t, http.StatusOK, s.postForm("aftercall", afterCall(spec), token).Status)
+			mu.Lock()
+			kylasCalls = append(kylasCalls, spec.uid)
+			mu.Unlock()
+		}()
+		go func() {
+			defer wg.Done()
+			spec := callSpec{uid: newUID(), status: 2, legs: []leg{{agents: []agent{priya}}}}
+			require.Equal(s.t, http.StatusOK, s.postAs("beta", "beta-token", afterCall(spec)).Status)
+			mu.Lock()
+			zohoCalls = append(zohoCalls, spec.uid)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return kylasCalls, zohoCalls
+}
+
+// assertOncePerCall checks that each call of postBothTenants has exactly one record in
+// its CRM, owned by its agent's user (Kylas 1001, Zoho 5725767000000411002).
+func (s *stack) assertOncePerCall(kylasCalls, zohoCalls []string) {
+	s.t.Helper()
+	kylasPer := map[string]int{}
+	for _, rec := range s.kylas.Records() {
+		kylasPer[rec.CallID()]++
+		assert.EqualValues(s.t, 1001, rec.Owner.ID, "owner of %s", rec.CallID())
+	}
+	for _, uid := range kylasCalls {
+		assert.Equal(s.t, 1, kylasPer[uid], "Kylas records of %s", uid)
+	}
+	zohoPer := map[string]int{}
+	for _, rec := range s.zohoB.Records() {
+		if m := zohoCallID.FindStringSubmatch(rec.Description); m != nil {
+			zohoPer[m[1]]++
+		}
+		assert.Equal(s.t, "5725767000000411002", rec.Owner.ID)
+	}
+	for _, uid := range zohoCalls {
+		assert.Equal(s.t, 1, zohoPer[uid], "Zoho records of %s", uid)
+	}
 }

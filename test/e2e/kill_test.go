@@ -162,12 +162,6 @@ func TestWorkReplicasKilledMidStream(t *testing.T) {
 	}
 
 	const perTenant = 100
-	var (
-		mu         sync.Mutex
-		kylasCalls []string
-		zohoCalls  []string
-		wg         sync.WaitGroup
-	)
 	// Replicas die mid-stream: a kill every 2-3 s while the calls arrive and a little
 	// after, each killed replica started again at once.
 	const wantKills = 6
@@ -186,50 +180,13 @@ func TestWorkReplicasKilledMidStream(t *testing.T) {
 	// Calls arrive at a steady pace (ten a second per tenant) while replicas die.
 	pace := time.NewTicker(100 * time.Millisecond)
 	defer pace.Stop()
-	for range perTenant {
-		<-pace.C
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}}
-			require.Equal(t, http.StatusOK, s.postForm("aftercall", afterCall(spec), token).Status)
-			mu.Lock()
-			kylasCalls = append(kylasCalls, spec.uid)
-			mu.Unlock()
-		}()
-		go func() {
-			defer wg.Done()
-			spec := callSpec{uid: newUID(), status: 2, legs: []leg{{agents: []agent{priya}}}}
-			require.Equal(t, http.StatusOK, s.postAs("beta", "beta-token", afterCall(spec)).Status)
-			mu.Lock()
-			zohoCalls = append(zohoCalls, spec.uid)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	kylasCalls, zohoCalls := s.postBothTenants(perTenant, pace.C)
 	<-killsDone
 	t.Logf("%d kills", kills)
 	s.waitAllWritten(map[string][]string{tenantID: kylasCalls, "beta": zohoCalls}, 150*time.Second)
 	reps.stopAll() // nothing in flight while the records are counted
 
-	kylasPer := map[string]int{}
-	for _, rec := range s.kylas.Records() {
-		kylasPer[rec.CallID()]++
-		assert.EqualValues(t, 1001, rec.Owner.ID, "owner of %s", rec.CallID())
-	}
-	for _, uid := range kylasCalls {
-		assert.Equal(t, 1, kylasPer[uid], "Kylas records of %s", uid)
-	}
-	zohoPer := map[string]int{}
-	for _, rec := range s.zohoB.Records() {
-		if m := zohoCallID.FindStringSubmatch(rec.Description); m != nil {
-			zohoPer[m[1]]++
-		}
-		assert.Equal(t, "5725767000000411002", rec.Owner.ID)
-	}
-	for _, uid := range zohoCalls {
-		assert.Equal(t, 1, zohoPer[uid], "Zoho records of %s", uid)
-	}
+	s.assertOncePerCall(kylasCalls, zohoCalls)
 	assert.Len(t, s.kylas.Records(), perTenant, "no duplicates in Kylas")
 	assert.Len(t, s.zohoB.Records(), perTenant, "no duplicates in Zoho")
 	assert.Zero(t, s.kylas.Stats().Duplicates)
