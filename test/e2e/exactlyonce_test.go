@@ -31,10 +31,15 @@ func TestLostAnswersWriteEachCallOnce(t *testing.T) {
 	require.NoError(t, s.zohoB.SetFaults(faults))
 
 	const perTenant = 50
+	kylasLeads, zohoLeads := len(s.kylas.Leads()), len(s.zohoB.Leads())
 	kylasCalls, zohoCalls := s.postBothTenants(perTenant, nil)
 	s.waitAllWritten(map[string][]string{tenantID: kylasCalls, "beta": zohoCalls}, 150*time.Second)
 
 	s.assertOncePerCall(kylasCalls, zohoCalls)
+	// Every call is from one unknown caller: one lead in each CRM, even when the lead's
+	// create lost its answer.
+	assert.Len(t, s.kylas.Leads(), kylasLeads+1, "Kylas leads")
+	assert.Len(t, s.zohoB.Leads(), zohoLeads+1, "Zoho leads")
 	ks, zs := s.kylas.Stats(), s.zohoB.Stats()
 	t.Logf("kylas: %+v", ks)
 	t.Logf("zoho: %+v", zs)
