@@ -16,6 +16,7 @@ import (
 	"github.com/calltrack/calltrack/internal/latebind"
 	"github.com/calltrack/calltrack/internal/popup"
 	"github.com/calltrack/calltrack/internal/route"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -105,7 +106,7 @@ func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 		return kafkabus.ConsumeConcurrent(ctx, a.Kafka, kafkabus.ConcurrentConfig{
 			ConsumerConfig: kafkabus.ConsumerConfig{GroupID: a.Cfg.WriterGroup + "-popups", Topics: []string{a.Topics.Live}, Log: a.Log,
 				HandleTimeout: 10 * time.Second},
-			GroupOf: byTenant, OnTracked: tracked(a.Cfg.WriterGroup + "-popups"), MaxBytes: a.Cfg.ConsumerMaxBytes}, w.Popups.Handle)
+			GroupOf: byTenant, OnTracked: tracked(a.Cfg.WriterGroup + "-popups"), MaxBytes: a.Cfg.ConsumerMaxBytes}, telemetry.Consume(w.Popups.Handle))
 	})
 	g.Go(func() error { return a.RunRedrive(ctx) })
 	g.Go(func() error { return a.RunProvisional(ctx) })

@@ -13,6 +13,7 @@ import (
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 )
@@ -176,7 +177,7 @@ func (s *Service) begin(ctx context.Context, tenantID, callID string) (*job, err
 		return nil, infra(err)
 	}
 	j := &job{s: s, t: t, lease: lease, st: st, deadline: now.Add(cfg.requestBudget()),
-		log: s.Log.With().Str("tenant", tenantID).Str("call_id", callID).Logger()}
+		log: telemetry.Log(ctx, s.Log.With()).Str("tenant", tenantID).Str("call_id", callID).Logger()}
 	if st.Status == StatusUnknown && st.Log == nil {
 		// Nothing to look up by: the create never got as far as its request.
 		j.st.Status = StatusNew

@@ -13,6 +13,7 @@ import (
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -69,7 +70,7 @@ func (p *Consumer) Handle(ctx context.Context, m kafka.Message) error {
 		p.count(ev.Tenant, "no_notifier")
 		return nil
 	}
-	log := p.Log.With().Str("tenant", ev.Tenant).Str("call_id", ev.CallID).Str("state", string(ev.State)).Logger()
+	log := telemetry.Log(ctx, p.Log.With()).Str("tenant", ev.Tenant).Str("call_id", ev.CallID).Str("state", string(ev.State)).Logger()
 	for _, o := range ev.Owners {
 		if err := n.Notify(ctx, ev, o); err != nil {
 			outcome := "failed"

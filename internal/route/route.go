@@ -25,6 +25,7 @@ import (
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/trace"
 )
 
@@ -88,16 +89,19 @@ func (h *Handlers) Main() kafkabus.Handler { return h.handler(false) }
 // (DueAt); one attempt is made per due time.
 func (h *Handlers) Retry() kafkabus.Handler { return h.handler(true) }
 
+// Each handler runs in a consumer span continuing the trace of the message's headers
+// (telemetry.Consume): the CRM requests are its children, and what is routed on to the
+// retry or dead-letter topic carries the same trace (the producer injects it).
 func (h *Handlers) handler(fromRetry bool) kafkabus.Handler {
 	chain := h.inPlace(h.breaker(h.invoke))
-	return func(ctx context.Context, m kafka.Message) error {
+	return telemetry.Consume(func(ctx context.Context, m kafka.Message) error {
 		d, err := h.decode(m, fromRetry)
 		var o callwriter.Outcome
 		if err == nil {
 			o, err = chain(ctx, d)
 		}
 		return h.route(ctx, d, o, err)
-	}
+	})
 }
 
 // DueAt is when a retry-topic message is due.
@@ -259,7 +263,12 @@ func (h *Handlers) route(ctx context.Context, d *delivery, o callwriter.Outcome,
 // rate-limited) has further messages moved to the retry topic rather than stalling
 // every other tenant. It costs no attempt, but each deferral of a message waits longer
 // (the retry policy's delays), so a tenant that stays saturated is not a hot loop.
+// The deferral is a consumer span of the message's trace, which the deferred copy keeps.
 func (h *Handlers) Defer(ctx context.Context, m kafka.Message) error {
+	return telemetry.Consume(h.deferMessage)(ctx, m)
+}
+
+func (h *Handlers) deferMessage(ctx context.Context, m kafka.Message) error {
 	d := &delivery{m: m, kind: m.Topic, tenant: kafkabus.Header(m, kafkabus.HeaderTenant), callID: kafkabus.Header(m, kafkabus.HeaderCallID)}
 	if m.Topic == h.Topics.Retry {
 		d.kind, d.fromRetry = kafkabus.Header(m, kafkabus.HeaderOrigTopic), true
@@ -290,7 +299,7 @@ func (h *Handlers) schedule(ctx context.Context, d *delivery, attempts int, caus
 		h.trace(ctx, d, trace.Update{Stage: trace.Stage{Stage: trace.StatusRetrying, Kind: trace.KindLog,
 			Detail: fmt.Sprintf("attempt %d failed: %v; next at %s", attempts, cause, due.Format(time.RFC3339))}, Status: trace.StatusRetrying})
 	}
-	h.Log.Warn().Err(cause).Str("tenant", d.tenant).Str("call_id", d.callID).Int("attempts", attempts).Time("due", due).Msg("write failed; retry scheduled")
+	h.log(ctx).Warn().Err(cause).Str("tenant", d.tenant).Str("call_id", d.callID).Int("attempts", attempts).Time("due", due).Msg("write failed; retry scheduled")
 	return nil
 }
 
@@ -305,7 +314,7 @@ func (h *Handlers) deadLetter(ctx context.Context, d *delivery, attempts int, re
 		h.trace(ctx, d, trace.Update{Stage: trace.Stage{Stage: trace.StatusDeadLettered, Kind: trace.KindLog, Detail: reason + ": " + cause.Error()},
 			Status: trace.StatusDeadLettered})
 	}
-	h.Log.Error().Err(cause).Str("tenant", d.tenant).Str("call_id", d.callID).Str("reason", reason).Int("attempts", attempts).Msg("write dead-lettered")
+	h.log(ctx).Error().Err(cause).Str("tenant", d.tenant).Str("call_id", d.callID).Str("reason", reason).Int("attempts", attempts).Msg("write dead-lettered")
 	return nil
 }
 
@@ -330,6 +339,12 @@ func (h *Handlers) routed(d *delivery, topic string, attempts int, cause error, 
 		hs = without(hs, kafkabus.HeaderDueAt)
 	}
 	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: hs}
+}
+
+// log is the handlers' logger with the trace id of ctx's span.
+func (h *Handlers) log(ctx context.Context) *zerolog.Logger {
+	l := telemetry.Log(ctx, h.Log.With()).Logger()
+	return &l
 }
 
 func (h *Handlers) count(d *delivery, outcome string) {

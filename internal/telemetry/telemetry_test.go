@@ -3,10 +3,8 @@ package telemetry_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -15,47 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace/noop"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/calltrack/calltrack/internal/telemetry"
+	"github.com/calltrack/calltrack/internal/telemetry/telemetrytest"
 )
-
-// receiver is an in-process OTLP/HTTP trace receiver: what a collector would get.
-type receiver struct {
-	mu    sync.Mutex
-	spans []*tracepb.Span
-	svc   []string
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if req.URL.Path != "/v1/traces" {
-		http.NotFound(w, req)
-		return
-	}
-	body, _ := io.ReadAll(req.Body)
-	var in coltracepb.ExportTraceServiceRequest
-	if err := proto.Unmarshal(body, &in); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	for _, rs := range in.ResourceSpans {
-		for _, a := range rs.Resource.Attributes {
-			if a.Key == "service.name" {
-				r.svc = append(r.svc, a.Value.GetStringValue())
-			}
-		}
-		for _, ss := range rs.ScopeSpans {
-			r.spans = append(r.spans, ss.Spans...)
-		}
-	}
-	r.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	b, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-	_, _ = w.Write(b)
-}
 
 func restoreGlobals(t *testing.T) {
 	tp, prop := otel.GetTracerProvider(), otel.GetTextMapPropagator()
@@ -68,10 +30,8 @@ func restoreGlobals(t *testing.T) {
 // exported over OTLP to the configured endpoint.
 func TestOneTraceFromWebhookThroughKafkaToCRM(t *testing.T) {
 	restoreGlobals(t)
-	rcv := &receiver{}
-	collector := httptest.NewServer(rcv)
-	defer collector.Close()
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	rcv := telemetrytest.NewReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
 	shutdown, err := telemetry.Setup(context.Background(), "test", "v0-test")
 	require.NoError(t, err)
 
@@ -115,35 +75,33 @@ func TestOneTraceFromWebhookThroughKafkaToCRM(t *testing.T) {
 	require.NoError(t, write(context.Background(), topic[0]))
 	require.NoError(t, shutdown(context.Background()))
 
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	byName := map[string]*tracepb.Span{}
-	for _, s := range rcv.spans {
+	spans := rcv.Spans()
+	byName := map[string]telemetrytest.Span{}
+	for _, s := range spans {
 		byName[s.Name] = s
 	}
-	require.Len(t, rcv.spans, 4, "server, publish, process, CRM request: %v", names(rcv.spans))
-	server := byName["POST /webhooks/myoperator/:tenant/aftercall"]
-	publish := byName["publish calltrack.call.log.v1"]
-	process := byName["process calltrack.call.log.v1"]
-	require.NotNil(t, server, "%v", names(rcv.spans))
-	require.NotNil(t, publish)
-	require.NotNil(t, process)
-	var client *tracepb.Span
-	for _, s := range rcv.spans {
+	require.Len(t, spans, 4, "server, publish, process, CRM request: %v", telemetrytest.Names(spans))
+	server, ok := byName["POST /webhooks/myoperator/:tenant/aftercall"]
+	require.True(t, ok, "%v", telemetrytest.Names(spans))
+	publish, process := byName["publish calltrack.call.log.v1"], byName["process calltrack.call.log.v1"]
+	require.NotNil(t, publish.Span)
+	require.NotNil(t, process.Span)
+	var client telemetrytest.Span
+	for _, s := range spans {
 		if s.Kind == tracepb.Span_SPAN_KIND_CLIENT {
 			client = s
 		}
 	}
-	require.NotNil(t, client)
-	for _, s := range rcv.spans {
+	require.NotNil(t, client.Span)
+	for _, s := range spans {
 		assert.Equal(t, server.TraceId, s.TraceId, "%s is in the webhook's trace", s.Name)
 	}
 	assert.Equal(t, server.SpanId, publish.ParentSpanId, "publish under the webhook")
 	assert.Equal(t, publish.SpanId, process.ParentSpanId, "the writer continues the publish's context from the headers")
 	assert.Equal(t, process.SpanId, client.ParentSpanId, "the CRM request under the writer")
-	assert.Contains(t, crmTraceparent, hexID(server.TraceId), "the CRM sees the trace in traceparent")
-	assert.Contains(t, logged.String(), `"trace_id":"`+hexID(server.TraceId)+`"`, "logs carry the trace id")
-	assert.Contains(t, rcv.svc, "calltrack-test")
+	assert.Contains(t, crmTraceparent, server.TraceID(), "the CRM sees the trace in traceparent")
+	assert.Contains(t, logged.String(), `"trace_id":"`+server.TraceID()+`"`, "logs carry the trace id")
+	assert.Equal(t, "calltrack-test", server.Service)
 }
 
 // Without an endpoint nothing is recorded, nothing is sent, and messages get no trace
@@ -172,10 +130,8 @@ func TestOffWithoutEndpoint(t *testing.T) {
 // not a second traceparent.
 func TestInjectReplacesHeaders(t *testing.T) {
 	restoreGlobals(t)
-	rcv := &receiver{}
-	collector := httptest.NewServer(rcv)
-	defer collector.Close()
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	rcv := telemetrytest.NewReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
 	shutdown, err := telemetry.Setup(context.Background(), "test", "v0-test")
 	require.NoError(t, err)
 	defer shutdown(context.Background())
@@ -192,21 +148,4 @@ func TestInjectReplacesHeaders(t *testing.T) {
 	}
 	assert.Equal(t, 1, n)
 	assert.Equal(t, telemetry.TraceID(ctx), telemetry.TraceID(telemetry.Extract(context.Background(), m)))
-}
-
-func names(ss []*tracepb.Span) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = s.Name
-	}
-	return out
-}
-
-func hexID(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }

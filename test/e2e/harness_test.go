@@ -28,6 +28,7 @@ import (
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	mosandbox "github.com/calltrack/calltrack/internal/myoperator/sandbox"
 	"github.com/calltrack/calltrack/internal/route"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
 )
@@ -144,7 +145,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	if o.durableLinks {
 		a.Cfg.PublicURL = "http://" + s.api.Listener.Addr().String() // the links the writers write point here
 	}
-	s.api.Config.Handler = a.HTTP()
+	s.api.Config.Handler = telemetry.Handler(a.HTTP()) // as app.Serve does
 	s.api.Start()
 	if o.clickToCall {
 		hook := func(kind string) string {
