@@ -76,7 +76,8 @@ func (a *App) pauseCRM(ctx context.Context, tenantID string, d time.Duration) {
 }
 
 // RunWriter runs the writer's consumer groups, the redrive of parked calls, the
-// release of held call.end events and the periodic backfill until ctx ends.
+// release of held call.end events, the periodic backfill and the census of parked
+// calls until ctx ends.
 func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 	a.startGuard() // ingest.go: Redis eviction check, restore after data loss
 	if err := a.awaitEpoch(ctx); err != nil {
@@ -109,9 +110,19 @@ func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 			GroupOf: byTenant, OnTracked: tracked(a.Cfg.WriterGroup + "-popups"), MaxBytes: a.Cfg.ConsumerMaxBytes}, telemetry.Consume(w.Popups.Handle))
 	})
 	g.Go(func() error { return a.RunRedrive(ctx) })
+	g.Go(func() error { return a.RunParkedCensus(ctx) })
 	g.Go(func() error { return a.RunProvisional(ctx) })
 	g.Go(func() error { return a.RunBackfill(ctx) })
 	return g.Wait()
+}
+
+// RunParkedCensus exports each tenant's parked calls and the age of the oldest
+// (calltrack_parked_calls, calltrack_parked_oldest_age_seconds) until ctx ends: the
+// dashboard's parked-calls panel and the alert on calls parked longer than a day.
+func (a *App) RunParkedCensus(ctx context.Context) error {
+	c := &latebind.Census{State: a.State, Tenants: a.Tenants.IDs, Metrics: a.Metrics.Parked,
+		Log: a.Log.With().Str("role", "parked-census").Logger()}
+	return c.Run(ctx)
 }
 
 // awaitEpoch starts the epoch (startEpoch), waiting out a Redis or Kafka that does not

@@ -22,6 +22,7 @@ type Metrics struct {
 	ConsumerTracked *prometheus.GaugeVec     // group: bytes of messages fetched and not yet committed
 	UserSync        *UserSync                // usersync.go
 	Backlog         *Backlog                 // backlog.go: consumer lag, dead letters
+	Parked          *Parked                  // parked.go: unattributed calls per tenant
 	// CRMRequestsPerCall: the CRM requests one call log's create cost (searches, lead
 	// creation, its share of a batched insert); CRMCallRequests counts them by
 	// operation (create, update, find), so amendments show too.
@@ -80,5 +81,6 @@ func New() *Metrics {
 	reg.MustRegister(m.Webhooks, m.WebhookLatency, m.PublishErrors, m.WriterOutcomes, m.CRMRequests, m.CRMLatency, m.UnknownV2Events)
 	m.UserSync = newUserSync(reg)
 	m.Backlog = newBacklog(reg)
+	m.Parked = newParked(reg)
 	return m
 }
