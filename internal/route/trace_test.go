@@ -44,9 +44,9 @@ func TestRoutedMessagesStayInTheirTrace(t *testing.T) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 
 	cases := []struct {
-		name   string
-		result result
-		topic  string
+		name     string
+		result   result
+		topic    string
 		deferred bool
 	}{
 		{"retry", result{err: transient}, topics.Retry, false},
