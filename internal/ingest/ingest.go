@@ -8,8 +8,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -139,28 +137,38 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 	ctx := c.Request().Context()
 
 	raw, err := myoperator.ExtractJSON(c.Request().Header.Get(echo.HeaderContentType), body, c.QueryParams())
-	if err == nil && !t.AcceptsCompany(myoperator.CompanyID(raw)) {
-		r.outcome = "unauthorized"
-		log.Warn().Msg("payload of another company refused")
-		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
-	}
 	var d delivery
 	var logID string
 	if err == nil {
+		// Parsed before the company check (parsing has no effect), so the payload is
+		// decoded once: the company id comes from the parse.
 		receivedAt := h.now()
+		var l *call.Log
+		var lv *call.Live
+		company := ""
 		if kind == "aftercall" {
-			var l *call.Log
 			if l, err = myoperator.ParseAfterCall(t.ID, raw, receivedAt); err == nil {
-				logID = l.LogID
-				d = h.afterCall(t, l, r)
-				d.trace.LogID = l.LogID
+				company = l.CompanyID
 			}
-		} else {
-			var lv *call.Live
-			if lv, err = myoperator.ParseInCall(t.ID, raw, receivedAt); err == nil {
-				d = h.inCall(t, lv)
-				d.trace.Stage.Detail = string(lv.State)
-			}
+		} else if lv, err = myoperator.ParseInCall(t.ID, raw, receivedAt); err == nil {
+			company = lv.CompanyID
+		}
+		if t.CompanyID != "" && company == "" {
+			company = myoperator.CompanyID(raw) // unparseable, or the other kind's key
+		}
+		if !t.AcceptsCompany(company) {
+			r.outcome = "unauthorized"
+			log.Warn().Msg("payload of another company refused")
+			return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
+		}
+		switch {
+		case l != nil:
+			logID = l.LogID
+			d = h.afterCall(t, l, r)
+			d.trace.LogID = l.LogID
+		case lv != nil:
+			d = h.inCall(t, lv)
+			d.trace.Stage.Detail = string(lv.State)
 		}
 		if errors.Is(err, myoperator.ErrIgnored) {
 			// Well formed, but nothing to act on (an inCall state of no known meaning):
@@ -466,22 +474,6 @@ func (h *Handler) reject(ctx context.Context, c echo.Context, tenantID, kind str
 	}
 	log.Info().Str("reason", msg).Msg("malformed webhook rejected")
 	return web.Errorf(http.StatusBadRequest, "malformed_payload", msg)
-}
-
-// payloadHash identifies a payload whatever its encoding: the JSON is decoded and
-// re-encoded with sorted keys before hashing.
-func payloadHash(raw []byte) string {
-	var v any
-	d := json.NewDecoder(strings.NewReader(string(raw)))
-	d.UseNumber()
-	canon := raw
-	if d.Decode(&v) == nil {
-		if b, err := json.Marshal(v); err == nil {
-			canon = b
-		}
-	}
-	sum := sha256.Sum256(canon)
-	return hex.EncodeToString(sum[:16])
 }
 
 func agentLabel(a call.Agent) string { return a.Label() }

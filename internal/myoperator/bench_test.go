@@ -19,6 +19,8 @@ func BenchmarkParse(b *testing.B) {
 		{"AfterCall", "aftercall_answered.json", nil, func(raw []byte) error { _, err := ParseAfterCall("acme", raw, received); return err }},
 		{"InCall", "incall_ringing.json", nil, func(raw []byte) error { _, err := ParseInCall("acme", raw, received); return err }},
 		{"V2Summary", "v2_call_summary.json", nil, func(raw []byte) error { _, err := ParseV2("acme", raw, received); return err }},
+		// What ingest hashes to recognise a redelivery.
+		{"Canonical", "aftercall_answered.json", nil, func(raw []byte) error { Canonical(raw); return nil }},
 		// The form-encoded delivery (myoperator=<json>) as MyOperator posts it: unescaped first.
 		{"ExtractJSONForm", "aftercall_answered.json", formBody, func(body []byte) error {
 			_, err := ExtractJSON("application/x-www-form-urlencoded", body, nil)

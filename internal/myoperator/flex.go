@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrMalformed is wrapped by every error about a payload we cannot use.
@@ -22,6 +23,10 @@ func malformed(format string, args ...any) error {
 // decodeObject unmarshals raw, which must be a JSON object, into v. The fields of
 // v are flex types that accept anything, so only broken JSON or a non-object fails.
 func decodeObject(raw []byte, v any) error {
+	if b := bytes.TrimSpace(raw); len(b) > 0 && b[0] == '{' && json.Unmarshal(raw, v) == nil {
+		return nil // one pass: Unmarshal validates as it goes
+	}
+	// Say why not (checkObject's words), decoding once more only when it is an object.
 	if err := checkObject(raw); err != nil {
 		return err
 	}
@@ -33,6 +38,9 @@ func decodeObject(raw []byte, v any) error {
 
 // checkObject reports why raw is not a single JSON object.
 func checkObject(raw []byte) error {
+	if json.Valid(raw) && kind(raw) == "object" {
+		return nil // no copy: the error below is all the slow path is for
+	}
 	var v json.RawMessage
 	if err := json.Unmarshal(raw, &v); err != nil {
 		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
@@ -78,6 +86,10 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case len(b) == 0 || string(b) == "null":
 		*f = ""
 	case b[0] == '"':
+		if s, ok := plainString(b); ok {
+			*f = flexString(strings.TrimSpace(s))
+			return nil
+		}
 		var s string
 		if json.Unmarshal(b, &s) != nil {
 			*f = ""
@@ -189,13 +201,11 @@ func (l *flexList[T]) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(b, &items) != nil {
-			return nil
-		}
-		for _, it := range items {
+		// b is valid JSON (the decoder checked the whole payload before calling here):
+		// split it without decoding it twice.
+		for _, it := range jsonItems(b, ']') {
 			var v T
-			if kind(it) != "null" && json.Unmarshal(it, &v) == nil {
+			if kind(it) != "null" && unmarshalItem(it, &v) == nil {
 				*l = append(*l, v)
 			}
 		}
@@ -207,7 +217,8 @@ func (l *flexList[T]) UnmarshalJSON(b []byte) error {
 	case '"':
 		var s string
 		if json.Unmarshal(b, &s) == nil {
-			if s = strings.TrimSpace(s); s != "" && (s[0] == '[' || s[0] == '{') {
+			// Not yet checked, unlike b: a broken inner list is no list.
+			if s = strings.TrimSpace(s); s != "" && (s[0] == '[' || s[0] == '{') && json.Valid([]byte(s)) {
 				return l.UnmarshalJSON([]byte(s))
 			}
 		}
@@ -219,4 +230,26 @@ func (l *flexList[T]) UnmarshalJSON(b []byte) error {
 type kv struct {
 	Key   flexString `json:"ky"`
 	Value flexString `json:"vl"`
+}
+
+// unmarshalItem decodes a list item already known to be valid JSON; an item type with
+// its own UnmarshalJSON gets the bytes without their being checked yet again.
+func unmarshalItem[T any](it []byte, v *T) error {
+	if u, ok := any(v).(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(it)
+	}
+	return json.Unmarshal(it, v)
+}
+
+// plainString is the value of a valid JSON string with nothing to unescape and
+// valid UTF-8 (most of MyOperator's), without json.Unmarshal's second look.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[len(b)-1] != '"' {
+		return "", false
+	}
+	in := b[1 : len(b)-1]
+	if bytes.IndexByte(in, '\\') >= 0 || !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }

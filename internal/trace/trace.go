@@ -107,13 +107,14 @@ var setStatus = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 local new = ARGV[1]
 local early = {received = true, published = true}
+local set = {'tenant', ARGV[2]}
 if new ~= '' and cur ~= 'written' and not (early[new] and cur and not early[cur]) then
-  redis.call('HSET', KEYS[1], 'status', new)
+  set[#set+1] = 'status'; set[#set+1] = new
 end
 for i = 3, #ARGV, 2 do
-  if ARGV[i+1] ~= '' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+  if ARGV[i+1] ~= '' then set[#set+1] = ARGV[i]; set[#set+1] = ARGV[i+1] end
 end
-redis.call('HSET', KEYS[1], 'tenant', ARGV[2])
+redis.call('HSET', KEYS[1], unpack(set)) -- one command, however many fields
 redis.call('PEXPIRE', KEYS[1], 604800000)
 return 1
 `)
@@ -151,17 +152,6 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID str
 		p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
 	}
 	s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
-	return nil
-}
-
-// RecordPipe queues on p the updates of one call, applied in order (for callers that
-// batch their Redis round trips, as ingest does).
-func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callID string, us ...Update) error {
-	for _, u := range us {
-		if err := s.queue(ctx, p, tenant, callID, u); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

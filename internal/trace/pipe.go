@@ -1,0 +1,87 @@
+package trace
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RecordPipe queues on p the updates of one call, with the effect of applying them in
+// order, for callers that batch their Redis round trips (ingest: received, then
+// published). The updates go as one: one status script, one RPUSH of all the stages,
+// one index entry — about half the Redis commands of recording them one by one.
+func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callID string, us ...Update) error {
+	if len(us) == 0 {
+		return nil
+	}
+	if len(us) == 1 {
+		return s.queue(ctx, p, tenant, callID, us[0])
+	}
+	now := time.Now().UTC()
+	stages := make([]any, len(us))
+	m := Update{Stage: us[0].Stage}
+	if m.At.IsZero() {
+		m.At = now
+	}
+	late, written := "", false
+	for i, u := range us {
+		if u.At.IsZero() {
+			u.At = now
+		}
+		b, err := json.Marshal(u.Stage)
+		if err != nil {
+			return err
+		}
+		stages[i] = b
+		if u.Status != "" {
+			m.Status = u.Status
+			if !earlyStatus(u.Status) {
+				late = u.Status
+			}
+			written = written || u.Status == StatusWritten
+		}
+		m.OwnerID = lastSet(m.OwnerID, u.OwnerID)
+		m.RecordID = lastSet(m.RecordID, u.RecordID)
+		m.LogID = lastSet(m.LogID, u.LogID)
+		m.Agent = lastSet(m.Agent, u.Agent)
+		if u.Call != nil {
+			m.Call = u.Call
+		}
+	}
+	switch {
+	case written:
+		// One by one, nothing after "written" would have changed the status.
+		m.Status = StatusWritten
+	case late != "" && earlyStatus(m.Status):
+		// One by one, the script would have refused the early status after the late one.
+		m.Status = late
+	}
+	hk, sk := s.hashKey(tenant, callID), s.stagesKey(tenant, callID)
+	if m.Status == "" && m.OwnerID == "" && m.RecordID == "" && m.LogID == "" && m.Agent == "" {
+		p.HSet(ctx, hk, "tenant", tenant)
+		p.PExpire(ctx, hk, TTL)
+	} else {
+		setStatus.Eval(ctx, p, []string{hk}, m.Status, tenant,
+			"owner", m.OwnerID, "record_id", m.RecordID, "log_id", m.LogID, "agent", m.Agent)
+	}
+	p.RPush(ctx, sk, stages...)
+	p.Expire(ctx, sk, TTL)
+	if m.LogID != "" && m.LogID != callID {
+		p.Set(ctx, s.aliasKey(tenant, m.LogID), callID, TTL)
+	}
+	s.index(ctx, p, tenant, callID, m) // first heard at the first stage
+	return nil
+}
+
+// earlyStatus reports the statuses the status script lets no later one be replaced by
+// (see setStatus).
+func earlyStatus(s string) bool { return s == StatusReceived || s == StatusPublished }
+
+func lastSet(cur, next string) string {
+	if next != "" {
+		return next
+	}
+	return cur
+}

@@ -1,0 +1,73 @@
+package trace
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+// Updates batched with RecordPipe (ingest's received + published) show the same trace
+// and calls-list entry as the same updates recorded one by one.
+func TestRecordPipeEqualsOneByOne(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	l := &call.Log{Direction: call.Incoming, Status: call.Answered, StartedAt: at.Add(-time.Minute), Duration: 42,
+		Agent: &call.Agent{ID: "u1", Name: "Sumit"}}
+	updates := func(first string) []Update {
+		return []Update{
+			{Stage: Stage{Stage: first, At: at, Kind: "log"}, Status: first, LogID: "log-1", Agent: "u1", Call: InfoOf(l)},
+			{Stage: Stage{Stage: StatusPublished, At: at.Add(time.Millisecond), Kind: "log"}, Status: StatusPublished, LogID: "log-1", Agent: "u1", Call: InfoOf(l)},
+		}
+	}
+	for _, tc := range []struct {
+		name, first, before, want string
+	}{
+		{"new call", StatusReceived, "", StatusPublished},
+		{"written by a fast writer first", StatusReceived, StatusWritten, StatusWritten},
+		{"a late status in the batch", StatusUnattributed, "", StatusUnattributed},
+		{"written in the batch", StatusWritten, "", StatusWritten},
+		{"written before a late status", StatusUnattributed, StatusWritten, StatusWritten},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2]*Trace
+			for i, id := range []string{"one-" + tc.name, "pipe-" + tc.name} {
+				if tc.before != "" {
+					require.NoError(t, s.Record(ctx, "acme", id, Update{Stage: Stage{Stage: tc.before, At: at}, Status: tc.before, OwnerID: "1001"}))
+				}
+				us := updates(tc.first)
+				if i == 0 {
+					for _, u := range us {
+						require.NoError(t, s.Record(ctx, "acme", id, u))
+					}
+				} else {
+					_, err := env.Redis.Pipelined(ctx, func(p redis.Pipeliner) error { return s.RecordPipe(ctx, p, "acme", id, us...) })
+					require.NoError(t, err)
+				}
+				tr, err := s.Get(ctx, "acme", id)
+				require.NoError(t, err)
+				tr.CallID = ""
+				got[i] = tr
+			}
+			assert.Equal(t, tc.want, got[1].Status)
+			assert.Equal(t, got[0], got[1])
+			assert.Len(t, got[1].Stages, len(updates(tc.first))+min(len(tc.before), 1))
+		})
+	}
+	entries, _, err := s.List(ctx, "acme", ListOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	for _, e := range entries {
+		assert.Equal(t, "Sumit", e.AgentName, e.CallID)
+		assert.Equal(t, 42, e.Duration, e.CallID)
+		assert.Equal(t, at, e.FirstSeen.UTC(), "%s: first seen at the first stage", e.CallID)
+	}
+}
