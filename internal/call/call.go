@@ -100,14 +100,17 @@ func (o *Owner) IsFallback() bool {
 
 // Log is a completed call: the event on calltrack.call.log.v1.
 type Log struct {
-	Tenant       string    `json:"tenant"`
-	CallID       string    `json:"call_id"`          // MyOperator call UID
-	LogID        string    `json:"log_id,omitempty"` // afterCall _ai, an alias of the call id
-	CompanyID    string    `json:"company_id,omitempty"`
-	Source       string    `json:"source"` // myoperator.v1, myoperator.v2
-	Direction    Direction `json:"direction"`
-	Status       Status    `json:"status"`
-	ClickToCall  bool      `json:"click_to_call"`
+	Tenant      string    `json:"tenant"`
+	CallID      string    `json:"call_id"`          // MyOperator call UID
+	LogID       string    `json:"log_id,omitempty"` // afterCall _ai, an alias of the call id
+	CompanyID   string    `json:"company_id,omitempty"`
+	Source      string    `json:"source"` // myoperator.v1, myoperator.v2
+	Direction   Direction `json:"direction"`
+	Status      Status    `json:"status"`
+	ClickToCall bool      `json:"click_to_call"`
+	// ClickRef is calltrack's click-to-call reference (c2c-…) echoed by MyOperator on the
+	// afterCall (_cri): support follows a click to its call by it.
+	ClickRef     string    `json:"click_ref,omitempty"`
 	Internal     bool      `json:"internal,omitempty"`      // the other party is one of the tenant's own agents, not a customer
 	CallerNumber string    `json:"caller_number,omitempty"` // customer, E.164
 	CallerName   string    `json:"caller_name,omitempty"`   // MyOperator's contact name for the number (afterCall _cm), if any

@@ -9,6 +9,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/directory"
+	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/usersync"
 )
@@ -185,6 +186,8 @@ func stageWords(stage, kind string) string {
 		return "the writer gave up; the call is on the dead-letter topic for a replay"
 	case "replayed":
 		return "sent to the writer again by a replay"
+	case ingest.StageClickToCall:
+		return "the call was placed by a click-to-call request: its reference is the one the API answered"
 	case "duplicate_ignored":
 		return "a repeat of a delivery already taken: nothing new written"
 	case trace.StageAlreadyWritten:

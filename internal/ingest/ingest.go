@@ -209,6 +209,8 @@ type delivery struct {
 	statusStage bool          // the stages set the call's status (call logs)
 	// stages, when set, replaces the received + published/spooled stages.
 	stages func(spooled bool) []trace.Update
+	// more are stages recorded after those once the events were taken (a click-to-call's reference).
+	more   []trace.Update
 	answer map[string]any
 }
 
@@ -358,6 +360,7 @@ func (h *Handler) after(ctx context.Context, r *request, d *delivery, claimed, s
 				u.Stage.Stage, u.Status = StageSpooled, ""
 			}
 			stages = append(stages, u)
+			stages = append(stages, d.more...)
 		}
 	}
 	p := h.Redis.Pipeline()
@@ -377,6 +380,10 @@ func (h *Handler) after(ctx context.Context, r *request, d *delivery, claimed, s
 	}
 }
 
+// StageClickToCall is the trace stage naming the click-to-call request (its c2c-
+// reference) a call came from.
+const StageClickToCall = "click_to_call"
+
 // StageSpooled is the trace stage of a call event kept in the local spool because
 // Kafka could not take it in time; the drainer forwards it to Kafka.
 const StageSpooled = "spooled"
@@ -395,7 +402,13 @@ func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery 
 	if l.Agent != nil {
 		tu.Agent = agentLabel(*l.Agent)
 	}
-	return delivery{callID: l.CallID, lookups: []*lookup{lk}, trace: tu, traceKind: "log", statusStage: true,
+	var more []trace.Update
+	if l.ClickRef != "" {
+		// Support follows a click (the API's 202 answer, calltrack's logs) to its call.
+		more = append(more, trace.Update{Stage: trace.Stage{Stage: StageClickToCall, Kind: "log",
+			Detail: "placed by calltrack's click-to-call, reference " + l.ClickRef}})
+	}
+	return delivery{callID: l.CallID, lookups: []*lookup{lk}, trace: tu, traceKind: "log", statusStage: true, more: more,
 		build: func() ([]kafka.Message, error) {
 			owner, err := mapping.OwnerOf(lk.m, lk.err, "")
 			if err == nil && owner == nil {

@@ -120,6 +120,7 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 		// _ns 1 is MyOperator's click-to-call; a call placed through the outbound API
 		// (calltrack's click-to-call: _ns 2) carries the request's reference_id as _cri.
 		ClickToCall:  p.Nature.is(1) || p.ClientRef.String() != "",
+		ClickRef:     strings.TrimSpace(p.ClientRef.String()),
 		Department:   p.Department.String(),
 		DepartmentID: p.DepartmentID.String(),
 		StartedAt:    p.Start.epoch(),

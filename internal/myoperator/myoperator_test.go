@@ -455,3 +455,18 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// calltrack's click-to-call: the outbound API's reference_id comes back as _cri; the
+// call is a click-to-call that carries the reference (for its trace).
+func TestParseAfterCallClickRef(t *testing.T) {
+	t.Parallel()
+	raw := strings.Replace(string(readTestdata(t, "aftercall_answered.json")), `"_cri":""`, `"_cri":"c2c-0123456789abcdef"`, 1)
+	l, err := ParseAfterCall("acme", []byte(raw), received)
+	require.NoError(t, err)
+	assert.True(t, l.ClickToCall)
+	assert.Equal(t, "c2c-0123456789abcdef", l.ClickRef)
+
+	l, err = ParseAfterCall("acme", readTestdata(t, "aftercall_answered.json"), received)
+	require.NoError(t, err)
+	assert.Empty(t, l.ClickRef, "no _cri, no reference")
+}
