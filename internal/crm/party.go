@@ -179,9 +179,16 @@ func (p *Parties) createLead(ctx context.Context, number string, pending bool, l
 		}
 	}
 	defer func() { _ = p.Cache.Release(context.WithoutCancel(ctx), number) }()
-	// Another writer may have made it between our lookup and the claim.
-	if cached, ok, err := p.Cache.Get(ctx, number); err == nil && ok && (cached.Entity == EntityContact || cached.Entity == EntityLead) {
-		return &cached, nil
+	// Another writer may have made it between our lookup and the claim — or tried, and
+	// lost the answer: then the lead may exist though our lookup (before its create, or
+	// behind the search's lag) missed it, and only a settled lookup may allow a create.
+	if cached, ok, err := p.Cache.Get(ctx, number); err == nil && ok {
+		switch cached.Entity {
+		case EntityContact, EntityLead:
+			return &cached, nil
+		case entityPending:
+			pending = true
+		}
 	}
 	if pending {
 		id, found, err := FindSettled(ctx, p.Settle, func(ctx context.Context) (string, bool, error) {
