@@ -128,7 +128,10 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	s.group = "writer" + env.Suffix
 	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,
 		RedisAddr: env.RedisAddr, RedisPrefix: env.Prefix, AdminToken: adminToken, WriterGroup: s.group,
-		LogLevel: "warn", ShutdownTimeout: 5 * time.Second, V2SummaryWait: o.summaryWait, WriterSettle: o.writerSettle, PublicURL: o.publicURL}
+		LogLevel: "warn", ShutdownTimeout: 5 * time.Second, V2SummaryWait: o.summaryWait, WriterSettle: o.writerSettle, PublicURL: o.publicURL,
+		// Features, not degradation, are under test here (test/fault has Redis outages): a
+		// loaded CI box must not make ingest skip the dedupe for a slow Redis answer.
+		RedisBudget: 10 * time.Second}
 	if o.durableLinks {
 		cfg.RecordingSigningKey = recordingKey
 		cfg.RecordingAllowHTTPLoopback = true // the sandbox MyOperator's links are http://127.0.0.1
