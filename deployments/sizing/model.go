@@ -29,7 +29,7 @@ const (
 
 	kylasRPS       = 5.0  // requests/s per Kylas API key (docs: 5/s; 10/s for marketplace apps)
 	zohoRPS        = 10.0 // calltrack's default pacing per Zoho credential
-	kylasReqPerCal = 2.2  // create + contact/lead searches (2-minute search cache), measured
+	kylasReqPerCal = 1.0  // a repeat caller: the create, the lookup from the shared cache (TestKylasRequestBudget)
 	zohoCreditCall = 1.5  // a search (cache misses) + 1/100 of a batched insert, at best
 )
 
