@@ -110,13 +110,19 @@ func (k *Kylas) searchCallLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		return c.CreatedAt.Format(time.RFC3339Nano)
 	}
-	slices.SortStableFunc(hits, func(a, b KylasCallLog) int {
-		if dir == "desc" {
-			return cmp.Or(cmp.Compare(key(b), key(a)), cmp.Compare(b.ID, a.ID))
+	writeSortedPage(w, r, hits, key, func(c KylasCallLog) int64 { return c.ID }, dir == "desc", 1)
+}
+
+// writeSortedPage answers a Kylas search: hits sorted by key (ties by id, the same
+// direction), the requested page of them (pages count from first).
+func writeSortedPage[T any](w http.ResponseWriter, r *http.Request, hits []T, key func(T) string, id func(T) int64, desc bool, first int) {
+	slices.SortStableFunc(hits, func(a, b T) int {
+		if desc {
+			a, b = b, a
 		}
-		return cmp.Or(cmp.Compare(key(a), key(b)), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(key(a), key(b)), cmp.Compare(id(a), id(b)))
 	})
-	pg, err := paginate(hits, r, 1, 20, 100)
+	pg, err := paginate(hits, r, first, 20, 100)
 	if err != nil {
 		kylasFail(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -266,18 +265,7 @@ func (k *Kylas) searchTasks(w http.ResponseWriter, r *http.Request) {
 		}
 		return t.CreatedAt.Format(time.RFC3339Nano)
 	}
-	slices.SortStableFunc(hits, func(a, b KylasTask) int {
-		if dir == "desc" {
-			return cmp.Or(cmp.Compare(key(b), key(a)), cmp.Compare(b.ID, a.ID))
-		}
-		return cmp.Or(cmp.Compare(key(a), key(b)), cmp.Compare(a.ID, b.ID))
-	})
-	pg, err := paginate(hits, r, 0, 20, 100)
-	if err != nil {
-		kylasFail(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, pg)
+	writeSortedPage(w, r, hits, key, func(t KylasTask) int64 { return t.ID }, dir == "desc", 0)
 }
 
 func kylasTaskPredicate(rule kylasLogRule) (func(KylasTask) bool, error) {
