@@ -82,8 +82,8 @@ func TestClickToCall(t *testing.T) {
 		assert.Equal(t, []string{"ringing", "answered", "ended"}, c.Delivered, "inCall ringing, answered, then the afterCall: %v", c.Errors)
 
 		recs := s.waitRecords(c.CallID, 1, within)
-		tr := s.waitStatus(c.CallID, "written", within)
-		assert.Contains(t, stages(tr), "click_to_call", "the call's trace names the click it came from")
+		s.waitStatus(c.CallID, "written", within)
+		tr := s.waitStage(c.CallID, "click_to_call", within) // the call's trace names the click it came from
 		assert.Contains(t, details(tr), "reference "+ref, "support follows the click's reference to its call")
 		assert.EqualValues(t, 1001, recs[0].Owner.ID, "owned by the user who clicked")
 		assert.Equal(t, "outgoing", recs[0].CallType)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -305,6 +306,19 @@ func (s *stack) waitStatus(callID, status string, within time.Duration) map[stri
 		r := s.trace(callID)
 		last = r.Body
 		return r.Status == http.StatusOK && r.Body["status"] == status
+	})
+	return last
+}
+
+// waitStage polls the call's trace until it names the stage: a trace stage is
+// recorded after the CRM answered, so the CRM can show the write first.
+func (s *stack) waitStage(callID, stage string, within time.Duration) map[string]any {
+	s.t.Helper()
+	var last map[string]any
+	testenv.Eventually(s.t, within, fmt.Sprintf("call %s's trace has stage %s (last trace %v)", callID, stage, &last), func() bool {
+		r := s.trace(callID)
+		last = r.Body
+		return r.Status == http.StatusOK && slices.Contains(stages(r.Body), stage)
 	})
 	return last
 }

@@ -59,8 +59,7 @@ func TestCallPolicies(t *testing.T) {
 		waitDuplicates(t, s, 2)
 		assert.Len(t, s.records(spec.uid), 1, "CRM records of the call")
 		assert.Len(t, s.tasks(spec.uid), 1, "tasks of the call")
-		tr := s.trace(spec.uid)
-		assert.Contains(t, stages(tr.Body), "task_created")
+		s.waitStage(spec.uid, "task_created", within)
 	})
 
 	t.Run("missed call of an unmapped agent: written to the department's fallback owner", func(t *testing.T) {
