@@ -100,15 +100,7 @@ func TestRedisLossWritesNothingTwice(t *testing.T) {
 		return s.kylas.Stats().ByEndpoint["POST /v1/call-logs/search"]-searchesBefore >= len(written)
 	})
 	for _, uid := range written {
-		testenvEventually(t, 60*time.Second, fmt.Sprintf("call %s adopted", uid), func() bool {
-			tr := s.trace(uid)
-			for _, st := range stages(tr.Body) {
-				if st == "adopted" {
-					return true
-				}
-			}
-			return false
-		})
+		s.waitStage(uid, "adopted", 60*time.Second)
 	}
 	assert.Len(t, s.kylas.Records(), len(written), "no call written twice")
 	assert.Zero(t, s.kylas.Stats().Duplicates)
