@@ -119,13 +119,8 @@ func (p *Parties) Resolve(ctx context.Context, number string, lookup func(contex
 		if err != nil {
 			return nil, err
 		}
-		if found != nil {
-			p.put(ctx, number, *found, PartyTTL)
+		if found != nil || !p.Policy.Create {
 			return found, nil
-		}
-		if !p.Policy.Create {
-			p.put(ctx, number, Party{}, NoPartyTTL)
-			return nil, nil
 		}
 	}
 	return p.createLead(ctx, number, pending, lookup, create)
@@ -133,9 +128,31 @@ func (p *Parties) Resolve(ctx context.Context, number string, lookup func(contex
 
 // shared runs lookup once for concurrent callers of one number (a burst of calls
 // from a new number); the lookup is no one caller's, so one leaving does not end it.
+// The flight caches its answer before it ends, and reads the cache first: a caller
+// that missed the cache just before the previous flight ended finds its answer
+// there instead of searching again.
 func (p *Parties) shared(ctx context.Context, number string, lookup func(context.Context) (*Party, error)) (*Party, error) {
 	// The requests count to the call that started the lookup.
-	ch := p.flights.DoChan(number, func() (any, error) { return lookup(context.WithoutCancel(ctx)) })
+	ch := p.flights.DoChan(number, func() (any, error) {
+		ctx := context.WithoutCancel(ctx)
+		if c, ok, err := p.Cache.Get(ctx, number); err == nil && ok {
+			switch {
+			case c.Entity == EntityContact || c.Entity == EntityLead:
+				return &c, nil
+			case c.Entity == "" && !p.Policy.Create:
+				return (*Party)(nil), nil
+			}
+		}
+		found, err := lookup(ctx)
+		switch {
+		case err != nil:
+		case found != nil:
+			p.put(ctx, number, *found, PartyTTL)
+		case !p.Policy.Create:
+			p.put(ctx, number, Party{}, NoPartyTTL)
+		}
+		return found, err
+	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -209,15 +226,16 @@ func (p *Parties) createLead(ctx context.Context, number string, pending bool, l
 			}
 		}
 	}
+	// Written ahead of the create: a writer killed mid-create (or whose create fails
+	// in any way) leaves the marker, so the next one looks the lead up (settled)
+	// before it creates another. Only the create's own answer replaces it.
+	p.put(ctx, number, Party{Entity: entityPending}, pendingTTL)
 	lead, err := create(ctx)
-	switch {
-	case err == nil:
-		p.put(ctx, number, lead, PartyTTL) // a lead we made is known at once
-		return &lead, nil
-	case OutcomeUnknown(err):
-		p.put(ctx, number, Party{Entity: entityPending}, pendingTTL)
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	p.put(ctx, number, lead, PartyTTL) // a lead we made is known at once
+	return &lead, nil
 }
 
 // put caches best-effort: a cache that fails costs a lookup later, nothing more.

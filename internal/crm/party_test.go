@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +20,18 @@ type leadCRM struct {
 	visible  bool
 	loseNext bool
 	lookups  int
+	lag      int // lookups that miss a stored lead before visible is set by itself
 }
 
 func (c *leadCRM) lookup(context.Context) (*Party, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lookups++
+	if len(c.leads) > 0 && c.lag > 0 {
+		c.lag--
+		c.visible = c.lag == 0 // seen from the next lookup on
+		return nil, nil
+	}
 	if len(c.leads) > 0 && c.visible {
 		return &Party{Entity: EntityLead, ID: c.leads[0]}, nil
 	}
@@ -64,6 +71,40 @@ func TestPartiesLostLeadAnswerCreatesOneLead(t *testing.T) {
 	c.mu.Unlock()
 	// Writer B goes on from its empty lookup to the claim.
 	got, err := p.createLead(ctx, number, false, c.lookup, c.create)
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	assert.Equal(t, "lead-1", got.ID)
+	assert.Len(t, c.leads, 1, "one lead in the CRM")
+}
+
+// A writer killed between the CRM storing its lead and the answer reaching it leaves
+// the pending marker it wrote before the create: the next writer looks the lead up
+// (settled) and creates none, though its first lookup was behind the search's lag.
+func TestPartiesWriterKilledMidCreateCreatesOneLead(t *testing.T) {
+	const number = "+919711636496"
+	ctx := context.Background()
+	c := &leadCRM{}
+	p := &Parties{Cache: &MemoryPartyCache{}, Policy: LeadPolicy{Create: true}, Settle: 20 * time.Millisecond}
+
+	// Writer A: the CRM stores the lead, then A's goroutine ends before the answer
+	// is handled (runtime.Goexit runs A's defers, as the claim's expiry would).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = p.Resolve(ctx, number, c.lookup, func(ctx context.Context) (Party, error) {
+			_, _ = c.create(ctx)
+			runtime.Goexit()
+			return Party{}, nil
+		})
+	}()
+	<-done
+	require.Len(t, c.leads, 1)
+
+	// Writer B's first lookup misses the lead (the search lags); the next finds it.
+	c.mu.Lock()
+	c.lag = 1
+	c.mu.Unlock()
+	got, err := p.Resolve(ctx, number, c.lookup, c.create)
 	require.NoError(t, err)
 	require.NotNil(t, got)
 	assert.Equal(t, "lead-1", got.ID)
