@@ -301,24 +301,24 @@ func stages(tr map[string]any) []string {
 // waitStatus polls the call's trace until it has the status.
 func (s *stack) waitStatus(callID, status string, within time.Duration) map[string]any {
 	s.t.Helper()
-	var last map[string]any
-	testenv.Eventually(s.t, within, fmt.Sprintf("call %s reaches status %s (last trace %v)", callID, status, &last), func() bool {
-		r := s.trace(callID)
-		last = r.Body
-		return r.Status == http.StatusOK && r.Body["status"] == status
-	})
-	return last
+	return s.waitTrace(callID, "reaches status "+status, within, func(tr map[string]any) bool { return tr["status"] == status })
 }
 
 // waitStage polls the call's trace until it names the stage: a trace stage is
 // recorded after the CRM answered, so the CRM can show the write first.
 func (s *stack) waitStage(callID, stage string, within time.Duration) map[string]any {
 	s.t.Helper()
+	return s.waitTrace(callID, "has stage "+stage, within, func(tr map[string]any) bool { return slices.Contains(stages(tr), stage) })
+}
+
+// waitTrace polls the call's trace until ok says so, and returns it.
+func (s *stack) waitTrace(callID, what string, within time.Duration, ok func(tr map[string]any) bool) map[string]any {
+	s.t.Helper()
 	var last map[string]any
-	testenv.Eventually(s.t, within, fmt.Sprintf("call %s's trace has stage %s (last trace %v)", callID, stage, &last), func() bool {
+	testenv.Eventually(s.t, within, fmt.Sprintf("call %s %s (last trace %v)", callID, what, &last), func() bool {
 		r := s.trace(callID)
 		last = r.Body
-		return r.Status == http.StatusOK && slices.Contains(stages(r.Body), stage)
+		return r.Status == http.StatusOK && ok(r.Body)
 	})
 	return last
 }
