@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,23 +47,50 @@ func (s *Store) indexKey(tenant string) string {
 	return fmt.Sprintf("%s:trace-index:{%s}", s.prefix, tenant)
 }
 
+// IndexTrimEvery is how often a process trims a tenant's index (entries past TTL, and
+// past IndexCap): trimming is for size, not correctness, so it is not worth two
+// commands on every recorded stage. Between trims the index holds at most one
+// interval's calls beyond the cap.
+const IndexTrimEvery = time.Second
+
 // index adds a recorded stage's call to its tenant's index, within Record's pipeline.
+// The call's facts (Update.Call) go with the trace hash's own write (callFields).
 func (s *Store) index(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) {
 	key := s.indexKey(tenant)
 	p.ZAddNX(ctx, key, redis.Z{Score: float64(u.At.UnixMilli()), Member: callID})
-	p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(u.At.Add(-TTL).UnixMilli(), 10))
-	p.ZRemRangeByRank(ctx, key, 0, -IndexCap-1)
-	p.Expire(ctx, key, TTL)
-	if ci := u.Call; ci != nil {
-		fields := []any{"direction", ci.Direction, "outcome", ci.Outcome, "duration", ci.Duration}
-		if !ci.StartedAt.IsZero() {
-			fields = append(fields, "started_at", ci.StartedAt.UTC().Format(time.RFC3339))
-		}
-		if ci.AgentName != "" {
-			fields = append(fields, "agent_name", ci.AgentName)
-		}
-		p.HSet(ctx, s.hashKey(tenant, callID), fields...)
+	if s.trimDue(tenant) {
+		p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(u.At.Add(-TTL).UnixMilli(), 10))
+		p.ZRemRangeByRank(ctx, key, 0, -IndexCap-1)
 	}
+	p.Expire(ctx, key, TTL)
+}
+
+// trimDue reports whether this process should trim tenant's index now, claiming the
+// trim when so (one caller per interval).
+func (s *Store) trimDue(tenant string) bool {
+	now := s.now().UnixNano()
+	v, _ := s.trims.LoadOrStore(tenant, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	prev := last.Load()
+	if prev != 0 && now-prev < int64(IndexTrimEvery) {
+		return false
+	}
+	return last.CompareAndSwap(prev, now)
+}
+
+// callFields are the trace hash fields of a call's facts, for the calls list.
+func callFields(ci *CallInfo) []any {
+	if ci == nil {
+		return nil
+	}
+	fields := []any{"direction", ci.Direction, "outcome", ci.Outcome, "duration", strconv.Itoa(ci.Duration)}
+	if !ci.StartedAt.IsZero() {
+		fields = append(fields, "started_at", ci.StartedAt.UTC().Format(time.RFC3339))
+	}
+	if ci.AgentName != "" {
+		fields = append(fields, "agent_name", ci.AgentName)
+	}
+	return fields
 }
 
 // Entry is one call of the calls list.

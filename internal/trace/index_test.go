@@ -98,3 +98,27 @@ func TestCallsIndex(t *testing.T) {
 	_, err = s.Info(ctx, "acme", "c6")
 	assert.ErrorIs(t, err, ErrNotFound)
 }
+
+// The index is trimmed (entries past TTL) at most once per IndexTrimEvery per tenant,
+// and then surely: an entry past TTL is gone after the next interval's first stage.
+func TestCallsIndexTrimmedOncePerInterval(t *testing.T) {
+	env := testenv.New(t)
+	clock := time.Date(2026, 10, 10, 9, 0, 0, 0, time.UTC)
+	s := New(env.Redis, env.Prefix)
+	s.clock = func() time.Time { return clock }
+	ctx := context.Background()
+	inIndex := func(id string) bool {
+		return env.Redis.ZScore(ctx, s.indexKey("acme"), id).Err() == nil
+	}
+	record := func(id string, at time.Time) {
+		require.NoError(t, s.Record(ctx, "acme", id, Update{Stage: Stage{Stage: StatusReceived, At: at}, Status: StatusReceived}))
+	}
+	record("old", clock.Add(-TTL-time.Hour)) // the first stage trims (nothing to trim yet)
+	record("new1", clock)
+	assert.True(t, inIndex("old"), "not trimmed again within the interval")
+	clock = clock.Add(IndexTrimEvery)
+	record("new2", clock)
+	assert.False(t, inIndex("old"), "trimmed once the interval passed")
+	assert.True(t, inIndex("new1"))
+	assert.True(t, inIndex("new2"))
+}

@@ -58,14 +58,8 @@ func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callI
 		// One by one, the script would have refused the early status after the late one.
 		m.Status = late
 	}
-	hk, sk := s.hashKey(tenant, callID), s.stagesKey(tenant, callID)
-	if m.Status == "" && m.OwnerID == "" && m.RecordID == "" && m.LogID == "" && m.Agent == "" {
-		p.HSet(ctx, hk, "tenant", tenant)
-		p.PExpire(ctx, hk, TTL)
-	} else {
-		setStatus.Eval(ctx, p, []string{hk}, m.Status, tenant,
-			"owner", m.OwnerID, "record_id", m.RecordID, "log_id", m.LogID, "agent", m.Agent)
-	}
+	sk := s.stagesKey(tenant, callID)
+	s.writeHash(ctx, p, tenant, callID, m)
 	p.RPush(ctx, sk, stages...)
 	p.Expire(ctx, sk, TTL)
 	if m.LogID != "" && m.LogID != callID {

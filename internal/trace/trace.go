@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -86,6 +87,15 @@ type Update struct {
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
+	clock  func() time.Time // for tests; time.Now when nil
+	trims  sync.Map         // tenant → *atomic.Int64: when this process last trimmed its index (unix ns)
+}
+
+func (s *Store) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
 }
 
 // New returns a store with keys under prefix.
@@ -137,15 +147,7 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID str
 	if err != nil {
 		return err
 	}
-	if u.Status == "" && u.OwnerID == "" && u.RecordID == "" && u.LogID == "" && u.Agent == "" {
-		// A stage that changes nothing else needs no script (cheaper for Redis: replay
-		// records thousands of these).
-		p.HSet(ctx, s.hashKey(tenant, callID), "tenant", tenant)
-		p.PExpire(ctx, s.hashKey(tenant, callID), TTL)
-	} else {
-		setStatus.Eval(ctx, p, []string{s.hashKey(tenant, callID)}, u.Status, tenant,
-			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent)
-	}
+	s.writeHash(ctx, p, tenant, callID, u)
 	p.RPush(ctx, s.stagesKey(tenant, callID), stage)
 	p.Expire(ctx, s.stagesKey(tenant, callID), TTL)
 	if u.LogID != "" && u.LogID != callID {
@@ -153,6 +155,21 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID str
 	}
 	s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
 	return nil
+}
+
+// writeHash queues the trace hash's write of an update: its status (by the setStatus
+// rules), ids and the call's facts (Update.Call, for the calls list), in one command.
+func (s *Store) writeHash(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) {
+	hk := s.hashKey(tenant, callID)
+	if u.Status == "" && u.OwnerID == "" && u.RecordID == "" && u.LogID == "" && u.Agent == "" {
+		// A stage that changes nothing else needs no script (cheaper for Redis: replay
+		// records thousands of these).
+		p.HSet(ctx, hk, append([]any{"tenant", tenant}, callFields(u.Call)...)...)
+		p.PExpire(ctx, hk, TTL)
+		return
+	}
+	args := append([]any{u.Status, tenant, "owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent}, callFields(u.Call)...)
+	setStatus.Eval(ctx, p, []string{hk}, args...)
 }
 
 // CallUpdate is one call's update, for RecordAll.
