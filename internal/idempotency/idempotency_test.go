@@ -64,20 +64,35 @@ func TestClaimIsTwoPhase(t *testing.T) {
 	env := testenv.New(t)
 	s := New(env.Redis, env.Prefix)
 	ctx := context.Background()
-	state, err := s.Claim(ctx, "w", time.Minute)
-	require.NoError(t, err)
-	assert.Equal(t, Claimed, state)
-	state, err = s.Claim(ctx, "w", time.Minute)
-	require.NoError(t, err)
-	assert.Equal(t, Pending, state, "a redelivery during the work is not told it is done")
-	require.NoError(t, s.Release(ctx, "w"))
-	state, err = s.Claim(ctx, "w", time.Minute)
-	require.NoError(t, err)
-	assert.Equal(t, Claimed, state, "a released claim lets the retry through")
-	require.NoError(t, s.Finish(ctx, "w", time.Hour))
-	state, err = s.Claim(ctx, "w", time.Minute)
-	require.NoError(t, err)
-	assert.Equal(t, Finished, state)
+	pipelined := func(ctx context.Context, key string, ttl time.Duration) (int, error) {
+		p := env.Redis.Pipeline()
+		answer := s.ClaimPipe(ctx, p, key, ttl)
+		_, _ = p.Exec(ctx)
+		return answer()
+	}
+	for name, claim := range map[string]func(context.Context, string, time.Duration) (int, error){"Claim": s.Claim, "ClaimPipe": pipelined} {
+		t.Run(name, func(t *testing.T) {
+			key := "w-" + name
+			state, err := claim(ctx, key, time.Minute)
+			require.NoError(t, err)
+			assert.Equal(t, Claimed, state)
+			ttl := env.Redis.PTTL(ctx, s.Key(key)).Val()
+			assert.True(t, ttl > 50*time.Second && ttl <= time.Minute, "the claim lapses after the pending TTL: %s", ttl)
+			state, err = claim(ctx, key, time.Minute)
+			require.NoError(t, err)
+			assert.Equal(t, Pending, state, "a redelivery during the work is not told it is done")
+			require.NoError(t, s.Release(ctx, key))
+			state, err = claim(ctx, key, time.Minute)
+			require.NoError(t, err)
+			assert.Equal(t, Claimed, state, "a released claim lets the retry through")
+			require.NoError(t, s.Finish(ctx, key, time.Hour))
+			state, err = claim(ctx, key, time.Minute)
+			require.NoError(t, err)
+			assert.Equal(t, Finished, state)
+			ttl = env.Redis.PTTL(ctx, s.Key(key)).Val()
+			assert.True(t, ttl > 59*time.Minute, "a redelivery leaves the done marker as it was: %s", ttl)
+		})
+	}
 }
 
 func TestDoneReportsWorkInProgress(t *testing.T) {
