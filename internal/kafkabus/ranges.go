@@ -98,5 +98,11 @@ func readBytes(b kafka.Bytes) ([]byte, error) {
 		return nil, nil
 	}
 	defer b.Close()
-	return io.ReadAll(b)
+	// Sized from the record's length: io.ReadAll would grow its buffer (and copy) a few
+	// times for every value.
+	buf := make([]byte, b.Len())
+	if _, err := io.ReadFull(b, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }

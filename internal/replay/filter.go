@@ -13,13 +13,17 @@ import (
 // KindOf names the calltrack topic a topic name is (log, recording, live, retry, dlq,
 // rejected, mapping, parked), suffixed names included; other names are returned as they are.
 func KindOf(topic string) string {
-	for _, k := range kafkabus.DefaultTopics().All() {
+	for _, k := range defaultTopics {
 		if topic == k.Name || strings.HasPrefix(topic, k.Name+".") {
 			return k.Kind
 		}
 	}
 	return topic
 }
+
+// defaultTopics is kafkabus.DefaultTopics().All(), built once: KindOf runs several
+// times for every message a replay reads.
+var defaultTopics = kafkabus.DefaultTopics().All()
 
 // Resolve turns a kind ("dlq", "log", ...) into the deployment's topic name; any other
 // name is returned as it is.

@@ -78,6 +78,36 @@ func (s *Store) trimDue(tenant string) bool {
 	return last.CompareAndSwap(prev, now)
 }
 
+// indexBatch collects many calls' index entries, so that RecordAll adds each tenant's
+// in one ZADD (and renews its expiry once), not one by one.
+type indexBatch struct {
+	members map[string][]redis.Z // tenant → its calls
+	latest  map[string]time.Time // tenant → its newest update
+}
+
+func (b *indexBatch) add(tenant, callID string, at time.Time) {
+	if b.members == nil {
+		b.members, b.latest = map[string][]redis.Z{}, map[string]time.Time{}
+	}
+	b.members[tenant] = append(b.members[tenant], redis.Z{Score: float64(at.UnixMilli()), Member: callID})
+	if at.After(b.latest[tenant]) {
+		b.latest[tenant] = at
+	}
+}
+
+// flushIndex queues a batch's index entries, tenant by tenant, as index does one's.
+func (s *Store) flushIndex(ctx context.Context, p redis.Pipeliner, b *indexBatch) {
+	for tenant, zs := range b.members {
+		key := s.indexKey(tenant)
+		p.ZAddNX(ctx, key, zs...)
+		if s.trimDue(tenant) {
+			p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(b.latest[tenant].Add(-TTL).UnixMilli(), 10))
+			p.ZRemRangeByRank(ctx, key, 0, -IndexCap-1)
+		}
+		p.Expire(ctx, key, TTL)
+	}
+}
+
 // callFields are the trace hash fields of a call's facts, for the calls list.
 func callFields(ci *CallInfo) []any {
 	if ci == nil {

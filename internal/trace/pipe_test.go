@@ -71,3 +71,54 @@ func TestRecordPipeEqualsOneByOne(t *testing.T) {
 		assert.Equal(t, at, e.FirstSeen.UTC(), "%s: first seen at the first stage", e.CallID)
 	}
 }
+
+// RecordAll (replay's batch) leaves the same traces and calls lists as the same
+// updates recorded one by one, across tenants, though it adds each tenant's index
+// entries in one command.
+func TestRecordAllEqualsOneByOne(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	l := &call.Log{Direction: call.Incoming, Status: call.Answered, StartedAt: at.Add(-time.Minute), Duration: 42,
+		Agent: &call.Agent{ID: "u1", Name: "Sumit"}}
+	updates := func(prefix string) []CallUpdate {
+		var out []CallUpdate
+		for i, tenant := range []string{prefix + "a", prefix + "b", prefix + "a", prefix + "a", prefix + "b"} {
+			u := Update{Stage: Stage{Stage: "replayed", At: at.Add(time.Duration(i) * time.Second), Kind: "log", Detail: "from dlq"}}
+			if i == 3 { // a status change and call facts in the batch too
+				u.Status, u.Call = StatusWritten, InfoOf(l)
+			}
+			out = append(out, CallUpdate{Tenant: tenant, CallID: "c" + string(rune('0'+i)), Update: u})
+		}
+		return out
+	}
+	for _, u := range updates("one-") {
+		require.NoError(t, s.Record(ctx, u.Tenant, u.CallID, u.Update))
+	}
+	require.NoError(t, s.RecordAll(ctx, updates("all-")))
+	for _, tenant := range []string{"a", "b"} {
+		one, err := env.Redis.ZRangeWithScores(ctx, s.indexKey("one-"+tenant), 0, -1).Result()
+		require.NoError(t, err)
+		all, err := env.Redis.ZRangeWithScores(ctx, s.indexKey("all-"+tenant), 0, -1).Result()
+		require.NoError(t, err)
+		require.NotEmpty(t, all)
+		assert.Equal(t, one, all, "tenant %s's calls index", tenant)
+		for _, z := range one {
+			id := z.Member.(string)
+			t1, err := s.Get(ctx, "one-"+tenant, id)
+			require.NoError(t, err)
+			t2, err := s.Get(ctx, "all-"+tenant, id)
+			require.NoError(t, err)
+			t1.Tenant, t2.Tenant = "", ""
+			assert.Equal(t, t1, t2, id)
+		}
+	}
+	listed, _, err := s.List(ctx, "all-a", ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, listed, 1, "the call whose update set a status and its facts is listed")
+	assert.Equal(t, "Sumit", listed[0].AgentName)
+	ttl, err := env.Redis.TTL(ctx, s.indexKey("all-b")).Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, time.Duration(0), "the index expires like Record's")
+}

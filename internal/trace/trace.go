@@ -102,11 +102,11 @@ func (s *Store) now() time.Time {
 func New(rdb redis.UniversalClient, prefix string) *Store { return &Store{rdb: rdb, prefix: prefix} }
 
 func (s *Store) hashKey(tenant, callID string) string {
-	return fmt.Sprintf("%s:trace:%s:%s", s.prefix, tenant, callID)
+	return s.prefix + ":trace:" + tenant + ":" + callID
 }
 func (s *Store) stagesKey(tenant, callID string) string { return s.hashKey(tenant, callID) + ":stages" }
 func (s *Store) aliasKey(tenant, logID string) string {
-	return fmt.Sprintf("%s:trace-alias:%s:%s", s.prefix, tenant, logID)
+	return s.prefix + ":trace-alias:" + tenant + ":" + logID
 }
 
 // setStatus keeps the status from going back to received/published once a writer has
@@ -140,6 +140,12 @@ func (s *Store) Record(ctx context.Context, tenant, callID string, u Update) err
 
 // queue adds the commands of one update to a pipeline.
 func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) error {
+	return s.queueIndexed(ctx, p, tenant, callID, u, nil)
+}
+
+// queueIndexed is queue; with batch, the call's index entry is collected there
+// (RecordAll writes them per tenant) instead of queued at once.
+func (s *Store) queueIndexed(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update, batch *indexBatch) error {
 	if u.At.IsZero() {
 		u.At = time.Now().UTC()
 	}
@@ -152,6 +158,10 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID str
 	p.Expire(ctx, s.stagesKey(tenant, callID), TTL)
 	if u.LogID != "" && u.LogID != callID {
 		p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
+	}
+	if batch != nil {
+		batch.add(tenant, callID, u.At)
+		return nil
 	}
 	s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
 	return nil
@@ -180,16 +190,19 @@ type CallUpdate struct {
 
 // RecordAll applies many calls' updates in one pipeline (one round trip on a single
 // Redis; one per node on a cluster): tools that touch thousands of calls, like replay.
+// Each tenant's calls index gets one ZADD and one expiry for the lot.
 func (s *Store) RecordAll(ctx context.Context, entries []CallUpdate) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		var idx indexBatch
 		for _, e := range entries {
-			if err := s.queue(ctx, p, e.Tenant, e.CallID, e.Update); err != nil {
+			if err := s.queueIndexed(ctx, p, e.Tenant, e.CallID, e.Update, &idx); err != nil {
 				return err
 			}
 		}
+		s.flushIndex(ctx, p, &idx)
 		return nil
 	})
 	if err != nil {

@@ -118,6 +118,7 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 	var total, toWritten, answer, toCRM, inCRM, afterCRM []time.Duration
 	crmRequests := 0
 	failed := 0
+	var steps string // the CRM requests of the last call, in order
 	for i := range o.warmup + o.calls {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -156,6 +157,7 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 			inCRM = append(inCRM, reqs[len(reqs)-1].end.Sub(reqs[0].start))
 			afterCRM = append(afterCRM, written.Sub(reqs[len(reqs)-1].end))
 			crmRequests += len(reqs)
+			steps = stepsOf(reqs)
 		}
 		answer = append(answer, answered.Sub(t0))
 		total = append(total, written.Sub(answered))
@@ -173,6 +175,7 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 		fmt.Printf("  'published' → first CRM request:      %s\n", dist(toCRM))
 		fmt.Printf("  first → last CRM response:            %s  (%.1f requests a call)\n", dist(inCRM), float64(crmRequests)/float64(len(toCRM)))
 		fmt.Printf("  last CRM response → 'written':        %s\n", dist(afterCRM))
+		fmt.Printf("  the last call's CRM requests:         %s\n", steps)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d calls not written in time", failed, o.calls)
@@ -252,6 +255,16 @@ func stageAt(t *trace.Trace, stage string) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// stepsOf renders a call's CRM requests as start offset +duration each, so requests
+// made one after another show apart from those made together.
+func stepsOf(reqs []crmRequest) string {
+	parts := make([]string, len(reqs))
+	for i, r := range reqs {
+		parts[i] = fmt.Sprintf("@%.0f %s (%.0f ms)", ms(r.start.Sub(reqs[0].start)), r.what, ms(r.end.Sub(r.start)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // dist renders p50/p95/p99/max of ds.
