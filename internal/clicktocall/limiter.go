@@ -10,7 +10,7 @@ import (
 )
 
 // RedisLimiter is the per-user budget, shared by every replica through Redis
-// (go-redis/redis_rate's GCRA, the limiter internal/ratelimit paces CRMs with).
+// (go-redis/redis_rate's GCRA).
 type RedisLimiter struct {
 	lim    *redis_rate.Limiter
 	prefix string
