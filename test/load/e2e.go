@@ -150,7 +150,9 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 		if i < o.warmup {
 			continue
 		}
-		if reqs := crmLog.between(published, written); len(reqs) > 0 && !published.IsZero() {
+		// From 'received': the writer may have the message (and begin its requests) before
+		// ingest's 'published' stage, recorded after Kafka's ack, is written.
+		if reqs := crmLog.between(stageAt(tr, trace.StatusReceived), written); len(reqs) > 0 && !published.IsZero() {
 			// Where the time went: Kafka hop and the writer's work before the CRM, the CRM
 			// requests (rate limiter waits included), the writer's work after them.
 			toCRM = append(toCRM, reqs[0].start.Sub(published))
