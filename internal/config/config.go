@@ -28,7 +28,8 @@ type Config struct {
 	KafkaSASLPass   tenant.Secret `env:"CALLTRACK_KAFKA_SASL_PASSWORD"`
 	KafkaPartitions int           `env:"CALLTRACK_KAFKA_PARTITIONS" envDefault:"6"`
 	KafkaRepl       int           `env:"CALLTRACK_KAFKA_REPLICATION" envDefault:"1"`
-	TopicSuffix     string        `env:"CALLTRACK_TOPIC_SUFFIX"` // isolates test runs on a shared broker
+	KafkaBatchWait  time.Duration `env:"CALLTRACK_KAFKA_BATCH_TIMEOUT"` // kafkabus.DefaultBatchTimeout when unset
+	TopicSuffix     string        `env:"CALLTRACK_TOPIC_SUFFIX"`        // isolates test runs on a shared broker
 	RedisAddr       string        `env:"CALLTRACK_REDIS_ADDR"`
 	RedisPassword   tenant.Secret `env:"CALLTRACK_REDIS_PASSWORD"`
 	RedisPrefix     string        `env:"CALLTRACK_REDIS_PREFIX" envDefault:"ct"`
@@ -152,7 +153,7 @@ func (c Config) RecordingKeys() []tenant.Secret {
 func (c Config) Kafka() kafkabus.Config {
 	return kafkabus.Config{Brokers: c.KafkaBrokers, TLS: c.KafkaTLS, SASLMechanism: c.KafkaSASLMech,
 		SASLUsername: c.KafkaSASLUser, SASLPassword: c.KafkaSASLPass.Reveal(),
-		Partitions: c.KafkaPartitions, Replication: c.KafkaRepl}
+		Partitions: c.KafkaPartitions, Replication: c.KafkaRepl, BatchTimeout: c.KafkaBatchWait}
 }
 
 // Topics returns the topic names in use.

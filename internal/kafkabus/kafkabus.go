@@ -91,6 +91,9 @@ type Config struct {
 	SASLPassword  string `json:"-"`
 	Partitions    int    // for topics calltrack creates; default 3
 	Replication   int    // for topics calltrack creates; default 1
+	// BatchTimeout is how long the producer lets a partition's batch fill before sending
+	// it (CALLTRACK_KAFKA_BATCH_TIMEOUT); DefaultBatchTimeout when zero. See Producer.
+	BatchTimeout time.Duration
 }
 
 // Validate names the first bad field.

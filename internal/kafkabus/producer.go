@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -13,51 +12,43 @@ import (
 	"github.com/calltrack/calltrack/internal/telemetry"
 )
 
-// Producer is the one shared producer of a process, configured once: acks from every
-// in-sync replica, hash partitioning on the key.
+// Producer is the one shared writer of a process, configured once: acks from every
+// in-sync replica, hash partitioning on the key, and a batch timeout.
 //
 // kafka-go's Writer sends each partition's batches one at a time, closing a batch when
 // it is full or BatchTimeout after its first message (its 1 s default would make every
-// synchronous webhook take a second). A short timeout answers a lone webhook fast, but
-// under load it cuts a stream of one- or two-message batches that queue behind each
-// other and cost the broker a produce request each; a longer one packs a busy
-// partition's messages into fewer requests. So the producer has two writers over the
-// same connections: while few publishes are waiting for their acks, the short-timeout
-// one; once busyPublishes are in flight, the batching one. Publishes running at the
-// same time have no order between them either way; one that starts after another was
-// acknowledged is written after it, whichever writer each took.
+// synchronous webhook take a second). Too short a timeout cuts, under load, a stream of
+// one- or two-message batches that queue behind each other and cost the broker a
+// produce request each; DefaultBatchTimeout packs a busy partition's messages into
+// fewer requests, at the price of up to that long more for a lone webhook's answer.
 type Producer struct {
-	quick, batching *kafka.Writer
-	inflight        atomic.Int32
+	w *kafka.Writer
 }
 
-// Batch timeouts of the two writers, and when the batching one takes over (measured
-// in BENCHMARKS.md section 1: at 32 concurrent webhooks, 10 ms instead of 2 ms took a
-// quarter off the broker's CPU per webhook and a third off serve's p99).
-const (
-	quickBatchTimeout    = 2 * time.Millisecond
-	batchingBatchTimeout = 10 * time.Millisecond
-	busyPublishes        = 8
-)
+// DefaultBatchTimeout is the producer's batch timeout unless configured (measured in
+// BENCHMARKS.md section 1: at 32 concurrent webhooks, 10 ms instead of 2 ms halved the
+// broker's CPU per webhook and raised serve's throughput by a third).
+const DefaultBatchTimeout = 10 * time.Millisecond
 
 // NewProducer builds the shared producer.
 func NewProducer(c *Client) *Producer {
-	writer := func(batchTimeout time.Duration) *kafka.Writer {
-		return &kafka.Writer{
-			Addr:                   kafka.TCP(c.Brokers()...),
-			Transport:              c.Transport(),
-			Balancer:               &kafka.Hash{},
-			RequiredAcks:           kafka.RequireAll,
-			BatchTimeout:           batchTimeout,
-			BatchSize:              200,
-			WriteTimeout:           10 * time.Second,
-			MaxAttempts:            5,
-			WriteBackoffMin:        50 * time.Millisecond,
-			WriteBackoffMax:        1 * time.Second,
-			AllowAutoTopicCreation: false,
-		}
+	batchTimeout := c.cfg.BatchTimeout
+	if batchTimeout <= 0 {
+		batchTimeout = DefaultBatchTimeout
 	}
-	return &Producer{quick: writer(quickBatchTimeout), batching: writer(batchingBatchTimeout)}
+	return &Producer{w: &kafka.Writer{
+		Addr:                   kafka.TCP(c.Brokers()...),
+		Transport:              c.Transport(),
+		Balancer:               &kafka.Hash{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           batchTimeout,
+		BatchSize:              200,
+		WriteTimeout:           10 * time.Second,
+		MaxAttempts:            5,
+		WriteBackoffMin:        50 * time.Millisecond,
+		WriteBackoffMax:        1 * time.Second,
+		AllowAutoTopicCreation: false,
+	}}
 }
 
 // Publish writes the messages and returns once the cluster acknowledged all of them.
@@ -65,12 +56,7 @@ func NewProducer(c *Client) *Producer {
 // headers (W3C traceparent), so the writer's work joins the webhook's trace.
 func (p *Producer) Publish(ctx context.Context, msgs ...kafka.Message) error {
 	ctx, span := telemetry.Publish(ctx, msgs)
-	w := p.quick
-	if p.inflight.Add(1) > busyPublishes {
-		w = p.batching
-	}
-	err := w.WriteMessages(ctx, msgs...)
-	p.inflight.Add(-1)
+	err := p.w.WriteMessages(ctx, msgs...)
 	if err != nil {
 		err = fmt.Errorf("kafka: publish: %w", summarize(err))
 	}
@@ -121,8 +107,8 @@ func (e writeErrors) Unwrap() []error {
 	return out
 }
 
-// Close flushes and closes the writers.
-func (p *Producer) Close() error { return errors.Join(p.quick.Close(), p.batching.Close()) }
+// Close flushes and closes the writer.
+func (p *Producer) Close() error { return p.w.Close() }
 
 // Event builds a message with calltrack's CloudEvents-style headers.
 func Event(topic, key, source, tenant, callID string, value []byte, extra ...kafka.Header) kafka.Message {

@@ -15,9 +15,9 @@ import (
 	"github.com/calltrack/calltrack/internal/testenv"
 )
 
-// Publishers many enough to switch the producer to its batching writer, each publishing
-// its own key's messages one after another: every message is on the topic once, and
-// each key's messages are in the order they were acknowledged.
+// Many publishers at once (their messages batched together), each publishing its own
+// key's messages one after another: every message is on the topic once, and each key's
+// messages are in the order they were acknowledged.
 func TestProducerConcurrentPublishesKeepEachKeysOrder(t *testing.T) {
 	env := testenv.New(t)
 	c := env.Kafka(t)
