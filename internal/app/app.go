@@ -122,6 +122,7 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 		a.Close()
 		return nil, fmt.Errorf("kafka %v: %w", cfg.KafkaBrokers, err)
 	} else if err != nil {
+		a.topicsMissing = true
 		log.Warn().Err(err).Msg("kafka unreachable at start: calls go to the spool until it answers")
 	}
 	a.Producer = kafkabus.NewProducer(a.Kafka)

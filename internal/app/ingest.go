@@ -32,6 +32,8 @@ type ingestState struct {
 	drainDone  chan struct{}
 	spoolStats *spool.Metrics
 	drainer    *spool.Drainer
+	// topicsMissing: Kafka was down at start, so the drainer creates the topics first.
+	topicsMissing bool
 	// Guard watches Redis: eviction policy, lost data (restored by its steps). Other
 	// wiring adds restore steps (Guard.Add) during Open; it starts when Open is done.
 	Guard     *redisguard.Guard
@@ -96,31 +98,21 @@ func (a *App) openIngest() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopDrain, a.drainDone = cancel, make(chan struct{})
 	d := &spool.Drainer{Spool: s, Kafka: a.Producer, Metrics: a.spoolStats, Log: log}
+	if a.topicsMissing {
+		// Kafka was down at start: the topics are created before anything is drained.
+		d.Prepare = func(ctx context.Context) error {
+			tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return a.Kafka.EnsureTopics(tctx, a.Topics.Specs())
+		}
+	}
 	a.drainer = d
 	go func() {
 		defer close(a.drainDone)
-		a.ensureTopics(ctx)
 		_ = d.Run(ctx)
 	}()
 	a.closers = append(a.closers, func() error { return a.closeDrain(d) })
 	return nil
-}
-
-// ensureTopics retries creating the topics until it succeeds (Kafka was down at start).
-func (a *App) ensureTopics(ctx context.Context) {
-	for {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := a.Kafka.EnsureTopics(tctx, a.Topics.Specs())
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(2 * time.Second):
-		}
-	}
 }
 
 // closeDrain stops the drainer and, on the way out (scale-down, deploy), forwards what

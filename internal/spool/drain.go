@@ -83,6 +83,10 @@ type Drainer struct {
 	Timeout time.Duration // one publish; default 10 s
 	Metrics *Metrics      // optional
 	Log     zerolog.Logger
+	// Prepare, when set, must succeed before the first drain (creating the topics of a
+	// process that started while Kafka was down); until it does, its error is Err, so
+	// readiness says Kafka is unreachable rather than that the spool is draining.
+	Prepare func(ctx context.Context) error
 
 	lastErr atomic.Pointer[error]
 }
@@ -99,8 +103,18 @@ func (d *Drainer) Err() error {
 // it retries with a backoff of 100 ms doubling to 2 s.
 func (d *Drainer) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
+	prepared := d.Prepare == nil
 	for {
-		n, err := d.Drain(ctx)
+		var n int
+		var err error
+		if !prepared {
+			if err = d.Prepare(ctx); err == nil {
+				prepared = true
+				continue
+			}
+		} else {
+			n, err = d.Drain(ctx)
+		}
 		if ctx.Err() == nil {
 			d.lastErr.Store(&err)
 		}

@@ -113,6 +113,45 @@ func TestSpoolWhileKafkaIsDownThenDrainInOrder(t *testing.T) {
 	assert.False(t, spooled, "drained: straight to Kafka again")
 }
 
+// A process that started while Kafka was down creates its topics before it drains:
+// until it can, nothing is forwarded and Err says why (readiness reports Kafka
+// unreachable, not "draining"); once it can, the spool drains in order.
+func TestDrainerPreparesBeforeDraining(t *testing.T) {
+	s := open(t, t.TempDir(), 0)
+	k := &fakeKafka{}
+	require.NoError(t, s.Append(context.Background(), []kafka.Message{msg(1)}))
+	require.NoError(t, s.Append(context.Background(), []kafka.Message{msg(2)}))
+	var mu sync.Mutex
+	prepareErr := errors.New("kafka: create topics: dial tcp: connection refused")
+	tries := 0
+	d := &Drainer{Spool: s, Kafka: k, Log: zerolog.Nop(), Prepare: func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries++
+		return prepareErr
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	testenv.Eventually(t, 5*time.Second, "the failed preparation is the drainer's error", func() bool {
+		return errors.Is(d.Err(), prepareErr)
+	})
+	assert.Empty(t, k.values(), "nothing forwarded before the topics exist")
+	assert.Equal(t, uint64(2), s.Stats().Entries)
+
+	mu.Lock()
+	prepareErr = nil
+	mu.Unlock()
+	testenv.Eventually(t, 10*time.Second, "drained once prepared", s.Empty)
+	assert.Equal(t, []string{"call-1", "call-2"}, k.values())
+	assert.NoError(t, d.Err())
+	mu.Lock()
+	assert.GreaterOrEqual(t, tries, 2)
+	mu.Unlock()
+}
+
 // A publish that does not finish within the timeout is spooled: the answer does not
 // wait for a hanging broker.
 func TestSlowKafkaIsBoundedByTheTimeout(t *testing.T) {
