@@ -200,11 +200,16 @@ func (p *fakeParking) has(tenant, callID string) (call.Log, bool) {
 type fakeTrace struct {
 	mu      sync.Mutex
 	updates map[string][]trace.Update
+	lose    int // the next lose updates are dropped (a writer killed before its trace write)
 }
 
 func (t *fakeTrace) Record(_ context.Context, tenant, callID string, u trace.Update) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.lose > 0 {
+		t.lose--
+		return nil
+	}
 	t.updates[tenant+":"+callID] = append(t.updates[tenant+":"+callID], u)
 	return nil
 }

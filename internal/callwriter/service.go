@@ -454,8 +454,11 @@ func (j *job) amendWritten(ctx context.Context, later *call.Log, ev *call.Record
 			}
 		}
 		if later != nil {
+			// With the status: a writer killed between the CRM write and its trace left
+			// the trace short of "written".
 			j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StageAlreadyWritten, Kind: kind,
-				Detail: "redelivered, replayed or a later version with nothing new; record " + j.st.RecordID + " kept"}})
+				Detail: "redelivered, replayed or a later version with nothing new; record " + j.st.RecordID + " kept"},
+				Status: trace.StatusWritten, OwnerID: ownerID(j.st.Log), RecordID: j.st.RecordID})
 		}
 		j.log.Info().Str("record_id", j.st.RecordID).Msg("call already written; nothing to add")
 		return Duplicate, nil

@@ -160,6 +160,15 @@ func TestService(t *testing.T) {
 			},
 		},
 		{
+			name: "a redelivery after the writer died before its trace write: the trace says written",
+			steps: []step{{before: func(f *fixture) { f.trace.lose = 1 }, log: v1(), want: callwriter.Written},
+				{log: v1(), want: callwriter.Duplicate}},
+			check: func(t *testing.T, f *fixture) {
+				assert.Equal(t, 1, f.crm.creates)
+				assert.Equal(t, []string{trace.StatusWritten}, f.trace.statuses(acme, callID))
+			},
+		},
+		{
 			name: "a later version with a disposition amends the record",
 			steps: []step{{log: v1(), want: callwriter.Written}, {log: func() *call.Log { l := v1(); l.Disposition = "Callback"; return l }(),
 				want: callwriter.Amended}},
@@ -238,7 +247,7 @@ func TestService(t *testing.T) {
 				assert.Equal(t, "Interested", recs[0].call.Log.Disposition, "disposition applied")
 				_, parked := f.parking.has(acme, callID)
 				assert.False(t, parked)
-				assert.Equal(t, []string{trace.StatusWritten}, f.trace.statuses(acme, callID), "status stays written")
+				assert.Equal(t, []string{trace.StatusWritten}, slices.Compact(f.trace.statuses(acme, callID)), "status stays written")
 				assert.Equal(t, callwriter.StatusWritten, f.store.State(acme, callID).Status)
 			},
 		},
