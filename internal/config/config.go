@@ -11,6 +11,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/calltrack/calltrack/internal/redisscript"
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/kafkabus"
@@ -195,9 +197,15 @@ func NewRedis(addr, password string) (redis.UniversalClient, error) {
 		if password != "" {
 			opt.Password = password
 		}
-		return redis.NewClient(opt), nil
+		return withHooks(redis.NewClient(opt)), nil
 	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(addr, ","), Password: password}), nil
+	return withHooks(redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(addr, ","), Password: password})), nil
+}
+
+// withHooks adds the hooks every calltrack client has: pipelined scripts sent by SHA1.
+func withHooks(c redis.UniversalClient) redis.UniversalClient {
+	c.AddHook(redisscript.New())
+	return c
 }
 
 // ShutdownTimeoutOr returns the shutdown timeout, or def when unset.

@@ -25,6 +25,7 @@ import (
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/myoperator"
+	"github.com/calltrack/calltrack/internal/redisscript"
 	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
@@ -300,7 +301,9 @@ func (h *Handler) before(c echo.Context, r *request, d *delivery) (claimed, answ
 		}
 		answers[i] = h.Mappings.LookupPipe(rctx, p, r.t.ID, l.agent, l.caller)
 	}
-	_, _ = p.Exec(rctx) // each command's answer is read below
+	// The claim and the lookups do not depend on each other: the lookup script may go
+	// by SHA1 (redisscript).
+	_, _ = p.Exec(redisscript.Independent(rctx)) // each command's answer is read below
 	for i, l := range d.lookups {
 		if answers[i] != nil {
 			l.m, l.callerIsAgent, l.err = answers[i]()
@@ -372,7 +375,9 @@ func (h *Handler) after(ctx context.Context, r *request, d *delivery, claimed, s
 	if len(stages) > 0 {
 		_ = h.Trace.RecordPipe(rctx, p, r.t.ID, d.callID, stages...)
 	}
-	if _, err := p.Exec(rctx); err != nil {
+	// The finish and the trace's commands touch different keys and fields: the status
+	// script may go by SHA1 (redisscript).
+	if _, err := p.Exec(redisscript.Independent(rctx)); err != nil {
 		// Published all the same: a redelivery after the claim lapses publishes again,
 		// which the writer's idempotency absorbs; a trace is best effort.
 		h.redis.failed(err)

@@ -24,40 +24,97 @@ func Canonical(raw []byte) []byte {
 func appendCanonical(dst, v []byte) []byte {
 	switch v[0] {
 	case '{':
-		members := objectMembers(v)
-		slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+		var buf [32]member // the sample's objects fit: no allocation for the members
+		members := objectMembers(buf[:0], v)
+		slices.SortStableFunc(members, func(a, b member) int { return bytes.Compare(a.key, b.key) })
 		dst = append(dst, '{')
 		first := true
 		for i, m := range members {
-			if i+1 < len(members) && members[i+1].key == m.key {
+			if i+1 < len(members) && bytes.Equal(members[i+1].key, m.key) {
 				continue // a repeated key: the last one counts, as when decoding
 			}
 			if !first {
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = appendString(dst, m.key)
+			dst = appendStringLiteral(dst, m.rawKey)
 			dst = append(dst, ':')
 			dst = appendCanonical(dst, m.value)
 		}
 		return append(dst, '}')
 	case '[':
 		dst = append(dst, '[')
-		for i, it := range jsonItems(v, ']') {
-			if i > 0 {
+		first := true
+		eachItem(v, ']', func(it []byte) {
+			if !first {
 				dst = append(dst, ',')
 			}
+			first = false
 			dst = appendCanonical(dst, it)
-		}
+		})
 		return append(dst, ']')
 	case '"':
-		s, ok := plainString(v)
-		if !ok {
-			_ = json.Unmarshal(v, &s)
-		}
-		return appendString(dst, s)
+		return appendStringLiteral(dst, v)
 	}
 	return append(dst, v...) // a number (its own text, as json.Number keeps it), true, false, null
+}
+
+// appendStringLiteral appends the JSON string lit (quotes included) as encoding/json
+// writes it once decoded. Most of MyOperator's strings are written unchanged, and its
+// escaped slashes ("\/", PHP's habit) are dropped without decoding; anything else
+// is decoded and quoted again.
+func appendStringLiteral(dst, lit []byte) []byte {
+	in := lit[1 : len(lit)-1]
+	if safeString(in) {
+		return append(dst, lit...)
+	}
+	if bytes.IndexByte(in, '\\') >= 0 && onlySlashEscapes(in) {
+		n := len(dst)
+		dst = append(dst, '"')
+		for i := 0; i < len(in); i++ {
+			if in[i] != '\\' {
+				dst = append(dst, in[i])
+			}
+		}
+		if safeString(dst[n+1:]) {
+			return append(dst, '"')
+		}
+		dst = dst[:n]
+	}
+	var s string
+	_ = json.Unmarshal(lit, &s)
+	return appendString(dst, s)
+}
+
+// safeString reports whether encoding/json writes the string s (no quotes) as it is:
+// valid UTF-8, no control characters, quote, backslash, <, >, & or U+2028/U+2029.
+func safeString(s []byte) bool {
+	ascii := true
+	for _, c := range s {
+		switch {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	if ascii {
+		return true
+	}
+	return utf8.Valid(s) && !bytes.Contains(s, []byte("\u2028")) && !bytes.Contains(s, []byte("\u2029"))
+}
+
+// onlySlashEscapes reports whether every escape in the string s is "\/".
+func onlySlashEscapes(s []byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			if i+1 >= len(s) || s[i+1] != '/' {
+				return false
+			}
+			i++
+		}
+	}
+	return true
 }
 
 // appendString appends s quoted as encoding/json quotes it.
@@ -69,23 +126,27 @@ func appendString(dst []byte, s string) []byte {
 	return append(append(append(dst, '"'), s...), '"')
 }
 
+// member is one member of a JSON object: its key decoded (for sorting), the key's
+// literal and the value's bytes.
 type member struct {
-	key   string
-	value []byte
+	key    []byte
+	rawKey []byte
+	value  []byte
 }
 
-// objectMembers returns the members of o, a valid JSON object, keys decoded.
-func objectMembers(o []byte) []member {
-	var out []member
-	for _, kv := range jsonItems(o, '}') {
+// objectMembers appends the members of o, a valid JSON object, keys decoded.
+func objectMembers(out []member, o []byte) []member {
+	eachItem(o, '}', func(kv []byte) {
 		end := stringEnd(kv)
-		key, ok := plainString(kv[:end])
-		if !ok {
-			_ = json.Unmarshal(kv[:end], &key)
+		key := kv[1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			var k string
+			_ = json.Unmarshal(kv[:end], &k)
+			key = []byte(k)
 		}
 		rest := bytes.TrimSpace(kv[end:])
-		out = append(out, member{key: key, value: bytes.TrimSpace(rest[1:])}) // past ':'
-	}
+		out = append(out, member{key: key, rawKey: kv[:end], value: bytes.TrimSpace(rest[1:])}) // past ':'
+	})
 	return out
 }
 
@@ -106,6 +167,12 @@ func stringEnd(v []byte) int {
 // `"key": value`), at its top-level commas, each item trimmed, without decoding it.
 func jsonItems(v []byte, closing byte) [][]byte {
 	var items [][]byte
+	eachItem(v, closing, func(it []byte) { items = append(items, it) })
+	return items
+}
+
+// eachItem calls fn with each item of v as jsonItems splits it, without collecting them.
+func eachItem(v []byte, closing byte, fn func([]byte)) {
 	depth, start := 0, -1
 	for i := 1; i < len(v); i++ {
 		c := v[i]
@@ -123,14 +190,14 @@ func jsonItems(v []byte, closing byte) [][]byte {
 		case '}', ']':
 			if depth == 0 && c == closing {
 				if start >= 0 {
-					items = append(items, bytes.TrimSpace(v[start:i]))
+					fn(bytes.TrimSpace(v[start:i]))
 				}
-				return items
+				return
 			}
 			depth--
 		case ',':
 			if depth == 0 {
-				items = append(items, bytes.TrimSpace(v[start:i]))
+				fn(bytes.TrimSpace(v[start:i]))
 				start = -1
 				continue
 			}
@@ -139,5 +206,4 @@ func jsonItems(v []byte, closing byte) [][]byte {
 			start = i
 		}
 	}
-	return items
 }

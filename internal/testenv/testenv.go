@@ -26,6 +26,7 @@ import (
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 )
 
@@ -103,7 +104,11 @@ func New(t testing.TB) *Env {
 		t.Cleanup(mr.Close)
 		e.RedisAddr = mr.Addr()
 	}
-	e.Redis = redis.NewClient(&redis.Options{Addr: e.RedisAddr})
+	rdb, err := config.NewRedis(e.RedisAddr, "") // the client calltrack's processes use, hooks and all
+	if err != nil {
+		t.Fatalf("testenv: redis client: %v", err)
+	}
+	e.Redis = rdb
 	t.Cleanup(func() {
 		if e.RedisKind != Embedded {
 			cleanupKeys(e.Redis, e.Prefix)
