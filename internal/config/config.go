@@ -11,11 +11,10 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/calltrack/calltrack/internal/redisscript"
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/kafkabus"
+	"github.com/calltrack/calltrack/internal/redisscript"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
