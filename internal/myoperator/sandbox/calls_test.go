@@ -162,8 +162,8 @@ func TestRecordAndDeliver(t *testing.T) {
 	t.Cleanup(srv.Close)
 	st, ans, _ := call(t, http.MethodPost, srv.URL+"/calls?deliver=true&at=now", "application/json", sample(t))
 	require.Equal(t, http.StatusCreated, st, "%v", ans)
-	assert.Equal(t, true, ans["delivered"])
-	assert.EqualValues(t, 200, ans["webhook_status"])
+	assert.Equal(t, true, ans["delivered"], "%v", ans) // webhook_error says why not
+	assert.EqualValues(t, 200, ans["webhook_status"], "%v", ans)
 	assert.Contains(t, got.Load(), `"n2.1596270949.2175190"`)
 	require.Len(t, sb.Calls(), 1)
 }
