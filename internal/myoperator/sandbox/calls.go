@@ -152,6 +152,15 @@ func (s *Server) recordCall(w http.ResponseWriter, r *http.Request) {
 	writeUsersJSON(w, http.StatusCreated, ans)
 }
 
+// webhookClient posts the sandbox's webhooks on a new connection each time, as a
+// sender that does not keep connections to its receivers: a keep-alive connection
+// pooled from an earlier receiver (a test's closed httptest server whose port came
+// back) fails a POST, and net/http does not retry a POST.
+var webhookClient = &http.Client{
+	Timeout:   30 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment},
+}
+
 // deliver posts the afterCall as MyOperator's classic webhook does: form field
 // myoperator=<json>, once (the test or demo decides about retries).
 func (s *Server) deliver(r *http.Request, raw []byte) (int, error) {
@@ -164,7 +173,7 @@ func (s *Server) deliver(r *http.Request, raw []byte) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	res, err := webhookClient.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("afterCall webhook: %w", err)
 	}

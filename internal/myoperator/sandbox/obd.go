@@ -286,7 +286,7 @@ func (s *Server) obdEvent(c *OBDCall, state, target string, payload map[string]a
 		return
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := http.DefaultClient.Do(req)
+	res, err := webhookClient.Do(req)
 	if err != nil {
 		s.obdNote(c, "", state+": webhook not delivered")
 		return
