@@ -29,7 +29,7 @@ type Config struct {
 	KafkaSASLPass   tenant.Secret `env:"CALLTRACK_KAFKA_SASL_PASSWORD"`
 	KafkaPartitions int           `env:"CALLTRACK_KAFKA_PARTITIONS" envDefault:"6"`
 	KafkaRepl       int           `env:"CALLTRACK_KAFKA_REPLICATION" envDefault:"1"`
-	KafkaBatchWait  time.Duration `env:"CALLTRACK_KAFKA_BATCH_TIMEOUT"` // kafkabus.DefaultBatchTimeout when unset
+	KafkaBatchWait  time.Duration `env:"CALLTRACK_KAFKA_BATCH_TIMEOUT"` // the producer's wait for more messages; none when unset
 	TopicSuffix     string        `env:"CALLTRACK_TOPIC_SUFFIX"`        // isolates test runs on a shared broker
 	RedisAddr       string        `env:"CALLTRACK_REDIS_ADDR"`
 	RedisPassword   tenant.Secret `env:"CALLTRACK_REDIS_PASSWORD"`

@@ -91,8 +91,8 @@ type Config struct {
 	SASLPassword  string `json:"-"`
 	Partitions    int    // for topics calltrack creates; default 3
 	Replication   int    // for topics calltrack creates; default 1
-	// BatchTimeout is how long the producer lets a partition's batch fill before sending
-	// it (CALLTRACK_KAFKA_BATCH_TIMEOUT); DefaultBatchTimeout when zero. See Producer.
+	// BatchTimeout is how long the producer waits for more messages before a request
+	// when none is in flight (CALLTRACK_KAFKA_BATCH_TIMEOUT); none when zero. See Producer.
 	BatchTimeout time.Duration
 }
 
