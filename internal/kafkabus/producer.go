@@ -58,6 +58,8 @@ const (
 // ErrProducerClosed is Publish's error after Close.
 var ErrProducerClosed = errors.New("kafka: producer closed")
 
+var errEarlierFailed = errors.New("not sent: an earlier message of the same publish was not written")
+
 // NewProducer builds the shared producer and starts its sender.
 func NewProducer(c *Client) *Producer {
 	t := c.Transport()
@@ -129,6 +131,14 @@ func (p *Producer) publish(ctx context.Context, msgs []kafka.Message) error {
 		}
 		return nil
 	case <-ctx.Done():
+		select {
+		case <-pub.done: // settled at the same moment: its outcome, not a needless spool
+			if pub.errs != nil {
+				return writeErrors{pub.errs}
+			}
+			return nil
+		default:
+		}
 		return ctx.Err()
 	}
 }
@@ -188,7 +198,9 @@ func (p *Producer) take() ([]queued, bool) {
 		return batch, p.closed
 	}
 	batch := append([]queued(nil), p.queue[:n]...)
-	p.queue = append(p.queue[:0], p.queue[n:]...)
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:]) // the tail must not keep publishes alive
+	p.queue = p.queue[:rest]
 	return batch, p.closed
 }
 
@@ -235,8 +247,16 @@ func (p *Producer) send(batch []queued) {
 	for attempt := 1; ; attempt++ {
 		last := attempt == produceAttempts
 		for i := range out {
-			if o := &out[i]; !o.settled && o.pub.ctx.Err() != nil {
+			o := &out[i]
+			switch {
+			case o.settled:
+			case o.pub.ctx.Err() != nil:
 				settle(o, o.pub.ctx.Err()) // its publisher gave up: do not write it now
+			case o.pub.errs != nil:
+				// An earlier message of its publish failed (in an earlier request: a
+				// publish larger than one request is split). The publisher sends them all
+				// again; writing this one now would put it before that earlier one.
+				settle(o, errEarlierFailed)
 			}
 		}
 		retry := p.attempt(out, last)
@@ -252,7 +272,7 @@ func (p *Producer) send(batch []queued) {
 // It settles what succeeded and what failed for good (everything when last), and says
 // whether some are left to retry.
 func (p *Producer) attempt(out []outgoing, last bool) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), produceTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), attemptDeadline(out))
 	defer cancel()
 	fail := func(o *outgoing, err error) bool {
 		if last || !retriable(err) {
@@ -312,7 +332,7 @@ func (p *Producer) attempt(out []outgoing, last bool) bool {
 		leader := meta[topic].leaders[part]
 		req := reqs[leader]
 		if req == nil {
-			req = &produceAPI.Request{Acks: int16(kafka.RequireAll), Timeout: int32(produceTimeout / time.Millisecond)}
+			req = &produceAPI.Request{Acks: int16(kafka.RequireAll), Timeout: brokerTimeoutMs(ctx)}
 			reqs[leader] = req
 		}
 		idx := members[k]
@@ -387,6 +407,39 @@ func (p *Producer) attempt(out []outgoing, last bool) bool {
 		}
 	}
 	return retry
+}
+
+// attemptDeadline bounds an attempt by produceTimeout and, when every publisher waiting
+// for it has a deadline, by the latest of those: past it nobody waits for the answer, and
+// one unresponsive broker would hold every later publish for the whole produceTimeout.
+func attemptDeadline(out []outgoing) time.Time {
+	limit := time.Now().Add(produceTimeout)
+	var latest time.Time
+	for i := range out {
+		if out[i].settled {
+			continue
+		}
+		d, ok := out[i].pub.ctx.Deadline()
+		if !ok {
+			return limit
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	if latest.IsZero() || latest.After(limit) {
+		return limit
+	}
+	return latest
+}
+
+// brokerTimeoutMs is the produce request's own timeout (how long the broker may wait for
+// its replicas): a little short of the attempt's, so that the broker answers before the
+// client gives up and sends the batch again.
+func brokerTimeoutMs(ctx context.Context) int32 {
+	d, _ := ctx.Deadline()
+	left := time.Until(d)
+	return int32(max(left-left/10, time.Millisecond) / time.Millisecond)
 }
 
 // topicMeta is what the producer needs of a topic: its partitions' ids and leaders.
