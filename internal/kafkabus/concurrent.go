@@ -167,19 +167,21 @@ func (g *generation) run(ctx, genCtx context.Context) {
 	defer cancelWork()
 	g.stop, g.work = stop, work
 
-	var fetchers sync.WaitGroup
-	for topic, parts := range g.gen.Assignments {
-		for _, p := range parts {
-			fetchers.Add(1)
-			go func() { defer fetchers.Done(); g.fetch(topic, p.ID, p.Offset) }()
-		}
-	}
+	// The holder before the fetchers: they read g.held, and one that found it unset
+	// would dispatch a message that is not due yet.
 	heldDone := make(chan struct{})
 	if g.cfg.DueAt != nil {
 		g.held = newHolder()
 		go func() { defer close(heldDone); g.held.run(stop, g.dispatch) }()
 	} else {
 		close(heldDone)
+	}
+	var fetchers sync.WaitGroup
+	for topic, parts := range g.gen.Assignments {
+		for _, p := range parts {
+			fetchers.Add(1)
+			go func() { defer fetchers.Done(); g.fetch(topic, p.ID, p.Offset) }()
+		}
 	}
 	commitDone := make(chan struct{})
 	go func() { defer close(commitDone); g.committer(stop) }()
