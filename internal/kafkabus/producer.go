@@ -184,10 +184,10 @@ func (p *Producer) run() {
 func (p *Producer) take() ([]queued, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n, size := 0, 0
+	n, total := 0, int64(0)
 	for n < len(p.queue) {
-		size += messageSize(&p.queue[n].pub.msgs[p.queue[n].i])
-		if n > 0 && size > maxRequestBytes {
+		total += size(p.queue[n].pub.msgs[p.queue[n].i]) // the consumer's estimate: generous, so requests stay under the limit
+		if n > 0 && total > maxRequestBytes {
 			break
 		}
 		n++
@@ -202,14 +202,6 @@ func (p *Producer) take() ([]queued, bool) {
 	clear(p.queue[rest:]) // the tail must not keep publishes alive
 	p.queue = p.queue[:rest]
 	return batch, p.closed
-}
-
-func messageSize(m *kafka.Message) int {
-	n := len(m.Key) + len(m.Value) + 32
-	for _, h := range m.Headers {
-		n += len(h.Key) + len(h.Value) + 4
-	}
-	return n
 }
 
 // outgoing is a message of the batch being sent.
