@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -108,4 +109,26 @@ func TestRedisTaskStore(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, callpolicy.TaskState{Status: callpolicy.TaskCreated, ID: "t-1"}, st)
 	require.NoError(t, s.Release(ctx, "acme", "c1", tok))
+}
+
+// The claim's answer is lost after Redis carried it out: go-redis's own retry finds
+// the worker's lease and takes it, rather than answering "busy" until it lapses.
+func TestRedisTaskStoreClaimWhoseAnswerWasLost(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	proxy := testenv.NewProxy(t, env.RedisAddr)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := callpolicy.RedisTaskStore{Redis: rdb, Prefix: env.Prefix}
+	ctx := context.Background()
+
+	proxy.LoseAnswerTo("task-lease")
+	tok, _, err := s.Claim(ctx, "acme", "lost-answer", time.Minute)
+	require.Equal(t, 1, proxy.Cuts(), "the claim's answer was lost")
+	require.NoError(t, err, "the retried claim is the worker's own")
+	require.NoError(t, s.Save(ctx, "acme", "lost-answer", tok, callpolicy.TaskState{Status: callpolicy.TaskCreated, ID: "t-1"}))
+	require.NoError(t, s.Release(ctx, "acme", "lost-answer", tok))
+	tok, _, err = s.Claim(ctx, "acme", "lost-answer", time.Minute)
+	require.NoError(t, err, "released: nobody holds the task")
+	require.NoError(t, s.Release(ctx, "acme", "lost-answer", tok))
 }

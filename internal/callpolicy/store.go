@@ -31,6 +31,10 @@ func (s RedisTaskStore) keys(tenant, callID string) (state, lease string) {
 }
 
 var (
+	// claimScript takes the lease unless another token holds it. The caller's own
+	// token is the caller's: go-redis sends a command again when its answer was lost,
+	// and that second run must not find the first one's lease "another worker's".
+	claimScript   = redis.NewScript(`local v = redis.call('GET', KEYS[1]) if v and v ~= ARGV[1] then return 0 end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1`)
 	saveScript    = redis.NewScript(`if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
 	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 )
@@ -39,11 +43,14 @@ var (
 func (s RedisTaskStore) Claim(ctx context.Context, tenant, callID string, ttl time.Duration) (string, TaskState, error) {
 	state, lease := s.keys(tenant, callID)
 	token := newToken()
-	ok, err := s.Redis.SetNX(ctx, lease, token, ttl).Result()
+	n, err := claimScript.Run(ctx, s.Redis, []string{lease}, token, ttl.Milliseconds()).Int()
 	if err != nil {
+		// The claim may have been carried out with its answer lost: let the lease go
+		// rather than leave the task held by nobody until it lapses.
+		_ = s.Release(context.WithoutCancel(ctx), tenant, callID, token)
 		return "", TaskState{}, fmt.Errorf("callpolicy: claim task of %s: %w", callID, err)
 	}
-	if !ok {
+	if n == 0 {
 		return "", TaskState{}, fmt.Errorf("call %s: %w", callID, ErrBusy)
 	}
 	var st TaskState

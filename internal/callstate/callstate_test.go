@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -228,4 +229,25 @@ func TestRedisRestoreParked(t *testing.T) {
 	_, st, err := s.Claim(ctx, "acme", "p1", time.Minute)
 	require.NoError(t, err)
 	assert.True(t, st.Parked, "the call state knows it is parked, so writing it unparks it")
+}
+
+// Redis carries out a claim and its answer is lost on the way back: go-redis sends the
+// claim again on a new connection, and that second run finds the first one's lease. It
+// is the worker's own: the claim succeeds, instead of answering "busy" and leaving the
+// call held by nobody until the lease lapses (2 minutes by default).
+func TestRedisClaimWhoseAnswerWasLost(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	proxy := testenv.NewProxy(t, env.RedisAddr)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := callstate.NewRedis(rdb, env.Prefix)
+
+	proxy.LoseAnswerTo("HGETALL") // in the claim script's text
+	l, _, err := s.Claim(ctx, "acme", "lost-answer", time.Minute)
+	require.Equal(t, 1, proxy.Cuts(), "the claim's answer was lost")
+	require.NoError(t, err, "the retried claim is the worker's own")
+	require.NoError(t, s.Save(ctx, l, callwriter.State{Status: callwriter.StatusWritten, RecordID: "r1"}, true), "the lease is the worker's")
+	_, _, err = s.Claim(ctx, "acme", "lost-answer", time.Minute)
+	require.NoError(t, err, "released: nobody holds the call")
 }

@@ -44,14 +44,18 @@ func (s *Redis) now() time.Time {
 	return time.Now()
 }
 
-// claimScript leases the call unless a live lease holds it, turns a lapsed "creating"
-// into "unknown", keeps the hash at least as long as the lease, and returns the hash.
+// claimScript leases the call unless another live lease holds it, turns a lapsed
+// "creating" into "unknown", keeps the hash at least as long as the lease, and returns
+// the hash. A live lease with the caller's own token is the caller's: go-redis sends a
+// command again when its answer was lost (EOF), and that second run must not find the
+// first one's lease "another worker's" and leave the call held by nobody until it lapses.
 var claimScript = redis.NewScript(`
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease = redis.call('HGET', KEYS[1], 'lease')
 if lease then
-  local exp = tonumber(string.match(lease, '|(%d+)$'))
-  if exp and exp > now then return 0 end
+  local token, exp = string.match(lease, '^(.*)|(%d+)$')
+  exp = tonumber(exp)
+  if exp and exp > now and token ~= ARGV[1] then return 0 end
 end
 if redis.call('HGET', KEYS[1], 'status') == 'creating' then
   redis.call('HSET', KEYS[1], 'status', 'unknown')

@@ -174,6 +174,9 @@ func (s *Service) begin(ctx context.Context, tenantID, callID string) (*job, err
 		return nil, fmt.Errorf("call %s: %w", callID, err)
 	}
 	if err != nil {
+		// The store may have taken the lease and lost its answer (Redis stopped right
+		// then): let it go, or the call's next attempts find it busy until it lapses.
+		s.letGo(lease)
 		return nil, infra(err)
 	}
 	j := &job{s: s, t: t, lease: lease, st: st, deadline: now.Add(cfg.requestBudget()),
@@ -193,8 +196,32 @@ func (j *job) end(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := j.s.Store.Release(rctx, j.lease); err != nil && !errors.Is(err, ErrLeaseLost) {
-		j.log.Warn().Err(err).Msg("call lease not released; it lapses")
+		j.log.Warn().Err(err).Msg("call lease not released yet; released once the store answers, else it lapses")
+		j.s.letGo(j.lease)
 	}
+}
+
+// letGo releases a lease in the background, trying until the store answers or the
+// lease would have lapsed anyway: a call whose lease nobody works under is otherwise
+// busy for the rest of it (2 minutes by default), and its retries with it.
+func (s *Service) letGo(l Lease) {
+	if l.Token == "" {
+		return
+	}
+	ttl := s.Config.withDefaults().LeaseTTL
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ttl)
+		defer cancel()
+		bo := backoff.NewExponentialBackOff()
+		bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
+		_, _ = backoff.Retry(ctx, func() (struct{}, error) {
+			err := s.Store.Release(ctx, l)
+			if errors.Is(err, ErrLeaseLost) {
+				return struct{}{}, nil // released already, or lapsed and taken: not ours
+			}
+			return struct{}{}, err
+		}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(ttl))
+	}()
 }
 
 // save stores the state, retrying a failing store for a few seconds: what it records

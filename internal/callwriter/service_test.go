@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/calltrack/calltrack/internal/callwriter"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/trace"
 )
 
@@ -484,4 +486,50 @@ func indexOf(s []string, v string) int {
 		return len(s) - 1
 	}
 	return i
+}
+
+// droppingStore is a call-state store that went down mid-answer: a claim is carried
+// out but its caller hears only the failure, and releases fail, until it is up again.
+type droppingStore struct {
+	callwriter.Store
+	down atomic.Bool
+}
+
+func (s *droppingStore) Claim(ctx context.Context, tenant, callID string, ttl time.Duration) (callwriter.Lease, callwriter.State, error) {
+	l, st, err := s.Store.Claim(ctx, tenant, callID, ttl)
+	if s.down.Load() {
+		return l, callwriter.State{}, errors.New("redis: EOF")
+	}
+	return l, st, err
+}
+
+func (s *droppingStore) Release(ctx context.Context, l callwriter.Lease) error {
+	if s.down.Load() {
+		return errors.New("redis: connection refused")
+	}
+	return s.Store.Release(ctx, l)
+}
+
+// A claim whose answer was lost leaves a lease nobody works under. Once the store
+// answers again the writer lets it go, so the call's next attempt writes it, instead
+// of finding it busy until the lease lapses (the fixture's clock stands still: never).
+func TestLeaseOfALostClaimIsLetGo(t *testing.T) {
+	f := newFixture()
+	ds := &droppingStore{Store: f.store}
+	ds.down.Store(true)
+	f.svc.Store = ds
+	_, err := f.svc.WriteLog(context.Background(), v1())
+	require.ErrorIs(t, err, callwriter.ErrInfra)
+
+	ds.down.Store(false)
+	var got callwriter.Outcome
+	testenv.Eventually(t, 10*time.Second, "the call is no longer busy", func() bool {
+		got, err = f.svc.WriteLog(context.Background(), v1())
+		return !errors.Is(err, callwriter.ErrBusy)
+	})
+	require.NoError(t, err)
+	assert.Equal(t, callwriter.Written, got)
+	recs := f.crm.byCall(callID)
+	require.Len(t, recs, 1)
+	assert.Equal(t, "1001", recs[0].call.OwnerID)
 }

@@ -13,12 +13,18 @@ type Policy struct {
 	MaxAttempts int           // attempts through the retry topic before the DLQ
 	Base        time.Duration // first retry-topic delay
 	Cap         time.Duration // largest retry-topic delay
+	// BusyWait is the wait before trying again a call another worker holds. It costs
+	// no attempt and does not grow: the holder lets go within seconds, or its lease
+	// lapses (CALLTRACK_WRITER_LEASE), and the call is tried again soon after either.
+	BusyWait time.Duration
 }
 
 // DefaultPolicy carries a call through 30% transient failures: 3 quick attempts,
-// then up to 10 scheduled ones (1 s doubling, capped at 2 min, ±50% jitter).
+// then up to 10 scheduled ones (1 s doubling, capped at 2 min, ±50% jitter); a busy
+// call is tried every 5 s (±50%) until its holder lets go.
 func DefaultPolicy() Policy {
-	return Policy{InPlace: 3, InPlaceWait: 100 * time.Millisecond, MaxAttempts: 10, Base: time.Second, Cap: 2 * time.Minute}
+	return Policy{InPlace: 3, InPlaceWait: 100 * time.Millisecond, MaxAttempts: 10, Base: time.Second, Cap: 2 * time.Minute,
+		BusyWait: 5 * time.Second}
 }
 
 // Delay is the wait before retry-topic attempt n (1-based), with jitter.
@@ -27,7 +33,18 @@ func (p Policy) Delay(n int) time.Duration {
 	for i := 1; i < n && d < p.Cap; i++ {
 		d *= 2
 	}
-	d = min(d, p.Cap)
+	return jitter(min(d, p.Cap))
+}
+
+// busyDelay is the wait before trying a busy call again.
+func (p Policy) busyDelay() time.Duration {
+	if p.BusyWait <= 0 {
+		return p.Delay(1)
+	}
+	return jitter(p.BusyWait)
+}
+
+func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)+1)) // 0.5d .. 1.5d
 }
 

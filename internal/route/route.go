@@ -245,6 +245,11 @@ func (h *Handlers) route(ctx context.Context, d *delivery, o callwriter.Outcome,
 		return h.deadLetter(ctx, d, d.attempts, kafkabus.ReasonUnknownTenant, err)
 	case errors.Is(err, errCircuitOpen), errors.Is(err, callwriter.ErrSettling):
 		return h.schedule(ctx, d, d.attempts, err) // not an attempt: the CRM was not tried
+	case errors.Is(err, callwriter.ErrBusy):
+		// Not an attempt either, and no back-off: a lease nobody works under (its
+		// worker died) lapses, and the call must be written soon after, not minutes
+		// later or dead-lettered for having waited.
+		return h.scheduleAt(ctx, d, d.attempts, err, h.Policy.busyDelay())
 	case errors.Is(err, callwriter.ErrOutcomeUnknown):
 		if d.attempts+1 >= h.Policy.MaxAttempts {
 			return h.deadLetter(ctx, d, d.attempts+1, kafkabus.ReasonOutcomeUnknown, err)
@@ -289,7 +294,11 @@ func (h *Handlers) deferMessage(ctx context.Context, m kafka.Message) error {
 
 // schedule hands the message to the retry topic with its next due time.
 func (h *Handlers) schedule(ctx context.Context, d *delivery, attempts int, cause error) error {
-	due := time.Now().Add(h.Policy.Delay(max(attempts, 1))).UTC()
+	return h.scheduleAt(ctx, d, attempts, cause, h.Policy.Delay(max(attempts, 1)))
+}
+
+func (h *Handlers) scheduleAt(ctx context.Context, d *delivery, attempts int, cause error, wait time.Duration) error {
+	due := time.Now().Add(wait).UTC()
 	out := h.routed(d, h.Topics.Retry, attempts, cause, kafka.Header{Key: kafkabus.HeaderDueAt, Value: []byte(due.Format(time.RFC3339Nano))})
 	if err := h.Publisher.Publish(ctx, out); err != nil {
 		return fmt.Errorf("%w: %w", callwriter.ErrInfra, err)

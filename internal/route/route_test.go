@@ -158,10 +158,13 @@ func TestRouting(t *testing.T) {
 			check: func(t *testing.T, out kafka.Message) {
 				assert.Equal(t, kafkabus.ReasonRetriesExhausted, kafkabus.Header(out, kafkabus.HeaderReason))
 			}},
-		{name: "a busy call is retried later", msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 2) }, retryTopi: true,
-			results: []result{{err: callwriter.ErrBusy}}, wantCalls: 1, wantTopic: topics.Retry, outcome: "retry",
+		{name: "a busy call is tried again soon, at no attempt's cost, even at the last attempt",
+			msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 9) }, retryTopi: true,
+			results: []result{{err: fmt.Errorf("call c1: %w", callwriter.ErrBusy)}}, wantCalls: 1, wantTopic: topics.Retry, outcome: "retry",
 			check: func(t *testing.T, out kafka.Message) {
-				assert.Equal(t, "3", kafkabus.Header(out, kafkabus.HeaderAttempts))
+				assert.Equal(t, "9", kafkabus.Header(out, kafkabus.HeaderAttempts))
+				assert.WithinDuration(t, time.Now().Add(5*time.Second), route.DueAt(out), 2600*time.Millisecond,
+					"BusyWait 5 s ±50%%, not attempt 9's back-off")
 			}},
 		{name: "an undecodable event is dead-lettered", msg: func(t *testing.T) kafka.Message {
 			m := logMsg(t)
@@ -186,7 +189,8 @@ func TestRouting(t *testing.T) {
 			pub := &fakePublisher{}
 			m := metrics.New()
 			h := &route.Handlers{Service: svc, Publisher: pub, Topics: topics, Metrics: m, Log: zerolog.Nop(),
-				Policy: route.Policy{InPlace: 3, InPlaceWait: time.Millisecond, MaxAttempts: 10, Base: time.Second, Cap: time.Minute}}
+				Policy: route.Policy{InPlace: 3, InPlaceWait: time.Millisecond, MaxAttempts: 10, Base: time.Second, Cap: time.Minute,
+					BusyWait: 5 * time.Second}}
 			handle := h.Main()
 			if tc.retryTopi {
 				handle = h.Retry()
