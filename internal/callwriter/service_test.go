@@ -488,16 +488,16 @@ func indexOf(s []string, v string) int {
 	return i
 }
 
-// droppingStore is a call-state store that went down mid-answer: a claim is carried
-// out but its caller hears only the failure, and releases fail, until it is up again.
+// droppingStore is a call-state store that fails mid-answer: a claim carried out with
+// its answer lost (lostClaims), releases refused (down).
 type droppingStore struct {
 	callwriter.Store
-	down atomic.Bool
+	lostClaims, down atomic.Bool
 }
 
 func (s *droppingStore) Claim(ctx context.Context, tenant, callID string, ttl time.Duration) (callwriter.Lease, callwriter.State, error) {
 	l, st, err := s.Store.Claim(ctx, tenant, callID, ttl)
-	if s.down.Load() {
+	if s.lostClaims.Load() {
 		return l, callwriter.State{}, errors.New("redis: EOF")
 	}
 	return l, st, err
@@ -510,26 +510,58 @@ func (s *droppingStore) Release(ctx context.Context, l callwriter.Lease) error {
 	return s.Store.Release(ctx, l)
 }
 
-// A claim whose answer was lost leaves a lease nobody works under. Once the store
-// answers again the writer lets it go, so the call's next attempt writes it, instead
+// A lease nobody works under — its claim's answer was lost, or its release failed —
+// is let go once the store answers again, so the call's next attempt writes it instead
 // of finding it busy until the lease lapses (the fixture's clock stands still: never).
-func TestLeaseOfALostClaimIsLetGo(t *testing.T) {
-	f := newFixture()
-	ds := &droppingStore{Store: f.store}
-	ds.down.Store(true)
-	f.svc.Store = ds
-	_, err := f.svc.WriteLog(context.Background(), v1())
-	require.ErrorIs(t, err, callwriter.ErrInfra)
+func TestLeaseNobodyWorksUnderIsLetGo(t *testing.T) {
+	ownerLookupFails := errors.New("redis: connection refused")
+	cases := []struct {
+		name   string
+		call   func() *call.Log
+		before func(f *fixture, ds *droppingStore)
+		after  func(f *fixture, ds *droppingStore)
+	}{
+		{name: "the claim's answer was lost", call: v1,
+			before: func(_ *fixture, ds *droppingStore) { ds.lostClaims.Store(true); ds.down.Store(true) },
+			after:  func(_ *fixture, ds *droppingStore) { ds.lostClaims.Store(false); ds.down.Store(false) }},
+		{name: "the release failed", call: func() *call.Log {
+			l := v1()
+			l.Owner, l.OwnerUnresolved = nil, true // Redis was down at ingest: the writer looks the owner up
+			return l
+		},
+			before: func(f *fixture, ds *droppingStore) {
+				f.owners.mu.Lock()
+				f.owners.err = ownerLookupFails
+				f.owners.mu.Unlock()
+				ds.down.Store(true)
+			},
+			after: func(f *fixture, ds *droppingStore) {
+				f.owners.mu.Lock()
+				f.owners.err = nil
+				f.owners.mu.Unlock()
+				ds.down.Store(false)
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			ds := &droppingStore{Store: f.store}
+			f.svc.Store = ds
+			tc.before(f, ds)
+			_, err := f.svc.WriteLog(context.Background(), tc.call())
+			require.ErrorIs(t, err, callwriter.ErrInfra)
 
-	ds.down.Store(false)
-	var got callwriter.Outcome
-	testenv.Eventually(t, 10*time.Second, "the call is no longer busy", func() bool {
-		got, err = f.svc.WriteLog(context.Background(), v1())
-		return !errors.Is(err, callwriter.ErrBusy)
-	})
-	require.NoError(t, err)
-	assert.Equal(t, callwriter.Written, got)
-	recs := f.crm.byCall(callID)
-	require.Len(t, recs, 1)
-	assert.Equal(t, "1001", recs[0].call.OwnerID)
+			tc.after(f, ds)
+			var got callwriter.Outcome
+			testenv.Eventually(t, 10*time.Second, "the call is no longer busy", func() bool {
+				got, err = f.svc.WriteLog(context.Background(), tc.call())
+				return !errors.Is(err, callwriter.ErrBusy)
+			})
+			require.NoError(t, err)
+			assert.Equal(t, callwriter.Written, got)
+			recs := f.crm.byCall(callID)
+			require.Len(t, recs, 1)
+			assert.Equal(t, "1001", recs[0].call.OwnerID)
+		})
+	}
 }
