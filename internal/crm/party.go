@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"sync"
@@ -43,9 +44,12 @@ const (
 type PartyCache interface {
 	Get(ctx context.Context, number string) (Party, bool, error)
 	Put(ctx context.Context, number string, p Party, ttl time.Duration) error
-	// Claim takes the number's lead-creation claim for ttl; false when another holds it.
-	Claim(ctx context.Context, number string, ttl time.Duration) (bool, error)
-	Release(ctx context.Context, number string) error
+	// Claim takes the number's lead-creation claim for ttl under token; false when
+	// another token holds it. A claim already held under token is the caller's (a
+	// client that sent it again after losing its answer must not find itself a rival).
+	Claim(ctx context.Context, number, token string, ttl time.Duration) (bool, error)
+	// Release ends the claim if token still holds it (not a later writer's).
+	Release(ctx context.Context, number, token string) error
 }
 
 // LeadPolicy says what an adapter does for a caller who matches no lead or contact
@@ -171,9 +175,12 @@ func (p *Parties) shared(ctx context.Context, number string, lookup func(context
 func (p *Parties) createLead(ctx context.Context, number string, pending bool, lookup func(context.Context) (*Party, error),
 	create func(context.Context) (Party, error)) (*Party, error) {
 	deadline := time.Now().Add(claimWaitBudget)
+	token := rand.Text()
 	for {
-		claimed, err := p.Cache.Claim(ctx, number, claimTTL)
+		claimed, err := p.Cache.Claim(ctx, number, token, claimTTL)
 		if err != nil {
+			// It may have been taken with its answer lost: let it go.
+			_ = p.Cache.Release(context.WithoutCancel(ctx), number, token)
 			return nil, &Error{Op: "crm: lead claim", Err: err}
 		}
 		if claimed {
@@ -195,7 +202,7 @@ func (p *Parties) createLead(ctx context.Context, number string, pending bool, l
 			pending = true // the holder's create lost its answer
 		}
 	}
-	defer func() { _ = p.Cache.Release(context.WithoutCancel(ctx), number) }()
+	defer func() { _ = p.Cache.Release(context.WithoutCancel(ctx), number, token) }()
 	// Another writer may have made it between our lookup and the claim — or tried, and
 	// lost the answer: then the lead may exist though our lookup (before its create, or
 	// behind the search's lag) missed it, and only a settled lookup may allow a create.
@@ -247,7 +254,12 @@ func (p *Parties) put(ctx context.Context, number string, party Party, ttl time.
 type MemoryPartyCache struct {
 	mu     sync.Mutex
 	m      map[string]memParty
-	claims map[string]time.Time
+	claims map[string]memClaim
+}
+
+type memClaim struct {
+	token string
+	exp   time.Time
 }
 
 type memParty struct {
@@ -281,24 +293,26 @@ func (c *MemoryPartyCache) Put(_ context.Context, number string, p Party, ttl ti
 }
 
 // Claim implements PartyCache.
-func (c *MemoryPartyCache) Claim(_ context.Context, number string, ttl time.Duration) (bool, error) {
+func (c *MemoryPartyCache) Claim(_ context.Context, number, token string, ttl time.Duration) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.claims == nil {
-		c.claims = map[string]time.Time{}
+		c.claims = map[string]memClaim{}
 	}
-	if exp, ok := c.claims[number]; ok && time.Now().Before(exp) {
+	if cl, ok := c.claims[number]; ok && cl.token != token && time.Now().Before(cl.exp) {
 		return false, nil
 	}
-	c.claims[number] = time.Now().Add(ttl)
+	c.claims[number] = memClaim{token: token, exp: time.Now().Add(ttl)}
 	return true, nil
 }
 
 // Release implements PartyCache.
-func (c *MemoryPartyCache) Release(_ context.Context, number string) error {
+func (c *MemoryPartyCache) Release(_ context.Context, number, token string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.claims, number)
+	if c.claims[number].token == token {
+		delete(c.claims, number)
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -35,15 +36,39 @@ func TestRedisCache(t *testing.T) {
 	_, ok, _ = partycache.New(env.Redis, env.Prefix, "other").Get(ctx, "+919711636496")
 	assert.False(t, ok, "per tenant")
 
-	got, err := c.Claim(ctx, "+919711636496", time.Minute)
+	got, err := c.Claim(ctx, "+919711636496", "writer-a", time.Minute)
 	require.NoError(t, err)
 	assert.True(t, got)
-	got, err = c.Claim(ctx, "+919711636496", time.Minute)
+	got, err = c.Claim(ctx, "+919711636496", "writer-b", time.Minute)
 	require.NoError(t, err)
 	assert.False(t, got, "held")
-	require.NoError(t, c.Release(ctx, "+919711636496"))
-	got, _ = c.Claim(ctx, "+919711636496", time.Minute)
+	require.NoError(t, c.Release(ctx, "+919711636496", "writer-b"))
+	got, _ = c.Claim(ctx, "+919711636496", "writer-b", time.Minute)
+	assert.False(t, got, "another writer's release does not end the claim")
+	require.NoError(t, c.Release(ctx, "+919711636496", "writer-a"))
+	got, _ = c.Claim(ctx, "+919711636496", "writer-b", time.Minute)
 	assert.True(t, got)
+}
+
+// The claim's answer is lost after Redis carried it out: go-redis's own retry finds
+// the writer's claim and takes it, rather than making the writer wait for itself for
+// the claim's 30 s.
+func TestLeadClaimWhoseAnswerWasLost(t *testing.T) {
+	env := testenv.New(t)
+	proxy := testenv.NewProxy(t, env.RedisAddr)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	c := partycache.New(rdb, env.Prefix, "acme")
+	ctx := t.Context()
+
+	proxy.LoseAnswerTo("lead-claim")
+	got, err := c.Claim(ctx, "+919711636496", "writer-a", time.Minute)
+	require.Equal(t, 1, proxy.Cuts(), "the claim's answer was lost")
+	require.NoError(t, err)
+	assert.True(t, got, "the retried claim is the writer's own")
+	got, err = c.Claim(ctx, "+919711636496", "writer-b", time.Minute)
+	require.NoError(t, err)
+	assert.False(t, got, "and nobody else's")
 }
 
 // Two replicas (two adapters) share the tenant's cache in Redis: a burst of first
