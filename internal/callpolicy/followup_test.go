@@ -122,7 +122,12 @@ func TestRedisTaskStoreClaimWhoseAnswerWasLost(t *testing.T) {
 	s := callpolicy.RedisTaskStore{Redis: rdb, Prefix: env.Prefix}
 	ctx := context.Background()
 
-	proxy.LoseAnswerTo("task-lease")
+	// A first claim loads the script, so the cut answer is the claim's own (EVALSHA),
+	// not a NOSCRIPT refusal of a command that never ran.
+	warm, _, err := s.Claim(ctx, "acme", "warm-up", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, "acme", "warm-up", warm))
+	proxy.LoseAnswerTo("task-lease:{acme:lost-answer}")
 	tok, _, err := s.Claim(ctx, "acme", "lost-answer", time.Minute)
 	require.Equal(t, 1, proxy.Cuts(), "the claim's answer was lost")
 	require.NoError(t, err, "the retried claim is the worker's own")

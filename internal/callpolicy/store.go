@@ -46,8 +46,10 @@ func (s RedisTaskStore) Claim(ctx context.Context, tenant, callID string, ttl ti
 	n, err := claimScript.Run(ctx, s.Redis, []string{lease}, token, ttl.Milliseconds()).Int()
 	if err != nil {
 		// The claim may have been carried out with its answer lost: let the lease go
-		// rather than leave the task held by nobody until it lapses.
-		_ = s.Release(context.WithoutCancel(ctx), tenant, callID, token)
+		// rather than leave the task held by nobody until it lapses (if Redis answers).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = s.Release(rctx, tenant, callID, token)
+		cancel()
 		return "", TaskState{}, fmt.Errorf("callpolicy: claim task of %s: %w", callID, err)
 	}
 	if n == 0 {

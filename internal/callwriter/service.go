@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -176,7 +177,10 @@ func (s *Service) begin(ctx context.Context, tenantID, callID string) (*job, err
 	if err != nil {
 		// The store may have taken the lease and lost its answer (Redis stopped right
 		// then): let it go, or the call's next attempts find it busy until it lapses.
-		s.letGo(lease)
+		// A claim that never reached it (no connection) took nothing.
+		if !neverSent(err) {
+			s.letGo(lease)
+		}
 		return nil, infra(err)
 	}
 	j := &job{s: s, t: t, lease: lease, st: st, deadline: now.Add(cfg.requestBudget()),
@@ -581,6 +585,12 @@ func outcomeUnknown(err error) bool {
 }
 
 func infra(err error) error { return fmt.Errorf("%w: %w", ErrInfra, err) }
+
+// neverSent: the request failed to connect, so the store ran nothing.
+func neverSent(err error) bool {
+	op, ok := errors.AsType[*net.OpError](err)
+	return ok && op.Op == "dial"
+}
 
 func ownerID(l *call.Log) string {
 	if l == nil || l.Owner == nil {

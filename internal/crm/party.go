@@ -179,8 +179,10 @@ func (p *Parties) createLead(ctx context.Context, number string, pending bool, l
 	for {
 		claimed, err := p.Cache.Claim(ctx, number, token, claimTTL)
 		if err != nil {
-			// It may have been taken with its answer lost: let it go.
-			_ = p.Cache.Release(context.WithoutCancel(ctx), number, token)
+			// It may have been taken with its answer lost: let it go (if Redis answers).
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = p.Cache.Release(rctx, number, token)
+			cancel()
 			return nil, &Error{Op: "crm: lead claim", Err: err}
 		}
 		if claimed {

@@ -20,8 +20,11 @@ func Canonical(raw []byte) []byte {
 		return raw
 	}
 	c := canonPool.Get().(*canonicaliser)
-	defer canonPool.Put(c)
-	return c.append(make([]byte, 0, len(raw)), bytes.TrimSpace(raw))
+	out := c.append(make([]byte, 0, len(raw)), bytes.TrimSpace(raw))
+	if cap(c.members) <= 1024 { // an odd, huge payload's scratch is not kept
+		canonPool.Put(c)
+	}
+	return out
 }
 
 // canonicaliser holds the members of the objects being written and their sort order,

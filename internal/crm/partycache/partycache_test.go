@@ -61,7 +61,12 @@ func TestLeadClaimWhoseAnswerWasLost(t *testing.T) {
 	c := partycache.New(rdb, env.Prefix, "acme")
 	ctx := t.Context()
 
-	proxy.LoseAnswerTo("lead-claim")
+	// A first claim loads the script, so the cut answer is the claim's own (EVALSHA),
+	// not a NOSCRIPT refusal of a command that never ran.
+	_, err := c.Claim(ctx, "+910000000000", "warm-up", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, c.Release(ctx, "+910000000000", "warm-up"))
+	proxy.LoseAnswerTo("lead-claim:+919711636496")
 	got, err := c.Claim(ctx, "+919711636496", "writer-a", time.Minute)
 	require.Equal(t, 1, proxy.Cuts(), "the claim's answer was lost")
 	require.NoError(t, err)
