@@ -91,7 +91,8 @@ tenants:
       kind: kylas
       base_url: %[3]s/sandbox/kylas
       api_key_env: %[5]s
-`, DevTenant, devWebhookTokenEnv, d.Base, devMyOperatorTokenEnv, devKylasKeyEnv)
+      rate_limit: %[6]d
+`, DevTenant, devWebhookTokenEnv, d.Base, devMyOperatorTokenEnv, devKylasKeyEnv, DevKylasRateLimit)
 	if err := os.WriteFile(d.TenantsFile, []byte(body), 0o600); err != nil {
 		return fmt.Errorf("dev: tenants file: %w", err)
 	}

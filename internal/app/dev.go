@@ -39,6 +39,11 @@ const (
 	DevTenantAdminToken = "demo-tenant-admin"
 	DevKylasAPIKey      = "demo-crm-key"
 	DevKylasOAuthToken  = "demo-kylas-oauth" // the sandbox's marketplace-app token: the owner-attributing sync route
+	// DevKylasRateLimit is tenant demo's CRM rate limit (requests/s). The dev sandbox's
+	// Kylas enforces none, and at Kylas's 5/s calls posted one at a time (each a request
+	// or more) queued behind the limiter — up to 0.9 s — so calltrack dev timed the
+	// limit, not the pipeline. Production tenants keep Kylas's 5/s unless crm.rate_limit.
+	DevKylasRateLimit = 50
 	// DevSampleAgent is the MyOperator user id of the sample calls' agent.
 	DevSampleAgent = "5cd40f6556f2f124"
 )
@@ -122,7 +127,8 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken, CompanyID: DevCompanyID,
 		APIToken: DevAPIToken, ClickToCall: devClickToCall(d.Base, DevOBDSecret),
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
-		CRM:   tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken},
+		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken,
+			RateLimit: DevKylasRateLimit},
 		Calls: DevCallPolicy()}, d.devZoho())
 	if _, err := tenants.WithAdmins(tenant.Admin{Name: "demo-tenant-admin", Tenant: DevTenant, Token: DevTenantAdminToken}); err != nil {
 		return nil, err
