@@ -175,8 +175,13 @@ func (h *Handlers) breaker(next step) step {
 // crmFailed: the CRM itself failed (not a busy call, not calltrack's own dependency).
 func crmFailed(err error) bool {
 	_, ok := errors.AsType[*crm.Error](err)
-	return ok && !crm.IsPermanent(err) && !errors.Is(err, callwriter.ErrInfra)
+	return ok && !crm.IsPermanent(err) && !errors.Is(err, callwriter.ErrInfra) && !ownWait(err)
 }
+
+// ownWait: a wait of calltrack's own making (another writer is creating the caller's
+// lead), not the CRM's: it neither pauses the tenant's credential nor counts against
+// its circuit.
+func ownWait(err error) bool { return errors.Is(err, crm.ErrLeadBeingCreated) }
 
 // inPlace retries a transient failure a few times without leaving the partition's
 // stream (a message from the retry topic gets one attempt per due time). A 429 holds
@@ -202,7 +207,7 @@ func (h *Handlers) inPlace(next step) step {
 				// Retrying at once cannot help: an unknown outcome waits for the CRM to settle.
 				return struct{}{}, backoff.Permanent(err)
 			}
-			if ra := crm.RetryAfter(err); ra > 0 || crm.HTTPStatus(err) == http.StatusTooManyRequests {
+			if ra := crm.RetryAfter(err); (ra > 0 || crm.HTTPStatus(err) == http.StatusTooManyRequests) && !ownWait(err) {
 				if h.Pause != nil {
 					h.Pause(ctx, d.tenant, max(ra, time.Second))
 				}

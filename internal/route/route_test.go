@@ -255,6 +255,22 @@ func TestTooManyRequestsPausesTheTenant(t *testing.T) {
 	assert.Equal(t, 1, svc.calls, "a long Retry-After is scheduled, not waited for in place")
 }
 
+// Waiting for another writer's lead create is calltrack's own wait, not the CRM's: it
+// pauses no credential and opens no circuit, however often it happens.
+func TestLeadBeingCreatedIsNotTheCRMs(t *testing.T) {
+	waiting := &crm.Error{Op: "crm: lead claim", Err: crm.ErrLeadBeingCreated, RetryAfter: time.Second}
+	svc := &fakeService{results: []result{{err: waiting}}}
+	paused := 0
+	h := &route.Handlers{Service: svc, Publisher: &fakePublisher{}, Topics: topics, Metrics: metrics.New(), Log: zerolog.Nop(),
+		Policy: route.Policy{InPlace: 1, MaxAttempts: 10, Base: time.Second, Cap: time.Minute, BusyWait: time.Second},
+		Pause:  func(context.Context, string, time.Duration) { paused++ }}
+	for range 6 {
+		require.NoError(t, h.Main()(context.Background(), logMsg(t)))
+	}
+	assert.Zero(t, paused, "no pause of the tenant's credential")
+	assert.Equal(t, 6, svc.calls, "every message tried: the circuit stayed closed")
+}
+
 // Deferring a message costs no attempt, but each deferral of it waits longer.
 func TestDeferBacksOff(t *testing.T) {
 	pub := &fakePublisher{}
