@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -347,10 +348,13 @@ func TestService(t *testing.T) {
 		{
 			name: "a crash between the create and its result: one record once the lease lapses",
 			steps: []step{
-				{before: func(f *fixture) { f.crm.afterStore = func() { f.store.Fail = errors.New("redis: connection refused") } },
-					log: v1(), wantErr: callwriter.ErrInfra},
+				{before: func(f *fixture) {
+					cs := &crashingStore{Store: f.store}
+					f.svc.Store = cs
+					f.crm.afterStore = cs.crash
+				}, log: v1(), wantErr: callwriter.ErrInfra},
 				// The worker is gone; its lease still holds the call.
-				{before: func(f *fixture) { f.store.Fail = nil; f.crm.afterStore = nil }, log: v1(), wantErr: callwriter.ErrBusy},
+				{before: func(f *fixture) { f.crm.afterStore = nil }, log: v1(), wantErr: callwriter.ErrBusy},
 				{before: advance(time.Minute + time.Second), log: v1(), want: callwriter.Adopted}},
 			check: func(t *testing.T, f *fixture) {
 				require.Len(t, f.crm.byCall(callID), 1, "one record")
@@ -486,6 +490,49 @@ func indexOf(s []string, v string) int {
 		return len(s) - 1
 	}
 	return i
+}
+
+// crashingStore models a worker killed mid-job: once crash is called, nothing the
+// worker holding the latest lease does reaches the store again (its saves and
+// releases, background ones included, fail), while other workers' claims still do.
+type crashingStore struct {
+	callwriter.Store
+	mu         sync.Mutex
+	last, dead string
+}
+
+func (s *crashingStore) Claim(ctx context.Context, tenant, callID string, ttl time.Duration) (callwriter.Lease, callwriter.State, error) {
+	l, st, err := s.Store.Claim(ctx, tenant, callID, ttl)
+	s.mu.Lock()
+	s.last = l.Token
+	s.mu.Unlock()
+	return l, st, err
+}
+
+func (s *crashingStore) crash() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead = s.last
+}
+
+func (s *crashingStore) gone(l callwriter.Lease) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return l.Token == s.dead
+}
+
+func (s *crashingStore) Save(ctx context.Context, l callwriter.Lease, st callwriter.State, release bool) error {
+	if s.gone(l) {
+		return errors.New("redis: connection refused")
+	}
+	return s.Store.Save(ctx, l, st, release)
+}
+
+func (s *crashingStore) Release(ctx context.Context, l callwriter.Lease) error {
+	if s.gone(l) {
+		return errors.New("redis: connection refused")
+	}
+	return s.Store.Release(ctx, l)
 }
 
 // droppingStore is a call-state store that fails mid-answer: a claim carried out with
