@@ -2,8 +2,6 @@ package callpolicy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/calltrack/calltrack/internal/redislock"
 )
 
 // TaskStateTTL is how long a call's task state is kept: as long as the writer keeps a
@@ -31,28 +31,18 @@ func (s RedisTaskStore) keys(tenant, callID string) (state, lease string) {
 }
 
 var (
-	// claimScript takes the lease unless another token holds it. The caller's own
-	// token is the caller's: go-redis sends a command again when its answer was lost,
-	// and that second run must not find the first one's lease "another worker's".
-	claimScript   = redis.NewScript(`local v = redis.call('GET', KEYS[1]) if v and v ~= ARGV[1] then return 0 end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1`)
-	saveScript    = redis.NewScript(`if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
-	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+	saveScript = redis.NewScript(`if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
 )
 
 // Claim leases the call's task.
 func (s RedisTaskStore) Claim(ctx context.Context, tenant, callID string, ttl time.Duration) (string, TaskState, error) {
 	state, lease := s.keys(tenant, callID)
-	token := newToken()
-	n, err := claimScript.Run(ctx, s.Redis, []string{lease}, token, ttl.Milliseconds()).Int()
+	token := redislock.NewToken()
+	ok, err := redislock.Claim(ctx, s.Redis, lease, token, ttl)
 	if err != nil {
-		// The claim may have been carried out with its answer lost: let the lease go
-		// rather than leave the task held by nobody until it lapses (if Redis answers).
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = s.Release(rctx, tenant, callID, token)
-		cancel()
 		return "", TaskState{}, fmt.Errorf("callpolicy: claim task of %s: %w", callID, err)
 	}
-	if n == 0 {
+	if !ok {
 		return "", TaskState{}, fmt.Errorf("call %s: %w", callID, ErrBusy)
 	}
 	var st TaskState
@@ -91,13 +81,7 @@ func (s RedisTaskStore) Save(ctx context.Context, tenant, callID, token string, 
 // Release ends the lease.
 func (s RedisTaskStore) Release(ctx context.Context, tenant, callID, token string) error {
 	_, lease := s.keys(tenant, callID)
-	return releaseScript.Run(ctx, s.Redis, []string{lease}, token).Err()
-}
-
-func newToken() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return redislock.ReleaseToken(ctx, s.Redis, lease, token)
 }
 
 // MemoryTaskStore is the TaskStore in memory, for tests.
@@ -122,7 +106,7 @@ func (m *MemoryTaskStore) Claim(_ context.Context, tenant, callID string, _ time
 	if m.leases[k] != "" {
 		return "", TaskState{}, ErrBusy
 	}
-	tok := newToken()
+	tok := redislock.NewToken()
 	m.leases[k] = tok
 	return tok, m.states[k], nil
 }

@@ -46,7 +46,8 @@ type PartyCache interface {
 	Put(ctx context.Context, number string, p Party, ttl time.Duration) error
 	// Claim takes the number's lead-creation claim for ttl under token; false when
 	// another token holds it. A claim already held under token is the caller's (a
-	// client that sent it again after losing its answer must not find itself a rival).
+	// client that sent it again after losing its answer must not find itself a rival),
+	// and one that failed is released by the cache, as it may have been taken.
 	Claim(ctx context.Context, number, token string, ttl time.Duration) (bool, error)
 	// Release ends the claim if token still holds it (not a later writer's).
 	Release(ctx context.Context, number, token string) error
@@ -179,10 +180,6 @@ func (p *Parties) createLead(ctx context.Context, number string, pending bool, l
 	for {
 		claimed, err := p.Cache.Claim(ctx, number, token, claimTTL)
 		if err != nil {
-			// It may have been taken with its answer lost: let it go (if Redis answers).
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = p.Cache.Release(rctx, number, token)
-			cancel()
 			return nil, &Error{Op: "crm: lead claim", Err: err}
 		}
 		if claimed {

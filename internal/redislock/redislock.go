@@ -29,6 +29,14 @@ type Lock struct {
 }
 
 var (
+	// claimScript takes the key for a token unless another token holds it. The
+	// caller's own token is the caller's: go-redis sends a command again when its
+	// answer was lost, and that second run must not find the first one's claim a rival's.
+	claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`)
 	releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
@@ -37,16 +45,42 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0`)
 )
 
+// Claim takes key for token for ttl: false while another token holds it. A claim
+// that fails may have been carried out with its answer lost, so it is released (once,
+// if Redis answers within 5 s) rather than left held by nobody until ttl.
+func Claim(ctx context.Context, rdb redis.UniversalClient, key, token string, ttl time.Duration) (bool, error) {
+	n, err := claimScript.Run(ctx, rdb, []string{key}, token, ttl.Milliseconds()).Int()
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = ReleaseToken(rctx, rdb, key, token)
+		return false, fmt.Errorf("redislock: %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseToken frees key if token still holds it (a holder whose claim lapsed does not
+// free the next one's).
+func ReleaseToken(ctx context.Context, rdb redis.UniversalClient, key, token string) error {
+	if err := releaseScript.Run(ctx, rdb, []string{key}, token).Err(); err != nil {
+		return fmt.Errorf("redislock: release %s: %w", key, err)
+	}
+	return nil
+}
+
+// NewToken is a random claim token.
+func NewToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
 // Acquire takes the lock for ttl, or returns ErrLocked.
 func Acquire(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (*Lock, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	l := &Lock{rdb: rdb, key: key, token: hex.EncodeToString(b)}
-	ok, err := rdb.SetNX(ctx, key, l.token, ttl).Result()
+	l := &Lock{rdb: rdb, key: key, token: NewToken()}
+	ok, err := Claim(ctx, rdb, key, l.token, ttl)
 	if err != nil {
-		return nil, fmt.Errorf("redislock: %s: %w", key, err)
+		return nil, err
 	}
 	if !ok {
 		return nil, ErrLocked
@@ -84,10 +118,7 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 
 // Release frees the lock if it is still ours.
 func (l *Lock) Release(ctx context.Context) error {
-	if err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err(); err != nil {
-		return fmt.Errorf("redislock: release %s: %w", l.key, err)
-	}
-	return nil
+	return ReleaseToken(ctx, l.rdb, l.key, l.token)
 }
 
 // KeepAlive refreshes the lock every ttl/3 until stop is called; lost is cancelled

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/redislock"
 )
 
 // Redis keeps entries under <prefix>:crm:<tenant>:party:<number> and claims under
@@ -53,21 +54,12 @@ func (r *Redis) Put(ctx context.Context, number string, p crm.Party, ttl time.Du
 	return r.rdb.Set(ctx, r.prefix+"party:"+number, raw, ttl).Err()
 }
 
-// claimScript takes a lead claim unless another token holds it; the caller's own token
-// is the caller's (go-redis sends a command again when its answer was lost).
-var claimScript = redis.NewScript(`local v = redis.call('GET', KEYS[1]) if v and v ~= ARGV[1] then return 0 end redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1`)
-
-// releaseScript ends a claim only if the token still holds it: a writer whose claim
-// lapsed does not end the next one's.
-var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
-
-// Claim implements crm.PartyCache.
+// Claim implements crm.PartyCache (a redislock claim: the token's own, released if it failed).
 func (r *Redis) Claim(ctx context.Context, number, token string, ttl time.Duration) (bool, error) {
-	n, err := claimScript.Run(ctx, r.rdb, []string{r.prefix + "lead-claim:" + number}, token, ttl.Milliseconds()).Int()
-	return n == 1, err
+	return redislock.Claim(ctx, r.rdb, r.prefix+"lead-claim:"+number, token, ttl)
 }
 
 // Release implements crm.PartyCache.
 func (r *Redis) Release(ctx context.Context, number, token string) error {
-	return releaseScript.Run(ctx, r.rdb, []string{r.prefix + "lead-claim:" + number}, token).Err()
+	return redislock.ReleaseToken(ctx, r.rdb, r.prefix+"lead-claim:"+number, token)
 }
