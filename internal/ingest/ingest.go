@@ -184,11 +184,11 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 		r.outcome = "rejected"
 		return h.reject(ctx, c, t.ID, kind, body, err, log)
 	}
-	log = log.With().Str("call_id", d.callID).Logger()
+	lc := log.With().Str("call_id", d.callID)
 	if logID != "" {
-		log = log.With().Str("log_id", logID).Logger()
+		lc = lc.Str("log_id", logID)
 	}
-	r.log = log
+	r.log = lc.Logger()
 
 	// A redelivery of the same payload (in whatever encoding) yields no second event.
 	d.dedupeKey = "webhook:" + t.ID + ":" + kind + ":" + payloadHash(raw)
@@ -225,8 +225,9 @@ type lookup struct {
 	err           error // mapping.ErrNotFound, errRedisSkipped, errMappingsRestoring, or Redis's
 }
 
-// deliver dedupes, looks up, publishes and traces a webhook in at most two Redis
-// round trips — claim + lookups before the publish, finish + trace stages after — and
+// deliver dedupes, looks up, publishes and traces a webhook in two Redis round trips —
+// claim + lookups before the publish, finish + trace stages after; one more when the
+// agent's id has no active mapping (mapping.LookupPipe) — and
 // answers: 200 once the events are on Kafka or in the spool, "duplicate" for a
 // redelivery, 503 when neither Kafka nor the spool can take them. Redis is used only
 // within the webhook's Redis budget; without it the delivery goes ahead

@@ -526,13 +526,14 @@ func (e writeErrors) Unwrap() []error {
 // Event builds a message with calltrack's CloudEvents-style headers.
 func Event(topic, key, source, tenant, callID string, value []byte, extra ...kafka.Header) kafka.Message {
 	now := time.Now().UTC()
-	h := []kafka.Header{
-		{Key: HeaderID, Value: []byte(NewID())},
-		{Key: HeaderType, Value: []byte(topic)},
-		{Key: HeaderSource, Value: []byte(source)},
-		{Key: HeaderTime, Value: []byte(now.Format(time.RFC3339Nano))},
-		{Key: HeaderTenant, Value: []byte(tenant)},
-	}
+	h := make([]kafka.Header, 0, 6+len(extra)) // one allocation, the call id's included
+	h = append(h,
+		kafka.Header{Key: HeaderID, Value: []byte(NewID())},
+		kafka.Header{Key: HeaderType, Value: []byte(topic)},
+		kafka.Header{Key: HeaderSource, Value: []byte(source)},
+		kafka.Header{Key: HeaderTime, Value: now.AppendFormat(nil, time.RFC3339Nano)},
+		kafka.Header{Key: HeaderTenant, Value: []byte(tenant)},
+	)
 	if callID != "" {
 		h = append(h, kafka.Header{Key: HeaderCallID, Value: []byte(callID)})
 	}

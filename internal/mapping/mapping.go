@@ -89,6 +89,7 @@ type Store struct {
 	prefix   string
 	journal  Journal
 	onChange ChangeFunc
+	decoded  *decodedMappings // lookups' decoded mappings, by their JSON
 }
 
 // ChangeFunc is told about every change once it is in Redis (late binding of parked
@@ -97,7 +98,7 @@ type ChangeFunc func(tenant, userID string, m *Mapping)
 
 // NewStore returns a store with keys under prefix.
 func NewStore(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{rdb: rdb, prefix: prefix}
+	return &Store{rdb: rdb, prefix: prefix, decoded: &decodedMappings{}}
 }
 
 // WithJournal makes every change go to j before Redis. Set it before use.

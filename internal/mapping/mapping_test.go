@@ -3,10 +3,13 @@ package mapping_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -220,7 +223,8 @@ func TestFillKeepsNewerMappings(t *testing.T) {
 	assert.Equal(t, "1002", m.CRMUserID, "restored with its indexes")
 }
 
-// LookupPipe answers as Owner and IsAgentPhone do, in one round trip.
+// LookupPipe answers as Owner and IsAgentPhone do: an agent with an active mapping by
+// its id in the pipeline's one round trip with plain commands, others by the script.
 func TestLookupPipeResolvesLikeResolve(t *testing.T) {
 	env := testenv.New(t)
 	ctx := t.Context()
@@ -230,27 +234,35 @@ func TestLookupPipeResolvesLikeResolve(t *testing.T) {
 		Phones: []string{"+918586848544"}, Source: mapping.SourceManual, Status: mapping.StatusActive}
 	require.NoError(t, s.Put(ctx, "acme", pending))
 	require.NoError(t, s.Put(ctx, "acme", active))
+	sent := &commandLog{}
+	env.Redis.AddHook(sent)
 	cases := []struct {
 		name    string
 		agent   *call.Agent
 		caller  string
 		want    string // crm user id, "" for none
 		isAgent bool
+		script  bool // the script was needed: one more round trip
 	}{
-		{"by id", &call.Agent{ID: "u2"}, "", "1002", false},
-		{"by uuid", &call.Agent{ID: "uuid-2"}, "", "1002", false},
-		{"pending id, then email", &call.Agent{ID: "u1", Email: "b@example.com"}, "", "1002", false},
-		{"pending only", &call.Agent{ID: "u1"}, "", "", false},
-		{"by phone; the caller is an agent", &call.Agent{Phone: "+918586848544"}, "+918586848544", "1002", true},
-		{"no agent", nil, "+919711636496", "", false},
+		{"by id", &call.Agent{ID: "u2"}, "", "1002", false, false},
+		{"by id; the caller is an agent", &call.Agent{ID: "u2"}, "+918586848544", "1002", true, false},
+		{"by id; a customer calls", &call.Agent{ID: "u2"}, "+919711636496", "1002", false, false},
+		{"by uuid", &call.Agent{ID: "uuid-2"}, "", "1002", false, true},
+		{"pending id, then email", &call.Agent{ID: "u1", Email: "b@example.com"}, "", "1002", false, true},
+		{"pending only", &call.Agent{ID: "u1"}, "+918586848544", "", true, true},
+		{"unknown id, then phone", &call.Agent{ID: "nobody", Phone: "+918586848544"}, "", "1002", false, true},
+		{"by phone; the caller is an agent", &call.Agent{Phone: "+918586848544"}, "+918586848544", "1002", true, true},
+		{"no agent", nil, "+919711636496", "", false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			sent.reset()
 			p := env.Redis.Pipeline()
 			get := s.LookupPipe(ctx, p, "acme", tc.agent, tc.caller)
 			_, _ = p.Exec(ctx)
 			m, isAgent, err := get()
 			assert.Equal(t, tc.isAgent, isAgent)
+			assert.Equal(t, tc.script, sent.script(), "script sent: %v", sent.names())
 			if tc.want == "" {
 				assert.ErrorIs(t, err, mapping.ErrNotFound)
 				return
@@ -265,4 +277,50 @@ func TestLookupPipeResolvesLikeResolve(t *testing.T) {
 			}
 		})
 	}
+
+	// A mapping changed between two lookups is read anew, not from the decoded ones.
+	active.CRMUserID = "2002"
+	require.NoError(t, s.Put(ctx, "acme", active))
+	p := env.Redis.Pipeline()
+	get := s.LookupPipe(ctx, p, "acme", &call.Agent{ID: "u2"}, "")
+	_, _ = p.Exec(ctx)
+	m, _, err := get()
+	require.NoError(t, err)
+	assert.Equal(t, "2002", m.CRMUserID)
+}
+
+// commandLog records the names of the commands a client sends.
+type commandLog struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (c *commandLog) reset() { c.mu.Lock(); c.sent = nil; c.mu.Unlock() }
+
+func (c *commandLog) names() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.sent)
+}
+
+func (c *commandLog) script() bool {
+	return slices.ContainsFunc(c.names(), func(n string) bool { return strings.HasPrefix(n, "eval") })
+}
+
+func (c *commandLog) add(cmds ...redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cmd := range cmds {
+		c.sent = append(c.sent, cmd.Name())
+	}
+}
+
+func (c *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.add(cmd); return next(ctx, cmd) }
+}
+
+func (c *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.add(cmds...); return next(ctx, cmds) }
 }

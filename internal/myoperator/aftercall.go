@@ -6,6 +6,9 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/phone"
 )
@@ -87,6 +90,24 @@ func (a *agent) UnmarshalJSON(b []byte) error {
 		return a.ID.UnmarshalJSON(b)
 	}
 	return nil
+}
+
+// UnmarshalJSONFrom is UnmarshalJSON for decodeObject's decoder.
+func (a *agent) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == '{' {
+		type fields agent // no methods: plain decoding
+		var f fields
+		if err := jsonv2.UnmarshalDecode(dec, &f, decodeOptions); err != nil {
+			return err
+		}
+		*a = agent(f)
+		return nil
+	}
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	return a.UnmarshalJSON(v)
 }
 
 // ParseAfterCall turns an afterCall log (the JSON object from ExtractJSON) into a

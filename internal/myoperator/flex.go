@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // ErrMalformed is wrapped by every error about a payload we cannot use.
@@ -20,13 +24,29 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
+// decodeOptions make encoding/json/v2's decoder (go-json-experiment/json, the
+// standard library's from Go 1.27) read a payload as encoding/json does: a member
+// name matches a field whatever its case, but '_' and '-' count (v1's
+// strings.EqualFold); a name given twice is allowed, the last wins; invalid UTF-8
+// is let through (flexString reads a string as v1 does). v2 validates as it goes,
+// where v1 scans the whole payload before decoding it: half the afterCall's decode
+// (issue 14; FuzzDecodeAsV1 holds the two readings equal).
+var decodeOptions = jsonv2.JoinOptions(
+	jsonv2.MatchCaseInsensitiveNames(true),
+	jsonv1.MatchCaseSensitiveDelimiter(true),
+	jsontext.AllowDuplicateNames(true),
+	jsontext.AllowInvalidUTF8(true),
+	jsonv1.ReportErrorsWithLegacySemantics(true), // a list item that is not a T is skipped whole // a list item that is not a T is skipped whole // a list item that is not a T is skipped whole
+)
+
 // decodeObject unmarshals raw, which must be a JSON object, into v. The fields of
 // v are flex types that accept anything, so only broken JSON or a non-object fails.
 func decodeObject(raw []byte, v any) error {
-	if b := bytes.TrimSpace(raw); len(b) > 0 && b[0] == '{' && json.Unmarshal(raw, v) == nil {
-		return nil // one pass: Unmarshal validates as it goes
+	if b := bytes.TrimSpace(raw); len(b) > 0 && b[0] == '{' && jsonv2.Unmarshal(raw, v, decodeOptions) == nil {
+		return nil // one pass: the decoder validates as it goes
 	}
-	// Say why not (checkObject's words), decoding once more only when it is an object.
+	// Say why not (checkObject's words). What v1 reads as an object is decoded as v1
+	// does, so nothing it took is refused.
 	if err := checkObject(raw); err != nil {
 		return err
 	}
@@ -100,6 +120,15 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		*f = flexString(b)
 	}
 	return nil
+}
+
+// UnmarshalJSONFrom is UnmarshalJSON for decodeObject's decoder.
+func (f *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	return f.UnmarshalJSON(v)
 }
 
 func (f flexString) String() string { return string(f) }
@@ -224,6 +253,42 @@ func (l *flexList[T]) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// UnmarshalJSONFrom is UnmarshalJSON for decodeObject's decoder: an array's items
+// are decoded as they are read; the other shapes go as UnmarshalJSON reads them.
+func (l *flexList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*l = nil
+	if dec.PeekKind() != '[' {
+		v, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		return l.UnmarshalJSON(v)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	depth := dec.StackDepth()
+	for dec.PeekKind() != ']' {
+		if dec.PeekKind() == 'n' {
+			if _, err := dec.ReadToken(); err != nil {
+				return err
+			}
+			continue
+		}
+		var v T
+		err := jsonv2.UnmarshalDecode(dec, &v, decodeOptions)
+		if dec.StackDepth() != depth {
+			// The item was not read whole: stop, and decodeObject decodes as v1.
+			return fmt.Errorf("list item left unread: %w", err)
+		}
+		if err == nil {
+			*l = append(*l, v)
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
 }
 
 // kv is a `{ky, vl}` pair (`_pm`, `_us`).

@@ -94,3 +94,33 @@ func FuzzExtractJSON(f *testing.F) {
 		_ = CompanyID(got)
 	})
 }
+
+// FuzzDecodeAsV1 holds decodeObject (encoding/json/v2's decoder, one pass) to
+// encoding/json's reading of the same payload: the same fields, lists and items for
+// every payload v1 decodes, and an error for every one it refuses.
+func FuzzDecodeAsV1(f *testing.F) {
+	addTestdata(f, "*.json")
+	for _, s := range []string{``, `{}`, `[]`, `null`, `{"_CL":"x","_cl":"y"}`, `{"_ai":1,"_ai":null}`,
+		`{"_ld":[{"_rr":[[1,2],"7",null,{"_ID":"x"}]},[3],"x",{}]}`, `{"_pm":"[{\"ky\":\"ui\"}]","_us":{"ky":1}}`,
+		`{"a_i":"x","AI":"y","_a-i":"z"}`, "{\"_cm\":\"\xff\\ud800\"}", `{"users":["1",2,{"_id":3}],"uid":"u"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		sameAsV1[afterCall](t, raw)
+		sameAsV1[inCall](t, raw)
+		sameAsV1[searchHit](t, raw)
+		sameAsV1[v2Envelope](t, raw)
+	})
+}
+
+func sameAsV1[T any](t *testing.T, raw []byte) {
+	t.Helper()
+	var got, want T
+	err := decodeObject(raw, &got)
+	if kind(raw) != "object" || json.Unmarshal(raw, &want) != nil {
+		require.Error(t, err, "v1 does not decode %q", raw)
+		return
+	}
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/calltrack/calltrack/internal/call"
 )
 
@@ -79,6 +81,16 @@ func (u *searchUser) UnmarshalJSON(b []byte) error {
 		_ = json.Unmarshal(b, &u.longUser)
 	}
 	return nil
+}
+
+// UnmarshalJSONFrom keeps the embedded agent's from standing in for UnmarshalJSON
+// (decodeObject's decoder prefers it).
+func (u *searchUser) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	return u.UnmarshalJSON(v)
 }
 
 // short is the user as an afterCall agent (short keys win where both are present).

@@ -114,6 +114,8 @@ func TestCallsIndexTrimmedOncePerInterval(t *testing.T) {
 		require.NoError(t, s.Record(ctx, "acme", id, Update{Stage: Stage{Stage: StatusReceived, At: at}, Status: StatusReceived}))
 	}
 	record("old", clock.Add(-TTL-time.Hour)) // the first stage trims (nothing to trim yet)
+	ttl := env.Redis.TTL(ctx, s.indexKey("acme")).Val()
+	assert.Greater(t, ttl, TTL-time.Minute, "the index expires with its trim")
 	record("new1", clock)
 	assert.True(t, inIndex("old"), "not trimmed again within the interval")
 	clock = clock.Add(IndexTrimEvery)
