@@ -32,6 +32,7 @@ import (
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/recording"
+	"github.com/calltrack/calltrack/internal/redisbatch"
 	"github.com/calltrack/calltrack/internal/route"
 	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/telemetry"
@@ -77,6 +78,7 @@ type App struct {
 	// Ingest side (ingest.go): the spool Kafka's outages go to, and Redis's state.
 	Spool    *spool.Spool
 	Delivery ingest.Publisher
+	After    *redisbatch.Batcher // webhooks' dedupe finishes and trace stages, in the background
 	ingestState
 
 	closers     []func() error
@@ -186,7 +188,7 @@ func (a *App) Ready() map[string]web.Check { return a.readyChecks() }
 // Ingest builds the webhook handler.
 func (a *App) Ingest() *ingest.Handler {
 	return &ingest.Handler{Tenants: a.Tenants, Redis: a.Redis, Mappings: a.Mappings, Publisher: a.Delivery, Topics: a.Topics,
-		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget}
+		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget, After: a.After}
 }
 
 // Admin builds the admin API.

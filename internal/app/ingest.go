@@ -12,6 +12,7 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/provisional"
+	"github.com/calltrack/calltrack/internal/redisbatch"
 	"github.com/calltrack/calltrack/internal/redisguard"
 	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/web"
@@ -89,6 +90,17 @@ func (a *App) openIngest() error {
 	}
 	a.Spool = s
 	a.closers = append(a.closers, s.Close) // after the drainer (closers run in reverse)
+	blog := a.Log.With().Str("role", "ingest").Logger()
+	a.After = redisbatch.New(a.Redis, redisbatch.Options{Failed: func(err error, commands int) {
+		// A redelivery may then publish again (the writer's idempotency absorbs it); a
+		// trace misses a stage.
+		blog.Warn().Err(err).Int("commands", commands).Msg("webhooks' dedupe finishes and trace stages not written")
+	}})
+	a.closers = append(a.closers, func() error { // before Redis closes: it was opened first
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.After.Close(ctx)
+	})
 	a.spoolStats = spool.NewMetrics(a.Metrics.Registry, s)
 	log := a.Log.With().Str("role", "spool").Logger()
 	a.Delivery = &spool.Publisher{Kafka: a.Producer, Spool: s, Timeout: a.Cfg.PublishTimeout, Metrics: a.spoolStats, Log: log}

@@ -20,6 +20,7 @@ import (
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
+	"github.com/calltrack/calltrack/internal/redisbatch"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/trace"
@@ -49,7 +50,9 @@ func newServer(t testing.TB) (*httptest.Server, *fakePublisher) {
 	m := metrics.New()
 	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
 		Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
-		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.Nop()}
+		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.Nop(),
+		After: redisbatch.New(env.Redis, redisbatch.Options{})} // as serve runs it
+	t.Cleanup(func() { _ = h.After.Close(context.Background()) })
 	e := web.New(zerolog.Nop(), m, nil)
 	h.Register(e)
 	srv := httptest.NewServer(e)

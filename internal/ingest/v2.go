@@ -175,6 +175,9 @@ func (v *V2) logSeen(ctx context.Context, r *request, tenantID, callID string) b
 	}
 	rctx, cancel := v.redisContext(ctx)
 	defer cancel()
+	if v.After != nil {
+		_ = v.After.Flush(rctx) // a summary just accepted here has its stages queued
+	}
 	tr, err := v.Trace.Get(rctx, tenantID, callID)
 	if err != nil && !errors.Is(err, trace.ErrNotFound) {
 		v.redis.failed(err)

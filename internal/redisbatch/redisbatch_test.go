@@ -1,0 +1,132 @@
+package redisbatch_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/redisbatch"
+	"github.com/calltrack/calltrack/internal/testenv"
+)
+
+// pipelines counts the pipelines of SETs a client sends.
+type pipelines struct{ n atomic.Int64 }
+
+func (c *pipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *pipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *pipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if cmds[0].Name() == "set" { // not a new connection's set-up (hello, client setinfo)
+			c.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// held queues a write that holds the batcher's sender until release is called, so the
+// writes added meanwhile wait in the queue.
+func held(t *testing.T, b *redisbatch.Batcher, set func(p redis.Pipeliner)) (release func()) {
+	gate, taken := make(chan struct{}), make(chan struct{})
+	require.True(t, b.Add(func(p redis.Pipeliner) { close(taken); <-gate; set(p) }))
+	<-taken
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// Writes queued while a batch is out go together in the next pipeline, and every one
+// is in Redis once Flush returns.
+func TestWritesQueuedMeanwhileGoInOnePipeline(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	sent := &pipelines{}
+	env.Redis.AddHook(sent)
+	b := redisbatch.New(env.Redis, redisbatch.Options{})
+	defer b.Close(ctx)
+	key := func(i int) string { return fmt.Sprintf("%s:k%d", env.Prefix, i) }
+	release := held(t, b, func(p redis.Pipeliner) { p.Set(ctx, key(0), 0, time.Minute) })
+	const n = 200
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Go(func() { assert.True(t, b.Add(func(p redis.Pipeliner) { p.Set(ctx, key(i), i, time.Minute) })) })
+	}
+	wg.Wait()
+	release()
+	require.NoError(t, b.Flush(ctx))
+	for i := range n {
+		v, err := env.Redis.Get(ctx, key(i)).Int()
+		require.NoError(t, err, "write %d", i)
+		assert.Equal(t, i, v)
+	}
+	assert.EqualValues(t, 2, sent.n.Load(), "the held write's pipeline, then one for the other %d", n-1)
+}
+
+// A full queue refuses (the caller writes itself); Flush gives up when its context ends.
+func TestFullQueueRefuses(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	b := redisbatch.New(env.Redis, redisbatch.Options{MaxQueued: 3})
+	defer b.Close(ctx)
+	release := held(t, b, func(p redis.Pipeliner) {})
+	for range 3 {
+		require.True(t, b.Add(func(p redis.Pipeliner) {}))
+	}
+	assert.False(t, b.Add(func(p redis.Pipeliner) {}), "a fourth while three wait")
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, b.Flush(short), context.DeadlineExceeded)
+	release()
+	require.NoError(t, b.Flush(ctx))
+	assert.True(t, b.Add(func(p redis.Pipeliner) {}), "room again")
+}
+
+// Close writes what is queued, then refuses.
+func TestCloseWritesWhatIsQueued(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	b := redisbatch.New(env.Redis, redisbatch.Options{})
+	key := env.Prefix + ":last"
+	release := held(t, b, func(p redis.Pipeliner) {})
+	require.True(t, b.Add(func(p redis.Pipeliner) { p.Set(ctx, key, "x", time.Minute) }))
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close(ctx) }()
+	release()
+	require.NoError(t, <-closed)
+	assert.Equal(t, "x", env.Redis.Get(ctx, key).Val())
+	assert.False(t, b.Add(func(p redis.Pipeliner) {}))
+}
+
+// A write Redis does not take is reported, and Flush does not wait for it forever.
+func TestFailedWriteIsReported(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	var mu sync.Mutex
+	var failed []int
+	b := redisbatch.New(rdb, redisbatch.Options{Timeout: time.Second, Failed: func(err error, commands int) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, commands)
+	}})
+	defer b.Close(context.Background())
+	require.True(t, b.Add(func(p redis.Pipeliner) {
+		p.Set(context.Background(), "k", 1, 0)
+		p.Set(context.Background(), "l", 1, 0)
+	}))
+	require.NoError(t, b.Flush(t.Context()))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []int{2}, failed)
+}
