@@ -110,6 +110,7 @@ func FuzzDecodeAsV1(f *testing.F) {
 		sameAsV1[inCall](t, raw)
 		sameAsV1[searchHit](t, raw)
 		sameAsV1[v2Envelope](t, raw)
+		sameAsV1[v2Payload](t, raw)
 	})
 }
 

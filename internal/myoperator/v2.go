@@ -229,11 +229,12 @@ func ParseV2(tenant string, raw []byte, receivedAt time.Time) (*V2Event, error) 
 	switch kind(env.Payload) {
 	case "nothing", "null":
 	case "object":
-		_ = json.Unmarshal(env.Payload, &p) // every field is lenient
+		_ = decodeObject(env.Payload, &p) // valid (the envelope was), every field lenient
 	case "string": // double-encoded
 		var s string
-		if json.Unmarshal(env.Payload, &s) == nil && checkObject([]byte(s)) == nil {
-			_ = json.Unmarshal([]byte(s), &p)
+		var inner v2Payload
+		if json.Unmarshal(env.Payload, &s) == nil && decodeObject([]byte(s), &inner) == nil {
+			p = inner // a broken inner object is no payload, not part of one
 		}
 	}
 	ev.CallID = firstOf(env.SessionID, p.ID, p.SessionID, p.CallID).String()
