@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,6 +52,11 @@ func deadRedis(t *testing.T) redis.UniversalClient {
 }
 
 func server(t *testing.T, rdb redis.UniversalClient, prefix string, pub Publisher) *httptest.Server {
+	srv, _ := serverHandler(t, rdb, prefix, pub)
+	return srv
+}
+
+func serverHandler(t *testing.T, rdb redis.UniversalClient, prefix string, pub Publisher) (*httptest.Server, *Handler) {
 	m := metrics.New()
 	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
 		Redis: rdb, Mappings: mapping.NewStore(rdb, prefix), Publisher: pub, Topics: kafkabus.DefaultTopics(),
@@ -62,7 +68,7 @@ func server(t *testing.T, rdb redis.UniversalClient, prefix string, pub Publishe
 	(&V2{Handler: h}).Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, h
 }
 
 func postAfterCall(t *testing.T, srv *httptest.Server, payload string) (int, map[string]any, time.Duration) {
@@ -211,4 +217,50 @@ func TestTwoRedisRoundTripsPerWebhook(t *testing.T) {
 	code, body, _ = postAfterCall(t, srv, sample(t))
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "duplicate", body["status"])
+}
+
+// claims releases a held batch once a client has sent its n-th dedupe claim (SET NX GET).
+type claims struct {
+	n       atomic.Int64
+	at      int64
+	release func()
+}
+
+func (c *claims) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *claims) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *claims) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if a := cmd.Args(); cmd.Name() == "set" && len(a) > 3 && a[len(a)-1] == "get" && c.n.Add(1) == c.at {
+				c.release()
+			}
+		}
+		return err
+	}
+}
+
+// A redelivery that comes before its first delivery's finish is written (it waits in
+// the background batch) is told "duplicate", not "in progress", and publishes nothing.
+func TestRedeliveryBeforeItsFinishIsWrittenIsADuplicate(t *testing.T) {
+	env := testenv.New(t)
+	pub := &fakePublisher{}
+	srv, h := serverHandler(t, env.Redis, env.Prefix, pub)
+	gate, taken := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	require.True(t, h.After.Add(func(redis.Pipeliner) { close(taken); <-gate }))
+	<-taken // the batcher is held: what the first delivery queues waits
+	env.Redis.AddHook(&claims{at: 2, release: release})
+
+	payload := sample(t)
+	code, body, _ := postAfterCall(t, srv, payload)
+	require.Equal(t, http.StatusOK, code, "%v", body)
+	require.Equal(t, "accepted", body["status"])
+	events := len(pub.msgs)
+	code, body, _ = postAfterCall(t, srv, payload) // its claim finds the first's still pending
+	require.Equal(t, http.StatusOK, code, "%v", body)
+	assert.Equal(t, "duplicate", body["status"])
+	assert.Len(t, pub.msgs, events, "no second event")
 }
