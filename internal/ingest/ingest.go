@@ -224,6 +224,7 @@ type delivery struct {
 type lookup struct {
 	agent  *call.Agent
 	caller string
+	byUUID bool // the agent's id is its uuid (Webhook v2)
 
 	m             *mapping.Mapping
 	callerIsAgent bool
@@ -305,7 +306,7 @@ func (h *Handler) before(c echo.Context, r *request, d *delivery) (claimed, answ
 			l.err = errMappingsRestoring
 			continue
 		}
-		answers[i] = h.Mappings.LookupPipe(rctx, p, r.t.ID, l.agent, l.caller)
+		answers[i] = h.Mappings.LookupPipe(rctx, p, r.t.ID, l.agent, l.caller, l.byUUID)
 	}
 	// The claim and the lookups do not depend on each other: the lookup script may go
 	// by SHA1 (redisscript).
@@ -348,24 +349,19 @@ func (h *Handler) duplicate(rctx context.Context, c echo.Context, r *request, d 
 }
 
 // redelivered reports whether a delivery found pending was in fact published by this
-// process, its finish still queued in h.After: once the queue is written, the claim
-// reads again — a redelivery hard on the heels of its first is a duplicate, as when
-// the finish was written before the answer.
+// process, its finish still queued in h.After: once the queue is written, the key is
+// read again (nothing written) — a redelivery hard on the heels of its first is a
+// duplicate, as when the finish was written before the answer. On another replica
+// it is answered 503 in_progress for that millisecond, and MyOperator retries.
 func (h *Handler) redelivered(rctx context.Context, d *delivery) bool {
 	if h.After.Flush(rctx) != nil {
-		return false
+		return false // the queue is slower than the webhook's Redis budget: not Redis's failure
 	}
-	state, err := h.Dedupe.Claim(rctx, d.dedupeKey, PendingTTL)
-	if err != nil {
+	_, done, err := h.Dedupe.Done(rctx, d.dedupeKey)
+	if err != nil && !errors.Is(err, idempotency.ErrInProgress) && rctx.Err() == nil {
 		h.redis.failed(err)
-		return false
 	}
-	if state == idempotency.Claimed {
-		// The first's claim lapsed or was released meanwhile: not this delivery's to
-		// take now (its lookups may be stale); MyOperator's retry goes through.
-		_ = h.Dedupe.Release(rctx, d.dedupeKey)
-	}
-	return state == idempotency.Finished
+	return err == nil && done
 }
 
 // after is the second Redis round trip: the claim finished (or released when the
@@ -447,7 +443,7 @@ const PendingTTL = 25 * time.Second
 
 // afterCall looks up the call's owner and builds the call-log (and recording) events.
 func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery {
-	lk := &lookup{agent: l.Agent, caller: l.CallerNumber}
+	lk := &lookup{agent: l.Agent, caller: l.CallerNumber, byUUID: l.Source == myoperator.SourceV2}
 	tu := &trace.Update{Stage: trace.Stage{Kind: "log"}, Call: trace.InfoOf(l)}
 	if l.Agent != nil {
 		tu.Agent = agentLabel(*l.Agent)

@@ -59,15 +59,16 @@ type Lookup func() (m *Mapping, callerIsAgent bool, err error)
 // is looked up by it with a plain HGET, and the caller with HEXISTS: two of Redis's
 // cheapest commands where the script costs it ~15 µs (issue 14). Only when that id
 // has no active mapping does the answer take the script, in one more round trip.
-// Without an id (inCall names agents by phone) the script goes in p.
-func (s *Store) LookupPipe(ctx context.Context, p redis.Pipeliner, tenant string, a *call.Agent, caller string) Lookup {
+// Without an id (inCall names agents by phone), or with byUUID (Webhook v2 names them
+// by uuid, which the id's HGET would always miss), the script goes in p.
+func (s *Store) LookupPipe(ctx context.Context, p redis.Pipeliner, tenant string, a *call.Agent, caller string, byUUID bool) Lookup {
 	var ag call.Agent
 	if a != nil {
 		ag = *a
 	}
 	keys := []string{s.key(tenant, "byid"), s.key(tenant, "uuid"), s.key(tenant, "email"), s.key(tenant, "phone")}
 	args := []any{ag.ID, ag.Email, ag.Phone, caller}
-	if ag.ID == "" {
+	if ag.ID == "" || byUUID {
 		cmd := lookupScript.Eval(ctx, p, keys, args...)
 		return func() (*Mapping, bool, error) { return s.scriptAnswer(cmd) }
 	}

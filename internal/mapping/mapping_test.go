@@ -242,27 +242,32 @@ func TestLookupPipeResolvesLikeResolve(t *testing.T) {
 		caller  string
 		want    string // crm user id, "" for none
 		isAgent bool
-		script  bool // the script was needed: one more round trip
+		script  bool // the script was needed: one more round trip (or went in the pipeline)
+		byUUID  bool
 	}{
-		{"by id", &call.Agent{ID: "u2"}, "", "1002", false, false},
-		{"by id; the caller is an agent", &call.Agent{ID: "u2"}, "+918586848544", "1002", true, false},
-		{"by id; a customer calls", &call.Agent{ID: "u2"}, "+919711636496", "1002", false, false},
-		{"by uuid", &call.Agent{ID: "uuid-2"}, "", "1002", false, true},
-		{"pending id, then email", &call.Agent{ID: "u1", Email: "b@example.com"}, "", "1002", false, true},
-		{"pending only", &call.Agent{ID: "u1"}, "+918586848544", "", true, true},
-		{"unknown id, then phone", &call.Agent{ID: "nobody", Phone: "+918586848544"}, "", "1002", false, true},
-		{"by phone; the caller is an agent", &call.Agent{Phone: "+918586848544"}, "+918586848544", "1002", true, true},
-		{"no agent", nil, "+919711636496", "", false, true},
+		{"by id", &call.Agent{ID: "u2"}, "", "1002", false, false, false},
+		{"by id; the caller is an agent", &call.Agent{ID: "u2"}, "+918586848544", "1002", true, false, false},
+		{"by id; a customer calls", &call.Agent{ID: "u2"}, "+919711636496", "1002", false, false, false},
+		{"by uuid", &call.Agent{ID: "uuid-2"}, "", "1002", false, true, false},
+		{"by uuid, said so: the script at once", &call.Agent{ID: "uuid-2"}, "", "1002", false, true, true},
+		{"pending id, then email", &call.Agent{ID: "u1", Email: "b@example.com"}, "", "1002", false, true, false},
+		{"pending only", &call.Agent{ID: "u1"}, "+918586848544", "", true, true, false},
+		{"unknown id, then phone", &call.Agent{ID: "nobody", Phone: "+918586848544"}, "", "1002", false, true, false},
+		{"by phone; the caller is an agent", &call.Agent{Phone: "+918586848544"}, "+918586848544", "1002", true, true, false},
+		{"no agent", nil, "+919711636496", "", false, true, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sent.reset()
 			p := env.Redis.Pipeline()
-			get := s.LookupPipe(ctx, p, "acme", tc.agent, tc.caller)
+			get := s.LookupPipe(ctx, p, "acme", tc.agent, tc.caller, tc.byUUID)
 			_, _ = p.Exec(ctx)
 			m, isAgent, err := get()
 			assert.Equal(t, tc.isAgent, isAgent)
 			assert.Equal(t, tc.script, sent.script(), "script sent: %v", sent.names())
+			if tc.byUUID {
+				assert.NotContains(t, sent.names(), "hget", "one round trip: the script alone")
+			}
 			if tc.want == "" {
 				assert.ErrorIs(t, err, mapping.ErrNotFound)
 				return
@@ -282,7 +287,7 @@ func TestLookupPipeResolvesLikeResolve(t *testing.T) {
 	active.CRMUserID = "2002"
 	require.NoError(t, s.Put(ctx, "acme", active))
 	p := env.Redis.Pipeline()
-	get := s.LookupPipe(ctx, p, "acme", &call.Agent{ID: "u2"}, "")
+	get := s.LookupPipe(ctx, p, "acme", &call.Agent{ID: "u2"}, "", false)
 	_, _ = p.Exec(ctx)
 	m, _, err := get()
 	require.NoError(t, err)

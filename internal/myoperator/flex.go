@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -27,26 +28,30 @@ func malformed(format string, args ...any) error {
 // decodeOptions make encoding/json/v2's decoder (go-json-experiment/json, the
 // standard library's from Go 1.27) read a payload as encoding/json does: a member
 // name matches a field whatever its case, but '_' and '-' count (v1's
-// strings.EqualFold); a name given twice is allowed, the last wins; invalid UTF-8
-// is let through (flexString reads a string as v1 does). v2 validates as it goes,
-// where v1 scans the whole payload before decoding it: half the afterCall's decode
-// (issue 14; FuzzDecodeAsV1 holds the two readings equal).
+// strings.EqualFold); a name given twice is allowed, the last wins; null leaves a
+// struct as it was; invalid UTF-8 is let through (flexString reads a string as v1
+// does). v2 validates as it decodes, where v1 scans the whole payload first and again
+// for each list item: half the afterCall's decode (issue 14; FuzzDecodeAsV1 holds the
+// two readings equal).
 var decodeOptions = jsonv2.JoinOptions(
 	jsonv2.MatchCaseInsensitiveNames(true),
 	jsonv1.MatchCaseSensitiveDelimiter(true),
 	jsontext.AllowDuplicateNames(true),
 	jsontext.AllowInvalidUTF8(true),
-	jsonv1.ReportErrorsWithLegacySemantics(true), // a list item that is not a T is skipped whole // a list item that is not a T is skipped whole // a list item that is not a T is skipped whole
+	jsonv1.MergeWithLegacySemantics(true),
 )
 
-// decodeObject unmarshals raw, which must be a JSON object, into v. The fields of
-// v are flex types that accept anything, so only broken JSON or a non-object fails.
+// decodeObject unmarshals raw, which must be a JSON object, into v (a pointer). The
+// fields of v are flex types that accept anything, so only broken JSON or a
+// non-object fails.
 func decodeObject(raw []byte, v any) error {
 	if b := bytes.TrimSpace(raw); len(b) > 0 && b[0] == '{' && jsonv2.Unmarshal(raw, v, decodeOptions) == nil {
-		return nil // one pass: the decoder validates as it goes
+		return nil
 	}
 	// Say why not (checkObject's words). What v1 reads as an object is decoded as v1
-	// does, so nothing it took is refused.
+	// does, from nothing (not over what v2 filled before it stopped), so nothing v1
+	// took is refused.
+	reflect.ValueOf(v).Elem().SetZero()
 	if err := checkObject(raw); err != nil {
 		return err
 	}
@@ -270,25 +275,34 @@ func (l *flexList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return err
 	}
 	depth := dec.StackDepth()
-	for dec.PeekKind() != ']' {
-		if dec.PeekKind() == 'n' {
+	for {
+		switch dec.PeekKind() {
+		case ']':
+			_, err := dec.ReadToken()
+			return err
+		case 0: // broken JSON: the decoder says how
+			if _, err := dec.ReadToken(); err != nil {
+				return err
+			}
+			return errors.New("list: unreadable item")
+		case 'n':
 			if _, err := dec.ReadToken(); err != nil {
 				return err
 			}
 			continue
 		}
 		var v T
+		at := dec.InputOffset()
 		err := jsonv2.UnmarshalDecode(dec, &v, decodeOptions)
-		if dec.StackDepth() != depth {
-			// The item was not read whole: stop, and decodeObject decodes as v1.
+		if dec.StackDepth() != depth || (err != nil && dec.InputOffset() == at) {
+			// The item was not read whole, or not at all: stop (decodeObject then
+			// decodes as v1), rather than read on from the middle or loop.
 			return fmt.Errorf("list item left unread: %w", err)
 		}
 		if err == nil {
 			*l = append(*l, v)
 		}
 	}
-	_, err := dec.ReadToken()
-	return err
 }
 
 // kv is a `{ky, vl}` pair (`_pm`, `_us`).

@@ -102,7 +102,9 @@ func FuzzDecodeAsV1(f *testing.F) {
 	addTestdata(f, "*.json")
 	for _, s := range []string{``, `{}`, `[]`, `null`, `{"_CL":"x","_cl":"y"}`, `{"_ai":1,"_ai":null}`,
 		`{"_ld":[{"_rr":[[1,2],"7",null,{"_ID":"x"}]},[3],"x",{}]}`, `{"_pm":"[{\"ky\":\"ui\"}]","_us":{"ky":1}}`,
-		`{"a_i":"x","AI":"y","_a-i":"z"}`, "{\"_cm\":\"\xff\\ud800\"}", `{"users":["1",2,{"_id":3}],"uid":"u"}`} {
+		`{"a_i":"x","AI":"y","_a-i":"z"}`, "{\"_cm\":\"\xff\\ud800\"}", `{"users":["1",2,{"_id":3}],"uid":"u"}`,
+		`{"_id":"a","_source":{"id":"x"},"_source":null}`, `{"_ld":[{"_rr":[{"_id":"x"}]},{"_rr":null}]}`,
+		`{"_ld":[1,`, `{"_ld":[1 2]}`, `{"_pm":[{"ky":1},`, `{"_ld":[[],{}],"_ld":[{"_su":1}]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -9,6 +9,7 @@ package redisbatch
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -146,7 +147,7 @@ func (b *Batcher) send() {
 	}
 	p := b.rdb.Pipeline()
 	for _, fn := range fns {
-		fn(p)
+		b.add(p, fn)
 	}
 	n := p.Len()
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
@@ -160,4 +161,15 @@ func (b *Batcher) send() {
 	close(b.done)
 	b.done = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// add runs fn on p; a panic there is reported as a failed write, not a crash of the
+// process (in a caller's own goroutine its server's recovery would have caught it).
+func (b *Batcher) add(p redis.Pipeliner, fn func(redis.Pipeliner)) {
+	defer func() {
+		if r := recover(); r != nil && b.opts.Failed != nil {
+			b.opts.Failed(fmt.Errorf("redisbatch: a write's commands panicked: %v", r), 0)
+		}
+	}()
+	fn(p)
 }

@@ -130,3 +130,28 @@ func TestFailedWriteIsReported(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, []int{2}, failed)
 }
+
+// A write whose commands panic is reported; the others in its batch go through.
+func TestPanickingWriteIsReported(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	var mu sync.Mutex
+	var failures []string
+	b := redisbatch.New(env.Redis, redisbatch.Options{Failed: func(err error, _ int) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures = append(failures, err.Error())
+	}})
+	defer b.Close(ctx)
+	key := env.Prefix + ":after"
+	release := held(t, b, func(p redis.Pipeliner) {})
+	require.True(t, b.Add(func(p redis.Pipeliner) { panic("boom") }))
+	require.True(t, b.Add(func(p redis.Pipeliner) { p.Set(ctx, key, "ok", time.Minute) }))
+	release()
+	require.NoError(t, b.Flush(ctx))
+	assert.Equal(t, "ok", env.Redis.Get(ctx, key).Val())
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, failures, 1)
+	assert.Contains(t, failures[0], "boom")
+}

@@ -57,7 +57,8 @@ const IndexTrimEvery = time.Second
 // The call's facts (Update.Call) go with the trace hash's own write (callFields). The
 // index's expiry is renewed with its trim, once an interval: it only has to outlive
 // the week its entries are kept, and a command on every stage is one in thirteen of
-// a webhook's (issue 14).
+// a webhook's (issue 14). An index Redis lost and a ZADD made anew between two trims
+// has no expiry until this process's next trim.
 func (s *Store) index(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) {
 	key := s.indexKey(tenant)
 	p.ZAddNX(ctx, key, redis.Z{Score: float64(u.At.UnixMilli()), Member: callID})
