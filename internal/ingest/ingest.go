@@ -394,28 +394,25 @@ func (h *Handler) after(ctx context.Context, r *request, d *delivery, claimed, s
 			stages = append(stages, d.more...)
 		}
 	}
-	if failed == nil && h.After != nil && h.After.Add(func(p redis.Pipeliner) {
-		// The pipeline's own context bounds the write (redisbatch's Timeout).
-		if claimed {
-			h.Dedupe.FinishPipe(context.Background(), p, d.dedupeKey, DedupeTTL)
+	queue := func(ctx context.Context, p redis.Pipeliner) {
+		if claimed && failed == nil {
+			h.Dedupe.FinishPipe(ctx, p, d.dedupeKey, DedupeTTL)
+		} else if claimed {
+			p.Del(ctx, h.Dedupe.Key(d.dedupeKey))
 		}
 		if len(stages) > 0 {
-			_ = h.Trace.RecordPipe(context.Background(), p, r.t.ID, d.callID, stages...)
+			_ = h.Trace.RecordPipe(ctx, p, r.t.ID, d.callID, stages...)
 		}
-	}) {
+	}
+	// Published: in the background (the batch's pipeline bounds the write). Not taken:
+	// the claim is released before the 503, so MyOperator's retry goes through.
+	if failed == nil && h.After != nil && h.After.Add(func(p redis.Pipeliner) { queue(context.Background(), p) }) {
 		return
 	}
 	rctx, cancel := h.redisContext(ctx)
 	defer cancel()
 	p := h.Redis.Pipeline()
-	if claimed && failed == nil {
-		h.Dedupe.FinishPipe(rctx, p, d.dedupeKey, DedupeTTL)
-	} else if claimed {
-		p.Del(rctx, h.Dedupe.Key(d.dedupeKey))
-	}
-	if len(stages) > 0 {
-		_ = h.Trace.RecordPipe(rctx, p, r.t.ID, d.callID, stages...)
-	}
+	queue(rctx, p)
 	// The finish and the trace's commands touch different keys and fields: the status
 	// script may go by SHA1 (redisscript).
 	if _, err := p.Exec(redisscript.Independent(rctx)); err != nil {

@@ -66,16 +66,18 @@ func (s *Store) LookupPipe(ctx context.Context, p redis.Pipeliner, tenant string
 	if a != nil {
 		ag = *a
 	}
-	keys := []string{s.key(tenant, "byid"), s.key(tenant, "uuid"), s.key(tenant, "email"), s.key(tenant, "phone")}
-	args := []any{ag.ID, ag.Email, ag.Phone, caller}
+	byIDKey, phoneKey := s.key(tenant, "byid"), s.key(tenant, "phone")
+	script := func(r redis.Scripter, eval func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd) *redis.Cmd {
+		return eval(ctx, r, []string{byIDKey, s.key(tenant, "uuid"), s.key(tenant, "email"), phoneKey}, ag.ID, ag.Email, ag.Phone, caller)
+	}
 	if ag.ID == "" || byUUID {
-		cmd := lookupScript.Eval(ctx, p, keys, args...)
+		cmd := script(p, lookupScript.Eval)
 		return func() (*Mapping, bool, error) { return s.scriptAnswer(cmd) }
 	}
-	byID := p.HGet(ctx, keys[0], ag.ID)
+	byID := p.HGet(ctx, byIDKey, ag.ID)
 	var isAgent *redis.BoolCmd
 	if caller != "" {
-		isAgent = p.HExists(ctx, keys[3], caller)
+		isAgent = p.HExists(ctx, phoneKey, caller)
 	}
 	return func() (*Mapping, bool, error) {
 		raw, err := byID.Result()
@@ -97,7 +99,7 @@ func (s *Store) LookupPipe(ctx context.Context, p redis.Pipeliner, tenant string
 				return m, callerIsAgent, nil
 			}
 		}
-		return s.scriptAnswer(lookupScript.Run(ctx, s.rdb, keys, args...)) // by uuid, email, phone
+		return s.scriptAnswer(script(s.rdb, lookupScript.Run)) // by uuid, email, phone
 	}
 }
 

@@ -103,11 +103,7 @@ func (a *agent) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		*a = agent(f)
 		return nil
 	}
-	v, err := dec.ReadValue()
-	if err != nil {
-		return err
-	}
-	return a.UnmarshalJSON(v)
+	return readInto(dec, a)
 }
 
 // ParseAfterCall turns an afterCall log (the JSON object from ExtractJSON) into a

@@ -128,12 +128,17 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 }
 
 // UnmarshalJSONFrom is UnmarshalJSON for decodeObject's decoder.
-func (f *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+func (f *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error { return readInto(dec, f) }
+
+// readInto reads the decoder's next value whole and hands it to u's UnmarshalJSON:
+// for the shapes a type reads from bytes (decodeObject's decoder would otherwise
+// prefer an embedded type's UnmarshalJSONFrom, or has none to call).
+func readInto(dec *jsontext.Decoder, u json.Unmarshaler) error {
 	v, err := dec.ReadValue()
 	if err != nil {
 		return err
 	}
-	return f.UnmarshalJSON(v)
+	return u.UnmarshalJSON(v)
 }
 
 func (f flexString) String() string { return string(f) }
@@ -265,11 +270,7 @@ func (l *flexList[T]) UnmarshalJSON(b []byte) error {
 func (l *flexList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	*l = nil
 	if dec.PeekKind() != '[' {
-		v, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
-		return l.UnmarshalJSON(v)
+		return readInto(dec, l)
 	}
 	if _, err := dec.ReadToken(); err != nil {
 		return err

@@ -85,13 +85,7 @@ func (u *searchUser) UnmarshalJSON(b []byte) error {
 
 // UnmarshalJSONFrom keeps the embedded agent's from standing in for UnmarshalJSON
 // (decodeObject's decoder prefers it).
-func (u *searchUser) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	v, err := dec.ReadValue()
-	if err != nil {
-		return err
-	}
-	return u.UnmarshalJSON(v)
-}
+func (u *searchUser) UnmarshalJSONFrom(dec *jsontext.Decoder) error { return readInto(dec, u) }
 
 // short is the user as an afterCall agent (short keys win where both are present).
 func (u searchUser) short() agent {

@@ -5,7 +5,6 @@ package redislock
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -69,11 +68,7 @@ func ReleaseToken(ctx context.Context, rdb redis.UniversalClient, key, token str
 }
 
 // NewToken is a random claim token.
-func NewToken() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return hex.EncodeToString(b)
-}
+func NewToken() string { return rand.Text() }
 
 // Acquire takes the lock for ttl, or returns ErrLocked.
 func Acquire(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (*Lock, error) {
