@@ -158,7 +158,7 @@ type ListOptions struct {
 // maxScan bounds the calls one List reads to fill a filtered page.
 const maxScan = 5000
 
-var entryFields = []string{"status", "owner", "record_id", "agent", "agent_name", "direction", "outcome", "started_at", "duration", "log_id"}
+var entryFields = []string{"status", "owner", "record_id", "agent", "agent_name", "direction", "outcome", "started_at", "duration", "log_id", fieldEarlyStatus}
 
 // List returns a tenant's recent calls, newest first, and whether more match further
 // back (ask again with Before = the last entry's FirstSeen).
@@ -210,7 +210,7 @@ func entryOf(z redis.Z, v []any) (Entry, bool) {
 		return Entry{}, false // the trace expired; only its index entry was left
 	}
 	str := func(i int) string { s, _ := v[i].(string); return s }
-	e := Entry{CallID: z.Member.(string), FirstSeen: time.UnixMilli(int64(z.Score)).UTC(), Status: str(0), Owner: str(1), RecordID: str(2),
+	e := Entry{CallID: z.Member.(string), FirstSeen: time.UnixMilli(int64(z.Score)).UTC(), Status: statusOf(str(0), str(10)), Owner: str(1), RecordID: str(2),
 		Agent: str(3), AgentName: str(4), Direction: str(5), Outcome: str(6), LogID: str(9)}
 	e.StartedAt, _ = time.Parse(time.RFC3339, str(7))
 	e.Duration, _ = strconv.Atoi(str(8))

@@ -10,7 +10,7 @@ import (
 
 // RecordPipe queues on p the updates of one call, with the effect of applying them in
 // order, for callers that batch their Redis round trips (ingest: received, then
-// published). The updates go as one: one status script, one RPUSH of all the stages,
+// published). The updates go as one: one hash write, one RPUSH of all the stages,
 // one index entry — about half the Redis commands of recording them one by one.
 func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callID string, us ...Update) error {
 	if len(us) == 0 {
@@ -55,7 +55,7 @@ func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callI
 		// One by one, nothing after "written" would have changed the status.
 		m.Status = StatusWritten
 	case late != "" && earlyStatus(m.Status):
-		// One by one, the script would have refused the early status after the late one.
+		// One by one, the early status after the late one would not have shown (statusOf).
 		m.Status = late
 	}
 	sk := s.stagesKey(tenant, callID)
@@ -69,8 +69,7 @@ func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callI
 	return nil
 }
 
-// earlyStatus reports the statuses the status script lets no later one be replaced by
-// (see setStatus).
+// earlyStatus reports the statuses that never replace a later one (fieldEarlyStatus).
 func earlyStatus(s string) bool { return s == StatusReceived || s == StatusPublished }
 
 func lastSet(cur, next string) string {

@@ -40,3 +40,43 @@ func TestTraceStatusNeverGoesBack(t *testing.T) {
 	_, err = s.Get(ctx, "other", "n2.1.1")
 	assert.ErrorIs(t, err, ErrNotFound, "traces are per tenant")
 }
+
+// An early status (ingest's) shows until a writer's comes, and never after it — in the
+// trace and in the calls list alike.
+func TestEarlyStatusNeverHidesAWritersStatus(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		statuses []string
+		want     string
+	}{
+		{"received", []string{StatusReceived}, StatusReceived},
+		{"received then published", []string{StatusReceived, StatusPublished}, StatusPublished},
+		{"published after retrying", []string{StatusRetrying, StatusPublished}, StatusRetrying},
+		{"received after dead-lettered", []string{StatusDeadLettered, StatusReceived}, StatusDeadLettered},
+		{"written after retrying", []string{StatusReceived, StatusRetrying, StatusWritten}, StatusWritten},
+		{"retrying after written", []string{StatusWritten, StatusRetrying, StatusPublished}, StatusWritten},
+		{"a stage without status", []string{StatusPublished, ""}, StatusPublished},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "call-" + tc.name
+			for _, st := range tc.statuses {
+				require.NoError(t, s.Record(ctx, "early", id, Update{Stage: Stage{Stage: "s"}, Status: st, Agent: "u1"}))
+			}
+			tr, err := s.Get(ctx, "early", id)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, tr.Status)
+			entries, _, err := s.List(ctx, "early", ListOptions{Limit: 100})
+			require.NoError(t, err)
+			var listed string
+			for _, e := range entries {
+				if e.CallID == id {
+					listed = e.Status
+				}
+			}
+			assert.Equal(t, tc.want, listed, "the calls list shows the same status")
+		})
+	}
+}
