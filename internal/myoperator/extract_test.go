@@ -135,3 +135,34 @@ func TestExtractJSONErrors(t *testing.T) {
 		})
 	}
 }
+
+// formFieldValue, where it answers, gives what url.ParseQuery gives the myoperator
+// field: the fast path reads no form differently.
+func FuzzFormFieldValue(f *testing.F) {
+	for _, s := range []string{
+		"myoperator=%7B%22a%22%3A1%7D", "a=1&myoperator=x+y%20z", "myoperator=%zz&myoperator=ok",
+		"my%6Fperator=1&myoperator=2", "a;b=1&myoperator=1", "myoperator=1;2&myoperator=3", "&&myoperator",
+		"myoperator=%4", "token=t&myoperator=%C3%A9", "=x&myoperator=", "myoperator+=1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		got, ok := formFieldValue([]byte(body))
+		if !ok {
+			return
+		}
+		v, _ := url.ParseQuery(body)
+		want, present := v[formField]
+		if !present || string(got) != want[0] {
+			t.Fatalf("formFieldValue(%q) = %q; ParseQuery gives %q", body, got, want)
+		}
+	})
+}
+
+// MyOperator's own form (myoperator=<urlencoded JSON>) takes the fast path.
+func TestFormFieldValueReadsMyOperatorsForm(t *testing.T) {
+	raw := readTestdata(t, "aftercall_answered.json")
+	got, ok := formFieldValue([]byte("token=t&myoperator=" + url.QueryEscape(string(raw))))
+	require.True(t, ok)
+	assert.Equal(t, string(raw), string(got))
+}

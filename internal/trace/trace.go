@@ -183,7 +183,7 @@ func statusOf(status, early string) string {
 func (s *Store) writeHash(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) {
 	hk := s.hashKey(tenant, callID)
 	if u.Status == "" || earlyStatus(u.Status) {
-		fields := setFields([]any{"tenant", tenant}, fieldEarlyStatus, u.Status,
+		fields := setFields(append(make([]any, 0, 32), "tenant", tenant), fieldEarlyStatus, u.Status,
 			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent)
 		p.HSet(ctx, hk, setFields(fields, callFields(u.Call)...)...)
 		p.PExpire(ctx, hk, TTL)
