@@ -101,7 +101,7 @@ func unescapeQuery(s []byte) (out []byte, ok bool) {
 	if !bytes.ContainsAny(s, "%+") {
 		return s, true
 	}
-	out = make([]byte, 0, len(s))
+	out = make([]byte, 0, max(len(s)-2*bytes.Count(s, []byte("%")), 0)) // an escape's three bytes make one
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '+':

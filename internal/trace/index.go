@@ -54,7 +54,7 @@ func (s *Store) indexKey(tenant string) string {
 const IndexTrimEvery = time.Second
 
 // index adds a recorded stage's call to its tenant's index, within Record's pipeline.
-// The call's facts (Update.Call) go with the trace hash's own write (callFields). The
+// The call's facts (Update.Call) go with the trace hash's own write (appendCallFields). The
 // index's expiry is renewed with its trim, once an interval: it only has to outlive
 // the week its entries are kept, and a command on every stage is one in thirteen of
 // a webhook's (issue 14). An index Redis lost and a ZADD made anew between two trims
@@ -112,12 +112,12 @@ func (s *Store) flushIndex(ctx context.Context, p redis.Pipeliner, b *indexBatch
 	}
 }
 
-// callFields are the trace hash fields of a call's facts, for the calls list.
-func callFields(ci *CallInfo) []any {
+// appendCallFields appends the trace hash fields of a call's facts, for the calls list.
+func appendCallFields(fields []any, ci *CallInfo) []any {
 	if ci == nil {
-		return nil
+		return fields
 	}
-	fields := []any{"direction", ci.Direction, "outcome", ci.Outcome, "duration", strconv.Itoa(ci.Duration)}
+	fields = append(fields, "direction", ci.Direction, "outcome", ci.Outcome, "duration", strconv.Itoa(ci.Duration))
 	if !ci.StartedAt.IsZero() {
 		fields = append(fields, "started_at", ci.StartedAt.UTC().Format(time.RFC3339))
 	}

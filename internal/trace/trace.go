@@ -183,25 +183,26 @@ func statusOf(status, early string) string {
 func (s *Store) writeHash(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) {
 	hk := s.hashKey(tenant, callID)
 	if u.Status == "" || earlyStatus(u.Status) {
-		fields := setFields(append(make([]any, 0, 32), "tenant", tenant), fieldEarlyStatus, u.Status,
-			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent)
-		p.HSet(ctx, hk, setFields(fields, callFields(u.Call)...)...)
+		fields := appendCallFields(append(make([]any, 0, 32), "tenant", tenant, fieldEarlyStatus, u.Status,
+			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent), u.Call)
+		p.HSet(ctx, hk, withoutEmpty(fields)...)
 		p.PExpire(ctx, hk, TTL)
 		return
 	}
-	args := append([]any{u.Status, tenant, "owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent}, callFields(u.Call)...)
+	args := appendCallFields([]any{u.Status, tenant, "owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent}, u.Call)
 	setStatus.Eval(ctx, p, []string{hk}, args...)
 }
 
-// setFields appends the field/value pairs of kv whose value is not empty (as the
-// status script skips them).
-func setFields(dst []any, kv ...any) []any {
+// withoutEmpty drops, in place, the field/value pairs of kv whose value is empty (as
+// the status script skips them).
+func withoutEmpty(kv []any) []any {
+	out := kv[:0]
 	for i := 0; i+1 < len(kv); i += 2 {
 		if v, _ := kv[i+1].(string); v != "" {
-			dst = append(dst, kv[i], v)
+			out = append(out, kv[i], kv[i+1])
 		}
 	}
-	return dst
+	return out
 }
 
 // CallUpdate is one call's update, for RecordAll.
