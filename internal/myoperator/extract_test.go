@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime/multipart"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -165,4 +166,19 @@ func TestFormFieldValueReadsMyOperatorsForm(t *testing.T) {
 	got, ok := formFieldValue([]byte("token=t&myoperator=" + url.QueryEscape(string(raw))))
 	require.True(t, ok)
 	assert.Equal(t, string(raw), string(got))
+}
+
+// The fast path's edges read as url.ParseQuery reads them: a field named without "="
+// is present and empty (the body still wins over the query), and a body past net/url's
+// parameter limit is refused whole.
+func TestFormFieldEdges(t *testing.T) {
+	q := url.Values{"myoperator": {`{"a":1}`}}
+	_, err := ExtractJSON(formCT, []byte("myoperator&x=1"), q)
+	require.ErrorIs(t, err, ErrMalformed)
+	assert.Contains(t, err.Error(), `form field "myoperator" is empty`)
+
+	huge := "myoperator=%7B%7D" + strings.Repeat("&", 10000)
+	_, err = ExtractJSON(formCT, []byte(huge), nil)
+	require.ErrorIs(t, err, ErrMalformed)
+	assert.Contains(t, err.Error(), "exceeded limit")
 }

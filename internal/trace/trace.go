@@ -169,12 +169,14 @@ func (s *Store) queueIndexed(ctx context.Context, p redis.Pipeliner, tenant, cal
 // status script cost Redis ~18 µs a call, the dearest command of a webhook.
 const fieldEarlyStatus = "early_status"
 
-// statusOf is a trace hash's status: a writer's, else ingest's early one.
+// statusOf is a trace hash's status: a writer's, else ingest's early one. An early
+// status in the status field was written before fieldEarlyStatus existed (an older
+// replica, or a trace from before an upgrade): a newer early one replaces it.
 func statusOf(status, early string) string {
-	if status != "" {
-		return status
+	if status == "" || (earlyStatus(status) && early != "") {
+		return early
 	}
-	return early
+	return status
 }
 
 // writeHash queues the trace hash's write of an update: its status (an early one in

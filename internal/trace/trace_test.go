@@ -80,3 +80,25 @@ func TestEarlyStatusNeverHidesAWritersStatus(t *testing.T) {
 		})
 	}
 }
+
+// A trace written before early statuses had their field (an older replica, or before
+// an upgrade) keeps its early status under "status": a newer early one still shows,
+// and a writer's status under "status" still wins.
+func TestEarlyStatusOverAnOlderVersionsTrace(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	for _, tc := range []struct{ old, next, want string }{
+		{StatusReceived, StatusPublished, StatusPublished},
+		{StatusPublished, StatusReceived, StatusReceived},
+		{StatusWritten, StatusPublished, StatusWritten},
+		{StatusRetrying, StatusReceived, StatusRetrying},
+	} {
+		id := "legacy-" + tc.old + "-" + tc.next
+		require.NoError(t, env.Redis.HSet(ctx, s.hashKey("acme", id), "tenant", "acme", "status", tc.old).Err())
+		require.NoError(t, s.Record(ctx, "acme", id, Update{Stage: Stage{Stage: tc.next}, Status: tc.next}))
+		tr, err := s.Get(ctx, "acme", id)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, tr.Status, "%s, then %s", tc.old, tc.next)
+	}
+}
