@@ -122,12 +122,13 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 	if ev.ID == "" {
 		d.dedupeKey = "webhook:" + t.ID + ":v2-body:" + payloadHash(raw)
 	}
-	d.answer = map[string]any{"status": "accepted", "tenant": t.ID, "call_id": ev.CallID, "event_type": ev.Type}
+	d.answer = answer{Status: "accepted", Tenant: t.ID, CallID: ev.CallID, EventType: ev.Type}
 	if ev.Kind == myoperator.V2Unknown {
-		d.answer["status"] = "kept"
+		d.answer.Status = "kept"
 	}
 	if ev.Kind == myoperator.V2End {
-		d.answer["provisional"] = d.build != nil
+		provisional := d.build != nil
+		d.answer.Provisional = &provisional
 		if d.build == nil {
 			d.build = func() ([]kafka.Message, error) { return nil, nil }
 		}
