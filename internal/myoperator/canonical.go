@@ -25,8 +25,8 @@ func Canonical(raw []byte) []byte {
 // Object is a JSON object ExtractJSON has checked.
 type Object []byte
 
-// AppendCanonical appends Canonical(o) to dst, without checking o again (its first
-// check and Canonical's were a tenth of ingest's CPU between them, profile of serve).
+// AppendCanonical appends Canonical(o) to dst, without checking o again (ExtractJSON's
+// check and Canonical's were 5 % of serve's CPU between them, profile of serve).
 func (o Object) AppendCanonical(dst []byte) []byte {
 	c := canonPool.Get().(*canonicaliser)
 	dst = c.append(dst, bytes.TrimSpace(o))
