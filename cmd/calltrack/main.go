@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -80,24 +81,41 @@ func versionCmd() *cobra.Command {
 }
 
 // probeCmd checks a URL answers 2xx: the healthcheck of distroless images, which have
-// no curl.
+// no curl. It prints the answer's body, and sends the operator token
+// (CALLTRACK_ADMIN_TOKEN, when set) as a bearer token, so that /readyz shows each check:
+// `kubectl exec ... -- /calltrack probe http://localhost:8080/readyz`. The token is never
+// printed; the exit code alone (0 on 2xx, 1 otherwise) is what a container healthcheck
+// or an exec probe reads.
 func probeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "probe URL",
-		Short:  "Exit 0 when URL answers 2xx (container healthchecks)",
+		Short:  "Print URL's answer; exit 0 when it is 2xx (container healthchecks)",
 		Args:   cobra.ExactArgs(1),
 		Hidden: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := &http.Client{Timeout: 5 * time.Second}
-			res, err := c.Get(args[0])
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, args[0], nil)
 			if err != nil {
 				return err
 			}
-			res.Body.Close()
+			if token := os.Getenv("CALLTRACK_ADMIN_TOKEN"); token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			c := &http.Client{Timeout: 5 * time.Second}
+			res, err := c.Do(req)
+			if err != nil {
+				return err
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+			out := cmd.OutOrStdout()
+			_, _ = out.Write(body)
+			if len(body) > 0 && body[len(body)-1] != '\n' {
+				fmt.Fprintln(out)
+			}
 			if res.StatusCode/100 != 2 {
 				return fmt.Errorf("%s: HTTP %d", args[0], res.StatusCode)
 			}
-			return nil
+			return err
 		},
 	}
 }
