@@ -28,6 +28,7 @@ import (
 	"github.com/calltrack/calltrack/internal/redisbatch"
 	"github.com/calltrack/calltrack/internal/redisscript"
 	"github.com/calltrack/calltrack/internal/spool"
+	"github.com/calltrack/calltrack/internal/telemetry"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/web"
@@ -133,7 +134,9 @@ func (h *Handler) serve(kind string, auth func(echo.Context) (*tenant.Tenant, er
 			return err
 		}
 		r.t = t
-		r.log = h.Log.With().Str("tenant", t.ID).Str("kind", kind).Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Logger()
+		// With tracing on, the webhook's lines carry its trace and span ids.
+		r.log = telemetry.Log(c.Request().Context(), h.Log.With().Str("tenant", t.ID).Str("kind", kind).
+			Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID))).Logger()
 		return fn(c, r)
 	}
 }
@@ -144,7 +147,7 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 
 	raw, err := myoperator.ExtractJSON(c.Request().Header.Get(echo.HeaderContentType), body, c.QueryParams())
 	var d delivery
-	var logID string
+	var logID, hash string
 	if err == nil {
 		// Parsed before the company check (parsing has no effect), so the payload is
 		// decoded once: the company id comes from the parse.
@@ -169,7 +172,7 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 		}
 		switch {
 		case l != nil:
-			logID = l.LogID
+			logID, hash = l.LogID, logHash(l)
 			d = h.afterCall(t, l, r)
 			d.trace.LogID = l.LogID
 		case lv != nil:
@@ -196,7 +199,10 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 	r.log = lc.Logger()
 
 	// A redelivery of the same payload (in whatever encoding) yields no second event.
-	d.dedupeKey = "webhook:" + t.ID + ":" + kind + ":" + payloadHash(raw)
+	if hash == "" {
+		hash = payloadHash(raw)
+	}
+	d.dedupeKey = "webhook:" + t.ID + ":" + kind + ":" + hash
 	d.answer = answer{Status: "accepted", Tenant: t.ID, CallID: d.callID}
 	return h.deliver(c, r, d)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/mapping"
@@ -126,4 +127,47 @@ func FuzzWebhook(f *testing.F) {
 			}
 		}
 	})
+}
+
+// lockedBuffer is a log sink the handler writes and the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// With tracing on, a webhook's own log lines carry its trace and span ids, so an
+// operator goes from a log line to the trace and back.
+func TestLogLinesCarryTheTrace(t *testing.T) {
+	env := testenv.New(t)
+	var logged lockedBuffer
+	m := metrics.New()
+	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
+		Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: &fakePublisher{}, Topics: env.Topics,
+		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.New(&logged)}
+	e := web.New(zerolog.Nop(), m, nil)
+	h.Register(e)
+	sc := oteltrace.NewSpanContext(oteltrace.SpanContextConfig{TraceID: oteltrace.TraceID{0xab, 1}, SpanID: oteltrace.SpanID{0xcd, 2},
+		TraceFlags: oteltrace.FlagsSampled})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.ServeHTTP(w, r.WithContext(oteltrace.ContextWithSpanContext(r.Context(), sc))) // as the tracing middleware leaves it
+	}))
+	defer srv.Close()
+	res, err := http.PostForm(srv.URL+"/webhooks/myoperator/acme/aftercall?token=tok", url.Values{"myoperator": {sample(t)}})
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, logged.String(), `"message":"webhook accepted"`)
+	assert.Contains(t, logged.String(), `"trace_id":"`+sc.TraceID().String()+`","span_id":"`+sc.SpanID().String()+`"`)
 }

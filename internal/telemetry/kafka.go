@@ -57,6 +57,11 @@ func Extract(ctx context.Context, m kafka.Message) context.Context {
 // Publish starts a producer span for messages about to be published and puts its
 // context in each one's headers; end the span when the broker has answered.
 func Publish(ctx context.Context, msgs []kafka.Message) (context.Context, trace.Span) {
+	if !tracing.Load() && !trace.SpanContextFromContext(ctx).IsValid() {
+		// Tracing off and no trace to carry on: the no-op span's attributes, name and
+		// header injection were 1.3 % of serve's CPU per webhook (profile of serve).
+		return ctx, trace.SpanFromContext(ctx)
+	}
 	topic := ""
 	if len(msgs) > 0 {
 		topic = msgs[0].Topic

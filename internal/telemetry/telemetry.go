@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -25,6 +26,10 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 )
+
+// tracing is whether Setup installed a tracer provider; until it does (and in a
+// process that traces nothing) Publish makes no span of its own.
+var tracing atomic.Bool
 
 // Name is the instrumentation scope of calltrack's own spans.
 const Name = "github.com/calltrack/calltrack"
@@ -44,8 +49,10 @@ func Enabled() bool {
 func Setup(ctx context.Context, role, version string) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	if !Enabled() {
+		tracing.Store(false)
 		return func(context.Context) error { return nil }, nil
 	}
+	tracing.Store(true)
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
@@ -104,6 +111,14 @@ func TraceID(ctx context.Context) string {
 		return sc.TraceID().String()
 	}
 	return ""
+}
+
+// Event adds trace_id and span_id of ctx's span to one log line, when there is one.
+func Event(ctx context.Context, ev *zerolog.Event) *zerolog.Event {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		return ev.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+	}
+	return ev
 }
 
 // Log adds trace_id and span_id of ctx's span to a logger's context, when there is one.

@@ -196,13 +196,13 @@ func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
 			} else if res.Status >= 400 {
 				lvl = zerolog.InfoLevel
 			}
-			ev := log.WithLevel(lvl).Str("request_id", res.Header().Get(echo.HeaderXRequestID)).
-				Str("method", req.Method).Str("path", req.URL.Path).Int("status", res.Status).
-				Dur("took", time.Since(start))
-			if id := telemetry.TraceID(req.Context()); id != "" {
-				ev = ev.Str("trace_id", id)
+			ev := log.WithLevel(lvl)
+			if ev == nil {
+				return nil // a 2xx below the log level: nothing to format
 			}
-			ev.Msg("http")
+			telemetry.Event(req.Context(), ev.Str("request_id", res.Header().Get(echo.HeaderXRequestID)).
+				Str("method", req.Method).Str("path", req.URL.Path).Int("status", res.Status).
+				Dur("took", time.Since(start))).Msg("http")
 			return nil
 		}
 	}
