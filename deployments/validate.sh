@@ -3,7 +3,7 @@
 #   - every kustomize overlay renders, passes kubeconform -strict against the schemas in
 #     kubernetes/schemas (Kubernetes + prometheus-operator CRDs, made by schemas/generate.sh)
 #     and calltrack's own rules (kubernetes/check: work replicas ≤ partitions, the spool's
-#     volume and drain time, probes, resources, non-root);
+#     volume and drain time, probes, resources, non-root, each pod scraped once);
 #   - the Prometheus alert rules pass `promtool check rules` and their unit tests
 #     (monitoring/calltrack.rules.test.yaml).
 # Tools are installed once at pinned versions into a cache directory (go install; promtool

@@ -111,6 +111,7 @@ func Check(objs []obj) []string {
 			}
 		}
 	}
+	checkScrapes(objs, add) // scrape.go
 	return problems
 }
 

@@ -20,6 +20,7 @@ kind: StatefulSet
 metadata: {name: calltrack-serve}
 spec:
   template:
+    metadata: {labels: {app.kubernetes.io/name: calltrack, app.kubernetes.io/component: serve}}
     spec:
       terminationGracePeriodSeconds: 70
       securityContext: {runAsNonRoot: true}
@@ -31,6 +32,7 @@ spec:
           livenessProbe: {httpGet: {path: /healthz, port: http}}
           resources: {requests: {cpu: 250m, memory: 64Mi}, limits: {memory: 256Mi}}
           securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+          ports: [{name: http, containerPort: 8080}, {name: admin, containerPort: 8081}]
           volumeMounts: [{name: spool, mountPath: /var/lib/calltrack/spool}]
   volumeClaimTemplates:
     - metadata: {name: spool}
@@ -41,10 +43,12 @@ metadata: {name: calltrack-work}
 spec:
   replicas: 2
   template:
+    metadata: {labels: {app.kubernetes.io/name: calltrack, app.kubernetes.io/component: work}}
     spec:
       securityContext: {runAsNonRoot: true}
       containers:
         - name: calltrack
+          ports: [{name: http, containerPort: 8080}]
           readinessProbe: {httpGet: {path: /readyz, port: http}}
           livenessProbe: {httpGet: {path: /healthz, port: http}}
           resources: {requests: {cpu: 250m, memory: 128Mi}, limits: {memory: 512Mi}}
@@ -56,6 +60,42 @@ metadata: {name: calltrack-work}
 spec:
   scaleTargetRef: {kind: Deployment, name: calltrack-work}
   maxReplicas: 12
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: calltrack-serve
+  labels: {app.kubernetes.io/name: calltrack, app.kubernetes.io/component: serve, calltrack/metrics: "true"}
+spec:
+  selector: {app.kubernetes.io/name: calltrack, app.kubernetes.io/component: serve}
+  ports: [{name: http, port: 80, targetPort: http}, {name: admin, port: 8081, targetPort: admin}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: calltrack-serve-headless
+  labels: {app.kubernetes.io/name: calltrack, app.kubernetes.io/component: serve}
+spec:
+  clusterIP: None
+  selector: {app.kubernetes.io/name: calltrack, app.kubernetes.io/component: serve}
+  ports: [{name: http, port: 8080, targetPort: http}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: calltrack-serve}
+spec:
+  selector:
+    matchLabels: {app.kubernetes.io/name: calltrack, app.kubernetes.io/component: serve, calltrack/metrics: "true"}
+  endpoints: [{port: http, path: /metrics}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata: {name: calltrack-work-sync}
+spec:
+  selector:
+    matchLabels: {app.kubernetes.io/name: calltrack}
+    matchExpressions: [{key: app.kubernetes.io/component, operator: In, values: [work, sync]}]
+  podMetricsEndpoints: [{port: http, path: /metrics}]
 `
 
 func TestCheck(t *testing.T) {
@@ -70,8 +110,12 @@ func TestCheck(t *testing.T) {
 		{"liveness on readiness", "livenessProbe: {httpGet: {path: /healthz, port: http}}\n          resources: {requests: {cpu: 250m, memory: 64Mi}",
 			"livenessProbe: {httpGet: {path: /readyz, port: http}}\n          resources: {requests: {cpu: 250m, memory: 64Mi}", "liveness must not follow readiness"},
 		{"no memory limit", "limits: {memory: 512Mi}", "limits: {}", "needs cpu and memory requests and a memory limit"},
-		{"root", "replicas: 2\n  template:\n    spec:\n      securityContext: {runAsNonRoot: true}", "replicas: 2\n  template:\n    spec:\n      securityContext: {}", "runAsNonRoot is not true"},
+		{"root", "component: work}}\n    spec:\n      securityContext: {runAsNonRoot: true}", "component: work}}\n    spec:\n      securityContext: {}", "runAsNonRoot is not true"},
 		{"partitions unset", `CALLTRACK_KAFKA_PARTITIONS: "12", `, "", "CALLTRACK_KAFKA_PARTITIONS \"\" is not a number"},
+		{"serve scraped through both its Services", "serve, calltrack/metrics: \"true\"}\n  endpoints", "serve}\n  endpoints",
+			"StatefulSet/calltrack-serve: its pods are scraped 2 times (ServiceMonitor/calltrack-serve via Service calltrack-serve port http; ServiceMonitor/calltrack-serve via Service calltrack-serve-headless port http)"},
+		{"serve also in the PodMonitor", "values: [work, sync]", "values: [work, sync, serve]", "StatefulSet/calltrack-serve: its pods are scraped 2 times"},
+		{"work not scraped", "values: [work, sync]", "values: [sync]", "Deployment/calltrack-work: no ServiceMonitor or PodMonitor scrapes its pods"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,7 +126,7 @@ func TestCheck(t *testing.T) {
 			}
 			objs, err := decode(strings.NewReader(in))
 			require.NoError(t, err)
-			require.Len(t, objs, 4)
+			require.Len(t, objs, 8)
 			got := strings.Join(Check(objs), "\n")
 			if c.want == "" {
 				assert.Empty(t, got)
