@@ -59,6 +59,7 @@ func (p PhoneBridge) Notify(ctx context.Context, ev call.Live, owner call.Owner)
 	if ev.State == call.Ended || ev.State == call.LiveMissed {
 		return nil
 	}
+	zohouser := owner.CRMUserID
 	if p.Users != nil {
 		pb, ok, err := p.Users.PhoneBridgeUser(ctx, owner.CRMUserID)
 		switch {
@@ -67,24 +68,28 @@ func (p PhoneBridge) Notify(ctx context.Context, ev call.Live, owner call.Owner)
 		case !ok:
 			return &crm.Error{Op: op, Err: ErrNoPhoneBridgeUser, Permanent: true}
 		}
-		owner.CRMUserID = pb
+		zohouser = pb
 	}
-	form, err := p.Form(ev, owner)
+	// The owner stays the CRM user: the agent's number is found by it (ev.Owners
+	// holds CRM user ids); the PhoneBridge id is only what is sent as zohouser.
+	form, err := p.Form(ev, owner, zohouser)
 	if err != nil {
 		return &crm.Error{Op: op, Message: err.Error(), Err: err, Permanent: true}
 	}
 	return p.API.CallNotify(ctx, form)
 }
 
-// Form is the callnotify body for ev shown to owner (owner.CRMUserID is the
-// zohouser sent).
-func (p PhoneBridge) Form(ev call.Live, owner call.Owner) (url.Values, error) {
+// Form is the callnotify body for ev shown to owner: the agent's number is the one
+// of the agent mapped to owner (owner.CRMUserID is the CRM user id, as in
+// ev.Owners), and zohouser — the owner's PhoneBridge user id — is sent as is (none
+// when empty).
+func (p PhoneBridge) Form(ev call.Live, owner call.Owner, zohouser string) (url.Values, error) {
 	customer := phone.E164(ev.CallerNumber, p.DefaultCountry)
 	agent := p.agentNumber(ev, owner)
 	if customer == "" || agent == "" {
 		return nil, ErrNoNumber
 	}
-	f := url.Values{"id": {ev.CallID}, "zohouser": {owner.CRMUserID}}
+	f := url.Values{"id": {ev.CallID}, "zohouser": {zohouser}}
 	if ev.Direction == call.Outgoing {
 		f.Set("type", "dialed")
 		f.Set("from", agent)
@@ -102,7 +107,7 @@ func (p PhoneBridge) Form(ev call.Live, owner call.Owner) (url.Values, error) {
 	if !start.IsZero() {
 		f.Set("start_time", start.UTC().Format(time.DateTime))
 	}
-	if owner.CRMUserID == "" {
+	if zohouser == "" {
 		f.Del("zohouser")
 	}
 	return f, nil

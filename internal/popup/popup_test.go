@@ -1,6 +1,7 @@
 package popup_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -93,7 +94,7 @@ func TestPhoneBridgeForm(t *testing.T) {
 	ev := live(call.Ringing, call.Incoming)
 	ev.Agents, ev.Owners, ev.AgentPhones = nil, nil, []string{"918586848544"} // unmapped by index: the only agent phone
 	ev.CallTime = time.Time{}
-	f, err := popup.PhoneBridge{}.Form(ev, asha)
+	f, err := popup.PhoneBridge{}.Form(ev, asha, asha.CRMUserID)
 	require.NoError(t, err)
 	assert.Equal(t, url.Values{
 		"type": {"received"}, "state": {"ringing"}, "id": {"n2.1596270949.2175190"}, "from": {"+919711636496"},
@@ -102,12 +103,12 @@ func TestPhoneBridgeForm(t *testing.T) {
 	assert.Equal(t, "from=%2B919711636496", url.Values{"from": f["from"]}.Encode(), "+ is encoded")
 
 	ev.AgentPhones = nil // no agent number: the DID the customer dialled
-	f, err = popup.PhoneBridge{}.Form(ev, asha)
+	f, err = popup.PhoneBridge{}.Form(ev, asha, asha.CRMUserID)
 	require.NoError(t, err)
 	assert.Equal(t, "+918000000000", f.Get("to"))
 
 	ev.CallerNumber = "anonymous"
-	_, err = popup.PhoneBridge{}.Form(ev, asha)
+	_, err = popup.PhoneBridge{}.Form(ev, asha, asha.CRMUserID)
 	assert.ErrorIs(t, err, popup.ErrNoNumber)
 	err = popup.PhoneBridge{}.Notify(t.Context(), ev, asha)
 	assert.True(t, crm.IsPermanent(err), "%v", err)
@@ -141,4 +142,63 @@ func TestPhoneBridgeLeavesTheRecordToTheWriter(t *testing.T) {
 func TestNop(t *testing.T) {
 	t.Parallel()
 	assert.NoError(t, popup.Nop{}.Notify(t.Context(), live(call.Ringing, call.Incoming), asha))
+}
+
+// pbMap is a PhoneBridge user map held in memory (the setup's map, as stored).
+type pbMap map[string]string
+
+func (m pbMap) PhoneBridgeUser(_ context.Context, crmUserID string) (string, bool, error) {
+	pb, ok := m[crmUserID]
+	return pb, ok, nil
+}
+
+// A call that rings two agents whose PhoneBridge ids differ from their CRM ids:
+// each pop-up names the agent's own number (found by the CRM user id in the event's
+// owners) and the PhoneBridge user id as zohouser — never the DID, never the CRM id.
+func TestPhoneBridgeTwoAgentsWithUserMap(t *testing.T) {
+	t.Parallel()
+	const pbAsha, pbSumit = "pb-5725767000000411001", "pb-5725767000000411002"
+	users := pbMap{asha.CRMUserID: pbAsha, sumit.CRMUserID: pbSumit}
+	noDID := func(ev call.Live) call.Live { ev.DID = ""; return ev }
+	cases := []struct {
+		name                         string
+		ev                           call.Live
+		owner                        call.Owner
+		typ, state, from, to, person string
+	}{
+		{"ringing, first agent", live(call.Ringing, call.Incoming), asha, "received", "ringing", "+919711636496", "+918586848544", pbAsha},
+		{"ringing, second agent", live(call.Ringing, call.Incoming), sumit, "received", "ringing", "+919711636496", "+918586848545", pbSumit},
+		{"ringing, second agent, no DID", noDID(live(call.Ringing, call.Incoming)), sumit, "received", "ringing", "+919711636496", "+918586848545", pbSumit},
+		{"answered by the first agent", live(call.LiveAnswered, call.Incoming), asha, "received", "answered", "+919711636496", "+918586848544", pbAsha},
+		{"outgoing, second agent", live(call.Ringing, call.Outgoing), sumit, "dialed", "ringing", "+918586848545", "+919711636496", pbSumit},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sb := sandbox.NewZoho(sandbox.ZohoOptions{Seed: 1, PhoneBridgeUsers: []sandbox.PhoneBridgeUser{
+				{ZohoUser: pbAsha, Email: asha.Email}, {ZohoUser: pbSumit, Email: sumit.Email}}})
+			srv := httptest.NewServer(sb)
+			t.Cleanup(srv.Close)
+			a, err := zoho.New(zoho.Config{AccountsURL: srv.URL, APIDomain: srv.URL, ClientID: sandbox.ZohoClientID,
+				ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken})
+			require.NoError(t, err)
+			require.NoError(t, a.IntegratePhoneBridge(t.Context()))
+			for _, pb := range []string{pbAsha, pbSumit} {
+				require.NoError(t, a.RegisterClickToDial(t.Context(), pb, "https://calltrack.example/cb", ""))
+			}
+			n := popup.PhoneBridge{API: a, Users: users}
+			require.NoError(t, n.Notify(t.Context(), tc.ev, tc.owner))
+			got := sb.Notifications()
+			require.Len(t, got, 1)
+			assert.Equal(t, tc.typ, got[0].Type)
+			assert.Equal(t, tc.state, got[0].State)
+			assert.Equal(t, tc.from, got[0].From)
+			assert.Equal(t, tc.to, got[0].To, "the rung agent's own number")
+			assert.Equal(t, tc.person, got[0].ZohoUser, "the PhoneBridge user id")
+
+			f, err := n.Form(tc.ev, tc.owner, tc.person)
+			require.NoError(t, err)
+			assert.Equal(t, tc.person, f.Get("zohouser"))
+		})
+	}
 }
