@@ -163,6 +163,12 @@ func Enabled(t *tenant.Tenant) error {
 	return nil
 }
 
+// windowSlack is how much older than MaxAge a window's start may be: a relative since
+// ("7d") is computed from the caller's clock a moment before the run reads now (the
+// admin API's and the CLI's check, then Service.Run's), so "7d" must not turn into
+// "7 days and a few milliseconds". Kept under a minute: 7d1m is still refused.
+const windowSlack = 30 * time.Second
+
 // Window checks a run's window against now and fills Until.
 func Window(since, until, now time.Time) (time.Time, time.Time, error) {
 	if until.IsZero() || until.After(now) {
@@ -173,7 +179,7 @@ func Window(since, until, now time.Time) (time.Time, time.Time, error) {
 		return since, until, fmt.Errorf("%w: since is required (e.g. 6h or 2026-10-10T09:00:00Z)", ErrBadWindow)
 	case !since.Before(until):
 		return since, until, fmt.Errorf("%w: since %s is not before until %s", ErrBadWindow, since.Format(time.RFC3339), until.Format(time.RFC3339))
-	case since.Before(now.Add(-MaxAge)):
+	case since.Before(now.Add(-MaxAge - windowSlack)):
 		return since, until, fmt.Errorf("%w: since %s is more than 7 days ago: calltrack keeps what it has seen of a call 7 days, so it could not tell new calls from written ones",
 			ErrBadWindow, since.Format(time.RFC3339))
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/myoperator/moapi"
+	"github.com/calltrack/calltrack/internal/replay"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 )
@@ -397,6 +398,28 @@ func TestRunFailures(t *testing.T) {
 	} {
 		_, err := w.service().Run(ctx, tc.tenant, tc.o)
 		assert.ErrorIs(t, err, tc.want, tc.name)
+	}
+}
+
+// "At most 7 days back" takes 7 days: a relative since is computed a moment before the
+// run reads now (the admin API, then Service.Run), and still passes; a minute more does not.
+func TestWindowAtMostSevenDays(t *testing.T) {
+	t.Parallel()
+	asked := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		since string
+		ok    bool
+	}{{"7d", true}, {"168h", true}, {"6d23h59m", true}, {"7d1m", false}, {"8d", false}} {
+		since, err := replay.ParseTime(tc.since, asked)
+		require.NoError(t, err, tc.since)
+		for _, later := range []time.Duration{0, time.Millisecond, 2 * time.Second} {
+			_, _, err := backfill.Window(since, time.Time{}, asked.Add(later))
+			if tc.ok {
+				assert.NoError(t, err, "%s checked %v after it was read", tc.since, later)
+			} else {
+				assert.ErrorIs(t, err, backfill.ErrBadWindow, "%s checked %v after it was read", tc.since, later)
+			}
+		}
 	}
 }
 
