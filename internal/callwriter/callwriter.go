@@ -72,7 +72,7 @@ type State struct {
 	Parked   bool                 // the call is in the tenant's parked set
 	Since    time.Time            // when the status became creating or unknown
 	// Epoch is when the store's current data began (Redis restarted empty then): a call
-	// received before it may have been written with no state left to show it.
+	// that happened before it may have been written with no state left to show it.
 	Epoch time.Time
 }
 
@@ -146,6 +146,12 @@ type Config struct {
 	// epoch began are looked up too (ingest's clock may run ahead of the writer's).
 	// Default 2s.
 	ClockSkew time.Duration
+	// CallClockSkew widens the epoch check by a call's own time (its start, else its
+	// end, by MyOperator's clock): calls that began up to this long after the epoch
+	// began are looked up too, and a call that claims to have begun more than this
+	// after it was received is looked up whatever its time says. Default 5m: it costs
+	// a lookup only for the calls of the first minutes after Redis lost its data.
+	CallClockSkew time.Duration
 }
 
 // LeaseMargin is the part of a lease never spent on CRM requests (at most a quarter
@@ -166,6 +172,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClockSkew <= 0 {
 		c.ClockSkew = 2 * time.Second
+	}
+	if c.CallClockSkew <= 0 {
+		c.CallClockSkew = 5 * time.Minute
 	}
 	return c
 }

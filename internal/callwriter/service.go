@@ -94,9 +94,9 @@ func (j *job) writeLog(ctx context.Context, l *call.Log) (Outcome, error) {
 		return j.park(ctx, l)
 	}
 	if j.mayHaveBeenWritten(l) {
-		// Redis lost its data since this call arrived: its record may exist with no
+		// Redis lost its data since this call happened: its record may exist with no
 		// state left to say so.
-		adopted, err := j.lookUp(ctx, l, "received before the call-state epoch began")
+		adopted, err := j.lookUp(ctx, l, "the call may have been written before the call-state epoch began")
 		if err != nil {
 			return "", err
 		}
@@ -304,13 +304,45 @@ func (j *job) lookUp(ctx context.Context, l *call.Log, why string) (bool, error)
 	return true, nil
 }
 
-// mayHaveBeenWritten: the call arrived before the store's data began, so a record
-// written for it then would have left no state.
+// mayHaveBeenWritten: the call may have been written before the store's data began
+// (Redis lost its data), so a record written for it then would have left no state.
+// Decided on the call's own time, not on when this copy of it arrived: a webhook
+// redelivery, a replay or a backfill hit of a call written before the loss is received
+// after it. A call may have been written before the epoch when
+//   - it was received before the epoch (ClockSkew: our clocks' skew), or has no
+//     receipt time;
+//   - it began (else ended) before the epoch, allowing CallClockSkew for MyOperator's
+//     clock against ours;
+//   - it carries no start or end time at all: nothing says when it happened;
+//   - its start (else end) is later than its receipt by more than CallClockSkew: a call
+//     is received after it began, so that time cannot be trusted to place the call.
+//
+// Only a call that began after the epoch (and was received after it) skips the lookup.
 func (j *job) mayHaveBeenWritten(l *call.Log) bool {
 	if j.st.Epoch.IsZero() {
 		return false
 	}
-	return l.ReceivedAt.IsZero() || l.ReceivedAt.Before(j.st.Epoch.Add(j.s.Config.withDefaults().ClockSkew))
+	cfg := j.s.Config.withDefaults()
+	if l.ReceivedAt.IsZero() || l.ReceivedAt.Before(j.st.Epoch.Add(cfg.ClockSkew)) {
+		return true
+	}
+	at := callTime(l)
+	switch {
+	case at.IsZero():
+		return true
+	case at.After(l.ReceivedAt.Add(cfg.CallClockSkew)):
+		return true
+	}
+	return at.Before(j.st.Epoch.Add(cfg.CallClockSkew))
+}
+
+// callTime is when the call began by MyOperator's clock, else when it ended; zero
+// when it carries neither.
+func callTime(l *call.Log) time.Time {
+	if !l.StartedAt.IsZero() {
+		return l.StartedAt
+	}
+	return l.EndedAt
 }
 
 // resolveOwner decides the owner where ingest did not (no mapping then, or Redis

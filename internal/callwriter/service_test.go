@@ -50,16 +50,34 @@ func newFixture() *fixture {
 	f.svc = &callwriter.Service{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: acme}),
 		CRMs:  func(*tenant.Tenant) (callwriter.CRM, error) { return f.crm, nil },
 		Store: f.store, Owners: f.owners, Parking: f.parking, Trace: f.trace,
-		Config: callwriter.Config{LeaseTTL: time.Minute, SettleDelay: 10 * time.Second, ClockSkew: 5 * time.Second},
-		Now:    f.clock.Now, Log: zerolog.Nop()}
+		Config: callwriter.Config{LeaseTTL: time.Minute, SettleDelay: 10 * time.Second, ClockSkew: 5 * time.Second,
+			CallClockSkew: time.Minute},
+		Now: f.clock.Now, Log: zerolog.Nop()}
 	return f
 }
 
-// v1 is a v1 afterCall of the call, its agent mapped at ingest.
+// v1 is a v1 afterCall of the call, its agent mapped at ingest: the call began two
+// minutes before it was received (t0) and lasted 42 s.
 func v1() *call.Log {
 	return &call.Log{Tenant: acme, CallID: callID, Source: "myoperator.v1", Direction: call.Incoming, Status: call.Answered,
 		CallerNumber: "+919711636496", Duration: 42, Agent: &call.Agent{ID: "sumit", Email: "sumit@example.com"},
-		Owner: &call.Owner{CRMUserID: "1001"}, ReceivedAt: t0}
+		Owner: &call.Owner{CRMUserID: "1001"}, StartedAt: t0.Add(-2 * time.Minute), EndedAt: t0.Add(-2*time.Minute + 42*time.Second),
+		ReceivedAt: t0}
+}
+
+// receivedAt is l received again at t (a webhook redelivery, or a backfill hit whose
+// receipt is the backfill's run).
+func receivedAt(l *call.Log, t time.Time) *call.Log {
+	l.ReceivedAt = t
+	return l
+}
+
+// at is a call that began at start (by MyOperator's clock), ended 42 s later and was
+// received at received.
+func at(start, received time.Time) *call.Log {
+	l := v1()
+	l.StartedAt, l.EndedAt, l.ReceivedAt = start, start.Add(42*time.Second), received
+	return l
 }
 
 // unmapped is the call of an agent nobody has mapped.
@@ -436,9 +454,102 @@ func TestService(t *testing.T) {
 			},
 		},
 		{
-			name: "a call received after the epoch began costs no lookup",
-			steps: []step{{before: func(f *fixture) { f.store.Forget(); f.clock.advance(time.Minute) },
-				log: func() *call.Log { l := v1(); l.ReceivedAt = t0.Add(time.Minute); return l }(), want: callwriter.Written}},
+			// The reviewer's reproduction: written, Redis flushed (dedupe keys, traces and
+			// call states gone), the same afterCall delivered again — received now.
+			name: "a webhook redelivered after Redis lost its data is looked up and adopted, not created again",
+			steps: []step{{log: v1(), want: callwriter.Written},
+				{before: func(f *fixture) { f.clock.advance(time.Hour); f.store.Forget(); f.clock.advance(10 * time.Minute) },
+					log: receivedAt(v1(), t0.Add(time.Hour+10*time.Minute)), want: callwriter.Adopted},
+				{log: receivedAt(v1(), t0.Add(time.Hour+10*time.Minute)), want: callwriter.Duplicate}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Equal(t, 1, f.crm.creates)
+				assert.Equal(t, 1, f.crm.finds, "one lookup, then the state says written")
+				assert.Equal(t, "rec-1", f.store.State(acme, callID).RecordID)
+				assert.Contains(t, f.trace.stages(acme, callID), trace.StageAdopted)
+			},
+		},
+		{
+			name: "a backfill hit of a call written before Redis lost its data is looked up and adopted",
+			steps: []step{{log: v1(), want: callwriter.Written},
+				{before: func(f *fixture) { f.clock.advance(time.Hour); f.store.Forget(); f.clock.advance(5 * time.Hour) },
+					log: func() *call.Log {
+						l := receivedAt(v1(), t0.Add(6*time.Hour))
+						l.Source, l.Owner, l.OwnerUnresolved = "myoperator.backfill", nil, true
+						return l
+					}(), want: callwriter.Adopted}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "1001", recs[0].call.OwnerID)
+				assert.Equal(t, 1, f.crm.creates)
+			},
+		},
+		{
+			name: "a call that began before the epoch, received after it and absent from the CRM, is created after one lookup",
+			steps: []step{{before: func(f *fixture) { f.store.Forget(); f.clock.advance(time.Hour) },
+				log: at(t0.Add(-time.Minute), t0.Add(time.Hour)), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				require.Len(t, f.crm.byCall(callID), 1)
+				assert.Equal(t, 1, f.crm.finds)
+			},
+		},
+		{
+			name: "a call that began after the epoch (beyond the clock margin) costs no lookup",
+			steps: []step{{before: func(f *fixture) { f.store.Forget(); f.clock.advance(3 * time.Minute) },
+				log: at(t0.Add(2*time.Minute), t0.Add(3*time.Minute)), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) { assert.Zero(t, f.crm.finds) },
+		},
+		{
+			// MyOperator's clock may run ahead of ours: a call stamped 30 s after the epoch
+			// may have ended and been written before it.
+			name: "a call that began within the clock margin after the epoch is looked up",
+			steps: []step{{before: func(f *fixture) { f.store.Forget(); f.clock.advance(2 * time.Minute) },
+				log: at(t0.Add(30*time.Second), t0.Add(2*time.Minute)), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) { assert.Equal(t, 1, f.crm.finds) },
+		},
+		{
+			name: "a call with no start or end time is looked up: nothing says when it happened",
+			steps: []step{{before: func(f *fixture) { f.store.Forget(); f.clock.advance(time.Hour) },
+				log: func() *call.Log {
+					l := at(time.Time{}, t0.Add(time.Hour))
+					l.EndedAt = time.Time{}
+					return l
+				}(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) { assert.Equal(t, 1, f.crm.finds) },
+		},
+		{
+			name: "a call with an end time only is placed by it",
+			steps: []step{
+				{before: func(f *fixture) { f.store.Forget(); f.clock.advance(time.Hour) },
+					log: func() *call.Log {
+						l := at(time.Time{}, t0.Add(time.Hour))
+						l.EndedAt = t0.Add(-time.Minute)
+						return l
+					}(), want: callwriter.Written},
+				{log: func() *call.Log {
+					l := at(time.Time{}, t0.Add(time.Hour))
+					l.CallID, l.EndedAt = "n2.after", t0.Add(30*time.Minute)
+					return l
+				}(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				assert.Equal(t, 1, f.crm.finds, "the call that ended before the epoch only")
+			},
+		},
+		{
+			name: "a call stamped later than its receipt (beyond the margin) is looked up: its time is not believable",
+			steps: []step{{before: func(f *fixture) { f.store.Forget(); f.clock.advance(time.Hour) },
+				log: at(t0.Add(5*time.Hour+30*time.Minute), t0.Add(time.Hour)), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) { assert.Equal(t, 1, f.crm.finds) },
+		},
+		{
+			name: "no epoch (a new deployment): no lookup, whatever the call's time",
+			steps: []step{{log: at(t0.Add(-24*time.Hour), t0), want: callwriter.Written},
+				{log: func() *call.Log {
+					l := at(time.Time{}, t0)
+					l.CallID, l.EndedAt = "n2.timeless", time.Time{}
+					return l
+				}(), want: callwriter.Written}},
 			check: func(t *testing.T, f *fixture) { assert.Zero(t, f.crm.finds) },
 		},
 		{
