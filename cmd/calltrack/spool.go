@@ -12,8 +12,9 @@ import (
 )
 
 // spoolCmd inspects or drains a serve replica's spool directory — e.g. the volume of a
-// replica that was scaled down while Kafka was unreachable. Run it only on a spool no
-// running serve has open.
+// replica that was scaled down while Kafka was unreachable. status reads a spool in use
+// too (it takes no lock and writes nothing); drain, like serve, refuses a spool another
+// process has open (spool.ErrInUse).
 func spoolCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "spool", Short: "Inspect or drain a spool directory (calls kept while Kafka was down)"}
 	var dir string
@@ -28,15 +29,20 @@ func spoolCmd() *cobra.Command {
 			if dir == "" {
 				return usageError{fmt.Errorf("--dir is required")}
 			}
-			s, err := spool.Open(dir, spool.Options{})
+			st, err := spool.Inspect(dir)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			st := s.Stats()
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d waiting, %d bytes", dir, st.Entries, st.Bytes)
 			if !st.Oldest.IsZero() {
 				fmt.Fprintf(cmd.OutOrStdout(), ", oldest spooled %s (%s ago)", st.Oldest.Format(time.RFC3339), time.Since(st.Oldest).Round(time.Second))
+			}
+			if st.InUse {
+				pid := "pid unknown"
+				if st.PID > 0 {
+					pid = fmt.Sprintf("pid %d", st.PID)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "; in use by a running process (%s), which drains it itself", pid)
 			}
 			fmt.Fprintln(cmd.OutOrStdout())
 			return nil

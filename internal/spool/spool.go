@@ -42,9 +42,10 @@ type Options struct {
 // Spool is a durable FIFO of Kafka messages on local disk. It is safe for
 // concurrent use; one drainer reads it.
 type Spool struct {
-	dir string
-	max int64
-	log *wal.Log
+	dir  string
+	max  int64
+	log  *wal.Log
+	lock *os.File // holds the directory's flock until Close
 
 	appends chan *appendReq
 	stop    chan struct{}
@@ -85,20 +86,31 @@ type header struct {
 }
 
 // Open opens (or creates) the spool in dir. Entries left by an earlier process are
-// kept and drained first.
-func Open(dir string, o Options) (*Spool, error) {
+// kept and drained first. The process holds an exclusive lock on the directory
+// (LockFile) until Close: an Open of a directory another process (or another Spool
+// of this one) has open fails with an error wrapping ErrInUse.
+func Open(dir string, o Options) (_ *Spool, err error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.Close()
+		}
+	}()
 	l, err := wal.Open(dir, &wal.Options{SegmentSize: segmentSize, SegmentCacheSize: 2, AllowEmpty: true,
 		LogFormat: wal.Binary, DirPerms: 0o750, FilePerms: 0o640})
 	if err != nil {
 		return nil, fmt.Errorf("spool: open %s: %w (move the directory aside to start empty; its entries are calls not yet on Kafka)", dir, err)
 	}
-	s := &Spool{dir: dir, max: o.MaxBytes, log: l, appends: make(chan *appendReq, 256),
+	s := &Spool{dir: dir, max: o.MaxBytes, log: l, lock: lock, appends: make(chan *appendReq, 256),
 		stop: make(chan struct{}), done: make(chan struct{}), nonEmpty: make(chan struct{}, 1)}
 	if s.first, err = l.FirstIndex(); err == nil {
 		s.last, err = l.LastIndex()
@@ -324,8 +336,8 @@ func (s *Spool) read(i uint64) (*entry, error) {
 	return &e, nil
 }
 
-// Close stops taking appends and closes the files. Entries not drained stay for the
-// next Open.
+// Close stops taking appends, closes the files and lets the directory's lock go.
+// Entries not drained stay for the next Open.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -336,7 +348,9 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
-	return s.log.Close()
+	err := s.log.Close()
+	_ = s.lock.Close() // after the log: no write of this process follows the next Open
+	return err
 }
 
 func encode(msgs []kafka.Message, at time.Time) ([]byte, error) {
@@ -376,7 +390,7 @@ func dirSize(dir string) (int64, error) {
 	}
 	var n int64
 	for _, de := range des {
-		if de.IsDir() {
+		if de.IsDir() || de.Name() == LockFile {
 			continue
 		}
 		fi, err := de.Info()
