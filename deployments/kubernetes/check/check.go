@@ -112,6 +112,7 @@ func Check(objs []obj) []string {
 		}
 	}
 	checkScrapes(objs, add) // scrape.go
+	checkIngress(objs, add) // ingress.go
 	return problems
 }
 

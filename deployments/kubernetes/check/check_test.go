@@ -1,11 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/app"
+	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/metrics"
 )
 
 // good is a trimmed render of the production overlay: the rules hold.
@@ -96,6 +105,18 @@ spec:
     matchLabels: {app.kubernetes.io/name: calltrack}
     matchExpressions: [{key: app.kubernetes.io/component, operator: In, values: [work, sync]}]
   podMetricsEndpoints: [{port: http, path: /metrics}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: calltrack}
+spec:
+  rules:
+    - http:
+        paths:
+          - {path: /webhooks/, pathType: Prefix, backend: {service: {name: calltrack-serve, port: {name: http}}}}
+          - {path: /r/, pathType: Prefix, backend: {service: {name: calltrack-serve, port: {name: http}}}}
+          - {path: /recordings/, pathType: Prefix, backend: {service: {name: calltrack-serve, port: {name: http}}}}
+          - {path: /api/v1/, pathType: Prefix, backend: {service: {name: calltrack-serve, port: {name: http}}}}
 `
 
 func TestCheck(t *testing.T) {
@@ -116,6 +137,13 @@ func TestCheck(t *testing.T) {
 			"StatefulSet/calltrack-serve: its pods are scraped 2 times (ServiceMonitor/calltrack-serve via Service calltrack-serve port http; ServiceMonitor/calltrack-serve via Service calltrack-serve-headless port http)"},
 		{"serve also in the PodMonitor", "values: [work, sync]", "values: [work, sync, serve]", "StatefulSet/calltrack-serve: its pods are scraped 2 times"},
 		{"work not scraped", "values: [work, sync]", "values: [sync]", "Deployment/calltrack-work: no ServiceMonitor or PodMonitor scrapes its pods"},
+		{"short recording links not published", "          - {path: /r/, pathType: Prefix, backend: {service: {name: calltrack-serve, port: {name: http}}}}\n", "",
+			"Ingress/calltrack: does not publish /r/:tenant/:call/:token"},
+		{"click-to-call not published", "path: /api/v1/,", "path: /api/v2/,", "Ingress/calltrack: does not publish /api/v1/tenants/:tenant/calls"},
+		{"everything published", "path: /api/v1/,", "path: /,", "Ingress/calltrack: path / (Prefix) publishes /metrics"},
+		{"the admin port published", "path: /api/v1/, pathType: Prefix, backend: {service: {name: calltrack-serve, port: {name: http}}}",
+			"path: /api/v1/, pathType: Prefix, backend: {service: {name: calltrack-serve, port: {number: 8081}}}", "path /api/v1/ reaches serve's port admin"},
+		{"readiness published exactly", "path: /api/v1/, pathType: Prefix", "path: /readyz, pathType: Exact", "path /readyz (Exact) publishes /readyz"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,7 +154,7 @@ func TestCheck(t *testing.T) {
 			}
 			objs, err := decode(strings.NewReader(in))
 			require.NoError(t, err)
-			require.Len(t, objs, 8)
+			require.Len(t, objs, 9)
 			got := strings.Join(Check(objs), "\n")
 			if c.want == "" {
 				assert.Empty(t, got)
@@ -135,4 +163,42 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An Ingress of another Service is not held to serve's routes.
+func TestIngressOfAnotherService(t *testing.T) {
+	objs, err := decode(strings.NewReader(strings.ReplaceAll(good, "name: calltrack-serve, port:", "name: other, port:")))
+	require.NoError(t, err)
+	assert.Empty(t, Check(objs))
+}
+
+// The production overlay's Ingress, with base's Services, publishes every public route.
+func TestProductionIngress(t *testing.T) {
+	var objs []obj
+	for _, f := range []string{"../base/serve.yaml", "../overlays/production/ingress.yaml"} {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		o, err := decode(bytes.NewReader(raw))
+		require.NoError(t, err)
+		objs = append(objs, o...)
+	}
+	var problems []string
+	checkIngress(objs, func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) })
+	assert.Empty(t, problems)
+}
+
+// Every route serve's main listener registers — as serve runs on Kubernetes, with the
+// admin surface on CALLTRACK_ADMIN_ADDR — is public or private, on purpose: a new route
+// lands in one list, and checkIngress then holds the Ingress to it.
+func TestRoutesAreClassified(t *testing.T) {
+	a := &app.App{Cfg: config.Config{AdminAddr: "127.0.0.1:8081"}, Log: zerolog.Nop(), Metrics: metrics.New()}
+	registered := map[string]bool{}
+	for _, r := range a.HTTP().Routes() {
+		registered[r.Path] = true
+	}
+	classified := map[string]bool{}
+	for _, r := range append(slices.Clone(publicRoutes), privateRoutes...) {
+		classified[r] = true
+	}
+	assert.Equal(t, classified, registered, "serve's routes changed: list each in publicRoutes or privateRoutes (deployments/kubernetes/check/ingress.go)")
 }
