@@ -5,6 +5,7 @@ package call
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/calltrack/calltrack/internal/phone"
@@ -127,8 +128,40 @@ type Log struct {
 	// Internal were not decided; the writer resolves both when it writes.
 	OwnerUnresolved bool       `json:"owner_unresolved,omitempty"`
 	Recording       *Recording `json:"recording,omitempty"`
-	Disposition     string     `json:"disposition,omitempty"`
-	ReceivedAt      time.Time  `json:"received_at"`
+	// Disposition is the agent's disposition as notes show it: its name, then — when the
+	// agent wrote one — DispositionCommentSep and the comment (see DispositionName).
+	Disposition string    `json:"disposition,omitempty"`
+	ReceivedAt  time.Time `json:"received_at"`
+}
+
+// DispositionCommentSep separates a disposition's name from the agent's comment in
+// Disposition ("Interested — Wants a demo on Monday").
+const DispositionCommentSep = " — "
+
+// DispositionName is the name part of a Disposition text when that name is one of
+// names (a CRM picklist's values), spelt as names spells it: the whole text, or
+// the longest name followed by DispositionCommentSep; matched exactly, else
+// ignoring case. "" when no name matches.
+func DispositionName(text string, names []string) string {
+	for _, fold := range []bool{false, true} {
+		eq := func(a, b string) bool { return a == b || fold && strings.EqualFold(a, b) }
+		best := ""
+		for _, n := range names {
+			if n == "" {
+				continue
+			}
+			if eq(text, n) {
+				return n
+			}
+			if k := len(n) + len(DispositionCommentSep); len(n) > len(best) && len(text) > k && eq(text[:k], n+DispositionCommentSep) {
+				best = n
+			}
+		}
+		if best != "" {
+			return best
+		}
+	}
+	return ""
 }
 
 // FallbackNote says in words why the call is owned by a fallback owner — for the CRM
@@ -182,9 +215,11 @@ type Live struct {
 // after it: a recording, and/or the agent's disposition. It is the event on
 // calltrack.call.recording.v1.
 type RecordingEvent struct {
-	Tenant      string    `json:"tenant"`
-	CallID      string    `json:"call_id"`
-	Recording   Recording `json:"recording"`
+	Tenant    string    `json:"tenant"`
+	CallID    string    `json:"call_id"`
+	Recording Recording `json:"recording"`
+	// Disposition is the agent's disposition: its name, then DispositionCommentSep and
+	// the agent's comment when there is one (as Log.Disposition).
 	Disposition string    `json:"disposition,omitempty"`
 	ReceivedAt  time.Time `json:"received_at"`
 }

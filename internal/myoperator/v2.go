@@ -510,7 +510,7 @@ func (p *v2Payload) disposition(tenant string, ev *V2Event, receivedAt time.Time
 	}
 	text := name
 	if comment != "" && comment != name {
-		text += " — " + comment
+		text += call.DispositionCommentSep + comment
 	}
 	if r := []rune(text); len(r) > maxDisposition {
 		text = string(r[:maxDisposition-1]) + "…"

@@ -95,8 +95,9 @@ func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) e
 }
 
 // record holds the fields both create and update write. Call_Result is a picklist:
-// the disposition goes there only when the picklist has it (else in the description
-// alone, Zoho refuses free text). The recording link goes in Voice_Recording__s only
+// the disposition's name goes there only when the picklist has it (else in the
+// description alone, Zoho refuses free text); the whole disposition, with the agent's
+// comment, is in the description. The recording link goes in Voice_Recording__s only
 // when it fits the field (Zoho refuses an over-long value with INVALID_DATA); the
 // description always has it.
 func (a *Adapter) record(ctx context.Context, c crm.Call) callRecord {
@@ -106,9 +107,7 @@ func (a *Adapter) record(ctx context.Context, c crm.Call) callRecord {
 	}
 	if c.Log.Disposition != "" || c.RecordingURL != "" {
 		f := a.callFields(ctx)
-		if f.resultAllowed(c.Log.Disposition) {
-			rec.CallResult = c.Log.Disposition
-		}
+		rec.CallResult = f.result(c.Log.Disposition) // the name alone; the comment stays in the description
 		maxLen := recordingMaxLen
 		if f != nil {
 			maxLen = f.recordingMax
@@ -234,8 +233,10 @@ func subject(l call.Log, customer, tag string) string {
 			s += dept
 		}
 	}
-	// Zoho's single-line limit is 255 characters; the tag (our call id, which
-	// FindCall looks for) must survive whole.
+	// Zoho's single-line limit is 255 characters
+	// (https://help.zoho.com/portal/en/community/topic/kaizen-1-fields-in-crm-api-18-10-2019,
+	// https://www.bigin.com/developer/docs/toppings/custom-field-types.html); the tag
+	// (our call id, which FindCall looks for) must survive whole.
 	if r, max := []rune(s), 255-len([]rune(tag)); len(r) > max {
 		s = string(r[:max-1]) + "…"
 	}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/calltrack/calltrack/internal/call"
 )
 
 // fieldsTTL is how long the Calls module's field metadata is reused: picklists and
@@ -16,7 +17,8 @@ import (
 const fieldsTTL = time.Hour
 
 // recordingMaxLen is Voice_Recording__s's length when the metadata does not say:
-// a 100-character URL field (third-party copies of the Calls schema).
+// a 100-character URL field (a third-party copy of the Calls schema; unconfirmed, no
+// public Zoho source found — the stricter reading, docs/crm-contracts.md).
 const recordingMaxLen = 100
 
 // callFields is what calltrack needs of the Calls module's field metadata
@@ -81,7 +83,12 @@ func (a *Adapter) callFields(ctx context.Context) *callFields {
 	return f
 }
 
-// resultAllowed reports whether disposition is a value of Call_Result's picklist.
-func (f *callFields) resultAllowed(disposition string) bool {
-	return f != nil && slices.Contains(f.results, disposition)
+// result is the Call_Result value for a disposition: its name (the text before the
+// agent's comment, call.DispositionCommentSep) when Call_Result's picklist has it,
+// spelt as the picklist spells it; "" otherwise (Zoho refuses free text).
+func (f *callFields) result(disposition string) string {
+	if f == nil {
+		return ""
+	}
+	return call.DispositionName(disposition, f.results)
 }
