@@ -128,8 +128,9 @@ func (a *App) openIngest() error {
 }
 
 // closeDrain stops the drainer and, on the way out (scale-down, deploy), forwards what
-// the spool still holds while the shutdown timeout lasts; what Kafka does not take
-// stays on the spool's volume for the next start.
+// the spool still holds while the shutdown timeout lasts — retrying with a backoff while
+// Kafka refuses, not giving up at the first refusal; what Kafka does not take stays on
+// the spool's volume for the next start.
 func (a *App) closeDrain(d *spool.Drainer) error {
 	a.stopDrain()
 	<-a.drainDone
@@ -138,7 +139,7 @@ func (a *App) closeDrain(d *spool.Drainer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.Cfg.ShutdownTimeoutOr(20*time.Second))
 	defer cancel()
-	n, err := d.Drain(ctx)
+	n, err := d.DrainAll(ctx)
 	if st := a.Spool.Stats(); st.Entries > 0 {
 		a.Log.Warn().Err(err).Int("drained", n).Uint64("left", st.Entries).Str("dir", a.Spool.Dir()).
 			Msg("spool not empty at exit: its calls go to kafka when a process opens this spool again (`calltrack spool drain`)")

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 )
@@ -187,4 +188,34 @@ func (d *Drainer) Drain(ctx context.Context) (int, error) {
 		}
 	}
 	return total, ctx.Err()
+}
+
+// DrainAll forwards the spool to Kafka until it is empty or ctx ends, retrying a drain
+// Kafka refused with a backoff (100 ms growing to 2 s, jittered; back to 100 ms after a
+// drain that forwarded something). A process on its way out (SIGTERM) drains with it for
+// as long as its shutdown timeout lasts. It returns how many entries it forwarded, and
+// nil once the spool is empty; when ctx ended first, the last drain's error (or ctx's).
+func (d *Drainer) DrainAll(ctx context.Context) (int, error) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 2*time.Second
+	total := 0
+	var last error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		n, err := d.Drain(ctx)
+		total += n
+		if n > 0 {
+			bo.Reset()
+		}
+		if err != nil {
+			last = err
+			if ctx.Err() == nil {
+				d.Log.Warn().Err(err).Int("drained", total).Msg("spool: kafka does not take the spooled calls yet: retrying while the shutdown timeout lasts")
+			}
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
+	if err != nil && last != nil && !errors.Is(last, err) {
+		err = fmt.Errorf("%w; last drain: %w", err, last)
+	}
+	return total, err
 }

@@ -245,3 +245,55 @@ func TestConcurrentAppends(t *testing.T) {
 	assert.Equal(t, 200, n)
 	assert.Len(t, k.values(), 200)
 }
+
+// flakyKafka refuses its first `fails` publishes, then acknowledges (fails < 0: never).
+type flakyKafka struct {
+	fakeKafka
+	fails int
+	tries int
+}
+
+func (k *flakyKafka) Publish(ctx context.Context, msgs ...kafka.Message) error {
+	k.mu.Lock()
+	k.tries++
+	k.down = k.fails < 0 || k.tries <= k.fails
+	k.mu.Unlock()
+	return k.fakeKafka.Publish(ctx, msgs...)
+}
+
+// DrainAll (the drain on the way out) does not give up at Kafka's first refusal: with
+// Kafka refusing 4 times it forwards everything, in order, well before its deadline;
+// with Kafka refusing for good it returns when its context ends, the spool intact.
+func TestDrainAllRetriesUntilEmptyOrDeadline(t *testing.T) {
+	s := open(t, t.TempDir(), 0)
+	for i := range 5 {
+		require.NoError(t, s.Append(context.Background(), []kafka.Message{msg(i)}))
+	}
+	k := &flakyKafka{fails: 4}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	n, err := (&Drainer{Spool: s, Kafka: k, Batch: 2, Log: zerolog.Nop()}).DrainAll(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	assert.True(t, s.Empty())
+	assert.Equal(t, []string{"call-0", "call-1", "call-2", "call-3", "call-4"}, k.values())
+	assert.Equal(t, 4+3, k.tries, "4 refused, then 3 batches")
+	assert.Less(t, time.Since(start), 5*time.Second)
+
+	require.NoError(t, s.Append(context.Background(), []kafka.Message{msg(9)}))
+	never := &flakyKafka{fails: -1}
+	ctx, cancel = context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	n, err = (&Drainer{Spool: s, Kafka: never, Log: zerolog.Nop()}).DrainAll(ctx)
+	took := time.Since(start)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "connection refused", "the last drain's error")
+	assert.Zero(t, n)
+	assert.GreaterOrEqual(t, took, 650*time.Millisecond, "it retried until the deadline")
+	assert.Less(t, took, 3*time.Second, "and returned when it came")
+	assert.Greater(t, never.tries, 2, "more than one try")
+	assert.Equal(t, uint64(1), s.Stats().Entries, "nothing removed")
+}
