@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultRateLimits per CRM kind, requests per second per credential: Kylas documents
-// 5/s per API key; Zoho limits concurrency and daily credits, 10/s keeps well inside.
+// 5/s per API key (https://support.kylas.io/portal/en/kb/articles/kylas-api-rate-limit); Zoho limits concurrency and daily credits, 10/s keeps well inside.
 var DefaultRateLimits = map[string]float64{"kylas": 5, "zoho": 10}
 
 // Limiter returns the tenant's CRM rate limiter, shared through Redis by every replica.

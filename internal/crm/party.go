@@ -71,7 +71,8 @@ type NewLead struct {
 
 // LeadFor names the lead of an unknown caller: MyOperator's contact name for the
 // number when it has one ("_cm"), else "Inbound <number>" ("Outbound <number>" for a
-// number we called), as MyOperator's own CRM integrations name them.
+// number we called), as MyOperator's own CRM integrations name them ("Inbound
+// <number>": https://support.myoperator.com/portal/en/kb/articles/what-data-is-logged-in-each-call-activity-field-when-zoho-is-integrated-with-myoperator).
 func LeadFor(l call.Log, number, owner string) NewLead {
 	n := NewLead{Number: number, OwnerID: owner}
 	name := strings.Join(strings.Fields(l.CallerName), " ")

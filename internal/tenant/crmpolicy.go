@@ -15,7 +15,11 @@ const (
 
 // What to do for a caller who matches no lead or contact (crm.unknown_caller).
 const (
-	UnknownCallerCreateLead = "create_lead" // the default, as MyOperator's own CRM integrations do
+	// UnknownCallerCreateLead is the default, as MyOperator's own CRM integrations do
+	// for incoming calls: https://support.myoperator.com/portal/en/kb/articles/how-are-leads-and-activities-managed-in-kylas-crm-during-calls
+	// (Kylas), https://support.myoperator.com/portal/en/kb/articles/what-data-is-logged-in-each-call-activity-field-when-zoho-is-integrated-with-myoperator
+	// (Zoho: "a new Lead named 'Inbound <number>'").
+	UnknownCallerCreateLead = "create_lead"
 	UnknownCallerNone       = "none"
 )
 

@@ -40,8 +40,9 @@ type dateRule struct {
 // FindCall finds the call log calltrack wrote for c (crm.Finder). Kylas documents no
 // filter on remoteId, so it searches the call logs whose startTime is within
 // findWindow of the call's (POST /v1/call-logs/search, a documented DATETIME filter;
-// page from 1, size <= 100, sort required: kylastech/kylas-crm-mcp-server
-// entities/call_log.py) and recognises ours by remoteId (the sync route) or by the
+// page from 1, size <= 100, sort always sent: kylastech/kylas-crm-mcp-server
+// entities/call_log.py; that a search without sort is a 404 is unconfirmed, no public
+// source found) and recognises ours by remoteId (the sync route) or by the
 // "Call ID: <id>" line of its note (the plain route, which has no remoteId). An
 // absent answer comes from a search made crm.DefaultSearchSettle (or
 // Config.SearchSettle) after FindCall began (crm.FindSettled).

@@ -5,7 +5,9 @@
 // marketplace app's OAuth token, POST /v1/call-logs/sync, whose body names the owner
 // (ownerId) and carries our call id (remoteId) — records are owned by the mapped
 // user; with an api-key alone, POST /v1/call-logs, which has no owner field: Kylas
-// owns every record by the key's user (the limitation config validation states).
+// owns every record by the key's user (the limitation config validation states;
+// unconfirmed, no public source found — the stricter reading of a body with no owner
+// field, docs/crm-contracts.md).
 package kylas
 
 import (

@@ -387,7 +387,8 @@ type kylasCallLogBody struct {
 
 // parseCallLog decodes and validates a body into a record (without id/owner) by the
 // rules of route: "sync" (POST /v1/call-logs/sync: ownerId required, callRecording a
-// URL string — Kylas's Postman collection) or "create" (POST /v1/call-logs and the
+// URL string — Kylas's Postman collection, for which no public address was found:
+// unconfirmed, see docs/crm-contracts.md) or "create" (POST /v1/call-logs and the
 // PUT of its records: outcome, startTime, phoneNumber, callType and relatedTo
 // required, callRecording {url, fileName, data}, no owner or remoteId field —
 // kylastech/kylas-crm-mcp-server create_call_log_logic, registry/call_log.yaml). The
@@ -421,7 +422,10 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 		owner = id
 	}
 	if route == "create" && len(strings.TrimSpace(string(b.OwnerID))) > 0 && string(b.OwnerID) != "null" {
-		owner = 0 // the plain route has no owner field: the key's user owns the record
+		// The plain route has no owner field: the key's user owns the record (who owns it
+		// is unconfirmed, no public source found; the stricter reading of a body that
+		// cannot name an owner — docs/crm-contracts.md).
+		owner = 0
 	}
 	if b.StartTime == "" {
 		bad("startTime", "is required")

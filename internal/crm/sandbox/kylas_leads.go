@@ -13,7 +13,8 @@ import (
 // it: firstName, lastName, phoneNumbers [{type MOBILE|WORK|HOME|PERSONAL, code (ISO
 // 3166 two letters), value, dialCode, primary}] with exactly one primary, ownerId,
 // and picklists (source) by option id. Stricter readings: lastName is required (the
-// Kylas lead form's one mandatory name field); source must be a positive number.
+// Kylas lead form's one mandatory name field — unconfirmed, no public source found,
+// docs/crm-contracts.md); source must be a positive number.
 
 var (
 	kylasPhoneTypes = []string{"MOBILE", "WORK", "HOME", "PERSONAL"}

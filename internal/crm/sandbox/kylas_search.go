@@ -17,7 +17,8 @@ import (
 // sort e.g. createdAt,desc; rules {id, field, type, operator, value[, timeZone]};
 // date operators between / greater / less ...) and shared/meta.py OPERATOR_MAPPING.
 // Stricter readings, refused with Kylas's error shape: a request without sort is a
-// 404 (as reported of the real route); only the standard fields below are filterable
+// 404 (unconfirmed: no public source found, see docs/crm-contracts.md; the adapter
+// always sends sort, so refusing its absence costs nothing); only the standard fields below are filterable
 // (whether remoteId is filterable is not documented, so it is not).
 
 // kylasLogFilters are the filterable call-log fields and their operators.

@@ -23,7 +23,8 @@ import (
 // every field the fields API marks required is refused when missing (name, dueDate,
 // assignedTo, type, status, priority); a picklist value must be one of the field's
 // option ids (a name is refused); the related lead or contact must exist; a search
-// without sort is a 404, as for call logs. Errors: {code, message, fieldErrors[]}.
+// without sort is a 404, as for call logs (unconfirmed: no public source found, see
+// docs/crm-contracts.md). Errors: {code, message, fieldErrors[]}.
 
 // KylasTask is a task as the sandbox keeps it.
 type KylasTask struct {

@@ -48,7 +48,8 @@ type ZohoOptions struct {
 
 	// CallResults is Call_Result's picklist; default DefaultCallResults.
 	CallResults []string
-	// RecordingFieldLength is Voice_Recording__s's maximum length; default 100.
+	// RecordingFieldLength is Voice_Recording__s's maximum length; default 100 (unconfirmed:
+	// no public Zoho source found, the stricter reading — docs/crm-contracts.md).
 	RecordingFieldLength int
 	// PhoneBridgeUsers are the org's PhoneBridge users (GET /phonebridge/v3/users).
 	PhoneBridgeUsers []PhoneBridgeUser
@@ -737,6 +738,9 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 	case err != nil:
 		return err
 	case ok && !create && owner.ID != c.Owner.ID:
+		// Unconfirmed, no public source found: Zoho's Change Owner API lists Calls
+		// (https://zoho.com/crm/developer/docs/api/v6/change-owner.html), so the real
+		// service may allow it; the stricter reading, as calltrack never rewrites an owner.
 		return invalid("Owner", "the owner of a completed call cannot be changed", nil)
 	case ok:
 		c.Owner = z.userRef(owner.ID)
@@ -834,8 +838,11 @@ func (z *Zoho) callResults() []string {
 	return DefaultCallResults
 }
 
-// fieldLengths are the Calls text fields' maximum lengths: single line 255,
-// multi-line 32000, Voice_Recording__s 100 (ZohoOptions.RecordingFieldLength).
+// fieldLengths are the Calls text fields' maximum lengths: single line 255
+// (https://help.zoho.com/portal/en/community/topic/kaizen-1-fields-in-crm-api-18-10-2019,
+// https://www.bigin.com/developer/docs/toppings/custom-field-types.html), multi-line
+// 32000, Voice_Recording__s 100 (ZohoOptions.RecordingFieldLength; unconfirmed, the
+// stricter reading — docs/crm-contracts.md).
 func (z *Zoho) fieldLengths() map[string]int {
 	rec := z.opts.RecordingFieldLength
 	if rec <= 0 {
@@ -1135,7 +1142,9 @@ func (z *Zoho) callNotify(w http.ResponseWriter, r *http.Request) {
 	z.mu.Lock()
 	z.notifications = append(z.notifications, n)
 	if slices.Contains([]string{"ended", "missed", "voicemail", "busy", "noanswer", "rejected", "notavailable"}, n.State) {
-		// PhoneBridge logs the call itself when told it is over.
+		// PhoneBridge logs the call itself when told it is over: that it logs calls is
+		// https://www.zoho.com/desk/help/api/phonebridge/v1/ ("Call logging"); which
+		// states make the record is unconfirmed, so every final state does here.
 		c := ZohoCall{ID: z.newID(), Subject: "PhoneBridge call " + n.ID, CallType: map[string]string{"received": "Inbound", "dialed": "Outbound"}[n.Type],
 			Owner: ZohoRef{ID: n.ZohoUser}, Description: "Logged by PhoneBridge\nCall ID: " + n.ID, stored: z.opts.Now()}
 		c.CreatedTime, c.ModifiedTime = z.timestamp(), z.timestamp()

@@ -16,7 +16,9 @@ var DefaultLeadSources = []string{"Advertisement", "Cold Call", "Employee Referr
 // insertLeads serves POST /crm/v8/Leads: up to 100 records, each accepted or refused
 // on its own (zoho.com/crm/developer/docs/api/v8/insert-records.html). Last_Name is
 // mandatory; First_Name at most 40 characters, Last_Name 80, phones 30; Lead_Source a
-// value of its picklist; Tag a list of {name} (a name at most 25 characters).
+// value of its picklist; Tag a list of {name} (a name at most 25 characters: unconfirmed,
+// no public source found — https://zoho.com/crm/developer/docs/api/v7/create-tag.html
+// gives no length; the stricter reading, docs/crm-contracts.md).
 func (z *Zoho) insertLeads(w http.ResponseWriter, r *http.Request) {
 	data, ok := decodeData(w, r)
 	if !ok {

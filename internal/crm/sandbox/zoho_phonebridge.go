@@ -6,12 +6,17 @@ import (
 	"strings"
 )
 
-// PhoneBridge, as strict as Zoho's PhoneBridge v3 docs and the research notes
-// (shared/docs/crm-apis.md): nothing works until the provider is integrated
-// (PROVIDER_NOT_REGISTERED); an org has one provider (DIFFERENT_PROVIDER_ALREADY_ENABLED);
-// callnotify's zohouser is a PhoneBridge user id, and a user gets notifications once
-// its click-to-dial URI is registered; PhoneBridge logs a call itself (a Calls record)
-// on the ended/missed notifications — which is why calltrack never sends them.
+// PhoneBridge, as strict as Zoho's PhoneBridge v3 docs: nothing works until the
+// provider is integrated (PROVIDER_NOT_REGISTERED, 400:
+// https://www.zoho.com/phonebridge/developer/v3/integration.html); an org has one
+// provider (DIFFERENT_PROVIDER_ALREADY_ENABLED — Zoho documents 403, the sandbox
+// answers 400); callnotify's zohouser is a PhoneBridge user id
+// (https://www.zoho.com/phonebridge/developer/v3/zoho-user-list.html), and a user gets
+// notifications once its click-to-dial URI is registered
+// (https://zoho.com/phonebridge/developer/v3/clicktodial.html); PhoneBridge logs a
+// call itself (a Calls record: https://www.zoho.com/desk/help/api/phonebridge/v1/,
+// "Call logging") — on the ended/missed notifications is unconfirmed, the stricter
+// reading — which is why calltrack never sends them. See docs/crm-contracts.md.
 
 // PhoneBridgeUser is a user of the org's PhoneBridge (GET /phonebridge/v3/users):
 // its id is what callnotify's zohouser names — not the CRM user id.

@@ -233,8 +233,10 @@ func subject(l call.Log, customer, tag string) string {
 			s += dept
 		}
 	}
-	// Zoho's single-line limit is 255 characters; the tag (our call id, which
-	// FindCall looks for) must survive whole.
+	// Zoho's single-line limit is 255 characters
+	// (https://help.zoho.com/portal/en/community/topic/kaizen-1-fields-in-crm-api-18-10-2019,
+	// https://www.bigin.com/developer/docs/toppings/custom-field-types.html); the tag
+	// (our call id, which FindCall looks for) must survive whole.
 	if r, max := []rune(s), 255-len([]rune(tag)); len(r) > max {
 		s = string(r[:max-1]) + "…"
 	}

@@ -17,7 +17,8 @@ import (
 const fieldsTTL = time.Hour
 
 // recordingMaxLen is Voice_Recording__s's length when the metadata does not say:
-// a 100-character URL field (third-party copies of the Calls schema).
+// a 100-character URL field (a third-party copy of the Calls schema; unconfirmed, no
+// public Zoho source found — the stricter reading, docs/crm-contracts.md).
 const recordingMaxLen = 100
 
 // callFields is what calltrack needs of the Calls module's field metadata

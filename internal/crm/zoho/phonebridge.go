@@ -11,10 +11,13 @@ import (
 	"github.com/calltrack/calltrack/internal/crm"
 )
 
-// PhoneBridge (zoho.com/crm/developer/docs/phonebridge/v3): calltrack is registered as
-// the org's telephony provider, its users are PhoneBridge users (ids of their own,
-// which callnotify's zohouser names), and a user gets notifications once a
-// click-to-dial URI is registered for them.
+// PhoneBridge v3: calltrack is registered as the org's telephony provider
+// (https://www.zoho.com/phonebridge/developer/v3/integration.html), its users are
+// PhoneBridge users (ids of their own, which callnotify's zohouser names:
+// https://www.zoho.com/phonebridge/developer/v3/zoho-user-list.html), and a user gets
+// notifications once a click-to-dial URI is registered for them
+// (https://zoho.com/phonebridge/developer/v3/clicktodial.html: "Both incoming and
+// outgoing notifications will be enabled for the mentioned users").
 
 // PhoneBridgeUser is one user of the org's PhoneBridge.
 type PhoneBridgeUser struct {
@@ -35,7 +38,10 @@ func (a *Adapter) IntegratePhoneBridge(ctx context.Context) error {
 	return pbStatus(op, r)
 }
 
-// PhoneBridgeUsers lists the org's PhoneBridge users (GET /phonebridge/v3/users).
+// PhoneBridgeUsers lists the org's PhoneBridge users (GET /phonebridge/v3/users). The
+// list is paged (page from 1, perPage up to 1000:
+// https://www.zoho.com/phonebridge/developer/v3/zoho-user-list.html); this reads the
+// first page only.
 func (a *Adapter) PhoneBridgeUsers(ctx context.Context) ([]PhoneBridgeUser, error) {
 	const op = "zoho: phonebridge users"
 	r, err := a.send(ctx, op, http.MethodGet, "/phonebridge/v3/users", "", nil)
