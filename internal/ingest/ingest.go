@@ -190,7 +190,7 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 	}
 	if err != nil {
 		r.outcome = "rejected"
-		return h.reject(ctx, c, t.ID, kind, body, err, log)
+		return h.reject(ctx, c, r, t.ID, kind, body, err, log)
 	}
 	lc := log.With().Str("call_id", d.callID)
 	if logID != "" {
@@ -281,8 +281,7 @@ func (h *Handler) deliver(c echo.Context, r *request, d delivery) error {
 		h.after(ctx, r, &d, claimed, false, err)
 		if errors.Is(err, spool.ErrFull) {
 			r.outcome = "spool_full"
-			return web.Errorf(http.StatusServiceUnavailable, "spool_full",
-				"Kafka is not answering and calltrack's local spool is full: the call was not taken; retry later")
+			return errSpoolFull
 		}
 		return errUnavailable
 	}
@@ -450,6 +449,9 @@ const StageSpooled = "spooled"
 
 var errUnavailable = web.Errorf(http.StatusServiceUnavailable, "unavailable", "calltrack cannot take the call right now; retry")
 
+var errSpoolFull = web.Errorf(http.StatusServiceUnavailable, "spool_full",
+	"Kafka is not answering and calltrack's local spool is full: the call was not taken; retry later")
+
 // PendingTTL bounds how long a delivery's claim holds off its redeliveries: past a
 // slow publish, but short of MyOperator's 30 s retry spacing, so the claim of a
 // process that died mid-way lets the next retry through.
@@ -527,7 +529,10 @@ func (h *Handler) inCall(t *tenant.Tenant, lv *call.Live) delivery {
 }
 
 // reject answers 400 and keeps the raw payload on the rejected topic with the reason.
-func (h *Handler) reject(ctx context.Context, c echo.Context, tenantID, kind string, body []byte, cause error, log zerolog.Logger) error {
+// When neither Kafka nor the spool keeps it, it answers 503 instead (spool_full /
+// unavailable, as for a call): MyOperator does not retry a 4xx, so a 400 would leave
+// the payload nowhere.
+func (h *Handler) reject(ctx context.Context, c echo.Context, r *request, tenantID, kind string, body []byte, cause error, log zerolog.Logger) error {
 	msg := strings.TrimPrefix(cause.Error(), myoperator.ErrMalformed.Error()+": ")
 	if len(body) == 0 {
 		// A legacy GET delivery carries its payload in the query: keep that (less the token).
@@ -543,7 +548,13 @@ func (h *Handler) reject(ctx context.Context, c echo.Context, tenantID, kind str
 		kafka.Header{Key: "content_type", Value: []byte(c.Request().Header.Get(echo.HeaderContentType))})
 	if _, err := h.Publisher.Deliver(ctx, m); err != nil {
 		h.Metrics.PublishErrors.WithLabelValues(h.Topics.Rejected).Inc()
-		log.Error().Err(err).Msg("rejected payload could not be kept")
+		log.Error().Err(err).Str("reason", msg).Msg("malformed webhook not kept: neither kafka nor the spool took it; answered 503 so MyOperator retries")
+		if errors.Is(err, spool.ErrFull) {
+			r.outcome = "spool_full"
+			return errSpoolFull
+		}
+		r.outcome = "unavailable"
+		return errUnavailable
 	}
 	log.Info().Str("reason", msg).Msg("malformed webhook rejected")
 	return web.Errorf(http.StatusBadRequest, "malformed_payload", msg)

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,9 +20,11 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/redisbatch"
+	"github.com/calltrack/calltrack/internal/spool"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/trace"
@@ -170,4 +173,39 @@ func TestLogLinesCarryTheTrace(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Contains(t, logged.String(), `"message":"webhook accepted"`)
 	assert.Contains(t, logged.String(), `"trace_id":"`+sc.TraceID().String()+`","span_id":"`+sc.SpanID().String()+`"`)
+}
+
+// A malformed webhook is answered 400 once its raw payload is kept (on the rejected
+// topic). When neither Kafka nor the spool keeps it, it is answered 503 — spool_full or
+// unavailable, the JSON error of any 503 — since MyOperator does not retry a 4xx and the
+// payload would be nowhere.
+func TestMalformedWebhookNotKeptIsAnswered503(t *testing.T) {
+	srv, pub := newServer(t)
+	const bad = `{"_ai": "5f114f490dbe1", "_su": 7`
+	post := func() (int, string) {
+		res, err := http.PostForm(srv.URL+"/webhooks/myoperator/acme/aftercall?token=tok", url.Values{"myoperator": {bad}})
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+
+	pub.fail = spool.ErrFull // Kafka did not answer, the spool is full
+	code, body := post()
+	assert.Equal(t, http.StatusServiceUnavailable, code, body)
+	assert.JSONEq(t, `{"error":{"code":"spool_full","message":"Kafka is not answering and calltrack's local spool is full: the call was not taken; retry later"}}`, body)
+
+	pub.fail = fmt.Errorf("%w: write 00000000000000000001: no space left on device", spool.ErrFailed)
+	code, body = post()
+	assert.Equal(t, http.StatusServiceUnavailable, code, body)
+	assert.JSONEq(t, `{"error":{"code":"unavailable","message":"calltrack cannot take the call right now; retry"}}`, body)
+	assert.Empty(t, pub.msgs)
+
+	pub.fail = nil // MyOperator's retry, Kafka or the spool taking it again
+	code, body = post()
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	assert.Contains(t, body, `"code":"malformed_payload"`)
+	require.Len(t, pub.msgs, 1, "the raw payload kept")
+	assert.Equal(t, url.Values{"myoperator": {bad}}.Encode(), string(pub.msgs[0].Value), "the body as it came")
+	assert.Equal(t, "malformed_payload", kafkabus.Header(pub.msgs[0], kafkabus.HeaderReason))
 }

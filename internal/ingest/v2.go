@@ -72,7 +72,7 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 	}
 	if err != nil {
 		r.outcome = "rejected"
-		return v.reject(ctx, c, t.ID, kind, body, err, log)
+		return v.reject(ctx, c, r, t.ID, kind, body, err, log)
 	}
 	if !t.AcceptsCompany(ev.CompanyID) {
 		r.outcome = "unauthorized"
