@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/app"
 	"github.com/calltrack/calltrack/internal/backfill"
 	"github.com/calltrack/calltrack/internal/clicktocall"
 	"github.com/calltrack/calltrack/internal/ingest"
@@ -88,6 +90,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	(&recording.Handler{}).Register(e)
 	(&clicktocall.API{}).Register(e)
 	(&clicktocall.ZohoDial{}).Register(e)
+	(&app.App{}).RegisterCRM(e, noAuth{}) // PhoneBridge setup, CRM users, CRM test
 	param := regexp.MustCompile(`:[^/]+`)
 	var code []string
 	for _, r := range e.Routes() {
@@ -122,6 +125,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// noAuth stands for the admin auth hook routes are mounted behind.
+type noAuth struct{}
+
+func (noAuth) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc { return next }
 
 // Bodies the code produces match the OpenAPI component schemas.
 func TestOpenAPIBodies(t *testing.T) {

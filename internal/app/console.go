@@ -36,7 +36,7 @@ func (a *App) mountAdmin(e *echo.Echo) {
 	adm.Register(e)
 	a.registerSync(e, adm)
 	a.registerBackfill(e, adm) // backfill.go
-	a.registerCRM(e, adm)      // zoho.go
+	a.RegisterCRM(e, adm)      // zoho.go
 	if err := a.console.Register(e); err != nil {
 		panic(err) // the embedded templates do not parse: a build defect, caught by any test
 	}

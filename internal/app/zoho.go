@@ -96,9 +96,10 @@ var (
 	ErrNotZoho      = errors.New("not a Zoho tenant")
 )
 
-// registerCRM mounts the tenant CRM admin routes: the PhoneBridge setup (Zoho), the
-// CRM's users (for a console dropdown) and a connection test.
-func (a *App) registerCRM(e *echo.Echo, adm interface {
+// RegisterCRM mounts the tenant CRM admin routes: the PhoneBridge setup (Zoho), the
+// CRM's users (for a console dropdown) and a connection test. Exported for
+// schemas/openapi_test.go, which checks every route against openapi.yaml.
+func (a *App) RegisterCRM(e *echo.Echo, adm interface {
 	RequireAdmin(echo.HandlerFunc) echo.HandlerFunc
 }) {
 	g := e.Group("/admin/v1", adm.RequireAdmin)
