@@ -109,6 +109,7 @@ func (a *App) RunWriter(ctx context.Context, w *Writer) error {
 				HandleTimeout: 10 * time.Second},
 			GroupOf: byTenant, OnTracked: tracked(a.Cfg.WriterGroup + "-popups"), MaxBytes: a.Cfg.ConsumerMaxBytes}, telemetry.Consume(w.Popups.Handle))
 	})
+	g.Go(func() error { return a.watchEpoch(ctx) })
 	g.Go(func() error { return a.RunRedrive(ctx) })
 	g.Go(func() error { return a.RunParkedCensus(ctx) })
 	g.Go(func() error { return a.RunProvisional(ctx) })
@@ -139,6 +140,35 @@ func (a *App) awaitEpoch(ctx context.Context) error {
 		return struct{}{}, err
 	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
 	return err
+}
+
+// watchEpoch checks the call-state epoch every guard interval (10 s) after
+// awaitEpoch's check at start, and starts it when Redis lost it: its OnNewEpoch then
+// restores the parked calls from their journal. The writer keeps this check of its own
+// rather than a step of the Redis guard, whose marker is shared with serve: a serve
+// replica that restores the mappings and sets the marker first knows nothing of the
+// parked calls, and the lazy start inside a claim waits for the next call to be
+// written. The epoch's SETNX lets one replica restore per loss.
+func (a *App) watchEpoch(ctx context.Context) error {
+	interval := a.Guard.Interval
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := a.startEpoch(cctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			a.Log.Warn().Err(err).Msg("writer could not check its call-state epoch (parked calls are restored when Redis lost it)")
+		}
+	}
 }
 
 // startEpoch starts the call-state epoch when Redis has none, before anything is
@@ -186,7 +216,9 @@ func (a *App) RestoreParked(ctx context.Context) (latebind.RestoreStats, error) 
 	return latebind.Restore(ctx, a.Kafka, a.Topics.Parked, a.State)
 }
 
-// restoreParkedOnce restores the parked calls in the background, one restore at a time.
+// restoreParkedOnce restores the parked calls in the background, one restore at a time,
+// retrying for up to 5 minutes (Kafka or Redis may be coming back too; a restore run
+// again does no harm): the epoch is set by then, so nothing else would try again.
 func (a *App) restoreParkedOnce() {
 	a.restores.Add(1)
 	go func() {
@@ -195,7 +227,15 @@ func (a *App) restoreParkedOnce() {
 		defer a.restoreMu.Unlock()
 		ctx, cancel := context.WithTimeout(a.background, 5*time.Minute)
 		defer cancel()
-		st, err := a.RestoreParked(ctx)
+		bo := backoff.NewExponentialBackOff()
+		bo.InitialInterval, bo.MaxInterval = time.Second, 30*time.Second
+		st, err := backoff.Retry(ctx, func() (latebind.RestoreStats, error) {
+			st, err := a.RestoreParked(ctx)
+			if err != nil && ctx.Err() == nil {
+				a.Log.Warn().Err(err).Msg("parked calls not restored yet; retrying")
+			}
+			return st, err
+		}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
 		if err != nil {
 			a.Log.Error().Err(err).Msg("parked calls not restored; run `calltrack parked rebuild`")
 			return

@@ -3,7 +3,10 @@
 // is a duplicate CRM record, an evicted parked call a lost one), and lost data (a
 // restart without persistence, a failover to an empty replica). When Redis has lost
 // its data, the guard restores what calltrack keeps elsewhere — the mappings from
-// their journal topic, the writer's parked calls — by itself, one replica at a time.
+// their journal topic (the steps added) — by itself, one replica at a time. The
+// writer's parked calls are not a step: serve's replicas run the guard too and may set
+// the marker first, so `work` restores them by its own check of the call-state epoch
+// (app.watchEpoch).
 //
 // Lost data is noticed by a marker key the guard sets once a restore (or the first
 // start) is done: Redis without the marker has lost its data or never had any, and
@@ -106,6 +109,14 @@ func (g *Guard) Check(ctx context.Context) (bool, error) {
 		defer cancel()
 		_ = releaseLock.Run(rctx, g.Redis, []string{g.lockKey()}, token).Err()
 	}()
+	// Another replica may have restored and let go of the lock between the look at the
+	// marker above and taking the lock: restoring again would be harmless but wasted.
+	if n, err := g.Redis.Exists(ctx, g.markerKey()).Result(); err != nil {
+		return false, fmt.Errorf("redisguard: %w", err)
+	} else if n == 1 {
+		g.restoring.Store(false)
+		return true, nil
+	}
 	g.mu.Lock()
 	steps := append([]Step(nil), g.steps...)
 	g.mu.Unlock()
