@@ -28,7 +28,10 @@ func TestBackfillCommand(t *testing.T) {
 	mo := mosandbox.New(mosandbox.Options{Token: "mo-secret"})
 	moSrv := httptest.NewServer(mo)
 	t.Cleanup(moSrv.Close)
-	kylas := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "crm-secret"})
+	// The fallback owner (1001) is a Kylas user — the key's own — as it must be in
+	// production: the sandbox refuses a lead or call owned by no user.
+	kylas := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "crm-secret", KeyUserID: 1001,
+		Users: []sandbox.KylasUser{{ID: 1001, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true}}})
 	crmSrv := httptest.NewServer(kylas)
 	t.Cleanup(crmSrv.Close)
 	file := filepath.Join(t.TempDir(), "tenants.yaml")

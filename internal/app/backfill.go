@@ -65,12 +65,21 @@ const (
 	devWebhookTokenEnv    = "CALLTRACK_DEV_WEBHOOK_TOKEN"
 	devMyOperatorTokenEnv = "CALLTRACK_DEV_MYOPERATOR_TOKEN"
 	devKylasKeyEnv        = "CALLTRACK_DEV_KYLAS_API_KEY"
+	devKylasOAuthEnv      = "CALLTRACK_DEV_KYLAS_OAUTH_TOKEN"
+	devAPITokenEnv        = "CALLTRACK_DEV_API_TOKEN"
+	devOBDKeyEnv          = "CALLTRACK_DEV_OBD_API_KEY"
+	devOBDSecretEnv       = "CALLTRACK_DEV_OBD_SECRET"
 )
 
 // devBackfill sets up the backfill in `calltrack dev`: the demo-zoho tenant shares the
 // demo's sandbox MyOperator account, so only demo is backfilled periodically (else each
 // call of the sandbox's log would go to both CRMs); and a tenants file of demo is
 // written for `calltrack backfill` run against this dev.
+//
+// The file describes demo as dev runs it (StartDev; TestDevBackfill compares them):
+// the Kylas marketplace app's OAuth token beside the api-key, so the CLIs write by the
+// owner-attributing route and load it without the api-key-only warning; its call
+// policies, business hours and department owner; its API token and click-to-call.
 func (d *Dev) devBackfill() error {
 	if t, ok := d.App.Tenants.Get(DevZohoTenant); ok {
 		t.Backfill.Disabled = true
@@ -84,15 +93,38 @@ func (d *Dev) devBackfill() error {
 	body := fmt.Sprintf(`# calltrack dev's tenant %[1]s, for the on-call CLIs run against this dev (calltrack backfill).
 tenants:
   %[1]s:
+    company_id: "%[7]s"
     webhook_token_env: %[2]s
     myoperator_api_url: %[3]s/sandbox/myoperator
     myoperator_api_token_env: %[4]s
+    api_token_env: %[10]s
+    click_to_call:
+      obd_url: %[3]s/sandbox/myoperator/obd-api-v1
+      api_key_env: %[11]s
+      secret_token_env: %[12]s
+      public_ivr_id: "%[13]s"
     crm:
       kind: kylas
       base_url: %[3]s/sandbox/kylas
       api_key_env: %[5]s
+      bearer_token_env: %[8]s
       rate_limit: %[6]d
-`, DevTenant, devWebhookTokenEnv, d.Base, devMyOperatorTokenEnv, devKylasKeyEnv, DevKylasRateLimit)
+    policies:
+      missed: log_and_task
+    business_hours:
+      time_zone: Asia/Kolkata
+      mon: "09:30-18:30"
+      tue: "09:30-18:30"
+      wed: "09:30-18:30"
+      thu: "09:30-18:30"
+      fri: "09:30-18:30"
+      sat: "10:00-14:00"
+    task_due: %[14]s
+    departments:
+      sales: "%[9]s"
+`, DevTenant, devWebhookTokenEnv, d.Base, devMyOperatorTokenEnv, devKylasKeyEnv, DevKylasRateLimit,
+		DevCompanyID, devKylasOAuthEnv, DevDepartmentOwner, devAPITokenEnv, devOBDKeyEnv, devOBDSecretEnv,
+		DevOBDPublicIVRID, DevCallPolicy().TaskDue)
 	if err := os.WriteFile(d.TenantsFile, []byte(body), 0o600); err != nil {
 		return fmt.Errorf("dev: tenants file: %w", err)
 	}
@@ -101,7 +133,8 @@ tenants:
 
 // CLIEnv is the environment the on-call CLIs need to work against this dev.
 func (d *Dev) CLIEnv() string {
-	return fmt.Sprintf("CALLTRACK_KAFKA_BROKERS=%s CALLTRACK_REDIS_ADDR=%s CALLTRACK_TENANTS_FILE=%s %s=%s %s=%s %s=%s",
+	return fmt.Sprintf("CALLTRACK_KAFKA_BROKERS=%s CALLTRACK_REDIS_ADDR=%s CALLTRACK_TENANTS_FILE=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s",
 		d.App.Cfg.KafkaBrokers[0], d.App.Cfg.RedisAddr, d.TenantsFile, devWebhookTokenEnv, DevToken,
-		devMyOperatorTokenEnv, d.MyOp.Token(), devKylasKeyEnv, DevKylasAPIKey)
+		devMyOperatorTokenEnv, d.MyOp.Token(), devKylasKeyEnv, DevKylasAPIKey, devKylasOAuthEnv, DevKylasOAuthToken,
+		devAPITokenEnv, DevAPIToken, devOBDKeyEnv, DevOBDAPIKey, devOBDSecretEnv, DevOBDSecret)
 }

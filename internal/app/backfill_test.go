@@ -70,4 +70,27 @@ func TestDevBackfill(t *testing.T) {
 	demo, ok := reg.Get(DevTenant)
 	require.True(t, ok)
 	assert.Equal(t, d.MyOp.Token(), demo.MyOperatorKey.Reveal())
+	// It is demo as dev runs it: the CLIs write and decide as dev's writer does, and
+	// warn of nothing (an api-key-only Kylas tenant is warned that calls are not
+	// attributed — not so of demo, which has the marketplace app's token).
+	assert.Empty(t, reg.Warnings())
+	running, ok := d.App.Tenants.Get(DevTenant)
+	require.True(t, ok)
+	assert.Equal(t, running.WebhookToken, demo.WebhookToken)
+	assert.Equal(t, running.CompanyID, demo.CompanyID)
+	assert.Equal(t, running.MyOperatorAPI, demo.MyOperatorAPI)
+	assert.Equal(t, running.APIToken, demo.APIToken)
+	assert.Equal(t, running.ClickToCall, demo.ClickToCall)
+	assert.Equal(t, running.CRM.Kind, demo.CRM.Kind)
+	assert.Equal(t, running.CRM.BaseURL, demo.CRM.BaseURL)
+	assert.Equal(t, running.CRM.APIKey, demo.CRM.APIKey)
+	assert.Equal(t, running.CRM.BearerToken, demo.CRM.BearerToken)
+	assert.Equal(t, running.CRM.RateLimit, demo.CRM.RateLimit)
+	assert.Equal(t, tenant.KylasAuthOAuth, demo.CRM.Policy.KylasAuth)
+	assert.Equal(t, running.Calls.Actions, demo.Calls.Actions)
+	assert.Equal(t, running.Calls.Departments, demo.Calls.Departments)
+	assert.Equal(t, running.Calls.TaskDue, demo.Calls.TaskDue)
+	require.NotNil(t, demo.Calls.BusinessHours)
+	assert.Equal(t, running.Calls.BusinessHours.Days, demo.Calls.BusinessHours.Days)
+	assert.Equal(t, running.Calls.BusinessHours.Location.String(), demo.Calls.BusinessHours.Location.String())
 }

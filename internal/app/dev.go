@@ -44,6 +44,8 @@ const (
 	// or more) queued behind the limiter — up to 0.9 s — so calltrack dev timed the
 	// limit, not the pipeline. Production tenants keep Kylas's 5/s unless crm.rate_limit.
 	DevKylasRateLimit = 50
+	// DevKylasKeyUser is the Kylas sandbox user the dev api-key belongs to (Sumit Arya).
+	DevKylasKeyUser = 1001
 	// DevSampleAgent is the MyOperator user id of the sample calls' agent.
 	DevSampleAgent = "5cd40f6556f2f124"
 )
@@ -110,8 +112,11 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 		return nil, fmt.Errorf("dev: embedded redis on %s: %w", o.RedisAddr, err)
 	}
 
-	// Two CRM users, so the console's CRM-user dropdown has someone to offer.
-	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken, Users: []sandbox.KylasUser{
+	// Two CRM users, so the console's CRM-user dropdown has someone to offer. The
+	// api-key belongs to 1001 (Sumit), a real user, as every Kylas key does: records
+	// made by the plain route (`calltrack backfill` with dev's tenants file, which
+	// has no OAuth token) and leads made without ownerId are owned by a user that exists.
+	d.Kylas = sandbox.NewKylas(sandbox.KylasOptions{APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken, KeyUserID: DevKylasKeyUser, Users: []sandbox.KylasUser{
 		{ID: 1001, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true},
 		{ID: 1002, FirstName: "Priya", LastName: "N", Email: "priya@example.com", Active: true}}})
 	// The sandbox MyOperator delivers afterCalls it is asked to (POST .../calls?deliver=true) to tenant demo.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,6 +118,7 @@ func Run(t *testing.T, h Harness) {
 	require.NotEqual(t, h.Owners[0], h.Owners[1], "Harness.Owners must differ")
 	require.Positive(t, h.Settle, "Harness.Settle")
 	require.NotNil(t, h.Another, "Harness.Another")
+	h = h.withOwners()
 	cases := []struct {
 		name string
 		run  func(t *testing.T, h Harness)
@@ -452,7 +454,46 @@ type Faulter interface {
 }
 
 // SandboxFaults implements Backend's fault methods for a sandbox; backends embed it.
+// It also seeds the harness's owners as users of the sandbox (AddUsers).
 type SandboxFaults struct{ S Faulter }
+
+// userAdder is a backend that can make ids users of its CRM.
+type userAdder interface {
+	AddUsers(t *testing.T, ids ...string)
+}
+
+// AddUsers makes ids users of the sandbox (a Kylas id must be a number). The
+// sandboxes refuse a record whose owner is not a user, as the real services do, so
+// the suite's owners must be users of the CRM the adapter writes to.
+func (b SandboxFaults) AddUsers(t *testing.T, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		switch sb := b.S.(type) {
+		case *sandbox.Kylas:
+			n, err := strconv.ParseInt(id, 10, 64)
+			require.NoError(t, err, "a Kylas user id is a number: %q", id)
+			sb.AddUser(sandbox.KylasUser{ID: n, FirstName: "Owner", LastName: id, Email: "owner" + id + "@example.com", Active: true})
+		case *sandbox.Zoho:
+			sb.AddUser(sandbox.ZohoUser{ID: id, FullName: "Owner " + id, Email: "owner" + id + "@example.com"})
+		default:
+			t.Fatalf("AddUsers: no users for a %T", b.S)
+		}
+	}
+}
+
+// withOwners makes every backend h sets up have h.Owners as users (when the
+// backend can add users: SandboxFaults backends can).
+func (h Harness) withOwners() Harness {
+	setup := h.Setup
+	h.Setup = func(t *testing.T, o Options) (crm.Adapter, Backend) {
+		a, b := setup(t, o)
+		if u, ok := b.(userAdder); ok {
+			u.AddUsers(t, h.Owners[0], h.Owners[1])
+		}
+		return a, b
+	}
+	return h
+}
 
 func (b SandboxFaults) edit(t *testing.T, fn func(*sandbox.Faults)) {
 	t.Helper()

@@ -41,6 +41,7 @@ func RunTasks(t *testing.T, h TaskHarness) {
 	require.NotNil(t, h.Setup, "Harness.Setup")
 	require.NotNil(t, h.Tasks, "TaskHarness.Tasks")
 	require.Positive(t, h.Settle, "Harness.Settle")
+	h.Harness = h.withOwners()
 	for _, c := range []struct {
 		name string
 		run  func(t *testing.T, h TaskHarness)

@@ -2,6 +2,7 @@ package kylas_test
 
 import (
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,11 +52,31 @@ func newSandbox(t *testing.T, opts sandbox.KylasOptions) *sandbox.Kylas {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
-	sb := sandbox.NewKylas(opts)
+	sb := sandbox.NewKylas(withOwners(opts))
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	servers.Store(sb, srv.URL)
 	return sb
+}
+
+// testOwners are the users this package's calls and tasks are owned by (7, 4242,
+// 5151): the sandbox refuses an owner that is not a user, as Kylas does.
+var testOwners = []sandbox.KylasUser{
+	{ID: 7, FirstName: "Seven", LastName: "Owner", Email: "seven@example.com", Active: true},
+	{ID: 4242, FirstName: "Asha", LastName: "Rao", Email: "asha@example.com", Active: true},
+	{ID: 5151, FirstName: "Ravi", LastName: "Iyer", Email: "ravi@example.com", Active: true},
+}
+
+// withOwners adds the test owners opts' users lack.
+func withOwners(opts sandbox.KylasOptions) sandbox.KylasOptions {
+	users := slices.Clone(opts.Users)
+	for _, u := range testOwners {
+		if !slices.ContainsFunc(users, func(v sandbox.KylasUser) bool { return v.ID == u.ID }) {
+			users = append(users, u)
+		}
+	}
+	opts.Users = users
+	return opts
 }
 
 // adapter returns a new adapter (its own caches) on sandbox sb.

@@ -117,7 +117,7 @@ func TestRelatedMatchesExactNumber(t *testing.T) {
 
 func TestSearchesAreCachedAcrossRetries(t *testing.T) {
 	t.Parallel()
-	sb := sandbox.NewKylas(sandbox.KylasOptions{})
+	sb := sandbox.NewKylas(withOwners(sandbox.KylasOptions{}))
 	var failed atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/call-logs/sync" && failed.CompareAndSwap(false, true) {
@@ -149,7 +149,7 @@ func TestSearchesAreCachedAcrossRetries(t *testing.T) {
 
 func TestHeadersAndLimiter(t *testing.T) {
 	t.Parallel()
-	sb := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "k-123", BearerToken: "tok"})
+	sb := sandbox.NewKylas(withOwners(sandbox.KylasOptions{APIKey: "k-123", BearerToken: "tok"}))
 	var bad atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("Content-Type") != "application/json" {
@@ -359,7 +359,7 @@ func TestPlainRoute(t *testing.T) {
 // both a contact and a lead; the call is related to the contact.
 func TestNewCallerSearchesInParallel(t *testing.T) {
 	t.Parallel()
-	sb := sandbox.NewKylas(sandbox.KylasOptions{APIKey: "k", BearerToken: "tok"})
+	sb := sandbox.NewKylas(withOwners(sandbox.KylasOptions{APIKey: "k", BearerToken: "tok"}))
 	contact := sb.AddContact(person(customer))
 	sb.AddLead(person(customer))
 	var inFlight atomic.Int32

@@ -81,7 +81,8 @@ func TestLeadClaimWhoseAnswerWasLost(t *testing.T) {
 // caller costs one request per call — the write — on either replica.
 func TestReplicasShareLookupsAndLeads(t *testing.T) {
 	env := testenv.New(t)
-	sb := sandbox.NewKylas(sandbox.KylasOptions{Seed: 1})
+	// The calls' owner (7) is a user: the sandbox refuses an owner that is not.
+	sb := sandbox.NewKylas(sandbox.KylasOptions{Seed: 1, Users: []sandbox.KylasUser{{ID: 7, FirstName: "Asha", LastName: "Rao", Active: true}}})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	replica := func() *kylas.Adapter {

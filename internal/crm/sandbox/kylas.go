@@ -22,10 +22,14 @@ type KylasOptions struct {
 	// BearerToken is the marketplace app's OAuth token POST /v1/call-logs/sync needs
 	// (Authorization: Bearer), beside the api-key; default "demo-kylas-oauth".
 	BearerToken string
-	KeyUserID   int64            // the key's user: owner of records made by POST /v1/call-logs; default 1
-	RateLimit   int              // adapter calls accepted per wall-clock second; 0 = unlimited
-	Now         func() time.Time // clock for timestamps and the rate-limit window; default time.Now
-	Seed        uint64           // seed of the fault dice; 0 = random
+	// KeyUserID is the api-key's user: owner of records made by POST /v1/call-logs
+	// and of leads made without ownerId; default 1. Make it one of Users (dev's is
+	// 1001) so that records are owned by a user that exists; otherwise the sandbox
+	// names it "API User", as GET /v1/users/me does.
+	KeyUserID int64
+	RateLimit int              // adapter calls accepted per wall-clock second; 0 = unlimited
+	Now       func() time.Time // clock for timestamps and the rate-limit window; default time.Now
+	Seed      uint64           // seed of the fault dice; 0 = random
 
 	// Seed data, restored by Reset.
 	Users    []KylasUser
@@ -180,8 +184,9 @@ func NewKylas(opts KylasOptions) *Kylas {
 	k.mux.HandleFunc("GET /v1/tasks/{id}", k.api(k.getTask))
 	k.mux.HandleFunc("GET /v1/call-logs/{id}", k.api(k.getCallLog))
 	k.mux.HandleFunc("GET /v1/leads", k.api(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"content": k.Leads()})
+		writeJSON(w, http.StatusOK, map[string]any{"content": k.LeadViews()})
 	}))
+	k.mux.HandleFunc("GET /v1/leads/{id}", k.api(k.getLead))
 	k.mux.HandleFunc("GET /v1/users/lookup", k.api(k.lookupUsers))
 	k.mux.HandleFunc("GET /v1/users/me", k.api(k.me))
 	k.mux.HandleFunc("GET /v1/users/{id}", k.api(k.getUser))
@@ -479,13 +484,16 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 	}
 	if rr := strings.TrimSpace(string(b.CallRecording)); rr != "" && rr != "null" {
 		var cr KylasRecording
+		shapeOK := true
 		switch {
 		case route == "sync" && strings.HasPrefix(rr, `"`):
 			_ = json.Unmarshal(b.CallRecording, &cr.URL)
 		case route == "sync":
 			bad("callRecording", "must be the recording's URL (a string) on the sync route")
+			shapeOK = false
 		case strings.HasPrefix(rr, `"`):
 			bad("callRecording", "must be {url, fileName, data}")
+			shapeOK = false
 		default:
 			var obj struct {
 				URL      string  `json:"url"`
@@ -494,13 +502,18 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 			}
 			if err := json.Unmarshal(b.CallRecording, &obj); err != nil {
 				bad("callRecording", "must be {url, fileName, data}")
+				shapeOK = false
 			}
 			cr = KylasRecording{URL: obj.URL, FileName: obj.FileName}
 		}
-		if u, err := url.Parse(cr.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("callRecording.url", "must be an http(s) URL")
-		} else {
-			rec.CallRecording = &cr
+		// The URL is checked only once the shape is right: a recording in the wrong
+		// shape is one error, not a second, false one about its (valid) URL.
+		if shapeOK {
+			if u, err := url.Parse(cr.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("callRecording.url", "must be an http(s) URL")
+			} else {
+				rec.CallRecording = &cr
+			}
 		}
 	}
 	if rt := strings.TrimSpace(string(b.RelatedTo)); rt != "" && rt != "null" {
@@ -515,13 +528,32 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 		if err != nil {
 			bad("relatedTo", "must be {id, entity} or a list of them")
 		}
+		shapeOK := err == nil
 		for _, e := range list {
 			if e.ID <= 0 || !slices.Contains(kylasEntities, e.Entity) {
 				bad("relatedTo", "needs a positive id and entity lead, contact or deal")
+				shapeOK = false
 				break
 			}
 		}
+		if shapeOK {
+			k.mu.Lock()
+			for i, e := range list {
+				if !k.entityExists(e.Entity, e.ID) {
+					bad(fmt.Sprintf("relatedTo[%d].id", i), fmt.Sprintf("no %s with id %d", e.Entity, e.ID))
+				}
+			}
+			k.mu.Unlock()
+		}
 		rec.RelatedTo = list
+	}
+	if owner != 0 {
+		k.mu.Lock()
+		_, known := k.users[owner]
+		k.mu.Unlock()
+		if !known {
+			bad("ownerId", fmt.Sprintf("no user with id %d", owner))
+		}
 	}
 	if len(fe) > 0 {
 		kylasFail(w, http.StatusBadRequest, "invalid_request", "validation failed", fe...)
@@ -536,13 +568,46 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 	return rec, owner, true
 }
 
-// ownerRef names an owner; the sandbox accepts owners it has no user for.
+// Unknown ids. Kylas answers a reference to a record or user it does not have with
+// a 400 whose exact code no public source shows; the sandbox refuses it with its
+// usual invalid_request + fieldErrors[{field, message}] (the shape of Kylas's errors:
+// kylastech/kylas-crm-mcp-server, handle_api_response; docs/crm-contracts.md) — the
+// stricter reading of a body whose relatedTo, ownerId or assignedTo names no lead,
+// contact or user: a mistyped fallback owner must fail in dev as it would in
+// production, not create a record owned by nobody.
+
+// entityExists reports whether a call log or task may name entity id. The sandbox
+// keeps leads and contacts only, so every deal (or company) id is unknown.
 // Callers hold k.mu.
+func (k *Kylas) entityExists(entity string, id int64) bool {
+	switch strings.ToLower(entity) {
+	case "lead":
+		_, ok := k.leads[id]
+		return ok
+	case "contact":
+		_, ok := k.contacts[id]
+		return ok
+	}
+	return false
+}
+
+// ownerRef names an owner. Owners given in a body are checked against the users
+// first; the key's user may be absent from them (a sandbox configured without it),
+// and is then named as GET /v1/users/me names it. Callers hold k.mu.
 func (k *Kylas) ownerRef(id int64) KylasIDName {
 	if u, ok := k.users[id]; ok {
 		return KylasIDName{ID: id, Name: u.Name()}
 	}
-	return KylasIDName{ID: id, Name: fmt.Sprintf("User %d", id)}
+	return KylasIDName{ID: id, Name: k.keyUser().Name()}
+}
+
+// keyUser is the api-key's user: a sandbox user when KeyUserID is one (dev's is),
+// else a stand-in "API User". Callers hold k.mu.
+func (k *Kylas) keyUser() KylasUser {
+	if u, ok := k.users[k.opts.KeyUserID]; ok {
+		return u
+	}
+	return KylasUser{ID: k.opts.KeyUserID, FirstName: "API", LastName: "User", Active: true}
 }
 
 // noteCallIDRE finds calltrack's "Call ID: <id>" line in a note.
@@ -848,11 +913,8 @@ func (k *Kylas) lookupUsers(w http.ResponseWriter, r *http.Request) {
 // shared/users.py), what "test connection" reads.
 func (k *Kylas) me(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
-	u, ok := k.users[k.opts.KeyUserID]
+	u := k.keyUser()
 	k.mu.Unlock()
-	if !ok {
-		u = KylasUser{ID: k.opts.KeyUserID, FirstName: "API", LastName: "User", Active: true}
-	}
 	writeJSON(w, http.StatusOK, u)
 }
 

@@ -80,6 +80,15 @@ func (k *Kylas) createLead(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if owner > 0 {
+		// An owner must be a user (stricter reading: kylas.go, "Unknown ids").
+		k.mu.Lock()
+		_, known := k.users[owner]
+		k.mu.Unlock()
+		if !known {
+			bad("ownerId", fmt.Sprintf("no user with id %d", owner))
+		}
+	}
 	if len(fe) > 0 {
 		kylasFail(w, http.StatusBadRequest, "invalid_request", "validation failed", fe...)
 		return
@@ -104,6 +113,62 @@ func (k *Kylas) Lead(id int64) (KylasPerson, KylasLeadIn, bool) {
 	defer k.mu.Unlock()
 	p, ok := k.leads[id]
 	return p, k.leadMeta[id], ok
+}
+
+// KylasLead is a lead as GET /v1/leads/{id} (and the sandbox's listing) answers it:
+// the search fields, and the owner and source Kylas returns with a lead (ownerId,
+// source as an option id). Leads seeded without an owner (AddLead, PUT /leads/{id})
+// have none.
+type KylasLead struct {
+	KylasPerson
+	OwnerID int64        `json:"ownerId,omitempty"`
+	Owner   *KylasIDName `json:"owner,omitempty"`
+	Source  int64        `json:"source,omitempty"`
+}
+
+// leadView is p with its owner and source; callers hold k.mu.
+func (k *Kylas) leadView(p KylasPerson) KylasLead {
+	l := KylasLead{KylasPerson: p}
+	l.PhoneNumbers = slices.Clone(p.PhoneNumbers)
+	if m, ok := k.leadMeta[p.ID]; ok {
+		l.OwnerID, l.Source = m.OwnerID, m.Source
+		if m.OwnerID != 0 {
+			ref := k.ownerRef(m.OwnerID)
+			l.Owner = &ref
+		}
+	}
+	return l
+}
+
+// LeadViews returns every lead with its owner and source, in id order (GET /v1/leads).
+func (k *Kylas) LeadViews() []KylasLead {
+	leads := k.Leads()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]KylasLead, len(leads))
+	for i, p := range leads {
+		out[i] = k.leadView(p)
+	}
+	return out
+}
+
+func (k *Kylas) getLead(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	k.mu.Lock()
+	p, found := k.leads[id]
+	var l KylasLead
+	if found {
+		l = k.leadView(p)
+	}
+	k.mu.Unlock()
+	if !found {
+		kylasFail(w, http.StatusNotFound, "not_found", "lead not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
 }
 
 // Leads returns every lead, in id order.

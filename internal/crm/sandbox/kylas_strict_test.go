@@ -52,16 +52,22 @@ func TestKylasPlainCreateRequiredFields(t *testing.T) {
 		assert.Equal(t, "invalid_request", e["code"], field)
 		assert.Contains(t, fieldsOf(e), field)
 	}
+	// A recording in the wrong shape is one error: its valid URL is not also refused.
 	b := plain()
 	b["callRecording"] = "https://r.example/a.mp3"
 	st, e, _ := c.do("POST", "/v1/call-logs", b)
 	assert.Equal(t, http.StatusBadRequest, st, "the plain route takes the recording as an object")
-	assert.Contains(t, fieldsOf(e), "callRecording")
+	assert.Equal(t, []string{"callRecording"}, fieldsOf(e))
 	b = syncBody(42, "u")
 	b["callRecording"] = map[string]any{"url": "https://r.example/a.mp3"}
 	st, e, _ = c.do("POST", "/v1/call-logs/sync", b)
 	assert.Equal(t, http.StatusBadRequest, st, "the sync route takes the recording as a URL")
-	assert.Contains(t, fieldsOf(e), "callRecording")
+	assert.Equal(t, []string{"callRecording"}, fieldsOf(e))
+	b = plain()
+	b["callRecording"] = map[string]any{"url": "ftp://r.example/a.mp3", "fileName": "a.mp3"}
+	st, e, _ = c.do("POST", "/v1/call-logs", b)
+	assert.Equal(t, http.StatusBadRequest, st)
+	assert.Equal(t, []string{"callRecording.url"}, fieldsOf(e), "the right shape with a bad URL")
 	assert.Empty(t, k.Records())
 
 	st, rec, _ := c.do("POST", "/v1/call-logs", plain())

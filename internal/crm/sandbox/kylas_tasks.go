@@ -22,9 +22,11 @@ import (
 // plus associatedLeads / associatedContacts (LOOK_UP: equal, in). Stricter readings:
 // every field the fields API marks required is refused when missing (name, dueDate,
 // assignedTo, type, status, priority); a picklist value must be one of the field's
-// option ids (a name is refused); the related lead or contact must exist; a search
-// without sort is a 404, as for call logs (unconfirmed: no public source found, see
-// docs/crm-contracts.md). Errors: {code, message, fieldErrors[]}.
+// option ids (a name is refused); the related lead or contact must exist (the
+// sandbox keeps no deals or companies: those ids are all unknown), as must the
+// assignedTo user; a search without sort is a 404, as for call logs (unconfirmed: no
+// public source found, see docs/crm-contracts.md). Errors: {code,
+// message, fieldErrors[]}.
 
 // KylasTask is a task as the sandbox keeps it.
 type KylasTask struct {
@@ -136,8 +138,18 @@ func (k *Kylas) createTask(w http.ResponseWriter, r *http.Request) {
 			t.DueDate = d.UTC().Format(kylasTime)
 		}
 	}
-	if present("assignedTo") && (json.Unmarshal(b["assignedTo"], &t.AssignedTo) != nil || t.AssignedTo <= 0) {
-		bad("assignedTo", "must be a user id (a number)")
+	if present("assignedTo") {
+		if json.Unmarshal(b["assignedTo"], &t.AssignedTo) != nil || t.AssignedTo <= 0 {
+			bad("assignedTo", "must be a user id (a number)")
+		} else {
+			// The assignee must be a user (stricter reading: kylas.go, "Unknown ids").
+			k.mu.Lock()
+			_, known := k.users[t.AssignedTo]
+			k.mu.Unlock()
+			if !known {
+				bad("assignedTo", fmt.Sprintf("no user with id %d", t.AssignedTo))
+			}
+		}
 	}
 	for _, p := range []struct {
 		f   string
@@ -160,8 +172,7 @@ func (k *Kylas) createTask(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case !slices.Contains(kylasTaskEntityTypes, rel.TargetEntityType):
 				bad(f+".targetEntityType", "must be one of "+strings.Join(kylasTaskEntityTypes, ", "))
-			case rel.TargetEntityType == "LEAD" && k.leads[rel.TargetEntityID].ID == 0,
-				rel.TargetEntityType == "CONTACT" && k.contacts[rel.TargetEntityID].ID == 0:
+			case !k.entityExists(rel.TargetEntityType, rel.TargetEntityID): // the sandbox keeps no deals or companies
 				bad(f+".targetEntityId", fmt.Sprintf("no %s with id %d", strings.ToLower(rel.TargetEntityType), rel.TargetEntityID))
 			}
 		}

@@ -25,10 +25,21 @@ type client struct {
 	bearer string // the marketplace app's OAuth token, sent when set
 }
 
+// start serves a Kylas sandbox. Unless opts seed their own, it has the users and the
+// contact syncBody names (owners 42 and 43, contact 101): the sandbox refuses a call
+// log whose owner or related record it does not have.
 func start(t *testing.T, opts sandbox.KylasOptions) (*sandbox.Kylas, *client) {
 	t.Helper()
 	if opts.Seed == 0 {
 		opts.Seed = 7
+	}
+	if opts.Users == nil {
+		opts.Users = []sandbox.KylasUser{{ID: 42, FirstName: "Asha", LastName: "Rao", Active: true},
+			{ID: 43, FirstName: "Ravi", LastName: "Rao", Active: true}}
+	}
+	if opts.Contacts == nil {
+		opts.Contacts = []sandbox.KylasPerson{{ID: 101, FirstName: "Meera", LastName: "Shah",
+			PhoneNumbers: []sandbox.KylasPhone{{Type: "MOBILE", Value: "9000000101", DialCode: "+91", Primary: true}}}}
 	}
 	k := sandbox.NewKylas(opts)
 	srv := httptest.NewServer(k)
@@ -90,23 +101,18 @@ func TestSyncCreatesOwnedRecord(t *testing.T) {
 	assert.Equal(t, map[string]any{"url": "https://r.example/a.mp3"}, rec["callRecording"], "a bare URL is accepted")
 	assert.Equal(t, []any{map[string]any{"id": 101.0, "entity": "contact"}}, rec["relatedTo"], "an object becomes a list")
 
-	// An owner the sandbox has no user for is accepted, as documented.
-	st, rec, _ = c.do("POST", "/v1/call-logs/sync", syncBody(777, "uid-2"))
-	require.Equal(t, http.StatusCreated, st)
-	assert.Equal(t, 777.0, rec["owner"].(map[string]any)["id"])
-
 	// Plain create: owned by the key's user whatever the body says; no remoteId.
 	plain := syncBody(42, "uid-3")
 	plain["callRecording"] = map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3", "data": ""}
 	st, rec, _ = c.do("POST", "/v1/call-logs", plain)
 	require.Equal(t, http.StatusCreated, st, "%v", rec)
-	assert.Equal(t, 1.0, rec["owner"].(map[string]any)["id"])
+	assert.Equal(t, map[string]any{"id": 1.0, "name": "API User"}, rec["owner"], "the key's user, not in Users: named as /users/me names it")
 	assert.Nil(t, rec["remoteId"])
 	assert.Equal(t, map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3"}, rec["callRecording"])
 
 	recs := k.Records()
-	require.Len(t, recs, 3)
-	assert.Equal(t, []string{"sync", "sync", "create"}, []string{recs[0].Route, recs[1].Route, recs[2].Route})
+	require.Len(t, recs, 2)
+	assert.Equal(t, []string{"sync", "create"}, []string{recs[0].Route, recs[1].Route})
 }
 
 func TestSyncValidation(t *testing.T) {
@@ -125,7 +131,8 @@ func TestSyncValidation(t *testing.T) {
 		"bad startTime":   {func(b map[string]any) { b["startTime"] = "14/03/2026" }, "startTime"},
 		"fraction":        {func(b map[string]any) { b["duration"] = 1.5 }, "duration"},
 		"bad relatedTo":   {func(b map[string]any) { b["relatedTo"] = []any{map[string]any{"id": 1, "entity": "account"}} }, "relatedTo"},
-		"empty recording": {func(b map[string]any) { b["callRecording"] = map[string]any{"fileName": "x"} }, "callRecording.url"},
+		"ftp recording":   {func(b map[string]any) { b["callRecording"] = "ftp://r.example/a.mp3" }, "callRecording.url"},
+		"empty recording": {func(b map[string]any) { b["callRecording"] = "" }, "callRecording.url"},
 		"typed wrong":     {func(b map[string]any) { b["remoteId"] = 12 }, "remoteId"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -186,11 +193,13 @@ func TestUpdateAndRead(t *testing.T) {
 
 func TestListing(t *testing.T) {
 	t.Parallel()
-	_, c := start(t, sandbox.KylasOptions{})
+	k, c := start(t, sandbox.KylasOptions{})
+	leads := []int64{k.AddLead(sandbox.KylasPerson{LastName: "A"}), k.AddLead(sandbox.KylasPerson{LastName: "B"})}
 	for i := range 5 {
 		b := syncBody(42, fmt.Sprint(i))
-		b["relatedTo"] = map[string]any{"id": 100 + i%2, "entity": "lead"}
-		c.do("POST", "/v1/call-logs/sync", b)
+		b["relatedTo"] = map[string]any{"id": leads[i%2], "entity": "lead"}
+		st, rec, _ := c.do("POST", "/v1/call-logs/sync", b)
+		require.Equal(t, http.StatusCreated, st, "%v", rec)
 	}
 	_, pg, _ := c.do("GET", "/v1/call-logs?page=2&size=2", nil)
 	assert.Equal(t, 5.0, pg["totalElements"])
@@ -198,9 +207,9 @@ func TestListing(t *testing.T) {
 	assert.Len(t, pg["content"], 2)
 	assert.Equal(t, "2", pg["content"].([]any)[0].(map[string]any)["remoteId"])
 
-	_, pg, _ = c.do("GET", "/v1/call-logs?relatedToId=101&relatedToType=lead", nil)
+	_, pg, _ = c.do("GET", fmt.Sprintf("/v1/call-logs?relatedToId=%d&relatedToType=lead", leads[1]), nil)
 	assert.Equal(t, 2.0, pg["totalElements"])
-	_, pg, _ = c.do("GET", "/v1/call-logs?relatedToId=101&relatedToType=contact", nil)
+	_, pg, _ = c.do("GET", fmt.Sprintf("/v1/call-logs?relatedToId=%d&relatedToType=contact", leads[1]), nil)
 	assert.Equal(t, 0.0, pg["totalElements"])
 
 	st, _, _ := c.do("GET", "/v1/call-logs?page=0", nil)
@@ -223,7 +232,7 @@ func search(c *client, entity, term string) (int, []any) {
 
 func TestSearch(t *testing.T) {
 	t.Parallel()
-	k, c := start(t, sandbox.KylasOptions{})
+	k, c := start(t, sandbox.KylasOptions{Contacts: []sandbox.KylasPerson{}}) // only the people added here
 	ph := func(v, dial string) []sandbox.KylasPhone {
 		return []sandbox.KylasPhone{{Type: "MOBILE", Value: v, DialCode: dial, Primary: true}}
 	}

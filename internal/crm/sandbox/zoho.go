@@ -265,7 +265,7 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("GET /crm/v8/users", z.api(z.listUsers))
 	z.mux.HandleFunc("GET /crm/v8/settings/fields", z.adapterCall(z.fieldsMeta))
 	z.mux.HandleFunc("GET /crm/v8/Leads", z.api(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"data": z.Leads()})
+		writeJSON(w, http.StatusOK, map[string]any{"data": z.LeadViews()})
 	}))
 	// Control: no auth.
 	z.mux.HandleFunc("PUT /users/{id}", z.putUser)
@@ -743,7 +743,11 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 		// service may allow it; the stricter reading, as calltrack never rewrites an owner.
 		return invalid("Owner", "the owner of a completed call cannot be changed", nil)
 	case ok:
-		c.Owner = z.userRef(owner.ID)
+		ref, e := z.ownerRef(owner.ID, i)
+		if e != nil {
+			return e
+		}
+		c.Owner = ref
 	case create:
 		return missing("Owner")
 	}
@@ -780,15 +784,13 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 		if moduleSet {
 			c.SEModule = module
 		}
-		if c.SEModule == "Leads" {
-			p, ok := z.leads[what.ID]
-			if !ok {
-				return invalid("What_Id", "the related id given seems to be invalid", map[string]any{"id": what.ID})
-			}
-			c.WhatID = &ZohoRef{ID: p.ID, Name: p.name()}
-		} else {
-			c.WhatID = what
+		// The sandbox keeps leads only: a What_Id of any other module names a record
+		// it does not have, refused as an unknown lead is.
+		p, ok := z.leads[what.ID]
+		if c.SEModule != "Leads" || !ok {
+			return invalid("What_Id", "the related id given seems to be invalid", map[string]any{"id": what.ID})
 		}
+		c.WhatID = &ZohoRef{ID: p.ID, Name: p.name()}
 	}
 
 	for _, f := range []struct {
@@ -855,13 +857,42 @@ func (z *Zoho) fieldLengths() map[string]int {
 	return m
 }
 
-// userRef names an owner; the sandbox accepts owners it has no user for.
-// Callers hold z.mu.
+// userRef names an owner (a user: see ownerRef). Callers hold z.mu.
 func (z *Zoho) userRef(id string) ZohoRef {
 	if u, ok := z.users[id]; ok {
 		return ZohoRef{ID: id, Name: u.FullName, Email: u.Email}
 	}
 	return ZohoRef{ID: id, Name: "User " + id}
+}
+
+// ownerRef resolves a record's Owner {id}: a user of the org, else the record is
+// refused with INVALID_DATA "the id given seems to be invalid", details {api_name,
+// json_path, id} — Zoho's answer to an id it does not have (the message Zoho's docs
+// and API specs give for INVALID_DATA on an unknown id, e.g. "Kaizen #25 - Zoho CRM
+// API - Common Errors and Error Handling", help.zoho.com community; details carry
+// api_name and json_path as for the sandbox's other field errors: that per-field
+// shape is the stricter reading). A mistyped department fallback owner must fail in
+// dev as it would in production. Callers hold z.mu.
+func (z *Zoho) ownerRef(id string, i int) (ZohoRef, *recordResult) {
+	if _, ok := z.users[id]; !ok {
+		e := fieldError("INVALID_DATA", "Owner", "the id given seems to be invalid", i, map[string]any{"id": id})
+		return ZohoRef{}, &e
+	}
+	return z.userRef(id), nil
+}
+
+// tokenUser is the user the API's token belongs to (the first active user, as
+// GET /users?type=CurrentUser answers): the owner Zoho gives a record written
+// without Owner. Callers hold z.mu.
+func (z *Zoho) tokenUser() (ZohoUser, bool) {
+	var best ZohoUser
+	found := false
+	for _, u := range z.users {
+		if u.Status == "active" && (!found || cmp.Less(u.ID, best.ID)) {
+			best, found = u, true
+		}
+	}
+	return best, found
 }
 
 // writeResults answers a write's per-record results: 201 (200 for updates) when

@@ -29,9 +29,17 @@ func (z *Zoho) insertLeads(w http.ResponseWriter, r *http.Request) {
 	results := make([]recordResult, len(data))
 	for i, in := range data {
 		p, e := leadFields(in, i)
+		if e == nil && p.OwnerID != "" {
+			_, e = z.ownerRef(p.OwnerID, i)
+		}
 		if e != nil {
 			results[i] = *e
 			continue
+		}
+		if p.OwnerID == "" { // Zoho owns it by the token's user
+			if u, ok := z.tokenUser(); ok {
+				p.OwnerID = u.ID
+			}
 		}
 		p.ID = z.newID()
 		p.FullName = p.name()
@@ -98,6 +106,35 @@ func leadFields(in map[string]json.RawMessage, i int) (ZohoPerson, *recordResult
 			map[string]any{"expected_data_type": "picklist", "allowed_values": DefaultLeadSources})
 	}
 	return p, nil
+}
+
+// ZohoLead is a lead as GET /crm/v8/Leads lists it: the search fields with the
+// lead's Owner {id, name, email}, Lead_Source and Tag [{name}], as Zoho returns
+// them (zoho.com/crm/developer/docs/api/v8/get-records.html), so that a user can
+// see who owns a lead calltrack made. Leads seeded without an owner have none.
+type ZohoLead struct {
+	ZohoPerson
+	Owner *ZohoRef            `json:"Owner,omitempty"`
+	Tag   []map[string]string `json:"Tag,omitempty"`
+}
+
+// LeadViews returns every lead with its owner and tags, in id order.
+func (z *Zoho) LeadViews() []ZohoLead {
+	leads := z.Leads()
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	out := make([]ZohoLead, len(leads))
+	for i, p := range leads {
+		out[i] = ZohoLead{ZohoPerson: p}
+		if p.OwnerID != "" {
+			ref := z.userRef(p.OwnerID)
+			out[i].Owner = &ref
+		}
+		for _, t := range p.Tags {
+			out[i].Tag = append(out[i].Tag, map[string]string{"name": t})
+		}
+	}
+	return out
 }
 
 // Leads returns every lead, in id order.

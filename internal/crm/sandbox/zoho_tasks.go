@@ -16,8 +16,9 @@ import (
 // {id}, Who_Id {id} a contact, What_Id {id} with $se_module naming its module.
 // Stricter readings, refused with INVALID_DATA: a field the module does not have, a
 // picklist value outside the stock options, What_Id without $se_module, a Who_Id
-// that is not a contact, a What_Id lead that does not exist, no Owner (Zoho would
-// default it to the token's user: for calltrack that is a wrong owner).
+// that is not a contact, a What_Id lead that does not exist (or a record of a module
+// the sandbox does not keep), no Owner (Zoho would default it to the token's user:
+// for calltrack that is a wrong owner), an Owner that is not a user (zoho.go ownerRef).
 
 // ZohoTask is a task as the sandbox keeps it.
 type ZohoTask struct {
@@ -135,7 +136,10 @@ func (z *Zoho) taskFields(in map[string]json.RawMessage, i int) (ZohoTask, *reco
 		// call's owner is a wrong attribution, so the sandbox refuses it (stricter).
 		return fail("MANDATORY_NOT_FOUND", "Owner", "required field not found", nil)
 	}
-	t.Owner = z.userRef(owner.ID)
+	var e *recordResult
+	if t.Owner, e = z.ownerRef(owner.ID, i); e != nil {
+		return ZohoTask{}, e
+	}
 	if t.WhoID, ok = ref("Who_Id"); !ok || (t.WhoID != nil && z.contacts[t.WhoID.ID].ID == "") {
 		return fail("INVALID_DATA", "Who_Id", "invalid data: no such contact", map[string]any{"expected_data_type": "lookup"})
 	}
@@ -147,10 +151,11 @@ func (z *Zoho) taskFields(in map[string]json.RawMessage, i int) (ZohoTask, *reco
 		return fail("MANDATORY_NOT_FOUND", "$se_module", "required field not found: What_Id needs $se_module", nil)
 	case t.WhatID == nil && t.SeModule != "":
 		return fail("INVALID_DATA", "$se_module", "invalid data: $se_module without What_Id", nil)
-	case t.SeModule == "Leads" && z.leads[t.WhatID.ID].ID == "":
-		return fail("INVALID_DATA", "What_Id", "invalid data: no such lead", map[string]any{"expected_data_type": "lookup"})
 	case t.SeModule != "" && !slices.Contains([]string{"Leads", "Accounts", "Deals", "Cases", "Campaigns"}, t.SeModule):
 		return fail("INVALID_DATA", "$se_module", "invalid data: not a module a task can be related to", nil)
+	case t.WhatID != nil && (t.SeModule != "Leads" || z.leads[t.WhatID.ID].ID == ""):
+		// The sandbox keeps leads only: any other module's id is unknown.
+		return fail("INVALID_DATA", "What_Id", "the related id given seems to be invalid", map[string]any{"id": t.WhatID.ID})
 	}
 	return t, nil
 }

@@ -25,10 +25,15 @@ type zclient struct {
 	token string // sent as Authorization: Zoho-oauthtoken <token> when set
 }
 
+// startZoho serves a Zoho sandbox. Unless opts seed their own users, it has the
+// user zcall's records are owned by: the sandbox refuses an Owner that is not a user.
 func startZoho(t *testing.T, opts sandbox.ZohoOptions) (*sandbox.Zoho, *zclient) {
 	t.Helper()
 	if opts.Seed == 0 {
 		opts.Seed = 7
+	}
+	if opts.Users == nil {
+		opts.Users = []sandbox.ZohoUser{{ID: "5725767000000411001", FullName: "Asha Rao", Email: "asha@example.com"}}
 	}
 	z := sandbox.NewZoho(opts)
 	srv := httptest.NewServer(z)
