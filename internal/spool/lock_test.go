@@ -1,12 +1,15 @@
 package spool
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,4 +144,54 @@ func TestInspectReadsALiveSpool(t *testing.T) {
 	assert.Error(t, err, "no spool there")
 	_, statErr := os.Stat(dir + "/missing")
 	assert.True(t, os.IsNotExist(statErr), "Inspect creates nothing")
+}
+
+// A serve killed -9 with calls spooled: while it runs, `spool status` (Inspect) sees them
+// and says the spool is in use, and a drain (Open) is refused; once it is dead the lock
+// is gone with it, and the next Open finds every call.
+func TestSpoolOfAProcessKilledWhileHoldingIt(t *testing.T) {
+	if dir := os.Getenv("CALLTRACK_SPOOL_HOLD_CHILD"); dir != "" {
+		s, err := Open(dir, Options{})
+		if err != nil {
+			os.Stdout.WriteString("ERROR " + err.Error() + "\n")
+			return
+		}
+		for i := range 20 {
+			if err := s.Append(context.Background(), []kafka.Message{msg(i)}); err != nil {
+				os.Stdout.WriteString("ERROR " + err.Error() + "\n")
+				return
+			}
+		}
+		os.Stdout.WriteString("READY\n")
+		time.Sleep(time.Minute) // killed before
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolOfAProcessKilledWhileHoldingIt$")
+	cmd.Env = append(os.Environ(), "CALLTRACK_SPOOL_HOLD_CHILD="+dir)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "READY\n", line)
+
+	info, err := Inspect(dir)
+	require.NoError(t, err)
+	assert.True(t, info.InUse)
+	assert.Equal(t, cmd.Process.Pid, info.PID)
+	assert.Equal(t, uint64(20), info.Entries)
+	_, err = Open(dir, Options{})
+	require.ErrorIs(t, err, ErrInUse)
+	assert.Contains(t, err.Error(), fmt.Sprintf("(pid %d?)", cmd.Process.Pid))
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	info, err = Inspect(dir)
+	require.NoError(t, err)
+	assert.False(t, info.InUse, "the lock died with the process")
+	assert.Equal(t, uint64(20), info.Entries)
+	s := open(t, dir, 0)
+	assert.Equal(t, uint64(20), s.Stats().Entries)
 }
