@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	"github.com/calltrack/calltrack/internal/replay"
 )
@@ -112,6 +113,123 @@ func TestRedisLossWritesNothingTwice(t *testing.T) {
 		assert.EqualValues(t, 1002, recs[0].Owner.ID)
 	}
 	assert.Len(t, s.kylas.Records(), len(written)+len(parked))
+}
+
+// Redis loses all its data under a running stack, as a FLUSHALL does — every key of the
+// stack's prefix: webhook dedupe claims, traces, call states, mappings, the epoch — after
+// calls were written. MyOperator then redelivers some of the same afterCalls (answered
+// "accepted": the dedupe claims are gone) and an admin backfills the window, which
+// publishes the others again (their traces are gone, so calltrack has "never seen"
+// them). These copies are received after the loss, but the calls began before it: each
+// is looked up in the CRM and adopted, and every call keeps exactly one record, under
+// its agent's user. (Before the fix, the reviewer's `calltrack dev` run of the same
+// steps showed duplicates 3.)
+func TestRedisFlushedRedeliveryAndBackfillWriteNothingTwice(t *testing.T) {
+	s := newStack(t, stackOpts{noWriter: true, kylasLimit: 100})
+	acme, _ := s.app.Tenants.Get(tenantID)
+	acme.Backfill.Disabled = true // only the admin's run, none periodic
+	s.startWriter()
+	s.mapAgent(sumit.id, "1001", sumit.email)
+
+	const n = 6
+	var calls []string
+	payloads := map[string]string{}
+	for range n {
+		// The call began half an hour ago: MyOperator's call log (the backfill's source)
+		// and its webhook carry the same start time, as in production.
+		spec := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}},
+			start: time.Now().Add(-30 * time.Minute)}
+		payloads[spec.uid] = afterCall(spec)
+		s.recordInMyOperator(payloads[spec.uid], 30*time.Minute-45*time.Second) // ?at= is when it ended (45 s calls)
+		require.Equal(t, http.StatusOK, s.postForm("aftercall", payloads[spec.uid], token).Status)
+		calls = append(calls, spec.uid)
+	}
+	for _, uid := range calls {
+		s.waitStatus(uid, "written", within)
+	}
+	require.Len(t, s.kylas.Records(), n)
+	searches := func() int { return s.kylas.Stats().ByEndpoint["POST /v1/call-logs/search"] }
+	searchesBefore := searches()
+
+	// Redis loses its data: every key of this stack's prefix (the shared redis-server
+	// holds other tests' keys, so no FLUSHALL).
+	ctx := context.Background()
+	var flushed int
+	iter := s.env.Redis.Scan(ctx, 0, s.env.Prefix+":*", 500).Iterator()
+	for iter.Next(ctx) {
+		require.NoError(t, s.env.Redis.Del(ctx, iter.Val()).Err())
+		flushed++
+	}
+	require.NoError(t, iter.Err())
+	require.Positive(t, flushed)
+	t.Logf("deleted %d keys of prefix %s", flushed, s.env.Prefix)
+	tr := s.trace(calls[0])
+	require.Equal(t, http.StatusNotFound, tr.Status, "the traces went with Redis: %v", tr.Body)
+	// The Redis guard restores the mappings from their topic by itself.
+	testenvEventually(t, 60*time.Second, "the mappings restored from their topic", func() bool {
+		o, err := s.app.Mappings.Owner(ctx, tenantID, "", &call.Agent{ID: sumit.id})
+		return err == nil && o != nil && o.CRMUserID == "1001"
+	})
+
+	// A new call arrives: the writer finds the epoch marker gone and starts a new epoch.
+	// MyOperator's retries come later (30 s apart in production): the copies below are
+	// received well after the epoch began (more than the writer's 2 s for our own clocks'
+	// skew), so only the calls' own time can tell they may have been written.
+	fresh := callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}, start: time.Now()}
+	require.Equal(t, http.StatusOK, s.postForm("aftercall", afterCall(fresh), token).Status)
+	s.waitStatus(fresh.uid, "written", within)
+	epoch, ok, err := s.app.State.Epoch(ctx)
+	require.NoError(t, err)
+	require.True(t, ok, "the writer started a new epoch")
+	testenvEventually(t, 10*time.Second, "the epoch older than the receipt-time margin", func() bool {
+		return time.Since(epoch) > 3*time.Second
+	})
+
+	// MyOperator redelivers half of the calls: new to ingest, published again.
+	redelivered, backfilled := calls[:n/2], calls[n/2:]
+	for _, uid := range redelivered {
+		r := s.postForm("aftercall", payloads[uid], token)
+		require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
+		assert.Equal(t, "accepted", r.Body["status"], "the dedupe claim went with Redis")
+	}
+	for _, uid := range redelivered {
+		s.waitStage(uid, "adopted", 60*time.Second)
+	}
+	// The backfill finds all of them in MyOperator's call log; the redelivered ones are
+	// known again (published), the others are published once more.
+	r := s.backfill(map[string]any{"since": "6h"})
+	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
+	assert.Equal(t, map[string]any{"found": float64(n), "known": float64(n / 2), "published": float64(n / 2)},
+		pick(r.Body, "found", "known", "published"))
+	defer func() { // what each call's trace says, when the test fails
+		if t.Failed() {
+			for _, uid := range calls {
+				t.Logf("%s: %v", uid, s.trace(uid).Body)
+			}
+		}
+	}()
+	for _, uid := range backfilled {
+		s.waitStage(uid, "adopted", 60*time.Second)
+	}
+	// And MyOperator's late redelivery of a backfilled call: the state says written now.
+	require.Equal(t, http.StatusOK, s.postForm("aftercall", payloads[backfilled[0]], token).Status)
+	s.waitStage(backfilled[0], "already_written", 60*time.Second)
+
+	per := map[string]int{}
+	for _, rec := range s.kylas.Records() {
+		per[rec.CallID()]++
+		assert.EqualValues(t, 1001, rec.Owner.ID, "owner of %s", rec.CallID())
+	}
+	for _, uid := range calls {
+		assert.Equal(t, 1, per[uid], "CRM records of %s", uid)
+		assert.Equal(t, "written", s.trace(uid).Body["status"], "trace status of %s", uid)
+	}
+	assert.Len(t, s.records(fresh.uid), 1)
+	assert.Len(t, s.kylas.Records(), n+1, "no call written twice")
+	assert.Zero(t, s.kylas.Stats().Duplicates, "sandbox duplicates")
+	// At least one lookup per call written before the loss (the new call may cost one
+	// too: it began before the epoch that its own claim started).
+	assert.GreaterOrEqual(t, searches()-searchesBefore, n, "CRM lookups")
 }
 
 // waitAllWritten waits until every call's trace says written (calls by tenant).

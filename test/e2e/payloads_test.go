@@ -34,8 +34,9 @@ type callSpec struct {
 	c2c       bool
 	legs      []leg
 	recording bool
-	stringy   bool   // numbers as strings
-	caller    string // the customer's 10-digit Indian number; default 9711636496
+	stringy   bool      // numbers as strings
+	caller    string    // the customer's 10-digit Indian number; default 9711636496
+	start     time.Time // when the call began; default 2026-11-20 10:00 UTC
 }
 
 var seq atomic.Int64
@@ -57,6 +58,9 @@ func afterCall(c callSpec) string {
 		return v
 	}
 	start := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).Unix()
+	if !c.start.IsZero() {
+		start = c.start.Unix()
+	}
 	ev := 1
 	if c.outgoing {
 		ev = 2
