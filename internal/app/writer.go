@@ -44,7 +44,7 @@ func (a *App) wireWriter() {
 	// come back from their journal.
 	a.State.OnNewEpoch = func(epoch time.Time) {
 		a.Log.Warn().Time("epoch", epoch).Msg("redis has no call-state epoch: it is new or lost its data; " +
-			"calls received before now are looked up in the CRM before any create, and the parked calls are restored")
+			"calls that began (or were received) before now are looked up in the CRM before any create, and the parked calls are restored")
 		a.restoreParkedOnce()
 	}
 }
