@@ -29,7 +29,8 @@ func (a *App) zohoAdapter(t *tenant.Tenant, parties crm.PartyCache, leads crm.Le
 	return zoho.New(zoho.Config{AccountsURL: z.AccountsURL, APIDomain: z.APIDomain, ClientID: z.ClientID,
 		ClientSecret: z.ClientSecret.Reveal(), RefreshToken: z.RefreshToken.Reveal(), DefaultCountry: t.DefaultCountry,
 		TimeZone: tz, CallIDField: z.CallIDField, TokenStore: zoho.NewRedisTokenStore(a.Redis, a.Cfg.RedisPrefix),
-		Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t), Parties: parties, Leads: leads}) // limits.go
+		Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t), Parties: parties, Leads: leads, // limits.go
+		MaxLinger: a.Cfg.ZohoBatchLinger})
 }
 
 // Notifier returns the live-call pop-up notifier of a tenant's CRM: Zoho's

@@ -52,6 +52,9 @@ type Config struct {
 	ConsumerMaxBytes int64         `env:"CALLTRACK_CONSUMER_MAX_BYTES" envDefault:"33554432"`
 	ShutdownTimeout  time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
 	PopupMaxAge      time.Duration `env:"CALLTRACK_POPUP_MAX_AGE" envDefault:"60s"` // older live events are dropped
+	// ZohoBatchLinger is the longest a Zoho insert waits for batch-mates while inserts
+	// arrive steadily (zoho.Config.MaxLinger); 200ms or less: always 200ms.
+	ZohoBatchLinger time.Duration `env:"CALLTRACK_ZOHO_BATCH_LINGER" envDefault:"2s"`
 	// V2SummaryWait is how long a Webhook v2 call.end waits for its call.summary.
 	V2SummaryWait time.Duration `env:"CALLTRACK_V2_SUMMARY_WAIT" envDefault:"5m"`
 	// RecordingSigningKey signs durable recording links (with PublicURL set).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -179,4 +180,52 @@ func diff(a, b sandbox.Stats) map[string]int {
 		}
 	}
 	return out
+}
+
+// postPaced posts perCaller answered calls from every caller one at a time, rate a
+// second (as a steady line would, not a burst), then waits until each is written.
+func (s *stack) postPaced(callers []string, perCaller int, rate float64) {
+	s.t.Helper()
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	var uids []string
+	for round := range perCaller {
+		for i, c := range callers {
+			<-tick.C
+			ag := []agent{sumit, priya}[(i+round)%2]
+			spec := callSpec{uid: newUID(), caller: c, status: 1, legs: []leg{{agents: []agent{ag}, answered: true}}}
+			r := s.postForm("aftercall", afterCall(spec), token)
+			require.Equal(s.t, http.StatusOK, r.Status, "%v", r.Body)
+			uids = append(uids, spec.uid)
+		}
+	}
+	for _, uid := range uids {
+		s.waitStatus(uid, "written", within)
+	}
+}
+
+// The Zoho budget as a user checks it with calls that come one at a time: 10
+// callers' first calls, then 50 repeat calls, posted at 5 a second each after the
+// previous answer — not all at once as postRound does. The adaptive linger lets
+// inserts of calls a fraction of a second apart share a request.
+func TestZohoRequestBudgetOneAtATime(t *testing.T) {
+	s, zs := newZohoStack(t)
+	s.mapAgent(sumit.id, "5725767000000411001", sumit.email)
+	s.mapAgent(priya.id, "5725767000000411002", priya.email)
+	callers := budgetCallers()
+	for i, c := range callers {
+		if i%2 == 0 {
+			zs.AddContact(sandbox.ZohoPerson{FirstName: "Caller", LastName: c, Mobile: c})
+		}
+	}
+	const rate = 5
+	s.postPaced(callers, 1, rate)
+	first := zs.Stats()
+	start := time.Now()
+	s.postPaced(callers, 5, rate)
+	steady := zs.Stats()
+	steadyCost := float64(steady.Requests-first.Requests) / 50
+	t.Logf("zoho: 50 repeat calls at %d/s one at a time (%v): %.3f requests/call %v", rate, time.Since(start).Round(time.Millisecond),
+		steadyCost, diff(first, steady))
+	assert.LessOrEqual(t, steadyCost, zohoBudget, "Zoho requests per call at steady state, calls one at a time")
 }

@@ -13,13 +13,59 @@ import (
 // batcher gathers concurrent inserts into one request: the first record starts a
 // batch and a linger timer; the batch goes when the timer fires or when it is full.
 // Each caller waits for its own record's result.
+//
+// The linger adapts to the insert rate (Zoho's request budget, issue 12: ≤ 0.2
+// requests per call at steady state). A batch whose first record finds inserts
+// arriving steadily — the recent gap between them (an average) under maxLinger —
+// waits long enough to gather batchTarget records at that rate, between linger and
+// maxLinger; an isolated insert, or a burst that fills a batch within linger, waits
+// linger as before. An insert arriving within closedLoopGap of a batch's answer is
+// most likely the next insert of a caller that waited for that answer (a writer
+// lane, a test looping over creates): its gap measures our own latency, not the
+// traffic, so it is not counted — else a lone sequential caller would make the
+// batcher wait longer and longer for batch-mates that never come.
 type batcher struct {
-	linger time.Duration
-	max    int
-	send   func(ctx context.Context, recs []json.RawMessage) []outcome
+	linger    time.Duration
+	maxLinger time.Duration // ≤ linger: no adaptation
+	max       int
+	send      func(ctx context.Context, recs []json.RawMessage) []outcome
 
-	mu  sync.Mutex
-	cur *batch
+	mu       sync.Mutex
+	cur      *batch
+	last     time.Time     // the last insert's arrival
+	answered time.Time     // when the last batch's answer came
+	gap      time.Duration // average gap between inserts, halfway to each new one (0: none seen yet)
+}
+
+// batchTarget is the batch size the adaptive linger aims at: 8 records a request
+// is 0.125 requests per call, under the 0.2 budget with room for the lookups and
+// token refreshes of a steady state.
+const batchTarget = 8
+
+// closedLoopGap: an insert this soon after a batch's answer is not counted in the
+// insert rate (see batcher).
+const closedLoopGap = 50 * time.Millisecond
+
+// observe counts an insert arriving at now in the average gap. Callers hold b.mu.
+func (b *batcher) observe(now time.Time) {
+	defer func() { b.last = now }()
+	if b.last.IsZero() || (!b.answered.IsZero() && now.Sub(b.answered) < closedLoopGap && b.answered.After(b.last)) {
+		return
+	}
+	idle := 4 * b.maxLinger
+	g := min(now.Sub(b.last), idle) // one long pause marks the traffic idle, not forever
+	if b.gap == 0 {
+		b.gap = idle // from idle: one short gap alone is not yet a rate
+	}
+	b.gap += (g - b.gap) / 2
+}
+
+// wait is how long a batch opened now lingers. Callers hold b.mu.
+func (b *batcher) wait() time.Duration {
+	if b.maxLinger <= b.linger || b.gap == 0 || b.gap >= b.maxLinger {
+		return b.linger // no adaptation, or too few inserts for a batch-mate to come in time
+	}
+	return min(max(time.Duration(batchTarget-1)*b.gap, b.linger), b.maxLinger)
 }
 
 type batch struct {
@@ -46,11 +92,12 @@ type item struct {
 func (b *batcher) add(ctx context.Context, rec json.RawMessage) (string, error) {
 	it := &item{ctx: ctx, rec: rec, done: make(chan outcome, 1)}
 	b.mu.Lock()
+	b.observe(time.Now())
 	bt := b.cur
 	if bt == nil {
 		bt = &batch{}
 		b.cur = bt
-		bt.timer = time.AfterFunc(b.linger, func() { b.flush(bt) })
+		bt.timer = time.AfterFunc(b.wait(), func() { b.flush(bt) })
 	}
 	bt.items = append(bt.items, it)
 	full := len(bt.items) >= b.max
@@ -115,7 +162,11 @@ func (b *batcher) run(bt *batch) {
 	for _, it := range live {
 		crm.CountRequest(it.ctx, 1/float64(len(live)))
 	}
-	for i, o := range b.send(crm.WithoutRequestCount(context.WithoutCancel(live[0].ctx)), recs) {
+	out := b.send(crm.WithoutRequestCount(context.WithoutCancel(live[0].ctx)), recs)
+	b.mu.Lock()
+	b.answered = time.Now()
+	b.mu.Unlock()
+	for i, o := range out {
 		live[i].done <- o
 	}
 }

@@ -96,3 +96,74 @@ func TestBatchLostAnswerIsUnknown(t *testing.T) {
 		assert.ErrorIs(t, err, crm.ErrOutcomeUnknown, "caller %d", i)
 	}
 }
+
+// The request budget when calls come one at a time (issue 12: Zoho ≤ 0.2 requests a
+// call at steady state): inserts posted at 5 a second, each on its own (nobody waits
+// for another), share requests — the linger stretches towards MaxLinger while they
+// keep coming — and none waits longer than MaxLinger plus the request.
+func TestAdaptiveLingerAtAModestRate(t *testing.T) {
+	t.Parallel()
+	const (
+		n    = 40
+		rate = 5 // inserts a second
+	)
+	sb, a, _ := setup(t, sandbox.ZohoOptions{Users: ownerUser}, func(c *zoho.Config) {
+		c.Linger, c.MaxLinger = zoho.DefaultLinger, zoho.DefaultMaxLinger
+	})
+	// Warm-up: the caller's lookup is cached, the token and field metadata fetched.
+	_, err := a.CreateCall(t.Context(), crmtest.NewCall("warm", customer, owner, call.Incoming, call.Answered))
+	require.NoError(t, err)
+	before := sb.Stats()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		longest time.Duration
+	)
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	for i := range n {
+		<-tick.C
+		wg.Go(func() {
+			start := time.Now()
+			_, err := a.CreateCall(t.Context(), crmtest.NewCall(fmt.Sprintf("rate-%d", i), customer, owner, call.Incoming, call.Answered))
+			assert.NoError(t, err)
+			mu.Lock()
+			longest = max(longest, time.Since(start))
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	after := sb.Stats()
+	perCall := float64(after.Requests-before.Requests) / n
+	t.Logf("%d inserts at %d/s: %d requests (%.3f a call), %d of them inserts; longest wait %v", n, rate, after.Requests-before.Requests,
+		perCall, after.ByEndpoint["POST /crm/v8/Calls"]-before.ByEndpoint["POST /crm/v8/Calls"], longest)
+	assert.LessOrEqual(t, perCall, 0.2, "Zoho requests per call")
+	assert.Len(t, sb.Records(), n+1)
+	assert.Less(t, longest, zoho.DefaultMaxLinger+time.Second, "no insert waits much beyond MaxLinger")
+}
+
+// An isolated insert, and a caller that creates one call after another (waiting for
+// each), wait the short linger only: their gaps say nothing of other traffic.
+func TestAdaptiveLingerKeepsALoneCallerFast(t *testing.T) {
+	t.Parallel()
+	_, a, _ := setup(t, sandbox.ZohoOptions{Users: ownerUser}, func(c *zoho.Config) {
+		c.Linger, c.MaxLinger = 100*time.Millisecond, zoho.DefaultMaxLinger
+	})
+	_, err := a.CreateCall(t.Context(), crmtest.NewCall("lone-warm", customer, owner, call.Incoming, call.Answered))
+	require.NoError(t, err)
+	for i := range 8 {
+		start := time.Now()
+		_, err := a.CreateCall(t.Context(), crmtest.NewCall(fmt.Sprintf("lone-%d", i), customer, owner, call.Incoming, call.Answered))
+		require.NoError(t, err)
+		assert.Less(t, time.Since(start), 600*time.Millisecond, "insert %d waited for batch-mates that never come", i)
+	}
+	// After a pause, an isolated insert too.
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	_, err = a.CreateCall(t.Context(), crmtest.NewCall("lone-after", customer, owner, call.Incoming, call.Answered))
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 600*time.Millisecond)
+}
+
+// ownerUser is the sandbox's user that owner names.
+var ownerUser = []sandbox.ZohoUser{{ID: owner, FullName: "Asha", Email: "asha@example.com"}}

@@ -37,7 +37,8 @@ type ref struct {
 
 // CreateCall inserts the call into the Calls module owned by c.OwnerID and returns
 // the Zoho record id. The lead/contact search runs first, on its own; the insert
-// then waits up to Linger for other CreateCall calls to share its request.
+// then waits for other CreateCall calls to share its request: Linger, or up to
+// MaxLinger while inserts arrive steadily (see batcher).
 func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	const op = "zoho: create call"
 	if err := ctx.Err(); err != nil {

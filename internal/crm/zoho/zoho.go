@@ -51,8 +51,13 @@ type Config struct {
 	TimeZone   *time.Location
 	Limiter    Limiter    // optional; waited on before every API request
 	TokenStore TokenStore // where access tokens are shared; default an in-process MemoryTokenStore
-	Linger     time.Duration
-	MaxBatch   int // records per insert request, 1..100; default 100
+	// Linger is how long an insert waits for batch-mates (default DefaultLinger);
+	// MaxLinger the longest it waits when inserts arrive steadily (adaptive: long
+	// enough to gather 8 records at the recent rate; default DefaultMaxLinger; at
+	// or below Linger the wait is always Linger). See batcher.
+	Linger    time.Duration
+	MaxLinger time.Duration
+	MaxBatch  int // records per insert request, 1..100; default 100
 	// CallIDField is a single-line custom field of the Calls module (API name, e.g.
 	// Calltrack_Call_ID) that gets our call id, for FindCall; "" = the Subject suffix.
 	CallIDField string
@@ -68,9 +73,10 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultLinger   = 200 * time.Millisecond // how long an insert waits for batch-mates
-	MaxBatch        = 100                    // Zoho's limit of records per insert
-	DefaultTimeZone = "Asia/Kolkata"
+	DefaultLinger    = 200 * time.Millisecond // how long an insert waits for batch-mates
+	DefaultMaxLinger = 2 * time.Second        // the longest, while inserts arrive steadily
+	MaxBatch         = 100                    // Zoho's limit of records per insert
+	DefaultTimeZone  = "Asia/Kolkata"
 )
 
 // ist is India Standard Time without needing tzdata.
@@ -103,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Linger <= 0 {
 		c.Linger = DefaultLinger
+	}
+	if c.MaxLinger <= 0 {
+		c.MaxLinger = DefaultMaxLinger
 	}
 	if c.MaxBatch <= 0 || c.MaxBatch > MaxBatch {
 		c.MaxBatch = MaxBatch
@@ -181,7 +190,7 @@ func New(cfg Config) (*Adapter, error) {
 	if a.tokens == nil {
 		a.tokens = &MemoryTokenStore{}
 	}
-	a.batch = &batcher{linger: cfg.Linger, max: cfg.MaxBatch, send: a.insert}
+	a.batch = &batcher{linger: cfg.Linger, maxLinger: cfg.MaxLinger, max: cfg.MaxBatch, send: a.insert}
 	return a, nil
 }
 
