@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,19 +48,20 @@ const (
 
 // stack is one calltrack deployment for a test: ingest + admin over HTTP, and writers.
 type stack struct {
-	t       testing.TB
-	env     *testenv.Env
-	app     *app.App
-	kylas   *sandbox.Kylas
-	crmSrv  *httptest.Server
-	kylasB  *sandbox.Kylas    // CRM of the second tenant (stackOpts.second "kylas")
-	zohoB   *sandbox.Zoho     // CRM of the second tenant (stackOpts.second "zoho")
-	mo      *mosandbox.Server // MyOperator API sandbox (recording links)
-	moSrv   *httptest.Server
-	api     *httptest.Server
-	group   string
-	writers []context.CancelFunc
-	wg      sync.WaitGroup
+	t        testing.TB
+	env      *testenv.Env
+	app      *app.App
+	kylas    *sandbox.Kylas
+	crmSrv   *httptest.Server
+	kylasB   *sandbox.Kylas    // CRM of the second tenant (stackOpts.second "kylas")
+	zohoB    *sandbox.Zoho     // CRM of the second tenant (stackOpts.second "zoho")
+	zohoMain *sandbox.Zoho     // the main tenant's CRM on a Zoho stack (newZohoStackWith)
+	mo       *mosandbox.Server // MyOperator API sandbox (recording links)
+	moSrv    *httptest.Server
+	api      *httptest.Server
+	group    string
+	writers  []context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type stackOpts struct {
@@ -95,6 +97,12 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	s := &stack{t: t, env: env, kylas: sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey, RateLimit: int(o.kylasLimit)})}
 	s.crmSrv = httptest.NewServer(s.kylas)
 	t.Cleanup(s.crmSrv.Close)
+	// The tenant's fallback and department owners are CRM users, as they must be in
+	// production (the sandbox refuses a record owned by no user).
+	s.ensureCRMUser(o.fallback)
+	for _, owner := range o.calls.Departments {
+		s.ensureCRMUser(owner)
+	}
 	s.mo = mosandbox.New(mosandbox.Options{})
 	s.moSrv = httptest.NewServer(s.mo)
 	t.Cleanup(s.moSrv.Close)
@@ -103,13 +111,18 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		FallbackOwner: o.fallback, Sync: o.sync, Calls: o.calls, CRM: tenant.CRM{Kind: "kylas", BaseURL: s.crmSrv.URL, APIKey: crmKey, BearerToken: kylasOAuth}})
 	switch o.second {
 	case "kylas":
-		s.kylasB = sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey})
+		// Beta's agents are mapped to these CRM users (priya: 2002): they exist.
+		s.kylasB = sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey,
+			Users: []sandbox.KylasUser{{ID: 2002, FirstName: "Priya", LastName: "N", Email: priya.email, Active: true}}})
 		srvB := httptest.NewServer(s.kylasB)
 		t.Cleanup(srvB.Close)
 		tenants = tenant.NewRegistry(append(tenantsOf(tenants), &tenant.Tenant{ID: "beta", WebhookToken: "beta-token",
 			CRM: tenant.CRM{Kind: "kylas", BaseURL: srvB.URL, APIKey: crmKey, BearerToken: kylasOAuth, RateLimit: 50}})...)
 	case "zoho":
-		s.zohoB = sandbox.NewZoho(sandbox.ZohoOptions{Seed: 2})
+		// Beta's agents are mapped to these Zoho users (sumit: …001, priya: …002): they exist.
+		s.zohoB = sandbox.NewZoho(sandbox.ZohoOptions{Seed: 2, Users: []sandbox.ZohoUser{
+			{ID: "5725767000000411001", FullName: "Sumit Arya", Email: sumit.email},
+			{ID: "5725767000000411002", FullName: "Priya N", Email: priya.email}}})
 		srvB := httptest.NewServer(s.zohoB)
 		t.Cleanup(srvB.Close)
 		tenants = tenant.NewRegistry(append(tenantsOf(tenants), &tenant.Tenant{ID: "beta", WebhookToken: "beta-token",
@@ -279,8 +292,27 @@ func (s *stack) admin(method, path string, body any) response {
 
 func (s *stack) mapAgent(userID, crmUser, email string, phones ...string) {
 	s.t.Helper()
+	s.ensureCRMUser(crmUser)
 	r := s.admin(http.MethodPut, "/mappings/"+userID, map[string]any{"crm_user_id": crmUser, "email": email, "phones": phones})
 	require.Equal(s.t, http.StatusOK, r.Status, "%v", r.Body)
+}
+
+// ensureCRMUser makes id a user of the main tenant's CRM (Kylas, or Zoho on a Zoho
+// stack) unless it is one: an admin maps agents to CRM users that exist, and the
+// sandboxes, like the CRMs, refuse a record owned by anyone else.
+func (s *stack) ensureCRMUser(id string) {
+	s.t.Helper()
+	if s.kylas == nil { // a Zoho stack (newZohoStackWith)
+		if s.zohoMain != nil && id != "" && !s.zohoMain.HasUser(id) {
+			s.zohoMain.AddUser(sandbox.ZohoUser{ID: id, FullName: "User " + id, Email: "user" + id + "@example.com"})
+		}
+		return
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 || s.kylas.HasUser(n) {
+		return
+	}
+	s.kylas.AddUser(sandbox.KylasUser{ID: n, FirstName: "User", LastName: id, Email: "user" + id + "@example.com", Active: true})
 }
 
 func (s *stack) trace(callID string) response { return s.admin(http.MethodGet, "/calls/"+callID, nil) }

@@ -355,6 +355,7 @@ func TestWebhookV2(t *testing.T) {
 func TestWebhookV2AgentByUUID(t *testing.T) {
 	s := newStack(t, stackOpts{})
 	kiran := agent{"5cd40f6556f2f127", "Kiran", "kiran@example.com", "13", "8586848547"}
+	s.ensureCRMUser("1004") // the mapped CRM user exists, as mapAgent ensures
 	r := s.admin(http.MethodPut, "/mappings/"+kiran.id, map[string]any{"crm_user_id": "1004", "myoperator_uuid": kiran.uuid()})
 	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
 	session := newUID()

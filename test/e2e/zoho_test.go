@@ -35,7 +35,7 @@ func newZohoStackWith(t *testing.T, edit func(*tenant.Tenant, *config.Config)) (
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: tenantID, WebhookToken: token, CompanyID: companyID,
 		CRM: tenant.CRM{Kind: "zoho", Zoho: tenant.Zoho{AccountsURL: srv.URL, APIDomain: srv.URL,
 			ClientID: sandbox.ZohoClientID, ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken}}})
-	s := &stack{t: t, env: env, group: "writer" + env.Suffix}
+	s := &stack{t: t, env: env, group: "writer" + env.Suffix, zohoMain: zs}
 	cfg := config.Config{KafkaBrokers: env.Brokers, KafkaPartitions: 3, KafkaRepl: 1, TopicSuffix: env.Suffix,
 		RedisAddr: env.RedisAddr, RedisPrefix: env.Prefix, AdminToken: adminToken, WriterGroup: s.group,
 		LogLevel: "warn", ShutdownTimeout: 5 * time.Second}

@@ -139,7 +139,9 @@ type stackOpts struct {
 
 func newStack(t *testing.T, o stackOpts) *stack {
 	t.Helper()
-	s := &stack{t: t, kylas: sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey, BearerToken: crmOAuth})}
+	// The agent's CRM user (ownerID) exists: the sandbox, like Kylas, refuses a record owned by no user.
+	s := &stack{t: t, kylas: sandbox.NewKylas(sandbox.KylasOptions{APIKey: crmKey, BearerToken: crmOAuth,
+		Users: []sandbox.KylasUser{{ID: ownerID, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true}}})}
 	crm := httptest.NewServer(s.kylas)
 	t.Cleanup(crm.Close)
 	s.crmURL = crm.URL

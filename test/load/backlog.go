@@ -75,7 +75,7 @@ func backlogCmd(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	k := sandbox.NewKylas(sandbox.KylasOptions{APIKey: benchCRMKey})
+	k := sandbox.NewKylas(benchKylasOptions())
 	if err := k.SetFaults(sandbox.Faults{LatencyMS: *latency}); err != nil {
 		return err
 	}

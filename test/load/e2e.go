@@ -82,7 +82,7 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		k := sandbox.NewKylas(sandbox.KylasOptions{APIKey: benchCRMKey})
+		k := sandbox.NewKylas(benchKylasOptions())
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err

@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
 )
 
 // moduleRoot is the calltrack checkout the tool runs in (where go.mod is).
@@ -277,4 +280,13 @@ func tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// benchKylasOptions configure the Kylas sandbox of a benchmark: its api-key and the
+// user the calls are owned by (benchOwner, the key's own), since the sandbox — like
+// Kylas — refuses a record owned by no user.
+func benchKylasOptions() sandbox.KylasOptions {
+	id, _ := strconv.ParseInt(benchOwner, 10, 64)
+	return sandbox.KylasOptions{APIKey: benchCRMKey, KeyUserID: id,
+		Users: []sandbox.KylasUser{{ID: id, FirstName: "Sumit", LastName: "Arya", Email: "sumit.arya@example.com", Active: true}}}
 }

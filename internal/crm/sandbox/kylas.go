@@ -252,6 +252,14 @@ func (k *Kylas) AddUser(u KylasUser) {
 	k.mu.Unlock()
 }
 
+// HasUser reports whether id is a user.
+func (k *Kylas) HasUser(id int64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.users[id]
+	return ok
+}
+
 // RemoveUser deletes a user; it reports whether there was one.
 func (k *Kylas) RemoveUser(id int64) bool {
 	k.mu.Lock()

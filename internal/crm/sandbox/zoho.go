@@ -371,6 +371,14 @@ func (z *Zoho) AddUser(u ZohoUser) {
 	z.mu.Unlock()
 }
 
+// HasUser reports whether id is a user.
+func (z *Zoho) HasUser(id string) bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	_, ok := z.users[id]
+	return ok
+}
+
 // RemoveUser deletes a user; it reports whether there was one.
 func (z *Zoho) RemoveUser(id string) bool {
 	z.mu.Lock()
