@@ -47,6 +47,10 @@ func setup(t *testing.T, opts sandbox.ZohoOptions, edit func(*zoho.Config)) (*sa
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
+	if opts.Users == nil { // the calls' owners are users: the sandbox refuses an Owner that is not
+		opts.Users = []sandbox.ZohoUser{{ID: owner, FullName: "Asha Rao", Email: "asha@example.com"},
+			{ID: "5725767000000411002", FullName: "Ravi Iyer", Email: "ravi@example.com"}}
+	}
 	sb := sandbox.NewZoho(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)

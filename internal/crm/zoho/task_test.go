@@ -73,7 +73,7 @@ func TestTaskRecord(t *testing.T) {
 
 func TestSandboxTaskStrictness(t *testing.T) {
 	t.Parallel()
-	sb, _, url := setup(t, sandbox.ZohoOptions{}, nil)
+	sb, _, url := setup(t, sandbox.ZohoOptions{Users: []sandbox.ZohoUser{{ID: "1", FullName: "Asha Rao"}}}, nil) // the bodies' Owner is a user
 	for _, tc := range []struct{ name, rec, code, field string }{
 		{"no subject", `{"Owner":{"id":"1"}}`, "MANDATORY_NOT_FOUND", "Subject"},
 		{"no owner", `{"Subject":"x"}`, "MANDATORY_NOT_FOUND", "Owner"},
