@@ -115,6 +115,8 @@ func (z *ZohoDial) click(c echo.Context) error {
 // report tells Zoho why the click placed no call. Zoho asks the agent's number as
 // `from` (mandatory): the mapped agent's phone, else the tenant's caller id, else —
 // when calltrack knows no number of the user at all — the customer's number again.
+// `to` must be E.164 too (Zoho's click-to-dial error page): a clicked "number" that is
+// no phone number cannot be reported, and is not sent to be refused.
 func (z *ZohoDial) report(ctx context.Context, t *tenant.Tenant, p Placed, to, zuser string, cause error) {
 	var e *Error
 	if !errors.As(cause, &e) {
@@ -125,7 +127,9 @@ func (z *ZohoDial) report(ctx context.Context, t *tenant.Tenant, p Placed, to, z
 		customer = phone.E164(to, t.DefaultCountry)
 	}
 	if customer == "" {
-		customer = to
+		z.Log.Info().Str("tenant", t.ID).Str("zohouser", zuser).Str("code", e.Code).
+			Msg("click not reported to zoho's clicktodialerror: the clicked number is not a phone number, and Zoho takes only E.164")
+		return
 	}
 	from := p.AgentPhone
 	if from == "" {

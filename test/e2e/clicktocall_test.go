@@ -246,6 +246,17 @@ func TestZohoClickToDial(t *testing.T) {
 		assert.Len(t, mo.OBDCalls(), n, "no one rung")
 	})
 
+	t.Run("a clicked number that is no phone number: 400, not sent to Zoho to be refused", func(t *testing.T) {
+		const report = "POST /phonebridge/v3/clicktodialerror"
+		n, sent := len(mo.OBDCalls()), zs.Stats().ByEndpoint[report]
+		res, err := zs.Click(context.Background(), "pb-1", "abc")
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusBadRequest, res.Status)
+		assert.Contains(t, string(res.Body), `"code":"invalid_number"`)
+		assert.Equal(t, sent, zs.Stats().ByEndpoint[report], "Zoho takes only E.164 numbers: no report it would refuse")
+		assert.Len(t, mo.OBDCalls(), n, "no one rung")
+	})
+
 	t.Run("wrong or missing token: 401, no one rung", func(t *testing.T) {
 		n := len(mo.OBDCalls())
 		for _, tok := range []string{"", "wrong", token} {
