@@ -3,6 +3,7 @@ package sandbox
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -58,8 +59,30 @@ func (z *Zoho) pbUsers(w http.ResponseWriter, r *http.Request) {
 	if z.pbNotRegistered(w) {
 		return
 	}
+	// Paged: page from 1, perPage 1 to 1000 (https://www.zoho.com/phonebridge/developer/v3/zoho-user-list.html).
+	// The page does not give perPage's default; the sandbox takes 200, its sample's, so
+	// a client that reads one page of a big org misses users here as it would there.
+	page, perPage := 1, 200
+	for _, p := range []struct {
+		name string
+		v    *int
+		max  int
+	}{{"page", &page, 0}, {"perPage", &perPage, 1000}} {
+		raw := r.URL.Query().Get(p.name)
+		if raw == "" {
+			continue
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || (p.max > 0 && n > p.max) {
+			zohoFail(w, http.StatusBadRequest, "INVALID_DATA", "invalid value for "+p.name, map[string]any{"param_name": p.name})
+			return
+		}
+		*p.v = n
+	}
 	z.mu.Lock()
-	users := slices.Clone(z.pbUserList)
+	all := z.pbUserList
+	from := min((page-1)*perPage, len(all))
+	users := slices.Clone(all[from:min(from+perPage, len(all))])
 	z.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"users": users})
 }

@@ -3,6 +3,7 @@ package zoho
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -38,33 +39,44 @@ func (a *Adapter) IntegratePhoneBridge(ctx context.Context) error {
 	return pbStatus(op, r)
 }
 
-// PhoneBridgeUsers lists the org's PhoneBridge users (GET /phonebridge/v3/users). The
-// list is paged (page from 1, perPage up to 1000:
-// https://www.zoho.com/phonebridge/developer/v3/zoho-user-list.html); this reads the
-// first page only.
+// PhoneBridge user list paging (https://www.zoho.com/phonebridge/developer/v3/zoho-user-list.html:
+// page from 1, perPage 1 to 1000). maxUserPages bounds the walk: 100,000 users.
+const (
+	pbUsersPerPage = 1000
+	maxUserPages = 100
+)
+
+// PhoneBridgeUsers lists the org's PhoneBridge users (GET /phonebridge/v3/users), every
+// page of them: a page shorter than perPage is the last.
 func (a *Adapter) PhoneBridgeUsers(ctx context.Context) ([]PhoneBridgeUser, error) {
 	const op = "zoho: phonebridge users"
-	r, err := a.send(ctx, op, http.MethodGet, "/phonebridge/v3/users", "", nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := pbStatus(op, r); err != nil {
-		return nil, err
-	}
-	var body struct {
-		Users []map[string]any `json:"users"`
-	}
-	if err := json.Unmarshal(r.data, &body); err != nil {
-		return nil, &crm.Error{Op: op, Status: r.resp.StatusCode, Message: "decoding response", Err: err}
-	}
-	out := make([]PhoneBridgeUser, 0, len(body.Users))
-	for _, u := range body.Users {
-		id := str(u["zohouser"])
-		if id == "" {
-			id = str(u["id"])
+	var out []PhoneBridgeUser
+	for page := 1; page <= maxUserPages; page++ {
+		path := fmt.Sprintf("/phonebridge/v3/users?page=%d&perPage=%d", page, pbUsersPerPage)
+		r, err := a.send(ctx, op, http.MethodGet, path, "", nil)
+		if err != nil {
+			return nil, err
 		}
-		if id != "" {
-			out = append(out, PhoneBridgeUser{ID: id, Name: str(u["name"]), Email: str(u["email"])})
+		if err := pbStatus(op, r); err != nil {
+			return nil, err
+		}
+		var body struct {
+			Users []map[string]any `json:"users"`
+		}
+		if err := json.Unmarshal(r.data, &body); err != nil {
+			return nil, &crm.Error{Op: op, Status: r.resp.StatusCode, Message: "decoding response", Err: err}
+		}
+		for _, u := range body.Users {
+			id := str(u["zohouser"])
+			if id == "" {
+				id = str(u["id"])
+			}
+			if id != "" {
+				out = append(out, PhoneBridgeUser{ID: id, Name: str(u["name"]), Email: str(u["email"])})
+			}
+		}
+		if len(body.Users) < pbUsersPerPage {
+			return out, nil
 		}
 	}
 	return out, nil
