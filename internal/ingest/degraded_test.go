@@ -265,3 +265,17 @@ func TestRedeliveryBeforeItsFinishIsWrittenIsADuplicate(t *testing.T) {
 	assert.Equal(t, "duplicate", body["status"])
 	assert.Len(t, pub.msgs, events, "no second event")
 }
+
+// A body that cannot be read is the sender's failure (400), not one of the 5xx the
+// CalltrackWebhook5xx alert counts; one over 1 MiB is too_large.
+func TestBodyOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "x"), "too_large"},
+		{web.Errorf(http.StatusBadRequest, "bad_request", "x"), "unreadable"},
+	} {
+		assert.Equal(t, tc.want, bodyOutcome(tc.err), tc.err.Error())
+	}
+}

@@ -217,5 +217,5 @@ func bodyOutcome(err error) string {
 	if we, ok := errors.AsType[*web.Error](err); ok && we.Status == http.StatusRequestEntityTooLarge {
 		return "too_large"
 	}
-	return "error"
+	return "unreadable" // answered 400 (the sender hung up mid-body): not a 5xx of ours
 }
