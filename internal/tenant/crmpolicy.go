@@ -74,10 +74,16 @@ func (y crmPolicyYAML) parse(id, kind string, hasBearer bool) (CRMPolicy, []stri
 			warnings = append(warnings, fmt.Sprintf("tenant %s: crm.auth api_key: Kylas owns every call log by the API key's user "+
 				"(POST /v1/call-logs has no owner field), so calls are not attributed to the mapped users; "+
 				"for attribution install calltrack as a Kylas marketplace app and set crm.bearer_token_env", id))
+			// POST /v1/call-logs requires relatedTo: an internal call (agent to agent)
+			// relates to no lead or contact whatever unknown_caller says, so it is
+			// dead-lettered (internal/crm/kylas); with unknown_caller none so is a call
+			// from a number with no lead or contact.
+			unrelated := "internal calls (agent to agent: no lead or contact to relate)"
 			if !p.CreateLeads() {
-				warnings = append(warnings, fmt.Sprintf("tenant %s: crm.auth api_key with crm.unknown_caller none: POST /v1/call-logs "+
-					"requires relatedTo, so calls from numbers with no lead or contact (and internal calls) are dead-lettered", id))
+				unrelated = "internal calls and, with crm.unknown_caller none, calls from numbers with no lead or contact"
 			}
+			warnings = append(warnings, fmt.Sprintf("tenant %s: crm.auth api_key: POST /v1/call-logs requires relatedTo, so %s "+
+				"are dead-lettered", id, unrelated))
 		default:
 			return bad("crm.auth %q: use oauth (a marketplace app's token) or api_key", p.KylasAuth)
 		}

@@ -41,6 +41,18 @@ func TestKylasAuthAndUnknownCallers(t *testing.T) {
 	assert.False(t, a.CRM.Policy.CreateLeads())
 	require.Len(t, reg.Warnings(), 2, "the owner limitation, and unrelated calls dead-lettered")
 	assert.Contains(t, strings.Join(reg.Warnings(), "\n"), "owns every call log by the API key's user")
+	assert.Contains(t, reg.Warnings()[1], "internal calls and, with crm.unknown_caller none, calls from numbers with no lead or contact are dead-lettered")
+
+	// Internal calls relate to no lead or contact whatever unknown_caller says: the
+	// api-key route dead-letters them with create_lead (the default) too.
+	reg, err = load("")
+	require.NoError(t, err)
+	a, _ = reg.Get("acme")
+	assert.Equal(t, tenant.KylasAuthAPIKey, a.CRM.Policy.KylasAuth)
+	assert.True(t, a.CRM.Policy.CreateLeads())
+	require.Len(t, reg.Warnings(), 2, "the owner limitation, and internal calls dead-lettered")
+	assert.Contains(t, reg.Warnings()[1], "requires relatedTo, so internal calls")
+	assert.NotContains(t, reg.Warnings()[1], "unknown_caller none")
 
 	for want, crm := range map[string]string{
 		"crm.auth oauth needs crm.bearer_token_env": "      auth: oauth\n",
