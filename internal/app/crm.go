@@ -47,25 +47,37 @@ type metered struct {
 }
 
 func (m metered) CreateCall(ctx context.Context, c crm.Call) (string, error) {
-	ctx, n := crm.WithRequestCount(ctx)
+	ctx, n := crm.WithRequestCounts(ctx, crm.RequestCreate)
 	id, err := m.Adapter.CreateCall(ctx, c)
-	m.m.CRMRequestsPerCall.WithLabelValues(m.tenant, m.crm).Observe(n())
-	m.m.CRMCallRequests.WithLabelValues(m.tenant, m.crm, "create").Add(n())
+	total, byOp := n()
+	m.m.CRMRequestsPerCall.WithLabelValues(m.tenant, m.crm).Observe(total)
+	m.count(byOp)
 	return id, err
 }
 
 func (m metered) UpdateCall(ctx context.Context, recordID string, c crm.Call) error {
-	ctx, n := crm.WithRequestCount(ctx)
+	ctx, n := crm.WithRequestCounts(ctx, crm.RequestUpdate)
 	err := m.Adapter.UpdateCall(ctx, recordID, c)
-	m.m.CRMCallRequests.WithLabelValues(m.tenant, m.crm, "update").Add(n())
+	_, byOp := n()
+	m.count(byOp)
 	return err
 }
 
 func (m metered) FindCall(ctx context.Context, c crm.Call) (string, bool, error) {
-	ctx, n := crm.WithRequestCount(ctx)
+	ctx, n := crm.WithRequestCounts(ctx, crm.RequestFind)
 	id, found, err := m.Adapter.FindCall(ctx, c)
-	m.m.CRMCallRequests.WithLabelValues(m.tenant, m.crm, "find").Add(n())
+	_, byOp := n()
+	m.count(byOp)
 	return id, found, err
+}
+
+// count adds one call operation's requests to calltrack_crm_call_requests_total by
+// what each request was (the call's create, update or find, a lead/contact search,
+// a lead create, field metadata).
+func (m metered) count(byOp map[string]float64) {
+	for op, n := range byOp {
+		m.m.CRMCallRequests.WithLabelValues(m.tenant, m.crm, op).Add(n)
+	}
 }
 
 // Unwrap returns the adapter measured (for its other roles: users, pop-ups).

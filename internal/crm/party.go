@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -318,29 +319,62 @@ func (c *MemoryPartyCache) Release(_ context.Context, number, token string) erro
 
 // --- requests per call ---
 
+// The operations a call's CRM requests are counted by (the op label of
+// calltrack_crm_call_requests_total).
+const (
+	RequestCreate     = "create"      // the call log's create (Zoho: its share of a batched insert)
+	RequestUpdate     = "update"      // the call log's update
+	RequestFind       = "find"        // looking up the call log itself (a create whose answer was lost)
+	RequestSearch     = "search"      // the lead/contact search for the call's number
+	RequestLeadCreate = "lead_create" // the lead created for an unknown caller
+	RequestFields     = "fields"      // the CRM's field metadata (Zoho's Calls fields, cached)
+)
+
 type requestCountKey struct{}
 
+type requestOpKey struct{}
+
 type requestCount struct {
-	mu sync.Mutex
-	n  float64
+	mu   sync.Mutex
+	op   string // the operation of a request made under no WithRequestOp
+	n    float64
+	byOp map[string]float64
 }
 
 // WithRequestCount returns a context in which the adapter counts its CRM requests
 // (CountRequest), and a function reading the count: the requests one call cost.
 func WithRequestCount(ctx context.Context) (context.Context, func() float64) {
-	rc := &requestCount{}
-	return context.WithValue(ctx, requestCountKey{}, rc), func() float64 {
+	ctx, n := WithRequestCounts(ctx, RequestCreate)
+	return ctx, func() float64 { total, _ := n(); return total }
+}
+
+// WithRequestCounts is WithRequestCount that also counts the requests by operation:
+// a request made under WithRequestOp counts as that operation, any other as op.
+func WithRequestCounts(ctx context.Context, op string) (context.Context, func() (float64, map[string]float64)) {
+	rc := &requestCount{op: op, byOp: map[string]float64{}}
+	return context.WithValue(ctx, requestCountKey{}, rc), func() (float64, map[string]float64) {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
-		return rc.n
+		return rc.n, maps.Clone(rc.byOp)
 	}
+}
+
+// WithRequestOp marks the requests made under ctx as operation op (RequestSearch,
+// RequestLeadCreate, ...) in the count of WithRequestCounts.
+func WithRequestOp(ctx context.Context, op string) context.Context {
+	return context.WithValue(ctx, requestOpKey{}, op)
 }
 
 // CountRequest adds n requests (a share, for a batch) to ctx's count, if it has one.
 func CountRequest(ctx context.Context, n float64) {
 	if rc, _ := ctx.Value(requestCountKey{}).(*requestCount); rc != nil {
+		op, _ := ctx.Value(requestOpKey{}).(string)
 		rc.mu.Lock()
+		if op == "" {
+			op = rc.op
+		}
 		rc.n += n
+		rc.byOp[op] += n
 		rc.mu.Unlock()
 	}
 }

@@ -24,8 +24,10 @@ type Metrics struct {
 	Backlog         *Backlog                 // backlog.go: consumer lag, dead letters
 	Parked          *Parked                  // parked.go: unattributed calls per tenant
 	// CRMRequestsPerCall: the CRM requests one call log's create cost (searches, lead
-	// creation, its share of a batched insert); CRMCallRequests counts them by
-	// operation (create, update, find), so amendments show too.
+	// creation, its share of a batched insert); CRMCallRequests counts the requests
+	// of a call's create, update and find by what each one is (op: create, update,
+	// find — the call log's own —, search, lead_create, fields), so amendments,
+	// searches and leads show too.
 	CRMRequestsPerCall *prometheus.HistogramVec // tenant, crm
 	CRMCallRequests    *prometheus.CounterVec   // tenant, crm, op
 }
@@ -72,7 +74,7 @@ func New() *Metrics {
 		Buckets: []float64{0.05, 0.1, 0.2, 0.5, 1, 1.5, 2, 3, 4, 6, 10},
 	}, []string{"tenant", "crm"})
 	m.CRMCallRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "calltrack_crm_call_requests_total", Help: "CRM requests made for call logs, by operation (create, update, find).",
+		Name: "calltrack_crm_call_requests_total", Help: "CRM requests made for call logs, by operation (create, update, find: the call log's; search: a lead/contact search; lead_create; fields: field metadata).",
 	}, []string{"tenant", "crm", "op"})
 	m.ConsumerTracked = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "calltrack_consumer_tracked_bytes", Help: "Bytes of the messages a consumer group holds (fetched, not yet committed); at its bound it stops fetching.",

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/crm"
 )
 
 // fieldsTTL is how long the Calls module's field metadata is reused: picklists and
@@ -44,7 +45,7 @@ func (a *Adapter) callFields(ctx context.Context) *callFields {
 		return a.fields.val
 	}
 	const op = "zoho: Calls field metadata"
-	r, err := a.send(ctx, op, http.MethodGet, "/crm/v8/settings/fields?module=Calls", "", nil)
+	r, err := a.send(crm.WithRequestOp(ctx, crm.RequestFields), op, http.MethodGet, "/crm/v8/settings/fields?module=Calls", "", nil)
 	if err == nil && (r.resp.StatusCode < 200 || r.resp.StatusCode > 299) {
 		err = apiError(op, r)
 	}

@@ -37,9 +37,11 @@ func (a *Adapter) findRelated(ctx context.Context, c crm.Call, e164 string) (*re
 		return nil, nil
 	}
 	p, err := a.parties.Resolve(ctx, e164,
-		func(ctx context.Context) (*crm.Party, error) { return a.lookup(ctx, e164) },
+		func(ctx context.Context) (*crm.Party, error) {
+			return a.lookup(crm.WithRequestOp(ctx, crm.RequestSearch), e164)
+		},
 		func(ctx context.Context) (crm.Party, error) {
-			return a.createLead(ctx, crm.LeadFor(c.Log, e164, c.OwnerID))
+			return a.createLead(crm.WithRequestOp(ctx, crm.RequestLeadCreate), crm.LeadFor(c.Log, e164, c.OwnerID))
 		})
 	if crm.IsPermanent(err) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("phone", phone.Mask(e164)).
