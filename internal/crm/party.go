@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/phone"
 )
 
 // Party is the lead or contact a call is related to, as an adapter found or made it.
@@ -74,9 +75,14 @@ type NewLead struct {
 // number when it has one ("_cm"), else "Inbound <number>" ("Outbound <number>" for a
 // number we called), as MyOperator's own CRM integrations name them ("Inbound
 // <number>": https://support.myoperator.com/portal/en/kb/articles/what-data-is-logged-in-each-call-activity-field-when-zoho-is-integrated-with-myoperator).
+// A "_cm" that is only a phone number (e.g. the caller's own: a lead named
+// "9844400003") is no name.
 func LeadFor(l call.Log, number, owner string) NewLead {
 	n := NewLead{Number: number, OwnerID: owner}
 	name := strings.Join(strings.Fields(l.CallerName), " ")
+	if isNumberNotName(name, number, l.CallerNumber) {
+		name = ""
+	}
 	switch {
 	case name != "":
 		if i := strings.LastIndexByte(name, ' '); i > 0 {
@@ -90,6 +96,33 @@ func LeadFor(l call.Log, number, owner string) NewLead {
 		n.LastName = "Inbound " + number
 	}
 	return n
+}
+
+// isNumberNotName reports whether name is a phone number rather than a name: only
+// digits with the separators a number is written with (+, spaces, dashes, and the
+// dots, slashes and parentheses internal/phone ignores), or the caller's number in
+// any form internal/phone normalises (number is E.164; caller as the call gave it).
+func isNumberNotName(name, number, caller string) bool {
+	if name == "" {
+		return false
+	}
+	hasDigit := false
+	only := true
+	for _, r := range name {
+		switch {
+		case r >= '0' && r <= '9':
+			hasDigit = true
+		case strings.ContainsRune("+ -.()/", r):
+		default:
+			only = false
+		}
+	}
+	if hasDigit && only {
+		return true
+	}
+	cc, _ := phone.Split(number)
+	e := phone.E164(name, cc)
+	return e != "" && (e == number || e == phone.E164(caller, cc))
 }
 
 // Parties resolves a caller's number to the lead or contact its calls relate to,

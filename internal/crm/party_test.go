@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/calltrack/calltrack/internal/call"
 )
 
 // leadCRM is a CRM whose search lags its writes: a lead it stored is found only once
@@ -109,4 +111,47 @@ func TestPartiesWriterKilledMidCreateCreatesOneLead(t *testing.T) {
 	require.NotNil(t, got)
 	assert.Equal(t, "lead-1", got.ID)
 	assert.Len(t, c.leads, 1, "one lead in the CRM")
+}
+
+// An unknown caller's lead is named from MyOperator's "_cm" only when it is a name:
+// a "_cm" that is the caller's number (or any bare number) gives "Inbound <number>".
+func TestLeadForName(t *testing.T) {
+	t.Parallel()
+	const number = "+919844400003"
+	for _, tc := range []struct {
+		name, cm, caller string
+		dir              call.Direction
+		first, last      string
+	}{
+		{name: "no _cm", last: "Inbound " + number},
+		{name: "no _cm, outgoing", dir: call.Outgoing, last: "Outbound " + number},
+		{name: "a name", cm: "  Ravi   Kumar ", first: "Ravi", last: "Kumar"},
+		{name: "one word", cm: "Ravi", last: "Ravi"},
+		{name: "a name with a number in it", cm: "Ravi 2", first: "Ravi", last: "2"},
+		{name: "the caller's national number", cm: "9844400003", last: "Inbound " + number},
+		{name: "the caller's number, outgoing", cm: "9844400003", dir: call.Outgoing, last: "Outbound " + number},
+		{name: "E.164", cm: "+919844400003", last: "Inbound " + number},
+		{name: "with the country code, no plus", cm: "919844400003", last: "Inbound " + number},
+		{name: "a trunk 0", cm: "09844400003", last: "Inbound " + number},
+		{name: "spaces", cm: "+91 98444 00003", last: "Inbound " + number},
+		{name: "dashes", cm: "98444-00003", last: "Inbound " + number},
+		{name: "parentheses and dots", cm: "(984) 440.0003", last: "Inbound " + number},
+		{name: "another number", cm: "+91 97116 36496", last: "Inbound " + number},
+		{name: "a short number", cm: "1800", last: "Inbound " + number},
+		{name: "the caller's number as the call gave it", cm: "0091 98444 00003", caller: "09844400003", last: "Inbound " + number},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := tc.dir
+			if dir == "" {
+				dir = call.Incoming
+			}
+			caller := tc.caller
+			if caller == "" {
+				caller = number
+			}
+			got := LeadFor(call.Log{Direction: dir, CallerNumber: caller, CallerName: tc.cm}, number, "7")
+			assert.Equal(t, NewLead{Number: number, FirstName: tc.first, LastName: tc.last, OwnerID: "7"}, got)
+		})
+	}
 }
