@@ -43,7 +43,7 @@ func (a *Adapter) IntegratePhoneBridge(ctx context.Context) error {
 // page from 1, perPage 1 to 1000). maxUserPages bounds the walk: 100,000 users.
 const (
 	pbUsersPerPage = 1000
-	maxUserPages = 100
+	maxUserPages   = 100
 )
 
 // PhoneBridgeUsers lists the org's PhoneBridge users (GET /phonebridge/v3/users), every
