@@ -47,7 +47,9 @@ const (
 )
 
 // PhoneBridgeUsers lists the org's PhoneBridge users (GET /phonebridge/v3/users), every
-// page of them: a page shorter than perPage is the last.
+// page of them, until an empty page: a page shorter than perPage is not taken for the
+// last, in case Zoho caps perPage below what was asked. A list past maxUserPages is an
+// error, not a partial list (the setup replaces its stored map with what this returns).
 func (a *Adapter) PhoneBridgeUsers(ctx context.Context) ([]PhoneBridgeUser, error) {
 	const op = "zoho: phonebridge users"
 	var out []PhoneBridgeUser
@@ -75,11 +77,11 @@ func (a *Adapter) PhoneBridgeUsers(ctx context.Context) ([]PhoneBridgeUser, erro
 				out = append(out, PhoneBridgeUser{ID: id, Name: str(u["name"]), Email: str(u["email"])})
 			}
 		}
-		if len(body.Users) < pbUsersPerPage {
+		if len(body.Users) == 0 {
 			return out, nil
 		}
 	}
-	return out, nil
+	return nil, &crm.Error{Op: op, Message: fmt.Sprintf("more than %d pages of PhoneBridge users", maxUserPages), Permanent: true}
 }
 
 // RegisterClickToDial registers uri as the click-to-dial URI of PhoneBridge user

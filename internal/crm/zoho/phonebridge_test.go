@@ -28,7 +28,7 @@ func TestPhoneBridgeUsersEveryPage(t *testing.T) {
 	assert.Equal(t, "pb-0", got[0].ID)
 	assert.Equal(t, "pb-2344", got[len(got)-1].ID)
 	assert.Equal(t, "u1000@example.com", got[1000].Email, "the second page follows the first")
-	assert.Equal(t, 3, sb.Stats().ByEndpoint["GET /phonebridge/v3/users"], "three pages of 1000")
+	assert.Equal(t, 4, sb.Stats().ByEndpoint["GET /phonebridge/v3/users"], "three pages of 1000, then an empty one")
 
 	// The sandbox holds perPage to Zoho's range, and reads one page (200) when not told.
 	for _, q := range []string{"perPage=1001", "perPage=0", "page=0", "page=x"} {
