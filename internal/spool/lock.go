@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-// LockFile is the file in a spool directory that the process with the spool open holds
-// an exclusive flock(2) on, from Open to Close; it holds that process's pid.
+// LockFile is the file in a spool directory that names the pid of the process with the
+// spool open. The lock itself is an exclusive flock(2) on the directory, from Open to
+// Close: a lock on a file could be got round by deleting the file (a new one, a new
+// lock), and the directory cannot go without the spool in it.
 const LockFile = "spool.lock"
 
 // ErrInUse: another process has the spool directory open (Open refuses; one process per
@@ -27,10 +29,9 @@ const lockWait = time.Second
 
 // lockDir takes the spool directory's lock, or fails with ErrInUse.
 func lockDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("spool: lock %s: %w", path, err)
+		return nil, fmt.Errorf("spool: lock %s: %w", dir, err)
 	}
 	deadline := time.Now().Add(lockWait)
 	for {
@@ -45,12 +46,10 @@ func lockDir(dir string) (*os.File, error) {
 		if errors.Is(err, errWouldBlock) {
 			return nil, inUse(dir)
 		}
-		return nil, fmt.Errorf("spool: lock %s: %w", path, err)
+		return nil, fmt.Errorf("spool: lock %s: %w", dir, err)
 	}
 	// Who holds it, for the error another process gets; the lock, not this, is what counts.
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
+	_ = os.WriteFile(filepath.Join(dir, LockFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o640)
 	return f, nil
 }
 
@@ -76,9 +75,9 @@ func lockPID(dir string) int {
 // inUseNow reports whether a process has the spool in dir open, and its pid when it
 // says. It takes a shared lock for an instant (Open waits lockWait for it).
 func inUseNow(dir string) (bool, int) {
-	f, err := os.Open(filepath.Join(dir, LockFile))
+	f, err := os.Open(dir)
 	if err != nil {
-		return false, 0 // no process ever locked it
+		return false, 0
 	}
 	defer f.Close()
 	if !heldElsewhere(f) {

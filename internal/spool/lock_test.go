@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,22 @@ func TestSecondOpenOfASpoolIsRefused(t *testing.T) {
 	require.NoError(t, s.Close())
 	s3 := open(t, dir, 0)
 	assert.Equal(t, uint64(2), s3.Stats().Entries)
+}
+
+// The pid file is only a name: deleting it (as a stale pidfile might be) does not let a
+// second process in — the lock is on the directory.
+func TestDeletedPidFileDoesNotUnlockTheSpool(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 0)
+	require.NoError(t, os.Remove(filepath.Join(dir, LockFile)))
+	s2, err := Open(dir, Options{})
+	require.ErrorIs(t, err, ErrInUse)
+	assert.Nil(t, s2)
+	live, _ := inUseNow(dir)
+	assert.True(t, live, "spool status still sees the spool in use")
+	require.NoError(t, s.Close())
+	live, _ = inUseNow(dir)
+	assert.False(t, live)
 }
 
 // The same from another process (serve and `spool drain` on one directory).

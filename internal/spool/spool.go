@@ -86,9 +86,9 @@ type header struct {
 }
 
 // Open opens (or creates) the spool in dir. Entries left by an earlier process are
-// kept and drained first. The process holds an exclusive lock on the directory
-// (LockFile) until Close: an Open of a directory another process (or another Spool
-// of this one) has open fails with an error wrapping ErrInUse.
+// kept and drained first. The process holds an exclusive flock on the directory (its
+// pid in LockFile) until Close: an Open of a directory another process (or another
+// Spool of this one) has open fails with an error wrapping ErrInUse.
 func Open(dir string, o Options) (_ *Spool, err error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
