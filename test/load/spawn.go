@@ -249,7 +249,11 @@ func writeTenants(dir, crmURL string, rateLimit float64) (string, error) {
 
 // calltrackEnv is the environment of a serve or work the tool starts.
 func calltrackEnv(kafka, redisAddr, tenants, httpAddr, suffix, logLevel string) []string {
+	// Each process its own spool, beside the run's tenants file: one process per spool
+	// directory, and none left from an earlier run to drain into this one.
+	spool := filepath.Join(filepath.Dir(tenants), "spool-"+strings.NewReplacer(":", "-", ".", "-").Replace(httpAddr))
 	return []string{
+		"CALLTRACK_SPOOL_DIR=" + spool,
 		"CALLTRACK_KAFKA_BROKERS=" + kafka, "CALLTRACK_REDIS_ADDR=" + redisAddr,
 		"CALLTRACK_TENANTS_FILE=" + tenants, "CALLTRACK_ADMIN_TOKEN=" + benchAdminToken,
 		"CALLTRACK_HTTP_ADDR=" + httpAddr, "CALLTRACK_TOPIC_SUFFIX=" + suffix, "CALLTRACK_LOG_LEVEL=" + logLevel,
