@@ -117,7 +117,6 @@ func TestExtractJSONErrors(t *testing.T) {
 		{"form field not JSON", formCT, "myoperator=hello", nil, prefix + `form field "myoperator": invalid JSON at offset 1: invalid character 'h' looking for beginning of value`},
 		{"form field empty", formCT, "myoperator=", nil, prefix + `form field "myoperator" is empty`},
 		{"form field array", formCT, "myoperator=%5B%5D", nil, prefix + `form field "myoperator": want a JSON object, got array`},
-		{"query field truncated", "", "", url.Values{"myoperator": {`{"_ai":"x"`}}, prefix + `query field "myoperator": invalid JSON at offset 10: unexpected end of JSON input`},
 		{"JSON body invalid", "application/json", `{"_ai":"x",}`, nil, prefix + `JSON body: invalid JSON at offset 12: invalid character '}' looking for beginning of object key string`},
 		{"JSON body array", "application/json", `[{"_ai":"x"}]`, nil, prefix + "JSON body: want a JSON object, got array"},
 		{"JSON body not JSON", "application/json", `myoperator=x`, nil, prefix + "JSON body: invalid JSON at offset 1: invalid character 'm' looking for beginning of value"},
@@ -181,4 +180,28 @@ func TestFormFieldEdges(t *testing.T) {
 	_, err = ExtractJSON(formCT, []byte(huge), nil)
 	require.ErrorIs(t, err, ErrMalformed)
 	assert.Contains(t, err.Error(), "exceeded limit")
+}
+
+// A form or query field's object is checked by its first byte; the parse that follows
+// refuses broken JSON, with where it broke — what ingest answers 400 and keeps.
+func TestBrokenFieldObjectRefusedByTheParse(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, body string
+		query      url.Values
+	}{
+		{"query field truncated", "", url.Values{"myoperator": {`{"_ai":"x"`}}},
+		{"form field truncated", "myoperator=" + url.QueryEscape(`{"_ai":"x"`), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := ExtractJSON(formCT, []byte(tt.body), tt.query)
+			require.NoError(t, err)
+			_, err = ParseAfterCall("acme", raw, received)
+			require.ErrorIs(t, err, ErrMalformed)
+			assert.EqualError(t, err, "malformed MyOperator payload: afterCall: invalid JSON at offset 10: unexpected end of JSON input")
+			_, err = ParseInCall("acme", raw, received)
+			require.ErrorIs(t, err, ErrMalformed)
+			assert.Empty(t, CompanyID(raw))
+		})
+	}
 }
