@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -31,17 +30,7 @@ func (a *App) zohoAdapter(t *tenant.Tenant, parties crm.PartyCache, leads crm.Le
 		ClientSecret: z.ClientSecret.Reveal(), RefreshToken: z.RefreshToken.Reveal(), DefaultCountry: t.DefaultCountry,
 		TimeZone: tz, CallIDField: z.CallIDField, TokenStore: zoho.NewRedisTokenStore(a.Redis, a.Cfg.RedisPrefix),
 		Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t), Parties: parties, Leads: leads, // limits.go
-		MaxLinger: zohoMaxLinger(a.Cfg.ZohoBatchLinger)})
-}
-
-// zohoMaxLinger is CALLTRACK_ZOHO_BATCH_LINGER for the adapter: 0 (or less) turns the
-// adaptive wait off, as README says of any value up to 200 ms — the adapter reads a
-// zero MaxLinger as "not set" and would wait up to its 2 s default.
-func zohoMaxLinger(d time.Duration) time.Duration {
-	if d <= 0 {
-		return zoho.DefaultLinger
-	}
-	return d
+		MaxLinger: a.Cfg.ZohoBatchLinger})
 }
 
 // Notifier returns the live-call pop-up notifier of a tenant's CRM: Zoho's
