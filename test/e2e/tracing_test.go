@@ -79,7 +79,9 @@ func TestOneWebhookIsOneTrace(t *testing.T) {
 				created = sp
 			}
 		}
-		return created.Span != nil
+		// The create's parent (the retry consumer's span) ends after it, and may be
+		// exported in a later batch: wait for both.
+		return created.Span != nil && byID[string(created.ParentSpanId)].Span != nil
 	})
 	t.Logf("trace %s: %v", server.TraceID(), telemetrytest.Names(inTrace))
 
