@@ -220,7 +220,7 @@ func TestTwoRedisRoundTripsPerWebhook(t *testing.T) {
 	assert.Equal(t, "duplicate", body["status"])
 }
 
-// claims releases a held batch once a client has sent its n-th dedupe claim (SET NX GET).
+// claims releases a held batch once a client has sent its n-th dedupe claim (SET NX).
 type claims struct {
 	n       atomic.Int64
 	at      int64
@@ -233,7 +233,7 @@ func (c *claims) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		for _, cmd := range cmds {
-			if a := cmd.Args(); cmd.Name() == "set" && len(a) > 3 && a[len(a)-1] == "get" && c.n.Add(1) == c.at {
+			if a := cmd.Args(); cmd.Name() == "set" && len(a) > 3 && a[len(a)-1] == "nx" && c.n.Add(1) == c.at {
 				c.release()
 			}
 		}
