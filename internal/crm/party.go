@@ -374,15 +374,10 @@ type requestCount struct {
 	byOp map[string]float64
 }
 
-// WithRequestCount returns a context in which the adapter counts its CRM requests
-// (CountRequest), and a function reading the count: the requests one call cost.
-func WithRequestCount(ctx context.Context) (context.Context, func() float64) {
-	ctx, n := WithRequestCounts(ctx, RequestCreate)
-	return ctx, func() float64 { total, _ := n(); return total }
-}
-
-// WithRequestCounts is WithRequestCount that also counts the requests by operation:
-// a request made under WithRequestOp counts as that operation, any other as op.
+// WithRequestCounts returns a context in which the adapter counts its CRM requests
+// (CountRequest), and a function reading the count — the requests one call cost, in
+// all and by operation: a request made under WithRequestOp counts as that operation,
+// any other as op.
 func WithRequestCounts(ctx context.Context, op string) (context.Context, func() (float64, map[string]float64)) {
 	rc := &requestCount{op: op, byOp: map[string]float64{}}
 	return context.WithValue(ctx, requestCountKey{}, rc), func() (float64, map[string]float64) {
