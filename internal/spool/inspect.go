@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Info is what Inspect finds in a spool directory.
@@ -105,9 +104,7 @@ func inspect(dir string, st *Stats) error {
 		_, head = entries(b)
 	}
 	if head != nil {
-		var e struct {
-			At time.Time `json:"at"`
-		}
+		var e entry
 		if json.Unmarshal(head, &e) == nil {
 			st.Oldest = e.At
 		}
