@@ -78,6 +78,7 @@ type App struct {
 	// Ingest side (ingest.go): the spool Kafka's outages go to, and Redis's state.
 	Spool    *spool.Spool
 	Delivery ingest.Publisher
+	Before   *redisbatch.Batcher // webhooks' first round trips (claim, lookups), many in one pipeline
 	After    *redisbatch.Batcher // webhooks' dedupe finishes and trace stages, in the background
 	ingestState
 
@@ -188,7 +189,7 @@ func (a *App) Ready() map[string]web.Check { return a.readyChecks() }
 // Ingest builds the webhook handler.
 func (a *App) Ingest() *ingest.Handler {
 	return &ingest.Handler{Tenants: a.Tenants, Redis: a.Redis, Mappings: a.Mappings, Publisher: a.Delivery, Topics: a.Topics,
-		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget, After: a.After}
+		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget, After: a.After, Before: a.Before}
 }
 
 // Admin builds the admin API.

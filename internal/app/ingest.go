@@ -101,6 +101,14 @@ func (a *App) openIngest() error {
 		defer cancel()
 		return a.After.Close(ctx)
 	})
+	// Webhooks' first round trips (claim and lookups), answers awaited: closed after
+	// After (closers run in reverse), both before Redis.
+	a.Before = redisbatch.New(a.Redis, redisbatch.Options{Timeout: a.Cfg.RedisBudget})
+	a.closers = append(a.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.Before.Close(ctx)
+	})
 	a.spoolStats = spool.NewMetrics(a.Metrics.Registry, s)
 	log := a.Log.With().Str("role", "spool").Logger()
 	a.Delivery = &spool.Publisher{Kafka: a.Producer, Spool: s, Timeout: a.Cfg.PublishTimeout, Metrics: a.spoolStats, Log: log}

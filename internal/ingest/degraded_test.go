@@ -61,8 +61,9 @@ func serverHandler(t *testing.T, rdb redis.UniversalClient, prefix string, pub P
 	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
 		Redis: rdb, Mappings: mapping.NewStore(rdb, prefix), Publisher: pub, Topics: kafkabus.DefaultTopics(),
 		Dedupe: idempotency.New(rdb, prefix), Trace: trace.New(rdb, prefix), Metrics: m, Log: zerolog.Nop(),
-		RedisBudget: 200 * time.Millisecond, After: redisbatch.New(rdb, redisbatch.Options{})} // as serve runs it
-	t.Cleanup(func() { _ = h.After.Close(context.Background()) })
+		RedisBudget: 200 * time.Millisecond, After: redisbatch.New(rdb, redisbatch.Options{}),
+		Before: redisbatch.New(rdb, redisbatch.Options{Timeout: 200 * time.Millisecond})} // as serve runs it
+	t.Cleanup(func() { _ = h.After.Close(context.Background()); _ = h.Before.Close(context.Background()) })
 	e := web.New(zerolog.Nop(), m, nil)
 	h.Register(e)
 	(&V2{Handler: h}).Register(e)
@@ -100,6 +101,53 @@ func TestRedisDownStillAccepts(t *testing.T) {
 	assert.True(t, l.OwnerUnresolved)
 	assert.Nil(t, l.Owner)
 	assert.False(t, l.Internal)
+}
+
+// hangingRedis is a client of a Redis that takes connections and never answers.
+func hangingRedis(t *testing.T) redis.UniversalClient {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1})
+	t.Cleanup(func() {
+		_ = rdb.Close()
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return rdb
+}
+
+// A Redis that hangs: the answer comes once the Redis budget is spent, and the call
+// goes out with its owner unresolved (the writer resolves it) — not unattributed,
+// as if the lookup had found no mapping.
+func TestHangingRedisLeavesTheOwnerUnresolved(t *testing.T) {
+	pub := &fakePublisher{}
+	srv := server(t, hangingRedis(t), "x", pub)
+	code, body, took := postAfterCall(t, srv, sample(t))
+	require.Equal(t, http.StatusOK, code, "%v", body)
+	assert.Equal(t, "accepted", body["status"])
+	assert.Less(t, took, 2*time.Second, "a hanging Redis does not stall the answer past its budget")
+	require.NotEmpty(t, pub.msgs)
+	var l call.Log
+	require.NoError(t, json.Unmarshal(pub.msgs[0].Value, &l))
+	assert.True(t, l.OwnerUnresolved, "the writer resolves the owner")
+	assert.Nil(t, l.Owner)
 }
 
 // With Redis up the owner is resolved at ingest and the flag is not set.

@@ -66,6 +66,9 @@ type Handler struct {
 	// the background, many webhooks' in one pipeline: the answer waits for one Redis
 	// round trip instead of two. Nil: they are written before the answer.
 	After *redisbatch.Batcher
+	// Before, when set, sends a webhook's first round trip (claim and lookups) with
+	// the other webhooks' waiting at that moment, in one pipeline. Nil: each its own.
+	Before *redisbatch.Batcher
 
 	redis redisGate
 }
@@ -314,19 +317,37 @@ func (h *Handler) before(c echo.Context, r *request, d *delivery) (claimed, answ
 	rctx, cancel := h.redisContext(c.Request().Context())
 	defer cancel()
 	restoring := h.MappingsReady != nil && !h.MappingsReady()
-	p := h.Redis.Pipeline()
-	claim := h.Dedupe.ClaimPipe(rctx, p, d.dedupeKey, PendingTTL)
-	answers := make([]mapping.Lookup, len(d.lookups))
-	for i, l := range d.lookups {
-		if restoring {
+	if restoring {
+		for _, l := range d.lookups {
 			l.err = errMappingsRestoring
-			continue
 		}
-		answers[i] = h.Mappings.LookupPipe(rctx, p, r.t.ID, l.agent, l.caller, l.byUUID)
 	}
-	// The claim and the lookups do not depend on each other: the lookup script may go
-	// by SHA1 (redisscript).
-	_, _ = p.Exec(redisscript.Independent(rctx)) // each command's answer is read below
+	// queue may run after a round trip given up on (the budget spent): it writes
+	// only what is read once the round trip came back.
+	var claim func() (int, error)
+	answers := make([]mapping.Lookup, len(d.lookups))
+	queue := func(p redis.Pipeliner) {
+		claim = h.Dedupe.ClaimPipe(rctx, p, d.dedupeKey, PendingTTL)
+		if restoring {
+			return
+		}
+		for i, l := range d.lookups {
+			answers[i] = h.Mappings.LookupPipe(rctx, p, r.t.ID, l.agent, l.caller, l.byUUID)
+		}
+	}
+	if err := h.roundTrip(rctx, queue); err != nil || claim == nil {
+		if err == nil {
+			err = errNotQueued
+		}
+		h.redis.failed(err)
+		for _, l := range d.lookups {
+			if l.err == nil {
+				l.err = err // the owner is left to the writer, as with Redis down
+			}
+		}
+		r.log.Warn().Err(err).Msg("redis unavailable: webhook not deduplicated")
+		return false, false, nil
+	}
 	for i, l := range d.lookups {
 		if answers[i] != nil {
 			l.m, l.callerIsAgent, l.err = answers[i]()
@@ -351,6 +372,23 @@ func (h *Handler) before(c echo.Context, r *request, d *delivery) (claimed, answ
 		return h.duplicate(rctx, c, r, d)
 	}
 	return true, false, nil
+}
+
+// roundTrip sends queue's commands and waits for their answers: in h.Before's next
+// pipeline, with other webhooks' (one Redis read and write for many, on both sides:
+// BENCHMARKS.md section 1, ninth round), else in a pipeline of their own.
+func (h *Handler) roundTrip(ctx context.Context, queue func(redis.Pipeliner)) error {
+	if h.Before != nil {
+		if err := h.Before.Do(ctx, queue); !errors.Is(err, redisbatch.ErrNotQueued) {
+			return err
+		}
+	}
+	p := h.Redis.Pipeline()
+	queue(p)
+	// The claim and the lookups do not depend on each other: the lookup script may go
+	// by SHA1 (redisscript).
+	_, _ = p.Exec(redisscript.Independent(ctx)) // each command's answer is read by the caller
+	return nil
 }
 
 // duplicate answers a redelivery of a webhook whose events were published.

@@ -55,8 +55,8 @@ func newServer(t testing.TB) (*httptest.Server, *fakePublisher) {
 	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
 		Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
 		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.Nop(),
-		After: redisbatch.New(env.Redis, redisbatch.Options{})} // as serve runs it
-	t.Cleanup(func() { _ = h.After.Close(context.Background()) })
+		After: redisbatch.New(env.Redis, redisbatch.Options{}), Before: redisbatch.New(env.Redis, redisbatch.Options{})} // as serve runs it
+	t.Cleanup(func() { _ = h.After.Close(context.Background()); _ = h.Before.Close(context.Background()) })
 	e := web.New(zerolog.Nop(), m, nil)
 	h.Register(e)
 	srv := httptest.NewServer(e)

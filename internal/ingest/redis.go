@@ -18,6 +18,7 @@ const redisPause = 2 * time.Second
 var (
 	errRedisSkipped      = errors.New("ingest: redis failed moments ago: not consulted")
 	errMappingsRestoring = errors.New("ingest: mappings are being restored")
+	errNotQueued         = errors.New("ingest: the webhook's redis commands were not queued")
 )
 
 // redisGate remembers a recent Redis failure.

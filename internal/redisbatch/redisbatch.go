@@ -1,14 +1,17 @@
-// Package redisbatch writes Redis commands whose answers nobody waits for — ingest's
-// dedupe finish and trace stages, once a webhook's events are on Kafka — in the
-// background, every caller's queued since the last write in one pipeline. A webhook's
-// answer then waits for one Redis round trip, not two, and Redis reads and answers one
-// pipeline for many webhooks: serve's maximum rose by a sixth on the benchmark box
-// (BENCHMARKS.md, section 1, sixth round), where waiting for a shared write (the
-// writes batched but each webhook still waiting for its own) gained nothing.
+// Package redisbatch sends many callers' Redis commands in one pipeline: every caller's
+// queued since the last write, one batch at a time. Redis then reads and answers one
+// pipeline for many callers, and each side makes one read and one write for the lot.
+//
+// Add is for commands whose answers nobody waits for — ingest's dedupe finish and
+// trace stages, once a webhook's events are on Kafka: the webhook's answer waits for
+// one Redis round trip, not two (serve's maximum rose by a sixth, BENCHMARKS.md
+// section 1, sixth round). Do is for commands whose answers the caller reads — a
+// webhook's claim and owner lookups: it waits for its batch (ninth round).
 package redisbatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -86,6 +89,21 @@ func (b *Batcher) Add(fn func(redis.Pipeliner)) bool {
 	default: // a wake-up is due already
 	}
 	return true
+}
+
+// ErrNotQueued is Do's error when the queue is full or the Batcher closed: the
+// caller sends its commands itself.
+var ErrNotQueued = errors.New("redisbatch: not queued: the queue is full or closed")
+
+// Do queues fn, as Add, and waits until its batch was sent and answered (or failed):
+// then fn's commands hold their answers. It returns ErrNotQueued when Add would
+// refuse, and ctx's error when ctx ends first — fn may then still run, later: it must
+// not write what its caller reads after an error.
+func (b *Batcher) Do(ctx context.Context, fn func(redis.Pipeliner)) error {
+	if !b.Add(fn) {
+		return ErrNotQueued
+	}
+	return b.Flush(ctx)
 }
 
 // Flush waits until every write queued before it was sent (and answered, or failed),

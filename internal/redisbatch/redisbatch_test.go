@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,4 +155,48 @@ func TestPanickingWriteIsReported(t *testing.T) {
 	defer mu.Unlock()
 	require.Len(t, failures, 1)
 	assert.Contains(t, failures[0], "boom")
+}
+
+// Callers waiting with Do read their own answers, from one pipeline for all who
+// queued while a batch was out; a closed Batcher refuses with ErrNotQueued.
+func TestDoAnswersEachCallerFromOnePipeline(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	sent := &pipelines{}
+	env.Redis.AddHook(sent)
+	b := redisbatch.New(env.Redis, redisbatch.Options{})
+	key := func(i int) string { return fmt.Sprintf("%s:d%d", env.Prefix, i) }
+	for i := range 50 {
+		require.NoError(t, env.Redis.Set(ctx, key(i), i*10, time.Minute).Err())
+	}
+	sent.n.Store(0)
+	release := held(t, b, func(p redis.Pipeliner) { p.Set(ctx, env.Prefix+":first", 1, time.Minute) })
+	got := make([]int, 50)
+	var wg sync.WaitGroup
+	var queued atomic.Int64
+	for i := range 50 {
+		wg.Go(func() {
+			var get *redis.StringCmd
+			queued.Add(1)
+			err := b.Do(ctx, func(p redis.Pipeliner) {
+				p.Set(ctx, key(i)+":seen", 1, time.Minute)
+				get = p.Get(ctx, key(i))
+			})
+			if assert.NoError(t, err) {
+				got[i], _ = get.Int()
+			}
+		})
+	}
+	for queued.Load() < 50 {
+		runtime.Gosched() // every caller queued behind the held batch
+	}
+	release()
+	wg.Wait()
+	for i, v := range got {
+		assert.Equal(t, i*10, v, "caller %d's own answer", i)
+	}
+	assert.LessOrEqual(t, sent.n.Load(), int64(3), "the held batch, then the callers' in one or two")
+
+	require.NoError(t, b.Close(ctx))
+	assert.ErrorIs(t, b.Do(ctx, func(p redis.Pipeliner) {}), redisbatch.ErrNotQueued)
 }
