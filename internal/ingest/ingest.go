@@ -525,14 +525,15 @@ func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery 
 					r.log.Info().Str("agent", agentLabel(ptrOr(l.Agent))).Msg("agent not mapped: the call will be kept unattributed")
 				}
 			}
-			val, err := json.Marshal(l)
+			val, err := l.AppendJSON(make([]byte, 0, 2048)) // the sample afterCall: 1.2 KB
 			if err != nil {
 				return nil, err
 			}
 			key := call.Key(t.ID, l.CallID)
 			msgs := []kafka.Message{kafkabus.Event(h.Topics.Log, key, "calltrack/ingest", t.ID, l.CallID, val)}
 			if !l.Recording.Empty() {
-				rec, err := json.Marshal(call.RecordingEvent{Tenant: t.ID, CallID: l.CallID, Recording: *l.Recording, ReceivedAt: l.ReceivedAt})
+				re := call.RecordingEvent{Tenant: t.ID, CallID: l.CallID, Recording: *l.Recording, ReceivedAt: l.ReceivedAt}
+				rec, err := re.AppendJSON(nil)
 				if err != nil {
 					return nil, err
 				}

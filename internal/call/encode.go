@@ -1,0 +1,267 @@
+package call
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends l as encoding/json encodes it, byte for byte, without its
+// reflection: ingest encodes every call log it publishes, and json.Marshal took ~6 %
+// of serve's CPU (issue 14; BENCHMARKS.md section 5). TestAppendJSONIsJSONMarshal
+// fills every field by reflection, so a field added to Log and not here fails it.
+func (l *Log) AppendJSON(b []byte) ([]byte, error) {
+	if !strictTime(l.StartedAt) || !strictTime(l.EndedAt) || !strictTime(l.ReceivedAt) || !l.legTimesStrict() {
+		return appendMarshal(b, l) // encoding/json's own error
+	}
+	b = append(b, `{"tenant":`...)
+	b = appendString(b, l.Tenant)
+	b = append(b, `,"call_id":`...)
+	b = appendString(b, l.CallID)
+	b = appendOmitEmpty(b, `,"log_id":`, l.LogID)
+	b = appendOmitEmpty(b, `,"company_id":`, l.CompanyID)
+	b = append(b, `,"source":`...)
+	b = appendString(b, l.Source)
+	b = append(b, `,"direction":`...)
+	b = appendString(b, string(l.Direction))
+	b = append(b, `,"status":`...)
+	b = appendString(b, string(l.Status))
+	b = append(b, `,"click_to_call":`...)
+	b = strconv.AppendBool(b, l.ClickToCall)
+	b = appendOmitEmpty(b, `,"click_ref":`, l.ClickRef)
+	if l.Internal {
+		b = append(b, `,"internal":true`...)
+	}
+	b = appendOmitEmpty(b, `,"caller_number":`, l.CallerNumber)
+	b = appendOmitEmpty(b, `,"caller_name":`, l.CallerName)
+	b = appendOmitEmpty(b, `,"did":`, l.DID)
+	b = appendOmitEmpty(b, `,"department":`, l.Department)
+	b = appendOmitEmpty(b, `,"department_id":`, l.DepartmentID)
+	b = appendOmitZero(b, `,"started_at":`, l.StartedAt)
+	b = appendOmitZero(b, `,"ended_at":`, l.EndedAt)
+	b = append(b, `,"duration_seconds":`...)
+	b = strconv.AppendInt(b, int64(l.Duration), 10)
+	if len(l.Legs) > 0 {
+		b = append(b, `,"legs":[`...)
+		for i := range l.Legs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = l.Legs[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	if l.Agent != nil {
+		b = append(b, `,"agent":`...)
+		b = l.Agent.appendJSON(b)
+	}
+	if l.Owner != nil {
+		b = append(b, `,"owner":{"crm_user_id":`...)
+		b = appendString(b, l.Owner.CRMUserID)
+		b = appendOmitEmpty(b, `,"email":`, l.Owner.Email)
+		b = appendOmitEmpty(b, `,"name":`, l.Owner.Name)
+		b = appendOmitEmpty(b, `,"source":`, l.Owner.Source)
+		b = append(b, '}')
+	}
+	if l.OwnerUnresolved {
+		b = append(b, `,"owner_unresolved":true`...)
+	}
+	if l.Recording != nil {
+		b = append(b, `,"recording":`...)
+		b = l.Recording.appendJSON(b)
+	}
+	b = appendOmitEmpty(b, `,"disposition":`, l.Disposition)
+	b = append(b, `,"received_at":`...)
+	b = appendTime(b, l.ReceivedAt)
+	return append(b, '}'), nil
+}
+
+// AppendJSON appends e as encoding/json encodes it, byte for byte (as Log's).
+func (e *RecordingEvent) AppendJSON(b []byte) ([]byte, error) {
+	if !strictTime(e.ReceivedAt) {
+		return appendMarshal(b, e)
+	}
+	b = append(b, `{"tenant":`...)
+	b = appendString(b, e.Tenant)
+	b = append(b, `,"call_id":`...)
+	b = appendString(b, e.CallID)
+	b = append(b, `,"recording":`...)
+	b = e.Recording.appendJSON(b)
+	b = appendOmitEmpty(b, `,"disposition":`, e.Disposition)
+	b = append(b, `,"received_at":`...)
+	b = appendTime(b, e.ReceivedAt)
+	return append(b, '}'), nil
+}
+
+func (l *Log) legTimesStrict() bool {
+	for i := range l.Legs {
+		g := &l.Legs[i]
+		if !strictTime(g.RingStart) || !strictTime(g.StartedAt) || !strictTime(g.EndedAt) {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *Leg) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = appendOmitZero(b, `,"ring_start":`, g.RingStart)
+	b = appendOmitEmpty(b, `,"dial_status":`, g.DialStatus)
+	b = appendOmitEmpty(b, `,"action":`, g.Action)
+	b = appendOmitEmpty(b, `,"did":`, g.DID)
+	b = appendOmitZero(b, `,"started_at":`, g.StartedAt)
+	b = appendOmitZero(b, `,"ended_at":`, g.EndedAt)
+	b = append(b, `,"duration_seconds":`...)
+	b = strconv.AppendInt(b, int64(g.Duration), 10)
+	b = append(b, `,"answered":`...)
+	b = strconv.AppendBool(b, g.Answered)
+	b = appendAgents(b, `,"agents":`, g.Agents)
+	if g.AnsweredBy != nil {
+		b = append(b, `,"answered_by":`...)
+		b = g.AnsweredBy.appendJSON(b)
+	}
+	b = appendAgents(b, `,"transfers":`, g.Transfers)
+	b = dropLeadingComma(b, start)
+	return append(b, '}')
+}
+
+func appendAgents(b []byte, key string, as []Agent) []byte {
+	if len(as) == 0 {
+		return b
+	}
+	b = append(b, key...)
+	b = append(b, '[')
+	for i := range as {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = as[i].appendJSON(b)
+	}
+	return append(b, ']')
+}
+
+func (a *Agent) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = appendOmitEmpty(b, `,"id":`, a.ID)
+	b = appendOmitEmpty(b, `,"name":`, a.Name)
+	b = appendOmitEmpty(b, `,"email":`, a.Email)
+	b = appendOmitEmpty(b, `,"extension":`, a.Extension)
+	b = appendOmitEmpty(b, `,"phone":`, a.Phone)
+	b = dropLeadingComma(b, start)
+	return append(b, '}')
+}
+
+func (r *Recording) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = appendOmitEmpty(b, `,"url":`, r.URL)
+	b = appendOmitEmpty(b, `,"file_name":`, r.FileName)
+	b = dropLeadingComma(b, start)
+	return append(b, '}')
+}
+
+// dropLeadingComma removes the comma the first member written after start began
+// with (members are appended each with its comma, as any may be omitted).
+func dropLeadingComma(b []byte, start int) []byte {
+	if len(b) > start && b[start] == ',' {
+		return append(b[:start], b[start+1:]...)
+	}
+	return b
+}
+
+func appendOmitEmpty(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, key...)
+	return appendString(b, v)
+}
+
+func appendOmitZero(b []byte, key string, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	b = append(b, key...)
+	return appendTime(b, t)
+}
+
+// strictTime reports whether encoding/json encodes t without an error (time.Time's
+// MarshalJSON refuses years outside 0–9999 and offsets of a day or more).
+func strictTime(t time.Time) bool {
+	_, off := t.Zone()
+	y := t.Year()
+	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+func appendMarshal(b []byte, v any) ([]byte, error) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, j...), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString is encoding/json's string encoding, HTML escaping included: <, > and &
+// as \u003c, \u003e, \u0026; control characters; U+2028 and U+2029; invalid UTF-8 as
+// \ufffd.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
