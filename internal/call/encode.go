@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/calltrack/calltrack/internal/jsonwire"
 )
 
 // AppendJSON appends l as encoding/json encodes it, byte for byte, without its
@@ -12,21 +13,21 @@ import (
 // of serve's CPU (issue 14; BENCHMARKS.md section 5). TestAppendJSONIsJSONMarshal
 // fills every field by reflection, so a field added to Log and not here fails it.
 func (l *Log) AppendJSON(b []byte) ([]byte, error) {
-	if !strictTime(l.StartedAt) || !strictTime(l.EndedAt) || !strictTime(l.ReceivedAt) || !l.legTimesStrict() {
+	if !jsonwire.StrictTime(l.StartedAt) || !jsonwire.StrictTime(l.EndedAt) || !jsonwire.StrictTime(l.ReceivedAt) || !l.legTimesStrict() {
 		return appendMarshal(b, l) // encoding/json's own error
 	}
 	b = append(b, `{"tenant":`...)
-	b = appendString(b, l.Tenant)
+	b = jsonwire.AppendString(b, l.Tenant)
 	b = append(b, `,"call_id":`...)
-	b = appendString(b, l.CallID)
+	b = jsonwire.AppendString(b, l.CallID)
 	b = appendOmitEmpty(b, `,"log_id":`, l.LogID)
 	b = appendOmitEmpty(b, `,"company_id":`, l.CompanyID)
 	b = append(b, `,"source":`...)
-	b = appendString(b, l.Source)
+	b = jsonwire.AppendString(b, l.Source)
 	b = append(b, `,"direction":`...)
-	b = appendString(b, string(l.Direction))
+	b = jsonwire.AppendString(b, string(l.Direction))
 	b = append(b, `,"status":`...)
-	b = appendString(b, string(l.Status))
+	b = jsonwire.AppendString(b, string(l.Status))
 	b = append(b, `,"click_to_call":`...)
 	b = strconv.AppendBool(b, l.ClickToCall)
 	b = appendOmitEmpty(b, `,"click_ref":`, l.ClickRef)
@@ -58,7 +59,7 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 	}
 	if l.Owner != nil {
 		b = append(b, `,"owner":{"crm_user_id":`...)
-		b = appendString(b, l.Owner.CRMUserID)
+		b = jsonwire.AppendString(b, l.Owner.CRMUserID)
 		b = appendOmitEmpty(b, `,"email":`, l.Owner.Email)
 		b = appendOmitEmpty(b, `,"name":`, l.Owner.Name)
 		b = appendOmitEmpty(b, `,"source":`, l.Owner.Source)
@@ -73,31 +74,31 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = appendOmitEmpty(b, `,"disposition":`, l.Disposition)
 	b = append(b, `,"received_at":`...)
-	b = appendTime(b, l.ReceivedAt)
+	b = jsonwire.AppendTime(b, l.ReceivedAt)
 	return append(b, '}'), nil
 }
 
 // AppendJSON appends e as encoding/json encodes it, byte for byte (as Log's).
 func (e *RecordingEvent) AppendJSON(b []byte) ([]byte, error) {
-	if !strictTime(e.ReceivedAt) {
+	if !jsonwire.StrictTime(e.ReceivedAt) {
 		return appendMarshal(b, e)
 	}
 	b = append(b, `{"tenant":`...)
-	b = appendString(b, e.Tenant)
+	b = jsonwire.AppendString(b, e.Tenant)
 	b = append(b, `,"call_id":`...)
-	b = appendString(b, e.CallID)
+	b = jsonwire.AppendString(b, e.CallID)
 	b = append(b, `,"recording":`...)
 	b = e.Recording.appendJSON(b)
 	b = appendOmitEmpty(b, `,"disposition":`, e.Disposition)
 	b = append(b, `,"received_at":`...)
-	b = appendTime(b, e.ReceivedAt)
+	b = jsonwire.AppendTime(b, e.ReceivedAt)
 	return append(b, '}'), nil
 }
 
 func (l *Log) legTimesStrict() bool {
 	for i := range l.Legs {
 		g := &l.Legs[i]
-		if !strictTime(g.RingStart) || !strictTime(g.StartedAt) || !strictTime(g.EndedAt) {
+		if !jsonwire.StrictTime(g.RingStart) || !jsonwire.StrictTime(g.StartedAt) || !jsonwire.StrictTime(g.EndedAt) {
 			return false
 		}
 	}
@@ -177,7 +178,7 @@ func appendOmitEmpty(b []byte, key, v string) []byte {
 		return b
 	}
 	b = append(b, key...)
-	return appendString(b, v)
+	return jsonwire.AppendString(b, v)
 }
 
 func appendOmitZero(b []byte, key string, t time.Time) []byte {
@@ -185,21 +186,7 @@ func appendOmitZero(b []byte, key string, t time.Time) []byte {
 		return b
 	}
 	b = append(b, key...)
-	return appendTime(b, t)
-}
-
-// strictTime reports whether encoding/json encodes t without an error (time.Time's
-// MarshalJSON refuses years outside 0–9999 and offsets of a day or more).
-func strictTime(t time.Time) bool {
-	_, off := t.Zone()
-	y := t.Year()
-	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	return jsonwire.AppendTime(b, t)
 }
 
 func appendMarshal(b []byte, v any) ([]byte, error) {
@@ -208,60 +195,4 @@ func appendMarshal(b []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, j...), nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString is encoding/json's string encoding, HTML escaping included: <, > and &
-// as \u003c, \u003e, \u0026; control characters; U+2028 and U+2029; invalid UTF-8 as
-// \ufffd.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

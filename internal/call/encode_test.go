@@ -101,15 +101,3 @@ func TestAppendJSONRefusesWhatMarshalRefuses(t *testing.T) {
 		assert.EqualError(t, err, want.Error())
 	}
 }
-
-// appendString is encoding/json's string encoding for any string.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range awkward {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, err := json.Marshal(s)
-		require.NoError(t, err)
-		assert.Equal(t, string(want), string(appendString(nil, s)))
-	})
-}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/idempotency"
+	"github.com/calltrack/calltrack/internal/jsonwire"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
@@ -240,6 +242,29 @@ type answer struct {
 	Spooled     bool   `json:"spooled,omitempty"`     // Kafka did not answer: the call waits in the local spool
 }
 
+// appendJSON appends a as Echo's c.JSON writes it (encoding/json, then a newline),
+// without its reflection: every webhook is answered so (issue 14).
+func (a *answer) appendJSON(b []byte) []byte {
+	b = append(b, `{"status":`...)
+	b = jsonwire.AppendString(b, a.Status)
+	b = append(b, `,"tenant":`...)
+	b = jsonwire.AppendString(b, a.Tenant)
+	b = append(b, `,"call_id":`...)
+	b = jsonwire.AppendString(b, a.CallID)
+	if a.EventType != "" {
+		b = append(b, `,"event_type":`...)
+		b = jsonwire.AppendString(b, a.EventType)
+	}
+	if a.Provisional != nil {
+		b = append(b, `,"provisional":`...)
+		b = strconv.AppendBool(b, *a.Provisional)
+	}
+	if a.Spooled {
+		b = append(b, `,"spooled":true`...)
+	}
+	return append(b, "}\n"...)
+}
+
 // lookup is one agent to resolve from the mappings (and whether the caller is an agent).
 type lookup struct {
 	agent  *call.Agent
@@ -299,7 +324,7 @@ func (h *Handler) deliver(c echo.Context, r *request, d delivery) error {
 		}
 	}
 	log.Info().Bool("spooled", spooled).Dur("took", time.Since(r.start)).Msg("webhook accepted")
-	return c.JSON(http.StatusOK, d.answer)
+	return c.JSONBlob(http.StatusOK, d.answer.appendJSON(make([]byte, 0, 128)))
 }
 
 // before is the first Redis round trip: the dedupe claim and the lookups, pipelined.
@@ -399,7 +424,7 @@ func (h *Handler) duplicate(rctx context.Context, c echo.Context, r *request, d 
 		_ = h.Trace.Record(rctx, r.t.ID, d.callID, trace.Update{Stage: trace.Stage{Stage: "duplicate_ignored", Kind: d.traceKind, Detail: d.detail}})
 	}
 	d.answer.Status = "duplicate"
-	return false, true, c.JSON(http.StatusOK, d.answer)
+	return false, true, c.JSONBlob(http.StatusOK, d.answer.appendJSON(make([]byte, 0, 128)))
 }
 
 // redelivered reports whether a delivery found pending was in fact published by this

@@ -523,21 +523,31 @@ func (e writeErrors) Unwrap() []error {
 	return out
 }
 
-// Event builds a message with calltrack's CloudEvents-style headers.
+// Event builds a message with calltrack's CloudEvents-style headers. The headers'
+// values share one buffer: ingest builds one or two events a webhook (issue 14).
 func Event(topic, key, source, tenant, callID string, value []byte, extra ...kafka.Header) kafka.Message {
 	now := time.Now().UTC()
+	id := NewID()
+	buf := make([]byte, 0, len(id)+len(topic)+len(source)+len(time.RFC3339Nano)+len(tenant)+len(callID)+len(key))
+	part := func(s string) []byte {
+		start := len(buf)
+		buf = append(buf, s...)
+		return buf[start:len(buf):len(buf)]
+	}
 	h := make([]kafka.Header, 0, 6+len(extra)) // one allocation, the call id's included
 	h = append(h,
-		kafka.Header{Key: HeaderID, Value: []byte(NewID())},
-		kafka.Header{Key: HeaderType, Value: []byte(topic)},
-		kafka.Header{Key: HeaderSource, Value: []byte(source)},
-		kafka.Header{Key: HeaderTime, Value: now.AppendFormat(nil, time.RFC3339Nano)},
-		kafka.Header{Key: HeaderTenant, Value: []byte(tenant)},
+		kafka.Header{Key: HeaderID, Value: part(id)},
+		kafka.Header{Key: HeaderType, Value: part(topic)},
+		kafka.Header{Key: HeaderSource, Value: part(source)},
 	)
+	start := len(buf)
+	buf = now.AppendFormat(buf, time.RFC3339Nano)
+	h = append(h, kafka.Header{Key: HeaderTime, Value: buf[start:len(buf):len(buf)]},
+		kafka.Header{Key: HeaderTenant, Value: part(tenant)})
 	if callID != "" {
-		h = append(h, kafka.Header{Key: HeaderCallID, Value: []byte(callID)})
+		h = append(h, kafka.Header{Key: HeaderCallID, Value: part(callID)})
 	}
-	return kafka.Message{Topic: topic, Key: []byte(key), Value: value, Headers: append(h, extra...), Time: now}
+	return kafka.Message{Topic: topic, Key: part(key), Value: value, Headers: append(h, extra...), Time: now}
 }
 
 // Header returns the value of the last header named key, or "".

@@ -5,9 +5,10 @@ import (
 	"cmp"
 	"encoding/json"
 	"slices"
-	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/calltrack/calltrack/internal/jsonwire"
 )
 
 // Canonical is raw, a valid JSON value, as encoding/json writes it back once decoded
@@ -125,7 +126,7 @@ func appendStringLiteral(dst, lit []byte) []byte {
 	}
 	var s string
 	_ = json.Unmarshal(lit, &s)
-	return appendString(dst, s)
+	return jsonwire.AppendString(dst, s)
 }
 
 // safeString reports whether encoding/json writes the string s (no quotes) as it is:
@@ -157,15 +158,6 @@ func onlySlashEscapes(s []byte) bool {
 		}
 	}
 	return true
-}
-
-// appendString appends s quoted as encoding/json quotes it.
-func appendString(dst []byte, s string) []byte {
-	if strings.ContainsAny(s, "\"\\<>&\u2028\u2029") || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 }) {
-		b, _ := json.Marshal(s)
-		return append(dst, b...)
-	}
-	return append(append(append(dst, '"'), s...), '"')
 }
 
 // member is one member of a JSON object: its key decoded (for sorting), the key's
