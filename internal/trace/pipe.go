@@ -2,7 +2,6 @@ package trace
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,7 +29,7 @@ func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callI
 		if u.At.IsZero() {
 			u.At = now
 		}
-		b, err := json.Marshal(u.Stage)
+		b, err := u.Stage.appendJSON(make([]byte, 0, 128))
 		if err != nil {
 			return err
 		}

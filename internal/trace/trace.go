@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/calltrack/calltrack/internal/jsonwire"
 )
 
 // ErrNotFound means calltrack has no trace of that call.
@@ -54,6 +56,28 @@ type Stage struct {
 	At     time.Time `json:"at"`
 	Kind   string    `json:"kind,omitempty"` // log, live, recording
 	Detail string    `json:"detail,omitempty"`
+}
+
+// appendJSON appends s as encoding/json encodes it, without its reflection: ingest
+// records two stages a webhook (issue 14).
+func (s *Stage) appendJSON(b []byte) ([]byte, error) {
+	if !jsonwire.StrictTime(s.At) {
+		j, err := json.Marshal(s) // its error
+		return append(b, j...), err
+	}
+	b = append(b, `{"stage":`...)
+	b = jsonwire.AppendString(b, s.Stage)
+	b = append(b, `,"at":`...)
+	b = jsonwire.AppendTime(b, s.At)
+	if s.Kind != "" {
+		b = append(b, `,"kind":`...)
+		b = jsonwire.AppendString(b, s.Kind)
+	}
+	if s.Detail != "" {
+		b = append(b, `,"detail":`...)
+		b = jsonwire.AppendString(b, s.Detail)
+	}
+	return append(b, '}'), nil
 }
 
 // Trace is what the admin API shows.
@@ -145,7 +169,7 @@ func (s *Store) queueIndexed(ctx context.Context, p redis.Pipeliner, tenant, cal
 	if u.At.IsZero() {
 		u.At = time.Now().UTC()
 	}
-	stage, err := json.Marshal(u.Stage)
+	stage, err := u.Stage.appendJSON(nil)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@ package trace
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,5 +103,23 @@ func TestEarlyStatusOverAnOlderVersionsTrace(t *testing.T) {
 		tr, err := s.Get(ctx, "acme", id)
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, tr.Status, "%s, then %s", tc.old, tc.next)
+	}
+}
+
+// A stage is stored as encoding/json encodes it, byte for byte; a time it refuses is
+// refused the same way.
+func TestStageJSONIsJSONMarshal(t *testing.T) {
+	require.Equal(t, 4, reflect.TypeFor[Stage]().NumField(), "a field added to Stage: add it to appendJSON and to this table")
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123_000_000, time.FixedZone("IST", 5*3600+1800))
+	for _, s := range []Stage{{}, {Stage: "received", At: at}, {Stage: "x<&>\"", At: at, Kind: "log", Detail: "placed by \u2028 c2c-1"},
+		{Stage: "late", At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}} {
+		want, wantErr := json.Marshal(&s)
+		got, err := s.appendJSON(nil)
+		if wantErr != nil {
+			assert.EqualError(t, err, wantErr.Error())
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got))
 	}
 }
