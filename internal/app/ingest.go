@@ -103,7 +103,10 @@ func (a *App) openIngest() error {
 	})
 	// Webhooks' first round trips (claim and lookups), answers awaited: closed after
 	// After (closers run in reverse), both before Redis.
-	a.Before = redisbatch.New(a.Redis, redisbatch.Options{Timeout: a.Cfg.RedisBudget})
+	a.Before = redisbatch.New(a.Redis, redisbatch.Options{Timeout: a.Cfg.RedisBudget, Failed: func(err error, commands int) {
+		// Each webhook goes on without Redis (not deduplicated, its owner left to the writer).
+		blog.Warn().Err(err).Int("commands", commands).Msg("webhooks' claims and owner lookups not answered")
+	}})
 	a.closers = append(a.closers, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -18,7 +18,8 @@ const redisPause = 2 * time.Second
 var (
 	errRedisSkipped      = errors.New("ingest: redis failed moments ago: not consulted")
 	errMappingsRestoring = errors.New("ingest: mappings are being restored")
-	errNotQueued         = errors.New("ingest: the webhook's redis commands were not queued")
+	// errNotQueued: the commands were not built (the batcher reported why).
+	errNotQueued = errors.New("ingest: the webhook's redis commands were not queued")
 )
 
 // redisGate remembers a recent Redis failure.
@@ -30,7 +31,7 @@ func (g *redisGate) usable() bool { return time.Now().UnixNano() >= g.downUntil.
 
 // failed records a Redis failure; errors that say nothing about Redis are ignored.
 func (g *redisGate) failed(err error) {
-	if err == nil || errors.Is(err, errMappingsRestoring) || errors.Is(err, errRedisSkipped) {
+	if err == nil || errors.Is(err, errMappingsRestoring) || errors.Is(err, errRedisSkipped) || errors.Is(err, errNotQueued) {
 		return
 	}
 	g.downUntil.Store(time.Now().Add(redisPause).UnixNano())
