@@ -1,9 +1,7 @@
 package call
 
 import (
-	"encoding/json"
 	"strconv"
-	"time"
 
 	"github.com/calltrack/calltrack/internal/jsonwire"
 )
@@ -14,14 +12,14 @@ import (
 // fills every field by reflection, so a field added to Log and not here fails it.
 func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 	if !jsonwire.StrictTime(l.StartedAt) || !jsonwire.StrictTime(l.EndedAt) || !jsonwire.StrictTime(l.ReceivedAt) || !l.legTimesStrict() {
-		return appendMarshal(b, l) // encoding/json's own error
+		return jsonwire.AppendMarshal(b, l) // encoding/json's own error
 	}
 	b = append(b, `{"tenant":`...)
 	b = jsonwire.AppendString(b, l.Tenant)
 	b = append(b, `,"call_id":`...)
 	b = jsonwire.AppendString(b, l.CallID)
-	b = appendOmitEmpty(b, `,"log_id":`, l.LogID)
-	b = appendOmitEmpty(b, `,"company_id":`, l.CompanyID)
+	b = jsonwire.AppendOmitEmpty(b, `,"log_id":`, l.LogID)
+	b = jsonwire.AppendOmitEmpty(b, `,"company_id":`, l.CompanyID)
 	b = append(b, `,"source":`...)
 	b = jsonwire.AppendString(b, l.Source)
 	b = append(b, `,"direction":`...)
@@ -30,17 +28,17 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 	b = jsonwire.AppendString(b, string(l.Status))
 	b = append(b, `,"click_to_call":`...)
 	b = strconv.AppendBool(b, l.ClickToCall)
-	b = appendOmitEmpty(b, `,"click_ref":`, l.ClickRef)
+	b = jsonwire.AppendOmitEmpty(b, `,"click_ref":`, l.ClickRef)
 	if l.Internal {
 		b = append(b, `,"internal":true`...)
 	}
-	b = appendOmitEmpty(b, `,"caller_number":`, l.CallerNumber)
-	b = appendOmitEmpty(b, `,"caller_name":`, l.CallerName)
-	b = appendOmitEmpty(b, `,"did":`, l.DID)
-	b = appendOmitEmpty(b, `,"department":`, l.Department)
-	b = appendOmitEmpty(b, `,"department_id":`, l.DepartmentID)
-	b = appendOmitZero(b, `,"started_at":`, l.StartedAt)
-	b = appendOmitZero(b, `,"ended_at":`, l.EndedAt)
+	b = jsonwire.AppendOmitEmpty(b, `,"caller_number":`, l.CallerNumber)
+	b = jsonwire.AppendOmitEmpty(b, `,"caller_name":`, l.CallerName)
+	b = jsonwire.AppendOmitEmpty(b, `,"did":`, l.DID)
+	b = jsonwire.AppendOmitEmpty(b, `,"department":`, l.Department)
+	b = jsonwire.AppendOmitEmpty(b, `,"department_id":`, l.DepartmentID)
+	b = jsonwire.AppendOmitZero(b, `,"started_at":`, l.StartedAt)
+	b = jsonwire.AppendOmitZero(b, `,"ended_at":`, l.EndedAt)
 	b = append(b, `,"duration_seconds":`...)
 	b = strconv.AppendInt(b, int64(l.Duration), 10)
 	if len(l.Legs) > 0 {
@@ -60,9 +58,9 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 	if l.Owner != nil {
 		b = append(b, `,"owner":{"crm_user_id":`...)
 		b = jsonwire.AppendString(b, l.Owner.CRMUserID)
-		b = appendOmitEmpty(b, `,"email":`, l.Owner.Email)
-		b = appendOmitEmpty(b, `,"name":`, l.Owner.Name)
-		b = appendOmitEmpty(b, `,"source":`, l.Owner.Source)
+		b = jsonwire.AppendOmitEmpty(b, `,"email":`, l.Owner.Email)
+		b = jsonwire.AppendOmitEmpty(b, `,"name":`, l.Owner.Name)
+		b = jsonwire.AppendOmitEmpty(b, `,"source":`, l.Owner.Source)
 		b = append(b, '}')
 	}
 	if l.OwnerUnresolved {
@@ -72,7 +70,7 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"recording":`...)
 		b = l.Recording.appendJSON(b)
 	}
-	b = appendOmitEmpty(b, `,"disposition":`, l.Disposition)
+	b = jsonwire.AppendOmitEmpty(b, `,"disposition":`, l.Disposition)
 	b = append(b, `,"received_at":`...)
 	b = jsonwire.AppendTime(b, l.ReceivedAt)
 	return append(b, '}'), nil
@@ -81,7 +79,7 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 // AppendJSON appends e as encoding/json encodes it, byte for byte (as Log's).
 func (e *RecordingEvent) AppendJSON(b []byte) ([]byte, error) {
 	if !jsonwire.StrictTime(e.ReceivedAt) {
-		return appendMarshal(b, e)
+		return jsonwire.AppendMarshal(b, e)
 	}
 	b = append(b, `{"tenant":`...)
 	b = jsonwire.AppendString(b, e.Tenant)
@@ -89,7 +87,7 @@ func (e *RecordingEvent) AppendJSON(b []byte) ([]byte, error) {
 	b = jsonwire.AppendString(b, e.CallID)
 	b = append(b, `,"recording":`...)
 	b = e.Recording.appendJSON(b)
-	b = appendOmitEmpty(b, `,"disposition":`, e.Disposition)
+	b = jsonwire.AppendOmitEmpty(b, `,"disposition":`, e.Disposition)
 	b = append(b, `,"received_at":`...)
 	b = jsonwire.AppendTime(b, e.ReceivedAt)
 	return append(b, '}'), nil
@@ -108,12 +106,12 @@ func (l *Log) legTimesStrict() bool {
 func (g *Leg) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	start := len(b)
-	b = appendOmitZero(b, `,"ring_start":`, g.RingStart)
-	b = appendOmitEmpty(b, `,"dial_status":`, g.DialStatus)
-	b = appendOmitEmpty(b, `,"action":`, g.Action)
-	b = appendOmitEmpty(b, `,"did":`, g.DID)
-	b = appendOmitZero(b, `,"started_at":`, g.StartedAt)
-	b = appendOmitZero(b, `,"ended_at":`, g.EndedAt)
+	b = jsonwire.AppendOmitZero(b, `,"ring_start":`, g.RingStart)
+	b = jsonwire.AppendOmitEmpty(b, `,"dial_status":`, g.DialStatus)
+	b = jsonwire.AppendOmitEmpty(b, `,"action":`, g.Action)
+	b = jsonwire.AppendOmitEmpty(b, `,"did":`, g.DID)
+	b = jsonwire.AppendOmitZero(b, `,"started_at":`, g.StartedAt)
+	b = jsonwire.AppendOmitZero(b, `,"ended_at":`, g.EndedAt)
 	b = append(b, `,"duration_seconds":`...)
 	b = strconv.AppendInt(b, int64(g.Duration), 10)
 	b = append(b, `,"answered":`...)
@@ -146,11 +144,11 @@ func appendAgents(b []byte, key string, as []Agent) []byte {
 func (a *Agent) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	start := len(b)
-	b = appendOmitEmpty(b, `,"id":`, a.ID)
-	b = appendOmitEmpty(b, `,"name":`, a.Name)
-	b = appendOmitEmpty(b, `,"email":`, a.Email)
-	b = appendOmitEmpty(b, `,"extension":`, a.Extension)
-	b = appendOmitEmpty(b, `,"phone":`, a.Phone)
+	b = jsonwire.AppendOmitEmpty(b, `,"id":`, a.ID)
+	b = jsonwire.AppendOmitEmpty(b, `,"name":`, a.Name)
+	b = jsonwire.AppendOmitEmpty(b, `,"email":`, a.Email)
+	b = jsonwire.AppendOmitEmpty(b, `,"extension":`, a.Extension)
+	b = jsonwire.AppendOmitEmpty(b, `,"phone":`, a.Phone)
 	b = dropLeadingComma(b, start)
 	return append(b, '}')
 }
@@ -158,8 +156,8 @@ func (a *Agent) appendJSON(b []byte) []byte {
 func (r *Recording) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	start := len(b)
-	b = appendOmitEmpty(b, `,"url":`, r.URL)
-	b = appendOmitEmpty(b, `,"file_name":`, r.FileName)
+	b = jsonwire.AppendOmitEmpty(b, `,"url":`, r.URL)
+	b = jsonwire.AppendOmitEmpty(b, `,"file_name":`, r.FileName)
 	b = dropLeadingComma(b, start)
 	return append(b, '}')
 }
@@ -171,28 +169,4 @@ func dropLeadingComma(b []byte, start int) []byte {
 		return append(b[:start], b[start+1:]...)
 	}
 	return b
-}
-
-func appendOmitEmpty(b []byte, key, v string) []byte {
-	if v == "" {
-		return b
-	}
-	b = append(b, key...)
-	return jsonwire.AppendString(b, v)
-}
-
-func appendOmitZero(b []byte, key string, t time.Time) []byte {
-	if t.IsZero() {
-		return b
-	}
-	b = append(b, key...)
-	return jsonwire.AppendTime(b, t)
-}
-
-func appendMarshal(b []byte, v any) ([]byte, error) {
-	j, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, j...), nil
 }

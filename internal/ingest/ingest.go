@@ -251,10 +251,7 @@ func (a *answer) appendJSON(b []byte) []byte {
 	b = jsonwire.AppendString(b, a.Tenant)
 	b = append(b, `,"call_id":`...)
 	b = jsonwire.AppendString(b, a.CallID)
-	if a.EventType != "" {
-		b = append(b, `,"event_type":`...)
-		b = jsonwire.AppendString(b, a.EventType)
-	}
+	b = jsonwire.AppendOmitEmpty(b, `,"event_type":`, a.EventType)
 	if a.Provisional != nil {
 		b = append(b, `,"provisional":`...)
 		b = strconv.AppendBool(b, *a.Provisional)

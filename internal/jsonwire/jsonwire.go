@@ -4,9 +4,41 @@
 package jsonwire
 
 import (
+	"encoding/json"
 	"time"
 	"unicode/utf8"
 )
+
+// AppendOmitEmpty appends member (its leading comma, name and colon: `,"name":`) and
+// the string v, unless v is empty — a field tagged omitempty.
+func AppendOmitEmpty(b []byte, member, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, member...)
+	return AppendString(b, v)
+}
+
+// AppendOmitZero appends member and the time t, unless t is zero — a field tagged
+// omitzero.
+func AppendOmitZero(b []byte, member string, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	b = append(b, member...)
+	return AppendTime(b, t)
+}
+
+// AppendMarshal appends encoding/json's encoding of v, or returns its error: the
+// hand-written encoders' way out for what they do not write themselves (a time
+// encoding/json refuses).
+func AppendMarshal(b []byte, v any) ([]byte, error) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, j...), nil
+}
 
 // AppendTime appends t as encoding/json encodes a time.Time (RFC 3339 with
 // nanoseconds, quoted), for a t it encodes without error: years 0–9999, offsets

@@ -62,21 +62,14 @@ type Stage struct {
 // records two stages a webhook (issue 14).
 func (s *Stage) appendJSON(b []byte) ([]byte, error) {
 	if !jsonwire.StrictTime(s.At) {
-		j, err := json.Marshal(s) // its error
-		return append(b, j...), err
+		return jsonwire.AppendMarshal(b, s) // its error
 	}
 	b = append(b, `{"stage":`...)
 	b = jsonwire.AppendString(b, s.Stage)
 	b = append(b, `,"at":`...)
 	b = jsonwire.AppendTime(b, s.At)
-	if s.Kind != "" {
-		b = append(b, `,"kind":`...)
-		b = jsonwire.AppendString(b, s.Kind)
-	}
-	if s.Detail != "" {
-		b = append(b, `,"detail":`...)
-		b = jsonwire.AppendString(b, s.Detail)
-	}
+	b = jsonwire.AppendOmitEmpty(b, `,"kind":`, s.Kind)
+	b = jsonwire.AppendOmitEmpty(b, `,"detail":`, s.Detail)
 	return append(b, '}'), nil
 }
 
