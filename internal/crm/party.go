@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/calltrack/calltrack/internal/call"
-	"github.com/calltrack/calltrack/internal/phone"
 )
 
 // Party is the lead or contact a call is related to, as an adapter found or made it.
@@ -80,7 +79,7 @@ type NewLead struct {
 func LeadFor(l call.Log, number, owner string) NewLead {
 	n := NewLead{Number: number, OwnerID: owner}
 	name := strings.Join(strings.Fields(l.CallerName), " ")
-	if isNumberNotName(name, number, l.CallerNumber) {
+	if isNumberNotName(name) {
 		name = ""
 	}
 	switch {
@@ -100,29 +99,20 @@ func LeadFor(l call.Log, number, owner string) NewLead {
 
 // isNumberNotName reports whether name is a phone number rather than a name: only
 // digits with the separators a number is written with (+, spaces, dashes, and the
-// dots, slashes and parentheses internal/phone ignores), or the caller's number in
-// any form internal/phone normalises (number is E.164; caller as the call gave it).
-func isNumberNotName(name, number, caller string) bool {
-	if name == "" {
-		return false
-	}
+// dots, slashes and parentheses internal/phone ignores) — the caller's own number in
+// any form internal/phone reads among them.
+func isNumberNotName(name string) bool {
 	hasDigit := false
-	only := true
 	for _, r := range name {
 		switch {
 		case r >= '0' && r <= '9':
 			hasDigit = true
 		case strings.ContainsRune("+ -.()/", r):
 		default:
-			only = false
+			return false
 		}
 	}
-	if hasDigit && only {
-		return true
-	}
-	cc, _ := phone.Split(number)
-	e := phone.E164(name, cc)
-	return e != "" && (e == number || e == phone.E164(caller, cc))
+	return hasDigit
 }
 
 // Parties resolves a caller's number to the lead or contact its calls relate to,
@@ -143,6 +133,10 @@ var ErrLeadBeingCreated = errors.New("crm: another writer is creating this calle
 // create makes the lead (only called under the number's claim).
 func (p *Parties) Resolve(ctx context.Context, number string, lookup func(context.Context) (*Party, error),
 	create func(context.Context) (Party, error)) (*Party, error) {
+	// Every adapter's requests counted under the step they serve (metrics' op label).
+	l0, c0 := lookup, create
+	lookup = func(ctx context.Context) (*Party, error) { return l0(WithRequestOp(ctx, RequestSearch)) }
+	create = func(ctx context.Context) (Party, error) { return c0(WithRequestOp(ctx, RequestLeadCreate)) }
 	cached, ok, err := p.Cache.Get(ctx, number)
 	if err != nil {
 		return nil, &Error{Op: "crm: party cache", Err: err}

@@ -556,10 +556,7 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 		rec.RelatedTo = list
 	}
 	if owner != 0 {
-		k.mu.Lock()
-		_, known := k.users[owner]
-		k.mu.Unlock()
-		if !known {
+		if !k.HasUser(owner) {
 			bad("ownerId", fmt.Sprintf("no user with id %d", owner))
 		}
 	}

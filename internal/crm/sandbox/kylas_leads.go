@@ -82,10 +82,7 @@ func (k *Kylas) createLead(w http.ResponseWriter, r *http.Request) {
 	}
 	if owner > 0 {
 		// An owner must be a user (stricter reading: kylas.go, "Unknown ids").
-		k.mu.Lock()
-		_, known := k.users[owner]
-		k.mu.Unlock()
-		if !known {
+		if !k.HasUser(owner) {
 			bad("ownerId", fmt.Sprintf("no user with id %d", owner))
 		}
 	}

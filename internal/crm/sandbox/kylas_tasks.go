@@ -143,10 +143,7 @@ func (k *Kylas) createTask(w http.ResponseWriter, r *http.Request) {
 			bad("assignedTo", "must be a user id (a number)")
 		} else {
 			// The assignee must be a user (stricter reading: kylas.go, "Unknown ids").
-			k.mu.Lock()
-			_, known := k.users[t.AssignedTo]
-			k.mu.Unlock()
-			if !known {
+			if !k.HasUser(t.AssignedTo) {
 				bad("assignedTo", fmt.Sprintf("no user with id %d", t.AssignedTo))
 			}
 		}

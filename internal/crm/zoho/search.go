@@ -38,10 +38,10 @@ func (a *Adapter) findRelated(ctx context.Context, c crm.Call, e164 string) (*re
 	}
 	p, err := a.parties.Resolve(ctx, e164,
 		func(ctx context.Context) (*crm.Party, error) {
-			return a.lookup(crm.WithRequestOp(ctx, crm.RequestSearch), e164)
+			return a.lookup(ctx, e164)
 		},
 		func(ctx context.Context) (crm.Party, error) {
-			return a.createLead(crm.WithRequestOp(ctx, crm.RequestLeadCreate), crm.LeadFor(c.Log, e164, c.OwnerID))
+			return a.createLead(ctx, crm.LeadFor(c.Log, e164, c.OwnerID))
 		})
 	if crm.IsPermanent(err) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("phone", phone.Mask(e164)).
