@@ -96,22 +96,21 @@ func (a *App) openIngest() error {
 		// trace misses a stage.
 		blog.Warn().Err(err).Int("commands", commands).Msg("webhooks' dedupe finishes and trace stages not written")
 	}})
-	a.closers = append(a.closers, func() error { // before Redis closes: it was opened first
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return a.After.Close(ctx)
-	})
+	closeBatch := func(b *redisbatch.Batcher) func() error {
+		return func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return b.Close(ctx)
+		}
+	}
+	a.closers = append(a.closers, closeBatch(a.After)) // before Redis closes: it was opened first
 	// Webhooks' first round trips (claim and lookups), answers awaited: closed after
 	// After (closers run in reverse), both before Redis.
 	a.Before = redisbatch.New(a.Redis, redisbatch.Options{Timeout: a.Cfg.RedisBudget, Failed: func(err error, commands int) {
 		// Each webhook goes on without Redis (not deduplicated, its owner left to the writer).
 		blog.Warn().Err(err).Int("commands", commands).Msg("webhooks' claims and owner lookups not answered")
 	}})
-	a.closers = append(a.closers, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return a.Before.Close(ctx)
-	})
+	a.closers = append(a.closers, closeBatch(a.Before))
 	a.spoolStats = spool.NewMetrics(a.Metrics.Registry, s)
 	log := a.Log.With().Str("role", "spool").Logger()
 	a.Delivery = &spool.Publisher{Kafka: a.Producer, Spool: s, Timeout: a.Cfg.PublishTimeout, Metrics: a.spoolStats, Log: log}

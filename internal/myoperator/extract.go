@@ -162,27 +162,32 @@ func multipartFields(body []byte, boundary string) (url.Values, error) {
 }
 
 // fromJSONBody unwraps {"myoperator": ...} or returns the bare log.
+// The decode into the wrapper validates the body: checkObject scans it again only to
+// say why it is refused.
 func fromJSONBody(body []byte) ([]byte, error) {
-	if err := checkObject(body); err != nil {
-		return nil, malformed("JSON body: %w", err)
-	}
 	var wrapper map[string]json.RawMessage
-	if err := json.Unmarshal(body, &wrapper); err != nil {
-		return nil, malformed("JSON body: %w", err)
+	if kind(body) != "object" || json.Unmarshal(body, &wrapper) != nil {
+		if err := checkObject(body); err != nil {
+			return nil, malformed("JSON body: %w", err)
+		}
+		return nil, malformed("JSON body: not a JSON object") // not reached: an object decodes
 	}
 	inner, ok := wrapper[formField]
 	if !ok {
 		return body, nil
 	}
+	checked := true // a member of the valid body: only its kind is left to check
 	if kind(inner) == "string" {
 		var s string
 		if err := json.Unmarshal(inner, &s); err != nil {
 			return nil, malformed("JSON body %q: %w", formField, err)
 		}
-		inner = []byte(strings.TrimSpace(s))
+		inner, checked = []byte(strings.TrimSpace(s)), false
 	}
-	if err := checkObject(inner); err != nil {
-		return nil, malformed("JSON body %q: %w", formField, err)
+	if !checked || kind(inner) != "object" {
+		if err := checkObject(inner); err != nil {
+			return nil, malformed("JSON body %q: %w", formField, err)
+		}
 	}
 	return inner, nil
 }

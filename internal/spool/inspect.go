@@ -78,7 +78,7 @@ func inspect(dir string, st *Stats) error {
 			segs = append(segs[:0], segFile{index, filepath.Join(dir, name)})
 		}
 	}
-	if st.Bytes, err = dirSize(dir); err != nil {
+	if st.Bytes, err = sizeOf(des); err != nil {
 		return err
 	}
 	if len(segs) == 0 {

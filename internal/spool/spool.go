@@ -388,6 +388,11 @@ func dirSize(dir string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return sizeOf(des)
+}
+
+// sizeOf is the bytes of a spool directory's listing, its lock file aside.
+func sizeOf(des []os.DirEntry) (int64, error) {
 	var n int64
 	for _, de := range des {
 		if de.IsDir() || de.Name() == LockFile {
