@@ -10,6 +10,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/app"
 	"github.com/calltrack/calltrack/internal/config"
+	"github.com/calltrack/calltrack/internal/gcpace"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -37,6 +38,14 @@ func open(ctx context.Context, need config.Need, opts ...app.Option) (*app.App, 
 	return a, nil
 }
 
+// paceGC lets a long-running role's heap grow to CALLTRACK_GC_HEAP_BUDGET before a
+// collection while its live heap is small (gcpace), until the returned stop.
+func paceGC(ctx context.Context, a *app.App) (stop func()) {
+	ctx, stop = context.WithCancel(ctx)
+	go gcpace.Run(ctx, uint64(a.Cfg.GCHeapBudget), gcpace.Every)
+	return stop
+}
+
 func serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
@@ -48,6 +57,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			defer paceGC(cmd.Context(), a)()
 			pub, adm := a.HTTP(), a.AdminHTTP()
 			g, ctx := errgroup.WithContext(cmd.Context())
 			g.Go(func() error { return app.Serve(ctx, pub, a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log) })
@@ -70,6 +80,7 @@ func workCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			defer paceGC(cmd.Context(), a)()
 			// A small HTTP side for probes and metrics.
 			e := app.ProbeServer(a)
 			g, ctx := errgroup.WithContext(cmd.Context())

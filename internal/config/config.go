@@ -49,9 +49,12 @@ type Config struct {
 	WriterSettle time.Duration `env:"CALLTRACK_WRITER_SETTLE" envDefault:"10s"`
 	// ConsumerMaxBytes bounds what each of work's consumer groups holds in memory
 	// (fetched, not yet committed); at the bound it stops fetching.
-	ConsumerMaxBytes int64         `env:"CALLTRACK_CONSUMER_MAX_BYTES" envDefault:"33554432"`
-	ShutdownTimeout  time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
-	PopupMaxAge      time.Duration `env:"CALLTRACK_POPUP_MAX_AGE" envDefault:"60s"` // older live events are dropped
+	ConsumerMaxBytes int64 `env:"CALLTRACK_CONSUMER_MAX_BYTES" envDefault:"33554432"`
+	// GCHeapBudget is the heap serve and work let grow before a garbage collection while
+	// their live heap is small (gcpace); 0 leaves Go's GOGC as it is.
+	GCHeapBudget    int64         `env:"CALLTRACK_GC_HEAP_BUDGET" envDefault:"16777216"`
+	ShutdownTimeout time.Duration `env:"CALLTRACK_SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	PopupMaxAge     time.Duration `env:"CALLTRACK_POPUP_MAX_AGE" envDefault:"60s"` // older live events are dropped
 	// ZohoBatchLinger is the longest a Zoho insert waits for batch-mates while inserts
 	// arrive steadily (zoho.Config.MaxLinger); 200ms or less: always 200ms.
 	ZohoBatchLinger time.Duration `env:"CALLTRACK_ZOHO_BATCH_LINGER" envDefault:"2s"`
@@ -110,6 +113,9 @@ func (c Config) Validate(n Need) error {
 	}
 	if c.ConsumerMaxBytes < 0 || (c.ConsumerMaxBytes > 0 && c.ConsumerMaxBytes < 1<<20) {
 		errs = append(errs, errors.New("CALLTRACK_CONSUMER_MAX_BYTES must be at least 1048576 (1 MiB)"))
+	}
+	if c.GCHeapBudget < 0 {
+		errs = append(errs, errors.New("CALLTRACK_GC_HEAP_BUDGET must be a number of bytes, or 0 to leave Go's GOGC as it is"))
 	}
 	if c.WriterSettle < 0 {
 		errs = append(errs, errors.New("CALLTRACK_WRITER_SETTLE must be a positive Go duration (e.g. 10s)"))

@@ -20,3 +20,17 @@ func TestRedisAddressNeverPrintsItsPassword(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "hunter2")
 }
+
+func TestGCHeapBudget(t *testing.T) {
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Equal(t, int64(16<<20), c.GCHeapBudget, "the default")
+	t.Setenv("CALLTRACK_GC_HEAP_BUDGET", "-1")
+	c, err = Load()
+	require.NoError(t, err)
+	assert.ErrorContains(t, c.Validate(Need{}), "CALLTRACK_GC_HEAP_BUDGET must be a number of bytes")
+	t.Setenv("CALLTRACK_GC_HEAP_BUDGET", "0")
+	c, err = Load()
+	require.NoError(t, err)
+	assert.NoError(t, c.Validate(Need{}), "0 turns the pacing off")
+}
