@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/calltrack/calltrack/internal/call"
@@ -95,12 +94,11 @@ func (a *agent) UnmarshalJSON(b []byte) error {
 // UnmarshalJSONFrom is UnmarshalJSON for decodeObject's decoder.
 func (a *agent) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if dec.PeekKind() == '{' {
-		type fields agent // no methods: plain decoding
-		var f fields
-		if err := jsonv2.UnmarshalDecode(dec, &f, decodeOptions); err != nil {
+		var f agent
+		if err := readObject(dec, &f, agentMembers); err != nil {
 			return err
 		}
-		*a = agent(f)
+		*a = f
 		return nil
 	}
 	return readInto(dec, a)

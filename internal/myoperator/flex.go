@@ -294,7 +294,12 @@ func (l *flexList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		}
 		var v T
 		at := dec.InputOffset()
-		err := jsonv2.UnmarshalDecode(dec, &v, decodeOptions)
+		var err error
+		if u, ok := any(&v).(jsonv2.UnmarshalerFrom); ok {
+			err = u.UnmarshalJSONFrom(dec) // the item's own reader (members.go), without UnmarshalDecode's options
+		} else {
+			err = jsonv2.UnmarshalDecode(dec, &v, decodeOptions)
+		}
 		if dec.StackDepth() != depth || (err != nil && dec.InputOffset() == at) {
 			// The item was not read whole, or not at all: stop (decodeObject then
 			// decodes as v1), rather than read on from the middle or loop.
