@@ -2,7 +2,6 @@ package myoperator
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -120,20 +119,33 @@ func unescapeQuery(s []byte) (out []byte, ok bool) {
 		case '+':
 			out = append(out, ' ')
 		case '%':
-			var b [1]byte
 			if i+2 >= len(s) {
 				return nil, false
 			}
-			if _, err := hex.Decode(b[:], s[i+1:i+3]); err != nil {
+			hi, lo := unhex(s[i+1]), unhex(s[i+2])
+			if hi > 15 || lo > 15 {
 				return nil, false
 			}
-			out = append(out, b[0])
+			out = append(out, hi<<4|lo)
 			i += 2
 		default:
 			out = append(out, c)
 		}
 	}
 	return out, true
+}
+
+// unhex is a hex digit's value; over 15 for anything else.
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 255
 }
 
 // multipartFields reads the parts of a multipart/form-data body as fields.

@@ -205,3 +205,18 @@ func TestBrokenFieldObjectRefusedByTheParse(t *testing.T) {
 		})
 	}
 }
+
+// unescapeQuery reads what url.QueryUnescape reads, and refuses what it refuses.
+func FuzzUnescapeQuery(f *testing.F) {
+	for _, s := range []string{"", "a+b", "%7B%22a%22%3A1%7D", "%zz", "%4", "%", "x%41", "%e2%82%AC+", "plain"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := unescapeQuery([]byte(s))
+		want, err := url.QueryUnescape(s)
+		require.Equal(t, err == nil, ok, "%q", s)
+		if ok {
+			require.Equal(t, want, string(got), "%q", s)
+		}
+	})
+}
