@@ -115,7 +115,7 @@ func (s *Store) OnChange(fn ChangeFunc) *Store {
 
 func (s *Store) key(tenant, what string) string {
 	// The hash tag keeps a tenant's keys in one cluster slot, so MULTI works on cluster.
-	return fmt.Sprintf("%s:map:{%s}:%s", s.prefix, tenant, what)
+	return s.prefix + ":map:{" + tenant + "}:" + what // two on every webhook: no fmt
 }
 
 // Get returns one mapping.
