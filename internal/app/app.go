@@ -80,6 +80,8 @@ type App struct {
 	Delivery ingest.Publisher
 	Before   *redisbatch.Batcher // webhooks' first round trips (claim, lookups), many in one pipeline
 	After    *redisbatch.Batcher // webhooks' dedupe finishes and trace stages, in the background
+	// afterIndex collects After's trace index entries; its Finish adds them.
+	afterIndex *trace.IndexBatch
 	ingestState
 
 	closers     []func() error
@@ -189,7 +191,7 @@ func (a *App) Ready() map[string]web.Check { return a.readyChecks() }
 // Ingest builds the webhook handler.
 func (a *App) Ingest() *ingest.Handler {
 	return &ingest.Handler{Tenants: a.Tenants, Redis: a.Redis, Mappings: a.Mappings, Publisher: a.Delivery, Topics: a.Topics,
-		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget, After: a.After, Before: a.Before}
+		Dedupe: a.Idem, Trace: a.Trace, Metrics: a.Metrics, Log: a.Log, RedisBudget: a.Cfg.RedisBudget, After: a.After, AfterIndex: a.afterIndex, Before: a.Before}
 }
 
 // Admin builds the admin API.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/calltrack/calltrack/internal/kafkabus"
@@ -15,6 +16,7 @@ import (
 	"github.com/calltrack/calltrack/internal/redisbatch"
 	"github.com/calltrack/calltrack/internal/redisguard"
 	"github.com/calltrack/calltrack/internal/spool"
+	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/web"
 )
 
@@ -91,11 +93,16 @@ func (a *App) openIngest() error {
 	a.Spool = s
 	a.closers = append(a.closers, s.Close) // after the drainer (closers run in reverse)
 	blog := a.Log.With().Str("role", "ingest").Logger()
-	a.After = redisbatch.New(a.Redis, redisbatch.Options{Failed: func(err error, commands int) {
-		// A redelivery may then publish again (the writer's idempotency absorbs it); a
-		// trace misses a stage.
-		blog.Warn().Err(err).Int("commands", commands).Msg("webhooks' dedupe finishes and trace stages not written")
-	}})
+	// The webhooks' trace index entries go in one ZADD a batch (only After's goroutine
+	// touches afterIndex).
+	a.afterIndex = &trace.IndexBatch{}
+	a.After = redisbatch.New(a.Redis, redisbatch.Options{
+		Finish: func(p redis.Pipeliner) { a.Trace.FlushIndex(context.Background(), p, a.afterIndex) },
+		Failed: func(err error, commands int) {
+			// A redelivery may then publish again (the writer's idempotency absorbs it); a
+			// trace misses a stage.
+			blog.Warn().Err(err).Int("commands", commands).Msg("webhooks' dedupe finishes and trace stages not written")
+		}})
 	closeBatch := func(b *redisbatch.Batcher) func() error {
 		return func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

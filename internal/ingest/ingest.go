@@ -68,6 +68,10 @@ type Handler struct {
 	// the background, many webhooks' in one pipeline: the answer waits for one Redis
 	// round trip instead of two. Nil: they are written before the answer.
 	After *redisbatch.Batcher
+	// AfterIndex, when set, collects the trace index entries of the writes queued in
+	// After, for After's Finish to add in one command (trace.IndexBatch): only After's
+	// goroutine touches it.
+	AfterIndex *trace.IndexBatch
 	// Before, when set, sends a webhook's first round trip (claim and lookups) with
 	// the other webhooks' waiting at that moment, in one pipeline. Nil: each its own.
 	Before *redisbatch.Batcher
@@ -470,25 +474,25 @@ func (h *Handler) after(ctx context.Context, r *request, d *delivery, claimed, s
 			stages = append(stages, d.more...)
 		}
 	}
-	queue := func(ctx context.Context, p redis.Pipeliner) {
+	queue := func(ctx context.Context, p redis.Pipeliner, idx *trace.IndexBatch) {
 		if claimed && failed == nil {
 			h.Dedupe.FinishPipe(ctx, p, d.dedupeKey, DedupeTTL)
 		} else if claimed {
 			p.Del(ctx, h.Dedupe.Key(d.dedupeKey))
 		}
 		if len(stages) > 0 {
-			_ = h.Trace.RecordPipe(ctx, p, r.t.ID, d.callID, stages...)
+			_ = h.Trace.RecordPipe(ctx, p, idx, r.t.ID, d.callID, stages...)
 		}
 	}
 	// Published: in the background (the batch's pipeline bounds the write). Not taken:
 	// the claim is released before the 503, so MyOperator's retry goes through.
-	if failed == nil && h.After != nil && h.After.Add(func(p redis.Pipeliner) { queue(context.Background(), p) }) {
+	if failed == nil && h.After != nil && h.After.Add(func(p redis.Pipeliner) { queue(context.Background(), p, h.AfterIndex) }) {
 		return
 	}
 	rctx, cancel := h.redisContext(ctx)
 	defer cancel()
 	p := h.Redis.Pipeline()
-	queue(rctx, p)
+	queue(rctx, p, nil)
 	// The finish and the trace's commands touch different keys and fields: the status
 	// script may go by SHA1 (redisscript).
 	if _, err := p.Exec(redisscript.Independent(rctx)); err != nil {

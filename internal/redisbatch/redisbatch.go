@@ -35,6 +35,10 @@ type Options struct {
 	MaxQueued int
 	// Timeout bounds one pipeline's write (DefaultTimeout when zero).
 	Timeout time.Duration
+	// Finish, when set, adds commands after a batch's writes, in its pipeline and on
+	// the Batcher's goroutine as the writes' own: for what many writes merge into one
+	// command (ingest's trace index entries: trace.IndexBatch).
+	Finish func(redis.Pipeliner)
 	// Failed is told of a write that failed (its commands are not retried: what is
 	// batched here must be safe to lose, as a trace stage is).
 	Failed func(err error, commands int)
@@ -166,6 +170,9 @@ func (b *Batcher) send() {
 	p := b.rdb.Pipeline()
 	for _, fn := range fns {
 		b.add(p, fn)
+	}
+	if b.opts.Finish != nil {
+		b.add(p, b.opts.Finish)
 	}
 	n := p.Len()
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)

@@ -200,3 +200,50 @@ func TestDoAnswersEachCallerFromOnePipeline(t *testing.T) {
 	require.NoError(t, b.Close(ctx))
 	assert.ErrorIs(t, b.Do(ctx, func(p redis.Pipeliner) {}), redisbatch.ErrNotQueued)
 }
+
+// Finish adds its commands once a batch, after the batch's writes and in their
+// pipeline: what they collected (one RPUSH of every write's value here) is in Redis
+// with them.
+func TestFinishAddsWhatTheBatchsWritesCollected(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	list := env.Prefix + ":collected"
+	var collected []any // only the batcher's goroutine touches it
+	pushes := &rpushes{}
+	env.Redis.AddHook(pushes)
+	b := redisbatch.New(env.Redis, redisbatch.Options{Finish: func(p redis.Pipeliner) {
+		if len(collected) > 0 {
+			p.RPush(ctx, list, collected...)
+			collected = collected[:0]
+		}
+	}})
+	defer b.Close(ctx)
+	release := held(t, b, func(p redis.Pipeliner) { collected = append(collected, "w0") })
+	const n = 50
+	for i := 1; i < n; i++ {
+		require.True(t, b.Add(func(p redis.Pipeliner) { collected = append(collected, fmt.Sprintf("w%d", i)) }))
+	}
+	release()
+	require.NoError(t, b.Flush(ctx))
+	got, err := env.Redis.LRange(ctx, list, 0, -1).Result()
+	require.NoError(t, err)
+	assert.Len(t, got, n, "every write's value, once")
+	assert.Equal(t, "w0", got[0])
+	assert.EqualValues(t, 2, pushes.Load(), "one RPUSH a batch: the held write's, then the other 49's")
+}
+
+// rpushes counts the RPUSH commands a client sends.
+type rpushes struct{ atomic.Int64 }
+
+func (c *rpushes) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *rpushes) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *rpushes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c2 := range cmds {
+			if c2.Name() == "rpush" {
+				c.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}

@@ -82,14 +82,15 @@ func (s *Store) trimDue(tenant string) bool {
 	return last.CompareAndSwap(prev, now)
 }
 
-// indexBatch collects many calls' index entries, so that RecordAll adds each tenant's
-// in one ZADD (and renews its expiry once), not one by one.
-type indexBatch struct {
+// IndexBatch collects many calls' index entries, so that each tenant's are added in one
+// ZADD, not one by one: RecordAll's, and ingest's background batch's (RecordPipe,
+// FlushIndex). Not safe for concurrent use.
+type IndexBatch struct {
 	members map[string][]redis.Z // tenant → its calls
 	latest  map[string]time.Time // tenant → its newest update
 }
 
-func (b *indexBatch) add(tenant, callID string, at time.Time) {
+func (b *IndexBatch) add(tenant, callID string, at time.Time) {
 	if b.members == nil {
 		b.members, b.latest = map[string][]redis.Z{}, map[string]time.Time{}
 	}
@@ -99,17 +100,20 @@ func (b *indexBatch) add(tenant, callID string, at time.Time) {
 	}
 }
 
-// flushIndex queues a batch's index entries, tenant by tenant, as index does one's.
-func (s *Store) flushIndex(ctx context.Context, p redis.Pipeliner, b *indexBatch) {
+// FlushIndex queues a batch's index entries, tenant by tenant, as index does one's
+// (a ZADD each, the trim and expiry once an interval), and empties the batch.
+func (s *Store) FlushIndex(ctx context.Context, p redis.Pipeliner, b *IndexBatch) {
 	for tenant, zs := range b.members {
 		key := s.indexKey(tenant)
 		p.ZAddNX(ctx, key, zs...)
-		if s.trimDue(tenant) {
+		if s.trimDue(tenant) { // the expiry too, as index renews it: not on every batch
 			p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(b.latest[tenant].Add(-TTL).UnixMilli(), 10))
 			p.ZRemRangeByRank(ctx, key, 0, -IndexCap-1)
+			p.Expire(ctx, key, TTL)
 		}
-		p.Expire(ctx, key, TTL)
 	}
+	clear(b.members)
+	clear(b.latest)
 }
 
 // appendCallFields appends the trace hash fields of a call's facts, for the calls list.

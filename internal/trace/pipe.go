@@ -10,13 +10,14 @@ import (
 // RecordPipe queues on p the updates of one call, with the effect of applying them in
 // order, for callers that batch their Redis round trips (ingest: received, then
 // published). The updates go as one: one hash write, one RPUSH of all the stages,
-// one index entry — about half the Redis commands of recording them one by one.
-func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callID string, us ...Update) error {
+// one index entry — about half the Redis commands of recording them one by one. With
+// idx, the index entry is collected there, for FlushIndex to add with others'.
+func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, idx *IndexBatch, tenant, callID string, us ...Update) error {
 	if len(us) == 0 {
 		return nil
 	}
 	if len(us) == 1 {
-		return s.queue(ctx, p, tenant, callID, us[0])
+		return s.queueIndexed(ctx, p, tenant, callID, us[0], idx)
 	}
 	now := time.Now().UTC()
 	stages := make([]any, len(us))
@@ -64,7 +65,11 @@ func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, tenant, callI
 	if m.LogID != "" && m.LogID != callID {
 		p.Set(ctx, s.aliasKey(tenant, m.LogID), callID, TTL)
 	}
-	s.index(ctx, p, tenant, callID, m) // first heard at the first stage
+	if idx != nil {
+		idx.add(tenant, callID, m.At) // first heard at the first stage
+		return nil
+	}
+	s.index(ctx, p, tenant, callID, m)
 	return nil
 }
 

@@ -13,8 +13,9 @@ import (
 	"github.com/calltrack/calltrack/internal/testenv"
 )
 
-// Updates batched with RecordPipe (ingest's received + published) show the same trace
-// and calls-list entry as the same updates recorded one by one.
+// Updates batched with RecordPipe (ingest's received + published), their index entry
+// added at once or collected for FlushIndex (ingest's background batch), show the
+// same trace and calls-list entry as the same updates recorded one by one.
 func TestRecordPipeEqualsOneByOne(t *testing.T) {
 	env := testenv.New(t)
 	s := New(env.Redis, env.Prefix)
@@ -38,8 +39,8 @@ func TestRecordPipeEqualsOneByOne(t *testing.T) {
 		{"written before a late status", StatusUnattributed, StatusWritten, StatusWritten},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got [2]*Trace
-			for i, id := range []string{"one-" + tc.name, "pipe-" + tc.name} {
+			var got [3]*Trace
+			for i, id := range []string{"one-" + tc.name, "pipe-" + tc.name, "batch-" + tc.name} {
 				if tc.before != "" {
 					require.NoError(t, s.Record(ctx, "acme", id, Update{Stage: Stage{Stage: tc.before, At: at}, Status: tc.before, OwnerID: "1001"}))
 				}
@@ -49,7 +50,17 @@ func TestRecordPipeEqualsOneByOne(t *testing.T) {
 						require.NoError(t, s.Record(ctx, "acme", id, u))
 					}
 				} else {
-					_, err := env.Redis.Pipelined(ctx, func(p redis.Pipeliner) error { return s.RecordPipe(ctx, p, "acme", id, us...) })
+					_, err := env.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+						if i == 1 {
+							return s.RecordPipe(ctx, p, nil, "acme", id, us...)
+						}
+						var idx IndexBatch
+						if err := s.RecordPipe(ctx, p, &idx, "acme", id, us...); err != nil {
+							return err
+						}
+						s.FlushIndex(ctx, p, &idx)
+						return nil
+					})
 					require.NoError(t, err)
 				}
 				tr, err := s.Get(ctx, "acme", id)
@@ -59,12 +70,13 @@ func TestRecordPipeEqualsOneByOne(t *testing.T) {
 			}
 			assert.Equal(t, tc.want, got[1].Status)
 			assert.Equal(t, got[0], got[1])
+			assert.Equal(t, got[0], got[2])
 			assert.Len(t, got[1].Stages, len(updates(tc.first))+min(len(tc.before), 1))
 		})
 	}
 	entries, _, err := s.List(ctx, "acme", ListOptions{})
 	require.NoError(t, err)
-	require.NotEmpty(t, entries)
+	require.Len(t, entries, 15, "every call listed, however its index entry went")
 	for _, e := range entries {
 		assert.Equal(t, "Sumit", e.AgentName, e.CallID)
 		assert.Equal(t, 42, e.Duration, e.CallID)

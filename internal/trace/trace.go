@@ -158,7 +158,7 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, tenant, callID str
 
 // queueIndexed is queue; with batch, the call's index entry is collected there
 // (RecordAll writes them per tenant) instead of queued at once.
-func (s *Store) queueIndexed(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update, batch *indexBatch) error {
+func (s *Store) queueIndexed(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update, batch *IndexBatch) error {
 	if u.At.IsZero() {
 		u.At = time.Now().UTC()
 	}
@@ -232,19 +232,19 @@ type CallUpdate struct {
 
 // RecordAll applies many calls' updates in one pipeline (one round trip on a single
 // Redis; one per node on a cluster): tools that touch thousands of calls, like replay.
-// Each tenant's calls index gets one ZADD and one expiry for the lot.
+// Each tenant's calls index gets one ZADD for the lot.
 func (s *Store) RecordAll(ctx context.Context, entries []CallUpdate) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		var idx indexBatch
+		var idx IndexBatch
 		for _, e := range entries {
 			if err := s.queueIndexed(ctx, p, e.Tenant, e.CallID, e.Update, &idx); err != nil {
 				return err
 			}
 		}
-		s.flushIndex(ctx, p, &idx)
+		s.FlushIndex(ctx, p, &idx)
 		return nil
 	})
 	if err != nil {
