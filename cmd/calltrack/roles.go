@@ -39,11 +39,13 @@ func open(ctx context.Context, need config.Need, opts ...app.Option) (*app.App, 
 }
 
 // paceGC lets a long-running role's heap grow to CALLTRACK_GC_HEAP_BUDGET before a
-// collection while its live heap is small (gcpace), until the returned stop.
+// collection while its live heap is small (gcpace), until the returned stop, which
+// returns once GOGC is as it was.
 func paceGC(ctx context.Context, a *app.App) (stop func()) {
-	ctx, stop = context.WithCancel(ctx)
-	go gcpace.Run(ctx, uint64(a.Cfg.GCHeapBudget), gcpace.Every)
-	return stop
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); gcpace.Run(ctx, uint64(a.Cfg.GCHeapBudget), gcpace.Every) }()
+	return func() { cancel(); <-done }
 }
 
 func serveCmd() *cobra.Command {

@@ -132,13 +132,14 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	}
 	a.Producer = kafkabus.NewProducer(a.Kafka)
 	a.closers = append(a.closers, a.Producer.Close)
+	// The stores first: openIngest's background batch writes to the trace.
+	a.Mappings = mapping.NewStore(rdb, cfg.RedisPrefix)
+	a.Idem = idempotency.New(rdb, cfg.RedisPrefix)
+	a.Trace = trace.New(rdb, cfg.RedisPrefix)
 	if err := a.openIngest(); err != nil { // ingest.go
 		a.Close()
 		return nil, err
 	}
-	a.Mappings = mapping.NewStore(rdb, cfg.RedisPrefix)
-	a.Idem = idempotency.New(rdb, cfg.RedisPrefix)
-	a.Trace = trace.New(rdb, cfg.RedisPrefix)
 	a.startOverview() // console.go
 	a.wireWriter()
 	a.wireSync()

@@ -95,9 +95,10 @@ func (a *App) openIngest() error {
 	blog := a.Log.With().Str("role", "ingest").Logger()
 	// The webhooks' trace index entries go in one ZADD a batch (only After's goroutine
 	// touches afterIndex).
-	a.afterIndex = &trace.IndexBatch{}
+	traces, idx := a.Trace, &trace.IndexBatch{}
+	a.afterIndex = idx
 	a.After = redisbatch.New(a.Redis, redisbatch.Options{
-		Finish: func(p redis.Pipeliner) { a.Trace.FlushIndex(context.Background(), p, a.afterIndex) },
+		Finish: func(p redis.Pipeliner) { traces.FlushIndex(context.Background(), p, idx) },
 		Failed: func(err error, commands int) {
 			// A redelivery may then publish again (the writer's idempotency absorbs it); a
 			// trace misses a stage.

@@ -296,7 +296,7 @@ func (l *flexList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		at := dec.InputOffset()
 		var err error
 		if u, ok := any(&v).(jsonv2.UnmarshalerFrom); ok {
-			err = u.UnmarshalJSONFrom(dec) // the item's own reader (members.go), without UnmarshalDecode's options
+			err = u.UnmarshalJSONFrom(dec) // the item type's own reader, without UnmarshalDecode's options
 		} else {
 			err = jsonv2.UnmarshalDecode(dec, &v, decodeOptions)
 		}

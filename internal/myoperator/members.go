@@ -20,7 +20,7 @@ type fieldOf[T any] struct {
 var errNotObject = errors.New("want a JSON object")
 
 // readObject reads the decoder's next value, a JSON object, into v as encoding/json
-// matches member names — case-insensitively (bytes.EqualFold), the last of
+// matches member names — case-insensitively (strings.EqualFold), the last of
 // duplicates winning, unknown members skipped — and hands each value to its field's
 // UnmarshalJSONFrom. It is encoding/json/v2's struct decoding for structs of flex
 // fields, without the reflection and name folding that were a third of the
@@ -70,10 +70,14 @@ type members[T any] struct {
 	exact map[string]int
 }
 
-// membersOf indexes a struct's fields; their names are lowercase ASCII.
+// membersOf indexes a struct's fields. Their names must be lowercase ASCII: lookup
+// skips the case folding for a name that cannot fold to one.
 func membersOf[T any](list []fieldOf[T]) *members[T] {
 	m := &members[T]{list: list, exact: make(map[string]int, len(list))}
 	for i, f := range list {
+		if strings.ToLower(f.name) != f.name || strings.IndexFunc(f.name, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
+			panic("myoperator: member name " + f.name + " is not lowercase ASCII")
+		}
 		m.exact[f.name] = i
 	}
 	return m

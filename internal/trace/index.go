@@ -100,20 +100,20 @@ func (b *IndexBatch) add(tenant, callID string, at time.Time) {
 	}
 }
 
-// FlushIndex queues a batch's index entries, tenant by tenant, as index does one's
-// (a ZADD each, the trim and expiry once an interval), and empties the batch.
+// FlushIndex queues a batch's index entries, tenant by tenant — a ZADD and an EXPIRE
+// each (an index made anew by the ZADD never goes without expiry), the trim once an
+// interval as index does — and empties the batch.
 func (s *Store) FlushIndex(ctx context.Context, p redis.Pipeliner, b *IndexBatch) {
+	defer func() { clear(b.members); clear(b.latest) }() // emptied even if a command panics: not sent again
 	for tenant, zs := range b.members {
 		key := s.indexKey(tenant)
 		p.ZAddNX(ctx, key, zs...)
-		if s.trimDue(tenant) { // the expiry too, as index renews it: not on every batch
+		if s.trimDue(tenant) {
 			p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(b.latest[tenant].Add(-TTL).UnixMilli(), 10))
 			p.ZRemRangeByRank(ctx, key, 0, -IndexCap-1)
-			p.Expire(ctx, key, TTL)
 		}
+		p.Expire(ctx, key, TTL)
 	}
-	clear(b.members)
-	clear(b.latest)
 }
 
 // appendCallFields appends the trace hash fields of a call's facts, for the calls list.

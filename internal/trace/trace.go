@@ -232,7 +232,7 @@ type CallUpdate struct {
 
 // RecordAll applies many calls' updates in one pipeline (one round trip on a single
 // Redis; one per node on a cluster): tools that touch thousands of calls, like replay.
-// Each tenant's calls index gets one ZADD for the lot.
+// Each tenant's calls index gets one ZADD and one expiry for the lot.
 func (s *Store) RecordAll(ctx context.Context, entries []CallUpdate) error {
 	if len(entries) == 0 {
 		return nil
