@@ -58,18 +58,7 @@ func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, idx *IndexBat
 		// One by one, the early status after the late one would not have shown (statusOf).
 		m.Status = late
 	}
-	sk := s.stagesKey(tenant, callID)
-	s.writeHash(ctx, p, tenant, callID, m)
-	p.RPush(ctx, sk, stages...)
-	p.Expire(ctx, sk, TTL)
-	if m.LogID != "" && m.LogID != callID {
-		p.Set(ctx, s.aliasKey(tenant, m.LogID), callID, TTL)
-	}
-	if idx != nil {
-		idx.add(tenant, callID, m.At) // first heard at the first stage
-		return nil
-	}
-	s.index(ctx, p, tenant, callID, m)
+	s.queueWrites(ctx, p, tenant, callID, m, idx, stages...) // the index: first heard at the first stage
 	return nil
 }
 

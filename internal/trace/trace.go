@@ -166,18 +166,26 @@ func (s *Store) queueIndexed(ctx context.Context, p redis.Pipeliner, tenant, cal
 	if err != nil {
 		return err
 	}
+	s.queueWrites(ctx, p, tenant, callID, u, batch, stage)
+	return nil
+}
+
+// queueWrites queues the writes of u, an update whose stages are encoded already: the
+// hash, the stages, the log id's alias, and the calls-list entry (index.go) — in
+// batch when given, for its ZADD with other calls'.
+func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update, batch *IndexBatch, stages ...any) {
+	sk := s.stagesKey(tenant, callID)
 	s.writeHash(ctx, p, tenant, callID, u)
-	p.RPush(ctx, s.stagesKey(tenant, callID), stage)
-	p.Expire(ctx, s.stagesKey(tenant, callID), TTL)
+	p.RPush(ctx, sk, stages...)
+	p.Expire(ctx, sk, TTL)
 	if u.LogID != "" && u.LogID != callID {
 		p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
 	}
 	if batch != nil {
 		batch.add(tenant, callID, u.At)
-		return nil
+		return
 	}
-	s.index(ctx, p, tenant, callID, u) // the calls list (index.go)
-	return nil
+	s.index(ctx, p, tenant, callID, u)
 }
 
 // fieldEarlyStatus holds an early status (received, published: ingest's), beside the
