@@ -30,13 +30,15 @@ die() { log "ERROR: $*"; exit 1; }
 
 usage() {
 	cat >&2 <<EOF
-usage: $0 up|down|status|env|stop SERVICE|start SERVICE
+usage: $0 up|down|status|env|diagnose|stop SERVICE|start SERVICE
   up      install (first time) and start Kafka on $HOST:$KAFKA_PORT and Redis on $HOST:$REDIS_PORT
   down    stop what 'up' started (by pid files in $STATE)
   stop kafka|redis   stop one service (by its pid file); its data stays
   start kafka|redis  start it again (Kafka keeps its log dirs; Redis reloads its append-only file)
   status  show whether each service is running
   env     print export lines for the tests: eval "\$($0 env)"
+  diagnose  what a failed run needs to know: each service's state, open files, memory,
+          partitions, the broker's errors and GC pauses, Redis' memory and clients
   kafka-tool CLASS ARGS...  run a Kafka CLI class from the cached jars, e.g.
           org.apache.kafka.tools.TopicCommand --bootstrap-server $HOST:$KAFKA_PORT --list
 env: CALLTRACK_SERVICES_DIR (state, logs), CALLTRACK_SERVICES_CACHE (jars),
@@ -200,7 +202,10 @@ kafka_up() {
 		fi
 		log "starting Kafka $KAFKA_VERSION (log: $STATE/kafka.log)"
 		# shellcheck disable=SC2086 # KAFKA_JVM_OPTS is a list of options
+		# GC log: `diagnose` shows its long pauses (a broker that stops answering may be
+		# collecting).
 		spawn kafka "$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 $KAFKA_JVM_OPTS \
+			-Xlog:gc:file="$STATE/kafka-gc.log":time,uptime:filecount=2,filesize=10m \
 			-Djava.awt.headless=true -Dlog4j2.configurationFile="$d/log4j2.properties" \
 			-cp "$KAFKA_HOME/lib/*" kafka.Kafka "$d/server.properties"
 	else
@@ -240,6 +245,42 @@ redis_up() {
 }
 
 redis_ping() { [[ $(timeout 5 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+
+# ---- diagnosis ---------------------------------------------------------------
+
+proc_facts() { # pid: open files against the limit, resident memory
+	local fds limit rss
+	fds=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+	limit=$(awk '/Max open files/{print $4}' "/proc/$1/limits" 2>/dev/null)
+	rss=$(awk '/VmRSS/{print $2, $3}' "/proc/$1/status" 2>/dev/null)
+	echo "open files $fds of $limit, RSS $rss"
+}
+
+diagnose() {
+	local pid
+	echo "services: diagnosis at $(date -u +%FT%TZ) (state: $STATE, ulimit -n here: $(ulimit -n))"
+	if pid=$(kafka_pid); then
+		echo "kafka: running (pid $pid): $(proc_facts "$pid"); partitions on disk: $(find "$STATE/kafka/data" -mindepth 1 -maxdepth 1 -type d -name '*-[0-9]*' | wc -l)"
+		port_open "$KAFKA_PORT" && echo "kafka: port $KAFKA_PORT accepts connections" || echo "kafka: port $KAFKA_PORT refuses connections"
+	else
+		echo "kafka: not running"
+	fi
+	echo "--- kafka.log: last ERROR/WARN lines"
+	grep -E '\] (ERROR|WARN) ' "$STATE/kafka.log" 2>/dev/null | tail -n 30 || true
+	echo "--- kafka.log: last lines"
+	tail -n 15 "$STATE/kafka.log" 2>/dev/null || true
+	echo "--- kafka GC: pauses of 200 ms or more, and the last collections"
+	grep -hE 'Pause.* ([2-9][0-9]{2}|[0-9]{4,})\.[0-9]+ms' "$STATE"/kafka-gc.log* 2>/dev/null | tail -n 10 || true
+	tail -n 5 "$STATE/kafka-gc.log" 2>/dev/null || true
+	if pid=$(redis_pid); then
+		echo "redis: running (pid $pid): $(proc_facts "$pid")"
+		timeout 5 redis-cli -h "$HOST" -p "$REDIS_PORT" info 2>/dev/null | grep -E '^(used_memory_human|connected_clients|blocked_clients|rejected_connections|db0):' || echo "redis: no answer to INFO"
+	else
+		echo "redis: not running"
+	fi
+	echo "--- redis.log: last lines"
+	tail -n 10 "$STATE/redis.log" 2>/dev/null || true
+}
 
 # ---- common ----------------------------------------------------------------
 
@@ -297,6 +338,7 @@ env)
 	echo "export CALLTRACK_TEST_KAFKA_BROKERS=$HOST:$KAFKA_PORT"
 	echo "export CALLTRACK_TEST_REDIS_ADDR=$HOST:$REDIS_PORT"
 	;;
+diagnose) diagnose ;;
 kafka-tool) # internal/debug: run a Kafka CLI class with the cached jars
 	shift
 	KAFKA_TOOL_TIMEOUT=0 kafka_tool "$@"
