@@ -201,11 +201,15 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 		r.outcome = "rejected"
 		return h.reject(ctx, c, r, t.ID, kind, body, err, log)
 	}
-	lc := log.With().Str("call_id", d.callID)
-	if logID != "" {
-		lc = lc.Str("log_id", logID)
-	}
-	r.log = lc.Logger()
+	// In place: With would copy the request's logger into a new 500-byte buffer, a
+	// webhook's second (heap profile).
+	r.log.UpdateContext(func(c zerolog.Context) zerolog.Context {
+		c = c.Str("call_id", d.callID)
+		if logID != "" {
+			c = c.Str("log_id", logID)
+		}
+		return c
+	})
 
 	// A redelivery of the same payload (in whatever encoding) yields no second event.
 	if hash == "" {
@@ -551,7 +555,7 @@ func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery 
 					r.log.Info().Str("agent", agentLabel(ptrOr(l.Agent))).Msg("agent not mapped: the call will be kept unattributed")
 				}
 			}
-			val, err := l.AppendJSON(make([]byte, 0, 2048)) // the sample afterCall: 1.2 KB
+			val, err := encodeExact(l.AppendJSON)
 			if err != nil {
 				return nil, err
 			}
@@ -559,7 +563,7 @@ func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery 
 			msgs := []kafka.Message{kafkabus.Event(h.Topics.Log, key, "calltrack/ingest", t.ID, l.CallID, val)}
 			if !l.Recording.Empty() {
 				re := call.RecordingEvent{Tenant: t.ID, CallID: l.CallID, Recording: *l.Recording, ReceivedAt: l.ReceivedAt}
-				rec, err := re.AppendJSON(nil)
+				rec, err := encodeExact(re.AppendJSON)
 				if err != nil {
 					return nil, err
 				}

@@ -20,21 +20,23 @@ func E164(raw, defaultCountryCode string) string {
 		// carry anything).
 		cc = DefaultCountryCode
 	}
-	var b strings.Builder
+	// The digits gather on the stack, and the answer is the one allocation: ingest
+	// normalises every webhook's numbers (a strings.Builder cost it five).
+	var arr [24]byte
+	d := arr[:0]
 	plus := false
 	for _, r := range strings.TrimSpace(raw) {
 		switch {
 		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == '+' && b.Len() == 0 && !plus:
+			d = append(d, byte(r))
+		case r == '+' && len(d) == 0 && !plus:
 			plus = true
 		case strings.ContainsRune(" \t-.()/", r):
 		default:
 			return ""
 		}
 	}
-	d := b.String()
-	if !plus && strings.HasPrefix(d, "00") {
+	if !plus && len(d) >= 2 && d[0] == '0' && d[1] == '0' {
 		d, plus = d[2:], true
 	}
 	if plus {
@@ -42,21 +44,27 @@ func E164(raw, defaultCountryCode string) string {
 		if len(d) < 7 || len(d) > 15 || d[0] == '0' {
 			return ""
 		}
-		return "+" + d
+		return plusDigits("", d)
 	}
-	trunk := strings.HasPrefix(d, "0")
+	trunk := len(d) > 0 && d[0] == '0'
 	if trunk {
 		d = d[1:]
 	}
 	switch {
 	case len(d) == 10 && len(cc)+10 <= 15:
-		return "+" + cc + d
-	case len(d) == len(cc)+10 && strings.HasPrefix(d, cc):
-		return "+" + d
+		return plusDigits(cc, d)
+	case len(d) == len(cc)+10 && string(d[:len(cc)]) == cc:
+		return plusDigits("", d)
 	case !trunk && len(d) > 10 && len(d) <= 15:
-		return "+" + d
+		return plusDigits("", d)
 	}
 	return ""
+}
+
+// plusDigits is "+" + cc + d in one allocation.
+func plusDigits(cc string, d []byte) string {
+	var arr [24]byte
+	return string(append(append(append(arr[:0], '+'), cc...), d...))
 }
 
 // Variants lists the forms a CRM search should try for a number, most specific
@@ -134,6 +142,9 @@ func Mask(s string) string {
 }
 
 func digits(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) < 0 {
+		return s // already digits (a tenant's country code): no copy
+	}
 	var b strings.Builder
 	for _, r := range s {
 		if r >= '0' && r <= '9' {
