@@ -134,3 +134,84 @@ func TestRecordAllEqualsOneByOne(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, ttl, time.Duration(0), "the index expires like Record's")
 }
+
+// Ingest's received and published go in the trace hash, not the stages list (two
+// Redis commands a webhook fewer), and read back in time order among a writer's
+// stages — one the writer recorded before the webhook's batch was written included —
+// while a stage with a detail still goes to the list, in the list's own order (where
+// the batch's stages all went before).
+func TestPipedStagesMergeWithTheList(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	// The writer was quicker than ingest's background batch: its stage is stored first.
+	require.NoError(t, s.Record(ctx, "acme", "c1", Update{Stage: Stage{Stage: StatusWritten, At: at.Add(40 * time.Millisecond), Kind: "log"}, Status: StatusWritten, OwnerID: "1001"}))
+	_, err := env.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		return s.RecordPipe(ctx, p, nil, "acme", "c1",
+			Update{Stage: Stage{Stage: StatusReceived, At: at, Kind: "log"}, Status: StatusReceived},
+			Update{Stage: Stage{Stage: StatusPublished, At: at.Add(3 * time.Millisecond), Kind: "log"}, Status: StatusPublished},
+			Update{Stage: Stage{Stage: "click_to_call", At: at.Add(3 * time.Millisecond), Kind: "log", Detail: "placed by calltrack's click-to-call, reference r1"}})
+	})
+	require.NoError(t, err)
+	tr, err := s.Get(ctx, "acme", "c1")
+	require.NoError(t, err)
+	assert.Equal(t, StatusWritten, tr.Status)
+	assert.Equal(t, []Stage{
+		{Stage: StatusReceived, At: at, Kind: "log"},
+		{Stage: StatusPublished, At: at.Add(3 * time.Millisecond), Kind: "log"},
+		{Stage: StatusWritten, At: at.Add(40 * time.Millisecond), Kind: "log"},
+		{Stage: "click_to_call", At: at.Add(3 * time.Millisecond), Kind: "log", Detail: "placed by calltrack's click-to-call, reference r1"},
+	}, tr.Stages)
+
+	// A webhook's batch alone leaves no stages list; its trace expires with its hash.
+	_, err = env.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		return s.RecordPipe(ctx, p, nil, "acme", "c2",
+			Update{Stage: Stage{Stage: StatusReceived, At: at, Kind: "log"}, Status: StatusReceived},
+			Update{Stage: Stage{Stage: StatusPublished, At: at, Kind: "log"}, Status: StatusPublished})
+	})
+	require.NoError(t, err)
+	n, err := env.Redis.Exists(ctx, s.stagesKey("acme", "c2")).Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "no stages list")
+	ttl, err := env.Redis.PTTL(ctx, s.hashKey("acme", "c2")).Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, TTL-time.Minute)
+	tr, err = s.Get(ctx, "acme", "c2")
+	require.NoError(t, err)
+	assert.Equal(t, StatusPublished, tr.Status)
+	// The same instant: the batch's order stands.
+	assert.Equal(t, []Stage{{Stage: StatusReceived, At: at, Kind: "log"}, {Stage: StatusPublished, At: at, Kind: "log"}}, tr.Stages)
+	enc, err := env.Redis.ObjectEncoding(ctx, s.hashKey("acme", "c2")).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "listpack", enc, "the hash stays compact")
+}
+
+func TestCompactField(t *testing.T) {
+	at := time.Date(2026, 11, 30, 9, 0, 0, 5, time.UTC)
+	for _, tc := range []struct {
+		name string
+		st   Stage
+		ok   bool
+	}{
+		{"ingest's received", Stage{Stage: StatusReceived, At: at, Kind: "log"}, true},
+		{"with a detail", Stage{Stage: StatusReceived, At: at, Kind: "log", Detail: "x"}, false},
+		{"no kind", Stage{Stage: StatusReceived, At: at}, false},
+		{"a colon in its name", Stage{Stage: "a:b", At: at, Kind: "log"}, false},
+		{"a long name", Stage{Stage: "a_stage_name_of_thirty_chars__", At: at, Kind: "log"}, false},
+		{"before 1970", Stage{Stage: StatusReceived, At: time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC), Kind: "log"}, false},
+		{"no time", Stage{Stage: StatusReceived, Kind: "log"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, v, ok := compactField(&tc.st, 1)
+			require.Equal(t, tc.ok, ok)
+			if !ok {
+				return
+			}
+			assert.Less(t, len(f), 64)
+			got := compactStages(map[string]string{f: v, "tenant": "acme", "st:bad": "log"})
+			require.Len(t, got, 1)
+			assert.Equal(t, tc.st, got[0].Stage)
+		})
+	}
+}

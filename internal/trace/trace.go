@@ -166,18 +166,21 @@ func (s *Store) queueIndexed(ctx context.Context, p redis.Pipeliner, tenant, cal
 	if err != nil {
 		return err
 	}
-	s.queueWrites(ctx, p, tenant, callID, u, batch, stage)
+	s.queueWrites(ctx, p, tenant, callID, u, batch, nil, stage)
 	return nil
 }
 
 // queueWrites queues the writes of u, an update whose stages are encoded already: the
-// hash, the stages, the log id's alias, and the calls-list entry (index.go) — in
-// batch when given, for its ZADD with other calls'.
-func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update, batch *IndexBatch, stages ...any) {
-	sk := s.stagesKey(tenant, callID)
-	s.writeHash(ctx, p, tenant, callID, u)
-	p.RPush(ctx, sk, stages...)
-	p.Expire(ctx, sk, TTL)
+// hash (with compact, stages kept as hash fields: compactField), the stages list, the
+// log id's alias, and the calls-list entry (index.go) — in batch when given, for its
+// ZADD with other calls'.
+func (s *Store) queueWrites(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update, batch *IndexBatch, compact []any, stages ...any) {
+	s.writeHash(ctx, p, tenant, callID, u, compact)
+	if len(stages) > 0 {
+		sk := s.stagesKey(tenant, callID)
+		p.RPush(ctx, sk, stages...)
+		p.Expire(ctx, sk, TTL)
+	}
 	if u.LogID != "" && u.LogID != callID {
 		p.Set(ctx, s.aliasKey(tenant, u.LogID), callID, TTL)
 	}
@@ -207,17 +210,17 @@ func statusOf(status, early string) string {
 // writeHash queues the trace hash's write of an update: its status (an early one in
 // its own field, a later one by the setStatus rules), ids and the call's facts
 // (Update.Call, for the calls list), in one command. Empty values change nothing.
-func (s *Store) writeHash(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update) {
+func (s *Store) writeHash(ctx context.Context, p redis.Pipeliner, tenant, callID string, u Update, compact []any) {
 	hk := s.hashKey(tenant, callID)
 	if u.Status == "" || earlyStatus(u.Status) {
-		fields := appendCallFields(append(make([]any, 0, 32), "tenant", tenant, fieldEarlyStatus, u.Status,
+		fields := appendCallFields(append(make([]any, 0, 32+len(compact)), "tenant", tenant, fieldEarlyStatus, u.Status,
 			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent), u.Call)
-		p.HSet(ctx, hk, withoutEmpty(fields)...)
+		p.HSet(ctx, hk, withoutEmpty(append(fields, compact...))...)
 		p.PExpire(ctx, hk, TTL)
 		return
 	}
 	args := appendCallFields([]any{u.Status, tenant, "owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent}, u.Call)
-	setStatus.Eval(ctx, p, []string{hk}, args...)
+	setStatus.Eval(ctx, p, []string{hk}, append(args, compact...)...)
 }
 
 // withoutEmpty drops, in place, the field/value pairs of kv whose value is empty (as
@@ -308,5 +311,6 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Trace, error) {
 			t.Stages = append(t.Stages, st)
 		}
 	}
+	t.Stages = mergeStages(t.Stages, compactStages(h))
 	return t, nil
 }
