@@ -270,7 +270,9 @@ diagnose() {
 	echo "--- kafka.log: last lines"
 	tail -n 15 "$STATE/kafka.log" 2>/dev/null || true
 	echo "--- kafka GC: pauses of 200 ms or more, and the last collections"
-	grep -hE 'Pause.* ([2-9][0-9]{2}|[0-9]{4,})\.[0-9]+ms' "$STATE"/kafka-gc.log* 2>/dev/null | tail -n 10 || true
+	# rotated files first (.1 is the oldest), so the last lines are the latest pauses
+	grep -hE 'Pause.* ([2-9][0-9]{2}|[0-9]{4,})\.[0-9]+ms' "$STATE"/kafka-gc.log.1 "$STATE"/kafka-gc.log.0 \
+		"$STATE"/kafka-gc.log 2>/dev/null | tail -n 10 || true
 	tail -n 5 "$STATE/kafka-gc.log" 2>/dev/null || true
 	if pid=$(redis_pid); then
 		echo "redis: running (pid $pid): $(proc_facts "$pid")"

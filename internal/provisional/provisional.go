@@ -51,6 +51,12 @@ func LogSeen(t *trace.Trace) bool {
 	if t == nil {
 		return false
 	}
+	// The status says so too (as backfill.Seen reads it): a trace whose stages a reader
+	// does not show — one of another version's layout — still counts.
+	switch t.Status {
+	case trace.StatusPublished, trace.StatusWritten, trace.StatusUnattributed, trace.StatusRetrying, trace.StatusDeadLettered:
+		return true
+	}
 	for _, st := range t.Stages {
 		if st.Kind != "log" {
 			continue

@@ -122,6 +122,17 @@ func TestLogSeen(t *testing.T) {
 	assert.Equal(t, StageDropped, tr.Stages[len(tr.Stages)-1].Stage)
 }
 
+// A trace's status counts as its stages do: a reader that does not show a stage (one
+// of another version's layout) still sees a published call log.
+func TestLogSeenByStatus(t *testing.T) {
+	for status, want := range map[string]bool{
+		trace.StatusReceived: false, trace.StatusPublished: true, trace.StatusWritten: true,
+		trace.StatusUnattributed: true, trace.StatusRetrying: true, trace.StatusDeadLettered: true,
+	} {
+		assert.Equal(t, want, LogSeen(&trace.Trace{Status: status}), status)
+	}
+}
+
 // Kafka refusing is an error: the consumer tries the message again, never commits past it.
 func TestPublishFailureIsAnError(t *testing.T) {
 	f := newFixture(t)

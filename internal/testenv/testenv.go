@@ -209,13 +209,14 @@ func cleanupKeys(rdb redis.UniversalClient, prefix string) {
 
 // deleteTopics deletes the topics a finished test made (all end in its suffix). Left
 // alone, a full run left the one broker 1,731 partitions and 1,900 open files; deleted,
-// at most 651 and 837 (measured, fresh-clone CI, 2026-12-01). Best effort: a broker
-// that does not answer here fails the next test with a clearer error.
+// at most 651 and 837 (measured, fresh-clone CI, 2026-12-01). Best effort, and brief:
+// a broker that does not answer here fails the next test with a clearer error, and must
+// not add much to every test's end.
 func deleteTopics(brokers []string, suffix string) {
 	if len(brokers) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	tr := &kafka.Transport{}
 	defer tr.CloseIdleConnections()

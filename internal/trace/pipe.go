@@ -122,7 +122,10 @@ func compactStages(h map[string]string) []compactStage {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.seq, b.seq)
+		if c := cmp.Compare(a.seq, b.seq); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Stage.Stage, b.Stage.Stage) // two batches' at one instant: the same order every read
 	})
 	return out
 }
