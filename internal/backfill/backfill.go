@@ -449,8 +449,7 @@ func Seen(t *trace.Trace) bool {
 	if t == nil {
 		return false
 	}
-	switch t.Status {
-	case trace.StatusPublished, trace.StatusWritten, trace.StatusUnattributed, trace.StatusRetrying, trace.StatusDeadLettered:
+	if trace.PastPublished(t.Status) {
 		return true
 	}
 	for _, st := range t.Stages {

@@ -53,8 +53,7 @@ func LogSeen(t *trace.Trace) bool {
 	}
 	// The status says so too (as backfill.Seen reads it): a trace whose stages a reader
 	// does not show — one of another version's layout — still counts.
-	switch t.Status {
-	case trace.StatusPublished, trace.StatusWritten, trace.StatusUnattributed, trace.StatusRetrying, trace.StatusDeadLettered:
+	if trace.PastPublished(t.Status) {
 		return true
 	}
 	for _, st := range t.Stages {

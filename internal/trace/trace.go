@@ -47,6 +47,16 @@ const (
 	KindLive      = "live"
 )
 
+// PastPublished reports whether a trace's status says its call log left ingest:
+// published to Kafka, or further along (written, unattributed, retrying, dead-lettered).
+func PastPublished(status string) bool {
+	switch status {
+	case StatusPublished, StatusWritten, StatusUnattributed, StatusRetrying, StatusDeadLettered:
+		return true
+	}
+	return false
+}
+
 // TTL of a trace.
 const TTL = 7 * 24 * time.Hour
 
