@@ -71,19 +71,15 @@ const (
 	devOBDSecretEnv       = "CALLTRACK_DEV_OBD_SECRET"
 )
 
-// devBackfill sets up the backfill in `calltrack dev`: the demo-zoho tenant shares the
-// demo's sandbox MyOperator account, so only demo is backfilled periodically (else each
-// call of the sandbox's log would go to both CRMs); and a tenants file of demo is
-// written for `calltrack backfill` run against this dev.
+// devBackfill writes a tenants file of demo for `calltrack backfill` run against this
+// dev. (Each dev tenant has a sandbox MyOperator account of its own, so each tenant's
+// periodic backfill finds only its own calls.)
 //
 // The file describes demo as dev runs it (StartDev; TestDevBackfill compares them):
 // the Kylas marketplace app's OAuth token beside the api-key, so the CLIs write by the
 // owner-attributing route and load it without the api-key-only warning; its call
 // policies, business hours and department owner; its API token and click-to-call.
 func (d *Dev) devBackfill() error {
-	if t, ok := d.App.Tenants.Get(DevZohoTenant); ok {
-		t.Backfill.Disabled = true
-	}
 	dir, err := os.MkdirTemp("", "calltrack-dev-")
 	if err != nil {
 		return fmt.Errorf("dev: tenants file: %w", err)

@@ -13,7 +13,7 @@ import (
 )
 
 // Dev click-to-call settings: tenant demo's API token, and the sandbox MyOperator
-// account's outbound-API credentials (tenants demo and demo-zoho each have one).
+// accounts' outbound-API credentials (tenants demo and demo-zoho each have one).
 const (
 	DevAPIToken            = "demo-api-token"
 	DevCompanyID           = "5cd40f6554442586" // the samples' company
@@ -34,6 +34,7 @@ func devOBDAccounts(base string) []mosandbox.OBDAccount {
 		{CompanyID: DevCompanyID, APIKey: DevOBDAPIKey, SecretToken: DevOBDSecret, PublicIVRID: DevOBDPublicIVRID,
 			InCallWebhook: hook(DevTenant, DevToken, "incall"), AfterCallWebhook: hook(DevTenant, DevToken, "aftercall")},
 		{CompanyID: DevCompanyID, APIKey: DevOBDAPIKey, SecretToken: DevZohoOBDSecret, PublicIVRID: DevOBDPublicIVRID,
+			APIToken:      DevZohoMyOperatorToken, // its calls join demo-zoho's call log, not demo's
 			InCallWebhook: hook(DevZohoTenant, DevZohoToken, "incall"), AfterCallWebhook: hook(DevZohoTenant, DevZohoToken, "aftercall")},
 	}
 }

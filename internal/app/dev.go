@@ -122,7 +122,7 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	// The sandbox MyOperator delivers afterCalls it is asked to (POST .../calls?deliver=true) to tenant demo.
 	// Its outbound API places the click-to-call requests and delivers their webhooks (clicktocall.go).
 	d.MyOp = mosandbox.New(mosandbox.Options{AfterCallWebhook: d.Base + "/webhooks/myoperator/" + DevTenant + "/aftercall?token=" + DevToken,
-		OBDAccounts: devOBDAccounts(d.Base)})
+		OBDAccounts: devOBDAccounts(d.Base), MoreTokens: []string{DevZohoMyOperatorToken}})
 	// Two MyOperator users that user sync cannot match, so the console's Agents page shows
 	// unmatched users of both sides with their reasons: the sample call's agent, whose
 	// email differs from CRM user 1001's only in case (left for the admin to map), and one
@@ -135,7 +135,8 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken,
 			RateLimit: DevKylasRateLimit},
 		Calls: DevCallPolicy()}, d.devZoho())
-	if _, err := tenants.WithAdmins(tenant.Admin{Name: "demo-tenant-admin", Tenant: DevTenant, Token: DevTenantAdminToken}); err != nil {
+	// A name of its own, not its token: names go to logs and the mapping journal.
+	if _, err := tenants.WithAdmins(tenant.Admin{Name: "sumit@demo", Tenant: DevTenant, Token: DevTenantAdminToken}); err != nil {
 		return nil, err
 	}
 	cfg := config.Config{KafkaBrokers: []string{d.kafka.ListenAddrs()[0]}, KafkaPartitions: 3, KafkaRepl: 1,

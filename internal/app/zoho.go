@@ -161,7 +161,11 @@ func (a *App) tenantCRMUsers(tenantID string) (directory.Source, int, error) {
 const (
 	DevZohoTenant = "demo-zoho"
 	DevZohoToken  = "demo-zoho-token"
-	DevZohoUserID = "5725767000000411001" // a sandbox Zoho user: Sumit Arya, the sample call's agent
+	// DevZohoMyOperatorToken is demo-zoho's sandbox MyOperator account: a call log of its
+	// own, so neither tenant's backfill finds the other's calls (one MyOperator account
+	// per tenant, as tenant.Load requires).
+	DevZohoMyOperatorToken = "demo-zoho-myoperator-token"
+	DevZohoUserID          = "5725767000000411001" // a sandbox Zoho user: Sumit Arya, the sample call's agent
 	// DevPhoneBridgeUser is Sumit's PhoneBridge user id (callnotify's zohouser).
 	DevPhoneBridgeUser = "pb-5725767000000411001"
 )
@@ -177,7 +181,7 @@ func (d *Dev) devZoho() *tenant.Tenant {
 	base := d.Base + "/sandbox/zoho"
 	return &tenant.Tenant{ID: DevZohoTenant, WebhookToken: DevZohoToken, CompanyID: DevCompanyID,
 		ClickToCall:   devClickToCall(d.Base, DevZohoOBDSecret), // clicktocall.go
-		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
+		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: DevZohoMyOperatorToken,
 		CRM: tenant.CRM{Kind: "zoho", Zoho: tenant.Zoho{AccountsURL: base, APIDomain: base,
 			ClientID: sandbox.ZohoClientID, ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken,
 			ClickToDialAuth: DevZohoClickToDialAuth}}}

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -255,10 +257,32 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 		admins = append(admins, as...)
 		ts = append(ts, t)
 	}
+	if err := oneAccountEach(ts); err != nil {
+		return nil, fmt.Errorf("tenants file %s: %w", path, err)
+	}
 	r, err := NewRegistry(ts...).WithAdmins(admins...)
 	if err != nil {
 		return nil, fmt.Errorf("tenants file %s: %w", path, err)
 	}
 	r.warnings = allWarnings
 	return r, nil
+}
+
+// oneAccountEach refuses two tenants that read one MyOperator account (the same API
+// token): each one's backfill would find the other's calls in the account's call log
+// and write them into its own CRM.
+func oneAccountEach(ts []*Tenant) error {
+	slices.SortFunc(ts, func(a, b *Tenant) int { return strings.Compare(a.ID, b.ID) })
+	byToken := map[Secret]string{}
+	for _, t := range ts {
+		if t.MyOperatorKey == "" {
+			continue
+		}
+		if other, ok := byToken[t.MyOperatorKey]; ok {
+			return fmt.Errorf("tenants %s and %s have the same MyOperator API token (myoperator_api_token_env): "+
+				"each would backfill the other's calls into its CRM; give each tenant its own MyOperator account", other, t.ID)
+		}
+		byToken[t.MyOperatorKey] = t.ID
+	}
+	return nil
 }

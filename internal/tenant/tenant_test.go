@@ -61,3 +61,41 @@ tenants:
 	_, err = Load(filepath.Join(dir, "missing.yaml"), os.Getenv)
 	assert.Error(t, err)
 }
+
+// Two tenants reading one MyOperator account would each backfill the other's calls
+// into their own CRM: the file is refused, naming both tenants and not the token.
+func TestLoadRefusesASharedMyOperatorAccount(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.yaml")
+	tenantYAML := func(id, tokenEnv string) string {
+		return fmt.Sprintf(`
+  %s:
+    webhook_token_env: %s_HOOK
+    myoperator_api_token_env: %s
+    crm:
+      kind: kylas
+      api_key_env: KEY
+`, id, id, tokenEnv)
+	}
+	env := map[string]string{"a_HOOK": "h1", "b_HOOK": "h2", "c_HOOK": "h3", "KEY": "k", "MO_1": "mo-secret", "MO_2": "mo-secret", "MO_3": "other"}
+	for _, c := range []struct {
+		name    string
+		tenants string
+		wantErr string
+	}{
+		{"own accounts", tenantYAML("a", "MO_1") + tenantYAML("c", "MO_3"), ""},
+		{"no account", tenantYAML("a", "NONE") + tenantYAML("b", "NONE"), ""},
+		{"one account, two variables", tenantYAML("a", "MO_1") + tenantYAML("b", "MO_2"), "tenants a and b have the same MyOperator API token"},
+		{"one account, one variable", tenantYAML("b", "MO_1") + tenantYAML("a", "MO_1") + tenantYAML("c", "MO_3"), "tenants a and b have the same MyOperator API token"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.NoError(t, os.WriteFile(path, []byte("tenants:"+c.tenants), 0o600))
+			_, err := Load(path, func(k string) string { return env[k] })
+			if c.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, c.wantErr)
+			assert.NotContains(t, err.Error(), "mo-secret")
+		})
+	}
+}

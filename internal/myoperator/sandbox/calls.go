@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -36,6 +37,7 @@ type callsState struct {
 
 // loggedCall is one call of the log: the afterCall as recorded.
 type loggedCall struct {
+	Account   string // the API token of the account whose log holds the call
 	CallID    string
 	LogID     string
 	Start     time.Time
@@ -62,9 +64,21 @@ func (s *Server) routesCalls() {
 	})
 }
 
-// RecordCall adds an afterCall log (JSON) to the call log, replacing a call of the
-// same id. It returns the call as recorded.
+// RecordCall adds an afterCall log (JSON) to the first account's call log, replacing
+// a call of the same id. It returns the call as recorded.
 func (s *Server) RecordCall(afterCall []byte) (*loggedCall, error) {
+	return s.RecordCallIn(s.opts.Token, afterCall)
+}
+
+// RecordCallIn is RecordCall into the call log of the account whose API token is
+// token (empty: the first account's).
+func (s *Server) RecordCallIn(token string, afterCall []byte) (*loggedCall, error) {
+	if token == "" {
+		token = s.opts.Token
+	}
+	if s.account(token) == "" {
+		return nil, errors.New("no account has that API token")
+	}
 	l, err := myoperator.ParseAfterCall("sandbox", afterCall, time.Now())
 	if err != nil {
 		return nil, err
@@ -73,7 +87,7 @@ func (s *Server) RecordCall(afterCall []byte) (*loggedCall, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &loggedCall{CallID: l.CallID, LogID: l.LogID, Start: l.StartedAt, AfterCall: m}
+	c := &loggedCall{Account: token, CallID: l.CallID, LogID: l.LogID, Start: l.StartedAt, AfterCall: m}
 	if c.LogID == "" {
 		c.LogID = l.CallID
 	}
@@ -253,7 +267,8 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		writeUsersJSON(w, http.StatusBadRequest, map[string]any{"status": "error", "code": 400, "message": err.Error()})
 		return
 	}
-	if p["token"] != s.opts.Token {
+	account := s.account(p["token"])
+	if account == "" {
 		writeUsersJSON(w, http.StatusBadRequest, map[string]any{"status": "error", "code": 400, "message": "This not an authorized request"})
 		return
 	}
@@ -285,7 +300,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	key := p["search_key"]
 	var match []loggedCall
 	for _, c := range s.Calls() {
-		if st := c.Start.Unix(); st >= from && st <= to && (key == "" || c.matches(key)) {
+		if st := c.Start.Unix(); c.Account == account && st >= from && st <= to && (key == "" || c.matches(key)) {
 			match = append(match, c)
 		}
 	}

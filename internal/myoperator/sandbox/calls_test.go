@@ -200,3 +200,40 @@ func TestSearchKey(t *testing.T) {
 	_, page, _ = call(t, http.MethodPost, srv.URL+"/search", "application/json", `{"token":"tok","search_key":"9711636496"}`)
 	assert.EqualValues(t, 2, page["data"].(map[string]any)["total"], "a number matches the caller")
 }
+
+// Each account has a call log of its own: a search lists only the calls of the account
+// whose token it carries (as MyOperator's per-account search does), while users are
+// shared; a token of no account is refused.
+func TestAccountsHaveTheirOwnCallLog(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.New(sandbox.Options{Token: "tok", MoreTokens: []string{"tok2"}})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	st, _, _ := call(t, http.MethodPost, srv.URL+"/calls?at=now&call_id=n2.1700000000.1", "application/json", sample(t))
+	require.Equal(t, http.StatusCreated, st)
+	_, err := sb.RecordCallIn("tok2", []byte(strings.Replace(sample(t), "n2.1596270949.2175190", "n2.1700000000.2", 1)))
+	require.NoError(t, err)
+	_, err = sb.RecordCallIn("nobody", []byte(sample(t)))
+	require.Error(t, err)
+
+	ids := func(token string) []string {
+		st, page, _ := call(t, http.MethodPost, srv.URL+"/search", "application/json", `{"token":"`+token+`","from":0}`)
+		require.Equal(t, http.StatusOK, st, "%v", page)
+		var out []string
+		for _, h := range page["data"].(map[string]any)["hits"].([]any) {
+			src := h.(map[string]any)["_source"].(map[string]any)
+			for _, kv := range src["additional_parameters"].([]any) {
+				if kv.(map[string]any)["ky"] == "ui" {
+					out = append(out, kv.(map[string]any)["vl"].(string))
+				}
+			}
+		}
+		return out
+	}
+	assert.Equal(t, []string{"n2.1700000000.1"}, ids("tok"))
+	assert.Equal(t, []string{"n2.1700000000.2"}, ids("tok2"))
+	st, _, _ = call(t, http.MethodPost, srv.URL+"/search", "application/json", `{"token":"tok3"}`)
+	assert.Equal(t, http.StatusBadRequest, st)
+	st, _, _ = call(t, http.MethodGet, srv.URL+"/user?token=tok2", "", "")
+	assert.Equal(t, http.StatusOK, st, "users are shared by the accounts")
+}

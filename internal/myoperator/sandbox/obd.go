@@ -40,6 +40,9 @@ type OBDAccount struct {
 	APIKey      string // x-api-key
 	SecretToken string
 	PublicIVRID string
+	// APIToken is the account whose call log (POST /search) the placed calls join:
+	// Options.Token or one of Options.MoreTokens; empty: Options.Token.
+	APIToken string
 	// InCallWebhook and AfterCallWebhook receive the placed calls' webhooks (form field
 	// myoperator=<json>); empty: not delivered (the call is still logged).
 	InCallWebhook    string
@@ -262,7 +265,7 @@ func (s *Server) ring(acct OBDAccount, c *OBDCall, agent *User) {
 			"_tt": []any{}, "_su": "1", "_st": start, "_et": end, "_dr": dur, "_ac": "received"}},
 		"_us": []map[string]any{{"ky": ag.ID, "vl": "received"}}, "_ri": c.UniqueID, "_cri": c.ReferenceID}
 	raw, _ := json.Marshal(ac)
-	if _, err := s.RecordCall(raw); err != nil {
+	if _, err := s.RecordCallIn(acct.APIToken, raw); err != nil {
 		s.obdNote(c, "", "record: "+err.Error())
 	}
 	s.obdEvent(c, "ended", acct.AfterCallWebhook, ac)

@@ -57,7 +57,7 @@ func (s *Server) RecordingLinks() int {
 
 func (s *Server) recordingLink(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("token") != s.opts.Token {
+	if s.account(q.Get("token")) == "" {
 		writeRecordingsJSON(w, http.StatusBadRequest, map[string]any{"status": "error", "code": 400, "message": "not an authorized request"})
 		return
 	}

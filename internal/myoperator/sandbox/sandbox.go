@@ -7,12 +7,17 @@ package sandbox
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 )
 
 // Options configure the sandbox.
 type Options struct {
 	Token string // the account API token the API calls must carry (?token=); default "demo-myoperator-token"
+	// MoreTokens are further accounts' API tokens. Each account has a call log of its
+	// own (POST /search lists only its calls), as each MyOperator account does; the
+	// users and recordings are shared (a sandbox's simplification).
+	MoreTokens []string
 	// AfterCallWebhook is where POST /calls?deliver=true posts the afterCall (calltrack's
 	// afterCall URL, token included); empty: calls are only recorded.
 	AfterCallWebhook string
@@ -49,7 +54,15 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Token is the API token the sandbox accepts.
+// Token is the API token of the sandbox's first account.
 func (s *Server) Token() string { return s.opts.Token }
+
+// account is the account whose API token is token, or "" when none is.
+func (s *Server) account(token string) string {
+	if token != "" && (token == s.opts.Token || slices.Contains(s.opts.MoreTokens, token)) {
+		return token
+	}
+	return ""
+}
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

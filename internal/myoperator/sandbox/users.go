@@ -113,7 +113,7 @@ func (u User) json() userJSON {
 // listUsers serves GET /user?token=&page=N (page from 1):
 // {"status":"success","code":200,"data":[...],"next_page":N|null}.
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("token") != s.opts.Token {
+	if s.account(r.URL.Query().Get("token")) == "" {
 		writeUsersJSON(w, http.StatusBadRequest, map[string]any{"status": "error", "code": 400, "message": "not an authorized request"})
 		return
 	}
