@@ -176,8 +176,11 @@ func (b *Batcher) send() {
 	}
 	n := p.Len()
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
-	_, err := p.Exec(redisscript.Independent(ctx))
+	cmds, err := p.Exec(redisscript.Independent(ctx))
 	cancel()
+	if errors.Is(err, redis.Nil) {
+		err = failure(cmds) // Exec reports the first command's error: a lookup that found nothing is not one
+	}
 	if err != nil && b.opts.Failed != nil {
 		b.opts.Failed(err, n)
 	}
@@ -186,6 +189,16 @@ func (b *Batcher) send() {
 	close(b.done)
 	b.done = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// failure is the first error of cmds that is not a reply of nothing (redis.Nil).
+func failure(cmds []redis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
 
 // add runs fn on p; a panic there is reported as a failed write, not a crash of the

@@ -132,6 +132,48 @@ func TestFailedWriteIsReported(t *testing.T) {
 	assert.Equal(t, []int{2}, failed)
 }
 
+// A lookup that finds nothing is an answer, not a failure: a batch whose first command
+// is a GET of a missing key is not reported (go-redis's Exec returns that redis.Nil),
+// while a real error behind it still is.
+func TestNothingFoundIsNotAFailure(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	for _, c := range []struct {
+		name   string
+		fn     func(p redis.Pipeliner)
+		failed []string
+	}{
+		{"missing keys", func(p redis.Pipeliner) {
+			p.Get(ctx, env.Prefix+":missing")
+			p.HGet(ctx, env.Prefix+":missing-hash", "f")
+			p.Set(ctx, env.Prefix+":k", 1, time.Minute)
+		}, nil},
+		{"missing key, then a wrong type", func(p redis.Pipeliner) {
+			p.Get(ctx, env.Prefix+":missing")
+			p.HGet(ctx, env.Prefix+":k", "f") // a string, not a hash
+		}, []string{"WRONGTYPE"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var failed []string
+			b := redisbatch.New(env.Redis, redisbatch.Options{Timeout: 5 * time.Second, Failed: func(err error, commands int) {
+				mu.Lock()
+				defer mu.Unlock()
+				failed = append(failed, err.Error())
+			}})
+			defer b.Close(ctx)
+			require.True(t, b.Add(c.fn))
+			require.NoError(t, b.Flush(ctx))
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, failed, len(c.failed), "%v", failed)
+			for i, want := range c.failed {
+				assert.Contains(t, failed[i], want)
+			}
+		})
+	}
+}
+
 // A write whose commands panic is reported; the others in its batch go through.
 func TestPanickingWriteIsReported(t *testing.T) {
 	env := testenv.New(t)
