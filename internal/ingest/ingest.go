@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -175,9 +176,7 @@ func (h *Handler) webhook(c echo.Context, r *request, kind string) error {
 			company = myoperator.CompanyID(raw) // unparseable, or the other kind's key
 		}
 		if !t.AcceptsCompany(company) {
-			r.outcome = "unauthorized"
-			log.Warn().Msg("payload of another company refused")
-			return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
+			return h.refuseCompany(ctx, c, r, t, kind, body, company)
 		}
 		switch {
 		case l != nil:
@@ -597,12 +596,44 @@ func (h *Handler) inCall(t *tenant.Tenant, lv *call.Live) delivery {
 		}}
 }
 
+// Reasons a payload is kept on the rejected topic (header kafkabus.HeaderReason).
+const (
+	reasonMalformed    = "malformed_payload"
+	reasonWrongCompany = "wrong_company"
+	reasonUnknownEvent = "unknown_event_type"
+)
+
 // reject answers 400 and keeps the raw payload on the rejected topic with the reason.
 // When neither Kafka nor the spool keeps it, it answers 503 instead (spool_full /
 // unavailable, as for a call): MyOperator does not retry a 4xx, so a 400 would leave
 // the payload nowhere.
 func (h *Handler) reject(ctx context.Context, c echo.Context, r *request, tenantID, kind string, body []byte, cause error, log zerolog.Logger) error {
 	msg := strings.TrimPrefix(cause.Error(), myoperator.ErrMalformed.Error()+": ")
+	if err := h.keepRejected(ctx, c, r, tenantID, kind, body, reasonMalformed, msg); err != nil {
+		return err
+	}
+	log.Info().Str("reason", msg).Msg("malformed webhook rejected")
+	return web.Errorf(http.StatusBadRequest, reasonMalformed, msg)
+}
+
+// refuseCompany answers 403 to a payload of a company other than the tenant's (its
+// token was right: a tenant's company_id set wrong would otherwise lose every call
+// behind a "wrong token"), and keeps it on the rejected topic, as reject does.
+func (h *Handler) refuseCompany(ctx context.Context, c echo.Context, r *request, t *tenant.Tenant, kind string, body []byte, company string) error {
+	msg := fmt.Sprintf("the payload is company %s's; tenant %s takes only company %s's (company_id in the tenants file)",
+		strconv.Quote(company), t.ID, strconv.Quote(t.CompanyID))
+	if err := h.keepRejected(ctx, c, r, t.ID, kind, body, reasonWrongCompany, msg); err != nil {
+		return err
+	}
+	r.outcome = "rejected"
+	r.log.Warn().Str("company", company).Str("tenant_company", t.CompanyID).Msg("payload of another company refused")
+	return web.Errorf(http.StatusForbidden, reasonWrongCompany, msg)
+}
+
+// keepRejected puts a refused payload on the rejected topic with its reason and message;
+// when neither Kafka nor the spool takes it, the answer is a 503 (the error returned).
+func (h *Handler) keepRejected(ctx context.Context, c echo.Context, r *request, tenantID, kind string, body []byte, reason, msg string) error {
+	log := r.log
 	if len(body) == 0 {
 		// A legacy GET delivery carries its payload in the query: keep that (less the token).
 		q := c.QueryParams()
@@ -611,13 +642,13 @@ func (h *Handler) reject(ctx context.Context, c echo.Context, r *request, tenant
 		body = []byte(q.Encode())
 	}
 	m := kafkabus.Event(h.Topics.Rejected, tenantID, "calltrack/ingest", tenantID, "", body,
-		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte("malformed_payload")},
+		kafka.Header{Key: kafkabus.HeaderReason, Value: []byte(reason)},
 		kafka.Header{Key: kafkabus.HeaderError, Value: []byte(msg)},
 		kafka.Header{Key: "kind", Value: []byte(kind)},
 		kafka.Header{Key: "content_type", Value: []byte(c.Request().Header.Get(echo.HeaderContentType))})
 	if _, err := h.Publisher.Deliver(ctx, m); err != nil {
 		h.Metrics.PublishErrors.WithLabelValues(h.Topics.Rejected).Inc()
-		log.Error().Err(err).Str("reason", msg).Msg("malformed webhook not kept: neither kafka nor the spool took it; answered 503 so MyOperator retries")
+		log.Error().Err(err).Str("reason", msg).Msg("refused webhook not kept: neither kafka nor the spool took it; answered 503 so MyOperator retries")
 		if errors.Is(err, spool.ErrFull) {
 			r.outcome = "spool_full"
 			return errSpoolFull
@@ -625,8 +656,7 @@ func (h *Handler) reject(ctx context.Context, c echo.Context, r *request, tenant
 		r.outcome = "unavailable"
 		return errUnavailable
 	}
-	log.Info().Str("reason", msg).Msg("malformed webhook rejected")
-	return web.Errorf(http.StatusBadRequest, "malformed_payload", msg)
+	return nil
 }
 
 func agentLabel(a call.Agent) string { return a.Label() }

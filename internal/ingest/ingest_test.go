@@ -49,10 +49,15 @@ func (f *fakePublisher) Deliver(_ context.Context, msgs ...kafka.Message) (bool,
 }
 
 func newServer(t testing.TB) (*httptest.Server, *fakePublisher) {
+	return newServerFor(t, &tenant.Tenant{ID: "acme", WebhookToken: "tok"})
+}
+
+// newServerFor is newServer for tenant ten.
+func newServerFor(t testing.TB, ten *tenant.Tenant) (*httptest.Server, *fakePublisher) {
 	env := testenv.New(t)
 	pub := &fakePublisher{}
 	m := metrics.New()
-	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
+	h := &Handler{Tenants: tenant.NewRegistry(ten),
 		Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
 		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.Nop(),
 		After: redisbatch.New(env.Redis, redisbatch.Options{}), Before: redisbatch.New(env.Redis, redisbatch.Options{})} // as serve runs it
@@ -173,6 +178,31 @@ func TestLogLinesCarryTheTrace(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Contains(t, logged.String(), `"message":"webhook accepted"`)
 	assert.Contains(t, logged.String(), `"trace_id":"`+sc.TraceID().String()+`","span_id":"`+sc.SpanID().String()+`"`)
+}
+
+// A payload of another company than the tenant's, with the right token, is answered
+// 403 wrong_company naming both companies (not 401 "wrong token": a company_id set
+// wrong would lose every call behind the wrong cause) and is kept on the rejected topic.
+func TestAnotherCompanysPayloadIsRefusedAndKept(t *testing.T) {
+	srv, pub := newServerFor(t, &tenant.Tenant{ID: "acme", WebhookToken: "tok", CompanyID: "1111111111111111"})
+	for _, kind := range []string{"aftercall", "incall"} {
+		payload := sample(t) // company 5cd40f6554442586
+		if kind == "incall" {
+			b, err := os.ReadFile("../myoperator/testdata/incall_ringing.json")
+			require.NoError(t, err)
+			payload = string(b)
+		}
+		pub.msgs = nil
+		res, err := http.PostForm(srv.URL+"/webhooks/myoperator/acme/"+kind+"?token=tok", url.Values{"myoperator": {payload}})
+		require.NoError(t, err)
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, kind)
+		assert.JSONEq(t, `{"error":{"code":"wrong_company","message":"the payload is company \"5cd40f6554442586\"'s; tenant acme takes only company \"1111111111111111\"'s (company_id in the tenants file)"}}`, string(b), kind)
+		require.Len(t, pub.msgs, 1, "%s: kept", kind)
+		assert.Equal(t, "wrong_company", kafkabus.Header(pub.msgs[0], kafkabus.HeaderReason))
+		assert.Equal(t, url.Values{"myoperator": {payload}}.Encode(), string(pub.msgs[0].Value), "the body as it came")
+	}
 }
 
 // A malformed webhook is answered 400 once its raw payload is kept (on the rejected

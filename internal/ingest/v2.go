@@ -75,9 +75,7 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 		return v.reject(ctx, c, r, t.ID, kind, body, err, log)
 	}
 	if !t.AcceptsCompany(ev.CompanyID) {
-		r.outcome = "unauthorized"
-		log.Warn().Msg("payload of another company refused")
-		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong webhook token")
+		return v.refuseCompany(ctx, c, r, t, kind, body, ev.CompanyID)
 	}
 	log = log.With().Str("event_type", ev.Type).Str("event_id", ev.ID).Str("call_id", ev.CallID).Logger()
 	r.log = log
@@ -104,7 +102,7 @@ func (v *V2) webhook(c echo.Context, r *request) error {
 	default:
 		// Kept verbatim, as rejected payloads are, so nothing MyOperator sends is lost.
 		kept := kafkabus.Event(v.Topics.Rejected, t.ID, "calltrack/ingest", t.ID, ev.CallID, body,
-			kafka.Header{Key: kafkabus.HeaderReason, Value: []byte("unknown_event_type")},
+			kafka.Header{Key: kafkabus.HeaderReason, Value: []byte(reasonUnknownEvent)},
 			kafka.Header{Key: "kind", Value: []byte(kind)},
 			kafka.Header{Key: "event_type", Value: []byte(ev.Type)},
 			kafka.Header{Key: "content_type", Value: []byte(c.Request().Header.Get(echo.HeaderContentType))})

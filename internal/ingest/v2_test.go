@@ -68,7 +68,7 @@ func FuzzV2Endpoint(f *testing.F) {
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, req)
 		switch rec.Code {
-		case http.StatusOK, http.StatusBadRequest, http.StatusUnauthorized: // 401: another company's event
+		case http.StatusOK, http.StatusBadRequest, http.StatusForbidden: // 403: another company's event
 		default:
 			t.Fatalf("HTTP %d for %q: %s", rec.Code, body, rec.Body)
 		}

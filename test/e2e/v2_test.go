@@ -346,7 +346,9 @@ func TestWebhookV2(t *testing.T) {
 			assert.Equal(t, "unauthorized", r.Body["error"].(map[string]any)["code"], name)
 		}
 		other := strings.Replace(ev(), companyID, "ffffffffffffffff", 1)
-		assert.Equal(t, http.StatusUnauthorized, s.postV2(other).Status, "another company's event")
+		r := s.postV2(other)
+		assert.Equal(t, http.StatusForbidden, r.Status, "another company's event")
+		assert.Equal(t, "wrong_company", r.Body["error"].(map[string]any)["code"])
 	})
 }
 
