@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -200,8 +201,14 @@ func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
 			if ev == nil {
 				return nil // a 2xx below the log level: nothing to format
 			}
+			path := req.URL.Path
+			if tok := c.Param("token"); tok != "" {
+				// A route's token is a credential (a recording link's signature: the
+				// path is a working link to the call's audio), never written to a log.
+				path = strings.Replace(path, tok, "[token]", 1)
+			}
 			telemetry.Event(req.Context(), ev.Str("request_id", res.Header().Get(echo.HeaderXRequestID)).
-				Str("method", req.Method).Str("path", req.URL.Path).Int("status", res.Status).
+				Str("method", req.Method).Str("path", path).Int("status", res.Status).
 				Dur("took", time.Since(start))).Msg("http")
 			return nil
 		}

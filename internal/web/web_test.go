@@ -41,3 +41,16 @@ func TestReadyzDetailsOnlyForOperators(t *testing.T) {
 	assert.JSONEq(t, `{"status":"not ready","checks":{"kafka":"ok","redis":"dial tcp redis.internal:6379: connection refused"}}`, body)
 	assert.Contains(t, logs.String(), "redis.internal:6379", "the log has the details")
 }
+
+// The access log never holds a route's token: a recording link's path is the link
+// itself, and a logged one would give the call's audio to whoever reads the log.
+func TestAccessLogHidesARoutesToken(t *testing.T) {
+	var logs bytes.Buffer
+	e := New(zerolog.New(&logs).Level(zerolog.DebugLevel), nil, nil)
+	e.GET("/r/:tenant/:call/:token", func(c echo.Context) error { return c.NoContent(http.StatusForbidden) })
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/r/acme/n2.1596270949.2175190/Zm9vYmFyc2lnbmF0dXJlMTIz", nil))
+	assert.Equal(t, http.StatusForbidden, rec.Code)
+	assert.Contains(t, logs.String(), `"path":"/r/acme/n2.1596270949.2175190/[token]"`)
+	assert.NotContains(t, logs.String(), "Zm9vYmFyc2lnbmF0dXJlMTIz")
+}
