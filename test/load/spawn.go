@@ -252,8 +252,12 @@ func calltrackEnv(kafka, redisAddr, tenants, httpAddr, suffix, logLevel string) 
 	// Each process its own spool, beside the run's tenants file: one process per spool
 	// directory, and none left from an earlier run to drain into this one.
 	spool := filepath.Join(filepath.Dir(tenants), "spool-"+strings.NewReplacer(":", "-", ".", "-").Replace(httpAddr))
+	// And the run's own Redis keys (by its directory, shared by its processes): an earlier
+	// run's cache would name the lead of another run's sandbox CRM, which this run's
+	// sandbox refuses (every call dead-lettered).
+	prefix := "ct-" + filepath.Base(filepath.Dir(tenants))
 	return []string{
-		"CALLTRACK_SPOOL_DIR=" + spool,
+		"CALLTRACK_SPOOL_DIR=" + spool, "CALLTRACK_REDIS_PREFIX=" + prefix,
 		"CALLTRACK_KAFKA_BROKERS=" + kafka, "CALLTRACK_REDIS_ADDR=" + redisAddr,
 		"CALLTRACK_TENANTS_FILE=" + tenants, "CALLTRACK_ADMIN_TOKEN=" + benchAdminToken,
 		"CALLTRACK_HTTP_ADDR=" + httpAddr, "CALLTRACK_TOPIC_SUFFIX=" + suffix, "CALLTRACK_LOG_LEVEL=" + logLevel,
