@@ -84,10 +84,10 @@ func (d deadLetters) Summary(ctx context.Context, tenantID string, since time.Ti
 		Filter: replay.Filter{Tenants: []string{tenantID}}})
 }
 
-func (d deadLetters) Replay(ctx context.Context, tenantID string, since time.Time, reasons []string, dryRun bool, sent func(int)) (replay.Summary, error) {
+func (d deadLetters) Replay(ctx context.Context, tenantID string, r console.ReplayRequest, sent func(int)) (replay.Summary, error) {
 	return replay.Run(ctx, replay.Options{Kafka: d.a.Kafka, Publisher: &countingPublisher{next: d.a.Producer, sent: sent},
-		Topics: d.a.Topics, Trace: d.a.Trace, Topic: d.a.Topics.DLQ, Window: replay.Window{Since: since},
-		Filter: replay.Filter{Tenants: []string{tenantID}, Reasons: reasons}, DryRun: dryRun}, io.Discard)
+		Topics: d.a.Topics, Trace: d.a.Trace, Topic: d.a.Topics.DLQ, Window: replay.Window{Since: r.Since},
+		Filter: replay.Filter{Tenants: []string{tenantID}, Reasons: r.Reasons}, DryRun: r.DryRun, Reattribute: r.Reattribute}, io.Discard)
 }
 
 // countingPublisher tells the console's replay progress how many messages went.

@@ -46,9 +46,20 @@ var staticFS embed.FS
 // app's Kafka client and producer).
 type DeadLetters interface {
 	Summary(ctx context.Context, tenant string, since time.Time) (dlq.Summary, error)
-	// Replay re-drives the tenant's dead letters of the window (only those of reasons,
-	// when any are given); sent is told how many went so far.
-	Replay(ctx context.Context, tenant string, since time.Time, reasons []string, dryRun bool, sent func(int)) (replay.Summary, error)
+	// Replay re-drives the tenant's dead letters as r says; sent is told how many went
+	// so far.
+	Replay(ctx context.Context, tenant string, r ReplayRequest, sent func(int)) (replay.Summary, error)
+}
+
+// ReplayRequest is what a console replay re-drives: the window's dead letters, only
+// those of Reasons when any are given.
+type ReplayRequest struct {
+	Since   time.Time
+	Reasons []string
+	DryRun  bool
+	// Reattribute drops the owner ingest resolved from call logs, as the CLI's
+	// --reattribute does: the writer attributes them with today's mappings.
+	Reattribute bool
 }
 
 // Console is the admin console.

@@ -28,6 +28,7 @@ type fixture struct {
 	srv  *httptest.Server
 	auth *admin.Auth
 	ms   *mapping.Store
+	c    *Console // its fields that handlers read per request (DeadLetters) may be set by a test
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -44,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, c.Register(e))
 	srv := httptest.NewTLSServer(e) // TLS: the session cookie is Secure
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, auth: auth, ms: ms}
+	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c}
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

@@ -60,7 +60,9 @@ type dlqData struct {
 	Errors   []count
 	DryCount int  // the dry run's count, shown with the real replay's button
 	DryRun   bool // a dry run was just made
-	Job      string
+	// Reattribute keeps the form's re-attribute box ticked from the dry run to the replay.
+	Reattribute bool
+	Job         string
 }
 
 func sorted(m map[string]int, words func(string) string) []count {
@@ -78,7 +80,7 @@ func sorted(m map[string]int, words func(string) string) []count {
 
 func (c *Console) deadLetters(e echo.Context) error {
 	t := c.tenant(e)
-	d := dlqData{Windows: windows, Reason: e.QueryParam("reason"), Job: e.QueryParam("job")}
+	d := dlqData{Windows: windows, Reason: e.QueryParam("reason"), Job: e.QueryParam("job"), Reattribute: e.QueryParam("reattribute") != ""}
 	var span time.Duration
 	d.Window, span = windowOf(e.QueryParam("window"))
 	if n, err := strconv.Atoi(e.QueryParam("dry")); err == nil {
@@ -117,14 +119,18 @@ func (c *Console) deadLetters(e echo.Context) error {
 
 // job is a replay's progress as the page polls it.
 type job struct {
-	ID       string    `json:"id"`
-	State    string    `json:"state"` // counting, replaying, done, failed
-	Total    int       `json:"total"`
-	Sent     int       `json:"sent"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished,omitzero"`
-	By       string    `json:"by"`
+	ID    string `json:"id"`
+	State string `json:"state"` // counting, replaying, done, failed
+	Total int    `json:"total"`
+	Sent  int    `json:"sent"`
+	// Reattribute: the call logs went without their ingest-time owner; Reattributed
+	// counts them.
+	Reattribute  bool      `json:"reattribute,omitempty"`
+	Reattributed int       `json:"reattributed,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	Started      time.Time `json:"started"`
+	Finished     time.Time `json:"finished,omitzero"`
+	By           string    `json:"by"`
 }
 
 func (c *Console) jobKey(tenant, id string) string {
@@ -142,19 +148,20 @@ func (c *Console) replay(e echo.Context) error {
 	ad := admin.FromContext(e)
 	win, span := windowOf(e.FormValue("window"))
 	reason := e.FormValue("reason")
-	var reasons []string
-	if reason != "" {
-		reasons = []string{reason}
-	}
+	req := ReplayRequest{Since: time.Now().Add(-span), Reattribute: e.FormValue("reattribute") != ""}
 	q := url.Values{"window": {win}}
 	if reason != "" {
+		req.Reasons = []string{reason}
 		q.Set("reason", reason)
 	}
-	since := time.Now().Add(-span)
+	if req.Reattribute {
+		q.Set("reattribute", "1")
+	}
 	if e.FormValue("mode") != "replay" {
 		ctx, cancel := context.WithTimeout(e.Request().Context(), time.Minute)
 		defer cancel()
-		s, err := c.DeadLetters.Replay(ctx, t.ID, since, reasons, true, nil)
+		req.DryRun = true
+		s, err := c.DeadLetters.Replay(ctx, t.ID, req, nil)
 		if err != nil {
 			c.Log.Error().Err(err).Msg("console: replay dry run")
 			c.setFlash(e, flash{Kind: "error", Text: "The dry run could not read the dead letters: " + err.Error()})
@@ -168,21 +175,25 @@ func (c *Console) replay(e echo.Context) error {
 		for k, n := range s.Skipped {
 			f.Lines = append(f.Lines, fmt.Sprintf("%d skipped: %s", n, k))
 		}
+		if req.Reattribute {
+			f.Lines = append(f.Lines, fmt.Sprintf("%s re-attributed with today's mappings", plural(s.Reattributed, "call log")))
+		}
 		c.setFlash(e, f)
 		return e.Redirect(http.StatusSeeOther, tenantPath(t.ID, "dlq")+"?"+q.Encode())
 	}
-	j := &job{ID: randomToken()[:16], State: "counting", Started: time.Now().UTC(), By: ad.Name}
+	j := &job{ID: randomToken()[:16], State: "counting", Started: time.Now().UTC(), By: ad.Name, Reattribute: req.Reattribute}
 	if err := c.saveJob(e.Request().Context(), t.ID, j); err != nil {
 		return c.unavailable(e, "start the replay", err)
 	}
-	c.Log.Info().Str("tenant", t.ID).Str("admin", ad.Name).Str("window", win).Str("reason", reason).Str("job", j.ID).Msg("console: replay started")
-	go c.runReplay(t.ID, since, reasons, j)
+	c.Log.Info().Str("tenant", t.ID).Str("admin", ad.Name).Str("window", win).Str("reason", reason).Bool("reattribute", req.Reattribute).
+		Str("job", j.ID).Msg("console: replay started")
+	go c.runReplay(t.ID, req, j)
 	q.Set("job", j.ID)
 	return e.Redirect(http.StatusSeeOther, tenantPath(t.ID, "dlq")+"?"+q.Encode())
 }
 
 // runReplay counts, then replays, keeping the job's progress in Redis.
-func (c *Console) runReplay(tenant string, since time.Time, reasons []string, j *job) {
+func (c *Console) runReplay(tenant string, req ReplayRequest, j *job) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	var mu sync.Mutex
@@ -201,17 +212,19 @@ func (c *Console) runReplay(tenant string, since time.Time, reasons []string, j 
 		}
 		save()
 	}
-	dry, err := c.DeadLetters.Replay(ctx, tenant, since, reasons, true, nil)
+	dry := req
+	dry.DryRun = true
+	counted, err := c.DeadLetters.Replay(ctx, tenant, dry, nil)
 	if err != nil {
 		finish(err)
 		return
 	}
 	mu.Lock()
-	j.Total, j.State = dry.Replayed, "replaying"
+	j.Total, j.State = counted.Replayed, "replaying"
 	save()
 	mu.Unlock()
 	last := time.Now()
-	s, err := c.DeadLetters.Replay(ctx, tenant, since, reasons, false, func(sent int) {
+	s, err := c.DeadLetters.Replay(ctx, tenant, req, func(sent int) {
 		mu.Lock()
 		defer mu.Unlock()
 		j.Sent = sent
@@ -221,10 +234,10 @@ func (c *Console) runReplay(tenant string, since time.Time, reasons []string, j 
 		}
 	})
 	mu.Lock()
-	j.Sent = s.Replayed
+	j.Sent, j.Reattributed = s.Replayed, s.Reattributed
 	mu.Unlock()
 	finish(err)
-	c.Log.Info().Str("tenant", tenant).Str("job", j.ID).Int("replayed", s.Replayed).AnErr("error", err).Msg("console: replay finished")
+	c.Log.Info().Str("tenant", tenant).Str("job", j.ID).Int("replayed", s.Replayed).Int("reattributed", s.Reattributed).AnErr("error", err).Msg("console: replay finished")
 }
 
 func (c *Console) replayProgress(e echo.Context) error {

@@ -1,7 +1,8 @@
 // Package console_test drives the admin console of `calltrack dev` in a real headless
 // Chromium (Debian's chromium package) with chromedp: sign-in, mapping an agent, a
 // posted call becoming "written" with its owner and timeline, a dead letter's dry run
-// and replay, the Overview's charts, a tenant admin refused another tenant, and a form
+// and replay, a wrong-owner dead letter replayed with "Re-attribute" after its mapping
+// was fixed, the Overview's charts, a tenant admin refused another tenant, and a form
 // post without its CSRF token refused. With CALLTRACK_CONSOLE_SCREENSHOTS=<dir> it
 // saves a screenshot of each page there (docs/console/ holds the committed ones).
 package console_test
@@ -26,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/app"
+	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	"github.com/calltrack/calltrack/internal/testenv"
 )
 
@@ -123,8 +125,9 @@ func has(ctx context.Context, sel string) bool {
 	return nodes > 0
 }
 
-func TestConsoleInBrowser(t *testing.T) {
-	path := chromium(t)
+// startDev runs `calltrack dev` (embedded Kafka and Redis, the sandbox CRMs) until the
+// test ends.
+func startDev(t *testing.T) *app.Dev {
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := app.StartDev(ctx, app.DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: "warn"}, io.Discard)
 	require.NoError(t, err)
@@ -139,6 +142,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
+	return d
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	path := chromium(t)
+	d := startDev(t)
 	base := d.Base
 	demo := base + "/console/tenants/demo/"
 	op := browser(t, path)
@@ -338,6 +347,66 @@ func TestConsoleInBrowser(t *testing.T) {
 	screenshot(t, ta, "forbidden")
 	run(t, ta, "own tenant", chromedp.Navigate(callsURL), chromedp.WaitVisible("#calls-table", chromedp.ByID))
 	assert.True(t, has(ta, sampleRow))
+}
+
+// "A mapping was wrong": a call dead-lettered because the CRM refused the owner its
+// agent's mapping named is replayed from the Dead letters page with "Re-attribute"
+// ticked once the mapping is fixed, and lands once, under the fixed owner.
+func TestConsoleReplayReattributes(t *testing.T) {
+	path := chromium(t)
+	d := startDev(t)
+	base := d.Base
+	demo := base + "/console/tenants/demo/"
+	const ghostCall, ghostAgent = "n2.1596270949.4444444", "ghostagent"
+	putMapping(t, base, ghostAgent, "9999") // no such CRM user
+	postCall(t, base, "demo-token", func(p string) string {
+		return strings.NewReplacer(sampleCall, ghostCall, "5f114f490dbe2437", "5f114f490dbe4444", sampleAgent, ghostAgent).Replace(p)
+	})
+	testenv.Eventually(t, 30*time.Second, "the call dead-lettered", func() bool { return callStatus(t, base, ghostCall) == "dead-lettered" })
+	putMapping(t, base, ghostAgent, "1001") // fixed
+
+	op := browser(t, path)
+	run(t, op, "sign in", chromedp.Navigate(base+"/console/sign-in"), chromedp.WaitVisible("#token", chromedp.ByID),
+		chromedp.SendKeys("#token", app.DevAdminToken, chromedp.ByID), chromedp.Submit("#token", chromedp.ByID),
+		chromedp.WaitVisible("nav, table.grid", chromedp.ByQuery))
+	run(t, op, "call page", chromedp.Navigate(demo+"calls/"+ghostCall), chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash.error"), "If the CRM refused the owner", "the call page names a refused owner as a cause")
+
+	run(t, op, "dead letters", chromedp.Navigate(demo+"dlq"), chromedp.WaitVisible("#reattribute", chromedp.ByID))
+	assert.Contains(t, text(t, op, "#reattribute-hint"), "refused the owner")
+	run(t, op, "dry run, re-attributing", chromedp.SetValue("#reason", "crm_rejected", chromedp.ByID), chromedp.Click("#reattribute", chromedp.ByID),
+		chromedp.Click(`button[value=dry]`, chromedp.ByQuery), chromedp.WaitVisible(".flash.ok", chromedp.ByQuery))
+	assert.Contains(t, text(t, op, ".flash.ok"), "would replay 1 message.")
+	assert.Contains(t, text(t, op, ".flash.ok"), "1 call log re-attributed with today's mappings")
+	var ticked bool
+	run(t, op, "still ticked", chromedp.Evaluate(`document.getElementById("reattribute").checked`, &ticked))
+	assert.True(t, ticked, "the box stays ticked from the dry run to the replay")
+	run(t, op, "replay", chromedp.Evaluate(`window.confirm = () => true`, nil), chromedp.Click(`button[value=replay]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#replay-job[data-state=done]`, chromedp.ByQuery))
+	assert.Contains(t, text(t, op, "#replay-job .state"), "replayed 1 message, re-attributed with today's mappings (1 call log)")
+
+	testenv.Eventually(t, 30*time.Second, "the replayed call written", func() bool { return callStatus(t, base, ghostCall) == "written" })
+	var recs []sandbox.KylasCallLog
+	for _, r := range d.Kylas.Records() {
+		if r.CallID() == ghostCall {
+			recs = append(recs, r)
+		}
+	}
+	require.Len(t, recs, 1, "one CRM record")
+	assert.EqualValues(t, 1001, recs[0].Owner.ID, "owned by the fixed mapping's user")
+}
+
+// putMapping maps a MyOperator agent of tenant demo to a CRM user through the admin API.
+func putMapping(t *testing.T, base, agent, crmUser string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, base+"/admin/v1/tenants/demo/mappings/"+agent, strings.NewReader(`{"crm_user_id":"`+crmUser+`"}`))
+	req.Header.Set("Authorization", "Bearer "+app.DevAdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
 }
 
 // postCall posts the sample afterCall (changed by edit) to tenant demo.

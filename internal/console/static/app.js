@@ -70,8 +70,12 @@
             bar.style.width = pct + "%";
             job.setAttribute("data-state", j.state);
             if (j.state === "counting") state.textContent = "Counting the messages to replay…";
-            else if (j.state === "replaying") state.textContent = "Replaying: " + j.sent + " of " + messages(j.total) + " sent (" + pct + "%)";
-            else if (j.state === "done") { state.textContent = "Done: replayed " + messages(j.sent) + ". The writers take them now; the Calls page shows them as they are written."; job.classList.add("done"); return; }
+            else if (j.state === "replaying") state.textContent = "Replaying" + (j.reattribute ? " (re-attributing)" : "") + ": " + j.sent + " of " + messages(j.total) + " sent (" + pct + "%)";
+            else if (j.state === "done") {
+              state.textContent = "Done: replayed " + messages(j.sent) + (j.reattribute ? ", re-attributed with today's mappings (" + (j.reattributed || 0) + " call " + ((j.reattributed || 0) === 1 ? "log" : "logs") + ")" : "") +
+                ". The writers take them now; the Calls page shows them as they are written.";
+              job.classList.add("done"); return;
+            }
             else if (j.state === "failed") { state.textContent = "The replay stopped after " + j.sent + " of " + messages(j.total) + ": " + j.error; job.classList.add("failed"); return; }
             setTimeout(poll, 500);
           })
