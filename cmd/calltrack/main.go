@@ -64,8 +64,25 @@ func run(ctx context.Context, args []string) error {
 	root.AddCommand(serveCmd(), workCmd(), devCmd(), versionCmd(), probeCmd())
 	root.AddCommand(syncCmd(), mappingsCmd(), parkedCmd(), zohoCmd(), spoolCmd())
 	root.AddCommand(replayCmd(), dlqCmd(), groupsCmd(), traceCmd(), backfillCmd())
+	usageArgs(root)
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
+}
+
+// usageArgs makes a wrong number of arguments a usage error (exit status 2, as a bad
+// flag is): cobra reports its argument validators' errors as plain ones.
+func usageArgs(c *cobra.Command) {
+	if valid := c.Args; valid != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := valid(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func versionCmd() *cobra.Command {

@@ -101,6 +101,9 @@ func devCmd() *cobra.Command {
 		Short: "Run everything in one process: embedded Kafka and Redis, sandbox CRM, ingest, admin, writer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDurationEnv(cmd, "v2-summary-wait", "CALLTRACK_V2_SUMMARY_WAIT"); err != nil {
+				return err
+			}
 			d, err := app.StartDev(cmd.Context(), o, os.Stderr)
 			if err != nil {
 				return err

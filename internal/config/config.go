@@ -216,7 +216,7 @@ func NewRedis(addr, password string) (redis.UniversalClient, error) {
 
 // redisBuffer sizes each Redis connection's read and write buffers, pipelines' too.
 // go-redis gives 32 KiB, and 128 KiB to the pipeline pool's connections: 4.5 MB of
-// serve's ~11 MB live heap (heap profile), which the GC's heap goal doubles — the
+// serve's live heap of then (~11 MB, heap profile; ~5 MiB since), which the GC's heap goal doubles — the
 // difference between serve's RSS under 64 MiB and over it. calltrack's commands and
 // replies are small (a webhook's pipeline is under 1 KB; a big batch takes more than
 // one read or write, not more memory).

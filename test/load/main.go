@@ -23,6 +23,17 @@ import (
 
 func main() {
 	args := os.Args[1:]
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Println(`usage: go run ./test/load MODE [flags]   (MODE -h: its flags)
+
+modes:
+  throughput  webhooks/s, latency, Redis commands and RSS of serve beside the baseline (BENCHMARKS.md section 1)
+  e2e         webhook answered -> CRM record written, from the traces (section 2)
+  backlog     work's memory under a backlog of call logs (section 4)
+  baseline    the baseline server alone (Echo + parse + one Redis GET)
+  resilience  calls through calltrack dev's sandboxes while they fail (the default mode)`)
+		return
+	}
 	cmd := "resilience" // the tool's first mode; its flags still work without a name
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
