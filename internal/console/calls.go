@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -53,8 +52,8 @@ func (c *Console) calls(e echo.Context) error {
 	if d.Status != "" {
 		o.Statuses = []string{d.Status}
 	}
-	if b, err := strconv.ParseInt(e.QueryParam("before"), 10, 64); err == nil {
-		o.Before = time.UnixMilli(b)
+	if b, err := trace.ParseCursor(e.QueryParam("before")); err == nil {
+		o.Before = b // a malformed one lists from the newest
 	}
 	d.Filtered = d.Status != "" || d.Agent != "" || !o.Before.IsZero()
 	entries, more, err := c.Trace.List(e.Request().Context(), t.ID, o)
@@ -67,7 +66,7 @@ func (c *Console) calls(e echo.Context) error {
 	}
 	d.RecordNote = recordNote(t)
 	if more && len(entries) > 0 {
-		q := url.Values{"before": {strconv.FormatInt(entries[len(entries)-1].FirstSeen.UnixMilli(), 10)}}
+		q := url.Values{"before": {entries[len(entries)-1].Cursor().String()}}
 		if d.Status != "" {
 			q.Set("status", d.Status)
 		}

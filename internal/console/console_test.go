@@ -29,6 +29,7 @@ type fixture struct {
 	auth *admin.Auth
 	ms   *mapping.Store
 	c    *Console // its fields that handlers read per request (DeadLetters) may be set by a test
+	tr   *trace.Store
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -45,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, c.Register(e))
 	srv := httptest.NewTLSServer(e) // TLS: the session cookie is Secure
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c}
+	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c, tr: tr}
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

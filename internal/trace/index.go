@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -153,47 +154,102 @@ const Waiting = "waiting"
 
 // ListOptions filter and page the calls list.
 type ListOptions struct {
-	Statuses []string  // any of these (Status* or Waiting); none: all
-	Agent    string    // only this agent (Entry.Agent)
-	Before   time.Time // only calls first seen before (the next page); zero: from the newest
-	Limit    int       // default 50
+	Statuses []string // any of these (Status* or Waiting); none: all
+	Agent    string   // only this agent (Entry.Agent)
+	Before   Cursor   // only calls listed after this place (the next page); zero: from the newest
+	Limit    int      // default 50
+}
+
+// Cursor is a place in the calls list: that of call CallID, first seen At. The list is
+// ordered by the millisecond first seen and, within one (calls ingested together share
+// it), by call id descending, as Redis orders a sorted set's ties; a millisecond alone
+// would skip the rest of a page's last millisecond.
+type Cursor struct {
+	At     time.Time
+	CallID string // "": past every call of At's millisecond (a bare-millisecond cursor)
+}
+
+// Cursor is the place of e in the calls list: ListOptions.Before of the next page.
+func (e Entry) Cursor() Cursor { return Cursor{At: e.FirstSeen, CallID: e.CallID} }
+
+// IsZero reports whether c is the top of the list.
+func (c Cursor) IsZero() bool { return c.At.IsZero() && c.CallID == "" }
+
+// String is c as ParseCursor reads it: "<unix ms>:<call id>", "" for the top.
+func (c Cursor) String() string {
+	if c.IsZero() {
+		return ""
+	}
+	ms := strconv.FormatInt(c.At.UnixMilli(), 10)
+	if c.CallID == "" {
+		return ms
+	}
+	return ms + ":" + c.CallID
+}
+
+// ParseCursor reads a Cursor's String; a bare "<unix ms>" (the console's links before
+// call ids were added) is every call first seen before that millisecond.
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	msText, id, _ := strings.Cut(s, ":") // a call id may hold colons; the ms does not
+	ms, err := strconv.ParseInt(msText, 10, 64)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("trace: cursor %q: %w", s, err)
+	}
+	return Cursor{At: time.UnixMilli(ms).UTC(), CallID: id}, nil
+}
+
+// past reports whether index entry z comes after c in the list.
+func (c Cursor) past(z redis.Z) bool {
+	if c.IsZero() {
+		return true
+	}
+	ms := c.At.UnixMilli()
+	return int64(z.Score) < ms || int64(z.Score) == ms && c.CallID != "" && z.Member.(string) < c.CallID
 }
 
 // maxScan bounds the calls one List reads to fill a filtered page.
 const maxScan = 5000
 
+// scanBatch is how many index entries List reads at a time.
+const scanBatch = 200
+
 var entryFields = []string{"status", "owner", "record_id", "agent", "agent_name", "direction", "outcome", "started_at", "duration", "log_id", fieldEarlyStatus}
 
 // List returns a tenant's recent calls, newest first, and whether more match further
-// back (ask again with Before = the last entry's FirstSeen).
+// back (ask again with Before = the last entry's Cursor).
 func (s *Store) List(ctx context.Context, tenant string, o ListOptions) ([]Entry, bool, error) {
 	if o.Limit <= 0 {
 		o.Limit = 50
 	}
-	max := "+inf"
-	if !o.Before.IsZero() {
-		max = "(" + strconv.FormatInt(o.Before.UnixMilli(), 10)
-	}
 	var out []Entry
+	cur, skip := o.Before, 0
 	for scanned := 0; scanned < maxScan; {
-		ids, err := s.rdb.ZRevRangeByScoreWithScores(ctx, s.indexKey(tenant), &redis.ZRangeBy{Max: max, Min: "-inf", Count: 200}).Result()
+		zs, err := s.scanIndex(ctx, tenant, cur, skip)
 		if err != nil {
 			return nil, false, fmt.Errorf("trace: list: %w", err)
 		}
-		if len(ids) == 0 {
+		if len(zs) == 0 {
 			return out, false, nil
 		}
-		cmds := make([]*redis.SliceCmd, len(ids))
+		cmds := make([]*redis.SliceCmd, len(zs))
 		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, z := range ids {
-				cmds[i] = p.HMGet(ctx, s.hashKey(tenant, z.Member.(string)), entryFields...)
+			for i, z := range zs {
+				if cur.past(z) {
+					cmds[i] = p.HMGet(ctx, s.hashKey(tenant, z.Member.(string)), entryFields...)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, false, fmt.Errorf("trace: list: %w", err)
 		}
-		for i, z := range ids {
+		for i, z := range zs {
+			if cmds[i] == nil {
+				continue // at the cursor's millisecond, not past it: listed already
+			}
 			scanned++
 			e, ok := entryOf(z, cmds[i].Val())
 			if !ok || !o.match(e) {
@@ -204,9 +260,47 @@ func (s *Store) List(ctx context.Context, tenant string, o ListOptions) ([]Entry
 			}
 			out = append(out, e)
 		}
-		max = "(" + strconv.FormatInt(int64(ids[len(ids)-1].Score), 10)
+		cur, skip = nextScan(cur, skip, zs)
 	}
 	return out, true, nil
+}
+
+// scanIndex reads the index entries from cursor c on, newest first: those of c's
+// millisecond (when c names a call) less the first skip, then older ones. Those of
+// c's millisecond that are not past it are the caller's to drop (Cursor.past); skip
+// only saves reading them again.
+func (s *Store) scanIndex(ctx context.Context, tenant string, c Cursor, skip int) ([]redis.Z, error) {
+	by := &redis.ZRangeBy{Max: "+inf", Min: "-inf", Offset: int64(skip), Count: scanBatch}
+	if !c.IsZero() {
+		by.Max = strconv.FormatInt(c.At.UnixMilli(), 10)
+		if c.CallID == "" {
+			by.Max = "(" + by.Max
+		}
+	}
+	return s.rdb.ZRevRangeByScoreWithScores(ctx, s.indexKey(tenant), by).Result()
+}
+
+// nextScan is the cursor and skip of the scan after batch zs, read from cur with skip:
+// the batch's last entry, and how many entries of its millisecond were read (those
+// open the next batch). A batch all of cur's millisecond adds to the skip, so more
+// entries of one millisecond than a batch holds still move on; one not past cur
+// (a page that starts deep in a millisecond) keeps cur.
+func nextScan(cur Cursor, skip int, zs []redis.Z) (Cursor, int) {
+	last := zs[len(zs)-1]
+	if !cur.past(last) {
+		return cur, skip + len(zs)
+	}
+	next := Cursor{At: time.UnixMilli(int64(last.Score)).UTC(), CallID: last.Member.(string)}
+	if cur.CallID != "" && int64(last.Score) == cur.At.UnixMilli() {
+		return next, skip + len(zs)
+	}
+	n := 0
+	for _, z := range zs {
+		if z.Score == last.Score {
+			n++
+		}
+	}
+	return next, n
 }
 
 func entryOf(z redis.Z, v []any) (Entry, bool) {

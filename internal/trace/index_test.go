@@ -1,11 +1,14 @@
 package trace
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -62,7 +65,7 @@ func TestCallsIndex(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, more)
 	assert.Equal(t, []string{"c6", "c5", "c4"}, ids(page))
-	page, more, err = s.List(ctx, "acme", ListOptions{Limit: 3, Before: page[2].FirstSeen})
+	page, more, err = s.List(ctx, "acme", ListOptions{Limit: 3, Before: page[2].Cursor()})
 	require.NoError(t, err)
 	assert.True(t, more)
 	assert.Equal(t, []string{"c3", "c2", "c1"}, ids(page))
@@ -123,4 +126,113 @@ func TestCallsIndexTrimmedOncePerInterval(t *testing.T) {
 	assert.False(t, inIndex("old"), "trimmed once the interval passed")
 	assert.True(t, inIndex("new1"))
 	assert.True(t, inIndex("new2"))
+}
+
+// Calls ingested together share a millisecond of first-seen: paging through them,
+// filtered or not, lists each exactly once. A millisecond alone as the cursor skipped
+// the rest of a page's last millisecond, and the scan behind a filtered page the rest
+// of each batch's.
+func TestCallsListPagesThroughCallsOfOneMillisecond(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	t0 := time.Date(2026, 10, 10, 9, 0, 0, 0, time.UTC)
+	// 250 calls in one millisecond (more than a scan batch), 20 the millisecond
+	// before and 5 the one after; every third written, agents alternating.
+	var received, written []CallUpdate
+	var all []Entry // as listed: newest millisecond first, then call id descending
+	add := func(n int, at time.Time) {
+		for range n {
+			i := len(all)
+			id := fmt.Sprintf("n2.1596270949.%d", i) // not zero-padded: call ids order as strings
+			agent := fmt.Sprintf("agent%d", i%2)
+			received = append(received, CallUpdate{Tenant: "acme", CallID: id,
+				Update: Update{Stage: Stage{Stage: StatusReceived, At: at, Kind: "log"}, Status: StatusReceived, Agent: agent}})
+			st := StatusReceived
+			if i%3 == 0 {
+				st = StatusWritten
+				written = append(written, CallUpdate{Tenant: "acme", CallID: id,
+					Update: Update{Stage: Stage{Stage: StatusWritten, At: at.Add(time.Second), Kind: "log"}, Status: StatusWritten}})
+			}
+			all = append(all, Entry{CallID: id, FirstSeen: at, Status: st, Agent: agent})
+		}
+	}
+	add(250, t0)
+	add(20, t0.Add(-time.Millisecond))
+	add(5, t0.Add(time.Millisecond))
+	require.NoError(t, s.RecordAll(ctx, received))
+	require.NoError(t, s.RecordAll(ctx, written))
+	slices.SortFunc(all, func(a, b Entry) int {
+		return cmp.Or(b.FirstSeen.Compare(a.FirstSeen), cmp.Compare(b.CallID, a.CallID))
+	})
+	want := func(o ListOptions) []string {
+		var ids []string
+		for _, e := range all {
+			if o.Before.IsZero() || o.Before.past(redis.Z{Score: float64(e.FirstSeen.UnixMilli()), Member: e.CallID}) {
+				if o.Agent == "" || e.Agent == o.Agent {
+					if len(o.Statuses) == 0 || e.Status == o.Statuses[0] || o.Statuses[0] == Waiting && e.Status == StatusReceived {
+						ids = append(ids, e.CallID)
+					}
+				}
+			}
+		}
+		return ids
+	}
+
+	for _, tc := range []struct {
+		name string
+		o    ListOptions
+	}{
+		{"all, 7 a page", ListOptions{Limit: 7}},
+		{"all, 1 a page", ListOptions{Limit: 1}},
+		{"all, 50 a page", ListOptions{Limit: 50}},
+		{"written, 4 a page", ListOptions{Statuses: []string{StatusWritten}, Limit: 4}},
+		{"waiting, 30 a page", ListOptions{Statuses: []string{Waiting}, Limit: 30}},
+		{"one agent, 9 a page", ListOptions{Agent: "agent1", Limit: 9}},
+		{"written, one page", ListOptions{Statuses: []string{StatusWritten}, Limit: 500}},
+		{"a bare millisecond: the calls before it", ListOptions{Before: Cursor{At: t0}, Limit: 6}},
+		{"from a call inside the millisecond", ListOptions{Before: all[100].Cursor(), Limit: 11}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			o := tc.o
+			for pages := 0; ; pages++ {
+				require.Less(t, pages, len(all)+1, "the pages end")
+				page, more, err := s.List(ctx, "acme", o)
+				require.NoError(t, err)
+				require.LessOrEqual(t, len(page), o.Limit)
+				for _, e := range page {
+					got = append(got, e.CallID)
+				}
+				if !more {
+					break
+				}
+				require.NotEmpty(t, page)
+				o.Before = page[len(page)-1].Cursor()
+			}
+			assert.Equal(t, want(tc.o), got, "every call once, in the list's order")
+		})
+	}
+}
+
+func TestCursorString(t *testing.T) {
+	t0 := time.Date(2026, 10, 10, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		text string
+		c    Cursor
+	}{
+		{"", Cursor{}},
+		{"1791622800000", Cursor{At: t0}}, // the console's links before call ids: still read
+		{"1791622800000:n2.1596270949.2175190", Cursor{At: t0, CallID: "n2.1596270949.2175190"}},
+		{"1791622800000:a:b", Cursor{At: t0, CallID: "a:b"}},
+	} {
+		c, err := ParseCursor(tc.text)
+		require.NoError(t, err, tc.text)
+		assert.Equal(t, tc.c, c, tc.text)
+		assert.Equal(t, tc.text, c.String())
+	}
+	for _, bad := range []string{"x", ":a", "12x:a"} {
+		_, err := ParseCursor(bad)
+		assert.Error(t, err, bad)
+	}
 }
