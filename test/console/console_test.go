@@ -308,7 +308,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run(t, op, "zoho setup", chromedp.Navigate(base+"/console/tenants/demo-zoho/setup"), chromedp.WaitVisible(`form[action$="test-connection"] button`, chromedp.ByQuery),
 		chromedp.Click(`form[action$="test-connection"] button`, chromedp.ByQuery), chromedp.WaitVisible(".flash", chromedp.ByQuery))
 	assert.Contains(t, text(t, op, ".flash"), "Zoho CRM: connected, 1 user listed")
-	assert.Contains(t, text(t, op, "#backfill-state"), "off")
+	assert.Contains(t, text(t, op, "#backfill-state"), "on every 15m", "demo-zoho has a MyOperator account of its own: backfilled too")
 
 	// A form post without the session's CSRF token changes nothing: 403, in words.
 	var csrf struct {
