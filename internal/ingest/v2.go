@@ -36,7 +36,7 @@ type V2 struct {
 
 // Register mounts POST /webhooks/myoperator/{tenant}/v2.
 func (v *V2) Register(e *echo.Echo) {
-	e.POST("/webhooks/myoperator/:tenant/v2", v.serve("v2", v.authenticate, v.webhook))
+	e.POST(web.WebhookPrefix+"myoperator/:tenant/v2", v.serve("v2", v.authenticate, v.webhook))
 }
 
 // authenticate accepts what v1 accepts (?token=, X-Calltrack-Token, the Basic
@@ -191,13 +191,16 @@ func (v *V2) logSeen(ctx context.Context, r *request, tenantID, callID string) b
 func readBody(c echo.Context) ([]byte, error) {
 	var body []byte
 	var err error
-	if n := c.Request().ContentLength; n > 0 && n <= web.MaxBody {
+	switch n := c.Request().ContentLength; {
+	case n > web.MaxBody:
+		err = &http.MaxBytesError{Limit: web.MaxBody}
+	case n > 0:
 		// Sized once (net/http ends the body at its Content-Length): io.ReadAll grows
 		// from 512 bytes, three allocations for a webhook.
 		body = make([]byte, n)
 		_, err = io.ReadFull(c.Request().Body, body)
-	} else {
-		body, err = io.ReadAll(c.Request().Body)
+	default: // length unknown (chunked): bounded as it is read
+		body, err = io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, web.MaxBody))
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -203,12 +204,15 @@ func TestAuthAndLimits(t *testing.T) {
 
 	// Another company's payload is refused for a tenant pinned to its company.
 	other := strings.Replace(afterCall(callSpec{uid: newUID(), status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}}), companyID, "ffffffffffffffff", 1)
-	assert.Equal(t, http.StatusUnauthorized, s.postJSON("aftercall", other).Status)
+	r = s.postJSON("aftercall", other)
+	assert.Equal(t, http.StatusForbidden, r.Status)
+	assert.Equal(t, "wrong_company", r.Body["error"].(map[string]any)["code"])
 
 	big := `{"_ai":"` + strings.Repeat("a", 1<<20) + `"}`
 	r = s.postJSON("aftercall", big)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, r.Status)
 	assert.Equal(t, "payload_too_large", r.Body["error"].(map[string]any)["code"])
+	assert.Equal(t, 1.0, testutil.ToFloat64(s.app.Metrics.Webhooks.WithLabelValues(tenantID, "aftercall", "too_large")), "counted, as its dashboard series says")
 
 	// Admin API needs its token.
 	req, _ = http.NewRequest(http.MethodGet, s.api.URL+"/admin/v1/tenants/"+tenantID+"/mappings", nil)
