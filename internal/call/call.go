@@ -111,10 +111,16 @@ type Log struct {
 	ClickToCall bool      `json:"click_to_call"`
 	// ClickRef is calltrack's click-to-call reference (c2c-…) echoed by MyOperator on the
 	// afterCall (_cri): support follows a click to its call by it.
-	ClickRef     string    `json:"click_ref,omitempty"`
-	Internal     bool      `json:"internal,omitempty"`      // the other party is one of the tenant's own agents, not a customer
-	CallerNumber string    `json:"caller_number,omitempty"` // customer, E.164
-	CallerName   string    `json:"caller_name,omitempty"`   // MyOperator's contact name for the number (afterCall _cm), if any
+	ClickRef     string `json:"click_ref,omitempty"`
+	Internal     bool   `json:"internal,omitempty"`      // the other party is one of the tenant's own agents, not a customer
+	CallerNumber string `json:"caller_number,omitempty"` // customer, E.164
+	// CallerRaw is the caller's number as MyOperator sent it when it is no phone number
+	// ("anonymous", a withheld or short number: CallerNumber is then empty), so a CRM
+	// that requires a number on the record (Kylas's phoneNumber) can show what
+	// MyOperator said; empty when CallerNumber is set or MyOperator sent nothing. It is
+	// never searched for nor given to a lead. Mask it in logs as a number (phone.Mask).
+	CallerRaw    string    `json:"caller_raw,omitempty"`
+	CallerName   string    `json:"caller_name,omitempty"` // MyOperator's contact name for the number (afterCall _cm), if any
 	DID          string    `json:"did,omitempty"`
 	Department   string    `json:"department,omitempty"`
 	DepartmentID string    `json:"department_id,omitempty"`

@@ -33,6 +33,7 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"internal":true`...)
 	}
 	b = jsonwire.AppendOmitEmpty(b, `,"caller_number":`, l.CallerNumber)
+	b = jsonwire.AppendOmitEmpty(b, `,"caller_raw":`, l.CallerRaw)
 	b = jsonwire.AppendOmitEmpty(b, `,"caller_name":`, l.CallerName)
 	b = jsonwire.AppendOmitEmpty(b, `,"did":`, l.DID)
 	b = jsonwire.AppendOmitEmpty(b, `,"department":`, l.Department)

@@ -69,8 +69,11 @@ func amendmentOf(l *call.Log) *call.RecordingEvent {
 // (applyAmendment). It reports whether anything changed.
 func mergeLater(dst, later *call.Log) bool {
 	changed := false
-	if dst.CallerNumber == "" && later.CallerNumber != "" {
-		dst.CallerNumber, changed = later.CallerNumber, true
+	switch {
+	case dst.CallerNumber == "" && later.CallerNumber != "":
+		dst.CallerNumber, dst.CallerRaw, changed = later.CallerNumber, "", true
+	case dst.CallerNumber == "" && dst.CallerRaw == "" && later.CallerRaw != "":
+		dst.CallerRaw, changed = later.CallerRaw, true // what MyOperator said instead of a number
 	}
 	if dst.StartedAt.IsZero() && !later.StartedAt.IsZero() {
 		dst.StartedAt, changed = later.StartedAt, true

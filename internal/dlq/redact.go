@@ -57,7 +57,10 @@ func redactValue(key string, v any) any {
 }
 
 // looksLikePhone: only phone characters, 10 to 15 digits, and a number phone.E164 takes;
-// not an epoch timestamp unless the key names a number (a DID may start with 1).
+// not an epoch timestamp unless the key names a number (a DID may start with 1). Under
+// a key that names a number, any run of 4 or more digits is one: the caller id
+// MyOperator sends for a caller with no usable number ("+1234", 19 digits) is a
+// number, or a part of one, all the same (call.Log.CallerRaw).
 func looksLikePhone(s string, keyed bool) bool {
 	digits := 0
 	for _, r := range s {
@@ -69,7 +72,10 @@ func looksLikePhone(s string, keyed bool) bool {
 			return false
 		}
 	}
-	return digits >= 10 && digits <= 15 && phone.E164(s, "") != "" && (keyed || !epoch(s))
+	if keyed && digits >= 4 {
+		return true
+	}
+	return digits >= 10 && digits <= 15 && phone.E164(s, "") != "" && !epoch(s)
 }
 
 // epoch tells seconds or milliseconds since 1970 (10 or 13 digits from 1) from numbers.
@@ -77,7 +83,7 @@ func epoch(s string) bool {
 	return (len(s) == 10 || len(s) == 13) && s[0] == '1'
 }
 
-var phoneKeys = []string{"phone", "number", "clid", "contact", "_cr", "_cl", "_nr", "_ct", "users", "did", "rdnis", "customer"}
+var phoneKeys = []string{"phone", "number", "clid", "contact", "_cr", "_cl", "_nr", "_ct", "users", "did", "rdnis", "customer", "caller"}
 
 func phoneKey(k string) bool {
 	k = strings.ToLower(k)

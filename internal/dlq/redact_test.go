@@ -20,6 +20,9 @@ func TestRedact(t *testing.T) {
 		{"raw JSON text kept as a string",
 			`{"body":"{\"clid_raw\":\"919711636496\"}"}`,
 			`{"body":"{\"clid_raw\":\"********6496\"}"}`},
+		{"a caller id that is no usable number, under a key naming one",
+			`{"caller_raw":"+1234","_cl":"1234567890123456789","_cr":"anonymous","caller_name":"Ravi"}`,
+			`{"_cl":"***************6789","_cr":"anonymous","caller_name":"Ravi","caller_raw":"*****"}`},
 		{"nothing to hide", `{"tenant":"acme","company_id":"5cd40f6554442586"}`, `{"company_id":"5cd40f6554442586","tenant":"acme"}`},
 	}
 	for _, tc := range cases {

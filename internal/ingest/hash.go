@@ -68,7 +68,7 @@ func sum(appendTo func([]byte) []byte) string {
 // two logs append the same bytes.
 func appendLog(b []byte, l *call.Log) []byte {
 	b = appendStrings(b, l.Tenant, l.CallID, l.LogID, l.CompanyID, l.Source, string(l.Direction), string(l.Status),
-		l.ClickRef, l.CallerNumber, l.CallerName, l.DID, l.Department, l.DepartmentID, l.Disposition)
+		l.ClickRef, l.CallerNumber, l.CallerRaw, l.CallerName, l.DID, l.Department, l.DepartmentID, l.Disposition)
 	b = appendBool(b, l.ClickToCall)
 	b = appendTime(b, l.StartedAt)
 	b = appendTime(b, l.EndedAt)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -185,6 +186,9 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 	if l.CallerNumber == "" {
 		l.CallerNumber = phone.E164(p.Caller10.String(), cc)
 	}
+	if l.CallerNumber == "" { // withheld ("anonymous"), short or garbled: keep what was said
+		l.CallerRaw = rawCaller(p.CallerE164.String(), p.Caller10.String())
+	}
 	if d, ok := p.Duration.seconds(); ok {
 		l.Duration = d
 	} else if !l.StartedAt.IsZero() && l.EndedAt.After(l.StartedAt) {
@@ -224,6 +228,28 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 		return nil, malformed("%s: %w", k.kind, err)
 	}
 	return l, nil
+}
+
+// maxRawCaller bounds call.Log.CallerRaw: a caller id ("anonymous", "PRIVATE", a
+// 19-digit number) is short; a longer value is no caller id, and the CRM record would
+// carry it whole.
+const maxRawCaller = 32
+
+// rawCaller is call.Log.CallerRaw for a caller whose number is no phone number: the
+// first of vals that is not blank, trimmed; "" when every one is blank, or when it is
+// longer than maxRawCaller or holds a control character.
+func rawCaller(vals ...string) string {
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if len(v) > maxRawCaller || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+			return ""
+		}
+		return v
+	}
+	return ""
 }
 
 // received returns the user ids that picked up, from `_us` ("received") or, when

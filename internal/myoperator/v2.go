@@ -325,6 +325,7 @@ func (p *v2Payload) log(tenant string, ev *V2Event, env *v2Envelope, receivedAt 
 		Direction:    dir,
 		Status:       status,
 		CallerNumber: p.customer(env),
+		CallerRaw:    p.customerRaw(env),
 		DID:          firstOf(env.SystemID, p.DID).String(),
 		StartedAt:    v2Time(p.StartedAt),
 		EndedAt:      v2Time(p.EndedAt),
@@ -393,6 +394,22 @@ func (p *v2Payload) customer(env *v2Envelope) string {
 		}
 	}
 	return ""
+}
+
+// customerRaw is call.Log.CallerRaw: what the payload, the envelope or the customer
+// leg gave as the customer's number (the first given) when none of them is a phone
+// number ("anonymous"); "" when one is.
+func (p *v2Payload) customerRaw(env *v2Envelope) string {
+	if p.customer(env) != "" {
+		return ""
+	}
+	vals := []string{p.Customer.scalar().String(), env.CustomerID.scalar().String()}
+	for _, lg := range p.Legs {
+		if strings.EqualFold(lg.Type.String(), "customer") {
+			vals = append(vals, lg.Phone.scalar().String())
+		}
+	}
+	return rawCaller(vals...)
 }
 
 func (lg v2Leg) isAgent() bool {

@@ -137,6 +137,7 @@ func Run(t *testing.T, h Harness) {
 		{"find: another call at the same time from the same number is not ours", testFindAbsent},
 		{"find: a lost response is an unknown outcome, and the record is found", testFindLostResponse},
 		{"find: a failing search is an error, never absent", testFindSearchFails},
+		{"withheld caller: written once, owned by the call's owner, related to no one, no lead made", testWithheldCaller},
 		{"unknown caller: a lead named Inbound <number>, owned by the call's owner, related", testUnknownCallerLead},
 		{"unknown caller: MyOperator's contact name names the lead", testCallerNameNamesLead},
 		{"unknown caller: the next call finds the lead, also from another replica", testNextCallFindsLead},
@@ -527,6 +528,60 @@ func (b SandboxFaults) Duplicates(*testing.T) int { return b.S.Stats().Duplicate
 
 func leadPolicy(h Harness) Options {
 	return Options{Leads: crm.LeadPolicy{Create: true, Source: h.LeadSource}}
+}
+
+// WithheldCallers are the caller ids MyOperator may send in place of a number, as
+// call.Log.CallerRaw (the parsers' CallerNumber is then ""): withheld, none at all,
+// too short, too long.
+var WithheldCallers = []string{"anonymous", "", "+1234", "1234567890123456789"}
+
+// NewWithheldCall is NewCall for a caller whose number MyOperator withheld: raw is
+// what it sent instead (WithheldCallers).
+func NewWithheldCall(callID, raw, owner string, dir call.Direction, status call.Status) crm.Call {
+	c := NewCall(callID, "", owner, dir, status)
+	c.Log.CallerRaw = raw
+	return c
+}
+
+// testWithheldCaller: a call whose number MyOperator withheld (or sent garbled) is
+// written like any other — once, owned by the call's owner, found again by FindCall —
+// related to no lead or contact, and no lead is made for it, even with
+// unknown_caller: create_lead (there is no number to make it with).
+func testWithheldCaller(t *testing.T, h Harness) {
+	ctx := t.Context()
+	a, b := h.Setup(t, leadPolicy(h))
+	b.AddContact(t, phoneA) // someone with a number: never taken for the withheld caller
+	b.AddLead(t, phoneB)
+	ids := map[string]crm.Call{}
+	for i, raw := range WithheldCallers {
+		dir, status := call.Incoming, []call.Status{call.Answered, call.Missed}[i%2]
+		if i == len(WithheldCallers)-1 {
+			dir = call.Outgoing
+		}
+		c := NewWithheldCall(fmt.Sprintf("withheld-%d", i), raw, h.Owners[i%2], dir, status)
+		id, err := a.CreateCall(ctx, c)
+		require.NoError(t, err, "caller %q", raw)
+		require.NotContains(t, ids, id, "record id reused")
+		ids[id] = c
+	}
+	recs := b.Records(t)
+	require.Len(t, recs, len(WithheldCallers), "one record per call: %+v", recs)
+	for _, r := range recs {
+		c, ok := ids[r.ID]
+		require.True(t, ok, "record %s was not returned by CreateCall", r.ID)
+		assert.Equal(t, c.OwnerID, r.OwnerID, "owner of the call from %q", c.Log.CallerRaw)
+		assert.Empty(t, r.RelatedID, "the call from %q is related to no one", c.Log.CallerRaw)
+		if r.CallID != "" {
+			assert.Equal(t, c.Log.CallID, r.CallID)
+		}
+	}
+	assert.Len(t, b.Leads(t), 1, "no lead made for a withheld number")
+	for id, c := range ids {
+		got, found, err := a.FindCall(ctx, c)
+		require.NoError(t, err)
+		require.True(t, found, "the call from %q is found again", c.Log.CallerRaw)
+		assert.Equal(t, id, got)
+	}
 }
 
 func testUnknownCallerLead(t *testing.T, h Harness) {

@@ -65,10 +65,8 @@ func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogB
 		return nil, &crm.Error{Op: op, Message: "owner " + strconv.Quote(c.OwnerID) + " is not a Kylas user id", Permanent: true}
 	}
 	l := c.Log
-	customer := phone.E164(l.CallerNumber, a.cfg.DefaultCountry)
-	if customer == "" {
-		customer = l.CallerNumber // anonymous or odd: keep what MyOperator said
-	}
+	customer := phone.E164(l.CallerNumber, a.cfg.DefaultCountry) // "" for a withheld number
+	shown := customerShown(l, customer)
 	agent := l.DID
 	if l.Agent != nil && l.Agent.Phone != "" {
 		agent = l.Agent.Phone
@@ -80,13 +78,13 @@ func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogB
 		StartTime:   kylasTS(start),
 		EndTime:     kylasTS(end),
 		Duration:    max(l.Duration, 0),
-		PhoneNumber: customer,
-		Originator:  customer,
+		PhoneNumber: shown,
+		Originator:  shown,
 		Receiver:    agent,
 		Notes:       []note{{Description: description(l)}},
 	}
 	if l.Direction == call.Outgoing {
-		b.Originator, b.Receiver = agent, customer
+		b.Originator, b.Receiver = agent, shown
 	}
 	sync := a.cfg.Route() == RouteSync
 	if sync {
@@ -99,7 +97,9 @@ func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogB
 			b.CallRecording = &recording{URL: c.RecordingURL, FileName: recordingName(c)}
 		}
 	}
-	if !l.Internal { // an agent called an agent: there is no lead or contact to relate
+	// An agent called an agent: there is no lead or contact to relate. A withheld
+	// number (customer "") has none either: findRelated neither searches nor makes a lead.
+	if !l.Internal {
 		if b.RelatedTo, err = a.findRelated(ctx, c, customer); err != nil {
 			return nil, err
 		}
@@ -108,9 +108,33 @@ func (a *Adapter) callLog(ctx context.Context, op string, c crm.Call) (*callLogB
 		// POST /v1/call-logs requires relatedTo: without a lead or contact the call
 		// cannot be written on the api-key route, now or later.
 		return nil, &crm.Error{Op: op, Permanent: true, Message: "the api-key route (POST /v1/call-logs) requires relatedTo, and the call has " +
-			"no lead or contact (an internal call, an unknown number with unknown_caller: none, or no number)"}
+			"no lead or contact (an internal call, an unknown number with unknown_caller: none, or a withheld number)"}
 	}
 	return b, nil
+}
+
+// WithheldNumber is the call log's phoneNumber for a caller MyOperator gave no number
+// for at all. Kylas requires phoneNumber on every call log (kylastech/kylas-crm-mcp-server
+// create_call_log_logic refuses a body without one; registry/call_log.yaml lists it as
+// required) and documents no format for it beyond "phone number string"; a record
+// without it is refused, so the call would never reach the CRM. See
+// docs/crm-contracts.md, "Kylas: withheld numbers".
+const WithheldNumber = "unknown"
+
+// customerShown is the call log's phoneNumber (and the customer's side of
+// originator/receiver): the customer's number in E.164, else what MyOperator said in
+// its place (call.Log.CallerRaw: "anonymous", "+1234", a 19-digit number — shown as
+// sent, never searched for), else WithheldNumber.
+func customerShown(l call.Log, e164 string) string {
+	switch {
+	case e164 != "":
+		return e164
+	case strings.TrimSpace(l.CallerRaw) != "":
+		return strings.TrimSpace(l.CallerRaw)
+	case strings.TrimSpace(l.CallerNumber) != "":
+		return strings.TrimSpace(l.CallerNumber) // an event from before CallerRaw, or a number of another form
+	}
+	return WithheldNumber
 }
 
 // outcome maps a call to Kylas's outcome. A missed incoming call is the agent's

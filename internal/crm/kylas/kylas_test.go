@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -392,4 +393,74 @@ func TestNewCallerSearchesInParallel(t *testing.T) {
 	require.Len(t, recs, 1)
 	require.Len(t, recs[0].RelatedTo, 1)
 	assert.Equal(t, sandbox.KylasRelated{ID: contact, Entity: "contact", Name: "Test " + customer, PhoneNumber: customer}, recs[0].RelatedTo[0])
+}
+
+// A caller whose number MyOperator withheld or garbled is written on the sync route,
+// once, owned by the mapped user: phoneNumber (and the customer's side of
+// originator/receiver) is what MyOperator sent, or kylas.WithheldNumber when it sent
+// nothing; related to no one, with no lead search and no lead made (nothing to search
+// or make one with), even with unknown_caller: create_lead. Update keeps it so.
+func TestWithheldCaller(t *testing.T) {
+	t.Parallel()
+	for _, raw := range crmtest.WithheldCallers {
+		t.Run(strconv.Quote(raw), func(t *testing.T) {
+			t.Parallel()
+			sb := newSandbox(t, sandbox.KylasOptions{})
+			sb.AddLead(person(customer))
+			a := adapter(t, sb, crmtest.Options{Leads: crm.LeadPolicy{Create: true, Source: "7"}})
+			c := crmtest.NewWithheldCall("withheld", raw, "4242", call.Incoming, call.Missed)
+			want := raw
+			if raw == "" {
+				want = kylas.WithheldNumber
+			}
+
+			id, err := a.CreateCall(t.Context(), c)
+			require.NoError(t, err)
+			c.RecordingURL = "https://ct.example/recordings/acme/withheld?sig=s"
+			require.NoError(t, a.UpdateCall(t.Context(), id, c))
+
+			recs := sb.Records()
+			require.Len(t, recs, 1)
+			r := recs[0]
+			assert.Equal(t, fmt.Sprint(r.ID), id)
+			assert.Equal(t, "sync", r.Route)
+			assert.Equal(t, sandbox.KylasIDName{ID: 4242, Name: "Asha Rao"}, r.Owner, "owned by the mapped user")
+			assert.Equal(t, want, r.PhoneNumber)
+			assert.Equal(t, want, r.Originator)
+			assert.Equal(t, "+919000000001", r.Receiver)
+			assert.Empty(t, r.RelatedTo)
+			assert.Equal(t, c.RecordingURL, r.CallRecording.URL)
+			st := sb.Stats()
+			assert.Zero(t, st.ByEndpoint["POST /v1/search/contact"]+st.ByEndpoint["POST /v1/search/lead"], "no search for a withheld number")
+			assert.Zero(t, st.ByEndpoint["POST /v1/leads"], "no lead for a withheld number")
+			assert.Len(t, sb.Leads(), 1)
+		})
+	}
+
+	// Outgoing: the customer is the receiver.
+	sb, a := setup(t, sandbox.KylasOptions{})
+	_, err := a.CreateCall(t.Context(), crmtest.NewWithheldCall("withheld-out", "anonymous", "7", call.Outgoing, call.Answered))
+	require.NoError(t, err)
+	r := sb.Records()[0]
+	assert.Equal(t, "anonymous", r.PhoneNumber)
+	assert.Equal(t, "+919000000001", r.Originator)
+	assert.Equal(t, "anonymous", r.Receiver)
+}
+
+// On the api-key route (POST /v1/call-logs) relatedTo is required, and a withheld
+// caller has no lead or contact: the call is refused before any request, as an
+// internal call is (README: the api-key route's limits).
+func TestWithheldCallerPlainRoute(t *testing.T) {
+	t.Parallel()
+	sb := sandbox.NewKylas(sandbox.KylasOptions{KeyUserID: 9, Users: []sandbox.KylasUser{{ID: 9, FirstName: "Key", LastName: "Owner"}}})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", Leads: crm.LeadPolicy{Create: true}})
+	require.NoError(t, err)
+	_, err = a.CreateCall(t.Context(), crmtest.NewWithheldCall("withheld-plain", "anonymous", "9", call.Incoming, call.Missed))
+	require.Error(t, err)
+	assert.True(t, crm.IsPermanent(err))
+	assert.Contains(t, err.Error(), "a withheld number")
+	assert.Empty(t, sb.Records())
+	assert.Zero(t, sb.Stats().Requests, "nothing sent: no search, no lead, no create")
 }

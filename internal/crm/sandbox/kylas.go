@@ -443,6 +443,13 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 	if b.StartTime == "" {
 		bad("startTime", "is required")
 	}
+	// Every call log needs a phoneNumber, on every route (the plain route's required
+	// field: kylastech/kylas-crm-mcp-server create_call_log_logic, registry/call_log.yaml;
+	// the sync route's Postman body lists originator/receiver only — requiring it there
+	// is the stricter reading). No public source gives it a format ("phone number
+	// string"), so any value but a blank one is taken: a withheld caller's log carries
+	// what MyOperator said ("anonymous") or the adapter's placeholder
+	// (docs/crm-contracts.md, "Kylas: withheld numbers").
 	if strings.TrimSpace(b.PhoneNumber) == "" {
 		bad("phoneNumber", "is required")
 	}

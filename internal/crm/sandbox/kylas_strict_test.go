@@ -115,3 +115,34 @@ func TestKylasCreateLead(t *testing.T) {
 	_, hits := search(c, "lead", "9711636496")
 	assert.Len(t, hits, 1)
 }
+
+// Every call log needs a phoneNumber, on the sync route too; no source gives it a
+// format, so a withheld caller's "anonymous" (or the adapter's placeholder) is taken
+// and only a missing or blank one is refused (docs/crm-contracts.md, "Kylas: withheld
+// numbers").
+func TestKylasPhoneNumberRequired(t *testing.T) {
+	t.Parallel()
+	k, c := start(t, sandbox.KylasOptions{})
+	for name, v := range map[string]any{"missing": nil, "empty": "", "blank": "  "} {
+		b := syncBody(42, "blank-"+name)
+		delete(b, "relatedTo")
+		if v == nil {
+			delete(b, "phoneNumber")
+		} else {
+			b["phoneNumber"] = v
+		}
+		st, e, _ := c.do("POST", "/v1/call-logs/sync", b)
+		assert.Equal(t, http.StatusBadRequest, st, name)
+		assert.Equal(t, []string{"phoneNumber"}, fieldsOf(e), name)
+	}
+	assert.Empty(t, k.Records())
+	for _, v := range []string{"anonymous", "unknown", "+1234"} {
+		b := syncBody(42, "withheld-"+v)
+		delete(b, "relatedTo")
+		b["phoneNumber"], b["originator"] = v, v
+		st, rec, _ := c.do("POST", "/v1/call-logs/sync", b)
+		require.Equal(t, http.StatusCreated, st, "%v", rec)
+		assert.Equal(t, v, rec["phoneNumber"])
+	}
+	assert.Len(t, k.Records(), 3)
+}
