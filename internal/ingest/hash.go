@@ -68,7 +68,7 @@ func sum(appendTo func([]byte) []byte) string {
 // two logs append the same bytes.
 func appendLog(b []byte, l *call.Log) []byte {
 	b = appendStrings(b, l.Tenant, l.CallID, l.LogID, l.CompanyID, l.Source, string(l.Direction), string(l.Status),
-		l.ClickRef, l.CallerNumber, l.CallerRaw, l.CallerName, l.DID, l.Department, l.DepartmentID, l.Disposition)
+		l.ClickRef, l.CallerNumber, l.CallerName, l.DID, l.Department, l.DepartmentID, l.Disposition)
 	b = appendBool(b, l.ClickToCall)
 	b = appendTime(b, l.StartedAt)
 	b = appendTime(b, l.EndedAt)
@@ -90,6 +90,11 @@ func appendLog(b []byte, l *call.Log) []byte {
 	b = appendBool(b, l.Recording != nil)
 	if l.Recording != nil {
 		b = appendStrings(b, l.Recording.URL, l.Recording.FileName)
+	}
+	if l.CallerRaw != "" {
+		// Last and only when set: a log without it hashes as before the field was added,
+		// so MyOperator's retry of a delivery taken before an upgrade is still a duplicate.
+		b = appendStrings(b, l.CallerRaw)
 	}
 	return b
 }

@@ -182,3 +182,20 @@ func BenchmarkDedupeKey(b *testing.B) {
 		})
 	}
 }
+
+// A delivery's hash is its dedupe key across versions: MyOperator's retry of a
+// delivery a previous version took must hash the same (a field added to call.Log goes
+// in only when set). The value is the one before caller_raw was added.
+func TestLogHashIsStableAcrossVersions(t *testing.T) {
+	raw, err := os.ReadFile("../myoperator/testdata/aftercall_answered.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := myoperator.ParseAfterCall("acme", raw, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := logHash(l), "9a93f75dce717986e3119887017d9667"; got != want {
+		t.Errorf("the sample afterCall hashes to %s, not %s as before: redeliveries across an upgrade would be published again", got, want)
+	}
+}
