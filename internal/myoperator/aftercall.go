@@ -156,6 +156,9 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 	if l.CallID == "" {
 		return nil, malformed("%s: no call id: neither %s nor %s", k.kind, k.callID, k.logID)
 	}
+	if err := checkCallID(l.CallID); err != nil {
+		return nil, malformed("%s: %w", k.kind, err)
+	}
 
 	switch {
 	case p.Event == "":

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -19,6 +20,28 @@ import (
 
 // ErrMalformed is wrapped by every error about a payload we cannot use.
 var ErrMalformed = errors.New("malformed MyOperator payload")
+
+// maxCallIDLen bounds a call id: MyOperator's are a few dozen bytes ("n2.1596270949.2175190",
+// a v2 session's UUID), and the id goes into Redis keys, trace pages and the CRM
+// record's remoteId.
+const maxCallIDLen = 128
+
+// checkCallID refuses a call id no MyOperator call has: overlong, not UTF-8, or with
+// control characters (a NUL in a Redis key, a log line, a CRM field).
+func checkCallID(id string) error {
+	if len(id) > maxCallIDLen {
+		return fmt.Errorf("call id of %d bytes: at most %d", len(id), maxCallIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return errors.New("call id is not UTF-8")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("call id has a control character (%U)", r)
+		}
+	}
+	return nil
+}
 
 // malformed builds an error wrapping ErrMalformed; format may use %w itself.
 func malformed(format string, args ...any) error {

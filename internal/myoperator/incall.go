@@ -58,6 +58,9 @@ func ParseInCall(tenant string, raw []byte, receivedAt time.Time) (*call.Live, e
 	if p.UID == "" {
 		return nil, malformed(`inCall: no call id: "uid" is missing`)
 	}
+	if err := checkCallID(p.UID.String()); err != nil {
+		return nil, malformed("inCall: %w", err)
+	}
 	if tenant == "" {
 		return nil, malformed("inCall: tenant is empty")
 	}

@@ -254,6 +254,9 @@ func ParseV2(tenant string, raw []byte, receivedAt time.Time) (*V2Event, error) 
 	if ev.CallID == "" {
 		return nil, malformed(`v2 %s: no call id: neither "session_id" nor payload "id"`, typ)
 	}
+	if err := checkCallID(ev.CallID); err != nil {
+		return nil, malformed("v2 %s: %w", typ, err)
+	}
 	if tenant == "" {
 		return nil, malformed("v2 %s: tenant is empty", typ)
 	}
