@@ -1,13 +1,16 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/web"
 )
@@ -19,6 +22,14 @@ type Auth struct {
 	Tenants *tenant.Registry
 	// Token is CALLTRACK_ADMIN_TOKEN: an operator token, named "admin".
 	Token tenant.Secret
+	// Attempts refuses a client after too many failed authentications; nil: no limit.
+	Attempts Attempts
+}
+
+// Attempts counts failed authentications per client address (authlimit.Limiter):
+// Attempt says how long the client is refused, 0 when it is not.
+type Attempts interface {
+	Attempt(ctx context.Context, client string, ok bool) time.Duration
 }
 
 // OperatorName is the admin name of CALLTRACK_ADMIN_TOKEN.
@@ -31,6 +42,18 @@ func (a *Auth) Authenticate(secret string) (*tenant.Admin, error) {
 		return &tenant.Admin{Name: OperatorName, Token: a.Token}, nil
 	}
 	return ad, err
+}
+
+// AuthenticateFrom is Authenticate for a request from client, within the limit of
+// failed authentications: wait > 0 when the client is refused (429), whatever the token.
+func (a *Auth) AuthenticateFrom(ctx context.Context, client, secret string) (ad *tenant.Admin, wait time.Duration, err error) {
+	ad, err = a.Authenticate(secret)
+	if a.Attempts != nil {
+		if wait = a.Attempts.Attempt(ctx, client, err == nil); wait > 0 {
+			return nil, wait, tenant.ErrUnauthorized
+		}
+	}
+	return ad, 0, err
 }
 
 // Current returns the admin a still-valid session or token names: nil when the admin
@@ -61,30 +84,40 @@ func FromContext(c echo.Context) *tenant.Admin {
 // WithAdmin records the admin acting in this request.
 func WithAdmin(c echo.Context, ad *tenant.Admin) { c.Set(contextKey, ad) }
 
-// Bearer authenticates the request's bearer token; nil when there is none or it is
-// wrong.
+// Bearer authenticates the request's bearer token; nil when there is none, it is
+// wrong, or the client is refused for failing too often.
 func (a *Auth) Bearer(c echo.Context) *tenant.Admin {
+	ad, _ := a.bearer(c)
+	return ad
+}
+
+// bearer authenticates the request's bearer token: the admin, or a *web.Error (401;
+// 429 with Retry-After for a refused client). A request without one is no attempt.
+func (a *Auth) bearer(c echo.Context) (*tenant.Admin, error) {
 	got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
 	if !ok {
-		return nil
+		return nil, web.Errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong admin bearer token")
 	}
-	ad, err := a.Authenticate(got)
+	ad, wait, err := a.AuthenticateFrom(c.Request().Context(), c.RealIP(), got)
+	if wait > 0 {
+		return nil, authlimit.Refuse(c, wait)
+	}
 	if err != nil {
-		return nil
+		return nil, web.Errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong admin bearer token")
 	}
-	return ad
+	return ad, nil
 }
 
 // RequireAdmin is the admin API's auth, and the hook for admin routes other packages
 // mount (user sync, backfill, PhoneBridge setup): a bearer token of an admin (401
-// otherwise); on routes with a :tenant parameter, an admin of that tenant (403 for a
-// tenant admin on another tenant, 404 for an operator on an unknown one). Handlers get
-// the admin with FromContext.
+// otherwise; 429 once the client failed too often); on routes with a :tenant
+// parameter, an admin of that tenant (403 for a tenant admin on another tenant, 404 for
+// an operator on an unknown one). Handlers get the admin with FromContext.
 func (a *Auth) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ad := a.Bearer(c)
-		if ad == nil {
-			return web.Errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong admin bearer token")
+		ad, err := a.bearer(c)
+		if err != nil {
+			return err
 		}
 		if err := Allow(ad, a.Tenants, c.Param("tenant")); err != nil {
 			return err

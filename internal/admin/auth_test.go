@@ -2,8 +2,10 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -96,4 +99,70 @@ func TestCurrentEndsWithRotatedToken(t *testing.T) {
 	assert.Nil(t, a.Current("acme-admin", Fingerprint("new-token")), "a session of a rotated token is over")
 	assert.Nil(t, a.Current("gone", Fingerprint("old-token")))
 	assert.NotNil(t, a.Current(OperatorName, Fingerprint("op-token")))
+}
+
+// Wrong bearer tokens from one client get 429 with Retry-After after the limit, and so
+// does that client's right token (or guessing would go on behind the 429s); other
+// clients' right tokens still get in, and right tokens are never counted.
+func TestWrongTokensAreLimitedPerClient(t *testing.T) {
+	const guesser, admin = "198.51.100.7", "198.51.100.8"
+	type req struct {
+		client, token string
+		status        int
+	}
+	repeat := func(n int, r req) []req {
+		out := make([]req, n)
+		for i := range out {
+			out[i] = r
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		reqs []req
+	}{
+		{"wrong tokens: 401 ×10, then 429", append(repeat(10, req{guesser, "guess", 401}),
+			req{guesser, "guess", 429}, req{guesser, "guess", 429})},
+		{"the guesser's right token is refused too", append(repeat(10, req{guesser, "guess", 401}),
+			req{guesser, "alice-operator-token", 429})},
+		{"another client's right token gets in", append(repeat(11, req{guesser, "guess", 0}),
+			req{admin, "alice-operator-token", 200}, req{admin, "acme-admin-token", 200})},
+		{"right tokens are not counted", append(repeat(30, req{guesser, "alice-operator-token", 200}),
+			append(repeat(10, req{guesser, "guess", 401}), req{guesser, "guess", 429})...)},
+		{"no token is no guess", append(repeat(20, req{guesser, "", 401}), req{guesser, "alice-operator-token", 200})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t)
+			reg := tenant.NewRegistry(&tenant.Tenant{ID: "acme"})
+			_, err := reg.WithAdmins(tenant.Admin{Name: "acme-admin", Tenant: "acme", Token: "acme-admin-token"},
+				tenant.Admin{Name: "alice", Token: "alice-operator-token"})
+			require.NoError(t, err)
+			api := &API{Auth: &Auth{Tenants: reg, Token: "env-operator-token", Attempts: authlimit.New(env.Redis, env.Prefix, zerolog.Nop())},
+				Tenants: reg, Mappings: mapping.NewStore(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Log: zerolog.Nop()}
+			e := web.New(zerolog.Nop(), nil, nil)
+			api.Register(e)
+			for i, r := range tc.reqs {
+				req := httptest.NewRequest(http.MethodGet, "/admin/v1/tenants/acme/mappings", nil)
+				req.RemoteAddr = r.client + ":40000"
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.0.0.%d", i)) // forged: no proxy is trusted
+				if r.token != "" {
+					req.Header.Set("Authorization", "Bearer "+r.token)
+				}
+				rec := httptest.NewRecorder()
+				e.ServeHTTP(rec, req)
+				if r.status == 0 {
+					continue
+				}
+				require.Equal(t, r.status, rec.Code, "request %d: %+v: %s", i+1, r, rec.Body)
+				if r.status == http.StatusTooManyRequests {
+					retry, err := strconv.Atoi(rec.Header().Get("Retry-After"))
+					require.NoError(t, err, "Retry-After")
+					assert.True(t, retry > 0 && retry <= 60, "Retry-After %d", retry)
+					assert.JSONEq(t, fmt.Sprintf(`{"error":{"code":"rate_limited","message":"too many failed authentications from your address; try again in %d s"}}`, retry),
+						rec.Body.String())
+				}
+			}
+		})
+	}
 }

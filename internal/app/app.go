@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/backfill"
 	"github.com/calltrack/calltrack/internal/callstate"
 	"github.com/calltrack/calltrack/internal/callwriter"
@@ -85,6 +87,8 @@ type App struct {
 	ingestState
 
 	closers     []func() error
+	attempts    *authlimit.Limiter   // failed authentications per client: admin API, console, click-to-call
+	proxies     []netip.Prefix       // CALLTRACK_TRUSTED_PROXIES
 	limiters    sync.Map             // tenant id → *ratelimit.Limiter
 	moLimiters  sync.Map             // MyOperator account → *ratelimit.Limiter (backfill.go)
 	recordings  *recording.Handler   // recording links (v2.go)
@@ -107,11 +111,16 @@ func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *t
 	for _, o := range opts {
 		o(&a.ingestState)
 	}
+	var err error
+	if a.proxies, err = cfg.TrustedProxyRanges(); err != nil {
+		return nil, err
+	}
 	rdb, err := cfg.Redis()
 	if err != nil {
 		return nil, err
 	}
 	a.Redis = rdb
+	a.attempts = authlimit.New(rdb, cfg.RedisPrefix, log)
 	a.closers = append(a.closers, rdb.Close)
 	if err := waitFor(ctx, a.startWait(30*time.Second), func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil && !a.ingesting {
 		a.Close()
@@ -203,7 +212,7 @@ func (a *App) Admin() *admin.API {
 
 // HTTP builds the Echo server with ingest and admin, plus any extra mounts.
 func (a *App) HTTP(extra ...func(*echo.Echo)) *echo.Echo {
-	e := web.New(a.Log, a.Metrics, a.Ready(), a.readyDetails())
+	e := web.New(a.Log, a.Metrics, a.Ready(), a.webOptions()...)
 	a.Ingest().Register(e)
 	if a.Cfg.AdminAddr == "" {
 		a.mountAdmin(e) // console.go
@@ -237,4 +246,4 @@ func Serve(ctx context.Context, e *echo.Echo, addr string, shutdown time.Duratio
 }
 
 // ProbeServer is the HTTP side of roles that serve no API: health, readiness, metrics.
-func ProbeServer(a *App) *echo.Echo { return web.New(a.Log, a.Metrics, a.Ready(), a.readyDetails()) }
+func ProbeServer(a *App) *echo.Echo { return web.New(a.Log, a.Metrics, a.Ready(), a.webOptions()...) }

@@ -56,7 +56,7 @@ func (a *App) wireClickToCall() {
 // mountClickToCall mounts POST /api/v1/tenants/{tenant}/calls and Zoho PhoneBridge's
 // click-to-dial callback, POST /webhooks/zoho/{tenant}/clicktodial.
 func (a *App) mountClickToCall(e *echo.Echo) {
-	(&clicktocall.API{Service: a.clickToCall, Tenants: a.Tenants}).Register(e)
+	(&clicktocall.API{Service: a.clickToCall, Tenants: a.Tenants, Attempts: a.attempts}).Register(e)
 	(&clicktocall.ZohoDial{Service: a.clickToCall, Tenants: a.Tenants, Log: a.Log,
 		Users: func(t *tenant.Tenant) clicktocall.ZohoUsers { return phoneBridgeUsers{a, t} },
 		Errors: func(t *tenant.Tenant) (clicktocall.ZohoErrors, error) {

@@ -24,7 +24,7 @@ import (
 
 // AdminAuth says who an admin token (or a console session) belongs to.
 func (a *App) AdminAuth() *admin.Auth {
-	return &admin.Auth{Tenants: a.Tenants, Token: a.Cfg.AdminToken}
+	return &admin.Auth{Tenants: a.Tenants, Token: a.Cfg.AdminToken, Attempts: a.attempts}
 }
 
 // mountAdmin mounts the admin surface on e: the admin API, the admin routes of other
@@ -114,9 +114,15 @@ func (a *App) AdminHTTP() *echo.Echo {
 	if a.Cfg.AdminAddr == "" {
 		return nil
 	}
-	e := web.New(a.Log, nil, a.Ready(), a.readyDetails())
+	e := web.New(a.Log, nil, a.Ready(), a.webOptions()...)
 	a.mountAdmin(e)
 	return e
+}
+
+// webOptions are every server's: readiness details for operators, and the client's
+// address from X-Forwarded-For behind CALLTRACK_TRUSTED_PROXIES only.
+func (a *App) webOptions() []web.Option {
+	return []web.Option{a.readyDetails(), web.WithTrustedProxies(a.proxies...)}
 }
 
 // readyDetails shows /readyz's check errors to operators only: an operator bearer

@@ -4,15 +4,22 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/myoperator/moapi"
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/testenv"
+	"github.com/calltrack/calltrack/internal/web"
 )
 
 // fakeAgents is an in-memory mapping store.
@@ -191,6 +198,92 @@ func TestZohoCode(t *testing.T) {
 		CodeUnmappedUser: ZohoNotAvailable, CodeAgentDisabled: ZohoNotAvailable, CodeUnavailable: ZohoNotAvailable} {
 		if got := ZohoCode(code); got != want {
 			t.Errorf("ZohoCode(%s) = %s, want %s", code, got, want)
+		}
+	}
+}
+
+// The Redis limiter allows no more than the budget in any minute, however a user's
+// clicks are spread (the test's clock stands in for Redis's).
+func TestRedisLimiterBudgetPerMinute(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   []time.Duration // the clicks, since the first
+		want []time.Duration // each one's answer: 0 allowed, else Retry-After
+	}{
+		{"six spread out, the seventh within the minute", []time.Duration{0, 2 * time.Second, 4 * time.Second,
+			6 * time.Second, 8 * time.Second, 10 * time.Second, 13 * time.Second},
+			[]time.Duration{0, 0, 0, 0, 0, 0, 47 * time.Second}},
+		{"a burst, then the minute after the first", []time.Duration{0, 0, 0, 0, 0, 0, 10 * time.Second, 59 * time.Second, time.Minute},
+			[]time.Duration{0, 0, 0, 0, 0, 0, 50 * time.Second, time.Second, 0}},
+		{"one every 10 s", []time.Duration{0, 10 * time.Second, 20 * time.Second, 30 * time.Second, 40 * time.Second,
+			50 * time.Second, 59 * time.Second, 60 * time.Second},
+			[]time.Duration{0, 0, 0, 0, 0, 0, time.Second, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t)
+			start := time.Now()
+			var now time.Time
+			l := NewRedisLimiter(env.Redis, env.Prefix)
+			l.now = func() time.Time { return now }
+			for i, at := range tc.at {
+				now = start.Add(at)
+				wait, err := l.Allow(t.Context(), "acme:1001", 6)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want[i], wait, "click %d at %s", i+1, at)
+			}
+			// Another user's budget is their own.
+			wait, err := l.Allow(t.Context(), "acme:1002", 6)
+			require.NoError(t, err)
+			assert.Zero(t, wait)
+		})
+	}
+}
+
+// Wrong API tokens count against the client's budget of failed authentications (the
+// admin API's too): after it, 429 with Retry-After in the API's error shape, the right
+// token included; another client's right token still gets through.
+func TestAPIWrongTokensAreLimited(t *testing.T) {
+	env := testenv.New(t)
+	tn := configured()
+	tn.APIToken = "acme-api-token"
+	s := &Service{Agents: fakeAgents{ms: mappings}, Dialer: &fakeDialer{}, Limiter: &fakeLimiter{}, Log: zerolog.Nop()}
+	api := &API{Service: s, Tenants: tenant.NewRegistry(tn), Attempts: authlimit.New(env.Redis, env.Prefix, zerolog.Nop())}
+	e := web.New(zerolog.Nop(), nil, nil)
+	api.Register(e)
+	post := func(client, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/tenants/acme/calls", strings.NewReader(`{"crm_user_id":"1001","number":"+919711636496"}`))
+		req.RemoteAddr = client + ":40000"
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, tc := range []struct {
+		name          string
+		client, token string
+		status        int
+	}{
+		{"right token", "198.51.100.7", "acme-api-token", http.StatusAccepted},
+		{"wrong 1", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 2", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 3", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 4", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 5", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 6", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 7", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 8", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 9", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 10", "198.51.100.7", "guess", http.StatusUnauthorized},
+		{"wrong 11: refused", "198.51.100.7", "guess", http.StatusTooManyRequests},
+		{"the guesser's right token: refused", "198.51.100.7", "acme-api-token", http.StatusTooManyRequests},
+		{"another client's right token", "198.51.100.8", "acme-api-token", http.StatusAccepted},
+	} {
+		rec := post(tc.client, tc.token)
+		require.Equal(t, tc.status, rec.Code, "%s: %s", tc.name, rec.Body)
+		if tc.status == http.StatusTooManyRequests {
+			assert.NotEmpty(t, rec.Header().Get("Retry-After"), tc.name)
+			assert.Contains(t, rec.Body.String(), `{"error":{"code":"rate_limited","message":"too many failed authentications`, tc.name)
 		}
 	}
 }

@@ -1,15 +1,17 @@
 package clicktocall
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/web"
 )
@@ -20,6 +22,15 @@ import (
 type API struct {
 	Service *Service
 	Tenants *tenant.Registry
+	// Attempts refuses a client after too many wrong API tokens; nil: no limit.
+	Attempts Attempts
+}
+
+// Attempts counts failed authentications per client address (authlimit.Limiter, the
+// admin API's and the console's too): Attempt says how long the client is refused, 0
+// when it is not.
+type Attempts interface {
+	Attempt(ctx context.Context, client string, ok bool) time.Duration
 }
 
 // Register mounts the route.
@@ -41,6 +52,11 @@ func (a *API) create(c echo.Context) error {
 		return web.Errorf(http.StatusUnauthorized, "unauthorized", "Authorization: Bearer <the tenant's API token> is required")
 	}
 	t, err := a.Tenants.AuthenticateAPI(c.Param("tenant"), token)
+	if a.Attempts != nil {
+		if wait := a.Attempts.Attempt(c.Request().Context(), c.RealIP(), err == nil); wait > 0 {
+			return authlimit.Refuse(c, wait)
+		}
+	}
 	if err != nil {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="calltrack", error="invalid_token"`)
 		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong API token")
@@ -74,7 +90,7 @@ func asWebError(c echo.Context, err error) error {
 		return err
 	}
 	if e.RetryAfter > 0 {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
+		web.RetryAfter(c, e.RetryAfter)
 	}
 	return web.Errorf(e.Status, e.Code, e.Message)
 }

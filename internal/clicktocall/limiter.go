@@ -5,33 +5,38 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/calltrack/calltrack/internal/ratelimit"
 )
 
-// RedisLimiter is the per-user budget, shared by every replica through Redis
-// (go-redis/redis_rate's GCRA).
+// RedisLimiter is the per-user budget, shared by every replica through Redis. It is
+// ratelimit's sliding window, so no 60 s ever sees more than the budget: a token
+// bucket (GCRA) of the same rate refills while its burst is spent, and let nearly
+// twice the budget into one minute (11 of a "6 a minute" user).
 type RedisLimiter struct {
-	lim    *redis_rate.Limiter
+	rdb    redis.UniversalClient
 	prefix string
+	now    func() time.Time // nil: Redis's clock; tests set one
 }
 
 // NewRedisLimiter returns a limiter with keys under prefix.
 func NewRedisLimiter(rdb redis.UniversalClient, prefix string) *RedisLimiter {
-	return &RedisLimiter{lim: redis_rate.NewLimiter(rdb), prefix: prefix}
+	return &RedisLimiter{rdb: rdb, prefix: prefix}
 }
 
-// Allow implements Limiter: perMinute requests a minute, all of them at once if need be.
+// Allow implements Limiter: perMinute requests in any minute, all of them at once if
+// need be.
 func (l *RedisLimiter) Allow(ctx context.Context, key string, perMinute int) (time.Duration, error) {
 	if perMinute <= 0 {
 		return 0, nil
 	}
-	res, err := l.lim.Allow(ctx, l.prefix+":c2c-rate:"+key, redis_rate.PerMinute(perMinute))
+	ok, next, err := ratelimit.NewWindow(l.rdb, l.prefix, "c2c:"+key, perMinute, time.Minute).WithClock(l.now).Allow(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("click-to-call limiter: %w", err)
 	}
-	if res.Allowed > 0 {
+	if ok {
 		return 0, nil
 	}
-	return max(res.RetryAfter, time.Second), nil
+	return max(next, time.Second), nil
 }

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ type Config struct {
 	AdminAddr   string `env:"CALLTRACK_ADMIN_ADDR"`
 	LogLevel    string `env:"CALLTRACK_LOG_LEVEL" envDefault:"info"`
 	WriterGroup string `env:"CALLTRACK_WRITER_GROUP" envDefault:"calltrack-writer"`
+	// TrustedProxies are the CIDRs (or addresses) of the proxies in front of calltrack
+	// (an ingress controller): requests from them name their client in X-Forwarded-For.
+	// Unset, the client is the connection's peer (TrustedProxyRanges).
+	TrustedProxies []string `env:"CALLTRACK_TRUSTED_PROXIES" envSeparator:","`
 	// WriterLease is how long a writer holds a call while it writes it; a crashed
 	// writer's call is taken over (and its create looked up) once it lapses.
 	WriterLease time.Duration `env:"CALLTRACK_WRITER_LEASE" envDefault:"2m"`
@@ -126,6 +131,9 @@ func (c Config) Validate(n Need) error {
 	if c.PublishTimeout < 0 || c.RedisBudget < 0 || c.SpoolMaxBytes < 0 {
 		errs = append(errs, errors.New("CALLTRACK_PUBLISH_TIMEOUT, CALLTRACK_INGEST_REDIS_BUDGET and CALLTRACK_SPOOL_MAX_BYTES must not be negative"))
 	}
+	if _, err := c.TrustedProxyRanges(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.RecordingSigningKey != "" && c.RecordingSigningKeys != "" {
 		errs = append(errs, errors.New("set CALLTRACK_RECORDING_SIGNING_KEYS (new,old,...) or CALLTRACK_RECORDING_SIGNING_KEY, not both"))
 	}
@@ -139,6 +147,26 @@ func (c Config) Validate(n Need) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// TrustedProxyRanges parses CALLTRACK_TRUSTED_PROXIES: CIDRs, or single addresses.
+func (c Config) TrustedProxyRanges() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("CALLTRACK_TRUSTED_PROXIES: %q is neither a CIDR (10.0.0.0/8) nor an address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // RecordingKeys are the recording-link signing keys: the first signs, all verify (so a

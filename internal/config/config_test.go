@@ -34,3 +34,36 @@ func TestGCHeapBudget(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, c.Validate(Need{}), "0 turns the pacing off")
 }
+
+func TestTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		want    []string
+		problem string
+	}{
+		{"", nil, ""},
+		{"10.244.0.0/16", []string{"10.244.0.0/16"}, ""},
+		{"10.244.0.0/16, 192.0.2.10 ,fd00::/8", []string{"10.244.0.0/16", "192.0.2.10/32", "fd00::/8"}, ""},
+		{"10.244.1.7/16", []string{"10.244.0.0/16"}, ""},
+		{"10.244.0.0/16,ingress-nginx", nil, `CALLTRACK_TRUSTED_PROXIES: "ingress-nginx" is neither a CIDR`},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv("CALLTRACK_TRUSTED_PROXIES", tc.env)
+			c, err := Load()
+			require.NoError(t, err)
+			ranges, err := c.TrustedProxyRanges()
+			if tc.problem != "" {
+				assert.ErrorContains(t, err, tc.problem)
+				assert.ErrorContains(t, c.Validate(Need{}), tc.problem, "Validate names it")
+				return
+			}
+			require.NoError(t, err)
+			var got []string
+			for _, r := range ranges {
+				got = append(got, r.String())
+			}
+			assert.Equal(t, tc.want, got)
+			assert.NoError(t, c.Validate(Need{}))
+		})
+	}
+}

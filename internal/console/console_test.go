@@ -1,12 +1,15 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -14,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -22,7 +26,7 @@ import (
 )
 
 // fixture is a console over real Redis, with tenants acme and beta, operator "op"
-// and acme's admin.
+// and acme's admin; opts are the server's (trusted proxies).
 type fixture struct {
 	t    *testing.T
 	srv  *httptest.Server
@@ -30,23 +34,43 @@ type fixture struct {
 	ms   *mapping.Store
 	c    *Console // its fields that handlers read per request (DeadLetters) may be set by a test
 	tr   *trace.Store
+	logs *syncBuffer // the console's log
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...web.Option) *fixture {
 	env := testenv.New(t)
 	reg := tenant.NewRegistry(&tenant.Tenant{ID: "acme", CRM: tenant.CRM{Kind: "kylas"}}, &tenant.Tenant{ID: "beta", CRM: tenant.CRM{Kind: "kylas"}})
 	_, err := reg.WithAdmins(tenant.Admin{Name: "acme-admin", Tenant: "acme", Token: "acme-token"})
 	require.NoError(t, err)
-	auth := &admin.Auth{Tenants: reg, Token: "op-token"}
+	auth := &admin.Auth{Tenants: reg, Token: "op-token", Attempts: authlimit.New(env.Redis, env.Prefix, zerolog.Nop())}
 	ms := mapping.NewStore(env.Redis, env.Prefix)
 	tr := trace.New(env.Redis, env.Prefix)
+	logs := &syncBuffer{}
 	api := &admin.API{Auth: auth, Tenants: reg, Mappings: ms, Trace: tr, Log: zerolog.Nop()}
-	c := &Console{Auth: auth, Admin: api, Tenants: reg, Mappings: ms, Trace: tr, Redis: env.Redis, Prefix: env.Prefix, Log: zerolog.Nop()}
-	e := web.New(zerolog.Nop(), nil, nil)
+	c := &Console{Auth: auth, Admin: api, Tenants: reg, Mappings: ms, Trace: tr, Redis: env.Redis, Prefix: env.Prefix, Log: zerolog.New(logs)}
+	e := web.New(zerolog.Nop(), nil, nil, opts...)
 	require.NoError(t, c.Register(e))
 	srv := httptest.NewTLSServer(e) // TLS: the session cookie is Secure
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c, tr: tr}
+	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c, tr: tr, logs: logs}
+}
+
+// syncBuffer is a log the server's goroutines write while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -85,10 +109,24 @@ func body(res *http.Response) string {
 
 // signIn signs c in with token and returns the session's CSRF token.
 func (f *fixture) signIn(c *http.Client, token string) (*http.Response, string) {
+	return f.signInVia(c, token, "")
+}
+
+// signInVia is signIn with an X-Forwarded-For header on the post ("": none).
+func (f *fixture) signInVia(c *http.Client, token, xff string) (*http.Response, string) {
 	_, page := f.get(c, "/console/sign-in")
 	m := csrfField.FindStringSubmatch(page)
 	require.NotNil(f.t, m, "the sign-in form has a CSRF field")
-	res, _ := f.post(c, "/console/sign-in", url.Values{"csrf": {m[1]}, "token": {token}})
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/console/sign-in",
+		strings.NewReader(url.Values{"csrf": {m[1]}, "token": {token}}.Encode()))
+	require.NoError(f.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	res, err := c.Do(req)
+	require.NoError(f.t, err)
+	body(res)
 	if res.StatusCode != http.StatusSeeOther {
 		return res, ""
 	}
@@ -182,6 +220,49 @@ func TestSignInAttemptsAreRateLimited(t *testing.T) {
 	res, _ := f.signIn(c, "op-token")
 	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode, "the 11th attempt in a minute waits, right token or not")
 	assert.NotEmpty(t, res.Header.Get("Retry-After"))
+}
+
+// The limit is per client: the connection's peer, unless it is a trusted proxy — then
+// the client X-Forwarded-For names. A forged header gets no fresh budget, and the log
+// names the real client.
+func TestSignInLimitPerClient(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		xff     func(i int) string // the header of wrong sign-in i
+		then    string             // a sign-in with the right token after them
+		want    int                // its answer
+		client  string             // the client the log names
+	}{
+		{"forged headers do not bypass it", nil, func(i int) string { return fmt.Sprintf("10.0.0.%d", i) },
+			"10.0.0.99", http.StatusTooManyRequests, `"client":"127.0.0.1"`},
+		{"behind a trusted proxy: one client's failures", []string{"127.0.0.0/8"}, func(int) string { return "198.51.100.7" },
+			"198.51.100.7", http.StatusTooManyRequests, `"client":"198.51.100.7"`},
+		{"behind a trusted proxy: another client gets in", []string{"127.0.0.0/8"}, func(int) string { return "198.51.100.7" },
+			"198.51.100.8", http.StatusSeeOther, `"client":"198.51.100.7"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var ranges []netip.Prefix
+			for _, r := range tc.trusted {
+				ranges = append(ranges, netip.MustParsePrefix(r))
+			}
+			f := newFixture(t, web.WithTrustedProxies(ranges...))
+			c := f.client()
+			for i := range 11 {
+				res, _ := f.signInVia(c, "wrong-token", tc.xff(i))
+				want := http.StatusUnauthorized
+				if i == 10 {
+					want = http.StatusTooManyRequests
+				}
+				require.Equal(t, want, res.StatusCode, "wrong sign-in %d", i+1)
+			}
+			res, _ := f.signInVia(f.client(), "op-token", tc.then)
+			assert.Equal(t, tc.want, res.StatusCode)
+			assert.Contains(t, f.logs.String(), tc.client)
+			assert.NotContains(t, f.logs.String(), `"client":"10.0.0.`, "a forged address is never logged as the client")
+		})
+	}
 }
 
 func TestRotatedTokenEndsSessions(t *testing.T) {

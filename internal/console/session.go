@@ -15,12 +15,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/web"
 )
 
 // Sessions: signing in turns an admin token into a random session id in a cookie
@@ -37,13 +37,6 @@ const (
 	SessionTTL    = 12 * time.Hour
 	// CSRFField is the form field (and X-CSRF-Token the header) carrying the token.
 	CSRFField = "csrf"
-)
-
-// Sign-in attempts allowed, shared by every replica through Redis: per client address,
-// and in all (a token guesser spreading over many addresses still gets nowhere).
-var (
-	signInPerClient = redis_rate.PerMinute(10)
-	signInInAll     = redis_rate.PerMinute(120)
 )
 
 // session is what Redis keeps of a signed-in admin.
@@ -147,23 +140,20 @@ func (c *Console) renderSignIn(e echo.Context, status int, problem string) error
 	return c.render(e, status, "signin", &page{Title: "Sign in", CSRF: tok, Problem: problem, Data: map[string]string{"Next": next}})
 }
 
-// signIn checks the form token, the rate limits and the admin token, then starts a
-// session.
+// signIn checks the form token and the admin token (within the limit of failed
+// authentications, admin.Auth's), then starts a session.
 func (c *Console) signIn(e echo.Context) error {
 	ctx := e.Request().Context()
 	ck, err := e.Cookie(signInCookie)
 	if err != nil || !equal(ck.Value, e.FormValue(CSRFField)) {
 		return c.fail(e, http.StatusForbidden, "This sign-in form has expired or did not come from the console. Reload the page and sign in again.")
 	}
-	if wait, err := c.limitSignIn(ctx, e.RealIP()); err != nil {
-		c.Log.Error().Err(err).Msg("console: sign-in rate limit unavailable")
-		return c.fail(e, http.StatusServiceUnavailable, "Signing in is not possible right now (storage unavailable). Try again in a minute.")
-	} else if wait > 0 {
-		e.Response().Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+1)))
+	ad, wait, err := c.Auth.AuthenticateFrom(ctx, e.RealIP(), strings.TrimSpace(e.FormValue("token")))
+	if wait > 0 {
+		s := web.RetryAfter(e, wait)
 		return c.renderSignIn(e, http.StatusTooManyRequests,
-			fmt.Sprintf("Too many sign-in attempts. Wait %d seconds and try again.", int(wait.Seconds()+1)))
+			fmt.Sprintf("Too many failed sign-ins from your address. Wait %d seconds and try again.", s))
 	}
-	ad, err := c.Auth.Authenticate(strings.TrimSpace(e.FormValue("token")))
 	if err != nil {
 		c.Log.Info().Str("client", e.RealIP()).Msg("console: sign-in refused (wrong token)")
 		return c.renderSignIn(e, http.StatusUnauthorized, "That token is not valid. Use your operator or tenant-admin token.")
@@ -182,25 +172,6 @@ func (c *Console) signIn(e echo.Context) error {
 		next = c.home(ad)
 	}
 	return e.Redirect(http.StatusSeeOther, next)
-}
-
-// limitSignIn takes one sign-in attempt from the budgets; it returns how long to wait
-// when one is spent.
-func (c *Console) limitSignIn(ctx context.Context, client string) (time.Duration, error) {
-	lim := redis_rate.NewLimiter(c.Redis)
-	for _, b := range []struct {
-		key   string
-		limit redis_rate.Limit
-	}{{"client:" + client, signInPerClient}, {"all", signInInAll}} {
-		res, err := lim.Allow(ctx, c.Prefix+":console:signin:"+b.key, b.limit)
-		if err != nil {
-			return 0, err
-		}
-		if res.Allowed == 0 {
-			return res.RetryAfter, nil
-		}
-	}
-	return 0, nil
 }
 
 func (c *Console) signOut(e echo.Context) error {

@@ -1,6 +1,7 @@
-// Package ratelimit paces requests to a CRM credential across every writer replica,
-// with a Redis-backed sliding-window limiter, and lets a 429's Retry-After pause the
-// credential for all replicas at once.
+// Package ratelimit is calltrack's one Redis-backed sliding-window limiter, shared by
+// every replica: it paces requests to a CRM credential (and lets a 429's Retry-After
+// pause the credential for all replicas at once), and counts the budgets calltrack
+// enforces itself — click-to-call's per user, failed authentications per client.
 package ratelimit
 
 import (
@@ -22,6 +23,7 @@ type Limiter struct {
 	prefix string
 	n      int           // requests a window allows; 0 = unlimited
 	w      time.Duration // the window
+	now    func() time.Time
 }
 
 // Safety is the share of the nominal rate actually used: requests leave calltrack
@@ -49,22 +51,50 @@ func New(rdb redis.UniversalClient, prefix, key string, perSecond float64) *Limi
 	return l
 }
 
+// NewWindow returns a limiter of at most n requests in any window of w, exactly: for
+// budgets calltrack sets itself (New's safety margin is for a CRM's limit). n <= 0
+// means unlimited.
+func NewWindow(rdb redis.UniversalClient, prefix, key string, n int, w time.Duration) *Limiter {
+	return &Limiter{rdb: rdb, key: key, prefix: prefix, n: max(n, 0), w: w}
+}
+
+// WithClock makes the window read now instead of Redis's clock (nil: Redis's clock).
+// For tests, which cannot move a real Redis's clock; replicas must not use it, their
+// clocks differ.
+func (l *Limiter) WithClock(now func() time.Time) *Limiter {
+	l.now = now
+	return l
+}
+
 // window keeps the requests sent within the last window (a sorted set scored by Redis's
 // own clock in microseconds, so replicas' clocks do not matter) and admits one more
-// while they are fewer than the limit; else it answers how long until the oldest
-// leaves the window. KEYS[1] the set; ARGV: limit, window (µs), a unique member.
+// while they are fewer than the limit. It answers {admitted 0|1, µs until the window
+// has room again}: 0 while it has room, else until the oldest leaves it — also when
+// this request took the last place, so a caller knows the budget is spent without
+// asking again. KEYS[1] the set; ARGV: limit, window (µs), a unique member, and the
+// time in µs when a test's clock replaces Redis's.
 var window = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now
+if ARGV[4] then
+  now = tonumber(ARGV[4])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local limit, w = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - w)
-if redis.call('ZCARD', KEYS[1]) < limit then
+local n = redis.call('ZCARD', KEYS[1])
+local admitted = 0
+if n < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(w / 1000) + 1000)
-  return 0
+  n, admitted = n + 1, 1
+end
+if n < limit then
+  return {admitted, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(tonumber(oldest[2]) + w - now, 1)
+return {admitted, math.max(tonumber(oldest[2]) + w - now, 1)}
 `)
 
 // Wait blocks until a request may be sent, or ctx ends.
@@ -76,30 +106,36 @@ func (l *Limiter) Wait(ctx context.Context) error {
 			}
 			continue
 		}
-		if l.n == 0 {
-			return nil
-		}
-		wait, err := l.take(ctx)
-		if err != nil {
+		ok, next, err := l.Allow(ctx)
+		if err != nil || ok {
 			return err
 		}
-		if wait == 0 {
-			return nil
-		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleep(ctx, next); err != nil {
 			return err
 		}
 	}
 }
 
-// take admits one request now (0), or says how long until one may be.
-func (l *Limiter) take(ctx context.Context) (time.Duration, error) {
-	wait, err := window.Run(ctx, l.rdb, []string{l.prefix + ":ratelimit-window:" + l.key},
-		l.n, l.w.Microseconds(), member()).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("ratelimit %s: %w", l.key, err)
+// Allow takes one request if the window has room, without waiting. ok says whether it
+// did; next is how long until the window has room again: 0 while it has, else until
+// its oldest request leaves it (also when this request filled it). Pause does not hold
+// Allow.
+func (l *Limiter) Allow(ctx context.Context) (ok bool, next time.Duration, err error) {
+	if l.n == 0 {
+		return true, 0, nil
 	}
-	return time.Duration(wait) * time.Microsecond, nil
+	args := []any{l.n, l.w.Microseconds(), member()}
+	if l.now != nil {
+		args = append(args, l.now().UnixMicro())
+	}
+	res, err := window.Run(ctx, l.rdb, []string{l.prefix + ":ratelimit-window:" + l.key}, args...).Int64Slice()
+	if err != nil {
+		return false, 0, fmt.Errorf("ratelimit %s: %w", l.key, err)
+	}
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("ratelimit %s: the window answered %v", l.key, res)
+	}
+	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
 }
 
 // member names one request in the window's set.

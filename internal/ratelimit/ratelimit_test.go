@@ -51,19 +51,70 @@ func TestLimiterBurstWhenIdle(t *testing.T) {
 	env := testenv.New(t)
 	a := New(env.Redis, env.Prefix, "kylas:acme", 5)
 	b := New(env.Redis, env.Prefix, "kylas:acme", 5)
-	for i, l := range []*Limiter{a, b, a, b, a} {
-		wait, err := l.take(t.Context())
+	for i, l := range []*Limiter{a, b, a, b} {
+		ok, next, err := l.Allow(t.Context())
 		require.NoError(t, err)
-		assert.Zero(t, wait, "request %d of an idle credential", i+1)
+		assert.True(t, ok, "request %d of an idle credential", i+1)
+		assert.Zero(t, next, "request %d leaves room", i+1)
 	}
-	wait, err := b.take(t.Context())
+	ok, next, err := a.Allow(t.Context())
 	require.NoError(t, err)
-	assert.Greater(t, wait, time.Second, "the 6th waits for the window")
-	assert.LessOrEqual(t, wait, 1112*time.Millisecond)
+	assert.True(t, ok, "the 5th goes")
+	assert.Greater(t, next, time.Second, "and says the window is full")
+	ok, next, err = b.Allow(t.Context())
+	require.NoError(t, err)
+	assert.False(t, ok, "the 6th waits for the window")
+	assert.Greater(t, next, time.Second)
+	assert.LessOrEqual(t, next, 1112*time.Millisecond)
 	// Another credential is not held by this one's window.
-	wait, err = New(env.Redis, env.Prefix, "kylas:beta", 5).take(t.Context())
+	ok, next, err = New(env.Redis, env.Prefix, "kylas:beta", 5).Allow(t.Context())
 	require.NoError(t, err)
-	assert.Zero(t, wait)
+	assert.True(t, ok)
+	assert.Zero(t, next)
+}
+
+// A window of n in w admits no more than n in any w, however the requests are spread:
+// unlike a token bucket's burst that refills, which lets up to 2n into some w. The
+// test's clock stands in for Redis's.
+func TestWindowNeverAdmitsMoreThanNInAnyWindow(t *testing.T) {
+	type try struct {
+		at   time.Duration // since the start
+		ok   bool
+		next time.Duration // until the window has room again
+	}
+	for _, tc := range []struct {
+		name  string
+		tries []try
+	}{
+		{"spread over the minute", []try{
+			{0, true, 0}, {10 * time.Second, true, 0}, {20 * time.Second, true, 0},
+			{30 * time.Second, true, 0}, {40 * time.Second, true, 0}, {50 * time.Second, true, 10 * time.Second},
+			{55 * time.Second, false, 5 * time.Second},
+			{60 * time.Second, true, 10 * time.Second}, // the first has left the window
+			{61 * time.Second, false, 9 * time.Second},
+		}},
+		{"a burst, then a bucket's refill time later", []try{
+			{0, true, 0}, {0, true, 0}, {0, true, 0}, {0, true, 0}, {0, true, 0}, {0, true, time.Minute},
+			{10 * time.Second, false, 50 * time.Second},
+			{59 * time.Second, false, time.Second},
+			{time.Minute, true, 0},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t)
+			start := time.Now()
+			var now time.Time
+			l := NewWindow(env.Redis, env.Prefix, "c2c:acme:1001", 6, time.Minute).WithClock(func() time.Time { return now })
+			for i, try := range tc.tries {
+				now = start.Add(try.at)
+				ok, next, err := l.Allow(t.Context())
+				require.NoError(t, err)
+				assert.Equal(t, try.ok, ok, "request %d at %s", i+1, try.at)
+				assert.Equal(t, try.next, next, "request %d at %s: room again in", i+1, try.at)
+			}
+		})
+	}
 }
 
 func TestLimiterWindow(t *testing.T) {

@@ -1,12 +1,16 @@
 // Package web builds the Echo server every HTTP role shares: JSON errors, request ids,
-// access logs, body limit, health, readiness and metrics endpoints.
+// access logs, body limit, the client's address, health, readiness and metrics
+// endpoints.
 package web
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +52,40 @@ type Check func(ctx context.Context) error
 type Option func(*options)
 
 type options struct {
-	readyDetails func(echo.Context) bool
+	readyDetails   func(echo.Context) bool
+	trustedProxies []netip.Prefix
+}
+
+// WithTrustedProxies takes the client's address (c.RealIP: rate limits, logs) from
+// X-Forwarded-For when the request comes from one of these ranges (an ingress
+// controller): the nearest address in it not in them. Without it, and for requests
+// from anywhere else, the client is the connection's peer and forwarding headers are
+// ignored — any client can write them.
+func WithTrustedProxies(ranges ...netip.Prefix) Option {
+	return func(o *options) { o.trustedProxies = ranges }
+}
+
+// ipExtractor reads the client's address: the peer's, or X-Forwarded-For's behind the
+// trusted proxies only. Echo's XFF reader trusts private, loopback and link-local
+// peers by default; here only the ranges given are.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// RetryAfter sets the Retry-After header to d in whole seconds (rounded up, at least 1)
+// and returns them.
+func RetryAfter(c echo.Context, d time.Duration) int {
+	s := max(int((d+time.Second-1)/time.Second), 1)
+	c.Response().Header().Set("Retry-After", strconv.Itoa(s))
+	return s
 }
 
 // WithReadyDetails lets callers for whom fn is true (signed-in operators) see each
@@ -94,6 +131,7 @@ func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check, opts ..
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = ipExtractor(o.trustedProxies)
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(middleware.RequestID())
 	e.Use(middleware.Recover())

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
@@ -53,4 +55,52 @@ func TestAccessLogHidesARoutesToken(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, rec.Code)
 	assert.Contains(t, logs.String(), `"path":"/r/acme/n2.1596270949.2175190/[token]"`)
 	assert.NotContains(t, logs.String(), "Zm9vYmFyc2lnbmF0dXJlMTIz")
+}
+
+// The client's address (rate limits, logs) is the connection's peer: X-Forwarded-For
+// counts only from a proxy in CALLTRACK_TRUSTED_PROXIES's ranges — not from any
+// private address, as Echo's own default would have it.
+func TestClientAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		peer    string
+		xff     string
+		want    string
+	}{
+		{"no proxies: a forged header is ignored", nil, "203.0.113.7", "10.0.0.1", "203.0.113.7"},
+		{"no proxies: a private peer's header too", nil, "10.1.2.3", "198.51.100.9", "10.1.2.3"},
+		{"behind the ingress: its client", []string{"10.244.0.0/16"}, "10.244.1.5", "198.51.100.9", "198.51.100.9"},
+		{"behind the ingress: what the client wrote itself is skipped", []string{"10.244.0.0/16"}, "10.244.1.5", "10.0.0.1, 198.51.100.9", "198.51.100.9"},
+		{"behind the ingress, no header: the peer", []string{"10.244.0.0/16"}, "10.244.1.5", "", "10.244.1.5"},
+		{"a peer outside the ranges is not trusted", []string{"10.244.0.0/16"}, "10.1.2.3", "198.51.100.9", "10.1.2.3"},
+		{"a single address", []string{"192.0.2.10/32"}, "192.0.2.10", "198.51.100.9", "198.51.100.9"},
+		{"IPv6", []string{"fd00::/8"}, "fd00::1", "2001:db8::5", "2001:db8::5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ranges []netip.Prefix
+			for _, r := range tc.trusted {
+				ranges = append(ranges, netip.MustParsePrefix(r))
+			}
+			e := New(zerolog.Nop(), nil, nil, WithTrustedProxies(ranges...))
+			var got string
+			e.GET("/ip", func(c echo.Context) error { got = c.RealIP(); return c.NoContent(http.StatusNoContent) })
+			req := httptest.NewRequest(http.MethodGet, "/ip", nil)
+			req.RemoteAddr = netip.AddrPortFrom(netip.MustParseAddr(tc.peer), 40000).String()
+			if tc.xff != "" {
+				req.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			req.Header.Set("X-Real-IP", "192.0.2.99") // never read
+			e.ServeHTTP(httptest.NewRecorder(), req)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestRetryAfterRoundsUp(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Millisecond: "1", time.Second: "1", 1001 * time.Millisecond: "2", 47 * time.Second: "47", 0: "1"} {
+		c := echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/", nil), httptest.NewRecorder())
+		RetryAfter(c, d)
+		assert.Equal(t, want, c.Response().Header().Get("Retry-After"), "%s", d)
+	}
 }
