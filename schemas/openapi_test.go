@@ -165,6 +165,8 @@ func TestOpenAPIBodies(t *testing.T) {
 		UpdatedAt: time.Now().UTC(), UpdatedBy: "admin-api"}
 	check("/components/schemas/Mapping", m, true)
 	check("/components/schemas/Mapping", mapping.Mapping{MyOperatorUserID: "u", CRMUserID: "c", Status: "bogus"}, false)
+	check("/components/schemas/MappingStored", admin.Stored{Mapping: m, Warning: "CRM user 1201 was not checked"}, true)
+	check("/components/schemas/MappingStored", admin.Stored{Mapping: m}, true)
 	check("/paths/~1admin~1v1~1tenants~1{tenant}~1mappings/get/responses/200/content/application~1json/schema",
 		map[string]any{"mappings": []mapping.Mapping{m}}, true)
 

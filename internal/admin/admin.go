@@ -7,13 +7,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/tenant"
@@ -33,6 +36,12 @@ type API struct {
 	Trace     *trace.Store
 	PublicURL string // base URL MyOperator reaches calltrack at, for the webhook URLs
 	OnChange  MappingChanged
+	// CRMUsers is a tenant's CRM users API (its adapter): a mapping's CRM user must be
+	// one of them (crmusers.go). nil: not checked.
+	CRMUsers func(*tenant.Tenant) (directory.Source, error)
+	// UserCache keeps the CRM users listed, shared with the console's dropdown; nil
+	// keeps none.
+	UserCache *directory.Cache
 	Log       zerolog.Logger
 }
 
@@ -76,10 +85,35 @@ func (a *API) listMappings(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"mappings": ms})
 }
 
+// AgentParam reads the MyOperator user id of the :user path parameter: every route
+// that names an agent reads it here (admin API, user sync's approve, console). Echo
+// routes on the escaped path when the request has one — an id with "/" or "?" comes as
+// %2F, %3F — and leaves the parameter escaped; otherwise it comes unescaped, and
+// unescaping it again would corrupt an id with "%". The id is checked as every stored
+// one is (mapping.ValidateAgentID); a bad one is a *web.Error 400 invalid_agent_id.
+func AgentParam(c echo.Context) (string, error) {
+	id := c.Param("user")
+	if c.Request().URL.RawPath != "" {
+		u, err := url.PathUnescape(id)
+		if err != nil {
+			return "", web.Errorf(http.StatusBadRequest, "invalid_agent_id", "the MyOperator user id in the path is not validly escaped")
+		}
+		id = u
+	}
+	if err := mapping.ValidateAgentID(id); err != nil {
+		return "", web.Errorf(http.StatusBadRequest, "invalid_agent_id", strings.TrimPrefix(err.Error(), mapping.ErrInvalid.Error()+": "))
+	}
+	return id, nil
+}
+
 func (a *API) getMapping(c echo.Context) error {
-	m, err := a.Mappings.Get(c.Request().Context(), c.Param("tenant"), c.Param("user"))
+	user, err := AgentParam(c)
+	if err != nil {
+		return err
+	}
+	m, err := a.Mappings.Get(c.Request().Context(), c.Param("tenant"), user)
 	if errors.Is(err, mapping.ErrNotFound) {
-		return web.Errorf(http.StatusNotFound, "not_found", "no mapping for MyOperator user "+c.Param("user"))
+		return web.Errorf(http.StatusNotFound, "not_found", "no mapping for MyOperator user "+user)
 	}
 	if err != nil {
 		return a.unavailable(err)
@@ -96,13 +130,17 @@ type putBody struct {
 }
 
 func (a *API) putMapping(c echo.Context) error {
+	user, err := AgentParam(c)
+	if err != nil {
+		return err
+	}
 	var b putBody
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
 		return web.Errorf(http.StatusBadRequest, "invalid_json", "body must be {\"crm_user_id\",\"email\",\"phones\",\"name\",\"myoperator_uuid\"}: "+err.Error())
 	}
-	m := mapping.Mapping{MyOperatorUserID: c.Param("user"), CRMUserID: b.CRMUserID, Email: b.Email, Name: b.Name,
+	m := mapping.Mapping{MyOperatorUserID: user, CRMUserID: b.CRMUserID, Email: b.Email, Name: b.Name,
 		MyOperatorUUID: b.MyOperatorUUID}
 	stored, err := a.SetMapping(c.Request().Context(), c.Param("tenant"), m, b.Phones, Actor("admin-api", FromContext(c)))
 	if err != nil {
@@ -111,10 +149,20 @@ func (a *API) putMapping(c echo.Context) error {
 	return c.JSON(http.StatusOK, stored)
 }
 
+// Stored is a mapping an admin set, as the API answers it.
+type Stored struct {
+	mapping.Mapping
+	// Warning is what the admin should know of a mapping that was stored: its CRM user
+	// could not be checked (the CRM did not list its users), or is deactivated.
+	Warning string `json:"warning,omitempty"`
+}
+
 // SetMapping stores an admin's (manual, active) mapping of m.MyOperatorUserID, its
 // phones given as typed (made E.164 with the tenant's country). Errors are *web.Error:
-// 400 for an invalid mapping, 503 when storage fails.
-func (a *API) SetMapping(ctx context.Context, tenantID string, m mapping.Mapping, phones []string, actor string) (*mapping.Mapping, error) {
+// 400 for an invalid mapping, 409 mapping_conflict when its email, phone or uuid is
+// another agent's mapping's, 422 unknown_crm_user when its CRM user is not one of the
+// tenant's CRM users, 503 when storage fails.
+func (a *API) SetMapping(ctx context.Context, tenantID string, m mapping.Mapping, phones []string, actor string) (*Stored, error) {
 	t, _ := a.Tenants.Get(tenantID)
 	m.CRMUserID, m.Email, m.MyOperatorUUID = strings.TrimSpace(m.CRMUserID), strings.TrimSpace(m.Email), strings.TrimSpace(m.MyOperatorUUID)
 	m.Source, m.Status, m.UpdatedAt, m.UpdatedBy = mapping.SourceManual, mapping.StatusActive, time.Now().UTC(), actor
@@ -129,22 +177,49 @@ func (a *API) SetMapping(ctx context.Context, tenantID string, m mapping.Mapping
 		}
 		m.Phones = append(m.Phones, e)
 	}
+	invalid := func(err error) error {
+		return web.Errorf(http.StatusBadRequest, "invalid_mapping", strings.TrimPrefix(err.Error(), mapping.ErrInvalid.Error()+": "))
+	}
+	// Validated before the CRM is asked about its user: a malformed mapping costs no
+	// call to the CRM.
+	if err := m.Validate(); err != nil {
+		return nil, invalid(err)
+	}
+	warning, err := a.checkCRMUser(ctx, t, m.CRMUserID) // crmusers.go
+	if err != nil {
+		return nil, err
+	}
 	if err := a.Mappings.Put(ctx, tenantID, m); err != nil {
-		if errors.Is(err, mapping.ErrInvalid) {
-			return nil, web.Errorf(http.StatusBadRequest, "invalid_mapping", strings.TrimPrefix(err.Error(), mapping.ErrInvalid.Error()+": "))
+		var conflict *mapping.ConflictError
+		switch {
+		case errors.Is(err, mapping.ErrInvalid):
+			return nil, invalid(err)
+		case errors.As(err, &conflict):
+			return nil, ConflictError(conflict)
 		}
 		return nil, a.unavailable(err)
 	}
 	a.Log.Info().Str("tenant", tenantID).Str("myoperator_user_id", m.MyOperatorUserID).Str("crm_user_id", m.CRMUserID).
-		Str("actor", actor).Msg("mapping set by admin")
+		Str("actor", actor).Bool("warned", warning != "").Msg("mapping set by admin")
 	if a.OnChange != nil {
 		a.OnChange(tenantID, m, false)
 	}
-	return &m, nil
+	return &Stored{Mapping: m, Warning: warning}, nil
+}
+
+// ConflictError is the *web.Error of a mapping refused because its email, phone or
+// uuid is another agent's (409 mapping_conflict, naming that agent).
+func ConflictError(c *mapping.ConflictError) *web.Error {
+	return web.Errorf(http.StatusConflict, "mapping_conflict",
+		fmt.Sprintf("%s: one %s maps to one agent; remove it from that agent's mapping first, or leave it out of this one", c.Error(), c.Field))
 }
 
 func (a *API) deleteMapping(c echo.Context) error {
-	if err := a.DeleteMapping(c.Request().Context(), c.Param("tenant"), c.Param("user"), Actor("admin-api", FromContext(c))); err != nil {
+	user, err := AgentParam(c)
+	if err != nil {
+		return err
+	}
+	if err := a.DeleteMapping(c.Request().Context(), c.Param("tenant"), user, Actor("admin-api", FromContext(c))); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

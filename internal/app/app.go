@@ -27,6 +27,7 @@ import (
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/console"
 	"github.com/calltrack/calltrack/internal/crm"
+	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/kafkabus"
@@ -94,6 +95,9 @@ type App struct {
 	recordings  *recording.Handler   // recording links (v2.go)
 	clickToCall *clicktocall.Service // clicktocall.go
 	console     *console.Console     // console.go
+	// crmUserCache keeps each tenant's CRM users a minute for every admin.API built
+	// (the console's dropdown and the check of a mapping's CRM user).
+	crmUserCache *directory.Cache
 
 	background context.Context // of background work (parked-call restores); ends at Close
 	restores   sync.WaitGroup
@@ -103,7 +107,8 @@ type App struct {
 // Open connects Redis and Kafka, creates missing topics and the shared producer.
 // With WithIngest it also opens the spool and starts without Kafka or Redis.
 func Open(ctx context.Context, cfg config.Config, log zerolog.Logger, tenants *tenant.Registry, opts ...Option) (*App, error) {
-	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: route.DefaultPolicy()}
+	a := &App{Cfg: cfg, Log: log, Tenants: tenants, Topics: cfg.Topics(), Metrics: metrics.New(), Retry: route.DefaultPolicy(),
+		crmUserCache: &directory.Cache{TTL: time.Minute}}
 	for _, w := range tenants.Warnings() {
 		log.Warn().Msg(w) // e.g. a Kylas tenant whose calls cannot be attributed (crm.auth api_key)
 	}
@@ -207,7 +212,7 @@ func (a *App) Ingest() *ingest.Handler {
 // Admin builds the admin API.
 func (a *App) Admin() *admin.API {
 	return &admin.API{Auth: a.AdminAuth(), Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace,
-		PublicURL: a.Cfg.PublicURL, Log: a.Log}
+		PublicURL: a.Cfg.PublicURL, CRMUsers: a.crmUsers, UserCache: a.crmUserCache, Log: a.Log}
 }
 
 // HTTP builds the Echo server with ingest and admin, plus any extra mounts.

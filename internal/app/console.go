@@ -46,7 +46,7 @@ func (a *App) mountAdmin(e *echo.Echo) {
 func (a *App) buildConsole() {
 	adm := a.Admin()
 	a.console = &console.Console{Auth: adm.Auth, Admin: adm, Tenants: a.Tenants, Mappings: a.Mappings, Trace: a.Trace, Sync: a.UserSync,
-		CRMUsers: a.crmUsers, MyOperatorUsers: a.myOperatorUsers, DeadLetters: deadLetters{a}, Redis: a.Redis,
+		MyOperatorUsers: a.myOperatorUsers, DeadLetters: deadLetters{a}, Redis: a.Redis,
 		Prefix: a.Cfg.RedisPrefix, Log: a.Log}
 	if a.Backfill != nil {
 		a.console.Backfills = a.Backfill

@@ -84,3 +84,37 @@ func TestDevModeEndToEnd(t *testing.T) {
 	})
 	assert.EqualValues(t, 1001, list.Content[0].Owner.ID)
 }
+
+// The admin API checks a mapping's CRM user against the tenant's CRM (its adapter's
+// users API, here the dev sandboxes): one it does not have is refused.
+func TestDevMappingCRMUserChecked(t *testing.T) {
+	d := runDev(t)
+	cases := []struct {
+		tenant, crmUser string
+		status          int
+	}{
+		{DevTenant, "1001", http.StatusOK},
+		{DevTenant, "999999", http.StatusUnprocessableEntity},
+		{DevTenant, "-5", http.StatusUnprocessableEntity},
+		{DevTenant, DevZohoUserID, http.StatusUnprocessableEntity}, // a Zoho id on the Kylas tenant
+		{DevZohoTenant, "1001", http.StatusUnprocessableEntity},    // a Kylas id on the Zoho tenant
+		{DevZohoTenant, DevZohoUserID, http.StatusOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.tenant+"/"+tc.crmUser, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPut, d.Base+"/admin/v1/tenants/"+tc.tenant+"/mappings/aaaabbbbccccdddd",
+				strings.NewReader(`{"crm_user_id":"`+tc.crmUser+`"}`))
+			req.Header.Set("Authorization", "Bearer "+DevAdminToken)
+			res, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			require.Equal(t, tc.status, res.StatusCode, "%s", b)
+			if tc.status != http.StatusOK {
+				assert.Contains(t, string(b), `"unknown_crm_user"`)
+			} else {
+				assert.NotContains(t, string(b), `"warning"`, "checked, not merely stored")
+			}
+		})
+	}
+}

@@ -122,7 +122,7 @@ func (c *Console) testConnection(e echo.Context) error {
 		}
 		f.Lines = append(f.Lines, fmt.Sprintf("%s: connected, %s listed in %s", name, plural(len(users), "user"), time.Since(start).Round(time.Millisecond)))
 	}
-	check(crmName(t.CRM.Kind), c.CRMUsers)
+	check(crmName(t.CRM.Kind), c.Admin.CRMUsers)
 	if t.MyOperatorKey.Reveal() != "" {
 		check("MyOperator", c.MyOperatorUsers)
 	} else {
@@ -269,16 +269,17 @@ func (c *Console) agents(e echo.Context) error {
 	return c.render(e, http.StatusOK, "agents", &page{Title: "Agents", Tab: "agents", Data: d})
 }
 
-// crmUsers lists the tenant's CRM users (cached a minute), or says in words why not.
+// crmUsers lists the tenant's CRM users (kept a minute by the admin API, which checks
+// mappings against the same list), or says in words why not.
 func (c *Console) crmUsers(ctx context.Context, t *tenant.Tenant) ([]directory.User, string) {
-	if c.CRMUsers == nil {
-		return nil, "calltrack cannot list this CRM's users"
+	if c.Admin.CRMUsers == nil {
+		return nil, admin.ErrNoCRMUsers.Error()
 	}
-	src, err := c.CRMUsers(t)
+	src, err := c.Admin.CRMUsers(t)
 	if err != nil {
 		return nil, err.Error()
 	}
-	users, err := c.users.get(ctx, t.ID, src)
+	users, err := c.Admin.UserCache.Users(ctx, t.ID, src)
 	if err != nil {
 		return nil, "the CRM's users could not be listed: " + err.Error()
 	}
@@ -322,7 +323,7 @@ func (c *Console) mapAgent(e echo.Context) error {
 	back := tenantPath(t.ID, "agents")
 	if agent == "" || crmUser == "" {
 		c.setFlash(e, flash{Kind: "error", Text: "Choose both the MyOperator agent and the CRM user to map it to."})
-		return e.Redirect(http.StatusSeeOther, back+"?agent="+agent)
+		return e.Redirect(http.StatusSeeOther, back+"?agent="+url.QueryEscape(agent))
 	}
 	m := mapping.Mapping{MyOperatorUserID: agent, CRMUserID: crmUser, Email: strings.TrimSpace(e.FormValue("email")),
 		Name: strings.TrimSpace(e.FormValue("name"))}
@@ -333,15 +334,23 @@ func (c *Console) mapAgent(e echo.Context) error {
 	stored, err := c.Admin.SetMapping(e.Request().Context(), t.ID, m, phones, admin.Actor("console", ad))
 	if err != nil {
 		c.setFlash(e, flash{Kind: "error", Text: "The agent was not mapped. " + problemOf(err)})
-		return e.Redirect(http.StatusSeeOther, back+"?agent="+agent)
+		return e.Redirect(http.StatusSeeOther, back+"?agent="+url.QueryEscape(agent))
 	}
-	c.setFlash(e, flash{Kind: "ok", Text: fmt.Sprintf("Agent %s is mapped to CRM user %s. Their unattributed calls are written under that user within seconds.", stored.MyOperatorUserID, stored.CRMUserID)})
+	f := flash{Kind: "ok", Text: fmt.Sprintf("Agent %s is mapped to CRM user %s. Their unattributed calls are written under that user within seconds.", stored.MyOperatorUserID, stored.CRMUserID)}
+	if stored.Warning != "" {
+		f.Lines = []string{"Note: " + stored.Warning + "."}
+	}
+	c.setFlash(e, f)
 	return e.Redirect(http.StatusSeeOther, back)
 }
 
 func (c *Console) unmapAgent(e echo.Context) error {
 	t := c.tenant(e)
-	user := e.Param("user")
+	user, err := admin.AgentParam(e)
+	if err != nil {
+		c.setFlash(e, flash{Kind: "error", Text: "The mapping was not removed. " + problemOf(err)})
+		return e.Redirect(http.StatusSeeOther, tenantPath(t.ID, "agents"))
+	}
 	if err := c.Admin.DeleteMapping(e.Request().Context(), t.ID, user, admin.Actor("console", admin.FromContext(e))); err != nil {
 		c.setFlash(e, flash{Kind: "error", Text: "The mapping was not removed. " + problemOf(err)})
 	} else {
@@ -352,9 +361,16 @@ func (c *Console) unmapAgent(e echo.Context) error {
 
 func (c *Console) approveAgent(e echo.Context) error {
 	t := c.tenant(e)
-	user := e.Param("user")
+	user, err := admin.AgentParam(e)
+	if err != nil {
+		c.setFlash(e, flash{Kind: "error", Text: "The mapping was not approved. " + problemOf(err)})
+		return e.Redirect(http.StatusSeeOther, tenantPath(t.ID, "agents"))
+	}
 	m, err := c.Sync.Approve(e.Request().Context(), t.ID, user, admin.Actor("console", admin.FromContext(e)))
+	var conflict *mapping.ConflictError
 	switch {
+	case errors.As(err, &conflict):
+		c.setFlash(e, flash{Kind: "error", Text: "The mapping was not approved. " + problemOf(admin.ConflictError(conflict))})
 	case errors.Is(err, mapping.ErrNotFound):
 		c.setFlash(e, flash{Kind: "error", Text: "Agent " + user + " has no mapping to approve (it may have been removed meanwhile)."})
 	case errors.Is(err, usersync.ErrNotPending):
@@ -372,7 +388,7 @@ func (c *Console) resync(e echo.Context) error {
 	t := c.tenant(e)
 	// Once started, a sync finishes even if the admin leaves the page.
 	r, err := c.Sync.Sync(context.WithoutCancel(e.Request().Context()), t.ID, usersync.Options{Wait: 30 * time.Second})
-	c.users.forget(t.ID)
+	c.Admin.ForgetCRMUsers(t.ID)
 	var f flash
 	switch {
 	case errors.Is(err, usersync.ErrNotConfigured):

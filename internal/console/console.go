@@ -70,9 +70,9 @@ type Console struct {
 	Mappings *mapping.Store
 	Trace    *trace.Store
 	Sync     *usersync.Service
-	// CRMUsers and MyOperatorUsers list a tenant's users (the CRM-user dropdown and
-	// "test connection").
-	CRMUsers        func(*tenant.Tenant) (directory.Source, error)
+	// MyOperatorUsers lists a tenant's MyOperator users ("test connection"); the CRM's
+	// users come through Admin (its CRMUsers, kept in its UserCache), which checks
+	// mappings against them.
 	MyOperatorUsers func(*tenant.Tenant) (directory.Source, error)
 	DeadLetters     DeadLetters
 	// Backfills reads a tenant's last backfill report (backfill.Service); nil: the
@@ -86,7 +86,6 @@ type Console struct {
 	Log    zerolog.Logger
 
 	pages map[string]*template.Template
-	users *userCache
 }
 
 // Register mounts the console on e.
@@ -94,7 +93,6 @@ func (c *Console) Register(e *echo.Echo) error {
 	if err := c.parse(); err != nil {
 		return err
 	}
-	c.users = &userCache{ttl: time.Minute}
 	static, _ := fs.Sub(staticFS, "static")
 	g := e.Group("/console", middleware.Gzip(), c.headers)
 	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/console/static/", cacheFor(time.Hour, http.FileServer(http.FS(static))))))

@@ -22,6 +22,7 @@ import (
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/usersync"
 	"github.com/calltrack/calltrack/internal/web"
 )
 
@@ -35,6 +36,7 @@ type fixture struct {
 	c    *Console // its fields that handlers read per request (DeadLetters) may be set by a test
 	tr   *trace.Store
 	logs *syncBuffer // the console's log
+	api  *admin.API
 }
 
 func newFixture(t *testing.T, opts ...web.Option) *fixture {
@@ -47,12 +49,13 @@ func newFixture(t *testing.T, opts ...web.Option) *fixture {
 	tr := trace.New(env.Redis, env.Prefix)
 	logs := &syncBuffer{}
 	api := &admin.API{Auth: auth, Tenants: reg, Mappings: ms, Trace: tr, Log: zerolog.Nop()}
-	c := &Console{Auth: auth, Admin: api, Tenants: reg, Mappings: ms, Trace: tr, Redis: env.Redis, Prefix: env.Prefix, Log: zerolog.New(logs)}
+	sync := &usersync.Service{Tenants: reg, Mappings: ms, Redis: env.Redis, Prefix: env.Prefix, Log: zerolog.Nop()}
+	c := &Console{Auth: auth, Admin: api, Tenants: reg, Mappings: ms, Trace: tr, Sync: sync, Redis: env.Redis, Prefix: env.Prefix, Log: zerolog.New(logs)}
 	e := web.New(zerolog.Nop(), nil, nil, opts...)
 	require.NoError(t, c.Register(e))
 	srv := httptest.NewTLSServer(e) // TLS: the session cookie is Secure
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c, tr: tr, logs: logs}
+	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c, tr: tr, logs: logs, api: api}
 }
 
 // syncBuffer is a log the server's goroutines write while the test reads it.

@@ -1,14 +1,11 @@
 package console
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/calltrack/calltrack/internal/callpolicy"
-	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/trace"
 	"github.com/calltrack/calltrack/internal/usersync"
@@ -64,6 +61,8 @@ func reasonWords(reason string) string {
 		return "several CRM users hold this id in the match field"
 	case usersync.ReasonNoField:
 		return "the match field is empty"
+	case usersync.ReasonMappingConflict:
+		return "its email, phone or uuid is already another agent's mapping's"
 	// Dead-letter reasons.
 	case "crm_rejected":
 		return "the CRM refused the call (an owner or field it does not accept, or a revoked credential)"
@@ -124,45 +123,6 @@ func durationWords(seconds int) string {
 		return fmt.Sprintf("%ds", seconds)
 	}
 	return fmt.Sprintf("%dm %02ds", seconds/60, seconds%60)
-}
-
-// userCache keeps each tenant's CRM users for a minute: every Agents page needs them
-// for the dropdown, and the CRM's users API is slow and rate-limited.
-type userCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cachedUsers
-}
-
-type cachedUsers struct {
-	at    time.Time
-	users []directory.User
-}
-
-func (u *userCache) get(ctx context.Context, tenant string, src directory.Source) ([]directory.User, error) {
-	u.mu.Lock()
-	if c, ok := u.m[tenant]; ok && time.Since(c.at) < u.ttl {
-		u.mu.Unlock()
-		return c.users, nil
-	}
-	u.mu.Unlock()
-	users, err := src.Users(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u.mu.Lock()
-	if u.m == nil {
-		u.m = map[string]cachedUsers{}
-	}
-	u.m[tenant] = cachedUsers{at: time.Now(), users: users}
-	u.mu.Unlock()
-	return users, nil
-}
-
-func (u *userCache) forget(tenant string) {
-	u.mu.Lock()
-	delete(u.m, tenant)
-	u.mu.Unlock()
 }
 
 // stageWords says what a trace stage means, for the call's timeline ("" for a stage

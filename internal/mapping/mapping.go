@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,6 +25,50 @@ var ErrNotFound = errors.New("mapping: not found")
 
 // ErrInvalid wraps validation failures of a mapping.
 var ErrInvalid = errors.New("mapping: invalid")
+
+// ErrConflict means a mapping's email, phone number or uuid is already another
+// agent's: the reverse indexes name one agent per value, so the change is refused
+// rather than taking it (the other agent's calls would go to the wrong owner, and
+// its number stop counting as an agent's). A *ConflictError says which.
+var ErrConflict = errors.New("mapping: conflict")
+
+// ConflictError is an ErrConflict naming the value and the agent whose mapping holds it.
+type ConflictError struct {
+	Field  string // email, phone or uuid
+	Value  string
+	Holder string // the MyOperator user id whose mapping has it
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %s is already mapped to MyOperator user %s", e.Field, e.Value, e.Holder)
+}
+
+// Is makes errors.Is(err, ErrConflict) hold.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// MaxAgentIDLen bounds a MyOperator user id.
+const MaxAgentIDLen = 128
+
+// ValidateAgentID checks a MyOperator user id. MyOperator's are 16 hex characters, but
+// the check is lenient (uuids, extensions, ids of another account's format pass): an id
+// only has to be printable, on one line and at most MaxAgentIDLen bytes, because it is
+// a Redis field, a journal key and a URL path segment of the admin API and console.
+func ValidateAgentID(id string) error {
+	switch {
+	case strings.TrimSpace(id) == "":
+		return fmt.Errorf("%w: myoperator_user_id is required", ErrInvalid)
+	case len(id) > MaxAgentIDLen:
+		return fmt.Errorf("%w: myoperator_user_id is %d bytes long; at most %d are allowed", ErrInvalid, len(id), MaxAgentIDLen)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: myoperator_user_id is not UTF-8", ErrInvalid)
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: myoperator_user_id has a control or invisible character (%U)", ErrInvalid, r)
+		}
+	}
+	return nil
+}
 
 // Sources and statuses of a mapping.
 const (
@@ -61,10 +107,10 @@ func (m *Mapping) Owner() *call.Owner {
 
 // Validate checks a mapping before it is stored.
 func (m *Mapping) Validate() error {
-	switch {
-	case strings.TrimSpace(m.MyOperatorUserID) == "":
-		return fmt.Errorf("%w: myoperator_user_id is required", ErrInvalid)
-	case strings.TrimSpace(m.CRMUserID) == "":
+	if err := ValidateAgentID(m.MyOperatorUserID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(m.CRMUserID) == "" {
 		return fmt.Errorf("%w: crm_user_id is required", ErrInvalid)
 	}
 	for _, p := range m.Phones {
@@ -152,7 +198,9 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Mapping, error) {
 }
 
 // Put stores m, replacing the mapping of the same agent and its index entries.
-// m.UpdatedBy names who made the change (it goes to the journal as the actor).
+// m.UpdatedBy names who made the change (it goes to the journal as the actor). An
+// email, phone or uuid of m that another agent's mapping has is refused with a
+// *ConflictError (ErrConflict).
 func (s *Store) Put(ctx context.Context, tenant string, m Mapping) error {
 	if err := m.Validate(); err != nil {
 		return err
@@ -181,7 +229,9 @@ func (s *Store) DeleteBy(ctx context.Context, tenant, userID, actor string) erro
 // Update changes one agent's mapping under a per-agent lock: fn gets the current
 // mapping (nil when none) and returns the next one — nil to delete, cur itself to leave
 // it as it is. The change goes to the journal, then to Redis. It returns the mapping
-// now stored (nil when none). An error from fn is returned as is, nothing changed.
+// now stored (nil when none). An error from fn is returned as is, nothing changed; so
+// is a *ConflictError (ErrConflict) when the next mapping has an email, phone or uuid
+// of another agent's mapping.
 func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, error) {
 	unlock, err := s.lock(ctx, tenant, userID)
 	if err != nil {
@@ -209,13 +259,8 @@ func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn fun
 		if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Previous: cur}); err != nil {
 			return nil, err
 		}
-		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			s.unindex(ctx, p, tenant, cur)
-			p.HDel(ctx, s.key(tenant, "byid"), userID)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("mapping: delete: %w", err)
+		if err := s.write(ctx, tenant, writeDelete, userID, cur, nil); err != nil {
+			return nil, err
 		}
 		s.changed(tenant, userID, nil)
 		return nil, nil
@@ -231,46 +276,128 @@ func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn fun
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
+	// Refused before the journal hears of it: a conflict is the common case of a
+	// refusal, and the journal should not carry a change Redis never made.
+	if err := s.write(ctx, tenant, writeCheck, userID, cur, &m); err != nil {
+		return nil, err
+	}
 	if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: &m, Previous: cur}); err != nil {
 		return nil, err
 	}
-	if err := s.write(ctx, tenant, cur, &m); err != nil {
+	if err := s.write(ctx, tenant, writePut, userID, cur, &m); err != nil {
+		if errors.Is(err, ErrConflict) {
+			// Another agent took the value between the check and the write (its own lock
+			// is not ours): the journal gets this agent's mapping back as it was, so that
+			// a rebuild does not restore the refused change.
+			if jerr := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: cur, Previous: &m}); jerr != nil {
+				return nil, fmt.Errorf("%w (and the journal could not be corrected: %w)", err, jerr)
+			}
+		}
 		return nil, err
 	}
 	s.changed(tenant, userID, &m)
 	return &m, nil
 }
 
-// write replaces old (may be nil) by m in Redis, index entries included.
-func (s *Store) write(ctx context.Context, tenant string, old, m *Mapping) error {
-	raw, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if old != nil {
-			s.unindex(ctx, p, tenant, old)
+// Modes of write.
+const (
+	writeCheck  = "check"  // refuse a conflict, change nothing
+	writePut    = "put"    // refuse a conflict, else replace old by m
+	writeFill   = "fill"   // replace old by m, leaving index entries another agent holds to it
+	writeDelete = "delete" // remove old
+)
+
+// Index fields as writeScript numbers its KEYS.
+var indexFields = [...]string{2: "email", 3: "phone", 4: "uuid"}
+
+// writeScript is every change of a tenant's mappings in Redis, so that checking the
+// reverse indexes and changing them is one atomic step: the agent's old index entries
+// removed — only those still pointing at the agent, never another's — and the new
+// mapping and its entries written. An entry held by another agent that has a mapping
+// is a conflict: refused (put, check) or left to that agent (fill). An entry pointing
+// at an agent without a mapping is stale and taken over.
+// KEYS: byid, email, phone, uuid. ARGV: mode, id, JSON of the mapping ("" to delete),
+// the number of old entries, then (key number, value) pairs: the old entries, then the new.
+// Returns 0, or {key number, value, holder} for a conflict.
+var writeScript = redis.NewScript(`
+local mode, id, raw, nold = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local old, new = {}, {}
+local i = 5
+while i < #ARGV do
+  local e = {tonumber(ARGV[i]), ARGV[i+1]}
+  if #old < nold then table.insert(old, e) else table.insert(new, e) end
+  i = i + 2
+end
+local free = {}
+for _, e in ipairs(new) do
+  local holder = redis.call('HGET', KEYS[e[1]], e[2])
+  if holder and holder ~= id and redis.call('HEXISTS', KEYS[1], holder) == 1 then
+    if mode ~= 'fill' then return {e[1], e[2], holder} end
+  else
+    table.insert(free, e)
+  end
+end
+if mode == 'check' then return 0 end
+for _, e in ipairs(old) do
+  if redis.call('HGET', KEYS[e[1]], e[2]) == id then redis.call('HDEL', KEYS[e[1]], e[2]) end
+end
+if raw == '' then
+  redis.call('HDEL', KEYS[1], id)
+  return 0
+end
+redis.call('HSET', KEYS[1], id, raw)
+for _, e in ipairs(free) do redis.call('HSET', KEYS[e[1]], e[2], id) end
+return 0`)
+
+// write changes agent id's mapping in Redis from old to m (either may be nil), index
+// entries included, in mode; a conflict is a *ConflictError.
+func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *Mapping) error {
+	raw := []byte{}
+	if m != nil && mode != writeCheck {
+		var err error
+		if raw, err = json.Marshal(m); err != nil {
+			return err
 		}
-		s.index(ctx, p, tenant, m, raw)
-		return nil
-	})
+	}
+	olds, news := indexEntries(old), indexEntries(m)
+	args := make([]any, 0, 4+len(olds)+len(news))
+	args = append(args, mode, id, raw, len(olds)/2)
+	args = append(args, olds...)
+	args = append(args, news...)
+	res, err := writeScript.Run(ctx, s.rdb, s.indexKeys(tenant), args...).Result()
 	if err != nil {
-		return fmt.Errorf("mapping: put: %w", err)
+		return fmt.Errorf("mapping: %s: %w", mode, err)
+	}
+	if c, ok := res.([]any); ok && len(c) == 3 {
+		n, _ := c[0].(int64)
+		value, _ := c[1].(string)
+		holder, _ := c[2].(string)
+		field := ""
+		if n >= 2 && int(n) < len(indexFields) {
+			field = indexFields[n]
+		}
+		return &ConflictError{Field: field, Value: value, Holder: holder}
 	}
 	return nil
 }
 
-func (s *Store) index(ctx context.Context, p redis.Pipeliner, tenant string, m *Mapping, raw []byte) {
-	p.HSet(ctx, s.key(tenant, "byid"), m.MyOperatorUserID, raw)
+// indexEntries are m's reverse index entries as writeScript takes them: (key number,
+// value) pairs.
+func indexEntries(m *Mapping) []any {
+	if m == nil {
+		return nil
+	}
+	var out []any
 	if m.Email != "" {
-		p.HSet(ctx, s.key(tenant, "email"), m.Email, m.MyOperatorUserID)
+		out = append(out, 2, m.Email)
 	}
 	for _, ph := range m.Phones {
-		p.HSet(ctx, s.key(tenant, "phone"), ph, m.MyOperatorUserID)
+		out = append(out, 3, ph)
 	}
 	if m.MyOperatorUUID != "" {
-		p.HSet(ctx, s.key(tenant, "uuid"), m.MyOperatorUUID, m.MyOperatorUserID)
+		out = append(out, 4, m.MyOperatorUUID)
 	}
+	return out
 }
 
 func (s *Store) record(ctx context.Context, c Change) error {
@@ -288,24 +415,6 @@ func (s *Store) changed(tenant, userID string, m *Mapping) {
 		s.onChange(tenant, userID, m)
 	}
 }
-
-// unindex removes old's index entries, but only those still pointing at old's agent
-// (two agents may have shared a phone; the newer mapping owns the entry).
-func (s *Store) unindex(ctx context.Context, p redis.Pipeliner, tenant string, old *Mapping) {
-	if old.Email != "" {
-		delIfEq.Eval(ctx, p, []string{s.key(tenant, "email")}, old.Email, old.MyOperatorUserID)
-	}
-	for _, ph := range old.Phones {
-		delIfEq.Eval(ctx, p, []string{s.key(tenant, "phone")}, ph, old.MyOperatorUserID)
-	}
-	if old.MyOperatorUUID != "" {
-		delIfEq.Eval(ctx, p, []string{s.key(tenant, "uuid")}, old.MyOperatorUUID, old.MyOperatorUserID)
-	}
-}
-
-var delIfEq = redis.NewScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 0`)
 
 // Resolve finds the active mapping of an agent: by MyOperator user id (or uuid, which
 // Webhook v2 gives instead), then email, then phone. ErrNotFound when none is active.
@@ -389,7 +498,8 @@ func (s *Store) Owner(ctx context.Context, tenant, fallbackOwner string, a *call
 // Fill writes the mappings of ms that Redis does not hold (by MyOperator user id),
 // without journaling, and returns how many it wrote. It restores an emptied Redis
 // from the journal without undoing a change made meanwhile: a mapping an admin or a
-// sync wrote since is newer than the journal read, and is kept.
+// sync wrote since is newer than the journal read, and is kept, and so are its index
+// entries (a journaled mapping sharing one is written without it).
 func (s *Store) Fill(ctx context.Context, tenant string, ms []Mapping) (int, error) {
 	ms = slices.Clone(ms)
 	sort.SliceStable(ms, func(i, j int) bool { return ms[i].UpdatedAt.Before(ms[j].UpdatedAt) })
@@ -402,7 +512,7 @@ func (s *Store) Fill(ctx context.Context, tenant string, ms []Mapping) (int, err
 		}
 		ok, err := s.rdb.HExists(ctx, s.key(tenant, "byid"), m.MyOperatorUserID).Result()
 		if err == nil && !ok {
-			if err = s.write(ctx, tenant, nil, m); err == nil {
+			if err = s.write(ctx, tenant, writeFill, m.MyOperatorUserID, nil, m); err == nil {
 				n++
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/web"
 )
@@ -54,7 +55,11 @@ func (a *API) sync(c echo.Context) error {
 }
 
 func (a *API) approve(c echo.Context) error {
-	m, err := a.Service.Approve(c.Request().Context(), c.Param("tenant"), c.Param("user"), "admin-api")
+	user, err := admin.AgentParam(c)
+	if err != nil {
+		return err
+	}
+	m, err := a.Service.Approve(c.Request().Context(), c.Param("tenant"), user, "admin-api")
 	if err != nil {
 		return a.fail(err)
 	}
@@ -64,6 +69,7 @@ func (a *API) approve(c echo.Context) error {
 
 // fail maps the sync errors to the admin API's statuses.
 func (a *API) fail(err error) error {
+	var conflict *mapping.ConflictError
 	switch {
 	case errors.Is(err, ErrNoReport):
 		return web.Errorf(http.StatusNotFound, "not_found", "no user sync has run for the tenant yet; POST .../sync runs one")
@@ -75,6 +81,8 @@ func (a *API) fail(err error) error {
 		return web.Errorf(http.StatusConflict, "sync_not_configured", strings.TrimPrefix(err.Error(), "usersync: "))
 	case errors.Is(err, ErrBusy):
 		return web.Errorf(http.StatusConflict, "sync_running", "a sync of the tenant is running; retry shortly")
+	case errors.As(err, &conflict):
+		return admin.ConflictError(conflict)
 	case errors.Is(err, ErrNotPending):
 		return web.Errorf(http.StatusConflict, "not_pending", strings.TrimPrefix(err.Error(), "usersync: "))
 	case errors.Is(err, ErrUpstream):

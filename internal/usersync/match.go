@@ -37,6 +37,9 @@ const (
 	ReasonNoPhone          = "no_phone"
 	ReasonDuplicateField   = "duplicate_field"
 	ReasonNoField          = "no_field"
+	// ReasonMappingConflict: the agent matched, but its email, phone or uuid is already
+	// another agent's mapping's (the store refuses to move it; see mapping.ErrConflict).
+	ReasonMappingConflict = "mapping_conflict"
 )
 
 // Kinds of change a sync makes.

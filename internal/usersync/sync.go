@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -162,8 +163,19 @@ func (s *Service) run(ctx context.Context, t *tenant.Tenant, moSrc, crmSrc direc
 	if r.Unmatched == nil {
 		r.Unmatched = []Unmatched{}
 	}
-	for _, op := range p.Ops {
+	// Removals first: an agent leaving frees its email and phones for the one taking
+	// them over in the same sync.
+	ops := slices.Clone(p.Ops)
+	slices.SortStableFunc(ops, func(a, b Op) int { return removalsFirst(a) - removalsFirst(b) })
+	for _, op := range ops {
 		applied, err := s.apply(ctx, t.ID, op)
+		var conflict *mapping.ConflictError
+		if errors.As(err, &conflict) {
+			// The same rule as an admin's change: a value one agent's mapping has is not
+			// moved to another's. The rest of the sync goes on.
+			r.conflict(op, conflict, byID(mo))
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("apply %s of %s: %w", op.Kind, op.UserID, err)
 		}
@@ -186,6 +198,36 @@ func (s *Service) run(ctx context.Context, t *tenant.Tenant, moSrc, crmSrc direc
 	}
 	r.withCurrent(ms)
 	return r, nil
+}
+
+// conflict reports an op the mapping store refused because one of the agent's values
+// is another agent's: an agent left unmapped is unmatched with the reason; one that
+// keeps its mapping (an update or a resumption refused) is a warning, because the
+// report leaves mapped agents out of its unmatched list.
+func (r *Report) conflict(op Op, c *mapping.ConflictError, mo map[string]directory.User) {
+	detail := fmt.Sprintf("its %s %s is already mapped to MyOperator user %s; give one of them another %s, or map them by hand", c.Field, c.Value, c.Holder, c.Field)
+	if op.Kind != ChangeAdded {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("mapping of %s not %s: %s", op.UserID, op.Kind, detail))
+		return
+	}
+	u := mo[op.UserID]
+	r.Unmatched = append(r.Unmatched, Unmatched{Side: SideMyOperator, ID: op.UserID, Email: u.Email, Name: u.Name,
+		Reason: ReasonMappingConflict, Detail: detail}) // no counterpart: that is a user of the other side
+}
+
+func byID(us []directory.User) map[string]directory.User {
+	out := make(map[string]directory.User, len(us))
+	for _, u := range us {
+		out[u.ID] = u
+	}
+	return out
+}
+
+func removalsFirst(op Op) int {
+	if op.Kind == ChangeRemoved {
+		return 0
+	}
+	return 1
 }
 
 // apply makes one planned change, unless the agent's mapping changed since it was

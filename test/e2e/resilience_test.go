@@ -23,7 +23,10 @@ func TestResilienceUnderTransientFaults(t *testing.T) {
 	const limit = 8
 	s := newStack(t, stackOpts{second: "zoho", kylasLimit: limit})
 	s.mapAgent(sumit.id, "1001", sumit.email)
-	s.mapAgent(ravi.id, "not-a-kylas-id", ravi.email) // Kylas refuses such an owner: permanent
+	// Ravi's CRM user is deleted after he was mapped (a mapping to one that does not exist
+	// is refused): Kylas refuses such an owner, for good.
+	s.mapAgent(ravi.id, "1099", ravi.email)
+	require.True(t, s.kylas.RemoveUser(1099))
 	r := s.do(adminReq(s, http.MethodPut, "beta", "/mappings/"+priya.id, `{"crm_user_id":"5725767000000411002"}`))
 	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
 	require.NoError(t, s.kylas.SetFaults(sandbox.Faults{ErrorRate: 0.3, Status: 429, LatencyMS: 50}))
