@@ -415,8 +415,12 @@ func (s *Service) seen(ctx context.Context, tenantID string, ids ...string) (boo
 	return false, nil
 }
 
-// StageBackfilled details the trace's "published" stage of a backfilled call.
-const StageBackfilled = "found in MyOperator's call log (its webhook never reached calltrack): published by the backfill"
+// StageBackfilled details the trace's first stage of a backfilled call, "received" (as
+// ingest's is), recorded before the call is published.
+const StageBackfilled = "found in MyOperator's call log (its webhook never reached calltrack)"
+
+// stagePublished details its "published" stage.
+const stagePublished = "published by the backfill"
 
 // publish writes the call log with its owner left to the writer, and traces it.
 func (s *Service) publish(ctx context.Context, l *call.Log) error {
@@ -428,19 +432,29 @@ func (s *Service) publish(ctx context.Context, l *call.Log) error {
 		return err
 	}
 	m := kafkabus.Event(s.Topics.Log, call.Key(l.Tenant, l.CallID), "calltrack/backfill", l.Tenant, l.CallID, val)
+	// Its first stage before the publish: once published, the writer's stages may be
+	// recorded before a stage written after the ack would be.
+	agent := ""
+	if l.Agent != nil {
+		agent = l.Agent.Label()
+	}
+	s.trace(ctx, l, trace.Update{Stage: trace.Stage{Stage: trace.StatusReceived, Kind: "log", Detail: StageBackfilled},
+		Status: trace.StatusReceived, LogID: l.LogID, Agent: agent})
 	if err := s.Publisher.Publish(ctx, m); err != nil {
 		return err
 	}
-	u := trace.Update{Stage: trace.Stage{Stage: trace.StatusPublished, Kind: "log", Detail: StageBackfilled},
-		Status: trace.StatusPublished, LogID: l.LogID}
-	if l.Agent != nil {
-		u.Agent = l.Agent.Label()
-	}
-	if err := s.Traces.Record(ctx, l.Tenant, l.CallID, u); err != nil {
-		// Published all the same; the idempotency marker keeps the next run from publishing again.
-		s.Log.Warn().Err(err).Str("tenant", l.Tenant).Str("call_id", l.CallID).Msg("trace not recorded")
-	}
+	s.trace(ctx, l, trace.Update{Stage: trace.Stage{Stage: trace.StatusPublished, Kind: "log", Detail: stagePublished},
+		Status: trace.StatusPublished})
 	return nil
+}
+
+// trace records a stage of a backfilled call. A stage not recorded is logged: the call
+// is published all the same, and the idempotency marker keeps the next run from
+// publishing it again.
+func (s *Service) trace(ctx context.Context, l *call.Log, u trace.Update) {
+	if err := s.Traces.Record(ctx, l.Tenant, l.CallID, u); err != nil {
+		s.Log.Warn().Err(err).Str("tenant", l.Tenant).Str("call_id", l.CallID).Str("stage", u.Stage.Stage).Msg("trace not recorded")
+	}
 }
 
 // Seen reports whether a trace shows that a call log of the call was published: a
