@@ -57,7 +57,12 @@ type Error struct {
 	// that could not be read, a 5xx other than 503). For a create it means the record
 	// may exist; errors.Is(err, ErrOutcomeUnknown) reports it.
 	Unknown bool
-	Err     error // underlying transport error, if any
+	// PartyGone: the CRM refused the write because the lead or contact it is related
+	// to does not exist (deleted, merged or converted since the number was looked up);
+	// errors.Is(err, ErrPartyGone) reports it. Set only for that field's own refusal
+	// (Kylas relatedTo[i].id, Zoho Who_Id / What_Id), never for any 400.
+	PartyGone bool
+	Err       error // underlying transport error, if any
 }
 
 // ErrOutcomeUnknown matches (errors.Is) every *Error whose Unknown is set: a write
@@ -65,8 +70,16 @@ type Error struct {
 // create, the record must be looked up (Finder).
 var ErrOutcomeUnknown = errors.New("crm: outcome unknown: the request may have been applied")
 
-// Is makes errors.Is(err, ErrOutcomeUnknown) true for an unknown outcome.
-func (e *Error) Is(target error) bool { return target == ErrOutcomeUnknown && e.Unknown }
+// ErrPartyGone matches (errors.Is) every *Error whose PartyGone is set: the record
+// names a lead or contact the CRM no longer has. Parties.RetryIfGone forgets the
+// cached party and writes once more.
+var ErrPartyGone = errors.New("crm: the related lead or contact does not exist")
+
+// Is makes errors.Is(err, ErrOutcomeUnknown) true for an unknown outcome, and
+// errors.Is(err, ErrPartyGone) for a refused related record.
+func (e *Error) Is(target error) bool {
+	return (target == ErrOutcomeUnknown && e.Unknown) || (target == ErrPartyGone && e.PartyGone)
+}
 
 // OutcomeUnknown reports whether err leaves it open whether the write was applied.
 func OutcomeUnknown(err error) bool { return errors.Is(err, ErrOutcomeUnknown) }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/calltrack/calltrack/internal/call"
@@ -52,6 +53,11 @@ type PartyCache interface {
 	Claim(ctx context.Context, number, token string, ttl time.Duration) (bool, error)
 	// Release ends the claim if token still holds it (not a later writer's).
 	Release(ctx context.Context, number, token string) error
+	// Forget drops the number's entry if it still names p's record (entity and id):
+	// a writer the CRM refused p must not drop the party another writer has resolved
+	// since — its next lookup could miss that lead in a lagging search and make a
+	// second one.
+	Forget(ctx context.Context, number string, p Party) error
 }
 
 // LeadPolicy says what an adapter does for a caller who matches no lead or contact
@@ -273,6 +279,44 @@ func (p *Parties) createLead(ctx context.Context, number string, pending bool, l
 	return &lead, nil
 }
 
+// Used names the party a write related its record to, and the number it was
+// resolved for.
+type Used struct {
+	Number string
+	Party  Party
+}
+
+// RetryIfGone runs write (which resolves the caller's party and writes the record
+// related to it, reporting the party it used) and, when the CRM refuses the record
+// because that lead or contact does not exist (ErrPartyGone: deleted, merged or
+// converted since its lookup was cached, or a cache filled from another CRM), forgets
+// the party and runs write once more: the number is resolved again (a search, else a
+// lead per the policy, under the number's claim). Why here: a cached party is trusted
+// for PartyTTL, so without this every call of the caller would be refused until the
+// entry expired. A second refusal is returned (a permanent rejection, dead-lettered
+// as before): never a loop. The party is forgotten on that refusal too, so the
+// caller's next call looks the number up afresh. Only a refusal is retried: nothing
+// was written, so the second write cannot duplicate the first.
+func RetryIfGone[T any](ctx context.Context, p *Parties, write func(context.Context) (T, *Used, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, used, err := write(ctx)
+		if used == nil || !errors.Is(err, ErrPartyGone) {
+			return v, err
+		}
+		if ferr := p.Cache.Forget(context.WithoutCancel(ctx), used.Number, used.Party); ferr != nil {
+			// The entry is still there: a second write would be refused alike. Transient,
+			// so the call is tried again later rather than dead-lettered for a cache blip.
+			var zero T
+			return zero, &Error{Op: "crm: party cache: forget", Err: errors.Join(ferr, err)}
+		}
+		zerolog.Ctx(ctx).Warn().Err(err).Str("entity", used.Party.Entity).Str("id", used.Party.ID).
+			Int("attempt", attempt).Msg("crm: the CRM has no such lead/contact; forgot the cached party")
+		if attempt == 2 {
+			return v, err
+		}
+	}
+}
+
 // put caches best-effort: a cache that fails costs a lookup later, nothing more.
 func (p *Parties) put(ctx context.Context, number string, party Party, ttl time.Duration) {
 	_ = p.Cache.Put(context.WithoutCancel(ctx), number, party, ttl)
@@ -340,6 +384,16 @@ func (c *MemoryPartyCache) Release(_ context.Context, number, token string) erro
 	defer c.mu.Unlock()
 	if c.claims[number].token == token {
 		delete(c.claims, number)
+	}
+	return nil
+}
+
+// Forget implements PartyCache.
+func (c *MemoryPartyCache) Forget(_ context.Context, number string, p Party) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[number]; ok && e.p.Entity == p.Entity && e.p.ID == p.ID {
+		delete(c.m, number)
 	}
 	return nil
 }

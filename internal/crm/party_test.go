@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -154,4 +155,116 @@ func TestLeadForName(t *testing.T) {
 			assert.Equal(t, NewLead{Number: number, FirstName: tc.first, LastName: tc.last, OwnerID: "7"}, got)
 		})
 	}
+}
+
+// failingForget is a cache whose Forget fails (Redis down).
+type failingForget struct{ MemoryPartyCache }
+
+func (*failingForget) Forget(context.Context, string, Party) error {
+	return errors.New("redis: connection refused")
+}
+
+// RetryIfGone writes once more only after a refusal of the related record, forgets
+// that party each time, and never writes a third time.
+func TestRetryIfGone(t *testing.T) {
+	t.Parallel()
+	const number = "+919711636496"
+	stale := Party{Entity: EntityLead, ID: "101", Name: "Ravi"}
+	gone := &Error{Op: "create", Status: 400, Message: "relatedTo[0].id: no lead with id 101", Permanent: true, PartyGone: true}
+	other := &Error{Op: "create", Status: 400, Message: "ownerId: no user with id 9", Permanent: true}
+	for _, tc := range []struct {
+		name      string
+		answers   []error // the CRM's answer to each write
+		used      bool    // the write related the record to stale
+		cache     PartyCache
+		writes    int
+		wantErr   error // errors.Is; nil: success
+		permanent bool
+		cached    bool // stale still cached afterwards
+	}{
+		{name: "written", answers: []error{nil}, used: true, writes: 1, cached: true},
+		{name: "gone, then written", answers: []error{gone, nil}, used: true, writes: 2},
+		{name: "gone twice: rejected, no third write", answers: []error{gone, gone, nil}, used: true, writes: 2,
+			wantErr: ErrPartyGone, permanent: true},
+		{name: "another refusal is not retried", answers: []error{other, nil}, used: true, writes: 1,
+			wantErr: other, permanent: true, cached: true},
+		{name: "gone without a party used (nothing to forget)", answers: []error{gone, nil}, writes: 1,
+			wantErr: ErrPartyGone, permanent: true, cached: true},
+		{name: "the forget fails: transient, not written again", answers: []error{gone, nil}, used: true, writes: 1,
+			cache: &failingForget{}, wantErr: ErrPartyGone, cached: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			cache := tc.cache
+			if cache == nil {
+				cache = &MemoryPartyCache{}
+			}
+			require.NoError(t, cache.Put(ctx, number, stale, PartyTTL))
+			p := &Parties{Cache: cache}
+			writes := 0
+			id, err := RetryIfGone(ctx, p, func(context.Context) (string, *Used, error) {
+				err := tc.answers[writes]
+				writes++
+				var used *Used
+				if tc.used {
+					used = &Used{Number: number, Party: Party{Entity: stale.Entity, ID: stale.ID}}
+				}
+				if err != nil {
+					return "", used, err
+				}
+				return fmt.Sprint("rec-", writes), used, nil
+			})
+			assert.Equal(t, tc.writes, writes)
+			if tc.wantErr == nil {
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprint("rec-", writes), id)
+			} else {
+				require.ErrorIs(t, err, tc.wantErr)
+				assert.Equal(t, tc.permanent, IsPermanent(err), "%v", err)
+			}
+			_, ok, _ := cache.Get(ctx, number)
+			assert.Equal(t, tc.cached, ok, "stale party still cached")
+		})
+	}
+}
+
+// A writer forgets only the party it was refused: one another writer resolved since
+// stays, so the late writer does not look the number up again (behind a lagging
+// search) and make a second lead.
+func TestForgetKeepsAPartyResolvedSince(t *testing.T) {
+	t.Parallel()
+	const number = "+919711636496"
+	ctx := t.Context()
+	c := &leadCRM{}
+	cache := &MemoryPartyCache{}
+	p := &Parties{Cache: cache, Policy: LeadPolicy{Create: true}, Settle: 20 * time.Millisecond}
+	stale := Party{Entity: EntityLead, ID: "lead-0"}
+
+	// Writer A was refused lead-0: it forgets it and resolves the number again,
+	// making lead-1 (which the CRM's search does not show yet).
+	require.NoError(t, cache.Put(ctx, number, stale, PartyTTL))
+	require.NoError(t, cache.Forget(ctx, number, stale))
+	got, err := p.Resolve(ctx, number, c.lookup, c.create)
+	require.NoError(t, err)
+	require.Equal(t, "lead-1", got.ID)
+
+	// Writer B, which read lead-0 before A forgot it, is refused too: its forget
+	// leaves lead-1, and its resolve finds it without a search.
+	require.NoError(t, cache.Forget(ctx, number, Party{Entity: EntityLead, ID: "lead-0", Name: "another name"}))
+	lookups := c.lookups
+	got, err = p.Resolve(ctx, number, c.lookup, c.create)
+	require.NoError(t, err)
+	assert.Equal(t, "lead-1", got.ID)
+	assert.Equal(t, lookups, c.lookups, "no search")
+	assert.Len(t, c.leads, 1, "one lead in the CRM")
+
+	// A forget of another entity with the same id, or of a pending marker, drops nothing.
+	require.NoError(t, cache.Forget(ctx, number, Party{Entity: EntityContact, ID: "lead-1"}))
+	_, ok, _ := cache.Get(ctx, number)
+	assert.True(t, ok)
+	require.NoError(t, cache.Put(ctx, number, Party{Entity: entityPending}, pendingTTL))
+	require.NoError(t, cache.Forget(ctx, number, stale))
+	_, ok, _ = cache.Get(ctx, number)
+	assert.True(t, ok, "the pending marker stays")
 }

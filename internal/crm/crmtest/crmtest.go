@@ -55,6 +55,10 @@ type Backend interface {
 	Duplicates(t *testing.T) int
 	// Leads returns every lead the CRM holds, in creation order.
 	Leads(t *testing.T) []Lead
+	// DeleteLead and DeleteContact remove a person, as a CRM user deleting, merging
+	// or converting it does: a write still naming it is refused.
+	DeleteLead(t *testing.T, id string)
+	DeleteContact(t *testing.T, id string)
 }
 
 // Lead is a lead as the CRM stored it.
@@ -143,6 +147,13 @@ func Run(t *testing.T, h Harness) {
 		{"unknown caller: the next call finds the lead, also from another replica", testNextCallFindsLead},
 		{"unknown caller: a burst of first calls makes one lead", testBurstMakesOneLead},
 		{"unknown caller: a lead create that lost its answer is not repeated", testLeadLostResponse},
+		{"stale party: a cached lead deleted in the CRM: written once, related to a new lead, owned right, one lead", testGoneLeadMadeAgain},
+		{"stale party: a cached lead merged into a contact: related to the contact, no lead made", testGoneLeadMerged},
+		{"stale party: a cached contact deleted, unknown_caller none: written unrelated", testGoneContactUnrelated},
+		{"stale party: an update of a call whose lead was deleted is written", testGoneUpdate},
+		{"stale party: a burst of calls on two replicas makes one new lead", testGoneBurst},
+		{"stale party: refused again, the call is rejected after two writes, no loop", testGoneTwice},
+		{"stale party: another refusal (an owner the CRM lacks) is not retried", testOtherRefusalNotRetried},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -341,6 +352,7 @@ func testErrors(t *testing.T, h Harness) {
 			check := func(err error) {
 				t.Helper()
 				require.Error(t, err)
+				assert.NotErrorIs(t, err, crm.ErrPartyGone, "a fault is no stale party")
 				var ce *crm.Error
 				require.True(t, errors.As(err, &ce), "want a *crm.Error, got %T: %v", err, err)
 				assert.Equal(t, tc.status, crm.HTTPStatus(err))

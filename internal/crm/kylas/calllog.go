@@ -43,6 +43,16 @@ type related struct {
 	PhoneNumber string `json:"phoneNumber,omitempty"`
 }
 
+// used names the party the body relates the call to (nil for none), for
+// crm.RetryIfGone.
+func (b *callLogBody) used() *crm.Used {
+	if b.RelatedTo == nil {
+		return nil
+	}
+	return &crm.Used{Number: b.RelatedTo.PhoneNumber,
+		Party: crm.Party{Entity: b.RelatedTo.Entity, ID: strconv.FormatInt(b.RelatedTo.ID, 10)}}
+}
+
 // recording is the plain route's callRecording; data (inline content) stays empty.
 type recording struct {
 	URL      string `json:"url"`

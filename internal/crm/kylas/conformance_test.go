@@ -142,3 +142,15 @@ func (b backend) AddContact(t *testing.T, e164 string) string {
 func (b backend) AddLead(t *testing.T, e164 string) string {
 	return strconv.FormatInt(b.sb.AddLead(person(e164)), 10)
 }
+
+func (b backend) DeleteLead(t *testing.T, id string) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	require.NoError(t, err)
+	require.True(t, b.sb.DeleteLead(n), "lead %s", id)
+}
+
+func (b backend) DeleteContact(t *testing.T, id string) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	require.NoError(t, err)
+	require.True(t, b.sb.DeleteContact(n), "contact %s", id)
+}

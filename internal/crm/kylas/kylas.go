@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,13 +140,22 @@ func New(cfg Config) (*Adapter, error) {
 }
 
 // CreateCall writes the call as a call log and returns the Kylas record id: owned by
-// c.OwnerID on the sync route, by the api-key's user on the plain route.
+// c.OwnerID on the sync route, by the api-key's user on the plain route. A call log
+// refused because its relatedTo names a lead or contact Kylas no longer has is
+// written once more with the caller resolved again (crm.RetryIfGone).
 func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	const op = "kylas: create call log"
-	body, err := a.callLog(ctx, op, c)
-	if err != nil {
-		return "", err
-	}
+	return crm.RetryIfGone(ctx, a.parties, func(ctx context.Context) (string, *crm.Used, error) {
+		body, err := a.callLog(ctx, op, c)
+		if err != nil {
+			return "", nil, err
+		}
+		id, err := a.create(ctx, op, body)
+		return id, body.used(), err
+	})
+}
+
+func (a *Adapter) create(ctx context.Context, op string, body *callLogBody) (string, error) {
 	var rec struct {
 		ID json.RawMessage `json:"id"`
 	}
@@ -165,17 +175,21 @@ func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 }
 
 // UpdateCall replaces record recordID with the call's full body (PUT replaces the
-// whole record, so relatedTo and notes are sent again).
+// whole record, so relatedTo and notes are sent again — and a relatedTo Kylas no
+// longer has is resolved again, as for CreateCall).
 func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) error {
 	const op = "kylas: update call log"
 	if _, err := strconv.ParseInt(recordID, 10, 64); err != nil {
 		return &crm.Error{Op: op, Message: fmt.Sprintf("record id %q is not a Kylas id", recordID), Permanent: true}
 	}
-	body, err := a.callLog(ctx, op, c)
-	if err != nil {
-		return err
-	}
-	return a.do(ctx, op, http.MethodPut, "/v1/call-logs/"+recordID, body, nil)
+	_, err := crm.RetryIfGone(ctx, a.parties, func(ctx context.Context) (struct{}, *crm.Used, error) {
+		body, err := a.callLog(ctx, op, c)
+		if err != nil {
+			return struct{}{}, nil, err
+		}
+		return struct{}{}, body.used(), a.do(ctx, op, http.MethodPut, "/v1/call-logs/"+recordID, body, nil)
+	})
+	return err
 }
 
 // do sends one JSON request (in may be nil: no body) and decodes a 2xx answer into
@@ -215,11 +229,13 @@ func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) 
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		code, msg := parseError(data)
+		code, msg, fields := parseError(data)
 		if msg == "" {
 			msg = http.StatusText(resp.StatusCode)
 		}
-		return crm.StatusError(op, resp, code, msg)
+		e := crm.StatusError(op, resp, code, msg)
+		e.PartyGone = resp.StatusCode == http.StatusBadRequest && slices.ContainsFunc(fields, isRelatedID)
+		return e
 	}
 	// A write Kylas accepted but whose answer we cannot read may have been applied.
 	write := method == http.MethodPut || (method == http.MethodPost && !strings.Contains(path, "/search"))
@@ -236,8 +252,9 @@ func (a *Adapter) do(ctx context.Context, op, method, path string, in, out any) 
 	return nil
 }
 
-// parseError reads Kylas's {code, message, fieldErrors[{field, message}]}.
-func parseError(data []byte) (code, msg string) {
+// parseError reads Kylas's {code, message, fieldErrors[{field, message}]}; fields
+// are the fieldErrors' field names.
+func parseError(data []byte) (code, msg string, fields []string) {
 	var e struct {
 		Code        json.RawMessage `json:"code"` // a string, sometimes a number
 		Message     string          `json:"message"`
@@ -247,11 +264,31 @@ func parseError(data []byte) (code, msg string) {
 		} `json:"fieldErrors"`
 	}
 	if json.Unmarshal(data, &e) != nil {
-		return "", ""
+		return "", "", nil
 	}
 	parts := []string{e.Message}
 	for _, f := range e.FieldErrors {
 		parts = append(parts, f.Field+": "+f.Message)
+		fields = append(fields, f.Field)
 	}
-	return strings.Trim(string(e.Code), `"`), strings.TrimLeft(strings.Join(parts, "; "), "; ")
+	return strings.Trim(string(e.Code), `"`), strings.TrimLeft(strings.Join(parts, "; "), "; "), fields
+}
+
+// isRelatedID reports whether a field error is on a call log's related record id
+// ("relatedTo[0].id", or "relatedTo.id" for the object form): Kylas has no such lead
+// or contact (docs/crm-contracts.md, "Ids that name nothing"). Only that field:
+// another refusal of relatedTo (missing, wrong shape) is no stale party.
+func isRelatedID(field string) bool {
+	rest, ok := strings.CutPrefix(field, "relatedTo")
+	if !ok {
+		return false
+	}
+	if i, ok := strings.CutPrefix(rest, "["); ok {
+		n, tail, found := strings.Cut(i, "]")
+		if !found || n == "" || strings.Trim(n, "0123456789") != "" {
+			return false
+		}
+		rest = tail
+	}
+	return rest == ".id"
 }

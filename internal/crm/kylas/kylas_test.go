@@ -464,3 +464,110 @@ func TestWithheldCallerPlainRoute(t *testing.T) {
 	assert.Empty(t, sb.Records())
 	assert.Zero(t, sb.Stats().Requests, "nothing sent: no search, no lead, no create")
 }
+
+// Only Kylas's refusal of the related record's id (a 400 with a field error on
+// relatedTo[i].id) makes the adapter forget the cached party and write once more;
+// any other refusal fails the call as before, after one write.
+func TestStalePartyRecognisedNarrowly(t *testing.T) {
+	t.Parallel()
+	const goneBody = `{"code":"invalid_request","message":"validation failed","fieldErrors":[{"field":"relatedTo[0].id","message":"no lead with id 101"}]}`
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		gone   bool
+	}{
+		{"relatedTo[0].id", http.StatusBadRequest, goneBody, true},
+		{"relatedTo.id (object form)", http.StatusBadRequest,
+			`{"code":"invalid_request","message":"validation failed","fieldErrors":[{"field":"relatedTo.id","message":"not found"}]}`, true},
+		{"relatedTo missing", http.StatusBadRequest,
+			`{"code":"invalid_request","message":"validation failed","fieldErrors":[{"field":"relatedTo","message":"is required"}]}`, false},
+		{"relatedTo's entity", http.StatusBadRequest,
+			`{"code":"invalid_request","message":"validation failed","fieldErrors":[{"field":"relatedTo[0].entity","message":"invalid"}]}`, false},
+		{"owner", http.StatusBadRequest,
+			`{"code":"invalid_request","message":"validation failed","fieldErrors":[{"field":"ownerId","message":"no user with id 7"}]}`, false},
+		{"a 404 naming the field", http.StatusNotFound, goneBody, false},
+		{"a 400 without fields", http.StatusBadRequest, `{"code":"invalid_request","message":"no lead with id 101"}`, false},
+		{"a 400 that is not JSON", http.StatusBadRequest, `relatedTo[0].id`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sb := sandbox.NewKylas(withOwners(sandbox.KylasOptions{}))
+			contact := sb.AddContact(person(customer))
+			var refused atomic.Bool
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v1/call-logs/sync" && refused.CompareAndSwap(false, true) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(tc.status)
+					_, _ = w.Write([]byte(tc.body))
+					return
+				}
+				sb.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			cache := &crm.MemoryPartyCache{}
+			require.NoError(t, cache.Put(t.Context(), customer, crm.Party{Entity: crm.EntityLead, ID: "101"}, crm.PartyTTL))
+			a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", BearerToken: "demo-kylas-oauth", Parties: cache})
+			require.NoError(t, err)
+
+			ctx, n := crm.WithRequestCounts(t.Context(), crm.RequestCreate)
+			_, err = a.CreateCall(ctx, crmtest.NewCall("narrow", customer, "7", call.Incoming, call.Answered))
+			_, byOp := n()
+			cached, _, _ := cache.Get(t.Context(), customer)
+			if !tc.gone {
+				require.Error(t, err)
+				assert.True(t, crm.IsPermanent(err), "%v", err)
+				assert.NotErrorIs(t, err, crm.ErrPartyGone)
+				assert.Equal(t, 1.0, byOp[crm.RequestCreate], "one write")
+				assert.Equal(t, "101", cached.ID, "the cache is left alone")
+				assert.Empty(t, sb.Records())
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, 2.0, byOp[crm.RequestCreate], "refused, then written")
+			assert.Equal(t, 2.0, byOp[crm.RequestSearch], "resolved again: one search per entity")
+			require.Len(t, sb.Records(), 1)
+			assert.Equal(t, contact, sb.Records()[0].RelatedTo[0].ID, "related to the caller found again")
+			assert.Equal(t, strconv.FormatInt(contact, 10), cached.ID)
+		})
+	}
+}
+
+// On the api-key route, where relatedTo is required, a caller whose cached lead was
+// deleted gets a new lead (unknown_caller: create_lead) and the call is written once,
+// owned by the key's user; with unknown_caller: none there is no one to relate it to
+// and the call is refused as any call without a lead or contact is there.
+func TestStalePartyPlainRoute(t *testing.T) {
+	t.Parallel()
+	for _, create := range []bool{true, false} {
+		t.Run(fmt.Sprint("create_lead=", create), func(t *testing.T) {
+			t.Parallel()
+			sb := sandbox.NewKylas(sandbox.KylasOptions{KeyUserID: 9, Users: []sandbox.KylasUser{{ID: 9, FirstName: "Key", LastName: "Owner"}}})
+			srv := httptest.NewServer(sb)
+			t.Cleanup(srv.Close)
+			a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", Leads: crm.LeadPolicy{Create: create}})
+			require.NoError(t, err)
+			old := sb.AddLead(person(customer))
+			_, err = a.CreateCall(t.Context(), crmtest.NewCall("plain-stale-1", customer, "9", call.Incoming, call.Answered))
+			require.NoError(t, err)
+			require.True(t, sb.DeleteLead(old))
+
+			_, err = a.CreateCall(t.Context(), crmtest.NewCall("plain-stale-2", customer, "9", call.Incoming, call.Answered))
+			if !create {
+				require.Error(t, err)
+				assert.True(t, crm.IsPermanent(err))
+				assert.Contains(t, err.Error(), "requires relatedTo")
+				assert.Len(t, sb.Records(), 1)
+				return
+			}
+			require.NoError(t, err)
+			leads := sb.Leads()
+			require.Len(t, leads, 1)
+			assert.NotEqual(t, old, leads[0].ID)
+			recs := sb.Records()
+			require.Len(t, recs, 2)
+			assert.Equal(t, leads[0].ID, recs[1].RelatedTo[0].ID)
+			assert.Equal(t, int64(9), recs[1].Owner.ID)
+		})
+	}
+}

@@ -54,6 +54,23 @@ func (r *Redis) Put(ctx context.Context, number string, p crm.Party, ttl time.Du
 	return r.rdb.Set(ctx, r.prefix+"party:"+number, raw, ttl).Err()
 }
 
+// forgetScript deletes the entry only while it names the forgotten party (the JSON
+// of crm.Party: e = entity, id): compare and delete in one step, so a party another
+// writer cached since is kept (crm.PartyCache.Forget).
+var forgetScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, p = pcall(cjson.decode, v)
+if ok and type(p) == 'table' and p.e == ARGV[1] and (p.id or '') == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// Forget implements crm.PartyCache.
+func (r *Redis) Forget(ctx context.Context, number string, p crm.Party) error {
+	return forgetScript.Run(ctx, r.rdb, []string{r.prefix + "party:" + number}, p.Entity, p.ID).Err()
+}
+
 // Claim implements crm.PartyCache (a redislock claim: the token's own, released if it failed).
 func (r *Redis) Claim(ctx context.Context, number, token string, ttl time.Duration) (bool, error) {
 	return redislock.Claim(ctx, r.rdb, r.prefix+"lead-claim:"+number, token, ttl)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -118,4 +119,78 @@ func TestReplicasShareLookupsAndLeads(t *testing.T) {
 	for _, r := range sb.Records() {
 		assert.Equal(t, sb.Leads()[0].ID, r.RelatedTo[0].ID)
 	}
+}
+
+// Forget drops the entry only while it names the forgotten record (entity and id):
+// a party another writer cached since, or a pending marker, stays.
+func TestRedisForget(t *testing.T) {
+	env := testenv.New(t)
+	ctx := t.Context()
+	c := partycache.New(env.Redis, env.Prefix, "acme")
+	const number = "+919711636496"
+	stale := crm.Party{Entity: crm.EntityLead, ID: "101", Name: "Ravi"}
+	for _, tc := range []struct {
+		name   string
+		cached crm.Party
+		forget crm.Party
+		kept   bool
+	}{
+		{"the refused party", stale, crm.Party{Entity: crm.EntityLead, ID: "101"}, false},
+		{"a party resolved since", crm.Party{Entity: crm.EntityLead, ID: "102"}, stale, true},
+		{"same id, another entity", crm.Party{Entity: crm.EntityContact, ID: "101"}, stale, true},
+		{"a cached no one", crm.Party{}, stale, true},
+		{"a pending marker", crm.Party{Entity: "pending"}, stale, true},
+	} {
+		require.NoError(t, c.Put(ctx, number, tc.cached, time.Minute), tc.name)
+		require.NoError(t, c.Forget(ctx, number, tc.forget), tc.name)
+		got, ok, err := c.Get(ctx, number)
+		require.NoError(t, err)
+		assert.Equal(t, tc.kept, ok, tc.name)
+		if tc.kept {
+			assert.Equal(t, tc.cached, got, tc.name)
+		}
+	}
+	require.NoError(t, c.Forget(ctx, "+910000000000", stale), "nothing cached: nothing to do")
+	require.NoError(t, env.Redis.Set(ctx, env.Prefix+":crm:acme:party:"+number, "not json", time.Minute).Err())
+	require.NoError(t, c.Forget(ctx, number, stale), "an entry it cannot read is left to expire")
+}
+
+// The reviewer's case: two sandbox CRMs on one Redis under the same tenant. The
+// first cached the caller as its lead; the second has no such lead and refuses a call
+// log related to it. The adapter forgets the entry, finds (or makes) the caller's lead
+// in its own CRM and writes the call once, instead of dead-lettering it (crm_rejected
+// "relatedTo[0].id: no lead with id …") for the entry's 5 minutes.
+func TestStalePartyFromAnotherCRM(t *testing.T) {
+	env := testenv.New(t)
+	const number = "+919711636496"
+	users := []sandbox.KylasUser{{ID: 7, FirstName: "Asha", LastName: "Rao", Active: true}}
+	adapterOn := func(sb *sandbox.Kylas) *kylas.Adapter {
+		srv := httptest.NewServer(sb)
+		t.Cleanup(srv.Close)
+		a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", BearerToken: "demo-kylas-oauth",
+			Parties: partycache.New(env.Redis, env.Prefix, "acme"), Leads: crm.LeadPolicy{Create: true}})
+		require.NoError(t, err)
+		return a
+	}
+	first := sandbox.NewKylas(sandbox.KylasOptions{Seed: 1, Users: users})
+	second := sandbox.NewKylas(sandbox.KylasOptions{Seed: 2, Users: users})
+	second.AddContact(sandbox.KylasPerson{ID: 500, LastName: "Padding"}) // ids apart: the first's lead is no id here
+	_, err := adapterOn(first).CreateCall(t.Context(), crmtest.NewCall("s-1", number, "7", call.Incoming, call.Answered))
+	require.NoError(t, err)
+	require.Len(t, first.Leads(), 1)
+	cached, ok, err := partycache.New(env.Redis, env.Prefix, "acme").Get(t.Context(), number)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, strconv.FormatInt(first.Leads()[0].ID, 10), cached.ID)
+
+	_, err = adapterOn(second).CreateCall(t.Context(), crmtest.NewCall("s-2", number, "7", call.Incoming, call.Answered))
+	require.NoError(t, err)
+	require.Len(t, second.Leads(), 1, "the caller's lead in the second CRM")
+	lead := second.Leads()[0]
+	recs := second.Records()
+	require.Len(t, recs, 1, "written once")
+	assert.Equal(t, lead.ID, recs[0].RelatedTo[0].ID)
+	assert.Equal(t, int64(7), recs[0].Owner.ID)
+	cached, _, _ = partycache.New(env.Redis, env.Prefix, "acme").Get(t.Context(), number)
+	assert.Equal(t, strconv.FormatInt(lead.ID, 10), cached.ID, "the cache names the second CRM's lead now")
 }

@@ -195,6 +195,8 @@ func NewKylas(opts KylasOptions) *Kylas {
 	k.mux.HandleFunc("DELETE /users/{id}", k.deleteUser)
 	k.mux.HandleFunc("PUT /leads/{id}", k.putPerson("lead"))
 	k.mux.HandleFunc("PUT /contacts/{id}", k.putPerson("contact"))
+	k.mux.HandleFunc("DELETE /leads/{id}", k.deletePersonHandler("lead"))
+	k.mux.HandleFunc("DELETE /contacts/{id}", k.deletePersonHandler("contact"))
 	// Anything else is Kylas's JSON 404 (e.g. the undocumented GET /v1/users listing).
 	k.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		kylasFail(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -244,6 +246,26 @@ func (k *Kylas) AddLead(p KylasPerson) int64 { return k.addPerson("lead", p) }
 
 // AddContact stores (or replaces) a contact and returns its id (assigned when p.ID is 0).
 func (k *Kylas) AddContact(p KylasPerson) int64 { return k.addPerson("contact", p) }
+
+// DeleteLead removes a lead (as a user deleting it, or merging or converting it,
+// does); it reports whether there was one. Records already related to it stay, and a
+// later write naming it is refused (relatedTo[i].id).
+func (k *Kylas) DeleteLead(id int64) bool { return k.deletePerson("lead", id) }
+
+// DeleteContact removes a contact; it reports whether there was one.
+func (k *Kylas) DeleteContact(id int64) bool { return k.deletePerson("contact", id) }
+
+func (k *Kylas) deletePerson(entity string, id int64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	m := k.people(entity)
+	_, ok := m[id]
+	delete(m, id)
+	if entity == "lead" {
+		delete(k.leadMeta, id)
+	}
+	return ok
+}
 
 // AddUser stores (or replaces) a user.
 func (k *Kylas) AddUser(u KylasUser) {
@@ -990,6 +1012,21 @@ func (k *Kylas) putPerson(entity string) http.HandlerFunc {
 		p.ID = id
 		k.addPerson(entity, p)
 		writeJSON(w, http.StatusOK, p)
+	}
+}
+
+// deletePersonHandler deletes a lead or contact (DeleteLead, DeleteContact).
+func (k *Kylas) deletePersonHandler(entity string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		if !k.deletePerson(entity, id) {
+			kylasFail(w, http.StatusNotFound, "not_found", entity+" not found")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 

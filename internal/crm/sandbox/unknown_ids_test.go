@@ -146,3 +146,76 @@ func TestZohoLeadsShowOwnerSourceAndTag(t *testing.T) {
 	assert.Equal(t, []any{map[string]any{"name": "calltrack"}}, first["Tag"])
 	assert.Equal(t, owner, second["Owner"], "no Owner: the token's user owns it")
 }
+
+// A lead or contact deleted (or merged, or converted) by a user is gone: a write still
+// naming it is refused as one naming an id that never existed (the stale cached party
+// calltrack must resolve again), and the control endpoints delete them in dev.
+func TestKylasRefusesDeletedLeadsAndContacts(t *testing.T) {
+	t.Parallel()
+	k, c := start(t, sandbox.KylasOptions{KeyUserID: 42})
+	control := &client{t: t, url: c.url}
+	lead := k.AddLead(sandbox.KylasPerson{LastName: "Lal"})
+	for _, tc := range []struct {
+		name, entity string
+		id           int64
+		del          func() bool
+	}{
+		{"lead, by Go", "lead", lead, func() bool { return k.DeleteLead(lead) }},
+		{"contact, by the control endpoint", "contact", 101, func() bool {
+			st, _, _ := control.do("DELETE", "/contacts/101", nil)
+			return st == http.StatusNoContent
+		}},
+	} {
+		b := syncBody(42, "u-"+tc.entity)
+		b["relatedTo"] = map[string]any{"id": tc.id, "entity": tc.entity}
+		st, rec, _ := c.do("POST", "/v1/call-logs/sync", b)
+		require.Equal(t, http.StatusCreated, st, "%s: %v", tc.name, rec)
+		require.True(t, tc.del(), tc.name)
+		st, e, _ := c.do("POST", "/v1/call-logs/sync", b)
+		assert.Equal(t, http.StatusBadRequest, st, tc.name)
+		assert.Equal(t, "invalid_request", e["code"], tc.name)
+		assert.Equal(t, []string{"relatedTo[0].id"}, fieldsOf(e), tc.name)
+		assert.Contains(t, fmt.Sprint(e["fieldErrors"]), fmt.Sprintf("no %s with id %d", tc.entity, tc.id), tc.name)
+	}
+	assert.Len(t, k.Records(), 2, "records related before the delete stay")
+	assert.Empty(t, k.Leads())
+	assert.False(t, k.DeleteLead(lead), "already gone")
+	st, e, _ := control.do("DELETE", "/leads/99999", nil)
+	assert.Equal(t, http.StatusNotFound, st)
+	assert.Equal(t, "not_found", e["code"])
+}
+
+func TestZohoRefusesDeletedLeadsAndContacts(t *testing.T) {
+	t.Parallel()
+	z, c := startZoho(t, sandbox.ZohoOptions{})
+	control := &zclient{t: t, url: c.url}
+	lead := z.AddLead(sandbox.ZohoPerson{LastName: "Lal"})
+	contact := z.AddContact(sandbox.ZohoPerson{LastName: "Shah"})
+	for _, tc := range []struct {
+		name, field string
+		rel         func(map[string]any)
+		del         func() bool
+	}{
+		{"lead, by Go", "What_Id", func(m map[string]any) { m["What_Id"], m["$se_module"] = map[string]any{"id": lead}, "Leads" },
+			func() bool { return z.DeleteLead(lead) }},
+		{"contact, by the control endpoint", "Who_Id", func(m map[string]any) { m["Who_Id"] = map[string]any{"id": contact} },
+			func() bool {
+				st, _, _ := control.do("DELETE", "/contacts/"+contact, nil)
+				return st == http.StatusNoContent
+			}},
+	} {
+		st, body, _ := c.do("POST", "/crm/v8/Calls", data(zcall("a-"+tc.field, tc.rel)))
+		require.Equal(t, http.StatusCreated, st, "%s: %v", tc.name, body)
+		require.True(t, tc.del(), tc.name)
+		st, body, _ = c.do("POST", "/crm/v8/Calls", data(zcall("b-"+tc.field, tc.rel)))
+		require.Equal(t, http.StatusBadRequest, st, tc.name)
+		r := results(t, body)[0]
+		assert.Equal(t, "INVALID_DATA", r["code"], tc.name)
+		assert.Equal(t, "the related id given seems to be invalid", r["message"], tc.name)
+		assert.Equal(t, tc.field, r["details"].(map[string]any)["api_name"], tc.name)
+	}
+	assert.Len(t, z.Records(), 2, "calls related before the delete stay")
+	assert.Empty(t, z.Leads())
+	st, _, _ := control.do("DELETE", "/leads/"+lead, nil)
+	assert.Equal(t, http.StatusNotFound, st)
+}

@@ -272,6 +272,8 @@ func NewZoho(opts ZohoOptions) *Zoho {
 	z.mux.HandleFunc("DELETE /users/{id}", z.deleteUser)
 	z.mux.HandleFunc("PUT /leads/{id}", z.putPerson("Leads"))
 	z.mux.HandleFunc("PUT /contacts/{id}", z.putPerson("Contacts"))
+	z.mux.HandleFunc("DELETE /leads/{id}", z.deletePersonHandler("Leads"))
+	z.mux.HandleFunc("DELETE /contacts/{id}", z.deletePersonHandler("Contacts"))
 	z.mux.HandleFunc("PUT /phonebridge/users/{id}", z.putPBUser)
 	z.mux.HandleFunc("GET /phonebridge", func(w http.ResponseWriter, r *http.Request) {
 		z.mu.Lock()
@@ -357,6 +359,24 @@ func (z *Zoho) AddLead(p ZohoPerson) string { return z.addPerson("Leads", p) }
 
 // AddContact stores (or replaces) a contact and returns its id (assigned when p.ID is "").
 func (z *Zoho) AddContact(p ZohoPerson) string { return z.addPerson("Contacts", p) }
+
+// DeleteLead removes a lead (as a user deleting, merging or converting it does); it
+// reports whether there was one. Calls already related to it stay, and a later write
+// naming it is refused (INVALID_DATA, api_name What_Id).
+func (z *Zoho) DeleteLead(id string) bool { return z.deletePerson("Leads", id) }
+
+// DeleteContact removes a contact; it reports whether there was one (a later Who_Id
+// naming it is refused).
+func (z *Zoho) DeleteContact(id string) bool { return z.deletePerson("Contacts", id) }
+
+func (z *Zoho) deletePerson(module, id string) bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	m := z.people(module)
+	_, ok := m[id]
+	delete(m, id)
+	return ok
+}
 
 // AddUser stores (or replaces) a user; Status defaults to "active".
 func (z *Zoho) AddUser(u ZohoUser) {
@@ -1284,6 +1304,21 @@ func (z *Zoho) putPerson(module string) http.HandlerFunc {
 		p = z.people(module)[id]
 		z.mu.Unlock()
 		writeJSON(w, http.StatusOK, p)
+	}
+}
+
+// deletePersonHandler deletes a lead or contact (DeleteLead, DeleteContact).
+func (z *Zoho) deletePersonHandler(module string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := zohoPathID(w, r)
+		if !ok {
+			return
+		}
+		if !z.deletePerson(module, id) {
+			zohoFail(w, http.StatusNotFound, "INVALID_DATA", "the id given seems to be invalid", map[string]any{"id": id})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 

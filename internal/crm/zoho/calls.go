@@ -38,7 +38,9 @@ type ref struct {
 // CreateCall inserts the call into the Calls module owned by c.OwnerID and returns
 // the Zoho record id. The lead/contact search runs first, on its own; the insert
 // then waits for other CreateCall calls to share its request: Linger, or up to
-// MaxLinger while inserts arrive steadily (see batcher).
+// MaxLinger while inserts arrive steadily (see batcher). A record refused because
+// its Who_Id / What_Id names a contact or lead Zoho no longer has (converted, merged,
+// deleted) is inserted once more with the caller resolved again (crm.RetryIfGone).
 func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	const op = "zoho: create call"
 	if err := ctx.Err(); err != nil {
@@ -50,29 +52,42 @@ func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	if !isZohoID(c.OwnerID) {
 		return "", &crm.Error{Op: op, Message: fmt.Sprintf("owner %q is not a Zoho user id", c.OwnerID), Permanent: true}
 	}
+	return crm.RetryIfGone(ctx, a.parties, func(ctx context.Context) (string, *crm.Used, error) {
+		return a.createOnce(ctx, op, c)
+	})
+}
+
+// createOnce relates the call to the caller's party and inserts it; it reports the
+// party it used.
+func (a *Adapter) createOnce(ctx context.Context, op string, c crm.Call) (string, *crm.Used, error) {
 	rec := a.record(ctx, c)
 	rec.CallType = callType(c.Log)
 	rec.CallStartTime, rec.CallDuration = a.startAndDuration(c.Log)
 	rec.Owner = &ref{ID: c.OwnerID}
 	var rel *related
+	customer := a.customer(c.Log)
 	if !c.Log.Internal { // an agent called an agent: no lead or contact to relate
 		var err error
-		if rel, err = a.findRelated(ctx, c, a.customer(c.Log)); err != nil {
-			return "", err
+		if rel, err = a.findRelated(ctx, c, customer); err != nil {
+			return "", nil, err
 		}
 	}
+	var used *crm.Used
 	switch {
 	case rel == nil:
 	case rel.module == "Contacts":
 		rec.WhoID = &ref{ID: rel.id}
+		used = &crm.Used{Number: customer, Party: crm.Party{Entity: crm.EntityContact, ID: rel.id}}
 	default:
 		rec.WhatID, rec.SEModule = &ref{ID: rel.id}, rel.module
+		used = &crm.Used{Number: customer, Party: crm.Party{Entity: crm.EntityLead, ID: rel.id}}
 	}
 	raw, err := a.encode(rec, c.Log.CallID)
 	if err != nil {
-		return "", &crm.Error{Op: op, Message: "encoding record", Err: err, Permanent: true}
+		return "", nil, &crm.Error{Op: op, Message: "encoding record", Err: err, Permanent: true}
 	}
-	return a.batch.add(ctx, raw)
+	id, err := a.batch.add(ctx, raw)
+	return id, used, err
 }
 
 // UpdateCall rewrites what may change after the call was logged: subject,
@@ -291,6 +306,15 @@ func isZohoID(s string) bool {
 	return s != "" && len(s) <= 30 && strings.Trim(s, "0123456789") == ""
 }
 
+// relatedGone reports whether a record's refusal is Zoho's answer to a Who_Id or
+// What_Id naming no contact or lead: INVALID_DATA with details.api_name Who_Id or
+// What_Id (docs/crm-contracts.md, "Ids that name nothing"). Not any INVALID_DATA:
+// an Owner, a picklist value or a length is no stale party.
+func relatedGone(code string, details map[string]any) bool {
+	name, _ := details["api_name"].(string)
+	return code == "INVALID_DATA" && (name == "Who_Id" || name == "What_Id")
+}
+
 // --- per-record results ---
 
 // recordResult is one entry of a write's "data" answer.
@@ -355,7 +379,7 @@ func results(op string, r reply, n int) []outcome {
 		var details map[string]any
 		_ = json.Unmarshal(res.Details, &details)
 		e := &crm.Error{Op: op, Status: http.StatusBadRequest, Code: res.Code, Message: res.Message + detailText(details),
-			Permanent: !transientCodes[res.Code]}
+			Permanent: !transientCodes[res.Code], PartyGone: relatedGone(res.Code, details)}
 		if !e.Permanent {
 			e.Status = http.StatusServiceUnavailable
 		}

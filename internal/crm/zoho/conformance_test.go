@@ -122,3 +122,11 @@ func (b backend) AddContact(t *testing.T, e164 string) string {
 func (b backend) AddLead(t *testing.T, e164 string) string {
 	return b.sb.AddLead(sandbox.ZohoPerson{LastName: "Lead " + e164, Mobile: strings.TrimPrefix(e164, "+91")})
 }
+
+func (b backend) DeleteLead(t *testing.T, id string) {
+	require.True(t, b.sb.DeleteLead(id), "lead %s", id)
+}
+
+func (b backend) DeleteContact(t *testing.T, id string) {
+	require.True(t, b.sb.DeleteContact(id), "contact %s", id)
+}

@@ -536,3 +536,53 @@ func TestCancelledWhileWaitingForToken(t *testing.T) {
 	assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 	assert.False(t, crm.IsPermanent(err))
 }
+
+// A record Zoho refuses because its What_Id names a lead converted or deleted since it
+// was cached is inserted once more, alone, related to the caller found again (here a
+// new lead); its batch-mates are written by the first insert, and the refusal of
+// another field is not retried.
+func TestBatchStalePartyRetriedAlone(t *testing.T) {
+	t.Parallel()
+	const other = "+919822334455"
+	cache := &crm.MemoryPartyCache{}
+	sb, a, _ := setup(t, sandbox.ZohoOptions{}, func(c *zoho.Config) {
+		c.Linger, c.Parties, c.Leads = 500*time.Millisecond, cache, crm.LeadPolicy{Create: true, Source: "Cold Call"}
+	})
+	old := sb.AddLead(sandbox.ZohoPerson{LastName: "Lal", Mobile: customer})
+	contact := sb.AddContact(sandbox.ZohoPerson{LastName: "Rao", Phone: other})
+	// Cache both callers, then the lead is converted (gone from Leads).
+	_, errs := createAll(t.Context(), a, []crm.Call{
+		crmtest.NewCall("warm-1", customer, owner, call.Incoming, call.Answered),
+		crmtest.NewCall("warm-2", other, owner, call.Incoming, call.Answered),
+	})
+	require.NoError(t, errors.Join(errs...))
+	require.True(t, sb.DeleteLead(old))
+
+	calls := []crm.Call{
+		crmtest.NewCall("stale", customer, owner, call.Incoming, call.Answered),
+		crmtest.NewCall("fine", other, owner, call.Incoming, call.Answered),
+		crmtest.NewCall("bad-recording", other, owner, call.Incoming, call.Answered),
+	}
+	calls[2].RecordingURL = "ftp://recordings.example/bad.mp3" // refused for Voice_Recording__s: not retried
+	ids, errs := createAll(t.Context(), a, calls)
+	require.NoError(t, errs[0], "the stale caller's call is written")
+	require.NoError(t, errs[1])
+	require.Error(t, errs[2])
+	assert.NotErrorIs(t, errs[2], crm.ErrPartyGone)
+
+	leads := sb.Leads()
+	require.Len(t, leads, 1, "one new lead")
+	byID := map[string]sandbox.ZohoCall{}
+	for _, r := range sb.Records() {
+		byID[r.ID] = r
+	}
+	require.Len(t, byID, 4, "2 warm-up calls + the 2 written, each once")
+	require.NotNil(t, byID[ids[0]].WhatID)
+	assert.Equal(t, leads[0].ID, byID[ids[0]].WhatID.ID)
+	assert.Equal(t, owner, byID[ids[0]].Owner.ID)
+	assert.Equal(t, owner, leads[0].OwnerID)
+	require.NotNil(t, byID[ids[1]].WhoID)
+	assert.Equal(t, contact, byID[ids[1]].WhoID.ID)
+	assert.Equal(t, 3, sb.Stats().ByEndpoint["POST /crm/v8/Calls"], "warm-up, the batch, the stale record's second insert")
+	assert.Zero(t, sb.Stats().Duplicates)
+}
