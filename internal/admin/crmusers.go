@@ -73,21 +73,9 @@ func (a *API) checkCRMUser(ctx context.Context, t *tenant.Tenant, id string) (st
 			"if the id is wrong the agent's calls dead-letter, so check it once the CRM answers (GET .../crm/users)", id, err), nil
 	case u == nil:
 		return "", web.Errorf(http.StatusUnprocessableEntity, "unknown_crm_user",
-			fmt.Sprintf("CRM user %s is not one of the tenant's users in %s (GET /admin/v1/tenants/%s/crm/users lists them)", id, crmName(t.CRM.Kind), t.ID))
+			fmt.Sprintf("CRM user %s is not one of the tenant's users in %s (GET /admin/v1/tenants/%s/crm/users lists them)", id, t.CRM.Name(), t.ID))
 	case !u.Active:
 		return fmt.Sprintf("CRM user %s (%s) is deactivated in the CRM: the CRM may refuse calls under them, and user sync (where it runs) suspends this mapping until the user is active again", id, u.Name), nil
 	}
 	return "", nil
-}
-
-func crmName(kind string) string {
-	switch kind {
-	case "kylas":
-		return "Kylas"
-	case "zoho":
-		return "Zoho CRM"
-	case "":
-		return "the CRM"
-	}
-	return kind
 }

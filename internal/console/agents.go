@@ -53,7 +53,7 @@ func (c *Console) tenant(e echo.Context) *tenant.Tenant {
 func (c *Console) setup(e echo.Context) error {
 	t := c.tenant(e)
 	u := c.Admin.WebhookURLs(e, t.ID)
-	d := setupData{InCall: u.InCall, AfterCall: u.AfterCall, V2: u.V2, Token: t.WebhookToken.Reveal(), CRM: crmName(t.CRM.Kind),
+	d := setupData{InCall: u.InCall, AfterCall: u.AfterCall, V2: u.V2, Token: t.WebhookToken.Reveal(), CRM: t.CRM.Name(),
 		MyOperatorAPI: t.MyOperatorAPI, MyOperatorToken: t.MyOperatorKey.Reveal() != "", Sync: t.Sync.WithDefaults()}
 	d.Roles = strings.Join(d.Sync.Roles, ", ")
 	switch t.CRM.Kind {
@@ -122,7 +122,7 @@ func (c *Console) testConnection(e echo.Context) error {
 		}
 		f.Lines = append(f.Lines, fmt.Sprintf("%s: connected, %s listed in %s", name, plural(len(users), "user"), time.Since(start).Round(time.Millisecond)))
 	}
-	check(crmName(t.CRM.Kind), c.Admin.CRMUsers)
+	check(t.CRM.Name(), c.Admin.CRMUsers)
 	if t.MyOperatorKey.Reveal() != "" {
 		check("MyOperator", c.MyOperatorUsers)
 	} else {

@@ -182,19 +182,9 @@ func (c *Console) index(e echo.Context) error {
 	var rows []row
 	for _, id := range c.Tenants.IDs() {
 		t, _ := c.Tenants.Get(id)
-		rows = append(rows, row{ID: id, CRM: crmName(t.CRM.Kind)})
+		rows = append(rows, row{ID: id, CRM: t.CRM.Name()})
 	}
 	return c.render(e, http.StatusOK, "tenants", &page{Title: "Tenants", Data: rows})
-}
-
-func crmName(kind string) string {
-	switch kind {
-	case "kylas":
-		return "Kylas"
-	case "zoho":
-		return "Zoho CRM"
-	}
-	return kind
 }
 
 // page is what every template gets.
@@ -274,7 +264,7 @@ func (c *Console) parse() error {
 		"dur":      durationWords,
 		"dur2":     spanWords,
 		"plural":   plural,
-		"crm":      crmName,
+		"crm":      func(kind string) string { return tenant.CRM{Kind: kind}.Name() },
 		"add":      func(a, b int) int { return a + b },
 		"join":     strings.Join,
 		"pathEsc":  url.PathEscape,

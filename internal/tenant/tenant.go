@@ -286,3 +286,16 @@ func oneAccountEach(ts []*Tenant) error {
 	}
 	return nil
 }
+
+// Name is the CRM's name for people (pages, error messages): "Kylas", "Zoho CRM".
+func (c CRM) Name() string {
+	switch c.Kind {
+	case "kylas":
+		return "Kylas"
+	case "zoho":
+		return "Zoho CRM"
+	case "":
+		return "the CRM"
+	}
+	return c.Kind
+}
