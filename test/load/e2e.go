@@ -41,7 +41,7 @@ func e2eCmd(args []string) error {
 	fs.BoolVar(&o.startAll, "start", false, "build and start serve + work on -kafka/-redis, with a Kylas sandbox in this process")
 	fs.StringVar(&o.kafka, "kafka", envFirst("CALLTRACK_KAFKA_BROKERS", "CALLTRACK_TEST_KAFKA_BROKERS"), "Kafka brokers (-start)")
 	fs.StringVar(&o.redis, "redis", envFirst("CALLTRACK_REDIS_ADDR", "CALLTRACK_TEST_REDIS_ADDR"), "redis-server (-start)")
-	fs.StringVar(&o.suffix, "topic-suffix", ".e2e", "topic suffix and writer group of the processes -start runs")
+	fs.StringVar(&o.suffix, "topic-suffix", "", "topic suffix, writer group and Redis prefix of the processes -start runs (default: new ones each run — a new deployment's first calls, as a user's first run sees them)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level of the processes -start runs")
 	fs.IntVar(&o.calls, "calls", 40, "calls to post, one at a time")
 	fs.IntVar(&o.warmup, "warmup-calls", 2, "calls posted first and not counted (the writer joins its group; the CRM search cache fills)")
@@ -76,6 +76,9 @@ func runE2E(ctx context.Context, o e2eOpts) error {
 	base, crmBase := o.base, o.base+"/sandbox/kylas"
 	o.tenant, o.token, o.adminToken = "demo", "demo-token", "demo-admin"
 	where := "calltrack dev at " + o.base
+	if o.startAll && o.suffix == "" {
+		o.suffix = ".e2e-" + runNonce
+	}
 	if o.startAll {
 		dir, err := os.MkdirTemp("", "calltrack-e2e-")
 		if err != nil {

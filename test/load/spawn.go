@@ -252,10 +252,11 @@ func calltrackEnv(kafka, redisAddr, tenants, httpAddr, suffix, logLevel string) 
 	// Each process its own spool, beside the run's tenants file: one process per spool
 	// directory, and none left from an earlier run to drain into this one.
 	spool := filepath.Join(filepath.Dir(tenants), "spool-"+strings.NewReplacer(":", "-", ".", "-").Replace(httpAddr))
-	// And the run's own Redis keys (by its directory, shared by its processes): an earlier
-	// run's cache would name the lead of another run's sandbox CRM, which this run's
-	// sandbox refuses (every call dead-lettered).
-	prefix := "ct-" + filepath.Base(filepath.Dir(tenants))
+	// Redis keys of the topics' own (by the suffix): the call state goes with the
+	// writers' group. Another group's state under the same keys, or this group's
+	// offsets with no state, reads as a Redis that lost its data, and every call of the
+	// next 5 minutes is looked up in the CRM first (3 s each: the writer's epoch check).
+	prefix := "ct" + suffix
 	return []string{
 		"CALLTRACK_SPOOL_DIR=" + spool, "CALLTRACK_REDIS_PREFIX=" + prefix,
 		"CALLTRACK_KAFKA_BROKERS=" + kafka, "CALLTRACK_REDIS_ADDR=" + redisAddr,
