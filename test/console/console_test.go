@@ -358,7 +358,11 @@ func TestConsoleReplayReattributes(t *testing.T) {
 	base := d.Base
 	demo := base + "/console/tenants/demo/"
 	const ghostCall, ghostAgent = "n2.1596270949.4444444", "ghostagent"
-	putMapping(t, base, ghostAgent, "9999") // no such CRM user
+	// A CRM user deleted after the agent was mapped to it (a mapping to one that does
+	// not exist is refused): Kylas refuses such an owner, for good.
+	d.Kylas.AddUser(sandbox.KylasUser{ID: 9999, FirstName: "Gone", LastName: "User", Email: "gone@example.com", Active: true})
+	putMapping(t, base, ghostAgent, "9999")
+	require.True(t, d.Kylas.RemoveUser(9999))
 	postCall(t, base, "demo-token", func(p string) string {
 		return strings.NewReplacer(sampleCall, ghostCall, "5f114f490dbe2437", "5f114f490dbe4444", sampleAgent, ghostAgent).Replace(p)
 	})
