@@ -85,8 +85,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	for _, kind := range []string{"incall", "aftercall"} {
 		kind := kind
 		fn := h.serve(kind, h.Authenticate, func(c echo.Context, r *request) error { return h.webhook(c, r, kind) })
-		e.POST(web.WebhookPrefix+"myoperator/:tenant/"+kind, fn)
-		e.GET(web.WebhookPrefix+"myoperator/:tenant/"+kind, fn) // legacy GET delivery
+		e.POST(web.MyOperatorWebhooks+":tenant/"+kind, fn)
+		e.GET(web.MyOperatorWebhooks+":tenant/"+kind, fn) // legacy GET delivery
 	}
 }
 

@@ -36,7 +36,7 @@ type V2 struct {
 
 // Register mounts POST /webhooks/myoperator/{tenant}/v2.
 func (v *V2) Register(e *echo.Echo) {
-	e.POST(web.WebhookPrefix+"myoperator/:tenant/v2", v.serve("v2", v.authenticate, v.webhook))
+	e.POST(web.MyOperatorWebhooks+":tenant/v2", v.serve("v2", v.authenticate, v.webhook))
 }
 
 // authenticate accepts what v1 accepts (?token=, X-Calltrack-Token, the Basic

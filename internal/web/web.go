@@ -26,9 +26,10 @@ import (
 // MaxBody is the largest request body accepted (MyOperator payloads are a few KiB).
 const MaxBody = 1 << 20
 
-// WebhookPrefix begins the routes of MyOperator's webhooks, which bound their bodies
-// themselves.
-const WebhookPrefix = "/webhooks/"
+// MyOperatorWebhooks begins the routes of MyOperator's webhooks, which bound their
+// bodies themselves (ingest's readBody); every other route, Zoho's click-to-dial
+// callback too, is bounded by the body-limit middleware.
+const MyOperatorWebhooks = "/webhooks/myoperator/"
 
 // Error is an HTTP error with calltrack's JSON body {"error":{"code","message"}}.
 type Error struct {
@@ -140,7 +141,7 @@ func New(log zerolog.Logger, m *metrics.Metrics, ready map[string]Check, opts ..
 	// Webhooks read their bodies under the same bound themselves (ingest's readBody), so
 	// a payload over it is counted in their outcomes, not answered before them.
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M",
-		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Path(), WebhookPrefix) }}))
+		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Path(), MyOperatorWebhooks) }}))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {

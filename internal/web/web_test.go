@@ -104,3 +104,25 @@ func TestRetryAfterRoundsUp(t *testing.T) {
 		assert.Equal(t, want, c.Response().Header().Get("Retry-After"), "%s", d)
 	}
 }
+
+// Only MyOperator's webhooks bound their bodies themselves (and count what is too
+// large); every other route — Zoho's click-to-dial callback too, read before its token
+// is checked — is answered 413 by the middleware.
+func TestBodyLimitSkipsOnlyMyOperatorWebhooks(t *testing.T) {
+	e := New(zerolog.Nop(), nil, nil)
+	handled := map[string]bool{}
+	for _, p := range []string{MyOperatorWebhooks + ":tenant/aftercall", "/webhooks/zoho/:tenant/clicktodial", "/admin/v1/x"} {
+		e.POST(p, func(c echo.Context) error { handled[c.Path()] = true; return c.NoContent(http.StatusNoContent) })
+	}
+	big := bytes.Repeat([]byte("a"), MaxBody+1)
+	for path, want := range map[string]int{
+		"/webhooks/myoperator/acme/aftercall": http.StatusNoContent,
+		"/webhooks/zoho/acme/clicktodial":     http.StatusRequestEntityTooLarge,
+		"/admin/v1/x":                         http.StatusRequestEntityTooLarge,
+	} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(big)))
+		assert.Equal(t, want, rec.Code, path)
+	}
+	assert.Equal(t, map[string]bool{MyOperatorWebhooks + ":tenant/aftercall": true}, handled)
+}
