@@ -39,13 +39,14 @@ type Limiter struct {
 	log    zerolog.Logger
 	now    func() time.Time // time.Now; tests set one (it is the window's clock too)
 
-	mu      sync.Mutex
-	refused map[string]time.Time // client → refused until
+	mu        sync.Mutex
+	refused   map[string]time.Time // client → refused until
+	nextSweep int                  // the size of refused at which a refusal drops the lapsed ones
 }
 
 // New returns a limiter with keys under prefix.
 func New(rdb redis.UniversalClient, prefix string, log zerolog.Logger) *Limiter {
-	return &Limiter{rdb: rdb, prefix: prefix, log: log, refused: map[string]time.Time{}}
+	return &Limiter{rdb: rdb, prefix: prefix, log: log, refused: map[string]time.Time{}, nextSweep: sweepAt}
 }
 
 // Attempt records an authentication attempt by the client at address ip (ok: it
@@ -54,10 +55,22 @@ func New(rdb redis.UniversalClient, prefix string, log zerolog.Logger) *Limiter 
 // attempt touches no Redis. When Redis fails a failure is not counted (logged): the
 // answer stays 401. A nil Limiter limits nothing.
 func (l *Limiter) Attempt(ctx context.Context, ip string, ok bool) time.Duration {
+	return l.AttemptIn(ctx, "", ip, ok)
+}
+
+// AttemptIn is Attempt with a budget of the client's own in scope: a surface whose
+// tokens are each one tenant's (click-to-call's API tokens) counts by tenant, so that
+// one tenant's stale token in an integration that many tenants call through (one
+// egress address) does not lock the others out; each tenant's token is guessed apart
+// anyway.
+func (l *Limiter) AttemptIn(ctx context.Context, scope, ip string, ok bool) time.Duration {
 	if l == nil {
 		return 0
 	}
 	client := clientOf(ip)
+	if scope != "" {
+		client = scope + "/" + client
+	}
 	if wait := l.refusedFor(client); wait > 0 {
 		return wait
 	}
@@ -115,12 +128,15 @@ func (l *Limiter) refuse(client string, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock()
-	if len(l.refused) >= sweepAt {
+	if len(l.refused) >= l.nextSweep {
 		for c, until := range l.refused {
 			if !until.After(now) {
 				delete(l.refused, c)
 			}
 		}
+		// Amortised: the next sweep waits for the map to double, so refusals of many
+		// live clients (every /64 of a /48) do not each scan it under the lock.
+		l.nextSweep = max(sweepAt, 2*len(l.refused))
 	}
 	l.refused[client] = now.Add(d)
 }

@@ -1,6 +1,7 @@
 package authlimit
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -111,4 +112,30 @@ func TestClientOf(t *testing.T) {
 	} {
 		assert.Equal(t, want, clientOf(ip), ip)
 	}
+}
+
+// Many live refused clients (every /64 of a /48) do not make each refusal scan the
+// whole map: a sweep waits for the map to double; lapsed clients still go at the next.
+func TestRefusedClientsSweptAmortised(t *testing.T) {
+	c := &clock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	l := New(nil, "p", zerolog.Nop())
+	l.now = c.read
+	sweeps := 0
+	for i := range 10000 {
+		before := l.nextSweep
+		l.refuse(fmt.Sprintf("client-%d", i), time.Minute)
+		if l.nextSweep != before {
+			sweeps++
+		}
+	}
+	assert.Len(t, l.refused, 10000, "live refusals are kept")
+	assert.LessOrEqual(t, sweeps, 4, "sweeps of a growing map: 1024, 2048, 4096, 8192")
+	c.now = c.now.Add(2 * time.Minute)
+	for i := range l.nextSweep - len(l.refused) {
+		l.refuse(fmt.Sprintf("late-%d", i), time.Minute)
+	}
+	l.refuse("last", time.Minute)
+	assert.Less(t, len(l.refused), 10000, "the lapsed ones dropped once the map reached the next sweep")
+	_, ok := l.refused["client-1"]
+	assert.False(t, ok)
 }

@@ -248,11 +248,17 @@ func TestAPIWrongTokensAreLimited(t *testing.T) {
 	tn := configured()
 	tn.APIToken = "acme-api-token"
 	s := &Service{Agents: fakeAgents{ms: mappings}, Dialer: &fakeDialer{}, Limiter: &fakeLimiter{}, Log: zerolog.Nop()}
-	api := &API{Service: s, Tenants: tenant.NewRegistry(tn), Attempts: authlimit.New(env.Redis, env.Prefix, zerolog.Nop())}
+	beta := configured()
+	beta.ID, beta.APIToken = "beta", "beta-api-token"
+	api := &API{Service: s, Tenants: tenant.NewRegistry(tn, beta), Attempts: authlimit.New(env.Redis, env.Prefix, zerolog.Nop())}
 	e := web.New(zerolog.Nop(), nil, nil)
 	api.Register(e)
 	post := func(client, token string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, "/api/v1/tenants/acme/calls", strings.NewReader(`{"crm_user_id":"1001","number":"+919711636496"}`))
+		tenantID := "acme"
+		if strings.HasPrefix(token, "beta") {
+			tenantID = "beta"
+		}
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/tenants/"+tenantID+"/calls", strings.NewReader(`{"crm_user_id":"1001","number":"+919711636496"}`))
 		req.RemoteAddr = client + ":40000"
 		req.Header.Set("Authorization", "Bearer "+token)
 		rec := httptest.NewRecorder()
@@ -278,6 +284,9 @@ func TestAPIWrongTokensAreLimited(t *testing.T) {
 		{"wrong 11: refused", "198.51.100.7", "guess", http.StatusTooManyRequests},
 		{"the guesser's right token: refused", "198.51.100.7", "acme-api-token", http.StatusTooManyRequests},
 		{"another client's right token", "198.51.100.8", "acme-api-token", http.StatusAccepted},
+		// One integration calling for many tenants from one address: acme's stale token
+		// does not lock beta out.
+		{"another tenant's right token from the refused client", "198.51.100.7", "beta-api-token", http.StatusAccepted},
 	} {
 		rec := post(tc.client, tc.token)
 		require.Equal(t, tc.status, rec.Code, "%s: %s", tc.name, rec.Body)

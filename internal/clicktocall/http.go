@@ -27,10 +27,10 @@ type API struct {
 }
 
 // Attempts counts failed authentications per client address (authlimit.Limiter, the
-// admin API's and the console's too): Attempt says how long the client is refused, 0
-// when it is not.
+// admin API's and the console's too), here in a budget per tenant (scope): AttemptIn
+// says how long the client is refused, 0 when it is not.
 type Attempts interface {
-	Attempt(ctx context.Context, client string, ok bool) time.Duration
+	AttemptIn(ctx context.Context, scope, client string, ok bool) time.Duration
 }
 
 // Register mounts the route.
@@ -53,7 +53,7 @@ func (a *API) create(c echo.Context) error {
 	}
 	t, err := a.Tenants.AuthenticateAPI(c.Param("tenant"), token)
 	if a.Attempts != nil {
-		if wait := a.Attempts.Attempt(c.Request().Context(), c.RealIP(), err == nil); wait > 0 {
+		if wait := a.Attempts.AttemptIn(c.Request().Context(), "click-to-call:"+c.Param("tenant"), c.RealIP(), err == nil); wait > 0 {
 			return authlimit.Refuse(c, wait)
 		}
 	}
