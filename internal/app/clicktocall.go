@@ -57,7 +57,7 @@ func (a *App) wireClickToCall() {
 // click-to-dial callback, POST /webhooks/zoho/{tenant}/clicktodial.
 func (a *App) mountClickToCall(e *echo.Echo) {
 	(&clicktocall.API{Service: a.clickToCall, Tenants: a.Tenants, Attempts: a.attempts}).Register(e)
-	(&clicktocall.ZohoDial{Service: a.clickToCall, Tenants: a.Tenants, Log: a.Log,
+	(&clicktocall.ZohoDial{Service: a.clickToCall, Tenants: a.Tenants, Attempts: a.attempts, Log: a.Log,
 		Users: func(t *tenant.Tenant) clicktocall.ZohoUsers { return phoneBridgeUsers{a, t} },
 		Errors: func(t *tenant.Tenant) (clicktocall.ZohoErrors, error) {
 			return a.zohoAdapter(t, nil, crm.LeadPolicy{})

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/web"
@@ -58,7 +59,11 @@ type ZohoDial struct {
 	Tenants *tenant.Registry
 	Users   func(t *tenant.Tenant) ZohoUsers
 	Errors  func(t *tenant.Tenant) (ZohoErrors, error)
-	Log     zerolog.Logger
+	// Attempts refuses a client after too many wrong tokens, in a budget per tenant (Zoho
+	// calls from servers many tenants share: one tenant's wrong token must not lock the
+	// others out); nil: no limit.
+	Attempts Attempts
+	Log      zerolog.Logger
 }
 
 // Register mounts the route.
@@ -84,7 +89,13 @@ func (z *ZohoDial) click(c echo.Context) error {
 	}
 	got := param(c, ZohoParamToken)
 	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
-	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 || !open || got == "" {
+	authentic := subtle.ConstantTimeCompare(a[:], b[:]) == 1 && open && got != ""
+	if z.Attempts != nil && got != "" { // no token is no guess
+		if wait := z.Attempts.AttemptIn(c.Request().Context(), "zoho-clicktodial:"+c.Param("tenant"), c.RealIP(), authentic); wait > 0 {
+			return authlimit.Refuse(c, wait)
+		}
+	}
+	if !authentic {
 		// Without crm.clicktodial_auth_env the callback stays closed: anyone could
 		// otherwise make calltrack ring agents.
 		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong click-to-dial token (crm.clicktodial_auth_env)")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -270,5 +271,22 @@ func TestZohoClickToDial(t *testing.T) {
 			assert.Equal(t, http.StatusUnauthorized, r.Status, tok)
 		}
 		assert.Len(t, mo.OBDCalls(), n)
+	})
+
+	t.Run("guessing: 429 after 10 wrong tokens in a minute, the right one too", func(t *testing.T) {
+		post := func(tok string) response {
+			form := url.Values{"tonumber": {"+919711636496"}, "zohouser": {"pb-1"}, "token": {tok}}
+			req, _ := http.NewRequest(http.MethodPost, s.api.URL+"/webhooks/zoho/"+tenantID+"/clicktodial", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return s.do(req)
+		}
+		status := 0
+		for i := 0; i < 20 && status != http.StatusTooManyRequests; i++ {
+			status = post(fmt.Sprintf("guess-%d", i)).Status
+		}
+		require.Equal(t, http.StatusTooManyRequests, status, "refused within 20 guesses")
+		r := post(c2dToken)
+		assert.Equal(t, http.StatusTooManyRequests, r.Status, "the guesser's right token too")
+		assert.Equal(t, "rate_limited", r.Body["error"].(map[string]any)["code"])
 	})
 }
