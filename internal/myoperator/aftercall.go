@@ -159,6 +159,9 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 	if err := checkCallID(l.CallID); err != nil {
 		return nil, malformed("%s: %w", k.kind, err)
 	}
+	if err := checkID("log id", l.LogID); err != nil {
+		return nil, malformed("%s: %w", k.kind, err)
+	}
 
 	switch {
 	case p.Event == "":

@@ -33,6 +33,10 @@ func TestCallIDChecked(t *testing.T) {
 				_, err := ParseAfterCall("acme", []byte(strings.ReplaceAll(after, id, c.callID)), received)
 				return err
 			}},
+			{"afterCall's log id", func() error {
+				_, err := ParseAfterCall("acme", []byte(strings.ReplaceAll(after, "5f114f490dbe2437", c.callID)), received)
+				return err
+			}},
 			{"inCall", func() error {
 				_, err := ParseInCall("acme", []byte(strings.ReplaceAll(in, id, c.callID)), received)
 				return err

@@ -28,16 +28,19 @@ const maxCallIDLen = 128
 
 // checkCallID refuses a call id no MyOperator call has: overlong, not UTF-8, or with
 // control characters (a NUL in a Redis key, a log line, a CRM field).
-func checkCallID(id string) error {
+func checkCallID(id string) error { return checkID("call id", id) }
+
+// checkID is checkCallID for an id named name (a log id goes into a Redis key too).
+func checkID(name, id string) error {
 	if len(id) > maxCallIDLen {
-		return fmt.Errorf("call id of %d bytes: at most %d", len(id), maxCallIDLen)
+		return fmt.Errorf("%s of %d bytes: at most %d", name, len(id), maxCallIDLen)
 	}
 	if !utf8.ValidString(id) {
-		return errors.New("call id is not UTF-8")
+		return fmt.Errorf("%s is not UTF-8", name)
 	}
 	for _, r := range id {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("call id has a control character (%U)", r)
+			return fmt.Errorf("%s has a control character (%U)", name, r)
 		}
 	}
 	return nil
