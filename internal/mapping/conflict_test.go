@@ -2,14 +2,17 @@ package mapping_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/testenv"
 )
@@ -193,5 +196,175 @@ func TestValidateAgentID(t *testing.T) {
 			x := m(tc.id, "1001", "")
 			assert.ErrorIs(t, x.Validate(), mapping.ErrInvalid, "Validate checks the id too")
 		})
+	}
+}
+
+// A value the agent's current mapping lists already is no conflict, though another
+// agent holds it (Fill left it so, or two agents shared it before the rule): the
+// agent's mapping can still change, and the value stays with its holder. A value the
+// change adds is refused as before.
+func TestKeptValueIsNoConflict(t *testing.T) {
+	t.Parallel()
+	const phone = "+918586848544"
+	cases := []struct {
+		name   string
+		setup  func(ctx context.Context, t *testing.T, env *testenv.Env, s *mapping.Store) // leaves a1 listing phone, held by a2
+		change func(cur mapping.Mapping) mapping.Mapping
+		field  string // the conflict's field; "" when the change is stored
+	}{
+		{"suspended after a fill", fillShared, func(c mapping.Mapping) mapping.Mapping { c.Status = mapping.StatusSuspended; return c }, ""},
+		{"renamed after a fill", fillShared, func(c mapping.Mapping) mapping.Mapping { c.Name = "Sumit Arya"; return c }, ""},
+		{"owner changed after a fill", fillShared, func(c mapping.Mapping) mapping.Mapping { c.CRMUserID = "1009"; return c }, ""},
+		{"renamed, shared before the rule", sharedBeforeRule, func(c mapping.Mapping) mapping.Mapping { c.Name = "Sumit Arya"; return c }, ""},
+		{"a new held value is still refused", fillShared, func(c mapping.Mapping) mapping.Mapping { c.Email = "ravi@example.com"; return c }, "email"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t)
+			ctx := t.Context()
+			s := mapping.NewStore(env.Redis, env.Prefix)
+			tc.setup(ctx, t, env, s)
+			cur, err := s.Get(ctx, "acme", "a1")
+			require.NoError(t, err)
+			next := tc.change(*cur)
+			next.UpdatedAt = time.Time{}
+			_, err = s.Update(ctx, "acme", "a1", "admin-api", func(*mapping.Mapping) (*mapping.Mapping, error) { return &next, nil })
+			if tc.field != "" {
+				var ce *mapping.ConflictError
+				require.ErrorAs(t, err, &ce)
+				assert.Equal(t, tc.field, ce.Field)
+				return
+			}
+			require.NoError(t, err)
+			got, err := s.Get(ctx, "acme", "a1")
+			require.NoError(t, err)
+			assert.Equal(t, next.Status, got.Status)
+			assert.Equal(t, next.Name, got.Name)
+			assert.Equal(t, next.CRMUserID, got.CRMUserID)
+			assert.Contains(t, got.Phones, phone, "the mapping still lists it")
+			holder, err := s.Resolve(ctx, "acme", call.Agent{Phone: phone})
+			require.NoError(t, err)
+			assert.Equal(t, "a2", holder.MyOperatorUserID, "the phone stays with its holder")
+			_, err = s.Resolve(ctx, "acme", call.Agent{Email: "sumit.arya@example.com"})
+			if next.Status == mapping.StatusActive {
+				assert.NoError(t, err, "the agent's own entries are kept")
+			}
+		})
+	}
+}
+
+// fillShared is the state TestFillLeavesTakenEntries makes: a1's mapping lists a phone
+// whose index entry is a2's.
+func fillShared(ctx context.Context, t *testing.T, _ *testenv.Env, s *mapping.Store) {
+	require.NoError(t, s.Put(ctx, "acme", m("a2", "1002", "ravi@example.com", "+918586848544")))
+	_, err := s.Fill(ctx, "acme", []mapping.Mapping{m("a1", "1001", "sumit.arya@example.com", "+918586848544")})
+	require.NoError(t, err)
+}
+
+// sharedBeforeRule writes what a version before the rule left: two agents' mappings
+// with one phone, its index entry the later's.
+func sharedBeforeRule(ctx context.Context, t *testing.T, env *testenv.Env, s *mapping.Store) {
+	require.NoError(t, s.Put(ctx, "acme", m("a1", "1001", "sumit.arya@example.com", "+918586848544")))
+	a2, err := json.Marshal(m("a2", "1002", "ravi@example.com", "+918586848544"))
+	require.NoError(t, err)
+	require.NoError(t, env.Redis.HSet(ctx, env.Prefix+":map:{acme}:byid", "a2", a2).Err())
+	require.NoError(t, env.Redis.HSet(ctx, env.Prefix+":map:{acme}:phone", "+918586848544", "a2").Err())
+	require.NoError(t, env.Redis.HSet(ctx, env.Prefix+":map:{acme}:email", "ravi@example.com", "a2").Err())
+}
+
+// UpdateLeaving (user sync's write) stores the mapping and leaves a value another
+// agent holds to it, saying so; Claim takes it once that agent lets it go.
+func TestUpdateLeavingAndClaim(t *testing.T) {
+	t.Parallel()
+	const phone = "+918586848544"
+	env := testenv.New(t)
+	ctx := t.Context()
+	j := &recordingJournal{}
+	s := mapping.NewStore(env.Redis, env.Prefix).WithJournal(j)
+	require.NoError(t, s.Put(ctx, "acme", m("a9", "1009", "", phone)))
+
+	next := m("a1", "1001", "sumit.arya@example.com", phone, "+919711636496")
+	got, left, err := s.UpdateLeaving(ctx, "acme", "a1", "sync", func(*mapping.Mapping) (*mapping.Mapping, error) { return &next, nil })
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	assert.Equal(t, []*mapping.ConflictError{{Field: "phone", Value: phone, Holder: "a9"}}, left)
+	assert.Equal(t, 2, j.len(), "the change is journaled")
+	for _, tc := range []struct {
+		agent call.Agent
+		want  string
+	}{{call.Agent{Phone: phone}, "1009"}, {call.Agent{Phone: "+919711636496"}, "1001"}, {call.Agent{Email: "sumit.arya@example.com"}, "1001"}} {
+		r, err := s.Resolve(ctx, "acme", tc.agent)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, r.CRMUserID, "%+v", tc.agent)
+	}
+
+	left, err = s.Claim(ctx, "acme", "a1")
+	require.NoError(t, err)
+	assert.Len(t, left, 1, "still held")
+	require.NoError(t, s.Put(ctx, "acme", m("a9", "1009", "")))
+	left, err = s.Claim(ctx, "acme", "a1")
+	require.NoError(t, err)
+	assert.Empty(t, left)
+	r, err := s.Resolve(ctx, "acme", call.Agent{Phone: phone})
+	require.NoError(t, err)
+	assert.Equal(t, "1001", r.CRMUserID, "claimed once free")
+	assert.Equal(t, 3, j.len(), "a claim changes no mapping: nothing journaled")
+}
+
+// Fill and a rebuild agree on who has a value two journaled mappings share: the newer.
+func TestFillAndRebuildGiveSharedValueToNewer(t *testing.T) {
+	t.Parallel()
+	const phone = "+918586848544"
+	env := testenv.New(t)
+	k := env.Kafka(t)
+	p := kafkabus.NewProducer(k)
+	t.Cleanup(func() { _ = p.Close() })
+	ctx := t.Context()
+	j := mapping.KafkaJournal{Publisher: p, Topic: env.Topics.Mapping}
+	older, newer := m("a1", "1001", "asha@example.com", phone), m("a2", "1002", "ravi@example.com", phone)
+	older.UpdatedAt = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	newer.UpdatedAt = older.UpdatedAt.Add(time.Hour)
+	// A journal from before the rule (or one user sync wrote) shares the phone.
+	for _, x := range []mapping.Mapping{older, newer} {
+		require.NoError(t, j.Record(ctx, mapping.Change{Tenant: "acme", UserID: x.MyOperatorUserID, Actor: "admin-api", Mapping: &x}))
+	}
+	s := mapping.NewStore(env.Redis, env.Prefix)
+	byTenant, _, err := mapping.ReadJournal(ctx, k, env.Topics.Mapping)
+	require.NoError(t, err)
+	cases := []struct {
+		name    string
+		restore func() error
+	}{
+		{"fill", func() error {
+			var ms []mapping.Mapping
+			for _, x := range byTenant["acme"] {
+				ms = append(ms, x)
+			}
+			// Both orders a map may give.
+			for _, order := range [][]mapping.Mapping{ms, {ms[1], ms[0]}} {
+				require.NoError(t, s.Flush(ctx, "acme"))
+				n, err := s.Fill(ctx, "acme", order)
+				if err != nil {
+					return err
+				}
+				require.Equal(t, 2, n)
+				got, err := s.Resolve(ctx, "acme", call.Agent{Phone: phone})
+				require.NoError(t, err)
+				assert.Equal(t, "1002", got.CRMUserID)
+			}
+			return nil
+		}},
+		{"rebuild", func() error { _, err := mapping.Rebuild(ctx, k, env.Topics.Mapping, s); return err }},
+	}
+	for _, tc := range cases { // in turn: one Redis
+		require.NoError(t, s.Flush(ctx, "acme"))
+		require.NoError(t, tc.restore(), tc.name)
+		got, err := s.Resolve(ctx, "acme", call.Agent{Phone: phone})
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, "1002", got.CRMUserID, "%s: the newer mapping has the phone", tc.name)
+		got, err = s.Resolve(ctx, "acme", call.Agent{Email: "asha@example.com"})
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, "1001", got.CRMUserID, "%s: the older keeps its other entries", tc.name)
 	}
 }

@@ -29,7 +29,9 @@ var ErrInvalid = errors.New("mapping: invalid")
 // ErrConflict means a mapping's email, phone number or uuid is already another
 // agent's: the reverse indexes name one agent per value, so the change is refused
 // rather than taking it (the other agent's calls would go to the wrong owner, and
-// its number stop counting as an agent's). A *ConflictError says which.
+// its number stop counting as an agent's). Only a value the change adds counts: one
+// the agent's current mapping lists already stays where it is. A *ConflictError says
+// which.
 var ErrConflict = errors.New("mapping: conflict")
 
 // ConflictError is an ErrConflict naming the value and the agent whose mapping holds it.
@@ -199,8 +201,8 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Mapping, error) {
 
 // Put stores m, replacing the mapping of the same agent and its index entries.
 // m.UpdatedBy names who made the change (it goes to the journal as the actor). An
-// email, phone or uuid of m that another agent's mapping has is refused with a
-// *ConflictError (ErrConflict).
+// email, phone or uuid m adds to the agent's current mapping that another agent's
+// mapping has is refused with a *ConflictError (ErrConflict).
 func (s *Store) Put(ctx context.Context, tenant string, m Mapping) error {
 	if err := m.Validate(); err != nil {
 		return err
@@ -230,9 +232,29 @@ func (s *Store) DeleteBy(ctx context.Context, tenant, userID, actor string) erro
 // mapping (nil when none) and returns the next one — nil to delete, cur itself to leave
 // it as it is. The change goes to the journal, then to Redis. It returns the mapping
 // now stored (nil when none). An error from fn is returned as is, nothing changed; so
-// is a *ConflictError (ErrConflict) when the next mapping has an email, phone or uuid
-// of another agent's mapping.
+// is a *ConflictError (ErrConflict) when the next mapping adds an email, phone or uuid
+// of another agent's mapping. One the current mapping lists already is not a conflict:
+// it stays with the agent that has it (see writeScript).
 func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, error) {
+	m, _, err := s.update(ctx, tenant, userID, actor, false, fn)
+	return m, err
+}
+
+// UpdateLeaving is Update for user sync, which mirrors MyOperator rather than asks:
+// an email, phone or uuid of the next mapping that another agent's mapping has does
+// not refuse the change but is left to that agent — the mapping is stored, and lists
+// it, but the index keeps naming the other agent (as Fill does). It returns the values
+// so left, each a *ConflictError naming its holder. A refused change would leave the
+// agent on its old owner or unmapped, and two agents swapping numbers refused forever.
+func (s *Store) UpdateLeaving(ctx context.Context, tenant, userID, actor string, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, []*ConflictError, error) {
+	return s.update(ctx, tenant, userID, actor, true, fn)
+}
+
+// Claim points the index entries of an agent's mapping that no other agent's mapping
+// holds now at the agent, without changing the mapping (nothing is journaled): the
+// values UpdateLeaving left to another agent that has since let them go. It returns the
+// values still left to others; none when the agent has no mapping.
+func (s *Store) Claim(ctx context.Context, tenant, userID string) ([]*ConflictError, error) {
 	unlock, err := s.lock(ctx, tenant, userID)
 	if err != nil {
 		return nil, err
@@ -240,30 +262,51 @@ func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn fun
 	defer unlock()
 	cur, err := s.Get(ctx, tenant, userID)
 	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	left, err := s.write(ctx, tenant, writeFill, userID, cur, cur)
+	if err != nil {
+		return nil, err
+	}
+	s.changed(tenant, userID, cur)
+	return left, nil
+}
+
+func (s *Store) update(ctx context.Context, tenant, userID, actor string, leave bool, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, []*ConflictError, error) {
+	unlock, err := s.lock(ctx, tenant, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	cur, err := s.Get(ctx, tenant, userID)
+	if errors.Is(err, ErrNotFound) {
 		cur, err = nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	next, err := fn(cur)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if next == cur {
-		return cur, nil
+		return cur, nil, nil
 	}
 	if next == nil {
 		if cur == nil {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Previous: cur}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := s.write(ctx, tenant, writeDelete, userID, cur, nil); err != nil {
-			return nil, err
+		if _, err := s.write(ctx, tenant, writeDelete, userID, cur, nil); err != nil {
+			return nil, nil, err
 		}
 		s.changed(tenant, userID, nil)
-		return nil, nil
+		return nil, nil, nil
 	}
 	m := *next
 	m.MyOperatorUserID = userID
@@ -274,36 +317,47 @@ func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn fun
 		m.UpdatedBy = actor
 	}
 	if err := m.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if leave {
+		if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: &m, Previous: cur}); err != nil {
+			return nil, nil, err
+		}
+		left, err := s.write(ctx, tenant, writeFill, userID, cur, &m)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.changed(tenant, userID, &m)
+		return &m, left, nil
 	}
 	// Refused before the journal hears of it: a conflict is the common case of a
 	// refusal, and the journal should not carry a change Redis never made.
-	if err := s.write(ctx, tenant, writeCheck, userID, cur, &m); err != nil {
-		return nil, err
+	if _, err := s.write(ctx, tenant, writeCheck, userID, cur, &m); err != nil {
+		return nil, nil, err
 	}
 	if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: &m, Previous: cur}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := s.write(ctx, tenant, writePut, userID, cur, &m); err != nil {
+	if _, err := s.write(ctx, tenant, writePut, userID, cur, &m); err != nil {
 		if errors.Is(err, ErrConflict) {
 			// Another agent took the value between the check and the write (its own lock
 			// is not ours): the journal gets this agent's mapping back as it was, so that
 			// a rebuild does not restore the refused change.
 			if jerr := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: cur, Previous: &m}); jerr != nil {
-				return nil, fmt.Errorf("%w (and the journal could not be corrected: %w)", err, jerr)
+				return nil, nil, fmt.Errorf("%w (and the journal could not be corrected: %w)", err, jerr)
 			}
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	s.changed(tenant, userID, &m)
-	return &m, nil
+	return &m, nil, nil
 }
 
 // Modes of write.
 const (
 	writeCheck  = "check"  // refuse a conflict, change nothing
 	writePut    = "put"    // refuse a conflict, else replace old by m
-	writeFill   = "fill"   // replace old by m, leaving index entries another agent holds to it
+	writeFill   = "fill"   // replace old by m, leaving index entries another agent holds to it (never refuses)
 	writeDelete = "delete" // remove old
 )
 
@@ -313,50 +367,63 @@ var indexFields = [...]string{2: "email", 3: "phone", 4: "uuid"}
 // writeScript is every change of a tenant's mappings in Redis, so that checking the
 // reverse indexes and changing them is one atomic step: the agent's old index entries
 // removed — only those still pointing at the agent, never another's — and the new
-// mapping and its entries written. An entry held by another agent that has a mapping
-// is a conflict: refused (put, check) or left to that agent (fill). An entry pointing
-// at an agent without a mapping is stale and taken over.
+// mapping and its entries written. An entry the new mapping adds that another agent
+// with a mapping holds is a conflict: refused (put, check) or left to that agent
+// (fill). An entry the old mapping lists too is never a conflict: it adds nothing, and
+// one another agent holds (a fill, or data from before the rule, left it so) stays
+// that agent's — refusing it would leave the agent's mapping unchangeable. An entry
+// pointing at an agent without a mapping is stale and taken over.
 // KEYS: byid, email, phone, uuid. ARGV: mode, id, JSON of the mapping ("" to delete),
 // the number of old entries, then (key number, value) pairs: the old entries, then the new.
-// Returns 0, or {key number, value, holder} for a conflict.
+// Returns {1, key number, value, holder} for a conflict (nothing written), else {0}
+// followed by a (key number, value, holder) triple per entry left to another agent.
 var writeScript = redis.NewScript(`
 local mode, id, raw, nold = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local old, new = {}, {}
+local old, new, had = {}, {}, {}
 local i = 5
 while i < #ARGV do
   local e = {tonumber(ARGV[i]), ARGV[i+1]}
-  if #old < nold then table.insert(old, e) else table.insert(new, e) end
+  if #old < nold then
+    table.insert(old, e)
+    had[e[1] .. ':' .. e[2]] = true
+  else
+    table.insert(new, e)
+  end
   i = i + 2
 end
-local free = {}
+local free, left = {}, {0}
 for _, e in ipairs(new) do
   local holder = redis.call('HGET', KEYS[e[1]], e[2])
   if holder and holder ~= id and redis.call('HEXISTS', KEYS[1], holder) == 1 then
-    if mode ~= 'fill' then return {e[1], e[2], holder} end
+    if mode ~= 'fill' and not had[e[1] .. ':' .. e[2]] then return {1, e[1], e[2], holder} end
+    table.insert(left, e[1])
+    table.insert(left, e[2])
+    table.insert(left, holder)
   else
     table.insert(free, e)
   end
 end
-if mode == 'check' then return 0 end
+if mode == 'check' then return left end
 for _, e in ipairs(old) do
   if redis.call('HGET', KEYS[e[1]], e[2]) == id then redis.call('HDEL', KEYS[e[1]], e[2]) end
 end
 if raw == '' then
   redis.call('HDEL', KEYS[1], id)
-  return 0
+  return left
 end
 redis.call('HSET', KEYS[1], id, raw)
 for _, e in ipairs(free) do redis.call('HSET', KEYS[e[1]], e[2], id) end
-return 0`)
+return left`)
 
 // write changes agent id's mapping in Redis from old to m (either may be nil), index
-// entries included, in mode; a conflict is a *ConflictError.
-func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *Mapping) error {
+// entries included, in mode. A conflict is a *ConflictError; the entries of m left to
+// another agent (fill, or kept from old) are returned as ConflictErrors.
+func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *Mapping) ([]*ConflictError, error) {
 	raw := []byte{}
 	if m != nil && mode != writeCheck {
 		var err error
 		if raw, err = json.Marshal(m); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	olds, news := indexEntries(old), indexEntries(m)
@@ -366,19 +433,27 @@ func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *Mapp
 	args = append(args, news...)
 	res, err := writeScript.Run(ctx, s.rdb, s.indexKeys(tenant), args...).Result()
 	if err != nil {
-		return fmt.Errorf("mapping: %s: %w", mode, err)
+		return nil, fmt.Errorf("mapping: %s: %w", mode, err)
 	}
-	if c, ok := res.([]any); ok && len(c) == 3 {
-		n, _ := c[0].(int64)
-		value, _ := c[1].(string)
-		holder, _ := c[2].(string)
+	reply, _ := res.([]any)
+	if len(reply) == 0 {
+		return nil, fmt.Errorf("mapping: %s: unexpected reply %v", mode, res)
+	}
+	var out []*ConflictError
+	for i := 1; i+2 < len(reply); i += 3 {
+		n, _ := reply[i].(int64)
+		value, _ := reply[i+1].(string)
+		holder, _ := reply[i+2].(string)
 		field := ""
 		if n >= 2 && int(n) < len(indexFields) {
 			field = indexFields[n]
 		}
-		return &ConflictError{Field: field, Value: value, Holder: holder}
+		out = append(out, &ConflictError{Field: field, Value: value, Holder: holder})
 	}
-	return nil
+	if flag, _ := reply[0].(int64); flag == 1 && len(out) == 1 {
+		return nil, out[0]
+	}
+	return out, nil
 }
 
 // indexEntries are m's reverse index entries as writeScript takes them: (key number,
@@ -499,10 +574,12 @@ func (s *Store) Owner(ctx context.Context, tenant, fallbackOwner string, a *call
 // without journaling, and returns how many it wrote. It restores an emptied Redis
 // from the journal without undoing a change made meanwhile: a mapping an admin or a
 // sync wrote since is newer than the journal read, and is kept, and so are its index
-// entries (a journaled mapping sharing one is written without it).
+// entries (a journaled mapping sharing one is written without it). Among the journaled
+// mappings, a value two share goes to the newer, as a rebuild gives it (Restore): they
+// are written newest first, and each leaves to the ones before what they hold.
 func (s *Store) Fill(ctx context.Context, tenant string, ms []Mapping) (int, error) {
 	ms = slices.Clone(ms)
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].UpdatedAt.Before(ms[j].UpdatedAt) })
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].UpdatedAt.After(ms[j].UpdatedAt) })
 	n := 0
 	for i := range ms {
 		m := &ms[i]
@@ -512,7 +589,7 @@ func (s *Store) Fill(ctx context.Context, tenant string, ms []Mapping) (int, err
 		}
 		ok, err := s.rdb.HExists(ctx, s.key(tenant, "byid"), m.MyOperatorUserID).Result()
 		if err == nil && !ok {
-			if err = s.write(ctx, tenant, writeFill, m.MyOperatorUserID, nil, m); err == nil {
+			if _, err = s.write(ctx, tenant, writeFill, m.MyOperatorUserID, nil, m); err == nil {
 				n++
 			}
 		}

@@ -239,8 +239,9 @@ const restoreChunk = 1000
 
 func (s *Store) restore(ctx context.Context, tenant string, es []journalEntry) error {
 	// Index in a stable order so that a phone two agents share ends up where the
-	// newer mapping put it (the last write of a field wins). Stores refuse such
-	// sharing now (ErrConflict), but a journal written before may hold it.
+	// newer mapping put it (the last write of a field wins), as Fill gives it. Admins'
+	// changes cannot add a shared value (ErrConflict), but user sync stores one left to
+	// another agent (UpdateLeaving), and a journal written before the rule may hold it.
 	slices.SortStableFunc(es, func(a, b journalEntry) int { return a.m.UpdatedAt.Compare(b.m.UpdatedAt) })
 	// Fields in that order: within a transaction HSETs apply in order, so for a field
 	// given twice the later value stays.

@@ -17,110 +17,153 @@ import (
 
 const sharedPhone = "+918586848544"
 
-// User sync writes through the same rule as an admin: an email, phone or uuid of
-// another agent's mapping is not taken. The sync goes on, and says so: unmatched with
-// reason mapping_conflict for an agent left unmapped, a warning for one that keeps its
-// older mapping.
-func TestSyncRefusesConflicts(t *testing.T) {
+// withPhones is m listing phones.
+func withPhones(m mapping.Mapping, phones ...string) mapping.Mapping {
+	m.Phones = phones
+	return m
+}
+
+// User sync mirrors the directories: an agent's mapping is stored (owner, status, its
+// other values) even when one of its values is another agent's mapping's; that value
+// stays with the other agent, and a warning says so. Nobody is left unmatched for it,
+// and values moving between agents in one sync (a swap) end where MyOperator has them.
+func TestSyncLeavesConflictingValues(t *testing.T) {
 	t.Parallel()
+	const otherPhone = "+919711636496"
 	cases := []struct {
-		name       string
-		existing   []mapping.Mapping
-		mo         []directory.User
-		crm        []directory.User
-		phoneOwner string // the CRM user the shared phone resolves to after the sync
-		unmatched  string // the agent reported unmatched with mapping_conflict, if any
-		holder     string // the agent it names
-		warning    string // a warning that must be there, if any
-		untouched  []string
+		name      string
+		existing  []mapping.Mapping
+		filled    []mapping.Mapping // written by Fill after existing (a value left to another agent)
+		mo        []directory.User
+		crm       []directory.User
+		phones    map[string]string // phone → the CRM user it resolves to after the sync
+		mapped    map[string]string // agent → the CRM user of its mapping after the sync
+		status    map[string]string // agent → its mapping's status, where checked
+		warning   string            // a warning that must be there, if any
+		untouched []string
 	}{
 		{
-			name:       "two agents share a phone",
-			mo:         []directory.User{mo("a1", "asha@example.com", true, sharedPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
-			crm:        []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
-			phoneOwner: "101", unmatched: "a2", holder: "a1",
+			name:    "two agents share a phone (an office line)",
+			mo:      []directory.User{mo("a1", "asha@example.com", true, sharedPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
+			crm:     []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
+			phones:  map[string]string{sharedPhone: "101"},
+			mapped:  map[string]string{"a1": "101", "a2": "102"},
+			warning: "phone " + sharedPhone + " of a2 stays with MyOperator user a1",
 		},
 		{
-			name: "a manual mapping has the phone",
-			existing: []mapping.Mapping{func() mapping.Mapping {
-				m := manual("a9", "109", mapping.StatusActive)
-				m.Phones = []string{sharedPhone}
-				return m
-			}()},
-			mo:         []directory.User{mo("a1", "asha@example.com", true, sharedPhone)},
-			crm:        []directory.User{crmUser("101", "asha@example.com", true), crmUser("109", "x@example.com", true)},
-			phoneOwner: "109", unmatched: "a1", holder: "a9", untouched: []string{"a9"},
+			name:      "a manual mapping has the phone",
+			existing:  []mapping.Mapping{withPhones(manual("a9", "109", mapping.StatusActive), sharedPhone)},
+			mo:        []directory.User{mo("a1", "asha@example.com", true, sharedPhone, otherPhone)},
+			crm:       []directory.User{crmUser("101", "asha@example.com", true), crmUser("109", "x@example.com", true)},
+			phones:    map[string]string{sharedPhone: "109", otherPhone: "101"},
+			mapped:    map[string]string{"a1": "101"},
+			warning:   "phone " + sharedPhone + " of a1 stays with MyOperator user a9",
+			untouched: []string{"a9"},
 		},
 		{
 			name: "an update would take another agent's phone",
 			existing: []mapping.Mapping{
-				func() mapping.Mapping {
-					m := manual("a9", "109", mapping.StatusActive)
-					m.Phones = []string{sharedPhone}
-					return m
-				}(),
+				withPhones(manual("a9", "109", mapping.StatusActive), sharedPhone),
 				auto("a1", "101", "asha@example.com", mapping.StatusActive),
 			},
-			mo:         []directory.User{mo("a1", "asha@example.com", true, sharedPhone)},
-			crm:        []directory.User{crmUser("101", "asha@example.com", true), crmUser("109", "x@example.com", true)},
-			phoneOwner: "109", warning: "mapping of a1 not updated: its phone " + sharedPhone + " is already mapped to MyOperator user a9",
-			untouched: []string{"a9", "a1"},
+			mo:        []directory.User{mo("a1", "asha@example.com", true, sharedPhone)},
+			crm:       []directory.User{crmUser("101", "asha@example.com", true), crmUser("109", "x@example.com", true)},
+			phones:    map[string]string{sharedPhone: "109"},
+			mapped:    map[string]string{"a1": "101"},
+			warning:   "phone " + sharedPhone + " of a1 stays with MyOperator user a9",
+			untouched: []string{"a9"},
+		},
+		{
+			name: "an owner change with a phone another agent has",
+			existing: []mapping.Mapping{
+				withPhones(manual("a9", "109", mapping.StatusActive), sharedPhone),
+				auto("a1", "101", "asha@example.com", mapping.StatusActive),
+			},
+			mo:        []directory.User{mo("a1", "ravi@example.com", true, sharedPhone)},
+			crm:       []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true), crmUser("109", "x@example.com", true)},
+			phones:    map[string]string{sharedPhone: "109"},
+			mapped:    map[string]string{"a1": "102"},
+			warning:   "phone " + sharedPhone + " of a1 stays with MyOperator user a9",
+			untouched: []string{"a9"},
+		},
+		{
+			name: "two agents swap phones",
+			existing: []mapping.Mapping{
+				withPhones(auto("a1", "101", "asha@example.com", mapping.StatusActive), sharedPhone),
+				withPhones(auto("a2", "102", "ravi@example.com", mapping.StatusActive), otherPhone),
+			},
+			mo:     []directory.User{mo("a1", "asha@example.com", true, otherPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
+			crm:    []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
+			phones: map[string]string{sharedPhone: "102", otherPhone: "101"},
+			mapped: map[string]string{"a1": "101", "a2": "102"},
 		},
 		{
 			name: "an agent leaving frees its phone for another in the same sync",
-			existing: []mapping.Mapping{func() mapping.Mapping {
-				m := auto("a1", "101", "asha@example.com", mapping.StatusActive)
-				m.Phones = []string{sharedPhone}
-				return m
-			}()},
-			mo:         []directory.User{mo("a1", "asha@example.com", false, sharedPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
-			crm:        []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
-			phoneOwner: "102",
+			existing: []mapping.Mapping{
+				withPhones(auto("a1", "101", "asha@example.com", mapping.StatusActive), sharedPhone),
+			},
+			mo:     []directory.User{mo("a1", "asha@example.com", false, sharedPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
+			crm:    []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
+			phones: map[string]string{sharedPhone: "102"},
+			mapped: map[string]string{"a2": "102"},
+		},
+		{
+			name:     "a manual mapping listing a phone another agent holds is suspended",
+			existing: []mapping.Mapping{withPhones(manual("a2", "102", mapping.StatusActive), sharedPhone)},
+			filled:   []mapping.Mapping{withPhones(manual("a1", "101", mapping.StatusActive), sharedPhone)},
+			mo:       []directory.User{mo("a5", "meena@example.com", true)},
+			crm:      []directory.User{crmUser("101", "asha@example.com", false), crmUser("102", "ravi@example.com", true)},
+			phones:   map[string]string{sharedPhone: "102"},
+			mapped:   map[string]string{"a1": "101", "a2": "102"},
+			status:   map[string]string{"a1": mapping.StatusSuspended},
+			warning:  "phone " + sharedPhone + " of a1 stays with MyOperator user a2",
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, tenant.Sync{})
+			ctx := t.Context()
 			for _, m := range tc.existing {
-				require.NoError(t, f.store.Put(t.Context(), "acme", m))
+				require.NoError(t, f.store.Put(ctx, "acme", m))
 			}
+			_, err := f.store.Fill(ctx, "acme", tc.filled)
+			require.NoError(t, err)
 			before := map[string]*mapping.Mapping{}
 			for _, m := range tc.existing {
 				before[m.MyOperatorUserID] = f.mapping(t, m.MyOperatorUserID)
 			}
 			f.mo.set(tc.mo...)
 			f.crm.set(tc.crm...)
-			r := f.sync(t) // no error: a conflict does not fail the sync
+			r := f.sync(t) // no error: a shared value does not fail the sync
 
-			got, err := f.store.Resolve(t.Context(), "acme", callAgent("", "", sharedPhone))
-			require.NoError(t, err)
-			assert.Equal(t, tc.phoneOwner, got.CRMUserID, "the shared phone's owner")
-			var conflicts []usersync.Unmatched
-			for _, u := range r.Unmatched {
-				if u.Reason == usersync.ReasonMappingConflict {
-					conflicts = append(conflicts, u)
+			for ph, want := range tc.phones {
+				got, err := f.store.Resolve(ctx, "acme", callAgent("", "", ph))
+				require.NoError(t, err, ph)
+				assert.Equal(t, want, got.CRMUserID, "the owner of %s", ph)
+			}
+			for agent, want := range tc.mapped {
+				m := f.mapping(t, agent)
+				require.NotNil(t, m, "%s is mapped", agent)
+				assert.Equal(t, want, m.CRMUserID, "%s's owner", agent)
+				if st, ok := tc.status[agent]; ok {
+					assert.Equal(t, st, m.Status, "%s's status", agent)
 				}
 			}
-			if tc.unmatched == "" {
-				assert.Empty(t, conflicts)
-			} else {
-				require.Len(t, conflicts, 1, "%+v", r.Unmatched)
-				assert.Equal(t, tc.unmatched, conflicts[0].ID)
-				assert.Equal(t, usersync.SideMyOperator, conflicts[0].Side)
-				assert.Contains(t, conflicts[0].Detail, "phone "+sharedPhone+" is already mapped to MyOperator user "+tc.holder)
-				_, err := f.store.Get(t.Context(), "acme", tc.unmatched)
-				assert.ErrorIs(t, err, mapping.ErrNotFound, "the agent is not mapped")
-				saved, err := f.svc.Report(t.Context(), "acme")
-				require.NoError(t, err)
-				assert.Contains(t, saved.Unmatched, conflicts[0], "the stored report says so too")
+			for _, u := range r.Unmatched {
+				assert.NotEqual(t, usersync.ReasonMappingConflict, u.Reason, "%+v", u)
 			}
+			warnings := strings.Join(r.Warnings, "\n")
 			if tc.warning != "" {
-				assert.Contains(t, strings.Join(r.Warnings, "\n"), tc.warning)
+				assert.Contains(t, warnings, tc.warning)
+			} else {
+				assert.NotContains(t, warnings, "stays with", "no value left to another agent")
 			}
 			for _, id := range tc.untouched {
 				assert.Equal(t, before[id], f.mapping(t, id), "%s's mapping untouched", id)
 			}
+			again := f.sync(t)
+			assert.Empty(t, again.Changes, "a second sync changes nothing")
 		})
 	}
 }

@@ -37,8 +37,10 @@ const (
 	ReasonNoPhone          = "no_phone"
 	ReasonDuplicateField   = "duplicate_field"
 	ReasonNoField          = "no_field"
-	// ReasonMappingConflict: the agent matched, but its email, phone or uuid is already
-	// another agent's mapping's (the store refuses to move it; see mapping.ErrConflict).
+	// ReasonMappingConflict: the agent matched, but its email, phone or uuid was already
+	// another agent's mapping's and the mapping was refused. Only reports of older
+	// versions have it: a sync now stores the mapping and leaves such a value to the
+	// other agent, with a warning (mapping.Store.UpdateLeaving).
 	ReasonMappingConflict = "mapping_conflict"
 )
 

@@ -167,21 +167,18 @@ func (s *Service) run(ctx context.Context, t *tenant.Tenant, moSrc, crmSrc direc
 	// them over in the same sync.
 	ops := slices.Clone(p.Ops)
 	slices.SortStableFunc(ops, func(a, b Op) int { return removalsFirst(a) - removalsFirst(b) })
+	left := map[string][]*mapping.ConflictError{} // by agent: values its mapping lists but another agent holds
 	for _, op := range ops {
-		applied, err := s.apply(ctx, t.ID, op)
-		var conflict *mapping.ConflictError
-		if errors.As(err, &conflict) {
-			// The same rule as an admin's change: a value one agent's mapping has is not
-			// moved to another's. The rest of the sync goes on.
-			r.conflict(op, conflict, byID(mo))
-			continue
-		}
+		applied, l, err := s.apply(ctx, t.ID, op)
 		if err != nil {
 			return nil, fmt.Errorf("apply %s of %s: %w", op.Kind, op.UserID, err)
 		}
 		if !applied {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("mapping of %s changed during the sync: %s skipped (the next sync reconciles)", op.UserID, op.Kind))
 			continue
+		}
+		if len(l) > 0 {
+			left[op.UserID] = l
 		}
 		c := Change{MyOperatorUserID: op.UserID, Change: op.Kind, Detail: op.Detail}
 		switch {
@@ -192,6 +189,18 @@ func (s *Service) run(ctx context.Context, t *tenant.Tenant, moSrc, crmSrc direc
 		}
 		r.Changes = append(r.Changes, c)
 	}
+	// A value left to another agent may have been let go later in this sync (two agents
+	// swapping phones: the first one changed before the second let its number go): the
+	// agents claim what is free now, so a swap converges in one sync.
+	for _, id := range sortedKeys(left) {
+		l, err := s.Mappings.Claim(ctx, t.ID, id)
+		if err != nil {
+			return nil, fmt.Errorf("claim the values of %s: %w", id, err)
+		}
+		for _, c := range l {
+			r.Warnings = append(r.Warnings, leftWarning(id, c))
+		}
+	}
 	ms, err := s.Mappings.List(ctx, t.ID)
 	if err != nil {
 		return nil, err
@@ -200,27 +209,11 @@ func (s *Service) run(ctx context.Context, t *tenant.Tenant, moSrc, crmSrc direc
 	return r, nil
 }
 
-// conflict reports an op the mapping store refused because one of the agent's values
-// is another agent's: an agent left unmapped is unmatched with the reason; one that
-// keeps its mapping (an update or a resumption refused) is a warning, because the
-// report leaves mapped agents out of its unmatched list.
-func (r *Report) conflict(op Op, c *mapping.ConflictError, mo map[string]directory.User) {
-	detail := fmt.Sprintf("its %s %s is already mapped to MyOperator user %s; give one of them another %s, or map them by hand", c.Field, c.Value, c.Holder, c.Field)
-	if op.Kind != ChangeAdded {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("mapping of %s not %s: %s", op.UserID, op.Kind, detail))
-		return
-	}
-	u := mo[op.UserID]
-	r.Unmatched = append(r.Unmatched, Unmatched{Side: SideMyOperator, ID: op.UserID, Email: u.Email, Name: u.Name,
-		Reason: ReasonMappingConflict, Detail: detail}) // no counterpart: that is a user of the other side
-}
-
-func byID(us []directory.User) map[string]directory.User {
-	out := make(map[string]directory.User, len(us))
-	for _, u := range us {
-		out[u.ID] = u
-	}
-	return out
+// leftWarning says that agent id's mapping lists a value the index leaves to another
+// agent: calls and lookups by that value go to the other agent's owner.
+func leftWarning(id string, c *mapping.ConflictError) string {
+	return fmt.Sprintf("%s %s of %s stays with MyOperator user %s, whose mapping has it: calls by it go to that agent's owner; give one of them another %s, or map them by hand",
+		c.Field, c.Value, id, c.Holder, c.Field)
 }
 
 func removalsFirst(op Op) int {
@@ -231,17 +224,19 @@ func removalsFirst(op Op) int {
 }
 
 // apply makes one planned change, unless the agent's mapping changed since it was
-// planned (an admin's change in between wins).
-func (s *Service) apply(ctx context.Context, tenantID string, op Op) (bool, error) {
+// planned (an admin's change in between wins). A value of the new mapping another
+// agent's mapping has is left to that agent, and returned, rather than refusing the
+// change: the owner, status and other values still follow the directories.
+func (s *Service) apply(ctx context.Context, tenantID string, op Op) (bool, []*mapping.ConflictError, error) {
 	applied := false
-	_, err := s.Mappings.Update(ctx, tenantID, op.UserID, Actor, func(cur *mapping.Mapping) (*mapping.Mapping, error) {
+	_, left, err := s.Mappings.UpdateLeaving(ctx, tenantID, op.UserID, Actor, func(cur *mapping.Mapping) (*mapping.Mapping, error) {
 		if !same(cur, op.Base) {
 			return cur, nil
 		}
 		applied = true
 		return op.Next, nil
 	})
-	return applied, err
+	return applied, left, err
 }
 
 func same(a, b *mapping.Mapping) bool {
