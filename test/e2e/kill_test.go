@@ -19,12 +19,13 @@ import (
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 )
 
-// buildCalltrack builds the calltrack binary once per test run.
+// buildCalltrack builds the calltrack binary once per test run (removed by TestMain).
 var buildCalltrack = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "calltrack-e2e-bin")
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	bin := filepath.Join(dir, "calltrack")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/calltrack/calltrack/cmd/calltrack").CombinedOutput()
 	if err != nil {
@@ -32,6 +33,19 @@ var buildCalltrack = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// builtDir holds the binary buildCalltrack built, if it ran.
+var builtDir string
+
+// TestMain removes the binary after the tests: 61 MB a run, left in the temp dir by
+// every run before.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		_ = os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
 
 // replicas runs `calltrack work` processes against a stack's Kafka, Redis and CRM
 // sandboxes, and kills them.
