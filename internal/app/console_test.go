@@ -1,12 +1,10 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +19,7 @@ import (
 // `serve` with a Redis it cannot reach says so without printing the password of the
 // connection string, in its error or its log.
 func TestUnreachableRedisPrintsNoPassword(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	cfg := config.Config{RedisAddr: "redis://:hunter2-secret@127.0.0.1:1/0", KafkaBrokers: []string{"127.0.0.1:1"}, RedisPrefix: "ct"}
@@ -29,24 +27,6 @@ func TestUnreachableRedisPrintsNoPassword(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "redis://:xxxxx@127.0.0.1:1/0")
 	assert.NotContains(t, err.Error()+logs.String(), "hunter2-secret")
-}
-
-// syncBuffer is a log sink that go-redis's goroutines may write to while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // With CALLTRACK_ADMIN_ADDR the console and admin API leave the webhooks' listener for

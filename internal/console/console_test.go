@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -35,7 +34,7 @@ type fixture struct {
 	ms   *mapping.Store
 	c    *Console // its fields that handlers read per request (DeadLetters) may be set by a test
 	tr   *trace.Store
-	logs *syncBuffer // the console's log
+	logs *testenv.LogBuffer // the console's log
 	api  *admin.API
 }
 
@@ -47,7 +46,7 @@ func newFixture(t *testing.T, opts ...web.Option) *fixture {
 	auth := &admin.Auth{Tenants: reg, Token: "op-token", Attempts: authlimit.New(env.Redis, env.Prefix, zerolog.Nop())}
 	ms := mapping.NewStore(env.Redis, env.Prefix)
 	tr := trace.New(env.Redis, env.Prefix)
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	api := &admin.API{Auth: auth, Tenants: reg, Mappings: ms, Trace: tr, Log: zerolog.Nop()}
 	sync := &usersync.Service{Tenants: reg, Mappings: ms, Redis: env.Redis, Prefix: env.Prefix, Log: zerolog.Nop()}
 	c := &Console{Auth: auth, Admin: api, Tenants: reg, Mappings: ms, Trace: tr, Sync: sync, Redis: env.Redis, Prefix: env.Prefix, Log: zerolog.New(logs)}
@@ -56,24 +55,6 @@ func newFixture(t *testing.T, opts ...web.Option) *fixture {
 	srv := httptest.NewTLSServer(e) // TLS: the session cookie is Secure
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, srv: srv, auth: auth, ms: ms, c: c, tr: tr, logs: logs, api: api}
-}
-
-// syncBuffer is a log the server's goroutines write while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

@@ -137,29 +137,11 @@ func FuzzWebhook(f *testing.F) {
 	})
 }
 
-// lockedBuffer is a log sink the handler writes and the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // With tracing on, a webhook's own log lines carry its trace and span ids, so an
 // operator goes from a log line to the trace and back.
 func TestLogLinesCarryTheTrace(t *testing.T) {
 	env := testenv.New(t)
-	var logged lockedBuffer
+	var logged testenv.LogBuffer
 	m := metrics.New()
 	h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok"}),
 		Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: &fakePublisher{}, Topics: env.Topics,
