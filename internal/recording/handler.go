@@ -3,7 +3,6 @@ package recording
 import (
 	"context"
 	"errors"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -278,7 +277,7 @@ func (h *Handler) fail(c echo.Context, tenantID string, err error, log zerolog.L
 	if d, limited := moapi.IsRateLimited(err); limited {
 		h.count(tenantID, OutcomeFailed)
 		log.Warn().Dur("retry_after", d).Msg("MyOperator rate-limits the account; recording link not exchanged")
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+		web.RetryAfter(c, d)
 		return web.Errorf(http.StatusServiceUnavailable, "rate_limited", "MyOperator asks to wait before more requests; try again shortly")
 	}
 	switch {
@@ -292,7 +291,7 @@ func (h *Handler) fail(c echo.Context, tenantID string, err error, log zerolog.L
 		return web.Errorf(http.StatusBadGateway, "insecure_link", "MyOperator gave a link that is not https; it is not followed")
 	case errors.Is(err, context.DeadlineExceeded):
 		h.count(tenantID, OutcomeFailed)
-		c.Response().Header().Set("Retry-After", "10")
+		web.RetryAfter(c, 10*time.Second)
 		return web.Errorf(http.StatusServiceUnavailable, "busy", "MyOperator's requests for this account are queued; try again shortly")
 	}
 	h.count(tenantID, OutcomeFailed)
