@@ -30,7 +30,7 @@ var sampleAfterCall []byte
 //go:embed samples/incall_ringing.json
 var sampleInCall []byte
 
-// Dev credentials (ARCHITECTURE.md, "Dev mode and sandboxes").
+// Dev credentials (docs/architecture.md, "Dev mode and sandboxes").
 const (
 	DevTenant     = "demo"
 	DevToken      = "demo-token"

@@ -157,7 +157,7 @@ func (a *App) tenantCRMUsers(tenantID string) (directory.Source, int, error) {
 	return src, 0, nil
 }
 
-// Dev tenant on the Zoho sandbox (ARCHITECTURE.md, "Dev mode and sandboxes").
+// Dev tenant on the Zoho sandbox (docs/architecture.md, "Dev mode and sandboxes").
 const (
 	DevZohoTenant = "demo-zoho"
 	DevZohoToken  = "demo-zoho-token"

@@ -18,7 +18,7 @@ import (
 	"unicode/utf8"
 )
 
-// Zoho sandbox defaults (ARCHITECTURE.md, "Dev mode and sandboxes").
+// Zoho sandbox defaults (docs/architecture.md, "Dev mode and sandboxes").
 const (
 	ZohoClientID     = "demo-zoho-client"
 	ZohoClientSecret = "demo-zoho-secret"
