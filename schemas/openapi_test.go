@@ -20,9 +20,9 @@ import (
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/app"
 	"github.com/calltrack/calltrack/internal/backfill"
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/clicktocall"
 	"github.com/calltrack/calltrack/internal/ingest"
-	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/recording"
 	"github.com/calltrack/calltrack/internal/trace"
@@ -160,15 +160,15 @@ func TestOpenAPIBodies(t *testing.T) {
 	check("/components/schemas/Error", map[string]any{"error": we}, true)
 	check("/components/schemas/Error", map[string]any{"error": map[string]any{"code": "x"}}, false)
 
-	m := mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "a@example.com",
-		Phones: []string{"+918586848544"}, Name: "A", Source: mapping.SourceManual, Status: mapping.StatusActive,
+	m := call.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "a@example.com",
+		Phones: []string{"+918586848544"}, Name: "A", Source: call.MappingManual, Status: call.MappingActive,
 		UpdatedAt: time.Now().UTC(), UpdatedBy: "admin-api"}
 	check("/components/schemas/Mapping", m, true)
-	check("/components/schemas/Mapping", mapping.Mapping{MyOperatorUserID: "u", CRMUserID: "c", Status: "bogus"}, false)
+	check("/components/schemas/Mapping", call.Mapping{MyOperatorUserID: "u", CRMUserID: "c", Status: "bogus"}, false)
 	check("/components/schemas/MappingStored", admin.Stored{Mapping: m, Warning: "CRM user 1201 was not checked"}, true)
 	check("/components/schemas/MappingStored", admin.Stored{Mapping: m}, true)
 	check("/paths/~1admin~1v1~1tenants~1{tenant}~1mappings/get/responses/200/content/application~1json/schema",
-		map[string]any{"mappings": []mapping.Mapping{m}}, true)
+		map[string]any{"mappings": []call.Mapping{m}}, true)
 
 	tr := trace.Trace{Tenant: "demo", CallID: "n2.1", LogID: "6a01", Status: trace.StatusWritten, Agent: "5cd40f6556f2f124",
 		Stages: []trace.Stage{{Stage: trace.StatusReceived, At: time.Now().UTC(), Kind: "log"}, {Stage: "recording_attached", At: time.Now().UTC()}}}

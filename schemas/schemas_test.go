@@ -19,7 +19,6 @@ import (
 
 	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/kafkabus"
-	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/myoperator"
 	"github.com/calltrack/calltrack/schemas"
 )
@@ -191,7 +190,7 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 		{tHeld, "", reflect.TypeFor[call.Log]()},
 		{tLive, "", reflect.TypeFor[call.Live]()},
 		{tRecording, "", reflect.TypeFor[call.RecordingEvent]()},
-		{tMapping, "", reflect.TypeFor[mapping.Mapping]()},
+		{tMapping, "", reflect.TypeFor[call.Mapping]()},
 		{tParked, "", reflect.TypeFor[call.Log]()},
 		{tRetry, "#/$defs/log", reflect.TypeFor[call.Log]()},
 		{tRetry, "#/$defs/recording_event", reflect.TypeFor[call.RecordingEvent]()},
@@ -318,7 +317,7 @@ func fullLog() call.Log {
 				Agents: []call.Agent{priya}, AnsweredBy: &priya},
 		},
 		Agent:       &priya,
-		Owner:       &call.Owner{CRMUserID: "1201", Email: "priya.nair@example.com", Name: "Priya Nair", Source: mapping.SourceEmailMatch},
+		Owner:       &call.Owner{CRMUserID: "1201", Email: "priya.nair@example.com", Name: "Priya Nair", Source: call.MappingEmailMatch},
 		Recording:   &call.Recording{URL: "https://app.myoperator.co/audio/e673c2f4", FileName: "e673c2f4.mp3"},
 		Disposition: "interested",
 		ReceivedAt:  time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.FixedZone("IST", 19800)),
@@ -403,8 +402,8 @@ func TestLogNegative(t *testing.T) {
 func leg0(m map[string]any) map[string]any { return m["legs"].([]any)[0].(map[string]any) }
 
 func fullLive() call.Live {
-	m := mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "sumit.arya@example.com",
-		Name: "Sumit Arya", Phones: []string{"+918586848544"}, Source: mapping.SourceEmailMatch, Status: mapping.StatusActive}
+	m := call.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "sumit.arya@example.com",
+		Name: "Sumit Arya", Phones: []string{"+918586848544"}, Source: call.MappingEmailMatch, Status: call.MappingActive}
 	return call.Live{
 		Tenant: "acme", CallID: "n2.1596270949.2175190", LogID: "5f25296c4122c135", CompanyID: "5cd40f6554442586",
 		Source: myoperator.SourceV1, State: call.LiveAnswered, Direction: call.Outgoing, CallerNumber: "+919711636496",
@@ -463,15 +462,15 @@ func TestRecordingEvents(t *testing.T) {
 
 func TestMappingEvents(t *testing.T) {
 	// As the admin API stores it.
-	m := mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "sumit.arya@example.com",
-		Phones: []string{"+918586848544", "+14155550100"}, Name: "Sumit Arya", Source: mapping.SourceManual,
-		Status: mapping.StatusActive, UpdatedAt: time.Now().UTC(), UpdatedBy: "admin-api"}
+	m := call.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "sumit.arya@example.com",
+		Phones: []string{"+918586848544", "+14155550100"}, Name: "Sumit Arya", Source: call.MappingManual,
+		Status: call.MappingActive, UpdatedAt: time.Now().UTC(), UpdatedBy: "admin-api"}
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	validEvent(t, tMapping, m)
-	for _, st := range []string{mapping.StatusActive, mapping.StatusPending, mapping.StatusSuspended} {
-		validEvent(t, tMapping, mapping.Mapping{MyOperatorUserID: "u1", CRMUserID: "c1", Source: mapping.SourceEmailMatch, Status: st})
+	for _, st := range []string{call.MappingActive, call.MappingPending, call.MappingSuspended} {
+		validEvent(t, tMapping, call.Mapping{MyOperatorUserID: "u1", CRMUserID: "c1", Source: call.MappingEmailMatch, Status: st})
 	}
 	// A tombstone (deleted mapping) has no value and is not validated.
 	for _, tomb := range [][]byte{nil, {}} {
@@ -572,8 +571,8 @@ func checkProducedLog(t *testing.T, l *call.Log) {
 		t.Errorf("parser set an owner: %+v", l.Owner)
 	}
 	validEvent(t, tLog, l)
-	m := mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "sumit.arya@example.com",
-		Name: "Sumit Arya", Source: mapping.SourceEmailMatch, Status: mapping.StatusActive}
+	m := call.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1201", Email: "sumit.arya@example.com",
+		Name: "Sumit Arya", Source: call.MappingEmailMatch, Status: call.MappingActive}
 	for _, owner := range []*call.Owner{m.Owner(), {CRMUserID: "42", Source: "fallback"}} {
 		attributed := *l
 		attributed.Owner = owner
@@ -596,8 +595,8 @@ func checkProducedLive(t *testing.T, lv *call.Live) {
 	validEvent(t, tLive, lv)
 	withOwners := *lv
 	for i, p := range lv.AgentPhones {
-		m := mapping.Mapping{MyOperatorUserID: fmt.Sprintf("5cd40f6556f2f1%02d", i), CRMUserID: fmt.Sprint(1200 + i),
-			Email: fmt.Sprintf("agent%d@example.com", i), Phones: []string{p}, Source: mapping.SourceManual, Status: mapping.StatusActive}
+		m := call.Mapping{MyOperatorUserID: fmt.Sprintf("5cd40f6556f2f1%02d", i), CRMUserID: fmt.Sprint(1200 + i),
+			Email: fmt.Sprintf("agent%d@example.com", i), Phones: []string{p}, Source: call.MappingManual, Status: call.MappingActive}
 		withOwners.Agents = append(withOwners.Agents, call.Agent{ID: m.MyOperatorUserID, Email: m.Email, Name: m.Name, Phone: p})
 		withOwners.Owners = append(withOwners.Owners, *m.Owner())
 	}

@@ -7,8 +7,9 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
-	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/usermatch"
 	"github.com/calltrack/calltrack/internal/usersync"
 )
 
@@ -16,15 +17,15 @@ import (
 func TestOpenAPISyncReport(t *testing.T) {
 	sch := openapiSchema(t, "/components/schemas/SyncReport")
 	now := time.Now().UTC()
-	p := usersync.Match(usersync.Input{Now: now,
+	p := usermatch.Match(usermatch.Input{Now: now,
 		MyOperator: []directory.User{{ID: "a1", Email: "a@example.com", Active: true}, {ID: "a2", Email: "B@example.com", Active: true}},
 		CRM:        []directory.User{{ID: "1", Email: "a@example.com", Active: true}, {ID: "2", Email: "b@example.com", Active: true}, {ID: "3", Active: false}}})
 	reports := []usersync.Report{
 		{Tenant: "demo", LastSyncAt: &now, Match: "email", Users: usersync.UserCounts{MyOperator: 2, CRM: 3},
-			Matched:   []usersync.Matched{{MyOperatorUserID: "a1", CRMUserID: "1", Email: "a@example.com", Source: mapping.SourceEmailMatch, Status: "active"}},
+			Matched:   []usersync.Matched{{MyOperatorUserID: "a1", CRMUserID: "1", Email: "a@example.com", Source: call.MappingEmailMatch, Status: "active"}},
 			Unmatched: p.Unmatched, Changes: []usersync.Change{{MyOperatorUserID: "a1", Change: "added", CRMUserID: "1", Status: "active"}},
 			LastError: &usersync.Failure{At: now, Message: "x"}},
-		{Tenant: "demo", Matched: []usersync.Matched{}, Unmatched: []usersync.Unmatched{}, Changes: []usersync.Change{}},
+		{Tenant: "demo", Matched: []usersync.Matched{}, Unmatched: []usermatch.Unmatched{}, Changes: []usersync.Change{}},
 	}
 	if len(p.Unmatched) != 3 {
 		t.Fatalf("unmatched: %+v", p.Unmatched)

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/phone"
@@ -26,7 +27,7 @@ import (
 
 // MappingChanged is called after a mapping was stored or removed (late binding of
 // parked calls hooks in here).
-type MappingChanged func(tenant string, m mapping.Mapping, deleted bool)
+type MappingChanged func(tenant string, m call.Mapping, deleted bool)
 
 // API is the admin API.
 type API struct {
@@ -90,7 +91,7 @@ func (a *API) listMappings(c echo.Context) error {
 // routes on the escaped path when the request has one — an id with "/" or "?" comes as
 // %2F, %3F — and leaves the parameter escaped; otherwise it comes unescaped, and
 // unescaping it again would corrupt an id with "%". The id is checked as every stored
-// one is (mapping.ValidateAgentID); a bad one is a *web.Error 400 invalid_agent_id.
+// one is (call.ValidateAgentID); a bad one is a *web.Error 400 invalid_agent_id.
 func AgentParam(c echo.Context) (string, error) {
 	id := c.Param("user")
 	if c.Request().URL.RawPath != "" {
@@ -100,8 +101,8 @@ func AgentParam(c echo.Context) (string, error) {
 		}
 		id = u
 	}
-	if err := mapping.ValidateAgentID(id); err != nil {
-		return "", web.Errorf(http.StatusBadRequest, "invalid_agent_id", strings.TrimPrefix(err.Error(), mapping.ErrInvalid.Error()+": "))
+	if err := call.ValidateAgentID(id); err != nil {
+		return "", web.Errorf(http.StatusBadRequest, "invalid_agent_id", strings.TrimPrefix(err.Error(), call.ErrInvalidMapping.Error()+": "))
 	}
 	return id, nil
 }
@@ -140,7 +141,7 @@ func (a *API) putMapping(c echo.Context) error {
 	if err := dec.Decode(&b); err != nil {
 		return web.Errorf(http.StatusBadRequest, "invalid_json", "body must be {\"crm_user_id\",\"email\",\"phones\",\"name\",\"myoperator_uuid\"}: "+err.Error())
 	}
-	m := mapping.Mapping{MyOperatorUserID: user, CRMUserID: b.CRMUserID, Email: b.Email, Name: b.Name,
+	m := call.Mapping{MyOperatorUserID: user, CRMUserID: b.CRMUserID, Email: b.Email, Name: b.Name,
 		MyOperatorUUID: b.MyOperatorUUID}
 	stored, err := a.SetMapping(c.Request().Context(), c.Param("tenant"), m, b.Phones, Actor("admin-api", FromContext(c)))
 	if err != nil {
@@ -151,7 +152,7 @@ func (a *API) putMapping(c echo.Context) error {
 
 // Stored is a mapping an admin set, as the API answers it.
 type Stored struct {
-	mapping.Mapping
+	call.Mapping
 	// Warning is what the admin should know of a mapping that was stored: its CRM user
 	// could not be checked (the CRM did not list its users), or is deactivated.
 	Warning string `json:"warning,omitempty"`
@@ -162,10 +163,10 @@ type Stored struct {
 // 400 for an invalid mapping, 409 mapping_conflict when its email, phone or uuid is
 // another agent's mapping's, 422 unknown_crm_user when its CRM user is not one of the
 // tenant's CRM users, 503 when storage fails.
-func (a *API) SetMapping(ctx context.Context, tenantID string, m mapping.Mapping, phones []string, actor string) (*Stored, error) {
+func (a *API) SetMapping(ctx context.Context, tenantID string, m call.Mapping, phones []string, actor string) (*Stored, error) {
 	t, _ := a.Tenants.Get(tenantID)
 	m.CRMUserID, m.Email, m.MyOperatorUUID = strings.TrimSpace(m.CRMUserID), strings.TrimSpace(m.Email), strings.TrimSpace(m.MyOperatorUUID)
-	m.Source, m.Status, m.UpdatedAt, m.UpdatedBy = mapping.SourceManual, mapping.StatusActive, time.Now().UTC(), actor
+	m.Source, m.Status, m.UpdatedAt, m.UpdatedBy = call.MappingManual, call.MappingActive, time.Now().UTC(), actor
 	m.Phones = nil
 	for _, p := range phones {
 		if strings.TrimSpace(p) == "" {
@@ -178,7 +179,7 @@ func (a *API) SetMapping(ctx context.Context, tenantID string, m mapping.Mapping
 		m.Phones = append(m.Phones, e)
 	}
 	invalid := func(err error) error {
-		return web.Errorf(http.StatusBadRequest, "invalid_mapping", strings.TrimPrefix(err.Error(), mapping.ErrInvalid.Error()+": "))
+		return web.Errorf(http.StatusBadRequest, "invalid_mapping", strings.TrimPrefix(err.Error(), call.ErrInvalidMapping.Error()+": "))
 	}
 	// Validated before the CRM is asked about its user: a malformed mapping costs no
 	// call to the CRM.
@@ -192,7 +193,7 @@ func (a *API) SetMapping(ctx context.Context, tenantID string, m mapping.Mapping
 	if err := a.Mappings.Put(ctx, tenantID, m); err != nil {
 		var conflict *mapping.ConflictError
 		switch {
-		case errors.Is(err, mapping.ErrInvalid):
+		case errors.Is(err, call.ErrInvalidMapping):
 			return nil, invalid(err)
 		case errors.As(err, &conflict):
 			return nil, ConflictError(conflict)
@@ -237,7 +238,7 @@ func (a *API) DeleteMapping(ctx context.Context, tenantID, user, actor string) e
 	}
 	a.Log.Info().Str("tenant", tenantID).Str("myoperator_user_id", user).Str("actor", actor).Msg("mapping removed by admin")
 	if a.OnChange != nil {
-		a.OnChange(tenantID, mapping.Mapping{MyOperatorUserID: user}, true)
+		a.OnChange(tenantID, call.Mapping{MyOperatorUserID: user}, true)
 	}
 	return nil
 }

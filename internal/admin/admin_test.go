@@ -260,7 +260,7 @@ func TestAgentIDInPath(t *testing.T) {
 	}
 	bad := map[string]string{
 		"3,000 characters": strings.Repeat("a", 3000),
-		"129 bytes":        strings.Repeat("a", mapping.MaxAgentIDLen+1),
+		"129 bytes":        strings.Repeat("a", call.MaxAgentIDLen+1),
 		"a NUL":            "a\x00b",
 		"a newline":        "a\nb",
 		"an escape":        "a\x1b[31mb",

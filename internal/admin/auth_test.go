@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/authlimit"
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -84,7 +85,7 @@ func TestTenantScopedTokens(t *testing.T) {
 	// The journal says who changed a mapping.
 	status, body := do("PUT", "/admin/v1/tenants/acme/mappings/a1", "acme-admin-token", `{"crm_user_id":"7","phones":["8586848544"]}`)
 	require.Equal(t, http.StatusOK, status, body)
-	var m mapping.Mapping
+	var m call.Mapping
 	require.NoError(t, json.Unmarshal([]byte(body), &m))
 	assert.Equal(t, "admin-api:acme-admin", m.UpdatedBy)
 	assert.Equal(t, []string{"+918586848544"}, m.Phones)

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/provisional"
@@ -231,7 +232,7 @@ func (a *App) fillMappings(ctx context.Context) error {
 	}
 	total := 0
 	for t, ms := range byTenant {
-		list := make([]mapping.Mapping, 0, len(ms))
+		list := make([]call.Mapping, 0, len(ms))
 		for _, m := range ms {
 			list = append(list, m)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/latebind"
@@ -27,8 +28,8 @@ func (a *App) wireSync() {
 	a.Redrive = &latebind.Redriver{State: a.State, Parking: a.Parking, Mappings: a.Mappings,
 		Trace: a.Trace, Publisher: a.Producer, Topics: a.Topics, Log: a.Log}
 	a.Mappings.WithJournal(mapping.KafkaJournal{Publisher: a.Producer, Topic: a.Topics.Mapping}).
-		OnChange(func(tenant, _ string, m *mapping.Mapping) {
-			if m != nil && m.Status == mapping.StatusActive {
+		OnChange(func(tenant, _ string, m *call.Mapping) {
+			if m != nil && m.Status == call.MappingActive {
 				a.Redrive.Trigger(tenant)
 			}
 		})

@@ -1,5 +1,6 @@
 // Package call holds calltrack's own domain types: the normalised call events
-// that travel on Kafka, whatever telephony payload they came from. No I/O here,
+// that travel on Kafka, whatever telephony payload they came from, and the mapping
+// of an agent to the CRM user who owns its calls (mapping.go). No I/O here,
 // so every layer (ingest, writer, CRM adapters, tests) can share and build them.
 package call
 

@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/myoperator/moapi"
 	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/tenant"
@@ -29,7 +29,7 @@ import (
 
 // Agents finds the MyOperator agents mapped to a CRM user (*mapping.Store).
 type Agents interface {
-	ByCRMUser(ctx context.Context, tenant, crmUserID string) ([]mapping.Mapping, error)
+	ByCRMUser(ctx context.Context, tenant, crmUserID string) ([]call.Mapping, error)
 }
 
 // Dialer asks a tenant's MyOperator account to place a call; it returns MyOperator's
@@ -198,20 +198,20 @@ func (s *Service) place(ctx context.Context, r Request) (Placed, error) {
 }
 
 // agent picks the one active agent mapped to the CRM user.
-func (s *Service) agent(ctx context.Context, tenantID, user string) (mapping.Mapping, error) {
+func (s *Service) agent(ctx context.Context, tenantID, user string) (call.Mapping, error) {
 	ms, err := s.Agents.ByCRMUser(ctx, tenantID, user)
 	if err != nil {
-		return mapping.Mapping{}, &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable, Message: "agent mappings unavailable; try again", Err: err}
+		return call.Mapping{}, &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable, Message: "agent mappings unavailable; try again", Err: err}
 	}
-	var active []mapping.Mapping
+	var active []call.Mapping
 	var pending, suspended bool
 	for _, m := range ms {
 		switch m.Status {
-		case mapping.StatusActive:
+		case call.MappingActive:
 			active = append(active, m)
-		case mapping.StatusPending:
+		case call.MappingPending:
 			pending = true
-		case mapping.StatusSuspended:
+		case call.MappingSuspended:
 			suspended = true
 		}
 	}
@@ -225,13 +225,13 @@ func (s *Service) agent(ctx context.Context, tenantID, user string) (mapping.Map
 		}
 		slices.Sort(ids)
 		// Ringing the wrong phone is worse than none: an admin keeps one mapping.
-		return mapping.Mapping{}, fail(CodeAmbiguous, http.StatusConflict, "CRM user %s is mapped to several MyOperator agents (%s); keep one mapping", user, strings.Join(ids, ", "))
+		return call.Mapping{}, fail(CodeAmbiguous, http.StatusConflict, "CRM user %s is mapped to several MyOperator agents (%s); keep one mapping", user, strings.Join(ids, ", "))
 	case suspended:
-		return mapping.Mapping{}, fail(CodeAgentDisabled, http.StatusConflict, "the MyOperator agent of CRM user %s is disabled (its mapping is suspended)", user)
+		return call.Mapping{}, fail(CodeAgentDisabled, http.StatusConflict, "the MyOperator agent of CRM user %s is disabled (its mapping is suspended)", user)
 	case pending:
-		return mapping.Mapping{}, fail(CodeMappingPending, http.StatusConflict, "the mapping of CRM user %s to a MyOperator agent awaits an admin's approval", user)
+		return call.Mapping{}, fail(CodeMappingPending, http.StatusConflict, "the mapping of CRM user %s to a MyOperator agent awaits an admin's approval", user)
 	}
-	return mapping.Mapping{}, fail(CodeUnmappedUser, http.StatusUnprocessableEntity, "no MyOperator agent is mapped to CRM user %s", user)
+	return call.Mapping{}, fail(CodeUnmappedUser, http.StatusUnprocessableEntity, "no MyOperator agent is mapped to CRM user %s", user)
 }
 
 // dialError turns MyOperator's answer into an Error: a refusal (4xx, or status error)

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/authlimit"
-	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/myoperator/moapi"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -24,12 +24,12 @@ import (
 
 // fakeAgents is an in-memory mapping store.
 type fakeAgents struct {
-	ms  []mapping.Mapping
+	ms  []call.Mapping
 	err error
 }
 
-func (f fakeAgents) ByCRMUser(_ context.Context, _, user string) ([]mapping.Mapping, error) {
-	var out []mapping.Mapping
+func (f fakeAgents) ByCRMUser(_ context.Context, _, user string) ([]call.Mapping, error) {
+	var out []call.Mapping
 	for _, m := range f.ms {
 		if m.CRMUserID == user {
 			out = append(out, m)
@@ -83,13 +83,13 @@ func configured() *tenant.Tenant {
 		APIKey: "k", SecretToken: "s", PublicIVRID: "ivr", PerUserPerMinute: 2}}
 }
 
-var mappings = []mapping.Mapping{
-	{MyOperatorUserID: "agent-sumit", CRMUserID: "1001", Phones: []string{"+918586848544"}, Status: mapping.StatusActive},
-	{MyOperatorUserID: "agent-old", CRMUserID: "1001", Status: mapping.StatusSuspended},
-	{MyOperatorUserID: "agent-priya", CRMUserID: "1002", Status: mapping.StatusSuspended},
-	{MyOperatorUserID: "agent-ravi", CRMUserID: "1003", Status: mapping.StatusPending},
-	{MyOperatorUserID: "agent-a", CRMUserID: "1004", Status: mapping.StatusActive},
-	{MyOperatorUserID: "agent-b", CRMUserID: "1004", Status: mapping.StatusActive},
+var mappings = []call.Mapping{
+	{MyOperatorUserID: "agent-sumit", CRMUserID: "1001", Phones: []string{"+918586848544"}, Status: call.MappingActive},
+	{MyOperatorUserID: "agent-old", CRMUserID: "1001", Status: call.MappingSuspended},
+	{MyOperatorUserID: "agent-priya", CRMUserID: "1002", Status: call.MappingSuspended},
+	{MyOperatorUserID: "agent-ravi", CRMUserID: "1003", Status: call.MappingPending},
+	{MyOperatorUserID: "agent-a", CRMUserID: "1004", Status: call.MappingActive},
+	{MyOperatorUserID: "agent-b", CRMUserID: "1004", Status: call.MappingActive},
 }
 
 func TestPlace(t *testing.T) {
@@ -165,7 +165,7 @@ func TestPlace(t *testing.T) {
 func TestPlaceRateLimitedPerUser(t *testing.T) {
 	d := &fakeDialer{}
 	lim := &fakeLimiter{}
-	ms := append([]mapping.Mapping{{MyOperatorUserID: "agent-x", CRMUserID: "2001", Status: mapping.StatusActive}}, mappings...)
+	ms := append([]call.Mapping{{MyOperatorUserID: "agent-x", CRMUserID: "2001", Status: call.MappingActive}}, mappings...)
 	s := &Service{Agents: fakeAgents{ms: ms}, Dialer: d, Limiter: lim, Log: zerolog.Nop()}
 	tn := configured() // 2 a minute
 	place := func(user string) error {

@@ -16,10 +16,12 @@ import (
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/backfill"
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/usermatch"
 	"github.com/calltrack/calltrack/internal/usersync"
 )
 
@@ -154,7 +156,7 @@ type agentRow struct {
 
 // crmSideRow is a CRM user no agent is mapped to.
 type crmSideRow struct {
-	usersync.Unmatched
+	usermatch.Unmatched
 	MapQuery template.URL
 }
 
@@ -223,10 +225,10 @@ func (c *Console) agents(e echo.Context) error {
 			if u.Counterpart != nil {
 				cp = u.Counterpart.ID
 			}
-			if u.Side == usersync.SideCRM {
+			if u.Side == usermatch.SideCRM {
 				u.Detail = detailOf(u)
 				row := crmSideRow{Unmatched: u}
-				if u.Reason != usersync.ReasonInactive { // a deactivated CRM user cannot own calls
+				if u.Reason != usermatch.ReasonInactive { // a deactivated CRM user cannot own calls
 					row.MapQuery = mapQuery(cp, u.ID, "")
 				}
 				d.CRMSide = append(d.CRMSide, row)
@@ -297,8 +299,8 @@ func (c *Console) crmNames(ctx context.Context, t *tenant.Tenant) map[string]str
 }
 
 // detailOf is the sync's advice on an unmatched user, when it says more than the reason.
-func detailOf(u usersync.Unmatched) string {
-	if u.Reason == usersync.ReasonNoMatch {
+func detailOf(u usermatch.Unmatched) string {
+	if u.Reason == usermatch.ReasonNoMatch {
 		return ""
 	}
 	return u.Detail
@@ -306,9 +308,9 @@ func detailOf(u usersync.Unmatched) string {
 
 func sourceWords(s string) string {
 	switch s {
-	case mapping.SourceManual:
+	case call.MappingManual:
 		return "manual"
-	case mapping.SourceEmailMatch, mapping.SourcePhoneMatch, mapping.SourceFieldMatch:
+	case call.MappingEmailMatch, call.MappingPhoneMatch, call.MappingFieldMatch:
 		return "sync (" + strings.TrimSuffix(s, "-match") + ")"
 	}
 	return s
@@ -325,7 +327,7 @@ func (c *Console) mapAgent(e echo.Context) error {
 		c.setFlash(e, flash{Kind: "error", Text: "Choose both the MyOperator agent and the CRM user to map it to."})
 		return e.Redirect(http.StatusSeeOther, back+"?agent="+url.QueryEscape(agent))
 	}
-	m := mapping.Mapping{MyOperatorUserID: agent, CRMUserID: crmUser, Email: strings.TrimSpace(e.FormValue("email")),
+	m := call.Mapping{MyOperatorUserID: agent, CRMUserID: crmUser, Email: strings.TrimSpace(e.FormValue("email")),
 		Name: strings.TrimSpace(e.FormValue("name"))}
 	var phones []string
 	if p := strings.TrimSpace(e.FormValue("phone")); p != "" {

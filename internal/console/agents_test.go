@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
@@ -25,8 +26,8 @@ func TestUnmapEscapedAgentID(t *testing.T) {
 	for _, id := range []string{"x y/../z?&a=b", "a b", "100%", "5cd40f6556f2f124"} {
 		t.Run(id, func(t *testing.T) {
 			f := newFixture(t)
-			require.NoError(t, f.ms.Put(t.Context(), "acme", mapping.Mapping{MyOperatorUserID: id, CRMUserID: "7",
-				Source: mapping.SourceManual, Status: mapping.StatusActive}))
+			require.NoError(t, f.ms.Put(t.Context(), "acme", call.Mapping{MyOperatorUserID: id, CRMUserID: "7",
+				Source: call.MappingManual, Status: call.MappingActive}))
 			c := f.client()
 			_, csrf := f.signIn(c, "acme-token")
 			_, page := f.get(c, "/console/tenants/acme/agents")
@@ -75,8 +76,8 @@ func TestMapFormRefusals(t *testing.T) {
 				}
 				return consoleCRM{{ID: "1001", Active: true}, {ID: "1002", Active: true}}, nil
 			}
-			require.NoError(t, f.ms.Put(t.Context(), "acme", mapping.Mapping{MyOperatorUserID: "a1", CRMUserID: "1001",
-				Phones: []string{"+918586848544"}, Source: mapping.SourceManual, Status: mapping.StatusActive}))
+			require.NoError(t, f.ms.Put(t.Context(), "acme", call.Mapping{MyOperatorUserID: "a1", CRMUserID: "1001",
+				Phones: []string{"+918586848544"}, Source: call.MappingManual, Status: call.MappingActive}))
 			c := f.client()
 			_, csrf := f.signIn(c, "acme-token")
 			tc.form.Set("csrf", csrf)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/authlimit"
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -165,7 +166,7 @@ func TestTenantAdminSeesOneTenant(t *testing.T) {
 
 func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 	f := newFixture(t)
-	require.NoError(t, f.ms.Put(t.Context(), "acme", mapping.Mapping{MyOperatorUserID: "a1", CRMUserID: "7", Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	require.NoError(t, f.ms.Put(t.Context(), "acme", call.Mapping{MyOperatorUserID: "a1", CRMUserID: "7", Source: call.MappingManual, Status: call.MappingActive}))
 	c := f.client()
 	_, csrf := f.signIn(c, "acme-token")
 	for name, form := range map[string]url.Values{"none": {}, "wrong": {"csrf": {csrf + "x"}}} {

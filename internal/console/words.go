@@ -8,7 +8,7 @@ import (
 	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/trace"
-	"github.com/calltrack/calltrack/internal/usersync"
+	"github.com/calltrack/calltrack/internal/usermatch"
 )
 
 // What the console shows instead of codes.
@@ -37,31 +37,31 @@ func statusWords(s string) string {
 // reasonWords says why a user is unmatched, or why a call was dead-lettered.
 func reasonWords(reason string) string {
 	switch reason {
-	case usersync.ReasonNoMatch:
+	case usermatch.ReasonNoMatch:
 		return "no user on the other side has this email"
-	case usersync.ReasonEmailCaseDiffers:
+	case usermatch.ReasonEmailCaseDiffers:
 		return "email differs only in case"
-	case usersync.ReasonInactive:
+	case usermatch.ReasonInactive:
 		return "deactivated"
-	case usersync.ReasonDuplicateEmail:
+	case usermatch.ReasonDuplicateEmail:
 		return "several users share this email"
-	case usersync.ReasonNoEmail:
+	case usermatch.ReasonNoEmail:
 		return "has no email"
-	case usersync.ReasonRoleFiltered:
+	case usermatch.ReasonRoleFiltered:
 		return "role not among the synced roles"
-	case usersync.ReasonCounterpartOff:
+	case usermatch.ReasonCounterpartOff:
 		return "the only match is deactivated"
-	case usersync.ReasonCounterpartRole:
+	case usermatch.ReasonCounterpartRole:
 		return "the only match has a role that is not synced"
-	case usersync.ReasonDuplicatePhone:
+	case usermatch.ReasonDuplicatePhone:
 		return "several users share this phone number"
-	case usersync.ReasonNoPhone:
+	case usermatch.ReasonNoPhone:
 		return "has no phone number"
-	case usersync.ReasonDuplicateField:
+	case usermatch.ReasonDuplicateField:
 		return "several CRM users hold this id in the match field"
-	case usersync.ReasonNoField:
+	case usermatch.ReasonNoField:
 		return "the match field is empty"
-	case usersync.ReasonMappingConflict:
+	case usermatch.ReasonMappingConflict:
 		return "its email, phone or uuid is already another agent's mapping's"
 	// Dead-letter reasons.
 	case "crm_rejected":
@@ -80,7 +80,7 @@ func reasonWords(reason string) string {
 
 // unmatchedWords is an unmatched user's reason with the near match, e.g. "email
 // differs only in case: Priya@Example.com vs priya@example.com".
-func unmatchedWords(u usersync.Unmatched) string {
+func unmatchedWords(u usermatch.Unmatched) string {
 	w := reasonWords(u.Reason)
 	if u.Counterpart != nil && u.Counterpart.Email != "" && u.Email != "" {
 		w += ": " + u.Email + " vs " + u.Counterpart.Email

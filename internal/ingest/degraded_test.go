@@ -154,7 +154,7 @@ func TestHangingRedisLeavesTheOwnerUnresolved(t *testing.T) {
 func TestRedisUpResolvesOwner(t *testing.T) {
 	env := testenv.New(t)
 	ms := mapping.NewStore(env.Redis, env.Prefix)
-	require.NoError(t, ms.Put(t.Context(), "acme", mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1001", Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	require.NoError(t, ms.Put(t.Context(), "acme", call.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1001", Source: call.MappingManual, Status: call.MappingActive}))
 	pub := &fakePublisher{}
 	srv := server(t, env.Redis, env.Prefix, pub)
 	code, body, _ := postAfterCall(t, srv, sample(t))
@@ -237,7 +237,7 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func TestTwoRedisRoundTripsPerWebhook(t *testing.T) {
 	env := testenv.New(t)
 	ms := mapping.NewStore(env.Redis, env.Prefix)
-	require.NoError(t, ms.Put(t.Context(), "acme", mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1001", Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	require.NoError(t, ms.Put(t.Context(), "acme", call.Mapping{MyOperatorUserID: "5cd40f6556f2f124", CRMUserID: "1001", Source: call.MappingManual, Status: call.MappingActive}))
 	rdb := redis.NewClient(&redis.Options{Addr: env.RedisAddr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	rt := &roundTrips{}

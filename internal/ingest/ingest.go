@@ -275,7 +275,7 @@ type lookup struct {
 	caller string
 	byUUID bool // the agent's id is its uuid (Webhook v2)
 
-	m             *mapping.Mapping
+	m             *call.Mapping
 	callerIsAgent bool
 	err           error // mapping.ErrNotFound, errRedisSkipped, errMappingsRestoring, or Redis's
 }

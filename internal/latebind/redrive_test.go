@@ -68,8 +68,8 @@ func TestRedrive(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "nobody is mapped yet")
 
-	require.NoError(t, store.Put(ctx, "acme", mapping.Mapping{MyOperatorUserID: "a1", CRMUserID: "101", Phones: []string{"+918586848544"},
-		Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	require.NoError(t, store.Put(ctx, "acme", call.Mapping{MyOperatorUserID: "a1", CRMUserID: "101", Phones: []string{"+918586848544"},
+		Source: call.MappingManual, Status: call.MappingActive}))
 	n, err = r.Redrive(ctx, "acme")
 	require.NoError(t, err)
 	assert.Equal(t, 2, n, "the calls of the agent mapped now, found by id and by phone")
@@ -91,7 +91,7 @@ func TestRedrive(t *testing.T) {
 	assert.Zero(t, n)
 
 	// A call already written by another path only loses its parking.
-	require.NoError(t, store.Put(ctx, "acme", mapping.Mapping{MyOperatorUserID: "a9", CRMUserID: "109", Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	require.NoError(t, store.Put(ctx, "acme", call.Mapping{MyOperatorUserID: "a9", CRMUserID: "109", Source: call.MappingManual, Status: call.MappingActive}))
 	lease, _, err := state.Claim(ctx, "acme", "c3", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, state.Save(ctx, lease, callwriter.State{Status: callwriter.StatusWritten, RecordID: "rec-1"}, true))
@@ -128,8 +128,8 @@ func TestRedriveTrigger(t *testing.T) {
 	state := callstate.NewRedis(env.Redis, env.Prefix)
 	r := &latebind.Redriver{State: state, Mappings: store, Trace: trace.New(env.Redis, env.Prefix),
 		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
-	store.OnChange(func(tenant, _ string, m *mapping.Mapping) {
-		if m != nil && m.Status == mapping.StatusActive {
+	store.OnChange(func(tenant, _ string, m *call.Mapping) {
+		if m != nil && m.Status == call.MappingActive {
 			r.Trigger(tenant)
 		}
 	})
@@ -141,7 +141,7 @@ func TestRedriveTrigger(t *testing.T) {
 	}
 	for i := range 26 {
 		id := string(rune('a'+i)) + "x"
-		require.NoError(t, store.Put(ctx, "acme", mapping.Mapping{MyOperatorUserID: id, CRMUserID: "1", Source: mapping.SourceEmailMatch, Status: mapping.StatusActive}))
+		require.NoError(t, store.Put(ctx, "acme", call.Mapping{MyOperatorUserID: id, CRMUserID: "1", Source: call.MappingEmailMatch, Status: call.MappingActive}))
 	}
 	testenv.Eventually(t, 10*time.Second, "every parked call of a mapped agent re-published", func() bool { return pub.count() == 26 })
 	r.Close() // waits for triggered runs; later triggers do nothing

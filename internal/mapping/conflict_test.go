@@ -45,14 +45,14 @@ func TestConflictRefused(t *testing.T) {
 	first.MyOperatorUUID = "uuid-1"
 	cases := []struct {
 		name   string
-		second mapping.Mapping
+		second call.Mapping
 		field  string // "" when it is stored
 		value  string
 	}{
 		{"phone", m("a2", "1002", "", "+918586848544"), "phone", "+918586848544"},
 		{"phone among others", m("a2", "1002", "", "+919711636496", "+918586848544"), "phone", "+918586848544"},
 		{"email", m("a2", "1002", "sumit.arya@example.com"), "email", "sumit.arya@example.com"},
-		{"uuid", func() mapping.Mapping { x := m("a2", "1002", ""); x.MyOperatorUUID = "uuid-1"; return x }(), "uuid", "uuid-1"},
+		{"uuid", func() call.Mapping { x := m("a2", "1002", ""); x.MyOperatorUUID = "uuid-1"; return x }(), "uuid", "uuid-1"},
 		{"nothing shared", m("a2", "1002", "ravi@example.com", "+919711636496"), "", ""},
 		{"the same agent again", m("a1", "1003", "sumit.arya@example.com", "+918586848544"), "", ""},
 	}
@@ -152,7 +152,7 @@ func TestFillLeavesTakenEntries(t *testing.T) {
 	ctx := t.Context()
 	s := mapping.NewStore(env.Redis, env.Prefix)
 	require.NoError(t, s.Put(ctx, "acme", m("a2", "1002", "", "+918586848544")))
-	n, err := s.Fill(ctx, "acme", []mapping.Mapping{m("a1", "1001", "sumit.arya@example.com", "+918586848544")})
+	n, err := s.Fill(ctx, "acme", []call.Mapping{m("a1", "1001", "sumit.arya@example.com", "+918586848544")})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	got, err := s.Resolve(ctx, "acme", call.Agent{Phone: "+918586848544"})
@@ -174,10 +174,10 @@ func TestValidateAgentID(t *testing.T) {
 		{"x y/../z?&a=b", true},
 		{"100%", true},
 		{"agent-é", true},
-		{strings.Repeat("a", mapping.MaxAgentIDLen), true},
+		{strings.Repeat("a", call.MaxAgentIDLen), true},
 		{"", false},
 		{"   ", false},
-		{strings.Repeat("a", mapping.MaxAgentIDLen+1), false},
+		{strings.Repeat("a", call.MaxAgentIDLen+1), false},
 		{strings.Repeat("a", 3000), false},
 		{"a\nb", false},
 		{"a\x00b", false},
@@ -187,14 +187,14 @@ func TestValidateAgentID(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.id[:min(len(tc.id), 20)], func(t *testing.T) {
-			err := mapping.ValidateAgentID(tc.id)
+			err := call.ValidateAgentID(tc.id)
 			if tc.ok {
 				assert.NoError(t, err)
 				return
 			}
-			assert.ErrorIs(t, err, mapping.ErrInvalid)
+			assert.ErrorIs(t, err, call.ErrInvalidMapping)
 			x := m(tc.id, "1001", "")
-			assert.ErrorIs(t, x.Validate(), mapping.ErrInvalid, "Validate checks the id too")
+			assert.ErrorIs(t, x.Validate(), call.ErrInvalidMapping, "Validate checks the id too")
 		})
 	}
 }
@@ -209,14 +209,14 @@ func TestKeptValueIsNoConflict(t *testing.T) {
 	cases := []struct {
 		name   string
 		setup  func(ctx context.Context, t *testing.T, env *testenv.Env, s *mapping.Store) // leaves a1 listing phone, held by a2
-		change func(cur mapping.Mapping) mapping.Mapping
+		change func(cur call.Mapping) call.Mapping
 		field  string // the conflict's field; "" when the change is stored
 	}{
-		{"suspended after a fill", fillShared, func(c mapping.Mapping) mapping.Mapping { c.Status = mapping.StatusSuspended; return c }, ""},
-		{"renamed after a fill", fillShared, func(c mapping.Mapping) mapping.Mapping { c.Name = "Sumit Arya"; return c }, ""},
-		{"owner changed after a fill", fillShared, func(c mapping.Mapping) mapping.Mapping { c.CRMUserID = "1009"; return c }, ""},
-		{"renamed, shared before the rule", sharedBeforeRule, func(c mapping.Mapping) mapping.Mapping { c.Name = "Sumit Arya"; return c }, ""},
-		{"a new held value is still refused", fillShared, func(c mapping.Mapping) mapping.Mapping { c.Email = "ravi@example.com"; return c }, "email"},
+		{"suspended after a fill", fillShared, func(c call.Mapping) call.Mapping { c.Status = call.MappingSuspended; return c }, ""},
+		{"renamed after a fill", fillShared, func(c call.Mapping) call.Mapping { c.Name = "Sumit Arya"; return c }, ""},
+		{"owner changed after a fill", fillShared, func(c call.Mapping) call.Mapping { c.CRMUserID = "1009"; return c }, ""},
+		{"renamed, shared before the rule", sharedBeforeRule, func(c call.Mapping) call.Mapping { c.Name = "Sumit Arya"; return c }, ""},
+		{"a new held value is still refused", fillShared, func(c call.Mapping) call.Mapping { c.Email = "ravi@example.com"; return c }, "email"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestKeptValueIsNoConflict(t *testing.T) {
 			require.NoError(t, err)
 			next := tc.change(*cur)
 			next.UpdatedAt = time.Time{}
-			_, err = s.Update(ctx, "acme", "a1", "admin-api", func(*mapping.Mapping) (*mapping.Mapping, error) { return &next, nil })
+			_, err = s.Update(ctx, "acme", "a1", "admin-api", func(*call.Mapping) (*call.Mapping, error) { return &next, nil })
 			if tc.field != "" {
 				var ce *mapping.ConflictError
 				require.ErrorAs(t, err, &ce)
@@ -247,7 +247,7 @@ func TestKeptValueIsNoConflict(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "a2", holder.MyOperatorUserID, "the phone stays with its holder")
 			_, err = s.Resolve(ctx, "acme", call.Agent{Email: "sumit.arya@example.com"})
-			if next.Status == mapping.StatusActive {
+			if next.Status == call.MappingActive {
 				assert.NoError(t, err, "the agent's own entries are kept")
 			}
 		})
@@ -258,7 +258,7 @@ func TestKeptValueIsNoConflict(t *testing.T) {
 // whose index entry is a2's.
 func fillShared(ctx context.Context, t *testing.T, _ *testenv.Env, s *mapping.Store) {
 	require.NoError(t, s.Put(ctx, "acme", m("a2", "1002", "ravi@example.com", "+918586848544")))
-	_, err := s.Fill(ctx, "acme", []mapping.Mapping{m("a1", "1001", "sumit.arya@example.com", "+918586848544")})
+	_, err := s.Fill(ctx, "acme", []call.Mapping{m("a1", "1001", "sumit.arya@example.com", "+918586848544")})
 	require.NoError(t, err)
 }
 
@@ -285,7 +285,7 @@ func TestUpdateLeavingAndClaim(t *testing.T) {
 	require.NoError(t, s.Put(ctx, "acme", m("a9", "1009", "", phone)))
 
 	next := m("a1", "1001", "sumit.arya@example.com", phone, "+919711636496")
-	got, left, err := s.UpdateLeaving(ctx, "acme", "a1", "sync", func(*mapping.Mapping) (*mapping.Mapping, error) { return &next, nil })
+	got, left, err := s.UpdateLeaving(ctx, "acme", "a1", "sync", func(*call.Mapping) (*call.Mapping, error) { return &next, nil })
 	require.NoError(t, err)
 	require.NotNil(t, got)
 	assert.Equal(t, []*mapping.ConflictError{{Field: "phone", Value: phone, Holder: "a9"}}, left)
@@ -326,7 +326,7 @@ func TestFillAndRebuildGiveSharedValueToNewer(t *testing.T) {
 	older.UpdatedAt = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	newer.UpdatedAt = older.UpdatedAt.Add(time.Hour)
 	// A journal from before the rule (or one user sync wrote) shares the phone.
-	for _, x := range []mapping.Mapping{older, newer} {
+	for _, x := range []call.Mapping{older, newer} {
 		require.NoError(t, j.Record(ctx, mapping.Change{Tenant: "acme", UserID: x.MyOperatorUserID, Actor: "admin-api", Mapping: &x}))
 	}
 	s := mapping.NewStore(env.Redis, env.Prefix)
@@ -337,12 +337,12 @@ func TestFillAndRebuildGiveSharedValueToNewer(t *testing.T) {
 		restore func() error
 	}{
 		{"fill", func() error {
-			var ms []mapping.Mapping
+			var ms []call.Mapping
 			for _, x := range byTenant["acme"] {
 				ms = append(ms, x)
 			}
 			// Both orders a map may give.
-			for _, order := range [][]mapping.Mapping{ms, {ms[1], ms[0]}} {
+			for _, order := range [][]call.Mapping{ms, {ms[1], ms[0]}} {
 				require.NoError(t, s.Flush(ctx, "acme"))
 				n, err := s.Fill(ctx, "acme", order)
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 )
 
@@ -20,9 +21,9 @@ type Journal interface {
 type Change struct {
 	Tenant   string
 	UserID   string
-	Mapping  *Mapping // the new mapping; nil for a deletion
-	Previous *Mapping // the mapping replaced or removed; nil when there was none
-	Actor    string   // who changed it: admin-api, sync, ...
+	Mapping  *call.Mapping // the new mapping; nil for a deletion
+	Previous *call.Mapping // the mapping replaced or removed; nil when there was none
+	Actor    string        // who changed it: admin-api, sync, ...
 }
 
 // Header names of mapping journal records (besides kafkabus's ce_* and tenant).

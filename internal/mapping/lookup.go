@@ -51,7 +51,7 @@ return {found, agentPhone}
 `)
 
 // Lookup is the answer of a pipelined lookup, read once the pipeline ran.
-type Lookup func() (m *Mapping, callerIsAgent bool, err error)
+type Lookup func() (m *call.Mapping, callerIsAgent bool, err error)
 
 // LookupPipe queues on p the resolution of a call's agent (the active mapping, by id,
 // uuid, email, then phone) and whether caller is one of the tenant's agents — what
@@ -72,14 +72,14 @@ func (s *Store) LookupPipe(ctx context.Context, p redis.Pipeliner, tenant string
 	}
 	if ag.ID == "" || byUUID {
 		cmd := script(p, lookupScript.Eval)
-		return func() (*Mapping, bool, error) { return s.scriptAnswer(cmd) }
+		return func() (*call.Mapping, bool, error) { return s.scriptAnswer(cmd) }
 	}
 	byID := p.HGet(ctx, byIDKey, ag.ID)
 	var isAgent *redis.BoolCmd
 	if caller != "" {
 		isAgent = p.HExists(ctx, phoneKey, caller)
 	}
-	return func() (*Mapping, bool, error) {
+	return func() (*call.Mapping, bool, error) {
 		raw, err := byID.Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, false, fmt.Errorf("mapping: lookup: %w", err)
@@ -95,7 +95,7 @@ func (s *Store) LookupPipe(ctx context.Context, p redis.Pipeliner, tenant string
 			if err != nil {
 				return nil, false, fmt.Errorf("mapping: lookup: decode: %w", err)
 			}
-			if m.Status == StatusActive {
+			if m.Status == call.MappingActive {
 				return m, callerIsAgent, nil
 			}
 		}
@@ -104,7 +104,7 @@ func (s *Store) LookupPipe(ctx context.Context, p redis.Pipeliner, tenant string
 }
 
 // scriptAnswer reads the lookup script's answer.
-func (s *Store) scriptAnswer(cmd *redis.Cmd) (*Mapping, bool, error) {
+func (s *Store) scriptAnswer(cmd *redis.Cmd) (*call.Mapping, bool, error) {
 	res, err := cmd.Slice()
 	if err != nil {
 		return nil, false, fmt.Errorf("mapping: lookup: %w", err)
@@ -133,10 +133,10 @@ const decodedCap = 4096
 // are shared and read-only.
 type decodedMappings struct {
 	mu sync.Mutex
-	m  map[string]Mapping
+	m  map[string]call.Mapping
 }
 
-func (d *decodedMappings) get(raw string) (*Mapping, error) {
+func (d *decodedMappings) get(raw string) (*call.Mapping, error) {
 	d.mu.Lock()
 	m, ok := d.m[raw]
 	d.mu.Unlock()
@@ -148,7 +148,7 @@ func (d *decodedMappings) get(raw string) (*Mapping, error) {
 	}
 	d.mu.Lock()
 	if d.m == nil || len(d.m) >= decodedCap {
-		d.m = make(map[string]Mapping) // start again rather than track ages
+		d.m = make(map[string]call.Mapping) // start again rather than track ages
 	}
 	d.m[raw] = m
 	d.mu.Unlock()
@@ -157,7 +157,7 @@ func (d *decodedMappings) get(raw string) (*Mapping, error) {
 
 // OwnerOf applies the attribution rule's last steps to a lookup's answer: the
 // mapping's owner, else the tenant's fallback owner (when set), else nil.
-func OwnerOf(m *Mapping, err error, fallbackOwner string) (*call.Owner, error) {
+func OwnerOf(m *call.Mapping, err error, fallbackOwner string) (*call.Owner, error) {
 	switch {
 	case err == nil:
 		return m.Owner(), nil

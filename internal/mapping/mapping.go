@@ -10,10 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -22,9 +19,6 @@ import (
 
 // ErrNotFound means no mapping for that agent.
 var ErrNotFound = errors.New("mapping: not found")
-
-// ErrInvalid wraps validation failures of a mapping.
-var ErrInvalid = errors.New("mapping: invalid")
 
 // ErrConflict means a mapping's email, phone number or uuid is already another
 // agent's: the reverse indexes name one agent per value, so the change is refused
@@ -48,86 +42,6 @@ func (e *ConflictError) Error() string {
 // Is makes errors.Is(err, ErrConflict) hold.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
-// MaxAgentIDLen bounds a MyOperator user id.
-const MaxAgentIDLen = 128
-
-// ValidateAgentID checks a MyOperator user id. MyOperator's are 16 hex characters, but
-// the check is lenient (uuids, extensions, ids of another account's format pass): an id
-// only has to be printable, on one line and at most MaxAgentIDLen bytes, because it is
-// a Redis field, a journal key and a URL path segment of the admin API and console.
-func ValidateAgentID(id string) error {
-	switch {
-	case strings.TrimSpace(id) == "":
-		return fmt.Errorf("%w: myoperator_user_id is required", ErrInvalid)
-	case len(id) > MaxAgentIDLen:
-		return fmt.Errorf("%w: myoperator_user_id is %d bytes long; at most %d are allowed", ErrInvalid, len(id), MaxAgentIDLen)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: myoperator_user_id is not UTF-8", ErrInvalid)
-	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%w: myoperator_user_id has a control or invisible character (%U)", ErrInvalid, r)
-		}
-	}
-	return nil
-}
-
-// Sources and statuses of a mapping.
-const (
-	SourceManual     = "manual"
-	SourceEmailMatch = "email-match" // user sync, by email (exact or ignoring case)
-	SourcePhoneMatch = "phone-match" // user sync, by phone number
-	SourceFieldMatch = "field-match" // user sync, by a CRM user field holding the MyOperator id
-
-	StatusActive    = "active"
-	StatusPending   = "pending"
-	StatusSuspended = "suspended"
-)
-
-// Mapping says which CRM user a MyOperator agent is.
-type Mapping struct {
-	MyOperatorUserID string    `json:"myoperator_user_id"`
-	MyOperatorUUID   string    `json:"myoperator_uuid,omitempty"` // the agent's uuid: Webhook v2 names agents by it
-	CRMUserID        string    `json:"crm_user_id"`
-	Email            string    `json:"email,omitempty"`
-	Phones           []string  `json:"phones,omitempty"`
-	Name             string    `json:"name,omitempty"`
-	Source           string    `json:"source"`
-	Status           string    `json:"status"`
-	UpdatedAt        time.Time `json:"updated_at"`
-	UpdatedBy        string    `json:"updated_by,omitempty"`
-}
-
-// Automatic reports whether the mapping was made by user sync (not by an admin): sync
-// may change or remove it; a manual one only an admin removes.
-func (m *Mapping) Automatic() bool { return m.Source != SourceManual }
-
-// Owner is the call owner this mapping stands for.
-func (m *Mapping) Owner() *call.Owner {
-	return &call.Owner{CRMUserID: m.CRMUserID, Email: m.Email, Name: m.Name, Source: m.Source}
-}
-
-// Validate checks a mapping before it is stored.
-func (m *Mapping) Validate() error {
-	if err := ValidateAgentID(m.MyOperatorUserID); err != nil {
-		return err
-	}
-	if strings.TrimSpace(m.CRMUserID) == "" {
-		return fmt.Errorf("%w: crm_user_id is required", ErrInvalid)
-	}
-	for _, p := range m.Phones {
-		if !strings.HasPrefix(p, "+") || len(p) < 8 {
-			return fmt.Errorf("%w: phone %q must be in E.164 form (+<country><number>)", ErrInvalid, p)
-		}
-	}
-	switch m.Status {
-	case StatusActive, StatusPending, StatusSuspended:
-	default:
-		return fmt.Errorf("%w: status %q", ErrInvalid, m.Status)
-	}
-	return nil
-}
-
 // Store keeps mappings in Redis: one hash of mappings per tenant, plus email and phone
 // index hashes pointing at the MyOperator user id. With a journal, every change is
 // first recorded there (the compacted topic calltrack.mapping.v1), then applied to
@@ -142,7 +56,7 @@ type Store struct {
 
 // ChangeFunc is told about every change once it is in Redis (late binding of parked
 // calls hooks in here). m is nil for a deletion.
-type ChangeFunc func(tenant, userID string, m *Mapping)
+type ChangeFunc func(tenant, userID string, m *call.Mapping)
 
 // NewStore returns a store with keys under prefix.
 func NewStore(rdb redis.UniversalClient, prefix string) *Store {
@@ -167,7 +81,7 @@ func (s *Store) key(tenant, what string) string {
 }
 
 // Get returns one mapping.
-func (s *Store) Get(ctx context.Context, tenant, userID string) (*Mapping, error) {
+func (s *Store) Get(ctx context.Context, tenant, userID string) (*call.Mapping, error) {
 	raw, err := s.rdb.HGet(ctx, s.key(tenant, "byid"), userID).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
@@ -175,7 +89,7 @@ func (s *Store) Get(ctx context.Context, tenant, userID string) (*Mapping, error
 	if err != nil {
 		return nil, fmt.Errorf("mapping: get: %w", err)
 	}
-	var m Mapping
+	var m call.Mapping
 	if err := json.Unmarshal([]byte(raw), &m); err != nil {
 		return nil, fmt.Errorf("mapping: decode %s: %w", userID, err)
 	}
@@ -183,14 +97,14 @@ func (s *Store) Get(ctx context.Context, tenant, userID string) (*Mapping, error
 }
 
 // List returns a tenant's mappings sorted by MyOperator user id.
-func (s *Store) List(ctx context.Context, tenant string) ([]Mapping, error) {
+func (s *Store) List(ctx context.Context, tenant string) ([]call.Mapping, error) {
 	all, err := s.rdb.HGetAll(ctx, s.key(tenant, "byid")).Result()
 	if err != nil {
 		return nil, fmt.Errorf("mapping: list: %w", err)
 	}
-	out := make([]Mapping, 0, len(all))
+	out := make([]call.Mapping, 0, len(all))
 	for _, raw := range all {
-		var m Mapping
+		var m call.Mapping
 		if err := json.Unmarshal([]byte(raw), &m); err == nil {
 			out = append(out, m)
 		}
@@ -203,11 +117,11 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Mapping, error) {
 // m.UpdatedBy names who made the change (it goes to the journal as the actor). An
 // email, phone or uuid m adds to the agent's current mapping that another agent's
 // mapping has is refused with a *ConflictError (ErrConflict).
-func (s *Store) Put(ctx context.Context, tenant string, m Mapping) error {
+func (s *Store) Put(ctx context.Context, tenant string, m call.Mapping) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	_, err := s.Update(ctx, tenant, m.MyOperatorUserID, m.UpdatedBy, func(*Mapping) (*Mapping, error) { return &m, nil })
+	_, err := s.Update(ctx, tenant, m.MyOperatorUserID, m.UpdatedBy, func(*call.Mapping) (*call.Mapping, error) { return &m, nil })
 	return err
 }
 
@@ -219,7 +133,7 @@ func (s *Store) Delete(ctx context.Context, tenant, userID string) error {
 // DeleteBy removes an agent's mapping on behalf of actor (recorded in the journal);
 // ErrNotFound if there was none.
 func (s *Store) DeleteBy(ctx context.Context, tenant, userID, actor string) error {
-	_, err := s.Update(ctx, tenant, userID, actor, func(cur *Mapping) (*Mapping, error) {
+	_, err := s.Update(ctx, tenant, userID, actor, func(cur *call.Mapping) (*call.Mapping, error) {
 		if cur == nil {
 			return nil, ErrNotFound
 		}
@@ -235,7 +149,7 @@ func (s *Store) DeleteBy(ctx context.Context, tenant, userID, actor string) erro
 // is a *ConflictError (ErrConflict) when the next mapping adds an email, phone or uuid
 // of another agent's mapping. One the current mapping lists already is not a conflict:
 // it stays with the agent that has it (see writeScript).
-func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, error) {
+func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn func(cur *call.Mapping) (*call.Mapping, error)) (*call.Mapping, error) {
 	m, _, err := s.update(ctx, tenant, userID, actor, false, fn)
 	return m, err
 }
@@ -246,7 +160,7 @@ func (s *Store) Update(ctx context.Context, tenant, userID, actor string, fn fun
 // it, but the index keeps naming the other agent (as Fill does). It returns the values
 // so left, each a *ConflictError naming its holder. A refused change would leave the
 // agent on its old owner or unmapped, and two agents swapping numbers refused forever.
-func (s *Store) UpdateLeaving(ctx context.Context, tenant, userID, actor string, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, []*ConflictError, error) {
+func (s *Store) UpdateLeaving(ctx context.Context, tenant, userID, actor string, fn func(cur *call.Mapping) (*call.Mapping, error)) (*call.Mapping, []*ConflictError, error) {
 	return s.update(ctx, tenant, userID, actor, true, fn)
 }
 
@@ -275,7 +189,7 @@ func (s *Store) Claim(ctx context.Context, tenant, userID string) ([]*ConflictEr
 	return left, nil
 }
 
-func (s *Store) update(ctx context.Context, tenant, userID, actor string, leave bool, fn func(cur *Mapping) (*Mapping, error)) (*Mapping, []*ConflictError, error) {
+func (s *Store) update(ctx context.Context, tenant, userID, actor string, leave bool, fn func(cur *call.Mapping) (*call.Mapping, error)) (*call.Mapping, []*ConflictError, error) {
 	unlock, err := s.lock(ctx, tenant, userID)
 	if err != nil {
 		return nil, nil, err
@@ -418,7 +332,7 @@ return left`)
 // write changes agent id's mapping in Redis from old to m (either may be nil), index
 // entries included, in mode. A conflict is a *ConflictError; the entries of m left to
 // another agent (fill, or kept from old) are returned as ConflictErrors.
-func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *Mapping) ([]*ConflictError, error) {
+func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *call.Mapping) ([]*ConflictError, error) {
 	raw := []byte{}
 	if m != nil && mode != writeCheck {
 		var err error
@@ -458,7 +372,7 @@ func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *Mapp
 
 // indexEntries are m's reverse index entries as writeScript takes them: (key number,
 // value) pairs.
-func indexEntries(m *Mapping) []any {
+func indexEntries(m *call.Mapping) []any {
 	if m == nil {
 		return nil
 	}
@@ -485,7 +399,7 @@ func (s *Store) record(ctx context.Context, c Change) error {
 	return nil
 }
 
-func (s *Store) changed(tenant, userID string, m *Mapping) {
+func (s *Store) changed(tenant, userID string, m *call.Mapping) {
 	if s.onChange != nil {
 		s.onChange(tenant, userID, m)
 	}
@@ -493,12 +407,12 @@ func (s *Store) changed(tenant, userID string, m *Mapping) {
 
 // Resolve finds the active mapping of an agent: by MyOperator user id (or uuid, which
 // Webhook v2 gives instead), then email, then phone. ErrNotFound when none is active.
-func (s *Store) Resolve(ctx context.Context, tenant string, a call.Agent) (*Mapping, error) {
-	try := func(m *Mapping, err error) (*Mapping, error) {
+func (s *Store) Resolve(ctx context.Context, tenant string, a call.Agent) (*call.Mapping, error) {
+	try := func(m *call.Mapping, err error) (*call.Mapping, error) {
 		if err != nil {
 			return nil, err
 		}
-		if m.Status != StatusActive {
+		if m.Status != call.MappingActive {
 			return nil, ErrNotFound
 		}
 		return m, nil
@@ -524,7 +438,7 @@ func (s *Store) Resolve(ctx context.Context, tenant string, a call.Agent) (*Mapp
 	return nil, ErrNotFound
 }
 
-func (s *Store) byIndex(ctx context.Context, tenant, index, value string) (*Mapping, error) {
+func (s *Store) byIndex(ctx context.Context, tenant, index, value string) (*call.Mapping, error) {
 	id, err := s.rdb.HGet(ctx, s.key(tenant, index), value).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
@@ -562,7 +476,7 @@ func (s *Store) indexKeys(tenant string) []string {
 // mapping, else the tenant's fallback owner (when set), else nil — the call is
 // unattributed.
 func (s *Store) Owner(ctx context.Context, tenant, fallbackOwner string, a *call.Agent) (*call.Owner, error) {
-	var m *Mapping
+	var m *call.Mapping
 	err := ErrNotFound
 	if a != nil {
 		m, err = s.Resolve(ctx, tenant, *a)
@@ -577,7 +491,7 @@ func (s *Store) Owner(ctx context.Context, tenant, fallbackOwner string, a *call
 // entries (a journaled mapping sharing one is written without it). Among the journaled
 // mappings, a value two share goes to the newer, as a rebuild gives it (Restore): they
 // are written newest first, and each leaves to the ones before what they hold.
-func (s *Store) Fill(ctx context.Context, tenant string, ms []Mapping) (int, error) {
+func (s *Store) Fill(ctx context.Context, tenant string, ms []call.Mapping) (int, error) {
 	ms = slices.Clone(ms)
 	sort.SliceStable(ms, func(i, j int) bool { return ms[i].UpdatedAt.After(ms[j].UpdatedAt) })
 	n := 0

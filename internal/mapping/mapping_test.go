@@ -21,9 +21,9 @@ import (
 	"github.com/calltrack/calltrack/schemas"
 )
 
-func m(agent, crm, email string, phones ...string) mapping.Mapping {
-	return mapping.Mapping{MyOperatorUserID: agent, CRMUserID: crm, Email: email, Phones: phones, Name: "User " + crm,
-		Source: mapping.SourceManual, Status: mapping.StatusActive, UpdatedBy: "admin-api"}
+func m(agent, crm, email string, phones ...string) call.Mapping {
+	return call.Mapping{MyOperatorUserID: agent, CRMUserID: crm, Email: email, Phones: phones, Name: "User " + crm,
+		Source: call.MappingManual, Status: call.MappingActive, UpdatedBy: "admin-api"}
 }
 
 type failingJournal struct{}
@@ -51,7 +51,7 @@ func TestUpdateSerialised(t *testing.T) {
 	env := testenv.New(t)
 	var mu sync.Mutex
 	seen := 0
-	s := mapping.NewStore(env.Redis, env.Prefix).OnChange(func(string, string, *mapping.Mapping) {
+	s := mapping.NewStore(env.Redis, env.Prefix).OnChange(func(string, string, *call.Mapping) {
 		mu.Lock()
 		seen++
 		mu.Unlock()
@@ -61,7 +61,7 @@ func TestUpdateSerialised(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.Update(context.Background(), "acme", "a1", "test", func(cur *mapping.Mapping) (*mapping.Mapping, error) {
+			_, err := s.Update(context.Background(), "acme", "a1", "test", func(cur *call.Mapping) (*call.Mapping, error) {
 				next := m("a1", "1", "")
 				if cur != nil {
 					next.Name = cur.Name + "x" // read-modify-write: lost updates would show
@@ -92,7 +92,7 @@ func TestJournalAndRebuild(t *testing.T) {
 	require.NoError(t, s.Put(ctx, "acme", m("a1", "101", "asha@example.com", "+918586848544")))
 	require.NoError(t, s.Put(ctx, "acme", m("a2", "102", "ravi@example.com")))
 	a3 := m("a3", "103", "meena@example.com")
-	a3.Source, a3.UpdatedBy = mapping.SourceEmailMatch, "sync"
+	a3.Source, a3.UpdatedBy = call.MappingEmailMatch, "sync"
 	require.NoError(t, s.Put(ctx, "acme", a3))
 	require.NoError(t, s.Put(ctx, "acme", m("a1", "111", "asha@example.com", "+918586848544")))
 	require.NoError(t, s.DeleteBy(ctx, "acme", "a2", "admin-api"))
@@ -154,7 +154,7 @@ func TestJournalAndRebuild(t *testing.T) {
 	assert.Len(t, beta, 1)
 }
 
-func norm(ms []mapping.Mapping) []mapping.Mapping {
+func norm(ms []call.Mapping) []call.Mapping {
 	for i := range ms {
 		ms[i].UpdatedAt = ms[i].UpdatedAt.UTC().Round(time.Microsecond)
 	}
@@ -185,8 +185,8 @@ func TestResolveByUUID(t *testing.T) {
 	env := testenv.New(t)
 	s := mapping.NewStore(env.Redis, env.Prefix)
 	ctx := context.Background()
-	m := mapping.Mapping{MyOperatorUserID: "5cd40f6556f2f124", MyOperatorUUID: "uuid-1", CRMUserID: "1001",
-		Source: mapping.SourceManual, Status: mapping.StatusActive}
+	m := call.Mapping{MyOperatorUserID: "5cd40f6556f2f124", MyOperatorUUID: "uuid-1", CRMUserID: "1001",
+		Source: call.MappingManual, Status: call.MappingActive}
 	require.NoError(t, s.Put(ctx, "acme", m))
 	got, err := s.Resolve(ctx, "acme", call.Agent{ID: "uuid-1"})
 	require.NoError(t, err)
@@ -206,11 +206,11 @@ func TestFillKeepsNewerMappings(t *testing.T) {
 	env := testenv.New(t)
 	ctx := t.Context()
 	s := mapping.NewStore(env.Redis, env.Prefix)
-	newer := mapping.Mapping{MyOperatorUserID: "u1", CRMUserID: "2002", Email: "a@example.com", Source: mapping.SourceManual, Status: mapping.StatusActive}
+	newer := call.Mapping{MyOperatorUserID: "u1", CRMUserID: "2002", Email: "a@example.com", Source: call.MappingManual, Status: call.MappingActive}
 	require.NoError(t, s.Put(ctx, "acme", newer))
-	journal := []mapping.Mapping{
-		{MyOperatorUserID: "u1", CRMUserID: "1001", Email: "a@example.com", Source: mapping.SourceManual, Status: mapping.StatusActive},
-		{MyOperatorUserID: "u2", CRMUserID: "1002", Email: "b@example.com", Phones: []string{"+918586848544"}, Source: mapping.SourceManual, Status: mapping.StatusActive},
+	journal := []call.Mapping{
+		{MyOperatorUserID: "u1", CRMUserID: "1001", Email: "a@example.com", Source: call.MappingManual, Status: call.MappingActive},
+		{MyOperatorUserID: "u2", CRMUserID: "1002", Email: "b@example.com", Phones: []string{"+918586848544"}, Source: call.MappingManual, Status: call.MappingActive},
 	}
 	n, err := s.Fill(ctx, "acme", journal)
 	require.NoError(t, err)
@@ -229,9 +229,9 @@ func TestLookupPipeResolvesLikeResolve(t *testing.T) {
 	env := testenv.New(t)
 	ctx := t.Context()
 	s := mapping.NewStore(env.Redis, env.Prefix)
-	pending := mapping.Mapping{MyOperatorUserID: "u1", CRMUserID: "1001", Email: "a@example.com", Source: mapping.SourceManual, Status: mapping.StatusPending}
-	active := mapping.Mapping{MyOperatorUserID: "u2", CRMUserID: "1002", Email: "b@example.com", MyOperatorUUID: "uuid-2",
-		Phones: []string{"+918586848544"}, Source: mapping.SourceManual, Status: mapping.StatusActive}
+	pending := call.Mapping{MyOperatorUserID: "u1", CRMUserID: "1001", Email: "a@example.com", Source: call.MappingManual, Status: call.MappingPending}
+	active := call.Mapping{MyOperatorUserID: "u2", CRMUserID: "1002", Email: "b@example.com", MyOperatorUUID: "uuid-2",
+		Phones: []string{"+918586848544"}, Source: call.MappingManual, Status: call.MappingActive}
 	require.NoError(t, s.Put(ctx, "acme", pending))
 	require.NoError(t, s.Put(ctx, "acme", active))
 	sent := &commandLog{}
@@ -274,7 +274,7 @@ func TestLookupPipeResolvesLikeResolve(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, m.CRMUserID)
-			var want *mapping.Mapping
+			var want *call.Mapping
 			if tc.agent != nil {
 				want, err = s.Resolve(ctx, "acme", *tc.agent)
 				require.NoError(t, err)

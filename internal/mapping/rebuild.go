@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 )
 
@@ -38,14 +39,14 @@ func (r RebuildStats) Total() int {
 // ReadJournal reads the journal topic from the beginning to the end offsets it has
 // when called (partition readers, no consumer group) and returns the latest mapping
 // of every agent per tenant: the last record of a key wins and a tombstone deletes.
-func ReadJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[string]map[string]Mapping, RebuildStats, error) {
+func ReadJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[string]map[string]call.Mapping, RebuildStats, error) {
 	entries, st, err := readJournal(ctx, k, topic)
 	if err != nil {
 		return nil, st, err
 	}
-	out := make(map[string]map[string]Mapping, len(entries))
+	out := make(map[string]map[string]call.Mapping, len(entries))
 	for t, es := range entries {
-		out[t] = make(map[string]Mapping, len(es))
+		out[t] = make(map[string]call.Mapping, len(es))
 		for u, e := range es {
 			out[t][u] = e.m
 		}
@@ -56,7 +57,7 @@ func ReadJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[str
 // journalEntry is a mapping as read from the journal, with its JSON as stored (Redis
 // gets the same bytes, not a re-encoding).
 type journalEntry struct {
-	m   Mapping
+	m   call.Mapping
 	raw []byte
 }
 
@@ -122,7 +123,7 @@ func readJournal(ctx context.Context, k *kafkabus.Client, topic string) (map[str
 					pr.keys[tenant][user] = journalEntry{}
 					return
 				}
-				var mp Mapping
+				var mp call.Mapping
 				if err := json.Unmarshal(m.Value, &mp); err != nil || mp.Validate() != nil || mp.MyOperatorUserID != user {
 					pr.stats.Invalid++
 					return
@@ -221,7 +222,7 @@ func Rebuild(ctx context.Context, k *kafkabus.Client, topic string, s *Store, on
 
 // Restore replaces a tenant's mappings in Redis with ms, in one transaction, without
 // journaling (used by the rebuild from the journal).
-func (s *Store) Restore(ctx context.Context, tenant string, ms []Mapping) error {
+func (s *Store) Restore(ctx context.Context, tenant string, ms []call.Mapping) error {
 	es := make([]journalEntry, len(ms))
 	for i := range ms {
 		raw, err := json.Marshal(&ms[i])

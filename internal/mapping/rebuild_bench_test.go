@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -30,9 +31,9 @@ func BenchmarkRebuild100k(b *testing.B) {
 	batch := make([]kafka.Message, 0, 1000)
 	for i := range n {
 		tenant, agent := fmt.Sprintf("t%d", i%tenants), fmt.Sprintf("agent%06d", i)
-		v, err := json.Marshal(mapping.Mapping{MyOperatorUserID: agent, CRMUserID: fmt.Sprint(100000 + i),
+		v, err := json.Marshal(call.Mapping{MyOperatorUserID: agent, CRMUserID: fmt.Sprint(100000 + i),
 			Email: agent + "@example.com", Phones: []string{fmt.Sprintf("+9198%08d", i)}, Name: "Agent " + agent,
-			Source: mapping.SourceManual, Status: mapping.StatusActive, UpdatedAt: at, UpdatedBy: "bench"})
+			Source: call.MappingManual, Status: call.MappingActive, UpdatedAt: at, UpdatedBy: "bench"})
 		require.NoError(b, err)
 		batch = append(batch, kafka.Message{Topic: env.Topics.Mapping, Key: []byte(tenant + ":" + agent), Value: v})
 		if len(batch) == cap(batch) {

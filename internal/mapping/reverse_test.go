@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/testenv"
 )
@@ -17,14 +18,14 @@ func TestByCRMUser(t *testing.T) {
 	env := testenv.New(t)
 	s := mapping.NewStore(env.Redis, env.Prefix)
 	ctx := context.Background()
-	for _, m := range []mapping.Mapping{
-		{MyOperatorUserID: "a1", CRMUserID: "1001", Source: mapping.SourceManual, Status: mapping.StatusActive},
-		{MyOperatorUserID: "a2", CRMUserID: "1002", Source: mapping.SourceManual, Status: mapping.StatusActive},
-		{MyOperatorUserID: "a3", CRMUserID: "1001", Source: mapping.SourceEmailMatch, Status: mapping.StatusSuspended},
+	for _, m := range []call.Mapping{
+		{MyOperatorUserID: "a1", CRMUserID: "1001", Source: call.MappingManual, Status: call.MappingActive},
+		{MyOperatorUserID: "a2", CRMUserID: "1002", Source: call.MappingManual, Status: call.MappingActive},
+		{MyOperatorUserID: "a3", CRMUserID: "1001", Source: call.MappingEmailMatch, Status: call.MappingSuspended},
 	} {
 		require.NoError(t, s.Put(ctx, "acme", m))
 	}
-	require.NoError(t, s.Put(ctx, "beta", mapping.Mapping{MyOperatorUserID: "b1", CRMUserID: "1001", Source: mapping.SourceManual, Status: mapping.StatusActive}))
+	require.NoError(t, s.Put(ctx, "beta", call.Mapping{MyOperatorUserID: "b1", CRMUserID: "1001", Source: call.MappingManual, Status: call.MappingActive}))
 
 	got, err := s.ByCRMUser(ctx, "acme", "1001")
 	require.NoError(t, err)

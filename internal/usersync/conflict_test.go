@@ -9,16 +9,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
-	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
-	"github.com/calltrack/calltrack/internal/usersync"
+	"github.com/calltrack/calltrack/internal/usermatch"
+	"github.com/calltrack/calltrack/internal/usermatch/usermatchtest"
 )
 
 const sharedPhone = "+918586848544"
 
 // withPhones is m listing phones.
-func withPhones(m mapping.Mapping, phones ...string) mapping.Mapping {
+func withPhones(m call.Mapping, phones ...string) call.Mapping {
 	m.Phones = phones
 	return m
 }
@@ -32,8 +33,8 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 	const otherPhone = "+919711636496"
 	cases := []struct {
 		name      string
-		existing  []mapping.Mapping
-		filled    []mapping.Mapping // written by Fill after existing (a value left to another agent)
+		existing  []call.Mapping
+		filled    []call.Mapping // written by Fill after existing (a value left to another agent)
 		mo        []directory.User
 		crm       []directory.User
 		phones    map[string]string // phone → the CRM user it resolves to after the sync
@@ -44,17 +45,17 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 	}{
 		{
 			name:    "two agents share a phone (an office line)",
-			mo:      []directory.User{mo("a1", "asha@example.com", true, sharedPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
-			crm:     []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
+			mo:      []directory.User{usermatchtest.Agent("a1", "asha@example.com", true, sharedPhone), usermatchtest.Agent("a2", "ravi@example.com", true, sharedPhone)},
+			crm:     []directory.User{usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("102", "ravi@example.com", true)},
 			phones:  map[string]string{sharedPhone: "101"},
 			mapped:  map[string]string{"a1": "101", "a2": "102"},
 			warning: "phone " + sharedPhone + " of a2 stays with MyOperator user a1",
 		},
 		{
 			name:      "a manual mapping has the phone",
-			existing:  []mapping.Mapping{withPhones(manual("a9", "109", mapping.StatusActive), sharedPhone)},
-			mo:        []directory.User{mo("a1", "asha@example.com", true, sharedPhone, otherPhone)},
-			crm:       []directory.User{crmUser("101", "asha@example.com", true), crmUser("109", "x@example.com", true)},
+			existing:  []call.Mapping{withPhones(usermatchtest.Manual("a9", "109", call.MappingActive), sharedPhone)},
+			mo:        []directory.User{usermatchtest.Agent("a1", "asha@example.com", true, sharedPhone, otherPhone)},
+			crm:       []directory.User{usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("109", "x@example.com", true)},
 			phones:    map[string]string{sharedPhone: "109", otherPhone: "101"},
 			mapped:    map[string]string{"a1": "101"},
 			warning:   "phone " + sharedPhone + " of a1 stays with MyOperator user a9",
@@ -62,12 +63,12 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 		},
 		{
 			name: "an update would take another agent's phone",
-			existing: []mapping.Mapping{
-				withPhones(manual("a9", "109", mapping.StatusActive), sharedPhone),
-				auto("a1", "101", "asha@example.com", mapping.StatusActive),
+			existing: []call.Mapping{
+				withPhones(usermatchtest.Manual("a9", "109", call.MappingActive), sharedPhone),
+				usermatchtest.Auto("a1", "101", "asha@example.com", call.MappingActive),
 			},
-			mo:        []directory.User{mo("a1", "asha@example.com", true, sharedPhone)},
-			crm:       []directory.User{crmUser("101", "asha@example.com", true), crmUser("109", "x@example.com", true)},
+			mo:        []directory.User{usermatchtest.Agent("a1", "asha@example.com", true, sharedPhone)},
+			crm:       []directory.User{usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("109", "x@example.com", true)},
 			phones:    map[string]string{sharedPhone: "109"},
 			mapped:    map[string]string{"a1": "101"},
 			warning:   "phone " + sharedPhone + " of a1 stays with MyOperator user a9",
@@ -75,12 +76,12 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 		},
 		{
 			name: "an owner change with a phone another agent has",
-			existing: []mapping.Mapping{
-				withPhones(manual("a9", "109", mapping.StatusActive), sharedPhone),
-				auto("a1", "101", "asha@example.com", mapping.StatusActive),
+			existing: []call.Mapping{
+				withPhones(usermatchtest.Manual("a9", "109", call.MappingActive), sharedPhone),
+				usermatchtest.Auto("a1", "101", "asha@example.com", call.MappingActive),
 			},
-			mo:        []directory.User{mo("a1", "ravi@example.com", true, sharedPhone)},
-			crm:       []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true), crmUser("109", "x@example.com", true)},
+			mo:        []directory.User{usermatchtest.Agent("a1", "ravi@example.com", true, sharedPhone)},
+			crm:       []directory.User{usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("102", "ravi@example.com", true), usermatchtest.CRMUser("109", "x@example.com", true)},
 			phones:    map[string]string{sharedPhone: "109"},
 			mapped:    map[string]string{"a1": "102"},
 			warning:   "phone " + sharedPhone + " of a1 stays with MyOperator user a9",
@@ -88,34 +89,34 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 		},
 		{
 			name: "two agents swap phones",
-			existing: []mapping.Mapping{
-				withPhones(auto("a1", "101", "asha@example.com", mapping.StatusActive), sharedPhone),
-				withPhones(auto("a2", "102", "ravi@example.com", mapping.StatusActive), otherPhone),
+			existing: []call.Mapping{
+				withPhones(usermatchtest.Auto("a1", "101", "asha@example.com", call.MappingActive), sharedPhone),
+				withPhones(usermatchtest.Auto("a2", "102", "ravi@example.com", call.MappingActive), otherPhone),
 			},
-			mo:     []directory.User{mo("a1", "asha@example.com", true, otherPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
-			crm:    []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
+			mo:     []directory.User{usermatchtest.Agent("a1", "asha@example.com", true, otherPhone), usermatchtest.Agent("a2", "ravi@example.com", true, sharedPhone)},
+			crm:    []directory.User{usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("102", "ravi@example.com", true)},
 			phones: map[string]string{sharedPhone: "102", otherPhone: "101"},
 			mapped: map[string]string{"a1": "101", "a2": "102"},
 		},
 		{
 			name: "an agent leaving frees its phone for another in the same sync",
-			existing: []mapping.Mapping{
-				withPhones(auto("a1", "101", "asha@example.com", mapping.StatusActive), sharedPhone),
+			existing: []call.Mapping{
+				withPhones(usermatchtest.Auto("a1", "101", "asha@example.com", call.MappingActive), sharedPhone),
 			},
-			mo:     []directory.User{mo("a1", "asha@example.com", false, sharedPhone), mo("a2", "ravi@example.com", true, sharedPhone)},
-			crm:    []directory.User{crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true)},
+			mo:     []directory.User{usermatchtest.Agent("a1", "asha@example.com", false, sharedPhone), usermatchtest.Agent("a2", "ravi@example.com", true, sharedPhone)},
+			crm:    []directory.User{usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("102", "ravi@example.com", true)},
 			phones: map[string]string{sharedPhone: "102"},
 			mapped: map[string]string{"a2": "102"},
 		},
 		{
 			name:     "a manual mapping listing a phone another agent holds is suspended",
-			existing: []mapping.Mapping{withPhones(manual("a2", "102", mapping.StatusActive), sharedPhone)},
-			filled:   []mapping.Mapping{withPhones(manual("a1", "101", mapping.StatusActive), sharedPhone)},
-			mo:       []directory.User{mo("a5", "meena@example.com", true)},
-			crm:      []directory.User{crmUser("101", "asha@example.com", false), crmUser("102", "ravi@example.com", true)},
+			existing: []call.Mapping{withPhones(usermatchtest.Manual("a2", "102", call.MappingActive), sharedPhone)},
+			filled:   []call.Mapping{withPhones(usermatchtest.Manual("a1", "101", call.MappingActive), sharedPhone)},
+			mo:       []directory.User{usermatchtest.Agent("a5", "meena@example.com", true)},
+			crm:      []directory.User{usermatchtest.CRMUser("101", "asha@example.com", false), usermatchtest.CRMUser("102", "ravi@example.com", true)},
 			phones:   map[string]string{sharedPhone: "102"},
 			mapped:   map[string]string{"a1": "101", "a2": "102"},
-			status:   map[string]string{"a1": mapping.StatusSuspended},
+			status:   map[string]string{"a1": call.MappingSuspended},
 			warning:  "phone " + sharedPhone + " of a1 stays with MyOperator user a2",
 		},
 	}
@@ -129,7 +130,7 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 			}
 			_, err := f.store.Fill(ctx, "acme", tc.filled)
 			require.NoError(t, err)
-			before := map[string]*mapping.Mapping{}
+			before := map[string]*call.Mapping{}
 			for _, m := range tc.existing {
 				before[m.MyOperatorUserID] = f.mapping(t, m.MyOperatorUserID)
 			}
@@ -151,7 +152,7 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 				}
 			}
 			for _, u := range r.Unmatched {
-				assert.NotEqual(t, usersync.ReasonMappingConflict, u.Reason, "%+v", u)
+				assert.NotEqual(t, usermatch.ReasonMappingConflict, u.Reason, "%+v", u)
 			}
 			warnings := strings.Join(r.Warnings, "\n")
 			if tc.warning != "" {
@@ -172,7 +173,7 @@ func TestSyncLeavesConflictingValues(t *testing.T) {
 func TestApproveAgentIDInPath(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, tenant.Sync{})
-	m := auto("x y/../z?&a=b", "101", "", mapping.StatusPending)
+	m := usermatchtest.Auto("x y/../z?&a=b", "101", "", call.MappingPending)
 	require.NoError(t, f.store.Put(t.Context(), "acme", m))
 	st, body := f.apiCalls(http.MethodPost, "acme/mappings/"+url.PathEscape(m.MyOperatorUserID)+"/approve")
 	require.Equal(t, http.StatusOK, st, "%v", body)

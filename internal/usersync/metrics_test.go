@@ -10,6 +10,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/usermatch/usermatchtest"
 	"github.com/calltrack/calltrack/internal/usersync"
 )
 
@@ -20,8 +21,8 @@ func TestSyncMetrics(t *testing.T) {
 	f := newFixture(t, tenant.Sync{})
 	m := metrics.New()
 	f.svc.Metrics = m.UserSync
-	f.mo.set(mo("a1", "asha@example.com", true), mo("a2", "ravi@example.com", true))
-	f.crm.set(crmUser("101", "asha@example.com", true))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true), usermatchtest.Agent("a2", "ravi@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", true))
 	f.sync(t)
 
 	f.crm.err = errors.New("CRM users API: 503")
@@ -45,6 +46,6 @@ calltrack_user_sync_changes_total{change="added"} 1
 `
 	require.NoError(t, testutil.GatherAndCompare(m.Registry, strings.NewReader(want),
 		"calltrack_user_sync_runs_total", "calltrack_user_sync_matched", "calltrack_user_sync_unmatched", "calltrack_user_sync_changes_total"))
-	require.InDelta(t, float64(t0.Unix()), testutil.ToFloat64(m.UserSync.LastSuccess.WithLabelValues("acme")), 1)
+	require.InDelta(t, float64(usermatchtest.T0.Unix()), testutil.ToFloat64(m.UserSync.LastSuccess.WithLabelValues("acme")), 1)
 	require.Equal(t, 1, testutil.CollectAndCount(m.UserSync.Duration))
 }

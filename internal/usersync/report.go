@@ -9,7 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/usermatch"
 )
 
 // ErrNoReport means no sync has run for the tenant yet.
@@ -17,16 +18,16 @@ var ErrNoReport = errors.New("usersync: no sync has run yet")
 
 // Report is what the last sync of a tenant found and did.
 type Report struct {
-	Tenant     string      `json:"tenant"`
-	LastSyncAt *time.Time  `json:"last_sync_at"` // nil until a sync succeeded
-	DurationMS int64       `json:"duration_ms"`
-	Match      string      `json:"match"` // the match mode used
-	Users      UserCounts  `json:"users"`
-	Matched    []Matched   `json:"matched"`
-	Unmatched  []Unmatched `json:"unmatched"`
-	Changes    []Change    `json:"changes"`
-	Warnings   []string    `json:"warnings,omitempty"`
-	LastError  *Failure    `json:"last_error,omitempty"` // the latest attempt failed (the rest is from the last good sync)
+	Tenant     string                `json:"tenant"`
+	LastSyncAt *time.Time            `json:"last_sync_at"` // nil until a sync succeeded
+	DurationMS int64                 `json:"duration_ms"`
+	Match      string                `json:"match"` // the match mode used
+	Users      UserCounts            `json:"users"`
+	Matched    []Matched             `json:"matched"`
+	Unmatched  []usermatch.Unmatched `json:"unmatched"`
+	Changes    []Change              `json:"changes"`
+	Warnings   []string              `json:"warnings,omitempty"`
+	LastError  *Failure              `json:"last_error,omitempty"` // the latest attempt failed (the rest is from the last good sync)
 }
 
 // UserCounts is how many users each side listed.
@@ -60,7 +61,7 @@ type Failure struct {
 	Message string    `json:"message"`
 }
 
-func matchedOf(ms []mapping.Mapping) []Matched {
+func matchedOf(ms []call.Mapping) []Matched {
 	out := make([]Matched, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, Matched{MyOperatorUserID: m.MyOperatorUserID, CRMUserID: m.CRMUserID, Email: m.Email,
@@ -72,7 +73,7 @@ func matchedOf(ms []mapping.Mapping) []Matched {
 // withCurrent refreshes the report's matched list from the mappings in force now and
 // drops unmatched users a mapping has covered since (an admin mapped them by hand,
 // or approved them).
-func (r *Report) withCurrent(ms []mapping.Mapping) {
+func (r *Report) withCurrent(ms []call.Mapping) {
 	r.Matched = matchedOf(ms)
 	agents, crmUsers := map[string]bool{}, map[string]bool{}
 	for _, m := range ms {
@@ -80,7 +81,7 @@ func (r *Report) withCurrent(ms []mapping.Mapping) {
 	}
 	kept := r.Unmatched[:0]
 	for _, u := range r.Unmatched {
-		if (u.Side == SideMyOperator && agents[u.ID]) || (u.Side == SideCRM && crmUsers[u.ID]) {
+		if (u.Side == usermatch.SideMyOperator && agents[u.ID]) || (u.Side == usermatch.SideCRM && crmUsers[u.ID]) {
 			continue
 		}
 		kept = append(kept, u)

@@ -1,9 +1,15 @@
+// Package usersync keeps each tenant's agent → CRM-user mappings in step with the
+// two user directories: it pulls MyOperator's users and the CRM's users, has
+// internal/usermatch plan the changes, applies them to the stored mappings, and
+// reports every user it could not match with the reason. A Redis lock keeps one
+// sync per tenant at a time across replicas; a scheduler runs it periodically.
 package usersync
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -11,11 +17,13 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/redislock"
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/usermatch"
 )
 
 // Errors of a sync.
@@ -157,16 +165,16 @@ func (s *Service) run(ctx context.Context, t *tenant.Tenant, moSrc, crmSrc direc
 	}
 	settings := t.Sync.WithDefaults()
 	now := s.now()
-	p := Match(Input{Settings: settings, MyOperator: mo, CRM: crm, Existing: existing, Now: now})
+	p := usermatch.Match(usermatch.Input{Settings: settings, MyOperator: mo, CRM: crm, Existing: existing, Now: now})
 	r := &Report{Tenant: t.ID, LastSyncAt: &now, Match: settings.Match, Users: UserCounts{MyOperator: len(mo), CRM: len(crm)},
 		Unmatched: p.Unmatched, Changes: []Change{}, Warnings: p.Warnings}
 	if r.Unmatched == nil {
-		r.Unmatched = []Unmatched{}
+		r.Unmatched = []usermatch.Unmatched{}
 	}
 	// Removals first: an agent leaving frees its email and phones for the one taking
 	// them over in the same sync.
 	ops := slices.Clone(p.Ops)
-	slices.SortStableFunc(ops, func(a, b Op) int { return removalsFirst(a) - removalsFirst(b) })
+	slices.SortStableFunc(ops, func(a, b usermatch.Op) int { return removalsFirst(a) - removalsFirst(b) })
 	left := map[string][]*mapping.ConflictError{} // by agent: values its mapping lists but another agent holds
 	for _, op := range ops {
 		applied, l, err := s.apply(ctx, t.ID, op)
@@ -192,7 +200,7 @@ func (s *Service) run(ctx context.Context, t *tenant.Tenant, moSrc, crmSrc direc
 	// A value left to another agent may have been let go later in this sync (two agents
 	// swapping phones: the first one changed before the second let its number go): the
 	// agents claim what is free now, so a swap converges in one sync.
-	for _, id := range sortedKeys(left) {
+	for _, id := range slices.Sorted(maps.Keys(left)) {
 		l, err := s.Mappings.Claim(ctx, t.ID, id)
 		if err != nil {
 			return nil, fmt.Errorf("claim the values of %s: %w", id, err)
@@ -216,8 +224,8 @@ func leftWarning(id string, c *mapping.ConflictError) string {
 		c.Field, c.Value, id, c.Holder, c.Field)
 }
 
-func removalsFirst(op Op) int {
-	if op.Kind == ChangeRemoved {
+func removalsFirst(op usermatch.Op) int {
+	if op.Kind == usermatch.ChangeRemoved {
 		return 0
 	}
 	return 1
@@ -227,9 +235,9 @@ func removalsFirst(op Op) int {
 // planned (an admin's change in between wins). A value of the new mapping another
 // agent's mapping has is left to that agent, and returned, rather than refusing the
 // change: the owner, status and other values still follow the directories.
-func (s *Service) apply(ctx context.Context, tenantID string, op Op) (bool, []*mapping.ConflictError, error) {
+func (s *Service) apply(ctx context.Context, tenantID string, op usermatch.Op) (bool, []*mapping.ConflictError, error) {
 	applied := false
-	_, left, err := s.Mappings.UpdateLeaving(ctx, tenantID, op.UserID, Actor, func(cur *mapping.Mapping) (*mapping.Mapping, error) {
+	_, left, err := s.Mappings.UpdateLeaving(ctx, tenantID, op.UserID, usermatch.Actor, func(cur *call.Mapping) (*call.Mapping, error) {
 		if !same(cur, op.Base) {
 			return cur, nil
 		}
@@ -239,7 +247,7 @@ func (s *Service) apply(ctx context.Context, tenantID string, op Op) (bool, []*m
 	return applied, left, err
 }
 
-func same(a, b *mapping.Mapping) bool {
+func same(a, b *call.Mapping) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
@@ -250,7 +258,7 @@ func (s *Service) recordFailure(ctx context.Context, tenantID string, cause erro
 	s.Log.Warn().Err(cause).Str("tenant", tenantID).Msg("user sync failed")
 	r, err := s.loadReport(ctx, tenantID)
 	if errors.Is(err, ErrNoReport) {
-		r, err = &Report{Tenant: tenantID, Matched: []Matched{}, Unmatched: []Unmatched{}, Changes: []Change{}}, nil
+		r, err = &Report{Tenant: tenantID, Matched: []Matched{}, Unmatched: []usermatch.Unmatched{}, Changes: []Change{}}, nil
 	}
 	if err != nil {
 		return
@@ -261,18 +269,18 @@ func (s *Service) recordFailure(ctx context.Context, tenantID string, cause erro
 
 // Approve activates a pending mapping on behalf of actor. Approving an active
 // mapping changes nothing.
-func (s *Service) Approve(ctx context.Context, tenantID, userID, actor string) (*mapping.Mapping, error) {
-	return s.Mappings.Update(ctx, tenantID, userID, actor, func(cur *mapping.Mapping) (*mapping.Mapping, error) {
+func (s *Service) Approve(ctx context.Context, tenantID, userID, actor string) (*call.Mapping, error) {
+	return s.Mappings.Update(ctx, tenantID, userID, actor, func(cur *call.Mapping) (*call.Mapping, error) {
 		switch {
 		case cur == nil:
 			return nil, mapping.ErrNotFound
-		case cur.Status == mapping.StatusActive:
+		case cur.Status == call.MappingActive:
 			return cur, nil
-		case cur.Status != mapping.StatusPending:
+		case cur.Status != call.MappingPending:
 			return nil, fmt.Errorf("%w: it is %s", ErrNotPending, cur.Status)
 		}
 		next := *cur
-		next.Status, next.UpdatedAt, next.UpdatedBy = mapping.StatusActive, s.now(), actor
+		next.Status, next.UpdatedAt, next.UpdatedBy = call.MappingActive, s.now(), actor
 		return &next, nil
 	})
 }

@@ -18,11 +18,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
+	"github.com/calltrack/calltrack/internal/usermatch/usermatchtest"
 	"github.com/calltrack/calltrack/internal/usersync"
 	"github.com/calltrack/calltrack/internal/web"
 )
@@ -100,7 +102,7 @@ func newFixture(t *testing.T, s tenant.Sync) *fixture {
 		tenant: &tenant.Tenant{ID: "acme", Sync: s, MyOperatorKey: "k"}}
 	f.store = mapping.NewStore(rdb, "t").WithJournal(f.journal)
 	f.svc = &usersync.Service{Tenants: tenant.NewRegistry(f.tenant, &tenant.Tenant{ID: "off"}), Mappings: f.store, Redis: rdb, Prefix: "t",
-		Log: zerolog.Nop(), Now: func() time.Time { return t0 },
+		Log: zerolog.Nop(), Now: func() time.Time { return usermatchtest.T0 },
 		Sources: func(t *tenant.Tenant) (directory.Source, directory.Source, error) {
 			if t.MyOperatorKey == "" {
 				return nil, nil, usersync.ErrNotConfigured
@@ -130,7 +132,7 @@ func (f *fixture) sync(t *testing.T) *usersync.Report {
 	return r
 }
 
-func (f *fixture) mapping(t *testing.T, agent string) *mapping.Mapping {
+func (f *fixture) mapping(t *testing.T, agent string) *call.Mapping {
 	t.Helper()
 	m, err := f.store.Get(t.Context(), "acme", agent)
 	if errors.Is(err, mapping.ErrNotFound) {
@@ -143,8 +145,8 @@ func (f *fixture) mapping(t *testing.T, agent string) *mapping.Mapping {
 func TestSyncLifecycle(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, tenant.Sync{})
-	f.mo.set(mo("a1", "asha@example.com", true, "+918586848544"), mo("a2", "ravi@example.com", true), mo("a3", "meena@example.com", true))
-	f.crm.set(crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true), crmUser("555", "lead@example.com", true))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true, "+918586848544"), usermatchtest.Agent("a2", "ravi@example.com", true), usermatchtest.Agent("a3", "meena@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("102", "ravi@example.com", true), usermatchtest.CRMUser("555", "lead@example.com", true))
 
 	r := f.sync(t)
 	assert.Equal(t, []usersync.Matched{
@@ -158,19 +160,19 @@ func TestSyncLifecycle(t *testing.T) {
 	assert.Equal(t, "101", m.CRMUserID)
 
 	// An admin maps a3 by hand; the next sync keeps it and matches nothing new.
-	require.NoError(t, f.store.Put(t.Context(), "acme", manual("a3", "555", mapping.StatusActive)))
+	require.NoError(t, f.store.Put(t.Context(), "acme", usermatchtest.Manual("a3", "555", call.MappingActive)))
 	r = f.sync(t)
 	assert.Empty(t, r.Changes, "a resync with nothing new changes nothing")
-	assert.Equal(t, mapping.SourceManual, f.mapping(t, "a3").Source)
+	assert.Equal(t, call.MappingManual, f.mapping(t, "a3").Source)
 	assert.Empty(t, r.Unmatched, "the manual mapping accounts for a3 and CRM user 555")
 
 	// The CRM deactivates 101 and 555; MyOperator deletes a2.
-	f.crm.set(crmUser("101", "asha@example.com", false), crmUser("102", "ravi@example.com", true), crmUser("555", "lead@example.com", false))
-	f.mo.set(mo("a1", "asha@example.com", true), mo("a3", "meena@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", false), usermatchtest.CRMUser("102", "ravi@example.com", true), usermatchtest.CRMUser("555", "lead@example.com", false))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true), usermatchtest.Agent("a3", "meena@example.com", true))
 	r = f.sync(t)
 	assert.Nil(t, f.mapping(t, "a1"), "deactivated in the CRM: automatic mapping removed")
 	assert.Nil(t, f.mapping(t, "a2"), "deleted in MyOperator: automatic mapping removed")
-	assert.Equal(t, mapping.StatusSuspended, f.mapping(t, "a3").Status, "manual mapping of a deactivated CRM user is suspended")
+	assert.Equal(t, call.MappingSuspended, f.mapping(t, "a3").Status, "manual mapping of a deactivated CRM user is suspended")
 	_, err = f.store.Resolve(t.Context(), "acme", callAgent("a3", "", ""))
 	assert.ErrorIs(t, err, mapping.ErrNotFound, "a suspended mapping attributes nothing")
 	kinds := map[string]string{}
@@ -181,15 +183,15 @@ func TestSyncLifecycle(t *testing.T) {
 	assert.Contains(t, r.Matched, usersync.Matched{MyOperatorUserID: "a3", CRMUserID: "555", Source: "manual", Status: "suspended"})
 
 	// 555 comes back: the manual mapping resumes.
-	f.crm.set(crmUser("101", "asha@example.com", false), crmUser("555", "lead@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", false), usermatchtest.CRMUser("555", "lead@example.com", true))
 	f.sync(t)
-	assert.Equal(t, mapping.StatusActive, f.mapping(t, "a3").Status)
+	assert.Equal(t, call.MappingActive, f.mapping(t, "a3").Status)
 
 	// Deleting the manual mapping returns the agent to automatic matching.
 	require.NoError(t, f.store.DeleteBy(t.Context(), "acme", "a3", "admin-api"))
-	f.crm.set(crmUser("555", "meena@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("555", "meena@example.com", true))
 	f.sync(t)
-	assert.Equal(t, mapping.SourceEmailMatch, f.mapping(t, "a3").Source)
+	assert.Equal(t, call.MappingEmailMatch, f.mapping(t, "a3").Source)
 
 	// Every change went to the journal first, with who made it.
 	actors := map[string]int{}
@@ -202,8 +204,8 @@ func TestSyncLifecycle(t *testing.T) {
 func TestSyncApproval(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, tenant.Sync{RequireApproval: true})
-	f.mo.set(mo("a1", "asha@example.com", true))
-	f.crm.set(crmUser("101", "asha@example.com", true))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", true))
 	r := f.sync(t)
 	require.Len(t, r.Matched, 1)
 	assert.Equal(t, "pending", r.Matched[0].Status)
@@ -225,7 +227,7 @@ func TestSyncApproval(t *testing.T) {
 	assert.Empty(t, r.Changes)
 	assert.Equal(t, "active", r.Matched[0].Status)
 
-	require.NoError(t, f.store.Put(t.Context(), "acme", manual("a9", "900", mapping.StatusSuspended)))
+	require.NoError(t, f.store.Put(t.Context(), "acme", usermatchtest.Manual("a9", "900", call.MappingSuspended)))
 	st, body = f.apiCalls(http.MethodPost, "acme/mappings/a9/approve")
 	assert.Equal(t, http.StatusConflict, st)
 	assert.Equal(t, "not_pending", body["error"].(map[string]any)["code"])
@@ -238,8 +240,8 @@ func TestSyncReportAPI(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, st)
 	assert.Contains(t, body["error"].(map[string]any)["message"], "no user sync has run")
 
-	f.mo.set(mo("a1", "asha@example.com", true), mo("a2", "Priya@Example.com", true))
-	f.crm.set(crmUser("101", "asha@example.com", true), crmUser("102", "priya@example.com", true))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true), usermatchtest.Agent("a2", "Priya@Example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("102", "priya@example.com", true))
 	st, body = f.apiCalls(http.MethodPost, "acme/sync")
 	require.Equal(t, http.StatusOK, st, "%v", body)
 	assert.Equal(t, "2026-11-20T10:00:00Z", body["last_sync_at"])
@@ -251,7 +253,7 @@ func TestSyncReportAPI(t *testing.T) {
 	assert.Equal(t, body["unmatched"], got["unmatched"])
 
 	// An agent mapped by hand since leaves the unmatched list of the report.
-	require.NoError(t, f.store.Put(t.Context(), "acme", manual("a2", "102", mapping.StatusActive)))
+	require.NoError(t, f.store.Put(t.Context(), "acme", usermatchtest.Manual("a2", "102", call.MappingActive)))
 	_, got = f.apiCalls(http.MethodGet, "acme/sync/report")
 	assert.Empty(t, got["unmatched"])
 	assert.Len(t, got["matched"], 2)
@@ -275,8 +277,8 @@ func TestSyncReportAPI(t *testing.T) {
 func TestSyncOneAtATime(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, tenant.Sync{})
-	f.mo.set(mo("a1", "asha@example.com", true))
-	f.crm.set(crmUser("101", "asha@example.com", true))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", true))
 	f.mo.hold = 300 * time.Millisecond
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -326,20 +328,20 @@ func TestSyncOneAtATime(t *testing.T) {
 func TestSyncYieldsToConcurrentAdminChange(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, tenant.Sync{})
-	f.mo.set(mo("a1", "asha@example.com", true), mo("a2", "ravi@example.com", true))
-	f.crm.set(crmUser("101", "asha@example.com", true), crmUser("102", "ravi@example.com", true))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true), usermatchtest.Agent("a2", "ravi@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", true), usermatchtest.CRMUser("102", "ravi@example.com", true))
 	var once sync.Once
 	f.journal.hook = func(c mapping.Change) {
 		if c.UserID == "a1" && c.Actor == "sync" {
 			once.Do(func() {
 				// Between the sync's plan and its change of a2, an admin maps a2 by hand.
-				require.NoError(t, f.store.Put(context.Background(), "acme", manual("a2", "777", mapping.StatusActive)))
+				require.NoError(t, f.store.Put(context.Background(), "acme", usermatchtest.Manual("a2", "777", call.MappingActive)))
 			})
 		}
 	}
 	r := f.sync(t)
 	assert.Equal(t, "777", f.mapping(t, "a2").CRMUserID)
-	assert.Equal(t, mapping.SourceManual, f.mapping(t, "a2").Source)
+	assert.Equal(t, call.MappingManual, f.mapping(t, "a2").Source)
 	require.Len(t, r.Warnings, 1)
 	assert.Contains(t, r.Warnings[0], "a2 changed during the sync")
 }
@@ -348,8 +350,8 @@ func TestSyncYieldsToConcurrentAdminChange(t *testing.T) {
 func TestSchedulerReplicas(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, tenant.Sync{})
-	f.mo.set(mo("a1", "asha@example.com", true))
-	f.crm.set(crmUser("101", "asha@example.com", true))
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("101", "asha@example.com", true))
 	f.mo.hold = 20 * time.Millisecond
 	f.svc.Now = nil // real time: the scheduler skips a tenant synced moments ago
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
-	"github.com/calltrack/calltrack/internal/mapping"
 	mosandbox "github.com/calltrack/calltrack/internal/myoperator/sandbox"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
@@ -113,8 +113,8 @@ func TestClickToCall(t *testing.T) {
 	})
 
 	t.Run("disabled agent: 409 agent_disabled", func(t *testing.T) {
-		require.NoError(t, s.app.Mappings.Put(context.Background(), tenantID, mapping.Mapping{MyOperatorUserID: priya.id, CRMUserID: "1002",
-			Email: priya.email, Source: mapping.SourceManual, Status: mapping.StatusSuspended}))
+		require.NoError(t, s.app.Mappings.Put(context.Background(), tenantID, call.Mapping{MyOperatorUserID: priya.id, CRMUserID: "1002",
+			Email: priya.email, Source: call.MappingManual, Status: call.MappingSuspended}))
 		n := len(s.mo.OBDCalls())
 		r := s.postCall(bearer, `{"crm_user_id":1002,"number":"+919711636496"}`)
 		assert.Equal(t, http.StatusConflict, r.Status)

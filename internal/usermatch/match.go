@@ -1,19 +1,19 @@
-// Package usersync keeps each tenant's agent → CRM-user mappings in step with the
-// two user directories: it pulls MyOperator's users and the CRM's users, matches them
-// (by email by default, exact and case-sensitive as MyOperator does; or ignoring case,
-// by phone, or by a CRM field), applies the lifecycle rules to the stored mappings,
-// and reports every user it could not match with the reason. A Redis lock keeps one
-// sync per tenant at a time across replicas; a scheduler runs it periodically.
-package usersync
+// Package usermatch is user sync's decision, with no I/O: given the MyOperator users,
+// the CRM users, the tenant's sync settings and the stored mappings, Match plans the
+// mapping changes (by email by default, exact and case-sensitive as MyOperator does; or
+// ignoring case, by phone, or by a CRM field) and lists every user it could not match
+// with the reason. internal/usersync applies the plan.
+package usermatch
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/directory"
-	"github.com/calltrack/calltrack/internal/mapping"
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
@@ -78,9 +78,9 @@ type Counterpart struct {
 // still Base when applied (an admin may have changed it meanwhile).
 type Op struct {
 	UserID string
-	Kind   string           // ChangeAdded, ...
-	Base   *mapping.Mapping // the mapping the op was planned from; nil: none
-	Next   *mapping.Mapping // nil: remove
+	Kind   string        // ChangeAdded, ...
+	Base   *call.Mapping // the mapping the op was planned from; nil: none
+	Next   *call.Mapping // nil: remove
 	Detail string
 }
 
@@ -89,7 +89,7 @@ type Input struct {
 	Settings   tenant.Sync
 	MyOperator []directory.User
 	CRM        []directory.User
-	Existing   []mapping.Mapping
+	Existing   []call.Mapping
 	Now        time.Time
 }
 
@@ -109,14 +109,14 @@ type keyer struct {
 func newKeyer(s tenant.Sync) keyer {
 	switch {
 	case s.Match == tenant.MatchPhone:
-		return keyer{mode: s.Match, noKey: ReasonNoPhone, duplicate: ReasonDuplicatePhone, by: mapping.SourcePhoneMatch}
+		return keyer{mode: s.Match, noKey: ReasonNoPhone, duplicate: ReasonDuplicatePhone, by: call.MappingPhoneMatch}
 	case strings.HasPrefix(s.Match, tenant.MatchFieldPrefix):
 		f, _ := s.Field()
-		return keyer{mode: tenant.MatchFieldPrefix, field: f, noKey: ReasonNoField, duplicate: ReasonDuplicateField, by: mapping.SourceFieldMatch}
+		return keyer{mode: tenant.MatchFieldPrefix, field: f, noKey: ReasonNoField, duplicate: ReasonDuplicateField, by: call.MappingFieldMatch}
 	case s.Match == tenant.MatchEmailCI:
-		return keyer{mode: s.Match, noKey: ReasonNoEmail, duplicate: ReasonDuplicateEmail, by: mapping.SourceEmailMatch}
+		return keyer{mode: s.Match, noKey: ReasonNoEmail, duplicate: ReasonDuplicateEmail, by: call.MappingEmailMatch}
 	default:
-		return keyer{mode: tenant.MatchEmail, noKey: ReasonNoEmail, duplicate: ReasonDuplicateEmail, by: mapping.SourceEmailMatch}
+		return keyer{mode: tenant.MatchEmail, noKey: ReasonNoEmail, duplicate: ReasonDuplicateEmail, by: call.MappingEmailMatch}
 	}
 }
 
@@ -199,7 +199,7 @@ func Match(in Input) Plan {
 		in.Now = time.Now().UTC()
 	}
 
-	manual, auto := map[string]*mapping.Mapping{}, map[string]*mapping.Mapping{}
+	manual, auto := map[string]*call.Mapping{}, map[string]*call.Mapping{}
 	for i := range in.Existing {
 		m := &in.Existing[i]
 		if m.Automatic() {
@@ -401,20 +401,20 @@ func (k keyer) describe() string {
 }
 
 // plan turns the matches into changes of the stored mappings.
-func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, manual, auto map[string]*mapping.Mapping,
+func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, manual, auto map[string]*call.Mapping,
 	moByID, crmByID map[string]directory.User, why map[string]string, p *Plan) []Op {
 	var ops []Op
-	for _, id := range sortedKeys(desired) {
+	for _, id := range slices.Sorted(maps.Keys(desired)) {
 		c, u := desired[id], moByID[id]
-		next := &mapping.Mapping{MyOperatorUserID: id, MyOperatorUUID: u.Fields["uuid"], CRMUserID: c.ID, Email: strings.TrimSpace(u.Email),
-			Phones: e164Only(u.Phones), Name: c.Name, Source: k.by, Status: mapping.StatusActive, UpdatedAt: in.Now, UpdatedBy: Actor}
+		next := &call.Mapping{MyOperatorUserID: id, MyOperatorUUID: u.Fields["uuid"], CRMUserID: c.ID, Email: strings.TrimSpace(u.Email),
+			Phones: e164Only(u.Phones), Name: c.Name, Source: k.by, Status: call.MappingActive, UpdatedAt: in.Now, UpdatedBy: Actor}
 		if next.Name == "" {
 			next.Name = u.Name
 		}
 		cur := auto[id]
 		if cur == nil {
 			if s.RequireApproval {
-				next.Status = mapping.StatusPending
+				next.Status = call.MappingPending
 			}
 			ops = append(ops, Op{UserID: id, Kind: ChangeAdded, Next: next, Detail: fmt.Sprintf("matched CRM user %s by %s", c.ID, k.describe())})
 			continue
@@ -424,11 +424,11 @@ func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, m
 		case cur.CRMUserID != c.ID:
 			diffs = append(diffs, fmt.Sprintf("CRM user %s → %s", cur.CRMUserID, c.ID))
 			if s.RequireApproval {
-				next.Status = mapping.StatusPending
+				next.Status = call.MappingPending
 			}
-		case cur.Status == mapping.StatusPending && s.RequireApproval:
-			next.Status = mapping.StatusPending
-		case cur.Status == mapping.StatusPending:
+		case cur.Status == call.MappingPending && s.RequireApproval:
+			next.Status = call.MappingPending
+		case cur.Status == call.MappingPending:
 			diffs = append(diffs, "approval no longer required")
 		}
 		if cur.Email != next.Email {
@@ -462,7 +462,7 @@ func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, m
 	case len(in.CRM) == 0:
 		emptySide = "the CRM"
 	}
-	for _, id := range sortedKeys(auto) {
+	for _, id := range slices.Sorted(maps.Keys(auto)) {
 		if _, ok := desired[id]; ok {
 			continue
 		}
@@ -476,7 +476,7 @@ func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, m
 		}
 		ops = append(ops, Op{UserID: id, Kind: ChangeRemoved, Base: auto[id], Detail: detail})
 	}
-	for _, id := range sortedKeys(manual) {
+	for _, id := range slices.Sorted(maps.Keys(manual)) {
 		m := manual[id]
 		c, listed := crmByID[m.CRMUserID]
 		if !listed {
@@ -485,12 +485,12 @@ func plan(in Input, s tenant.Sync, k keyer, desired map[string]directory.User, m
 		next := *m
 		next.UpdatedAt, next.UpdatedBy = in.Now, Actor
 		switch {
-		case !c.Active && m.Status != mapping.StatusSuspended:
-			next.Status = mapping.StatusSuspended
+		case !c.Active && m.Status != call.MappingSuspended:
+			next.Status = call.MappingSuspended
 			ops = append(ops, Op{UserID: id, Kind: ChangeSuspended, Base: m, Next: &next,
 				Detail: fmt.Sprintf("CRM user %s is deactivated; the manual mapping resumes when it is active again", c.ID)})
-		case c.Active && m.Status == mapping.StatusSuspended:
-			next.Status = mapping.StatusActive
+		case c.Active && m.Status == call.MappingSuspended:
+			next.Status = call.MappingActive
 			ops = append(ops, Op{UserID: id, Kind: ChangeResumed, Base: m, Next: &next, Detail: fmt.Sprintf("CRM user %s is active again", c.ID)})
 		}
 	}
@@ -518,14 +518,5 @@ func ids(us []directory.User) string {
 func sortedUsers(us []directory.User) []directory.User {
 	out := slices.Clone(us)
 	slices.SortStableFunc(out, func(a, b directory.User) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }

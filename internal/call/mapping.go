@@ -1,0 +1,95 @@
+package call
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ErrInvalidMapping wraps validation failures of a mapping.
+var ErrInvalidMapping = errors.New("mapping: invalid")
+
+// MaxAgentIDLen bounds a MyOperator user id.
+const MaxAgentIDLen = 128
+
+// ValidateAgentID checks a MyOperator user id. MyOperator's are 16 hex characters, but
+// the check is lenient (uuids, extensions, ids of another account's format pass): an id
+// only has to be printable, on one line and at most MaxAgentIDLen bytes, because it is
+// a Redis field, a journal key and a URL path segment of the admin API and console.
+func ValidateAgentID(id string) error {
+	switch {
+	case strings.TrimSpace(id) == "":
+		return fmt.Errorf("%w: myoperator_user_id is required", ErrInvalidMapping)
+	case len(id) > MaxAgentIDLen:
+		return fmt.Errorf("%w: myoperator_user_id is %d bytes long; at most %d are allowed", ErrInvalidMapping, len(id), MaxAgentIDLen)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: myoperator_user_id is not UTF-8", ErrInvalidMapping)
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: myoperator_user_id has a control or invisible character (%U)", ErrInvalidMapping, r)
+		}
+	}
+	return nil
+}
+
+// Sources and statuses of a mapping.
+const (
+	MappingManual     = "manual"
+	MappingEmailMatch = "email-match" // user sync, by email (exact or ignoring case)
+	MappingPhoneMatch = "phone-match" // user sync, by phone number
+	MappingFieldMatch = "field-match" // user sync, by a CRM user field holding the MyOperator id
+
+	MappingActive    = "active"
+	MappingPending   = "pending"
+	MappingSuspended = "suspended"
+)
+
+// Mapping says which CRM user a MyOperator agent is. It lives apart from its storage
+// (internal/mapping: Redis and the journal topic) so that user sync's matching, the
+// console and the admin API can build and compare mappings without Redis or Kafka.
+type Mapping struct {
+	MyOperatorUserID string    `json:"myoperator_user_id"`
+	MyOperatorUUID   string    `json:"myoperator_uuid,omitempty"` // the agent's uuid: Webhook v2 names agents by it
+	CRMUserID        string    `json:"crm_user_id"`
+	Email            string    `json:"email,omitempty"`
+	Phones           []string  `json:"phones,omitempty"`
+	Name             string    `json:"name,omitempty"`
+	Source           string    `json:"source"`
+	Status           string    `json:"status"`
+	UpdatedAt        time.Time `json:"updated_at"`
+	UpdatedBy        string    `json:"updated_by,omitempty"`
+}
+
+// Automatic reports whether the mapping was made by user sync (not by an admin): sync
+// may change or remove it; a manual one only an admin removes.
+func (m *Mapping) Automatic() bool { return m.Source != MappingManual }
+
+// Owner is the call owner this mapping stands for.
+func (m *Mapping) Owner() *Owner {
+	return &Owner{CRMUserID: m.CRMUserID, Email: m.Email, Name: m.Name, Source: m.Source}
+}
+
+// Validate checks a mapping before it is stored.
+func (m *Mapping) Validate() error {
+	if err := ValidateAgentID(m.MyOperatorUserID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(m.CRMUserID) == "" {
+		return fmt.Errorf("%w: crm_user_id is required", ErrInvalidMapping)
+	}
+	for _, p := range m.Phones {
+		if !strings.HasPrefix(p, "+") || len(p) < 8 {
+			return fmt.Errorf("%w: phone %q must be in E.164 form (+<country><number>)", ErrInvalidMapping, p)
+		}
+	}
+	switch m.Status {
+	case MappingActive, MappingPending, MappingSuspended:
+	default:
+		return fmt.Errorf("%w: status %q", ErrInvalidMapping, m.Status)
+	}
+	return nil
+}
