@@ -735,8 +735,18 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 	case err != nil:
 		return err
 	case ok:
-		if _, perr := time.Parse(zohoTime, start); perr != nil {
+		t, perr := time.Parse(zohoTime, start)
+		if perr != nil {
 			return invalid("Call_Start_Time", "invalid data", map[string]any{"expected_data_type": "datetime"})
+		}
+		// Every call the sandbox keeps is a completed one (it takes no scheduled calls:
+		// Call_Duration is required of all but Missed), and Zoho refuses "an incorrect
+		// Call_Start_Time for a completed call" (INVALID_DATA, reason 7,
+		// https://help.zoho.com/portal/en/community/topic/kaizen-38-calls-api). The page
+		// does not say what makes it incorrect; a start in the future is the reading
+		// taken (a completed call cannot have begun later than now).
+		if t.After(z.opts.Now()) {
+			return invalid("Call_Start_Time", "invalid data: the start time of a completed call cannot be in the future", nil)
 		}
 		c.CallStartTime = start
 	case create:

@@ -185,6 +185,7 @@ func TestZohoInsertPerRecord(t *testing.T) {
 	contact := z.AddContact(sandbox.ZohoPerson{LastName: "Kumar", Phone: "+919711636496"})
 	lead := z.AddLead(sandbox.ZohoPerson{LastName: "Lal", Mobile: "9822334455"})
 
+	future := time.Now().Add(6 * time.Hour).Format("2006-01-02T15:04:05-07:00")
 	bad := []struct {
 		edit          func(map[string]any)
 		code, apiName string
@@ -194,6 +195,12 @@ func TestZohoInsertPerRecord(t *testing.T) {
 		{func(m map[string]any) { m["Call_Type"] = "Incoming" }, "INVALID_DATA", "Call_Type"},
 		{func(m map[string]any) { m["Call_Start_Time"] = "2026-03-14T09:26:53Z" }, "INVALID_DATA", "Call_Start_Time"},
 		{func(m map[string]any) { m["Call_Start_Time"] = "14/03/2026 14:56" }, "INVALID_DATA", "Call_Start_Time"},
+		// Kaizen #38: "an incorrect Call_Start_Time for a completed call", read as one in the future.
+		{func(m map[string]any) { m["Call_Start_Time"] = future }, "INVALID_DATA", "Call_Start_Time"},
+		{func(m map[string]any) {
+			m["Call_Type"], m["Call_Start_Time"] = "Missed", future
+			delete(m, "Call_Duration")
+		}, "INVALID_DATA", "Call_Start_Time"},
 		{func(m map[string]any) { m["Call_Duration"] = "00:00" }, "INVALID_DATA", "Call_Duration"},
 		{func(m map[string]any) { m["Call_Duration"] = "95" }, "INVALID_DATA", "Call_Duration"},
 		{func(m map[string]any) { delete(m, "Call_Duration") }, "MANDATORY_NOT_FOUND", "Call_Duration"},

@@ -186,19 +186,44 @@ func callType(l call.Log) string {
 // second (an unanswered outgoing one) is written as "00:01"; the description keeps
 // the true duration.
 func (a *Adapter) startAndDuration(l call.Log) (string, string) {
-	start := l.StartedAt
+	start := callStart(l, time.Now())
 	d := max(l.Duration, 0)
-	switch {
-	case start.IsZero() && !l.EndedAt.IsZero():
-		start = l.EndedAt.Add(-time.Duration(d) * time.Second)
-	case start.IsZero():
-		start = l.ReceivedAt.Add(-time.Duration(d) * time.Second)
-	}
 	if callType(l) == "Missed" {
 		return start.In(a.cfg.TimeZone).Format(zohoTime), ""
 	}
 	secs := max(d, 1)
 	return start.In(a.cfg.TimeZone).Format(zohoTime), fmt.Sprintf("%02d:%02d", secs/60, secs%60)
+}
+
+// callStart is the call's Call_Start_Time: the log's start, else its end (or, lacking
+// both, its receipt) less the duration; never later than the log's receipt or now.
+//
+// Zoho refuses a completed call whose Call_Start_Time is "incorrect" (INVALID_DATA,
+// https://help.zoho.com/portal/en/community/topic/kaizen-38-calls-api), and a start in
+// the future is the reading taken; the refusal is permanent, so the call would be
+// dead-lettered. A start can land there from MyOperator's clock running ahead or a
+// zone-less time read in the wrong zone, yet a call cannot have begun after calltrack
+// received its log. Bounding by the receipt rather than by the write's now keeps the
+// start a function of the log alone, so FindCall looks for the time that was written
+// whenever it runs (after an unknown outcome, or on a retry hours later); now bounds
+// it only when the receiving replica's clock ran ahead of this one's, by less than
+// findWindow.
+func callStart(l call.Log, now time.Time) time.Time {
+	start := l.StartedAt
+	d := time.Duration(max(l.Duration, 0)) * time.Second
+	switch {
+	case start.IsZero() && !l.EndedAt.IsZero():
+		start = l.EndedAt.Add(-d)
+	case start.IsZero():
+		start = l.ReceivedAt.Add(-d)
+	}
+	if !l.ReceivedAt.IsZero() && start.After(l.ReceivedAt) {
+		start = l.ReceivedAt
+	}
+	if start.After(now) {
+		start = now
+	}
+	return start
 }
 
 // subject is the line a CRM user sees in the Calls list, e.g.

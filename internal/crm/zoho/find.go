@@ -13,7 +13,9 @@ import (
 )
 
 // findWindow is how far around the call's start time FindCall looks. The start time
-// written is derived from the call log alone, so it is exact; the margin is cheap.
+// written is derived from the call log alone (callStart), so it is exact; the margin
+// is cheap, and covers a start bounded by now on a replica whose clock ran behind the
+// receiving one's.
 const findWindow = 2 * time.Minute
 
 // subjectTag is the suffix that carries our call id on Subject, a single-line field
