@@ -207,8 +207,9 @@ func (d discard) Header() http.Header         { return d.h }
 func (d discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d discard) WriteHeader(int)             {}
 
-// setHeaders writes the rate-limit headers of a verdict. X-RateLimit-Reset is in
-// seconds from now (the window is one wall-clock second).
+// setHeaders writes the rate-limit headers of a verdict for the Zoho sandbox (Kylas
+// sends its own: Kylas.setRateHeaders). X-RateLimit-Reset is in seconds from now (the
+// window is one wall-clock second).
 func (g *gate) setHeaders(h http.Header, v verdict) {
 	if g.limit > 0 {
 		h.Set("X-RateLimit-Limit", strconv.Itoa(g.limit))
@@ -216,8 +217,13 @@ func (g *gate) setHeaders(h http.Header, v verdict) {
 		h.Set("X-RateLimit-Reset", "1")
 	}
 	if v.retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
+		h.Set("Retry-After", v.retrySeconds())
 	}
+}
+
+// retrySeconds is the verdict's wait in whole seconds, rounded up.
+func (v verdict) retrySeconds() string {
+	return strconv.Itoa(int((v.retryAfter + time.Second - 1) / time.Second))
 }
 
 func (g *gate) setFaults(f Faults) error {

@@ -378,7 +378,7 @@ func (k *Kylas) guard(h http.HandlerFunc, write bool) http.HandlerFunc {
 			return
 		}
 		v := k.gate.admit(write)
-		k.gate.setHeaders(w.Header(), v)
+		k.setRateHeaders(w.Header(), v)
 		if v.rateLimit {
 			kylasFail(w, v.status, "rate_limit_exceeded", fmt.Sprintf("more than %d requests per second", k.opts.RateLimit))
 			return
@@ -389,6 +389,34 @@ func (k *Kylas) guard(h http.HandlerFunc, write bool) http.HandlerFunc {
 			return
 		}
 		serve(v, h, w, r)
+	}
+}
+
+// Kylas's rate-limit headers, as its support article lists them (and no others: no
+// Retry-After, X-RateLimit-Limit or X-RateLimit-Reset):
+// https://support.kylas.io/portal/en/kb/articles/kylas-api-rate-limit.
+const (
+	kylasReplenishRate   = "X-RateLimit-Replenish-Rate"   // tokens added per second
+	kylasBurstCapacity   = "X-RateLimit-Burst-Capacity"   // most requests in a short burst
+	kylasRemaining       = "X-RateLimit-Remaining"        // requests left
+	kylasRequestedTokens = "X-RateLimit-Requested-Tokens" // tokens this request took
+	kylasRetryAfter      = "X-RateLimit-Retry-After"      // seconds until a retry may pass
+)
+
+// setRateHeaders writes Kylas's rate-limit headers for v. The sandbox's limit is a
+// count per wall-clock second, so its bucket refills limit tokens a second and bursts
+// to limit. A 429 (the limit's, or an injected one) says when to retry in
+// X-RateLimit-Retry-After only, so an adapter that reads just Retry-After fails here
+// as it would against Kylas.
+func (k *Kylas) setRateHeaders(h http.Header, v verdict) {
+	if limit := k.opts.RateLimit; limit > 0 {
+		h.Set(kylasReplenishRate, strconv.Itoa(limit))
+		h.Set(kylasBurstCapacity, strconv.Itoa(limit))
+		h.Set(kylasRemaining, strconv.Itoa(max(v.remaining, 0)))
+		h.Set(kylasRequestedTokens, "1")
+	}
+	if v.retryAfter > 0 {
+		h.Set(kylasRetryAfter, v.retrySeconds())
 	}
 }
 

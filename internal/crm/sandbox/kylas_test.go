@@ -362,7 +362,8 @@ func TestFaults(t *testing.T) {
 	st, e, h := c.do("POST", "/v1/call-logs/sync", syncBody(42, "x"))
 	assert.Equal(t, http.StatusTooManyRequests, st)
 	assert.GreaterOrEqual(t, time.Since(began), 30*time.Millisecond, "latency applies")
-	assert.Equal(t, "1", h.Get("Retry-After"))
+	assert.Equal(t, "1", h.Get("X-RateLimit-Retry-After"), "Kylas says when to retry in X-RateLimit-Retry-After")
+	assert.Empty(t, h.Values("Retry-After"), "Kylas documents no Retry-After")
 	assert.NotEmpty(t, e["code"])
 	assert.NotEmpty(t, e["message"])
 
@@ -395,15 +396,21 @@ func TestRateLimitAndStats(t *testing.T) {
 
 	st, _, h := c.do("POST", "/v1/search/lead", `{}`)
 	require.Equal(t, http.StatusOK, st)
-	assert.Equal(t, "2", h.Get("X-RateLimit-Limit"))
+	// The headers of https://support.kylas.io/portal/en/kb/articles/kylas-api-rate-limit.
+	assert.Equal(t, "2", h.Get("X-RateLimit-Replenish-Rate"))
+	assert.Equal(t, "2", h.Get("X-RateLimit-Burst-Capacity"))
+	assert.Equal(t, "1", h.Get("X-RateLimit-Requested-Tokens"))
 	assert.Equal(t, "1", h.Get("X-RateLimit-Remaining"))
+	for _, undocumented := range []string{"X-RateLimit-Limit", "X-RateLimit-Reset", "Retry-After"} {
+		assert.Empty(t, h.Values(undocumented), undocumented)
+	}
 	c.do("POST", "/v1/call-logs/sync", syncBody(42, "a"))
 	st, e, h := c.do("POST", "/v1/call-logs/sync", syncBody(42, "b"))
 	assert.Equal(t, http.StatusTooManyRequests, st)
 	assert.Equal(t, "rate_limit_exceeded", e["code"])
-	assert.Equal(t, "1", h.Get("Retry-After"))
+	assert.Equal(t, "1", h.Get("X-RateLimit-Retry-After"))
+	assert.Empty(t, h.Values("Retry-After"))
 	assert.Equal(t, "0", h.Get("X-RateLimit-Remaining"))
-	assert.NotEmpty(t, h.Get("X-RateLimit-Reset"))
 	c.do("GET", "/v1/call-logs", nil) // not limited, not counted
 	c.do("GET", "/v1/call-logs", nil)
 
