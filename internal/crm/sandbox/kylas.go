@@ -444,7 +444,7 @@ type kylasCallLogBody struct {
 	Receiver      string          `json:"receiver"`
 	DeviceID      string          `json:"deviceId"`
 	CallRecording json.RawMessage `json:"callRecording"` // URL string or {url, fileName}
-	RelatedTo     json.RawMessage `json:"relatedTo"`     // object or array
+	RelatedTo     json.RawMessage `json:"relatedTo"`     // an object; the sync route also takes a list
 	Notes         []KylasNote     `json:"notes"`
 }
 
@@ -527,8 +527,17 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 			continue
 		}
 		ts, err := time.Parse(time.RFC3339Nano, t.in)
-		if err != nil {
+		switch {
+		case err != nil:
 			bad(t.field, "must be an ISO-8601 date-time")
+			continue
+		case route == "create" && !strings.HasSuffix(t.in, "Z"):
+			// The plain route's times are UTC ("startTime: UTC ISO datetime (e.g.
+			// '2024-01-15T08:00:00.000Z')": kylastech/kylas-crm-mcp-server
+			// entities/call_log.py; registry/call_log.yaml "<UTC ISO>"); endTime is not
+			// listed there and is held to the same form. The sync route's Postman body
+			// has no public address, so any offset is taken there.
+			bad(t.field, "must be a UTC ISO-8601 date-time, e.g. 2024-01-15T08:00:00.000Z")
 			continue
 		}
 		*t.out = ts.UTC().Format(kylasTime)
@@ -583,17 +592,27 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 	}
 	if rt := strings.TrimSpace(string(b.RelatedTo)); rt != "" && rt != "null" {
 		var list []KylasRelated
-		var err error
-		if strings.HasPrefix(rt, "[") {
-			err = json.Unmarshal(b.RelatedTo, &list)
-		} else {
+		array := strings.HasPrefix(rt, "[")
+		shapeOK := true
+		switch {
+		case array && route == "create":
+			// The plain route's relatedTo is one object, {"id", "entity", "phoneNumber"}
+			// (kylastech/kylas-crm-mcp-server registry/call_log.yaml call_log.create and
+			// .update, entities/call_log.py create_call_log_logic); only search results
+			// carry a list. An empty list is refused above, as missing.
+			if rt != "[]" {
+				bad("relatedTo", "must be {id, entity, phoneNumber}, an object, not a list")
+			}
+			shapeOK = false
+		case array:
+			shapeOK = json.Unmarshal(b.RelatedTo, &list) == nil
+		default:
 			list = make([]KylasRelated, 1)
-			err = json.Unmarshal(b.RelatedTo, &list[0])
+			shapeOK = json.Unmarshal(b.RelatedTo, &list[0]) == nil
 		}
-		if err != nil {
+		if !shapeOK && (!array || route != "create") { // a plain-route list is refused above
 			bad("relatedTo", "must be {id, entity} or a list of them")
 		}
-		shapeOK := err == nil
 		for _, e := range list {
 			if e.ID <= 0 || !slices.Contains(kylasEntities, e.Entity) {
 				bad("relatedTo", "needs a positive id and entity lead, contact or deal")
@@ -605,7 +624,11 @@ func (k *Kylas) parseCallLog(w http.ResponseWriter, r *http.Request, route strin
 			k.mu.Lock()
 			for i, e := range list {
 				if !k.entityExists(e.Entity, e.ID) {
-					bad(fmt.Sprintf("relatedTo[%d].id", i), fmt.Sprintf("no %s with id %d", e.Entity, e.ID))
+					field := "relatedTo.id" // named as the body has it: an object ...
+					if array {
+						field = fmt.Sprintf("relatedTo[%d].id", i) // ... or a list
+					}
+					bad(field, fmt.Sprintf("no %s with id %d", e.Entity, e.ID))
 				}
 			}
 			k.mu.Unlock()

@@ -37,13 +37,7 @@ func TestKylasSyncNeedsTheOAuthToken(t *testing.T) {
 func TestKylasPlainCreateRequiredFields(t *testing.T) {
 	t.Parallel()
 	k, c := start(t, sandbox.KylasOptions{})
-	plain := func() map[string]any {
-		b := syncBody(nil, "")
-		delete(b, "ownerId")
-		delete(b, "remoteId")
-		b["callRecording"] = map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3", "data": ""}
-		return b
-	}
+	plain := plainBody
 	for _, field := range []string{"outcome", "startTime", "phoneNumber", "callType", "relatedTo"} {
 		b := plain()
 		delete(b, field)
@@ -145,4 +139,47 @@ func TestKylasPhoneNumberRequired(t *testing.T) {
 		assert.Equal(t, v, rec["phoneNumber"])
 	}
 	assert.Len(t, k.Records(), 3)
+}
+
+// The plain route takes the forms kylastech/kylas-crm-mcp-server documents and no
+// others: relatedTo one object (registry/call_log.yaml), times in UTC "…Z"
+// (entities/call_log.py: "startTime: UTC ISO datetime (e.g. '2024-01-15T08:00:00.000Z')"),
+// on create and on the PUT that replaces its record. The sync route, whose body has no
+// public source, still takes a list and any offset.
+func TestKylasPlainRouteDocumentedForms(t *testing.T) {
+	t.Parallel()
+	k, c := start(t, sandbox.KylasOptions{})
+	for name, tc := range map[string]struct {
+		edit  func(map[string]any)
+		field string
+	}{
+		"relatedTo a list":   {func(b map[string]any) { b["relatedTo"] = []any{b["relatedTo"]} }, "relatedTo"},
+		"startTime with IST": {func(b map[string]any) { b["startTime"] = "2026-03-14T14:56:53+05:30" }, "startTime"},
+		"startTime zoneless": {func(b map[string]any) { b["startTime"] = "2026-03-14T09:26:53" }, "startTime"},
+		"endTime with IST":   {func(b map[string]any) { b["endTime"] = "2026-03-14T14:58:28.000+05:30" }, "endTime"},
+	} {
+		b := plainBody()
+		tc.edit(b)
+		st, e, _ := c.do("POST", "/v1/call-logs", b)
+		assert.Equal(t, http.StatusBadRequest, st, name)
+		assert.Equal(t, "invalid_request", e["code"], name)
+		assert.Equal(t, []string{tc.field}, fieldsOf(e), name)
+	}
+	assert.Empty(t, k.Records())
+
+	st, rec, _ := c.do("POST", "/v1/call-logs", plainBody())
+	require.Equal(t, http.StatusCreated, st, "%v", rec)
+	b := plainBody()
+	b["startTime"] = "2026-03-14T14:56:53+05:30"
+	st, e, _ := c.do("PUT", "/v1/call-logs/"+jsonID(rec), b)
+	assert.Equal(t, http.StatusBadRequest, st, "its PUT holds the same forms")
+	assert.Equal(t, []string{"startTime"}, fieldsOf(e))
+
+	sync := syncBody(42, "sync-list")
+	sync["relatedTo"] = []any{sync["relatedTo"]}
+	sync["startTime"] = "2026-03-14T14:56:53+05:30"
+	st, rec, _ = c.do("POST", "/v1/call-logs/sync", sync)
+	require.Equal(t, http.StatusCreated, st, "%v", rec)
+	assert.Equal(t, "2026-03-14T09:26:53.000Z", rec["startTime"])
+	assert.Len(t, k.Records(), 2)
 }

@@ -90,6 +90,17 @@ func syncBody(owner any, remoteID string) map[string]any {
 	}
 }
 
+// plainBody is a valid body of POST /v1/call-logs (the api-key route): no owner or
+// remoteId, relatedTo an object, the recording {url, fileName, data}, times in UTC.
+func plainBody() map[string]any {
+	b := syncBody(nil, "")
+	delete(b, "ownerId")
+	delete(b, "remoteId")
+	b["endTime"] = "2026-03-14T09:28:28.000Z"
+	b["callRecording"] = map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3", "data": ""}
+	return b
+}
+
 func TestSyncCreatesOwnedRecord(t *testing.T) {
 	t.Parallel()
 	k, c := start(t, sandbox.KylasOptions{Users: []sandbox.KylasUser{{ID: 42, FirstName: "Asha", LastName: "Rao"}}})
@@ -102,8 +113,8 @@ func TestSyncCreatesOwnedRecord(t *testing.T) {
 	assert.Equal(t, []any{map[string]any{"id": 101.0, "entity": "contact"}}, rec["relatedTo"], "an object becomes a list")
 
 	// Plain create: owned by the key's user whatever the body says; no remoteId.
-	plain := syncBody(42, "uid-3")
-	plain["callRecording"] = map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3", "data": ""}
+	plain := plainBody()
+	plain["ownerId"], plain["remoteId"] = 42, "uid-3"
 	st, rec, _ = c.do("POST", "/v1/call-logs", plain)
 	require.Equal(t, http.StatusCreated, st, "%v", rec)
 	assert.Equal(t, map[string]any{"id": 1.0, "name": "API User"}, rec["owner"], "the key's user, not in Users: named as /users/me names it")

@@ -19,10 +19,7 @@ func TestKylasRefusesUnknownRelatedRecordsAndUsers(t *testing.T) {
 	k, c := start(t, sandbox.KylasOptions{KeyUserID: 42})
 	lead := k.AddLead(sandbox.KylasPerson{LastName: "Lal"})
 	plain := func(related any) map[string]any {
-		b := syncBody(nil, "")
-		delete(b, "ownerId")
-		delete(b, "remoteId")
-		b["callRecording"] = map[string]any{"url": "https://r.example/a.mp3", "fileName": "a.mp3"}
+		b := plainBody()
 		b["relatedTo"] = related
 		return b
 	}
@@ -31,15 +28,21 @@ func TestKylasRefusesUnknownRelatedRecordsAndUsers(t *testing.T) {
 		body  map[string]any
 		field string
 	}{
-		"plain: no such lead":    {"/v1/call-logs", plain([]any{map[string]any{"id": 99999, "entity": "lead"}}), "relatedTo[0].id"},
-		"plain: a contact's id":  {"/v1/call-logs", plain(map[string]any{"id": lead, "entity": "contact"}), "relatedTo[0].id"},
-		"plain: no deals kept":   {"/v1/call-logs", plain(map[string]any{"id": lead, "entity": "deal"}), "relatedTo[0].id"},
+		// The error is named as the body has relatedTo: an object on the plain route.
+		"plain: no such lead":   {"/v1/call-logs", plain(map[string]any{"id": 99999, "entity": "lead"}), "relatedTo.id"},
+		"plain: a contact's id": {"/v1/call-logs", plain(map[string]any{"id": lead, "entity": "contact"}), "relatedTo.id"},
+		"plain: no deals kept":  {"/v1/call-logs", plain(map[string]any{"id": lead, "entity": "deal"}), "relatedTo.id"},
+		"sync: a list, no such lead": {"/v1/call-logs/sync", func() map[string]any {
+			b := syncBody(42, "u")
+			b["relatedTo"] = []any{map[string]any{"id": 99999, "entity": "lead"}}
+			return b
+		}(), "relatedTo[0].id"},
 		"sync: owner not a user": {"/v1/call-logs/sync", syncBody(424242, "u"), "ownerId"},
 		"sync: no such contact": {"/v1/call-logs/sync", func() map[string]any {
 			b := syncBody(42, "u")
 			b["relatedTo"] = map[string]any{"id": 99999, "entity": "contact"}
 			return b
-		}(), "relatedTo[0].id"},
+		}(), "relatedTo.id"},
 		"lead: owner not a user": {"/v1/leads", map[string]any{"lastName": "Kumar", "ownerId": 424242}, "ownerId"},
 		"task: assignee not a user": {"/v1/tasks", map[string]any{"name": "Call back", "dueDate": "2026-03-15T09:00:00Z",
 			"assignedTo": 424242, "type": 501, "status": 601, "priority": 702}, "assignedTo"},
@@ -174,7 +177,7 @@ func TestKylasRefusesDeletedLeadsAndContacts(t *testing.T) {
 		st, e, _ := c.do("POST", "/v1/call-logs/sync", b)
 		assert.Equal(t, http.StatusBadRequest, st, tc.name)
 		assert.Equal(t, "invalid_request", e["code"], tc.name)
-		assert.Equal(t, []string{"relatedTo[0].id"}, fieldsOf(e), tc.name)
+		assert.Equal(t, []string{"relatedTo.id"}, fieldsOf(e), "%s: named as the body has it, an object", tc.name)
 		assert.Contains(t, fmt.Sprint(e["fieldErrors"]), fmt.Sprintf("no %s with id %d", tc.entity, tc.id), tc.name)
 	}
 	assert.Len(t, k.Records(), 2, "records related before the delete stay")
