@@ -724,6 +724,8 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 	case ok && !slices.Contains(zohoCallTypes, callType):
 		return invalid("Call_Type", "invalid data", map[string]any{"expected_data_type": "picklist", "allowed_values": zohoCallTypes})
 	case ok && !create && callType != c.CallType:
+		// "You are trying to update the Call_Type" is INVALID_DATA (reason 5,
+		// https://help.zoho.com/portal/en/community/topic/kaizen-38-calls-api).
 		return invalid("Call_Type", "the call type of a call cannot be changed", nil)
 	case ok:
 		c.CallType = callType
@@ -757,6 +759,10 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 	case err != nil:
 		return err
 	case ok:
+		// Read as mm:ss, the form Zoho Bigin documents
+		// (https://www.zoho.com/bigin/developer/docs/apis/calls-response.html); Zoho
+		// CRM's Kaizen #38 says hh:mm. Any hh:mm value fits this pattern too, so the
+		// sandbox cannot tell the readings apart: docs/crm-contracts.md, Call_Duration.
 		m := zohoDurationRE.FindStringSubmatch(dur)
 		if m == nil {
 			return invalid("Call_Duration", "invalid data", map[string]any{"expected_format": "mm:ss"})
@@ -764,6 +770,9 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 		mins, _ := strconv.Atoi(m[1])
 		secs, _ := strconv.Atoi(m[2])
 		if mins == 0 && secs == 0 {
+			// Unconfirmed: Kaizen #38 lists only an empty duration. The adapter never
+			// sends zero (a completed call under a second is 00:01), so refusing it costs
+			// nothing and catches an adapter that would.
 			return invalid("Call_Duration", "the call duration must be greater than zero", nil)
 		}
 		c.CallDuration, c.DurationSecs = dur, mins*60+secs
@@ -776,9 +785,9 @@ func (z *Zoho) applyFields(c *ZohoCall, in map[string]json.RawMessage, i int, cr
 	case err != nil:
 		return err
 	case ok && !create && owner.ID != c.Owner.ID:
-		// Unconfirmed, no public source found: Zoho's Change Owner API lists Calls
-		// (https://zoho.com/crm/developer/docs/api/v6/change-owner.html), so the real
-		// service may allow it; the stricter reading, as calltrack never rewrites an owner.
+		// "You are trying to update the Owner of a completed call" is INVALID_DATA
+		// (reason 6, https://help.zoho.com/portal/en/community/topic/kaizen-38-calls-api);
+		// every call the sandbox keeps is completed.
 		return invalid("Owner", "the owner of a completed call cannot be changed", nil)
 	case ok:
 		ref, e := z.ownerRef(owner.ID, i)

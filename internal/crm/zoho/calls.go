@@ -181,7 +181,11 @@ func callType(l call.Log) string {
 }
 
 // startAndDuration gives Call_Start_Time in the tenant's zone and Call_Duration as
-// mm:ss. A missed call (Call_Type Missed) has no duration: Zoho asks one only of
+// mm:ss, minutes then seconds (5 min 30 s is "05:30"): the form Zoho Bigin documents
+// (https://www.zoho.com/bigin/developer/docs/apis/calls-response.html), where Zoho
+// CRM's Kaizen #38 (https://help.zoho.com/portal/en/community/topic/kaizen-38-calls-api)
+// says hh:mm; a call's length is in seconds, and hh:mm cannot carry them. How a real
+// org reads it: docs/crm-contracts.md, Call_Duration. A missed call (Call_Type Missed) has no duration: Zoho asks one only of
 // completed calls. Zoho rejects a zero duration, so a completed call shorter than a
 // second (an unanswered outgoing one) is written as "00:01"; the description keeps
 // the true duration.
