@@ -175,8 +175,10 @@ func (s *Service) place(ctx context.Context, r Request) (Placed, error) {
 			return Placed{}, &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable, Message: "rate limiter unavailable; try again", Err: err}
 		}
 		if wait > 0 {
+			// Whole seconds, up: the message and the Retry-After header say the same wait.
+			wait = (wait + time.Second - 1).Truncate(time.Second)
 			e := fail(CodeRateLimited, http.StatusTooManyRequests, "at most %d click-to-call requests a minute per user; try again in %s",
-				t.ClickToCall.PerUserPerMinute, wait.Round(time.Second))
+				t.ClickToCall.PerUserPerMinute, wait)
 			e.RetryAfter = wait
 			return Placed{}, e
 		}

@@ -1,6 +1,7 @@
 package clicktocall
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -60,6 +61,7 @@ type fakeLimiter struct {
 	mu   sync.Mutex
 	seen map[string]int
 	err  error
+	wait time.Duration // a refusal's wait; default a minute
 }
 
 func (f *fakeLimiter) Allow(_ context.Context, key string, perMinute int) (time.Duration, error) {
@@ -73,7 +75,7 @@ func (f *fakeLimiter) Allow(_ context.Context, key string, perMinute int) (time.
 	}
 	f.seen[key]++
 	if f.seen[key] > perMinute {
-		return time.Minute, nil
+		return cmp.Or(f.wait, time.Minute), nil
 	}
 	return 0, nil
 }
@@ -186,6 +188,11 @@ func TestPlaceRateLimitedPerUser(t *testing.T) {
 	}
 	if len(d.dials) != 3 {
 		t.Errorf("%d dials, want 3", len(d.dials))
+	}
+	// A wait of 47.2 s is said as the Retry-After header gives it: whole seconds, up.
+	lim.wait = 47200 * time.Millisecond
+	if err := place("1001"); !errors.As(err, &e) || e.RetryAfter != 48*time.Second || !strings.Contains(e.Message, "try again in 48s") {
+		t.Fatalf("fractional wait: %v (Retry-After %s)", err, e.RetryAfter)
 	}
 	lim.err = errors.New("redis down")
 	if err := place("2001"); !errors.As(err, &e) || e.Code != CodeUnavailable {
