@@ -25,7 +25,7 @@ const RedriveInterval = 30 * time.Second
 // the journal topic before Redis, and a new active mapping re-publishes the parked
 // calls it can now attribute. It also builds the user sync service.
 func (a *App) wireSync() {
-	a.Redrive = &latebind.Redriver{State: a.State, Parking: a.Parking, Mappings: a.Mappings,
+	a.Redrive = &latebind.Redriver{State: a.State, Parking: a.Parking, Mappings: a.Mappings, Tenants: a.Tenants,
 		Trace: a.Trace, Publisher: a.Producer, Topics: a.Topics, Log: a.Log}
 	a.Mappings.WithJournal(mapping.KafkaJournal{Publisher: a.Producer, Topic: a.Topics.Mapping}).
 		OnChange(func(tenant, _ string, m *call.Mapping) {

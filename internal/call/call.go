@@ -130,7 +130,12 @@ type Log struct {
 	Duration     int       `json:"duration_seconds"`
 	Legs         []Leg     `json:"legs,omitempty"`
 	Agent        *Agent    `json:"agent,omitempty"` // who the call is attributed to (attribution rule)
-	Owner        *Owner    `json:"owner,omitempty"` // nil: unattributed when published
+	// EarlierAgents are the agents earlier versions of the call named, where they differ
+	// from Agent: an afterCall names its agent by user id, a Webhook v2 summary of the
+	// same call by uuid. The writer keeps them on a parked call, so that a mapping of
+	// either identity attributes it. Never parsed from a payload.
+	EarlierAgents []Agent `json:"earlier_agents,omitempty"`
+	Owner         *Owner  `json:"owner,omitempty"` // nil: unattributed when published
 	// OwnerUnresolved: ingest could not consult the mappings (Redis was down), so Owner and
 	// Internal were not decided; the writer resolves both when it writes.
 	OwnerUnresolved bool       `json:"owner_unresolved,omitempty"`

@@ -56,6 +56,7 @@ func (l *Log) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"agent":`...)
 		b = l.Agent.appendJSON(b)
 	}
+	b = appendAgents(b, `,"earlier_agents":`, l.EarlierAgents)
 	if l.Owner != nil {
 		b = append(b, `,"owner":{"crm_user_id":`...)
 		b = jsonwire.AppendString(b, l.Owner.CRMUserID)

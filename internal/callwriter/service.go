@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,6 +81,9 @@ func (j *job) writeLog(ctx context.Context, l *call.Log) (Outcome, error) {
 	}
 	if j.st.Status == StatusWritten {
 		return j.amendWritten(ctx, l, nil)
+	}
+	if j.st.Parked && j.st.Log != nil {
+		l.EarlierAgents = earlierAgents(l, j.st.Log)
 	}
 	if err := j.resolveOwner(ctx, l); err != nil {
 		return "", err
@@ -352,6 +356,9 @@ func (j *job) resolveOwner(ctx context.Context, l *call.Log) error {
 		return nil
 	}
 	owner, err := j.s.Owners.Owner(ctx, j.t.ID, "", l.Agent)
+	for i := 0; owner == nil && err == nil && i < len(l.EarlierAgents); i++ {
+		owner, err = j.s.Owners.Owner(ctx, j.t.ID, "", &l.EarlierAgents[i])
+	}
 	if err != nil {
 		return infra(err)
 	}
@@ -406,6 +413,25 @@ func (j *job) followUp(ctx context.Context) error {
 	default:
 		return infra(err)
 	}
+}
+
+// earlierAgents are the agents a parked earlier version of the call named that l does
+// not: kept on l, so that a mapping of any identity the call was given attributes it
+// (an afterCall names its agent by user id, a Webhook v2 summary of the same call by
+// uuid; an admin may map the agent by either).
+func earlierAgents(l, parked *call.Log) []call.Agent {
+	named := parked.EarlierAgents
+	if parked.Agent != nil {
+		named = append([]call.Agent{*parked.Agent}, named...)
+	}
+	out := slices.Clone(l.EarlierAgents)
+	for _, a := range named {
+		if a.Empty() || (l.Agent != nil && *l.Agent == a) || slices.Contains(out, a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // park keeps the call until a mapping for its agent appears.

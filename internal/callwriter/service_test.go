@@ -248,6 +248,30 @@ func TestService(t *testing.T) {
 			},
 		},
 		{
+			// A tenant sending both webhooks: the afterCall names the agent by user id,
+			// the v2 summary of the same call by uuid; nobody is mapped yet.
+			name:  "a parked call's later version keeps the agent its earlier one named",
+			steps: []step{{log: unmapped(), want: callwriter.Parked}, {log: v2Summary(), want: callwriter.Parked}},
+			check: func(t *testing.T, f *fixture) {
+				l, ok := f.parking.has(acme, callID)
+				require.True(t, ok)
+				assert.Equal(t, "uuid-3f2a", l.Agent.ID)
+				assert.Equal(t, []call.Agent{{ID: "priya"}}, l.EarlierAgents, "the parked copy can still be attributed by the user id")
+			},
+		},
+		{
+			name: "a later version is attributed by the agent its earlier version named",
+			steps: []step{{log: unmapped(), want: callwriter.Parked},
+				{before: func(f *fixture) { f.owners.set("priya", "1002") }, log: v2Summary(), want: callwriter.Written}},
+			check: func(t *testing.T, f *fixture) {
+				recs := f.crm.byCall(callID)
+				require.Len(t, recs, 1)
+				assert.Equal(t, "1002", recs[0].call.OwnerID, "the owner of the user id the afterCall named")
+				_, ok := f.parking.has(acme, callID)
+				assert.False(t, ok, "unparked")
+			},
+		},
+		{
 			name:  "an amendment of a parked call goes into the parked copy, which outlives Redis",
 			steps: []step{{log: unmapped(), want: callwriter.Parked}, {amend: disposition("Interested"), want: callwriter.Kept}},
 			check: func(t *testing.T, f *fixture) {

@@ -15,6 +15,7 @@ import (
 	"github.com/calltrack/calltrack/internal/callstate"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 )
 
@@ -33,9 +34,12 @@ const (
 // unparks them. Re-publishing twice is harmless (the writer is idempotent) but is
 // avoided.
 type Redriver struct {
-	State     *callstate.Redis
-	Parking   *Parking // takes a call written meanwhile out of the parked set
-	Mappings  *mapping.Store
+	State    *callstate.Redis
+	Parking  *Parking // takes a call written meanwhile out of the parked set
+	Mappings *mapping.Store
+	// Tenants give the fallback and department owners: a parked call is written once
+	// its tenant has one for it, as once its agent is mapped.
+	Tenants   *tenant.Registry
 	Trace     *trace.Store
 	Publisher Publisher
 	Topics    kafkabus.Topics
@@ -54,9 +58,10 @@ type Redriver struct {
 // mapping and returns how many it re-published.
 func (r *Redriver) Redrive(ctx context.Context, tenant string) (int, error) {
 	var (
-		msgs  []kafka.Message
-		calls []*call.Log
-		n     int
+		msgs    []kafka.Message
+		calls   []*call.Log
+		reasons []string
+		n       int
 	)
 	flush := func() error {
 		if len(msgs) == 0 {
@@ -65,21 +70,21 @@ func (r *Redriver) Redrive(ctx context.Context, tenant string) (int, error) {
 		if err := r.Publisher.Publish(ctx, msgs...); err != nil {
 			return fmt.Errorf("redrive %s: %w", tenant, err)
 		}
-		for _, l := range calls {
+		for i, l := range calls {
 			_ = r.Trace.Record(ctx, tenant, l.CallID, trace.Update{Stage: trace.Stage{Stage: trace.StageReattributed, Kind: trace.KindLog,
-				Detail: "a mapping for agent " + l.Agent.Label() + " appeared; call log re-published for writing"}})
+				Detail: reasons[i] + "; call log re-published for writing"}})
 		}
 		n += len(msgs)
-		msgs, calls = msgs[:0], calls[:0]
+		msgs, calls, reasons = msgs[:0], calls[:0], reasons[:0]
 		return nil
 	}
 	err := r.State.ScanParked(ctx, tenant, func(callID, raw string) error {
-		l, ok, err := r.candidate(ctx, tenant, callID, raw)
-		if err != nil || !ok {
+		l, why, err := r.candidate(ctx, tenant, callID, raw)
+		if err != nil || l == nil {
 			return err
 		}
 		msgs = append(msgs, kafkabus.Event(r.Topics.Log, call.Key(tenant, l.CallID), "calltrack/redrive", tenant, l.CallID, []byte(raw)))
-		calls = append(calls, l)
+		calls, reasons = append(calls, l), append(reasons, why)
 		if len(msgs) >= 100 {
 			return flush()
 		}
@@ -91,33 +96,61 @@ func (r *Redriver) Redrive(ctx context.Context, tenant string) (int, error) {
 	return n, flush()
 }
 
-// candidate decides whether one parked call is to be re-published now.
-func (r *Redriver) candidate(ctx context.Context, tenant, callID, raw string) (*call.Log, bool, error) {
+// candidate decides whether one parked call is to be re-published now: it returns the
+// call and why it has an owner now, or nil.
+func (r *Redriver) candidate(ctx context.Context, tenant, callID, raw string) (*call.Log, string, error) {
 	var l call.Log
-	if err := json.Unmarshal([]byte(raw), &l); err != nil || l.Agent == nil || l.CallID != callID {
-		return nil, false, nil // nothing to resolve it by
+	if err := json.Unmarshal([]byte(raw), &l); err != nil || l.CallID != callID {
+		return nil, "", nil // not a call log of its own
 	}
-	if _, err := r.Mappings.Resolve(ctx, tenant, *l.Agent); errors.Is(err, mapping.ErrNotFound) {
-		return nil, false, nil
-	} else if err != nil {
-		return nil, false, fmt.Errorf("redrive %s: %w", tenant, err)
+	why, err := r.owned(ctx, tenant, &l)
+	if err != nil || why == "" {
+		return nil, "", err
 	}
 	// Written meanwhile by another path: only the parking is left over.
 	if _, written, err := r.State.Written(ctx, tenant, callID); err != nil {
-		return nil, false, fmt.Errorf("redrive %s: %w", tenant, err)
+		return nil, "", fmt.Errorf("redrive %s: %w", tenant, err)
 	} else if written {
 		if r.Parking != nil {
 			err = r.Parking.Unpark(ctx, tenant, callID)
 		} else {
 			err = r.State.RemoveParked(ctx, tenant, callID)
 		}
-		return nil, false, err
+		return nil, "", err
 	}
 	ok, err := r.State.ClaimRedrive(ctx, tenant, callID, RedriveGap, RedriveMax)
 	if err != nil {
-		return nil, false, fmt.Errorf("redrive %s: %w", tenant, err)
+		return nil, "", fmt.Errorf("redrive %s: %w", tenant, err)
 	}
-	return &l, ok, nil
+	if !ok {
+		return nil, "", nil
+	}
+	return &l, why, nil
+}
+
+// owned says why the writer would now find an owner for a parked call — an active
+// mapping of an agent it named (in any of its versions), else its department's or
+// tenant's fallback owner, as the writer resolves it — or "" when it would not.
+func (r *Redriver) owned(ctx context.Context, tenant string, l *call.Log) (string, error) {
+	agents := l.EarlierAgents
+	if l.Agent != nil {
+		agents = append([]call.Agent{*l.Agent}, agents...)
+	}
+	for _, a := range agents {
+		if _, err := r.Mappings.Resolve(ctx, tenant, a); err == nil {
+			return "a mapping for agent " + a.Label() + " appeared", nil
+		} else if !errors.Is(err, mapping.ErrNotFound) {
+			return "", fmt.Errorf("redrive %s: %w", tenant, err)
+		}
+	}
+	if r.Tenants != nil {
+		if t, ok := r.Tenants.Get(tenant); ok {
+			if o := t.FallbackOwnerOf(l); o != nil {
+				return "the tenant's " + o.Source + " owner " + o.CRMUserID + " takes calls nobody else owns", nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // Trigger runs a redrive of the tenant in the background, now: a mapping appeared.

@@ -20,6 +20,7 @@ import (
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/latebind"
 	"github.com/calltrack/calltrack/internal/mapping"
+	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/testenv"
 	"github.com/calltrack/calltrack/internal/trace"
 )
@@ -154,4 +155,66 @@ func (p *published) all() []kafka.Message {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]kafka.Message(nil), p.msgs...)
+}
+
+// A parked call is written once anyone owns it: an agent any of its versions named
+// (an afterCall by user id, its v2 summary by uuid), or — set up after it was parked —
+// its department's owner or the tenant's fallback owner, even with no agent at all.
+func TestRedriveOwnedLater(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := t.Context()
+	store := mapping.NewStore(rdb, "t")
+	pub := &published{}
+	tr := trace.New(rdb, "t")
+	state := callstate.NewRedis(rdb, "t")
+	acme := &tenant.Tenant{ID: "acme"}
+	r := &latebind.Redriver{State: state, Mappings: store, Tenants: tenant.NewRegistry(acme), Trace: tr,
+		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
+	park := func(l call.Log) {
+		l.Tenant, l.Direction, l.Status, l.ReceivedAt = "acme", call.Incoming, call.Answered, time.Now().UTC()
+		require.NoError(t, state.AddParked(ctx, &l))
+	}
+	park(call.Log{CallID: "both", Agent: &call.Agent{ID: "uuid-b5"}, EarlierAgents: []call.Agent{{ID: "a5"}}})
+	park(call.Log{CallID: "sales", Department: "Sales"})
+	park(call.Log{CallID: "nobody"})
+	redriven := func() []string {
+		var keys []string
+		for _, m := range pub.all() {
+			keys = append(keys, string(m.Key))
+		}
+		return keys
+	}
+	detail := func(callID string) string {
+		got, err := tr.Get(ctx, "acme", callID)
+		require.NoError(t, err)
+		require.NotEmpty(t, got.Stages)
+		return got.Stages[len(got.Stages)-1].Detail
+	}
+
+	n, err := r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Zero(t, n, "nobody owns any yet")
+
+	require.NoError(t, store.Put(ctx, "acme", call.Mapping{MyOperatorUserID: "a5", CRMUserID: "105", Source: call.MappingManual, Status: call.MappingActive}))
+	n, err = r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, []string{"acme:both"}, redriven(), "mapped by the user id its earlier version named")
+	assert.Contains(t, detail("both"), "a mapping for agent a5 appeared")
+
+	acme.Calls.Departments = map[string]string{"sales": "1002"}
+	n, err = r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, []string{"acme:both", "acme:sales"}, redriven(), "the department's owner takes the sales call")
+	assert.Contains(t, detail("sales"), "department owner 1002")
+
+	acme.FallbackOwner = "1009"
+	n, err = r.Redrive(ctx, "acme")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, []string{"acme:both", "acme:sales", "acme:nobody"}, redriven(), "the fallback owner takes a call that rang no agent")
+	assert.Contains(t, detail("nobody"), "fallback owner 1009")
 }
