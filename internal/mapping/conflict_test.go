@@ -312,6 +312,65 @@ func TestUpdateLeavingAndClaim(t *testing.T) {
 	assert.Equal(t, 3, j.len(), "a claim changes no mapping: nothing journaled")
 }
 
+// Claim tells the change hook (which re-drives parked calls) only when it pointed an
+// index entry at the agent: a claim that took nothing changed nothing.
+func TestClaimTellsOnlyOfAChange(t *testing.T) {
+	t.Parallel()
+	const phone = "+918586848544"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, s *mapping.Store) // before the claim of a1
+		want  []string                             // agents the hook is told of by the claim
+	}{
+		{"no mapping", func(*testing.T, *mapping.Store) {}, nil},
+		{"every value is the agent's already", func(t *testing.T, s *mapping.Store) {
+			require.NoError(t, s.Put(t.Context(), "acme", m("a1", "1001", "", phone)))
+		}, nil},
+		{"the value is still another agent's", func(t *testing.T, s *mapping.Store) {
+			leaveToA9(t, s, phone)
+		}, nil},
+		{"the value was let go", func(t *testing.T, s *mapping.Store) {
+			leaveToA9(t, s, phone)
+			require.NoError(t, s.Put(t.Context(), "acme", m("a9", "1009", "")))
+		}, []string{"a1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t)
+			var (
+				mu   sync.Mutex
+				told []string
+			)
+			s := mapping.NewStore(env.Redis, env.Prefix).OnChange(func(_, id string, _ *mapping.Mapping) {
+				mu.Lock()
+				defer mu.Unlock()
+				told = append(told, id)
+			})
+			tc.setup(t, s)
+			mu.Lock()
+			told = nil
+			mu.Unlock()
+
+			_, err := s.Claim(t.Context(), "acme", "a1")
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, tc.want, told)
+		})
+	}
+}
+
+// leaveToA9 maps a9 with phone, then a1 with it too through UpdateLeaving, which leaves
+// it to a9.
+func leaveToA9(t *testing.T, s *mapping.Store, phone string) {
+	t.Helper()
+	require.NoError(t, s.Put(t.Context(), "acme", m("a9", "1009", "", phone)))
+	next := m("a1", "1001", "", phone)
+	_, left, err := s.UpdateLeaving(t.Context(), "acme", "a1", "sync", func(*mapping.Mapping) (*mapping.Mapping, error) { return &next, nil })
+	require.NoError(t, err)
+	require.Len(t, left, 1)
+}
+
 // Fill and a rebuild agree on who has a value two journaled mappings share: the newer.
 func TestFillAndRebuildGiveSharedValueToNewer(t *testing.T) {
 	t.Parallel()

@@ -181,11 +181,13 @@ func (s *Store) Claim(ctx context.Context, tenant, userID string) ([]*ConflictEr
 	if err != nil {
 		return nil, err
 	}
-	left, err := s.write(ctx, tenant, writeFill, userID, cur, cur)
+	left, taken, err := s.write(ctx, tenant, writeFill, userID, cur, cur)
 	if err != nil {
 		return nil, err
 	}
-	s.changed(tenant, userID, cur)
+	if taken > 0 { // the hook re-drives parked calls: not for a claim that changed nothing
+		s.changed(tenant, userID, cur)
+	}
 	return left, nil
 }
 
@@ -216,7 +218,7 @@ func (s *Store) update(ctx context.Context, tenant, userID, actor string, leave 
 		if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Previous: cur}); err != nil {
 			return nil, nil, err
 		}
-		if _, err := s.write(ctx, tenant, writeDelete, userID, cur, nil); err != nil {
+		if _, _, err := s.write(ctx, tenant, writeDelete, userID, cur, nil); err != nil {
 			return nil, nil, err
 		}
 		s.changed(tenant, userID, nil)
@@ -237,7 +239,7 @@ func (s *Store) update(ctx context.Context, tenant, userID, actor string, leave 
 		if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: &m, Previous: cur}); err != nil {
 			return nil, nil, err
 		}
-		left, err := s.write(ctx, tenant, writeFill, userID, cur, &m)
+		left, _, err := s.write(ctx, tenant, writeFill, userID, cur, &m)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -246,13 +248,13 @@ func (s *Store) update(ctx context.Context, tenant, userID, actor string, leave 
 	}
 	// Refused before the journal hears of it: a conflict is the common case of a
 	// refusal, and the journal should not carry a change Redis never made.
-	if _, err := s.write(ctx, tenant, writeCheck, userID, cur, &m); err != nil {
+	if _, _, err := s.write(ctx, tenant, writeCheck, userID, cur, &m); err != nil {
 		return nil, nil, err
 	}
 	if err := s.record(ctx, Change{Tenant: tenant, UserID: userID, Actor: actor, Mapping: &m, Previous: cur}); err != nil {
 		return nil, nil, err
 	}
-	if _, err := s.write(ctx, tenant, writePut, userID, cur, &m); err != nil {
+	if _, _, err := s.write(ctx, tenant, writePut, userID, cur, &m); err != nil {
 		if errors.Is(err, ErrConflict) {
 			// Another agent took the value between the check and the write (its own lock
 			// is not ours): the journal gets this agent's mapping back as it was, so that
@@ -289,8 +291,9 @@ var indexFields = [...]string{2: "email", 3: "phone", 4: "uuid"}
 // pointing at an agent without a mapping is stale and taken over.
 // KEYS: byid, email, phone, uuid. ARGV: mode, id, JSON of the mapping ("" to delete),
 // the number of old entries, then (key number, value) pairs: the old entries, then the new.
-// Returns {1, key number, value, holder} for a conflict (nothing written), else {0}
-// followed by a (key number, value, holder) triple per entry left to another agent.
+// Returns {1, 0, key number, value, holder} for a conflict (nothing written), else {0,
+// the number of entries written that did not point at the agent before} followed by a
+// (key number, value, holder) triple per entry left to another agent.
 var writeScript = redis.NewScript(`
 local mode, id, raw, nold = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local old, new, had = {}, {}, {}
@@ -305,16 +308,17 @@ while i < #ARGV do
   end
   i = i + 2
 end
-local free, left = {}, {0}
+local free, left = {}, {0, 0}
 for _, e in ipairs(new) do
   local holder = redis.call('HGET', KEYS[e[1]], e[2])
   if holder and holder ~= id and redis.call('HEXISTS', KEYS[1], holder) == 1 then
-    if mode ~= 'fill' and not had[e[1] .. ':' .. e[2]] then return {1, e[1], e[2], holder} end
+    if mode ~= 'fill' and not had[e[1] .. ':' .. e[2]] then return {1, 0, e[1], e[2], holder} end
     table.insert(left, e[1])
     table.insert(left, e[2])
     table.insert(left, holder)
   else
     table.insert(free, e)
+    if holder ~= id then left[2] = left[2] + 1 end
   end
 end
 if mode == 'check' then return left end
@@ -331,13 +335,13 @@ return left`)
 
 // write changes agent id's mapping in Redis from old to m (either may be nil), index
 // entries included, in mode. A conflict is a *ConflictError; the entries of m left to
-// another agent (fill, or kept from old) are returned as ConflictErrors.
-func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *call.Mapping) ([]*ConflictError, error) {
+// another agent (fill, or kept from old) are returned as ConflictErrors, with how many
+// entries now point at the agent that did not before (taken; counted in check mode too).
+func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *call.Mapping) (left []*ConflictError, taken int, err error) {
 	raw := []byte{}
 	if m != nil && mode != writeCheck {
-		var err error
 		if raw, err = json.Marshal(m); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	olds, news := indexEntries(old), indexEntries(m)
@@ -347,27 +351,27 @@ func (s *Store) write(ctx context.Context, tenant, mode, id string, old, m *call
 	args = append(args, news...)
 	res, err := writeScript.Run(ctx, s.rdb, s.indexKeys(tenant), args...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("mapping: %s: %w", mode, err)
+		return nil, 0, fmt.Errorf("mapping: %s: %w", mode, err)
 	}
 	reply, _ := res.([]any)
-	if len(reply) == 0 {
-		return nil, fmt.Errorf("mapping: %s: unexpected reply %v", mode, res)
+	if len(reply) < 2 {
+		return nil, 0, fmt.Errorf("mapping: %s: unexpected reply %v", mode, res)
 	}
-	var out []*ConflictError
-	for i := 1; i+2 < len(reply); i += 3 {
-		n, _ := reply[i].(int64)
+	n, _ := reply[1].(int64)
+	for i := 2; i+2 < len(reply); i += 3 {
+		k, _ := reply[i].(int64)
 		value, _ := reply[i+1].(string)
 		holder, _ := reply[i+2].(string)
 		field := ""
-		if n >= 2 && int(n) < len(indexFields) {
-			field = indexFields[n]
+		if k >= 2 && int(k) < len(indexFields) {
+			field = indexFields[k]
 		}
-		out = append(out, &ConflictError{Field: field, Value: value, Holder: holder})
+		left = append(left, &ConflictError{Field: field, Value: value, Holder: holder})
 	}
-	if flag, _ := reply[0].(int64); flag == 1 && len(out) == 1 {
-		return nil, out[0]
+	if flag, _ := reply[0].(int64); flag == 1 && len(left) == 1 {
+		return nil, 0, left[0]
 	}
-	return out, nil
+	return left, int(n), nil
 }
 
 // indexEntries are m's reverse index entries as writeScript takes them: (key number,
@@ -503,7 +507,7 @@ func (s *Store) Fill(ctx context.Context, tenant string, ms []call.Mapping) (int
 		}
 		ok, err := s.rdb.HExists(ctx, s.key(tenant, "byid"), m.MyOperatorUserID).Result()
 		if err == nil && !ok {
-			if _, err = s.write(ctx, tenant, writeFill, m.MyOperatorUserID, nil, m); err == nil {
+			if _, _, err = s.write(ctx, tenant, writeFill, m.MyOperatorUserID, nil, m); err == nil {
 				n++
 			}
 		}
