@@ -247,7 +247,11 @@ func (s *Store) update(ctx context.Context, tenant, userID, actor string, leave 
 		return &m, left, nil
 	}
 	// Refused before the journal hears of it: a conflict is the common case of a
-	// refusal, and the journal should not carry a change Redis never made.
+	// refusal, and the journal should not carry a change Redis never made. The script
+	// runs twice (check, then put) on purpose; one run cannot keep the journal true:
+	// putting first would put Redis ahead of the journal (a crash before the record, and
+	// a rebuild loses the change), and journaling first without the check would record
+	// every refused change and its correction, two journal writes per refusal.
 	if _, _, err := s.write(ctx, tenant, writeCheck, userID, cur, &m); err != nil {
 		return nil, nil, err
 	}
