@@ -144,6 +144,11 @@ type Log struct {
 	// agent wrote one — DispositionCommentSep and the comment (see DispositionName).
 	Disposition string    `json:"disposition,omitempty"`
 	ReceivedAt  time.Time `json:"received_at"`
+	// Malformed names the payload's agent fields (afterCall `_ld`, `_rr`, ...) MyOperator
+	// sent malformed, which the parser read without what was malformed rather than lose
+	// the call: ingest logs and traces them, so a call that went to the fallback owner
+	// says why. Not part of the event.
+	Malformed []string `json:"-"`
 }
 
 // DispositionCommentSep separates a disposition's name from the agent's comment in

@@ -148,6 +148,8 @@ func stageWords(stage, kind string) string {
 		return "sent to the writer again by a replay"
 	case ingest.StageClickToCall:
 		return "the call was placed by a click-to-call request: its reference is the one the API answered"
+	case ingest.StageAgentFieldMalformed:
+		return "MyOperator sent the call's agent malformed: read without it, so the call may have gone to the fallback owner"
 	case "duplicate_ignored":
 		return "a repeat of a delivery already taken: nothing new written"
 	case trace.StageAlreadyWritten:

@@ -510,6 +510,21 @@ func (h *Handler) after(ctx context.Context, r *request, d *delivery, claimed, s
 // reference) a call came from.
 const StageClickToCall = "click_to_call"
 
+// StageAgentFieldMalformed is the trace stage of a call whose agent fields MyOperator
+// sent malformed (call.Log.Malformed): read without them, so the call may have no
+// agent and go to the fallback owner.
+const StageAgentFieldMalformed = "agent_field_malformed"
+
+// malformedDetail is StageAgentFieldMalformed's detail: the fields, and the agent the
+// call has all the same (never a phone number: Label masks it).
+func malformedDetail(l *call.Log) string {
+	agent := "no agent: the fallback owner's, if the tenant has one"
+	if l.Agent != nil {
+		agent = "agent " + l.Agent.Label()
+	}
+	return "MyOperator sent " + strings.Join(l.Malformed, ", ") + " malformed (not the documented objects): read without it; the call has " + agent
+}
+
 // StageSpooled is the trace stage of a call event kept in the local spool because
 // Kafka could not take it in time; the drainer forwards it to Kafka.
 const StageSpooled = "spooled"
@@ -537,6 +552,12 @@ func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery 
 		more = append(more, trace.Update{Stage: trace.Stage{Stage: StageClickToCall, Kind: "log",
 			Detail: "placed by calltrack's click-to-call, reference " + l.ClickRef}})
 	}
+	if len(l.Malformed) > 0 {
+		// Read without them rather than lose the call; said, so that on-call sees why the
+		// call has no agent (or not the one expected) and went to the fallback owner.
+		more = append(more, trace.Update{Stage: trace.Stage{Stage: StageAgentFieldMalformed, Kind: "log",
+			Detail: malformedDetail(l)}})
+	}
 	return delivery{callID: l.CallID, lookups: []*lookup{lk}, trace: tu, traceKind: "log", statusStage: true, more: more,
 		build: func() ([]kafka.Message, error) {
 			owner, err := mapping.OwnerOf(lk.m, lk.err, "")
@@ -553,6 +574,13 @@ func (h *Handler) afterCall(t *tenant.Tenant, l *call.Log, r *request) delivery 
 				if owner == nil {
 					r.log.Info().Str("agent", agentLabel(ptrOr(l.Agent))).Msg("agent not mapped: the call will be kept unattributed")
 				}
+			}
+			if len(l.Malformed) > 0 {
+				ev := r.log.Warn().Strs("fields", l.Malformed).Str("agent", agentLabel(ptrOr(l.Agent)))
+				if l.Owner != nil {
+					ev = ev.Str("owner", l.Owner.CRMUserID)
+				}
+				ev.Msg("afterCall agent fields malformed: read without them (the call goes to the agent named elsewhere, else the fallback owner)")
 			}
 			val, err := encodeExact(l.AppendJSON)
 			if err != nil {

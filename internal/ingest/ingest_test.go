@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/idempotency"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/mapping"
@@ -220,4 +222,78 @@ func TestMalformedWebhookNotKeptIsAnswered503(t *testing.T) {
 	require.Len(t, pub.msgs, 1, "the raw payload kept")
 	assert.Equal(t, url.Values{"myoperator": {bad}}.Encode(), string(pub.msgs[0].Value), "the body as it came")
 	assert.Equal(t, "malformed_payload", kafkabus.Header(pub.msgs[0], kafkabus.HeaderReason))
+}
+
+// An afterCall whose agent fields are malformed (not the documented objects) is still
+// taken — read without them, it goes to the fallback owner — but says so: a warning
+// naming the field (no phone number) and a trace stage on the call.
+func TestMalformedAgentFieldIsLoggedAndTraced(t *testing.T) {
+	const caller = "9711636496" // the sample's caller: never in the log line
+	for _, tc := range []struct {
+		name, field string
+		edit        func(p map[string]any)
+	}{
+		{"_ld a string", "_ld", func(p map[string]any) { p["_ld"] = "answered by Sumit" }},
+		{"_ld a list of numbers", "_ld", func(p map[string]any) { p["_ld"] = []int{1, 2} }},
+		{"_rr a string", "_rr", func(p map[string]any) { p["_ld"].([]any)[0].(map[string]any)["_rr"] = "Sumit" }},
+		{"_rr a list of lists", "_rr", func(p map[string]any) { p["_ld"].([]any)[0].(map[string]any)["_rr"] = []any{[]int{1}, true} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t)
+			var logged testenv.LogBuffer
+			pub := &fakePublisher{}
+			m := metrics.New()
+			h := &Handler{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: "acme", WebhookToken: "tok", FallbackOwner: "9000"}),
+				Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
+				Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.New(&logged)}
+			e := web.New(zerolog.Nop(), m, nil)
+			h.Register(e)
+			srv := httptest.NewServer(e)
+			t.Cleanup(srv.Close)
+
+			var p map[string]any
+			require.NoError(t, json.Unmarshal([]byte(sample(t)), &p))
+			tc.edit(p)
+			payload, err := json.Marshal(p)
+			require.NoError(t, err)
+			res, err := http.PostForm(srv.URL+"/webhooks/myoperator/acme/aftercall?token=tok", url.Values{"myoperator": {string(payload)}})
+			require.NoError(t, err)
+			res.Body.Close()
+			require.Equal(t, http.StatusOK, res.StatusCode, "taken all the same")
+
+			pub.mu.Lock()
+			require.Len(t, pub.msgs, 2, "call log and recording")
+			var l call.Log
+			require.NoError(t, json.Unmarshal(pub.msgs[0].Value, &l))
+			pub.mu.Unlock()
+			assert.Nil(t, l.Agent)
+			require.NotNil(t, l.Owner)
+			assert.Equal(t, "9000", l.Owner.CRMUserID, "the fallback owner")
+
+			var warning string
+			for line := range strings.Lines(logged.String()) {
+				if strings.Contains(line, "agent fields malformed") {
+					warning = line
+				}
+			}
+			require.NotEmpty(t, warning, "a warning: %s", logged.String())
+			assert.Contains(t, warning, `"level":"warn"`)
+			assert.Contains(t, warning, `"fields":["`+tc.field+`"]`)
+			assert.Contains(t, warning, `"call_id":"n2.1596270949.2175190"`)
+			assert.Contains(t, warning, `"owner":"9000"`)
+			assert.NotContains(t, warning, caller)
+
+			tr, err := trace.New(env.Redis, env.Prefix).Get(t.Context(), "acme", "n2.1596270949.2175190")
+			require.NoError(t, err)
+			var detail string
+			for _, st := range tr.Stages {
+				if st.Stage == StageAgentFieldMalformed {
+					detail = st.Detail
+				}
+			}
+			assert.Contains(t, detail, tc.field+" malformed")
+			assert.Contains(t, detail, "no agent")
+		})
+	}
 }

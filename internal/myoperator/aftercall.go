@@ -3,6 +3,8 @@ package myoperator
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -18,42 +20,42 @@ const SourceV1 = "myoperator.v1"
 
 // afterCall is the afterCall (and Disposition) log; see docs/myoperator.md.
 type afterCall struct {
-	LogID        flexString        `json:"_ai"`
-	CompanyID    flexString        `json:"_ci"`
-	Caller10     flexString        `json:"_cr"`
-	CallerE164   flexString        `json:"_cl"`
-	CallerName   flexString        `json:"_cm"` // the contact name MyOperator has for the caller
-	CountryCode  flexString        `json:"_cy"`
-	Start        flexString        `json:"_st"`
-	End          flexString        `json:"_et"`
-	Duration     flexString        `json:"_dr"`
-	Event        flexString        `json:"_ev"`
-	Status       flexString        `json:"_su"`
-	Nature       flexString        `json:"_ns"`
-	ClientRef    flexString        `json:"_cri"` // the reference_id of an outbound-API request (click-to-call)
-	FileName     flexString        `json:"_fn"`
-	FileURL      flexString        `json:"_fu"`
-	Department   flexString        `json:"_dn"`
-	DepartmentID flexString        `json:"_di"`
-	Disposition  flexString        `json:"_dsp"`
-	Params       flexList[kv]      `json:"_pm"`
-	Contacts     flexList[agent]   `json:"_cn"`
-	Legs         flexList[leg]     `json:"_ld"`
-	UserStatus   flexList[kv]      `json:"_us"`
-	TalkTime     flexList[talkSec] `json:"_tc"`
+	LogID        flexString         `json:"_ai"`
+	CompanyID    flexString         `json:"_ci"`
+	Caller10     flexString         `json:"_cr"`
+	CallerE164   flexString         `json:"_cl"`
+	CallerName   flexString         `json:"_cm"` // the contact name MyOperator has for the caller
+	CountryCode  flexString         `json:"_cy"`
+	Start        flexString         `json:"_st"`
+	End          flexString         `json:"_et"`
+	Duration     flexString         `json:"_dr"`
+	Event        flexString         `json:"_ev"`
+	Status       flexString         `json:"_su"`
+	Nature       flexString         `json:"_ns"`
+	ClientRef    flexString         `json:"_cri"` // the reference_id of an outbound-API request (click-to-call)
+	FileName     flexString         `json:"_fn"`
+	FileURL      flexString         `json:"_fu"`
+	Department   flexString         `json:"_dn"`
+	DepartmentID flexString         `json:"_di"`
+	Disposition  flexString         `json:"_dsp"`
+	Params       flexList[kv]       `json:"_pm"`
+	Contacts     checkedList[agent] `json:"_cn"`
+	Legs         checkedList[leg]   `json:"_ld"`
+	UserStatus   flexList[kv]       `json:"_us"`
+	TalkTime     flexList[talkSec]  `json:"_tc"`
 }
 
 type leg struct {
-	RingStart  flexString      `json:"_rst"`
-	DialStatus flexString      `json:"_ds"`
-	DID        flexString      `json:"_did"`
-	Start      flexString      `json:"_st"`
-	End        flexString      `json:"_et"`
-	Duration   flexString      `json:"_dr"`
-	Status     flexString      `json:"_su"`
-	Action     flexString      `json:"_ac"`
-	Receivers  flexList[agent] `json:"_rr"`
-	Transfers  flexList[agent] `json:"_tt"`
+	RingStart  flexString         `json:"_rst"`
+	DialStatus flexString         `json:"_ds"`
+	DID        flexString         `json:"_did"`
+	Start      flexString         `json:"_st"`
+	End        flexString         `json:"_et"`
+	Duration   flexString         `json:"_dr"`
+	Status     flexString         `json:"_su"`
+	Action     flexString         `json:"_ac"`
+	Receivers  checkedList[agent] `json:"_rr"`
+	Transfers  checkedList[agent] `json:"_tt"`
 }
 
 // talkSec is a `_tc` entry: a user's talk time in seconds (meaning inferred).
@@ -63,7 +65,7 @@ type talkSec struct {
 }
 
 // agent is a `_rr` / `_tt` / `_cn` item. Items that are a bare string or number
-// are taken as the user id.
+// are taken as the user id; a list or a bool is no agent (errNotAgent).
 type agent struct {
 	ID        flexString `json:"_id"`
 	Name      flexString `json:"_na"`
@@ -72,6 +74,10 @@ type agent struct {
 	Contact   flexString `json:"_ct"`
 	Number    flexString `json:"_nr"`
 }
+
+// errNotAgent is an agent item's error for a value that names no agent: its list
+// skips it, and says so (checkedList).
+var errNotAgent = errors.New("not an agent")
 
 func (a *agent) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
@@ -85,7 +91,9 @@ func (a *agent) UnmarshalJSON(b []byte) error {
 		if json.Unmarshal(b, &f) == nil {
 			*a = agent(f)
 		}
-	case '[', 'n', 't', 'f':
+	case 'n':
+	case '[', 't', 'f':
+		return errNotAgent
 	default:
 		return a.ID.UnmarshalJSON(b)
 	}
@@ -205,7 +213,7 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 	}
 
 	received := p.received()
-	for _, pl := range p.Legs {
+	for _, pl := range p.Legs.items {
 		lg := pl.toLeg(cc, received)
 		if l.DID == "" {
 			l.DID = lg.DID
@@ -222,7 +230,7 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 	l.Agent = call.Attribute(dir, l.Status, l.Legs)
 	if l.Agent == nil && dir == call.Outgoing {
 		// No legs recorded: `_cn` may still name the agent who placed the call.
-		for _, c := range p.Contacts {
+		for _, c := range p.Contacts.items {
 			if a := c.toAgent(cc); !a.Empty() {
 				l.Agent = &a
 				break
@@ -230,10 +238,29 @@ func (p *afterCall) log(tenant, source string, k logKeys, receivedAt time.Time) 
 		}
 	}
 
+	l.Malformed = p.malformedAgentFields()
 	if err := l.Validate(); err != nil {
 		return nil, malformed("%s: %w", k.kind, err)
 	}
 	return l, nil
+}
+
+// malformedAgentFields names the agent fields MyOperator sent malformed (read without
+// what was malformed), each once, in the payload's order of nesting.
+func (p *afterCall) malformedAgentFields() []string {
+	var out []string
+	add := func(bad bool, key string) {
+		if bad && !slices.Contains(out, key) {
+			out = append(out, key)
+		}
+	}
+	add(p.Legs.malformed, "_ld")
+	for _, pl := range p.Legs.items {
+		add(pl.Receivers.malformed, "_rr")
+		add(pl.Transfers.malformed, "_tt")
+	}
+	add(p.Contacts.malformed, "_cn")
+	return out
 }
 
 // maxRawCaller bounds call.Log.CallerRaw: a caller id ("anonymous", "PRIVATE", a
@@ -293,12 +320,12 @@ func (pl leg) toLeg(cc string, received map[string]bool) call.Leg {
 	} else if !lg.StartedAt.IsZero() && lg.EndedAt.After(lg.StartedAt) {
 		lg.Duration = int(lg.EndedAt.Sub(lg.StartedAt) / time.Second)
 	}
-	for _, r := range pl.Receivers {
+	for _, r := range pl.Receivers.items {
 		if a := r.toAgent(cc); a != (call.Agent{}) {
 			lg.Agents = append(lg.Agents, a)
 		}
 	}
-	for _, r := range pl.Transfers {
+	for _, r := range pl.Transfers.items {
 		if a := r.toAgent(cc); a != (call.Agent{}) {
 			lg.Transfers = append(lg.Transfers, a)
 		}

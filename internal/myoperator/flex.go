@@ -255,66 +255,94 @@ func (f flexString) seconds() (int, bool) {
 
 // flexList is a list MyOperator may send as an array, a single object, null, or
 // double-encoded as a JSON string. Null items and items that do not decode into T
-// are skipped.
+// are skipped, and so is a value that is none of these (a bare string, a number).
 type flexList[T any] []T
 
 func (l *flexList[T]) UnmarshalJSON(b []byte) error {
+	l.read(b)
+	return nil
+}
+
+// read is UnmarshalJSON, reporting whether it skipped anything but nulls and blanks.
+func (l *flexList[T]) read(b []byte) (skipped bool) {
 	*l = nil
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
-		return nil
+		return false
 	}
 	switch b[0] {
 	case '[':
 		// b is valid JSON (the decoder checked the whole payload before calling here):
 		// split it without decoding it twice.
 		for _, it := range jsonItems(b, ']') {
-			var v T
-			if kind(it) != "null" && unmarshalItem(it, &v) == nil {
-				*l = append(*l, v)
+			if kind(it) == "null" {
+				continue
 			}
+			var v T
+			if unmarshalItem(it, &v) != nil {
+				skipped = true
+				continue
+			}
+			*l = append(*l, v)
 		}
+		return skipped
 	case '{':
 		var v T
-		if json.Unmarshal(b, &v) == nil {
-			*l = flexList[T]{v}
+		if json.Unmarshal(b, &v) != nil {
+			return true
 		}
+		*l = flexList[T]{v}
+		return false
 	case '"':
 		var s string
-		if json.Unmarshal(b, &s) == nil {
-			// Not yet checked, unlike b: a broken inner list is no list.
-			if s = strings.TrimSpace(s); s != "" && (s[0] == '[' || s[0] == '{') && json.Valid([]byte(s)) {
-				return l.UnmarshalJSON([]byte(s))
-			}
+		if json.Unmarshal(b, &s) != nil {
+			return true
 		}
+		// Not yet checked, unlike b: a broken inner list is no list.
+		if s = strings.TrimSpace(s); s != "" && (s[0] == '[' || s[0] == '{') && json.Valid([]byte(s)) {
+			return l.read([]byte(s))
+		}
+		return s != ""
+	case 'n':
+		return false
 	}
-	return nil
+	return true // a number or a bool
 }
 
 // UnmarshalJSONFrom is UnmarshalJSON for decodeObject's decoder: an array's items
 // are decoded as they are read; the other shapes go as UnmarshalJSON reads them.
 func (l *flexList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	_, err := l.readFrom(dec)
+	return err
+}
+
+// readFrom is UnmarshalJSONFrom, reporting whether it skipped anything (read's rule).
+func (l *flexList[T]) readFrom(dec *jsontext.Decoder) (skipped bool, err error) {
 	*l = nil
 	if dec.PeekKind() != '[' {
-		return readInto(dec, l)
+		v, err := dec.ReadValue()
+		if err != nil {
+			return false, err
+		}
+		return l.read(v), nil
 	}
 	if _, err := dec.ReadToken(); err != nil {
-		return err
+		return false, err
 	}
 	depth := dec.StackDepth()
 	for {
 		switch dec.PeekKind() {
 		case ']':
 			_, err := dec.ReadToken()
-			return err
+			return skipped, err
 		case 0: // broken JSON: the decoder says how
 			if _, err := dec.ReadToken(); err != nil {
-				return err
+				return skipped, err
 			}
-			return errors.New("list: unreadable item")
+			return skipped, errors.New("list: unreadable item")
 		case 'n':
 			if _, err := dec.ReadToken(); err != nil {
-				return err
+				return skipped, err
 			}
 			continue
 		}
@@ -329,12 +357,35 @@ func (l *flexList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if dec.StackDepth() != depth || (err != nil && dec.InputOffset() == at) {
 			// The item was not read whole, or not at all: stop (decodeObject then
 			// decodes as v1), rather than read on from the middle or loop.
-			return fmt.Errorf("list item left unread: %w", err)
+			return skipped, fmt.Errorf("list item left unread: %w", err)
 		}
-		if err == nil {
-			*l = append(*l, v)
+		if err != nil {
+			skipped = true
+			continue
 		}
+		*l = append(*l, v)
 	}
+}
+
+// checkedList is a flexList that remembers whether it skipped something MyOperator
+// sent: a value that is no list (`"_ld":"x"`), or items that are not a T (`[1,2]` for
+// legs). The lists that name a call's agent are read through it, so that a call they
+// leave without its agent says why (call.Log.Malformed) instead of going to the
+// fallback owner silently.
+type checkedList[T any] struct {
+	items     flexList[T]
+	malformed bool
+}
+
+func (c *checkedList[T]) UnmarshalJSON(b []byte) error {
+	c.malformed = c.items.read(b)
+	return nil
+}
+
+// UnmarshalJSONFrom is UnmarshalJSON for decodeObject's decoder.
+func (c *checkedList[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) (err error) {
+	c.malformed, err = c.items.readFrom(dec)
+	return err
 }
 
 // kv is a `{ky, vl}` pair (`_pm`, `_us`).

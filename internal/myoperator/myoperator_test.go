@@ -147,6 +147,35 @@ func TestParseAfterCallTransferAndRingGroup(t *testing.T) {
 	assert.Equal(t, "5cd40f6556f2f300", l.Agent.ID)
 }
 
+// The agent fields read leniently say what they skipped (call.Log.Malformed): a value
+// that is no list, items that are not the documented objects; not null, blanks or ids.
+func TestParseAfterCallMalformedAgentFields(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, fields string
+		want         []string
+	}{
+		{"documented", `"_ld":[{"_ds":"ANSWER","_rr":[{"_id":"a1"}],"_tt":[]}],"_cn":[]`, nil},
+		{"null and blank", `"_ld":[null,{"_rr":null,"_tt":""}],"_cn":null`, nil},
+		{"double-encoded", `"_ld":"[{\"_rr\":[{\"_id\":\"a1\"}]}]"`, nil},
+		{"ids as items", `"_ld":[{"_rr":["a1",2]}]`, nil},
+		{"_ld a string", `"_ld":"answered"`, []string{"_ld"}},
+		{"_ld a number", `"_ld":7`, []string{"_ld"}},
+		{"_ld numbers", `"_ld":[1,2]`, []string{"_ld"}},
+		{"_ld broken double-encoded", `"_ld":"[{\"_rr\""`, []string{"_ld"}},
+		{"_rr a string", `"_ld":[{"_rr":"Sumit"}]`, []string{"_rr"}},
+		{"_rr lists and bools", `"_ld":[{"_rr":[[1],true,{"_id":"a1"}]}]`, []string{"_rr"}},
+		{"_tt and _cn", `"_ld":[{"_tt":false}],"_cn":"x"`, []string{"_tt", "_cn"}},
+		{"every one once", `"_ld":[1,{"_rr":"x"},{"_rr":"y"}]`, []string{"_ld", "_rr"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := ParseAfterCall("acme", []byte(`{"_ai":"x","_ev":2,"_su":1,`+tc.fields+`}`), received)
+			require.NoError(t, err, "taken all the same")
+			assert.Equal(t, tc.want, l.Malformed)
+		})
+	}
+}
+
 func TestParseAfterCallLenient(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -107,10 +107,10 @@ func (l searchLeg) short() leg {
 	fill(&out.End, l.EndLong)
 	fill(&out.Status, l.StatusLong)
 	for _, u := range l.ReceivedBy {
-		out.Receivers = append(out.Receivers, u.short())
+		out.Receivers.items = append(out.Receivers.items, u.short())
 	}
 	for _, u := range l.TransferredTo {
-		out.Transfers = append(out.Transfers, u.short())
+		out.Transfers.items = append(out.Transfers.items, u.short())
 	}
 	return out
 }
@@ -143,10 +143,10 @@ func ParseSearchHit(tenant string, raw []byte, receivedAt time.Time) (*call.Log,
 	fill(&p.LogID, s.LogID)
 	fill(&p.LogID, s.ID)
 	for _, l := range s.Legs {
-		p.Legs = append(p.Legs, l.short())
+		p.Legs.items = append(p.Legs.items, l.short())
 	}
 	for _, c := range s.Contacts {
-		p.Contacts = append(p.Contacts, c.short())
+		p.Contacts.items = append(p.Contacts.items, c.short())
 	}
 	return p.log(tenant, SourceBackfill, searchKeys, receivedAt)
 }
