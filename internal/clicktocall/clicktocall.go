@@ -47,7 +47,7 @@ type Limiter interface {
 // Error codes, each with the HTTP status the API answers.
 const (
 	CodeInvalidRequest = "invalid_request"              // 400: body or fields missing/malformed
-	CodeInvalidNumber  = "invalid_number"               // 400: not a phone number
+	CodeInvalidNumber  = "invalid_number"               // 400: not a phone number, or too short/long for its country code
 	CodeNotConfigured  = "click_to_call_not_configured" // 409: the tenant has no click_to_call settings
 	CodeUnmappedUser   = "unmapped_user"                // 422: no MyOperator agent is mapped to the CRM user
 	CodeAgentDisabled  = "agent_disabled"               // 409: the agent's mapping is suspended
@@ -166,6 +166,11 @@ func (s *Service) place(ctx context.Context, r Request) (Placed, error) {
 	}
 	if number == "" {
 		return Placed{}, fail(CodeInvalidNumber, http.StatusBadRequest, "number %s is not a phone number (E.164, e.g. +919711636496, or a national number)", phone.Mask(r.Number))
+	}
+	// Checked here, not left to MyOperator: it refuses such a number, and its refusal
+	// (409 myoperator_refused) would not say the number was at fault.
+	if err := phone.Possible(number); err != nil {
+		return Placed{}, fail(CodeInvalidNumber, http.StatusBadRequest, "number %s cannot be dialled: %v", phone.Mask(r.Number), err)
 	}
 	// The budget is spent before the mapping is read: a client probing for mapped
 	// users pays for each try.

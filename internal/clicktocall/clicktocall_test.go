@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -113,6 +114,8 @@ func TestPlace(t *testing.T) {
 		{name: "pending mapping", user: "1003", num: "+919711636496", code: CodeMappingPending, status: http.StatusConflict},
 		{name: "two active agents", user: "1004", num: "+919711636496", code: CodeAmbiguous, status: http.StatusConflict},
 		{name: "not a number", user: "1001", num: "call me", code: CodeInvalidNumber, status: http.StatusBadRequest},
+		{name: "too short for its country code", user: "1001", num: "+1900555", code: CodeInvalidNumber, status: http.StatusBadRequest},
+		{name: "too long for its country code", user: "1001", num: "+12125551234567", code: CodeInvalidNumber, status: http.StatusBadRequest},
 		{name: "no number", user: "1001", num: " ", code: CodeInvalidRequest, status: http.StatusBadRequest},
 		{name: "no user", user: "", num: "+919711636496", code: CodeInvalidRequest, status: http.StatusBadRequest},
 		{name: "tenant without click_to_call", tenant: &tenant.Tenant{ID: "acme"}, user: "1001", num: "+919711636496",
@@ -302,4 +305,44 @@ func TestAPIWrongTokensAreLimited(t *testing.T) {
 			assert.Contains(t, rec.Body.String(), `{"error":{"code":"rate_limited","message":"too many failed authentications`, tc.name)
 		}
 	}
+}
+
+// A number E.164 in form but too short or too long for its country code is refused
+// before MyOperator is asked (it would refuse it, as a 409 myoperator_refused that
+// does not say the number is at fault): 400 invalid_number naming it, masked.
+func TestAPIRefusesImpossibleNumber(t *testing.T) {
+	d := &fakeDialer{}
+	e := apiServer(t, &Service{Agents: fakeAgents{ms: mappings}, Dialer: d, Limiter: &fakeLimiter{}, Log: zerolog.Nop()})
+	for number, want := range map[string]string{
+		"+1900555":        `{"error":{"code":"invalid_number","message":"number ******** cannot be dialled: too short for country code +1"}}`,
+		"+12125551234567": `{"error":{"code":"invalid_number","message":"number +12********4567 cannot be dialled: too long for country code +1"}}`,
+		"+999123456789":   `{"error":{"code":"invalid_number","message":"number +99******6789 cannot be dialled: no country has its calling code"}}`,
+		"+44 20 7946":     `{"error":{"code":"invalid_number","message":"number +44****7946 cannot be dialled: too short for country code +44"}}`,
+	} {
+		rec := postCall(e, "acme-api-token", `{"crm_user_id":"1001","number":"`+number+`"}`)
+		assert.Equal(t, http.StatusBadRequest, rec.Code, number)
+		assert.JSONEq(t, want, rec.Body.String(), number)
+	}
+	rec := postCall(e, "acme-api-token", `{"crm_user_id":"1001","number":"+14155550100"}`)
+	assert.Equal(t, http.StatusAccepted, rec.Code, "a possible +1 number: %s", rec.Body)
+	assert.Len(t, d.dials, 1, "only the possible number dialled")
+}
+
+// apiServer serves s's API for tenant acme (API token acme-api-token).
+func apiServer(t *testing.T, s *Service) *echo.Echo {
+	t.Helper()
+	tn := configured()
+	tn.APIToken = "acme-api-token"
+	e := web.New(zerolog.Nop(), nil, nil)
+	(&API{Service: s, Tenants: tenant.NewRegistry(tn)}).Register(e)
+	return e
+}
+
+// postCall posts body to acme's click-to-call API with token.
+func postCall(e *echo.Echo, token, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/tenants/acme/calls", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
 }

@@ -3,7 +3,13 @@
 // lists the forms a CRM search should try, and masks numbers for logs.
 package phone
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
 
 // DefaultCountryCode is used when E164 is given no country code: MyOperator is Indian.
 const DefaultCountryCode = "91"
@@ -59,6 +65,45 @@ func E164(raw, defaultCountryCode string) string {
 		return plusDigits("", d)
 	}
 	return ""
+}
+
+// ErrImpossible means a number cannot be a phone number: too short or too long for its
+// country calling code, or a calling code no country has (Possible).
+var ErrImpossible = errors.New("phone: impossible number")
+
+// impossible is an ErrImpossible saying why, in words for an API's answer.
+type impossible string
+
+func (e impossible) Error() string { return string(e) }
+
+// Is makes errors.Is(err, ErrImpossible) hold.
+func (e impossible) Is(target error) bool { return target == ErrImpossible }
+
+// Possible checks that an E.164 number ("+1900555") has a length some number of its
+// country calling code has, by libphonenumber's metadata (nyaruka/phonenumbers): E164
+// takes any 7 to 15 digits after a plus, which MyOperator's outbound API refuses when
+// they cannot be a number there. A number without its area code (dialled only from
+// within it) counts as too short. The error wraps ErrImpossible; nil when possible.
+func Possible(e164 string) error {
+	n, err := phonenumbers.Parse(e164, "")
+	switch {
+	case errors.Is(err, phonenumbers.ErrInvalidCountryCode):
+		return impossible("no country has its calling code")
+	case err != nil:
+		return impossible("not a phone number")
+	}
+	cc := n.GetCountryCode()
+	switch phonenumbers.IsPossibleNumberWithReason(n) {
+	case phonenumbers.IS_POSSIBLE:
+		return nil
+	case phonenumbers.INVALID_COUNTRY_CODE:
+		return impossible(fmt.Sprintf("+%d is no country's calling code", cc))
+	case phonenumbers.TOO_SHORT, phonenumbers.IS_POSSIBLE_LOCAL_ONLY:
+		return impossible(fmt.Sprintf("too short for country code +%d", cc))
+	case phonenumbers.TOO_LONG:
+		return impossible(fmt.Sprintf("too long for country code +%d", cc))
+	}
+	return impossible(fmt.Sprintf("no number of country code +%d has that many digits", cc))
 }
 
 // plusDigits is "+" + cc + d in one allocation.

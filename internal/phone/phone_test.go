@@ -111,3 +111,33 @@ func TestE164BadCountryCode(t *testing.T) {
 		}
 	}
 }
+
+// Possible refuses what E164 lets through but no number of the country code has.
+func TestPossible(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		e164, want string // want: the error's words, "" when possible
+	}{
+		{"+919711636496", ""},
+		{"+14155550100", ""},
+		{"+442079460958", ""},
+		{"+79123456789", ""},
+		{"+1900555", "too short for country code +1"},
+		{"+7912345678", "too short for country code +7"},
+		{"+12125551234567", "too long for country code +1"},
+		{"+9197116364961234", "too long for country code +91"},
+		{"+999123456", "no country has its calling code"},
+		{"", "not a phone number"},
+	} {
+		t.Run(tt.e164, func(t *testing.T) {
+			t.Parallel()
+			err := Possible(tt.e164)
+			if tt.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, ErrImpossible)
+			assert.EqualError(t, err, tt.want)
+		})
+	}
+}

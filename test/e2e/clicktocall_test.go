@@ -134,6 +134,7 @@ func TestClickToCall(t *testing.T) {
 		n := len(s.mo.OBDCalls())
 		for body, want := range map[string]string{
 			`{"crm_user_id":"1001","number":"call me maybe"}`: "invalid_number",
+			`{"crm_user_id":"1001","number":"+1900555"}`:      "invalid_number", // too short for +1: MyOperator would refuse it
 			`{"crm_user_id":"1001"}`:                          "invalid_request",
 			`{"number":"+919711636496"}`:                      "invalid_request",
 			`{"crm_user_id":"1001","phone":"+919711636496"}`:  "invalid_request",
