@@ -25,6 +25,7 @@ import (
 	"github.com/calltrack/calltrack/internal/myoperator/moapi"
 	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/web"
 )
 
 // Agents finds the MyOperator agents mapped to a CRM user (*mapping.Store).
@@ -86,7 +87,7 @@ type Request struct {
 	Tenant    *tenant.Tenant
 	CRMUserID string // who clicked
 	Number    string // what they clicked, as the CRM has it
-	Via       string // api, zoho (metrics and logs)
+	Via       string // ViaAPI, ViaZoho (metrics and logs)
 }
 
 // Placed is a call MyOperator accepted to place.
@@ -109,14 +110,21 @@ type Service struct {
 	NewReference func() string
 }
 
-// Outcome "placed" counts accepted requests; the rest are error codes.
+// Outcome "placed" counts accepted requests; the rest are the codes of the errors
+// answered, those of requests refused before Place too (Refused).
 const OutcomePlaced = "placed"
+
+// The ways in (Request.Via, the metric's via).
+const (
+	ViaAPI  = "api"  // POST /api/v1/tenants/{t}/calls
+	ViaZoho = "zoho" // Zoho PhoneBridge's click-to-dial callback
+)
 
 // NewOutcomes registers calltrack_click_to_call_requests_total.
 func NewOutcomes(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "calltrack_click_to_call_requests_total",
-		Help: "Click-to-call requests by tenant, way in (api, zoho) and outcome (placed, or the error code).",
+		Help: "Click-to-call requests by tenant, way in (api, zoho) and outcome (placed, or the error code answered: unauthorized, invalid_request, ...).",
 	}, []string{"tenant", "via", "outcome"})
 	reg.MustRegister(c)
 	return c
@@ -126,14 +134,7 @@ func NewOutcomes(reg prometheus.Registerer) *prometheus.CounterVec {
 // *Error.
 func (s *Service) Place(ctx context.Context, r Request) (Placed, error) {
 	p, err := s.place(ctx, r)
-	outcome := OutcomePlaced
-	var e *Error
-	if errors.As(err, &e) {
-		outcome = e.Code
-	}
-	if s.Outcomes != nil && r.Tenant != nil {
-		s.Outcomes.WithLabelValues(r.Tenant.ID, r.Via, outcome).Inc()
-	}
+	s.count(r.Tenant, r.Via, err)
 	log := s.Log.With().Str("tenant", tenantID(r.Tenant)).Str("via", r.Via).Str("crm_user_id", r.CRMUserID).
 		Str("number", phone.Mask(r.Number)).Logger()
 	if err != nil {
@@ -142,6 +143,38 @@ func (s *Service) Place(ctx context.Context, r Request) (Placed, error) {
 	}
 	log.Info().Str("reference_id", p.ReferenceID).Str("agent", p.AgentID).Msg("click-to-call placed")
 	return p, nil
+}
+
+// Refused counts a request refused before Place ran (a wrong token, a bad body, a
+// Zoho user not mapped), under the code it is answered with, and returns err, a
+// *web.Error or an *Error. t is nil for a tenant name no tenant has.
+func (s *Service) Refused(t *tenant.Tenant, via string, err error) error {
+	s.count(t, via, err)
+	return err
+}
+
+// count adds a request to Outcomes: OutcomePlaced for no error, else its code. A
+// tenant name no tenant has is counted as "unknown", so that guessed names add no series.
+func (s *Service) count(t *tenant.Tenant, via string, err error) {
+	if s.Outcomes == nil {
+		return
+	}
+	outcome := OutcomePlaced
+	var e *Error
+	var we *web.Error
+	switch {
+	case errors.As(err, &e):
+		outcome = e.Code
+	case errors.As(err, &we):
+		outcome = we.Code
+	case err != nil:
+		outcome = CodeUnavailable // not expected: every refusal has a code
+	}
+	label := "unknown"
+	if t != nil {
+		label = t.ID
+	}
+	s.Outcomes.WithLabelValues(label, via, outcome).Inc()
 }
 
 func tenantID(t *tenant.Tenant) string {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -345,4 +347,37 @@ func postCall(e *echo.Echo, token, body string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, req)
 	return rec
+}
+
+// Requests refused before Place runs are counted too, under the code they are answered
+// with; a tenant name no tenant has is counted as "unknown" (guesses add no series).
+func TestAPICountsRequestsRefusedBeforePlace(t *testing.T) {
+	outcomes := NewOutcomes(prometheus.NewRegistry())
+	e := apiServer(t, &Service{Agents: fakeAgents{ms: mappings}, Dialer: &fakeDialer{}, Limiter: &fakeLimiter{}, Log: zerolog.Nop(),
+		Outcomes: outcomes})
+	for _, tc := range []struct {
+		name, path, token, body string
+		status                  int
+		tenant, outcome         string
+	}{
+		{"no token", "/api/v1/tenants/acme/calls", "", `{"crm_user_id":"1001","number":"+919711636496"}`, http.StatusUnauthorized, "acme", "unauthorized"},
+		{"wrong token", "/api/v1/tenants/acme/calls", "guess", `{"crm_user_id":"1001","number":"+919711636496"}`, http.StatusUnauthorized, "acme", "unauthorized"},
+		{"no such tenant", "/api/v1/tenants/nobody/calls", "guess", `{}`, http.StatusUnauthorized, "unknown", "unauthorized"},
+		{"not JSON", "/api/v1/tenants/acme/calls", "acme-api-token", `not json`, http.StatusBadRequest, "acme", CodeInvalidRequest},
+		{"unknown field", "/api/v1/tenants/acme/calls", "acme-api-token", `{"crm_user_id":"1001","phone":"+919711636496"}`, http.StatusBadRequest, "acme", CodeInvalidRequest},
+		{"placed", "/api/v1/tenants/acme/calls", "acme-api-token", `{"crm_user_id":"1001","number":"+919711636496"}`, http.StatusAccepted, "acme", OutcomePlaced},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(outcomes.WithLabelValues(tc.tenant, ViaAPI, tc.outcome))
+			req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			require.Equal(t, tc.status, rec.Code, "%s", rec.Body)
+			assert.Equal(t, before+1, testutil.ToFloat64(outcomes.WithLabelValues(tc.tenant, ViaAPI, tc.outcome)))
+		})
+	}
+	assert.Equal(t, 4, testutil.CollectAndCount(outcomes), "no series for the tenant name guessed")
 }

@@ -46,41 +46,52 @@ type callRequest struct {
 }
 
 func (a *API) create(c echo.Context) error {
+	req, err := a.read(c)
+	if err != nil {
+		known, _ := a.Tenants.Get(c.Param("tenant"))
+		return a.Service.Refused(known, ViaAPI, err)
+	}
+	p, err := a.Service.Place(c.Request().Context(), req)
+	if err != nil {
+		return asWebError(c, err)
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"status": "dialing", "reference_id": p.ReferenceID,
+		"tenant": req.Tenant.ID, "crm_user_id": req.CRMUserID, "myoperator_user_id": p.AgentID, "number": p.Number})
+}
+
+// read authenticates the request and reads its body into the click; the error is the
+// *web.Error to answer.
+func (a *API) read(c echo.Context) (Request, error) {
 	token, ok := bearer(c.Request().Header.Get("Authorization"))
 	if !ok {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="calltrack"`)
-		return web.Errorf(http.StatusUnauthorized, "unauthorized", "Authorization: Bearer <the tenant's API token> is required")
+		return Request{}, web.Errorf(http.StatusUnauthorized, "unauthorized", "Authorization: Bearer <the tenant's API token> is required")
 	}
 	t, err := a.Tenants.AuthenticateAPI(c.Param("tenant"), token)
 	if a.Attempts != nil {
 		if wait := a.Attempts.AttemptIn(c.Request().Context(), "click-to-call:"+c.Param("tenant"), c.RealIP(), err == nil); wait > 0 {
-			return authlimit.Refuse(c, wait)
+			return Request{}, authlimit.Refuse(c, wait)
 		}
 	}
 	if err != nil {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="calltrack", error="invalid_token"`)
-		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong API token")
+		return Request{}, web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong API token")
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
 	if err != nil {
-		return web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 64 KiB")
+		return Request{}, web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 64 KiB")
 	}
 	var body callRequest
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return web.Errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be JSON {"crm_user_id":"...","number":"+91..."}: `+err.Error())
+		return Request{}, web.Errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be JSON {"crm_user_id":"...","number":"+91..."}: `+err.Error())
 	}
 	user, ok := userID(body.CRMUserID)
 	if !ok {
-		return web.Errorf(http.StatusBadRequest, CodeInvalidRequest, "crm_user_id must be a string (or a number)")
+		return Request{}, web.Errorf(http.StatusBadRequest, CodeInvalidRequest, "crm_user_id must be a string (or a number)")
 	}
-	p, err := a.Service.Place(c.Request().Context(), Request{Tenant: t, CRMUserID: user, Number: body.Number, Via: "api"})
-	if err != nil {
-		return asWebError(c, err)
-	}
-	return c.JSON(http.StatusAccepted, map[string]any{"status": "dialing", "reference_id": p.ReferenceID,
-		"tenant": t.ID, "crm_user_id": user, "myoperator_user_id": p.AgentID, "number": p.Number})
+	return Request{Tenant: t, CRMUserID: user, Number: body.Number, Via: ViaAPI}, nil
 }
 
 // asWebError answers an *Error with its status and code (Retry-After when it has one).

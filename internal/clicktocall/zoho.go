@@ -92,28 +92,28 @@ func (z *ZohoDial) click(c echo.Context) error {
 	authentic := subtle.ConstantTimeCompare(a[:], b[:]) == 1 && open && got != ""
 	if z.Attempts != nil && got != "" { // no token is no guess
 		if wait := z.Attempts.AttemptIn(c.Request().Context(), "zoho-clicktodial:"+c.Param("tenant"), c.RealIP(), authentic); wait > 0 {
-			return authlimit.Refuse(c, wait)
+			return z.Service.Refused(t, ViaZoho, authlimit.Refuse(c, wait))
 		}
 	}
 	if !authentic {
 		// Without crm.clicktodial_auth_env the callback stays closed: anyone could
 		// otherwise make calltrack ring agents.
-		return web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong click-to-dial token (crm.clicktodial_auth_env)")
+		return z.Service.Refused(t, ViaZoho, web.Errorf(http.StatusUnauthorized, "unauthorized", "unknown tenant or wrong click-to-dial token (crm.clicktodial_auth_env)"))
 	}
 	to, zuser := param(c, ZohoParamTo), param(c, ZohoParamUser)
 	if to == "" || zuser == "" {
-		return web.Errorf(http.StatusBadRequest, CodeInvalidRequest, "tonumber and zohouser are required")
+		return z.Service.Refused(t, ViaZoho, web.Errorf(http.StatusBadRequest, CodeInvalidRequest, "tonumber and zohouser are required"))
 	}
 	ctx := c.Request().Context()
 	user, found, err := z.Users(t).CRMUser(ctx, zuser)
 	var p Placed
 	switch {
 	case err != nil:
-		err = &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable, Message: "PhoneBridge user map unavailable; try again", Err: err}
+		err = z.Service.Refused(t, ViaZoho, &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable, Message: "PhoneBridge user map unavailable; try again", Err: err})
 	case !found:
-		err = fail(CodeUnmappedUser, http.StatusUnprocessableEntity, "PhoneBridge user %s is not mapped to a CRM user (run the PhoneBridge setup)", zuser)
+		err = z.Service.Refused(t, ViaZoho, fail(CodeUnmappedUser, http.StatusUnprocessableEntity, "PhoneBridge user %s is not mapped to a CRM user (run the PhoneBridge setup)", zuser))
 	default:
-		p, err = z.Service.Place(ctx, Request{Tenant: t, CRMUserID: user, Number: to, Via: "zoho"})
+		p, err = z.Service.Place(ctx, Request{Tenant: t, CRMUserID: user, Number: to, Via: ViaZoho})
 	}
 	if err != nil {
 		z.report(ctx, t, p, to, zuser, err)

@@ -181,6 +181,10 @@ func TestClickToCall(t *testing.T) {
 		body := string(raw)
 		assert.Contains(t, body, `calltrack_click_to_call_requests_total{outcome="placed",tenant="acme",via="api"} 5`)
 		assert.Contains(t, body, `calltrack_click_to_call_requests_total{outcome="unmapped_user",tenant="acme",via="api"} 1`)
+		// Refused before the click is looked at, and counted all the same: the wrong tokens
+		// and the bodies that are not the API's.
+		assert.Contains(t, body, `calltrack_click_to_call_requests_total{outcome="unauthorized",tenant="acme",via="api"} 5`)
+		assert.Contains(t, body, `calltrack_click_to_call_requests_total{outcome="invalid_request",tenant="acme",via="api"} 5`)
 	})
 }
 
