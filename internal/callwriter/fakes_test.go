@@ -224,6 +224,19 @@ func (t *fakeTrace) stages(tenant, callID string) []string {
 	return out
 }
 
+// attributed lists the agents the call's trace was told the call is attributed to, in order.
+func (t *fakeTrace) attributed(tenant, callID string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, u := range t.updates[tenant+":"+callID] {
+		if u.Attributed != nil {
+			out = append(out, u.Attributed.Label())
+		}
+	}
+	return out
+}
+
 // statuses lists the statuses the call's trace was set to, in order.
 func (t *fakeTrace) statuses(tenant, callID string) []string {
 	t.mu.Lock()

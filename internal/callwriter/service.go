@@ -303,7 +303,7 @@ func (j *job) lookUp(ctx context.Context, l *call.Log, why string) (bool, error)
 	j.unpark(ctx, wasParked)
 	j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StageAdopted, Kind: trace.KindLog,
 		Detail: why + "; the CRM has record " + id + ": kept, not created again"},
-		Status: trace.StatusWritten, OwnerID: ownerID(l), RecordID: id})
+		Status: trace.StatusWritten, OwnerID: ownerID(l), RecordID: id, Attributed: agentOf(l)})
 	j.log.Info().Str("record_id", id).Str("why", why).Msg("call record found in the CRM and adopted")
 	return true, nil
 }
@@ -444,7 +444,7 @@ func (j *job) park(ctx context.Context, l *call.Log) (Outcome, error) {
 		return "", err
 	}
 	j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: trace.KindLog,
-		Detail: "no mapping for agent " + l.Agent.Label() + " and no fallback owner"}, Status: trace.StatusUnattributed})
+		Detail: "no mapping for agent " + l.Agent.Label() + " and no fallback owner"}, Status: trace.StatusUnattributed, Attributed: agentOf(l)})
 	j.log.Info().Msg("call kept unattributed")
 	return Parked, nil
 }
@@ -476,7 +476,7 @@ func (j *job) create(ctx context.Context, l *call.Log) (Outcome, error) {
 			detail += "; owned by " + note + " (owner source " + l.Owner.Source + ")"
 		}
 		j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StatusWritten, Kind: trace.KindLog, Detail: detail},
-			Status: trace.StatusWritten, OwnerID: ownerID(l), RecordID: id})
+			Status: trace.StatusWritten, OwnerID: ownerID(l), RecordID: id, Attributed: agentOf(l)})
 		j.log.Info().Str("record_id", id).Str("owner", ownerID(l)).Str("owner_source", l.Owner.Source).Msg("call log written")
 		return Written, nil
 	case outcomeUnknown(err):
@@ -547,7 +547,7 @@ func (j *job) amendWritten(ctx context.Context, later *call.Log, ev *call.Record
 			// the trace short of "written".
 			j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StageAlreadyWritten, Kind: kind,
 				Detail: "redelivered, replayed or a later version with nothing new; record " + j.st.RecordID + " kept"},
-				Status: trace.StatusWritten, OwnerID: ownerID(j.st.Log), RecordID: j.st.RecordID})
+				Status: trace.StatusWritten, OwnerID: ownerID(j.st.Log), RecordID: j.st.RecordID, Attributed: agentOf(j.st.Log)})
 		}
 		j.log.Info().Str("record_id", j.st.RecordID).Msg("call already written; nothing to add")
 		return Duplicate, nil
@@ -648,6 +648,15 @@ func infra(err error) error { return fmt.Errorf("%w: %w", ErrInfra, err) }
 func neverSent(err error) bool {
 	op, ok := errors.AsType[*net.OpError](err)
 	return ok && op.Op == "dial"
+}
+
+// agentOf is the agent a written (or parked) log attributed the call to, for its trace
+// (trace.Update.Attributed); nil for none.
+func agentOf(l *call.Log) *call.Agent {
+	if l == nil {
+		return nil
+	}
+	return l.Agent
 }
 
 func ownerID(l *call.Log) string {

@@ -232,6 +232,7 @@ func TestService(t *testing.T) {
 				_, ok := f.parking.has(acme, callID)
 				assert.True(t, ok, "parked")
 				assert.Equal(t, []string{trace.StatusUnattributed}, f.trace.statuses(acme, callID))
+				assert.Equal(t, []string{unmapped().Agent.Label()}, f.trace.attributed(acme, callID), "the agent to map")
 			},
 		},
 		{
@@ -294,6 +295,8 @@ func TestService(t *testing.T) {
 				assert.False(t, parked)
 				assert.Equal(t, []string{trace.StatusWritten}, slices.Compact(f.trace.statuses(acme, callID)), "status stays written")
 				assert.Equal(t, callwriter.StatusWritten, f.store.State(acme, callID).Status)
+				assert.Equal(t, []string{v1().Agent.Label()}, slices.Compact(f.trace.attributed(acme, callID)),
+					"the trace keeps the agent of the written call, not the summary's")
 			},
 		},
 		{

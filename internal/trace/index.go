@@ -216,7 +216,8 @@ const maxScan = 5000
 // scanBatch is how many index entries List reads at a time.
 const scanBatch = 200
 
-var entryFields = []string{"status", "owner", "record_id", "agent", "agent_name", "direction", "outcome", "started_at", "duration", "log_id", fieldEarlyStatus}
+var entryFields = []string{"status", "owner", "record_id", "agent", "agent_name", "direction", "outcome", "started_at", "duration", "log_id", fieldEarlyStatus,
+	fieldAttributedAgent, fieldAttributedAgentName}
 
 // List returns a tenant's recent calls, newest first, and whether more match further
 // back (ask again with Before = the last entry's Cursor).
@@ -309,7 +310,8 @@ func entryOf(z redis.Z, v []any) (Entry, bool) {
 	}
 	str := func(i int) string { s, _ := v[i].(string); return s }
 	e := Entry{CallID: z.Member.(string), FirstSeen: time.UnixMilli(int64(z.Score)).UTC(), Status: statusOf(str(0), str(10)), Owner: str(1), RecordID: str(2),
-		Agent: str(3), AgentName: str(4), Direction: str(5), Outcome: str(6), LogID: str(9)}
+		Direction: str(5), Outcome: str(6), LogID: str(9)}
+	e.Agent, e.AgentName = shownAgent(str(3), str(4), str(11), str(12))
 	e.StartedAt, _ = time.Parse(time.RFC3339, str(7))
 	e.Duration, _ = strconv.Atoi(str(8))
 	return e, true

@@ -57,6 +57,9 @@ func (s *Store) RecordPipe(ctx context.Context, p redis.Pipeliner, idx *IndexBat
 		if u.Call != nil {
 			m.Call = u.Call
 		}
+		if u.Attributed != nil {
+			m.Attributed = u.Attributed
+		}
 	}
 	switch {
 	case written:

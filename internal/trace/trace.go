@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/jsonwire"
 )
 
@@ -106,8 +107,39 @@ type Update struct {
 	OwnerID  string
 	RecordID string
 	LogID    string
-	Agent    string
+	Agent    string    // the agent an event reports (ingest's): the latest one's shows, until Attributed
 	Call     *CallInfo // facts of the call for the calls list (index.go), from the stage that knows them
+	// Attributed is the agent the writer attributed the call to (its first write, from
+	// the call's first log): shown over what later events report (Agent,
+	// CallInfo.AgentName), as the CRM owner stays that of the first write. nil: none.
+	Attributed *call.Agent
+}
+
+// Hash fields of the attributed agent (Update.Attributed). Ingest's agent fields
+// ("agent", "agent_name") take each event's, in the one HSET a webhook's trace
+// costs (no read, no script on that path: a set-if-absent would be a second
+// command); the writer, which knows the call's attribution, writes these apart, so
+// that no later event (a v2 summary, an afterCall amendment) replaces them.
+const (
+	fieldAttributedAgent     = "attributed_agent"
+	fieldAttributedAgentName = "attributed_agent_name"
+)
+
+// attributedFields appends the attributed agent's fields of u, when it has one.
+func attributedFields(fields []any, a *call.Agent) []any {
+	if a == nil || a.Empty() {
+		return fields
+	}
+	return append(fields, fieldAttributedAgent, a.Label(), fieldAttributedAgentName, a.Name)
+}
+
+// shownAgent is the agent a trace hash shows, and its name: the attributed one when the
+// writer named it, else the latest event's.
+func shownAgent(agent, name, attributed, attributedName string) (string, string) {
+	if attributed != "" {
+		return attributed, attributedName
+	}
+	return agent, name
 }
 
 // Store keeps traces in Redis.
@@ -225,11 +257,13 @@ func (s *Store) writeHash(ctx context.Context, p redis.Pipeliner, tenant, callID
 	if u.Status == "" || earlyStatus(u.Status) {
 		fields := appendCallFields(append(make([]any, 0, 32+len(compact)), "tenant", tenant, fieldEarlyStatus, u.Status,
 			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent), u.Call)
+		fields = attributedFields(fields, u.Attributed)
 		p.HSet(ctx, hk, withoutEmpty(append(fields, compact...))...)
 		p.PExpire(ctx, hk, TTL)
 		return
 	}
 	args := appendCallFields([]any{u.Status, tenant, "owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent}, u.Call)
+	args = attributedFields(args, u.Attributed)
 	setStatus.Eval(ctx, p, []string{hk}, append(args, compact...)...)
 }
 
@@ -301,7 +335,8 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Trace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	t := &Trace{Tenant: tenant, CallID: callID, LogID: h["log_id"], Status: statusOf(h["status"], h[fieldEarlyStatus]), Agent: h["agent"], Stages: []Stage{}}
+	agent, _ := shownAgent(h["agent"], h["agent_name"], h[fieldAttributedAgent], h[fieldAttributedAgentName])
+	t := &Trace{Tenant: tenant, CallID: callID, LogID: h["log_id"], Status: statusOf(h["status"], h[fieldEarlyStatus]), Agent: agent, Stages: []Stage{}}
 	if t.Status == "" {
 		t.Status = StatusReceived
 	}

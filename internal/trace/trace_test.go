@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/testenv"
 )
 
@@ -121,5 +123,59 @@ func TestStageJSONIsJSONMarshal(t *testing.T) {
 		}
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(got))
+	}
+}
+
+// The trace shows the agent the call was attributed to (the writer's first write),
+// whatever later events of the call report (a v2 summary, an afterCall amendment):
+// the calls list and the call's page agree with the CRM owner. An event naming an
+// agent when the attributed log named none shows, as the call has no other.
+func TestAttributedAgentOutlastsLaterEvents(t *testing.T) {
+	sumit := &call.Agent{ID: "5cd40f6556f2f124", Name: "Sumit"}
+	ravi := &call.Agent{ID: "5cd40f6556f2f200", Name: "Ravi"}
+	for _, tc := range []struct {
+		name           string
+		first, later   *call.Agent // what ingest's events report
+		attributed     *call.Agent // the writer's
+		want, wantName string
+	}{
+		{"a later event names another agent", sumit, ravi, sumit, sumit.ID, "Sumit"},
+		{"a later event names none", sumit, nil, sumit, sumit.ID, "Sumit"},
+		{"the attributed log named none, a later one does", nil, ravi, nil, ravi.ID, "Ravi"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := testenv.New(t)
+			s := New(env.Redis, env.Prefix)
+			ctx := t.Context()
+			ingest := func(a *call.Agent) { // as ingest records a call log's webhook
+				u := Update{Stage: Stage{Kind: KindLog}, Call: &CallInfo{Direction: "incoming", Outcome: "answered", Duration: 39}}
+				if a != nil {
+					u.Agent, u.Call.AgentName = a.Label(), a.Name
+				}
+				received, published := u, u
+				received.Stage.Stage, received.Status = StatusReceived, StatusReceived
+				published.Stage.Stage, published.Status = StatusPublished, StatusPublished
+				_, err := env.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+					return s.RecordPipe(ctx, p, nil, "acme", "n2.1.1", received, published)
+				})
+				require.NoError(t, err)
+			}
+			ingest(tc.first)
+			require.NoError(t, s.Record(ctx, "acme", "n2.1.1", Update{Stage: Stage{Stage: StatusWritten, Kind: KindLog},
+				Status: StatusWritten, OwnerID: "1001", RecordID: "77", Attributed: tc.attributed}))
+			ingest(tc.later)
+
+			tr, err := s.Get(ctx, "acme", "n2.1.1")
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, tr.Agent, "the call's trace")
+			calls, _, err := s.List(ctx, "acme", ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, calls, 1)
+			assert.Equal(t, tc.want, calls[0].Agent, "the calls list")
+			assert.Equal(t, tc.wantName, calls[0].AgentName, "the calls list")
+			byAgent, _, err := s.List(ctx, "acme", ListOptions{Agent: tc.want})
+			require.NoError(t, err)
+			assert.Len(t, byAgent, 1, "the list filtered by the agent shown")
+		})
 	}
 }

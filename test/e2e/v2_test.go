@@ -140,13 +140,18 @@ func TestWebhookV2(t *testing.T) {
 		before := s.duplicates()
 		again := v2Call("call.summary", uid, "bridged", v2Leg{a: priya}, v2Leg{a: sumit, answered: true})
 		require.Equal(t, "accepted", s.postV2(again).Body["status"])
-		v1 := afterCall(callSpec{uid: uid, status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}})
+		const v1LogID = "5f114f490dbe0001"
+		v1 := afterCall(callSpec{uid: uid, logID: v1LogID, status: 1, legs: []leg{{agents: []agent{sumit}, answered: true}}})
 		r = s.postForm("aftercall", v1, token)
 		require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
 		assert.Equal(t, "accepted", r.Body["status"])
 		s.writerSaw(before, 2)
 		assert.Len(t, s.records(uid), 1, "CRM records of the call")
 		assert.EqualValues(t, 1001, s.records(uid)[0].Owner.ID)
+		// The afterCall's trace write (its log id) is in: the call's page still shows the
+		// agent the call was attributed to, the summary's (by uuid), not the afterCall's.
+		waitFor(t, "the afterCall's trace write", func() bool { return s.trace(uid).Body["log_id"] == v1LogID })
+		assert.Equal(t, sumit.uuid(), s.trace(uid).Body["agent"])
 	})
 
 	t.Run("disposition lands on the existing record", func(t *testing.T) {
