@@ -341,7 +341,7 @@ func TestClaimTellsOnlyOfAChange(t *testing.T) {
 				mu   sync.Mutex
 				told []string
 			)
-			s := mapping.NewStore(env.Redis, env.Prefix).OnChange(func(_, id string, _ *mapping.Mapping) {
+			s := mapping.NewStore(env.Redis, env.Prefix).OnChange(func(_, id string, _ *call.Mapping) {
 				mu.Lock()
 				defer mu.Unlock()
 				told = append(told, id)
@@ -366,7 +366,7 @@ func leaveToA9(t *testing.T, s *mapping.Store, phone string) {
 	t.Helper()
 	require.NoError(t, s.Put(t.Context(), "acme", m("a9", "1009", "", phone)))
 	next := m("a1", "1001", "", phone)
-	_, left, err := s.UpdateLeaving(t.Context(), "acme", "a1", "sync", func(*mapping.Mapping) (*mapping.Mapping, error) { return &next, nil })
+	_, left, err := s.UpdateLeaving(t.Context(), "acme", "a1", "sync", func(*call.Mapping) (*call.Mapping, error) { return &next, nil })
 	require.NoError(t, err)
 	require.Len(t, left, 1)
 }
