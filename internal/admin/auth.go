@@ -29,7 +29,7 @@ type Auth struct {
 // Attempts counts failed authentications per client address (authlimit.Limiter):
 // Attempt says how long the client is refused, 0 when it is not.
 type Attempts interface {
-	Attempt(ctx context.Context, client string, ok bool) time.Duration
+	Attempt(ctx context.Context, surface authlimit.Surface, client string, ok bool) time.Duration
 }
 
 // OperatorName is the admin name of CALLTRACK_ADMIN_TOKEN.
@@ -44,12 +44,13 @@ func (a *Auth) Authenticate(secret string) (*tenant.Admin, error) {
 	return ad, err
 }
 
-// AuthenticateFrom is Authenticate for a request from client, within the limit of
-// failed authentications: wait > 0 when the client is refused (429), whatever the token.
-func (a *Auth) AuthenticateFrom(ctx context.Context, client, secret string) (ad *tenant.Admin, wait time.Duration, err error) {
+// AuthenticateFrom is Authenticate for a request from client on surface, within the
+// limit of failed authentications: wait > 0 when the client is refused (429), whatever
+// the token.
+func (a *Auth) AuthenticateFrom(ctx context.Context, surface authlimit.Surface, client, secret string) (ad *tenant.Admin, wait time.Duration, err error) {
 	ad, err = a.Authenticate(secret)
 	if a.Attempts != nil {
-		if wait = a.Attempts.Attempt(ctx, client, err == nil); wait > 0 {
+		if wait = a.Attempts.Attempt(ctx, surface, client, err == nil); wait > 0 {
 			return nil, wait, tenant.ErrUnauthorized
 		}
 	}
@@ -84,21 +85,21 @@ func FromContext(c echo.Context) *tenant.Admin {
 // WithAdmin records the admin acting in this request.
 func WithAdmin(c echo.Context, ad *tenant.Admin) { c.Set(contextKey, ad) }
 
-// Bearer authenticates the request's bearer token; nil when there is none, it is
-// wrong, or the client is refused for failing too often.
-func (a *Auth) Bearer(c echo.Context) *tenant.Admin {
-	ad, _ := a.bearer(c)
+// Bearer authenticates the request's bearer token on surface; nil when there is none,
+// it is wrong, or the client is refused for failing too often.
+func (a *Auth) Bearer(c echo.Context, surface authlimit.Surface) *tenant.Admin {
+	ad, _ := a.bearer(c, surface)
 	return ad
 }
 
 // bearer authenticates the request's bearer token: the admin, or a *web.Error (401;
 // 429 with Retry-After for a refused client). A request without one is no attempt.
-func (a *Auth) bearer(c echo.Context) (*tenant.Admin, error) {
+func (a *Auth) bearer(c echo.Context, surface authlimit.Surface) (*tenant.Admin, error) {
 	got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
 	if !ok {
 		return nil, web.Errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong admin bearer token")
 	}
-	ad, wait, err := a.AuthenticateFrom(c.Request().Context(), c.RealIP(), got)
+	ad, wait, err := a.AuthenticateFrom(c.Request().Context(), surface, c.RealIP(), got)
 	if wait > 0 {
 		return nil, authlimit.Refuse(c, wait)
 	}
@@ -115,7 +116,7 @@ func (a *Auth) bearer(c echo.Context) (*tenant.Admin, error) {
 // an operator on an unknown one). Handlers get the admin with FromContext.
 func (a *Auth) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ad, err := a.bearer(c)
+		ad, err := a.bearer(c, authlimit.AdminAPI)
 		if err != nil {
 			return err
 		}

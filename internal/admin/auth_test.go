@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -166,4 +167,28 @@ func TestWrongTokensAreLimitedPerClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A guessing client's lockout is in the log once, naming its address and the admin
+// API, never the tokens it tried; its further guesses add no line.
+func TestRefusedClientLogged(t *testing.T) {
+	env := testenv.New(t)
+	reg := tenant.NewRegistry(&tenant.Tenant{ID: "acme"})
+	var logged bytes.Buffer
+	api := &API{Auth: &Auth{Tenants: reg, Token: "env-operator-token", Attempts: authlimit.New(env.Redis, env.Prefix, zerolog.New(&logged))},
+		Tenants: reg, Mappings: mapping.NewStore(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Log: zerolog.Nop()}
+	e := web.New(zerolog.Nop(), nil, nil)
+	api.Register(e)
+	for i := range authlimit.PerMinute + 5 {
+		req := httptest.NewRequest(http.MethodGet, "/admin/v1/tenants/acme/mappings", nil)
+		req.RemoteAddr = "198.51.100.7:40000"
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer guess-%d", i))
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		require.Equal(t, i >= authlimit.PerMinute, rec.Code == http.StatusTooManyRequests, "request %d: %d", i+1, rec.Code)
+	}
+	log := logged.String()
+	assert.Equal(t, 1, strings.Count(log, `"message":"too many failed authentications: client refused"`), log)
+	assert.Contains(t, log, `"client":"198.51.100.7","surface":"admin-api"`)
+	assert.NotContains(t, log, "guess-")
 }

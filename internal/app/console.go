@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/console"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/directory"
@@ -130,7 +131,7 @@ func (a *App) webOptions() []web.Option {
 func (a *App) readyDetails() web.Option {
 	auth := a.AdminAuth()
 	return web.WithReadyDetails(func(c echo.Context) bool {
-		if ad := auth.Bearer(c); ad != nil {
+		if ad := auth.Bearer(c, authlimit.Readyz); ad != nil {
 			return ad.Operator()
 		}
 		return a.console.Operator(c)

@@ -40,38 +40,56 @@ type Limiter struct {
 	now    func() time.Time // time.Now; tests set one (it is the window's clock too)
 
 	mu        sync.Mutex
-	refused   map[string]time.Time // client → refused until
-	nextSweep int                  // the size of refused at which a refusal drops the lapsed ones
+	refused   map[string]refusal // client → its refusal
+	nextSweep int                // the size of refused at which a refusal drops the lapsed ones
 }
 
 // New returns a limiter with keys under prefix.
 func New(rdb redis.UniversalClient, prefix string, log zerolog.Logger) *Limiter {
-	return &Limiter{rdb: rdb, prefix: prefix, log: log, refused: map[string]time.Time{}, nextSweep: sweepAt}
+	return &Limiter{rdb: rdb, prefix: prefix, log: log, refused: map[string]refusal{}, nextSweep: sweepAt}
 }
 
-// Attempt records an authentication attempt by the client at address ip (ok: it
-// succeeded) and says how long the client is refused: 0 lets the authentication's
-// answer stand; more is a 429 with that Retry-After, whatever the token. A successful
-// attempt touches no Redis. When Redis fails a failure is not counted (logged): the
-// answer stays 401. A nil Limiter limits nothing.
-func (l *Limiter) Attempt(ctx context.Context, ip string, ok bool) time.Duration {
-	return l.AttemptIn(ctx, "", ip, ok)
+// Surface is where a client authenticates, named in the log line of its refusal.
+type Surface string
+
+// The surfaces that count failed authentications. AdminAPI, Console and Readyz share
+// one budget per client; the click-to-call ones keep one per tenant (AttemptIn).
+const (
+	AdminAPI        Surface = "admin-api"
+	Console         Surface = "console"
+	Readyz          Surface = "readyz"
+	ClickToCall     Surface = "click-to-call"
+	ZohoClickToDial Surface = "zoho-clicktodial"
+)
+
+// Attempt records an authentication attempt on surface by the client at address ip
+// (ok: it succeeded) and says how long the client is refused: 0 lets the
+// authentication's answer stand; more is a 429 with that Retry-After, whatever the
+// token. A successful attempt touches no Redis. When Redis fails a failure is not
+// counted (logged): the answer stays 401. A nil Limiter limits nothing.
+func (l *Limiter) Attempt(ctx context.Context, surface Surface, ip string, ok bool) time.Duration {
+	return l.attempt(ctx, surface, "", ip, ok)
 }
 
-// AttemptIn is Attempt with a budget of the client's own in scope: a surface whose
-// tokens are each one tenant's (click-to-call's API tokens) counts by tenant, so that
-// one tenant's stale token in an integration that many tenants call through (one
-// egress address) does not lock the others out; each tenant's token is guessed apart
-// anyway.
-func (l *Limiter) AttemptIn(ctx context.Context, scope, ip string, ok bool) time.Duration {
+// AttemptIn is Attempt with a budget of the client's own per tenant on surface: a
+// surface whose tokens are each one tenant's (click-to-call's API tokens) counts by
+// tenant, so that one tenant's stale token in an integration that many tenants call
+// through (one egress address) does not lock the others out; each tenant's token is
+// guessed apart anyway.
+func (l *Limiter) AttemptIn(ctx context.Context, surface Surface, tenant, ip string, ok bool) time.Duration {
+	return l.attempt(ctx, surface, tenant, ip, ok)
+}
+
+func (l *Limiter) attempt(ctx context.Context, surface Surface, tenant, ip string, ok bool) time.Duration {
 	if l == nil {
 		return 0
 	}
 	client := clientOf(ip)
-	if scope != "" {
-		client = scope + "/" + client
+	if tenant != "" {
+		client = string(surface) + ":" + tenant + "/" + client
 	}
 	if wait := l.refusedFor(client); wait > 0 {
+		l.logRefusal(client, surface, tenant, ip, wait)
 		return wait
 	}
 	if ok {
@@ -83,7 +101,7 @@ func (l *Limiter) AttemptIn(ctx context.Context, scope, ip string, ok bool) time
 	}
 	admitted, next, err := win.Allow(ctx)
 	if err != nil {
-		l.log.Warn().Err(err).Str("client", ip).Msg("failed authentication not counted")
+		l.log.Warn().Err(err).Str("client", ip).Str("surface", string(surface)).Msg("failed authentication not counted")
 		return 0
 	}
 	if next > 0 {
@@ -94,8 +112,29 @@ func (l *Limiter) AttemptIn(ctx context.Context, scope, ip string, ok bool) time
 	if admitted {
 		return 0
 	}
-	l.log.Warn().Str("client", ip).Dur("retry_after", next).Msg("too many failed authentications: client refused")
+	l.logRefusal(client, surface, tenant, ip, next)
 	return next
+}
+
+// logRefusal logs a client's refusal once per lockout (and replica): a guessing
+// client's every 429 would flood the log, and the operator needs only its address.
+func (l *Limiter) logRefusal(client string, surface Surface, tenant, ip string, wait time.Duration) {
+	l.mu.Lock()
+	r, ok := l.refused[client]
+	first := ok && !r.logged
+	if first {
+		r.logged = true
+		l.refused[client] = r
+	}
+	l.mu.Unlock()
+	if !first {
+		return
+	}
+	ev := l.log.Warn().Str("client", ip).Str("surface", string(surface))
+	if tenant != "" {
+		ev = ev.Str("tenant", tenant)
+	}
+	ev.Dur("retry_after", wait).Msg("too many failed authentications: client refused")
 }
 
 func (l *Limiter) clock() time.Time {
@@ -105,14 +144,20 @@ func (l *Limiter) clock() time.Time {
 	return time.Now()
 }
 
+// refusal is a refused client's lockout: until when, and whether its log line is written.
+type refusal struct {
+	until  time.Time
+	logged bool
+}
+
 func (l *Limiter) refusedFor(client string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	until, ok := l.refused[client]
+	r, ok := l.refused[client]
 	if !ok {
 		return 0
 	}
-	wait := until.Sub(l.clock())
+	wait := r.until.Sub(l.clock())
 	if wait <= 0 {
 		delete(l.refused, client)
 		return 0
@@ -129,8 +174,8 @@ func (l *Limiter) refuse(client string, d time.Duration) {
 	defer l.mu.Unlock()
 	now := l.clock()
 	if len(l.refused) >= l.nextSweep {
-		for c, until := range l.refused {
-			if !until.After(now) {
+		for c, r := range l.refused {
+			if !r.until.After(now) {
 				delete(l.refused, c)
 			}
 		}
@@ -138,7 +183,12 @@ func (l *Limiter) refuse(client string, d time.Duration) {
 		// live clients (every /64 of a /48) do not each scan it under the lock.
 		l.nextSweep = max(sweepAt, 2*len(l.refused))
 	}
-	l.refused[client] = now.Add(d)
+	r := l.refused[client]
+	if !r.until.After(now) {
+		r.logged = false // a new lockout, logged anew
+	}
+	r.until = now.Add(d)
+	l.refused[client] = r
 }
 
 // clientOf is the client a failure counts against: the address, but an IPv6 /64 as one

@@ -1,7 +1,10 @@
 package authlimit
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,7 +76,7 @@ func TestAttempt(t *testing.T) {
 			l := newLimiter(env, c)
 			for i, a := range tc.attempts {
 				c.set(start, a.at)
-				assert.Equal(t, a.want, l.Attempt(t.Context(), a.ip, a.ok), "attempt %d: %+v", i+1, a)
+				assert.Equal(t, a.want, l.Attempt(t.Context(), AdminAPI, a.ip, a.ok), "attempt %d: %+v", i+1, a)
 			}
 		})
 	}
@@ -86,19 +89,57 @@ func TestAttemptAcrossReplicas(t *testing.T) {
 	c := &clock{now: time.Now()}
 	a, b := newLimiter(env, c), newLimiter(env, c)
 	for i := range PerMinute {
-		require.Zero(t, a.Attempt(t.Context(), "198.51.100.7", false), "failure %d on a", i+1)
+		require.Zero(t, a.Attempt(t.Context(), AdminAPI, "198.51.100.7", false), "failure %d on a", i+1)
 	}
-	assert.Equal(t, time.Minute, a.Attempt(t.Context(), "198.51.100.7", true), "a saw the budget spent")
-	assert.Zero(t, b.Attempt(t.Context(), "198.51.100.7", true), "b has not: a success asks no one")
-	assert.Equal(t, time.Minute, b.Attempt(t.Context(), "198.51.100.7", false), "b's first failure is refused by the shared count")
-	assert.Equal(t, time.Minute, b.Attempt(t.Context(), "198.51.100.7", true), "then b refuses the client too")
+	assert.Equal(t, time.Minute, a.Attempt(t.Context(), AdminAPI, "198.51.100.7", true), "a saw the budget spent")
+	assert.Zero(t, b.Attempt(t.Context(), AdminAPI, "198.51.100.7", true), "b has not: a success asks no one")
+	assert.Equal(t, time.Minute, b.Attempt(t.Context(), AdminAPI, "198.51.100.7", false), "b's first failure is refused by the shared count")
+	assert.Equal(t, time.Minute, b.Attempt(t.Context(), AdminAPI, "198.51.100.7", true), "then b refuses the client too")
 
 	// Redis down: failures are not counted, answers stay as authentication says.
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
 	t.Cleanup(func() { _ = down.Close() })
-	assert.Zero(t, New(down, env.Prefix, zerolog.Nop()).Attempt(t.Context(), "198.51.100.9", false))
+	assert.Zero(t, New(down, env.Prefix, zerolog.Nop()).Attempt(t.Context(), AdminAPI, "198.51.100.9", false))
 	var nilLimiter *Limiter
-	assert.Zero(t, nilLimiter.Attempt(t.Context(), "198.51.100.9", false), "a nil limiter limits nothing")
+	assert.Zero(t, nilLimiter.Attempt(t.Context(), AdminAPI, "198.51.100.9", false), "a nil limiter limits nothing")
+}
+
+// A lockout logs "client refused" once, at its first refusal, naming the client and
+// the surface (and the tenant of a per-tenant budget): not at every refused guess,
+// which would flood the log. The next lockout logs again.
+func TestRefusalLoggedOncePerLockout(t *testing.T) {
+	env := testenv.New(t)
+	var logged bytes.Buffer
+	c := &clock{now: time.Now()}
+	l := New(env.Redis, env.Prefix, zerolog.New(&logged))
+	l.now = c.read
+	start := c.now
+	lockout := func(at time.Duration, surface Surface, tenant, ip string) {
+		t.Helper()
+		c.set(start, at)
+		for i := range PerMinute + 5 {
+			wait := l.AttemptIn(t.Context(), surface, tenant, ip, false)
+			require.Equal(t, i >= PerMinute, wait > 0, "attempt %d", i+1)
+		}
+	}
+	lockout(0, Console, "", "198.51.100.7")
+	assert.Positive(t, l.Attempt(t.Context(), AdminAPI, "198.51.100.7", true), "refused on the admin API too")
+	lockout(0, ClickToCall, "demo", "198.51.100.8")
+	lockout(2*time.Minute, Console, "", "198.51.100.7") // the first lockout is over: a new one
+
+	var lines []map[string]any
+	for line := range strings.Lines(logged.String()) {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		require.Equal(t, "too many failed authentications: client refused", m["message"], line)
+		delete(m, "retry_after")
+		lines = append(lines, m)
+	}
+	assert.Equal(t, []map[string]any{
+		{"level": "warn", "client": "198.51.100.7", "surface": "console", "message": "too many failed authentications: client refused"},
+		{"level": "warn", "client": "198.51.100.8", "surface": "click-to-call", "tenant": "demo", "message": "too many failed authentications: client refused"},
+		{"level": "warn", "client": "198.51.100.7", "surface": "console", "message": "too many failed authentications: client refused"},
+	}, lines)
 }
 
 func TestClientOf(t *testing.T) {

@@ -27,10 +27,10 @@ type API struct {
 }
 
 // Attempts counts failed authentications per client address (authlimit.Limiter, the
-// admin API's and the console's too), here in a budget per tenant (scope): AttemptIn
+// admin API's and the console's too), here in a budget per tenant: AttemptIn
 // says how long the client is refused, 0 when it is not.
 type Attempts interface {
-	AttemptIn(ctx context.Context, scope, client string, ok bool) time.Duration
+	AttemptIn(ctx context.Context, surface authlimit.Surface, tenant, client string, ok bool) time.Duration
 }
 
 // Register mounts the route.
@@ -69,7 +69,7 @@ func (a *API) read(c echo.Context) (Request, error) {
 	}
 	t, err := a.Tenants.AuthenticateAPI(c.Param("tenant"), token)
 	if a.Attempts != nil {
-		if wait := a.Attempts.AttemptIn(c.Request().Context(), "click-to-call:"+c.Param("tenant"), c.RealIP(), err == nil); wait > 0 {
+		if wait := a.Attempts.AttemptIn(c.Request().Context(), authlimit.ClickToCall, c.Param("tenant"), c.RealIP(), err == nil); wait > 0 {
 			return Request{}, authlimit.Refuse(c, wait)
 		}
 	}

@@ -91,7 +91,7 @@ func (z *ZohoDial) click(c echo.Context) error {
 	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	authentic := subtle.ConstantTimeCompare(a[:], b[:]) == 1 && open && got != ""
 	if z.Attempts != nil && got != "" { // no token is no guess
-		if wait := z.Attempts.AttemptIn(c.Request().Context(), "zoho-clicktodial:"+c.Param("tenant"), c.RealIP(), authentic); wait > 0 {
+		if wait := z.Attempts.AttemptIn(c.Request().Context(), authlimit.ZohoClickToDial, c.Param("tenant"), c.RealIP(), authentic); wait > 0 {
 			return z.Service.Refused(t, ViaZoho, authlimit.Refuse(c, wait))
 		}
 	}

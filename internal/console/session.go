@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/calltrack/calltrack/internal/admin"
+	"github.com/calltrack/calltrack/internal/authlimit"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/web"
 )
@@ -148,7 +149,7 @@ func (c *Console) signIn(e echo.Context) error {
 	if err != nil || !equal(ck.Value, e.FormValue(CSRFField)) {
 		return c.fail(e, http.StatusForbidden, "This sign-in form has expired or did not come from the console. Reload the page and sign in again.")
 	}
-	ad, wait, err := c.Auth.AuthenticateFrom(ctx, e.RealIP(), strings.TrimSpace(e.FormValue("token")))
+	ad, wait, err := c.Auth.AuthenticateFrom(ctx, authlimit.Console, e.RealIP(), strings.TrimSpace(e.FormValue("token")))
 	if wait > 0 {
 		s := web.RetryAfter(e, wait)
 		return c.renderSignIn(e, http.StatusTooManyRequests,
