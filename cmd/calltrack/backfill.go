@@ -19,6 +19,7 @@ func backfillCmd() *cobra.Command {
 		tenantID, sinceS, untilS string
 		dryRun, asJSON           bool
 		wait                     time.Duration
+		conn                     cliConn
 	)
 	cmd := &cobra.Command{
 		Use:   "backfill --tenant T --since 6h [--until T1] [--dry-run]",
@@ -36,7 +37,8 @@ without writing. The window is on call start times: --since and --until are RFC 
 (2026-10-10T09:00:00Z) or a time ago (6h, 30m, 1d), at most 7 days back (calltrack
 keeps what it has seen of a call 7 days). Requests to MyOperator keep to the tenant's
 backfill.rate (default 20 a minute, shared with every replica). Needs the services'
-settings: CALLTRACK_KAFKA_BROKERS, CALLTRACK_REDIS_ADDR, CALLTRACK_TENANTS_FILE.
+settings: CALLTRACK_KAFKA_BROKERS (or --brokers), CALLTRACK_REDIS_ADDR (or --redis),
+CALLTRACK_TENANTS_FILE.
 
 It prints the calls found, already known, and published (or, with --dry-run, that
 would be). Exit status: 0 done, 1 failed, 2 bad flags.`,
@@ -59,7 +61,7 @@ would be). Exit status: 0 done, 1 failed, 2 bad flags.`,
 			if _, _, err := backfill.Window(since, until, now); err != nil {
 				return usageError{err}
 			}
-			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true, Tenants: true})
+			a, err := conn.open(cmd.Context(), config.Need{Kafka: true, Redis: true, Tenants: true})
 			if err != nil {
 				return err
 			}
@@ -88,6 +90,8 @@ would be). Exit status: 0 done, 1 failed, 2 bad flags.`,
 	f.BoolVar(&dryRun, "dry-run", false, "count the calls, write nothing")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for a backfill of the tenant already running (e.g. the periodic one)")
+	conn.kafkaFlags(cmd)
+	conn.redisFlags(cmd, "Redis of the calls' state")
 	return cmd
 }
 

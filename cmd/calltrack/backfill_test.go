@@ -99,7 +99,11 @@ func TestBackfillCommand(t *testing.T) {
 	assert.Contains(t, out, "found 1 calls in MyOperator's call log, 0 already known to calltrack, published 1\n")
 	testenv.Eventually(t, 60*time.Second, "the call in the CRM", func() bool { return records() == 1 })
 
-	out, err = cli(t, "backfill", "--tenant", "acme", "--since", "1h", "--json")
+	// --brokers and --redis stand for the environment's, as for the other commands.
+	t.Setenv("CALLTRACK_KAFKA_BROKERS", "")
+	t.Setenv("CALLTRACK_REDIS_ADDR", "")
+	out, err = cli(t, "backfill", "--tenant", "acme", "--since", "1h", "--json",
+		"--brokers", strings.Join(env.Brokers, ","), "--redis", env.RedisAddr)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, `"known": 1,`)
 	assert.Contains(t, out, `"published": 0,`)

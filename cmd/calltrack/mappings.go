@@ -13,7 +13,10 @@ func mappingsCmd() *cobra.Command {
 		Use:   "mappings",
 		Short: "Agent → CRM-user mapping tools",
 	}
-	var only []string
+	var (
+		only []string
+		conn cliConn
+	)
 	rebuild := &cobra.Command{
 		Use:   "rebuild",
 		Short: "Restore the mappings in Redis from the journal topic calltrack.mapping.v1",
@@ -21,10 +24,10 @@ func mappingsCmd() *cobra.Command {
 (the last record of each tenant:agent key wins; a tombstone deletes), then replaces
 each tenant's mappings in Redis with it: the tenants found in the topic and those
 with mappings in Redis (or only the --tenant ones). It needs only
-CALLTRACK_KAFKA_BROKERS and CALLTRACK_REDIS_ADDR.`,
+CALLTRACK_KAFKA_BROKERS (or --brokers) and CALLTRACK_REDIS_ADDR (or --redis).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true})
+			a, err := conn.open(cmd.Context(), config.Need{Kafka: true, Redis: true})
 			if err != nil {
 				return err
 			}
@@ -43,6 +46,8 @@ CALLTRACK_KAFKA_BROKERS and CALLTRACK_REDIS_ADDR.`,
 		},
 	}
 	rebuild.Flags().StringSliceVar(&only, "tenant", nil, "rebuild only these tenants (repeatable)")
+	conn.kafkaFlags(rebuild)
+	conn.redisFlags(rebuild, "Redis to restore the mappings in")
 	cmd.AddCommand(rebuild)
 	return cmd
 }

@@ -13,6 +13,7 @@ func parkedCmd() *cobra.Command {
 		Use:   "parked",
 		Short: "Parked (unattributed) call tools",
 	}
+	var conn cliConn
 	rebuild := &cobra.Command{
 		Use:   "rebuild",
 		Short: "Restore the parked calls in Redis from the journal topic calltrack.call.parked.v1",
@@ -20,11 +21,11 @@ func parkedCmd() *cobra.Command {
 (the last record of each tenant:call key wins; a tombstone means the call was written)
 and puts every call still parked back in its tenant's parked set in Redis, skipping
 calls written since. ` + "`calltrack work`" + ` does this by itself when it finds Redis without
-its data; running it again does no harm. It needs only CALLTRACK_KAFKA_BROKERS and
-CALLTRACK_REDIS_ADDR.`,
+its data; running it again does no harm. It needs only CALLTRACK_KAFKA_BROKERS (or
+--brokers) and CALLTRACK_REDIS_ADDR (or --redis).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := open(cmd.Context(), config.Need{Kafka: true, Redis: true})
+			a, err := conn.open(cmd.Context(), config.Need{Kafka: true, Redis: true})
 			if err != nil {
 				return err
 			}
@@ -38,6 +39,8 @@ CALLTRACK_REDIS_ADDR.`,
 			return nil
 		},
 	}
+	conn.kafkaFlags(rebuild)
+	conn.redisFlags(rebuild, "Redis to restore the parked calls in")
 	cmd.AddCommand(rebuild)
 	return cmd
 }

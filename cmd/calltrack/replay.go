@@ -20,9 +20,9 @@ import (
 	"github.com/calltrack/calltrack/internal/trace"
 )
 
-// cliConn is how the on-call commands (replay, dlq, groups, trace) reach Kafka and
-// Redis: the services' CALLTRACK_* variables, which --brokers and --redis override. They
-// need no tenants file.
+// cliConn is how the on-call commands (replay, dlq, groups, trace, the rebuilds,
+// backfill) reach Kafka and Redis: the services' CALLTRACK_* variables, which --brokers
+// and --redis override.
 type cliConn struct {
 	brokers []string
 	redis   string

@@ -16,12 +16,14 @@ import (
 
 // open reads config, validates what the role needs, loads tenants and opens the app.
 func open(ctx context.Context, need config.Need, opts ...app.Option) (*app.App, error) {
-	cfg, err := config.Load()
+	return (&cliConn{}).open(ctx, need, opts...)
+}
+
+// open is open with the command's --brokers and --redis over the environment's.
+func (c *cliConn) open(ctx context.Context, need config.Need, opts ...app.Option) (*app.App, error) {
+	cfg, err := c.config(need)
 	if err != nil {
 		return nil, err
-	}
-	if err := cfg.Validate(need); err != nil {
-		return nil, usageError{err}
 	}
 	log := app.NewLogger(os.Stderr, cfg.LogLevel)
 	tenants := tenant.NewRegistry()

@@ -95,9 +95,16 @@ func TestSyncAndRebuildCommands(t *testing.T) {
 	require.Len(t, before, 2)
 	require.NoError(t, store.Flush(ctx, "acme"))
 
-	// The rebuild needs only the Kafka and Redis settings.
+	// The rebuilds need only the Kafka and Redis settings, which --brokers and --redis
+	// give as for the other on-call commands (docs/runbook.md).
 	t.Setenv("CALLTRACK_TENANTS_FILE", "")
-	out, err = stdout(t, func() error { return run(ctx, []string{"mappings", "rebuild"}) })
+	t.Setenv("CALLTRACK_KAFKA_BROKERS", "")
+	t.Setenv("CALLTRACK_REDIS_ADDR", "")
+	conn := []string{"--brokers", strings.Join(env.Brokers, ","), "--redis", env.RedisAddr}
+	out, err = stdout(t, func() error { return run(ctx, append([]string{"parked", "rebuild"}, conn...)) })
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "restored 0 parked calls")
+	out, err = stdout(t, func() error { return run(ctx, append([]string{"mappings", "rebuild"}, conn...)) })
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "acme: 2 mappings restored")
 	assert.Contains(t, out, "restored 2 mappings of 1 tenants")
