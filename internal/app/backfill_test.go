@@ -2,7 +2,11 @@ package app
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +56,16 @@ func TestDevBackfill(t *testing.T) {
 	assert.Equal(t, uid, d.Kylas.Records()[0].RemoteID)
 	assert.EqualValues(t, 1001, d.Kylas.Records()[0].Owner.ID)
 
+	// The console shows the backfilled call's facts as a webhook-delivered call's.
+	page := consolePage(t, d.Base, "/console/tenants/demo/calls/"+uid)
+	for id, want := range map[string]string{"call-direction": "incoming", "call-outcome": "answered", "call-duration": "39s"} {
+		m := regexp.MustCompile(`id="` + id + `">([^<]*)<`).FindStringSubmatch(page)
+		if assert.NotNil(t, m, "%s in the call's page", id) {
+			assert.Equal(t, want, m[1], id)
+		}
+	}
+	assert.False(t, strings.Contains(page, "not known yet (no call log has come)"), "the call's start is shown")
+
 	st, r = do(http.MethodPost, "/admin/v1/tenants/demo/backfill", `{"since":"1h"}`, true)
 	require.Equal(t, http.StatusOK, st)
 	assert.Equal(t, 1.0, r["known"])
@@ -93,4 +107,28 @@ func TestDevBackfill(t *testing.T) {
 	require.NotNil(t, demo.Calls.BusinessHours)
 	assert.Equal(t, running.Calls.BusinessHours.Days, demo.Calls.BusinessHours.Days)
 	assert.Equal(t, running.Calls.BusinessHours.Location.String(), demo.Calls.BusinessHours.Location.String())
+}
+
+// consolePage signs in to dev's console as its operator and returns the page at path.
+func consolePage(t *testing.T, base, path string) string {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := &http.Client{Jar: jar}
+	get := func(u string) string {
+		res, err := c.Get(u)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", u, b)
+		return string(b)
+	}
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(get(base + "/console/sign-in"))
+	require.NotNil(t, m, "the sign-in form's CSRF field")
+	res, err := c.PostForm(base+"/console/sign-in", url.Values{"csrf": {m[1]}, "token": {DevAdminToken}})
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode, "signed in (the redirect followed)")
+	return get(base + path)
 }

@@ -438,8 +438,9 @@ func (s *Service) publish(ctx context.Context, l *call.Log) error {
 	if l.Agent != nil {
 		agent = l.Agent.Label()
 	}
+	// The call's facts with it, as ingest records a webhook's: the console shows them.
 	s.trace(ctx, l, trace.Update{Stage: trace.Stage{Stage: trace.StatusReceived, Kind: "log", Detail: StageBackfilled},
-		Status: trace.StatusReceived, LogID: l.LogID, Agent: agent})
+		Status: trace.StatusReceived, LogID: l.LogID, Agent: agent, Call: trace.InfoOf(l)})
 	if err := s.Publisher.Publish(ctx, m); err != nil {
 		return err
 	}
