@@ -133,25 +133,18 @@ func compactStages(h map[string]string) []compactStage {
 	return out
 }
 
-// mergeStages puts the hash's stages among the list's: each before the first list
-// stage that is later, so the list's own order stands (as recording one by one would
-// have left it).
+// mergeStages puts the hash's stages and the list's in time order. The list is in the
+// order its stages reached Redis, which is not always the order they happened in: a
+// backfill records "published" after Kafka's ack, by when a writer may have recorded
+// "written". At one instant the order of recording stands: the list's stages in list
+// order, then the hash's by their place in their batch (as recording them one by one
+// would have listed them). It appends to listed.
 func mergeStages(listed []Stage, compact []compactStage) []Stage {
-	if len(compact) == 0 {
-		return listed
+	out := listed
+	for _, c := range compact { // already in time order, ties by their place in the batch
+		out = append(out, c.Stage)
 	}
-	out := make([]Stage, 0, len(listed)+len(compact))
-	i := 0
-	for _, st := range listed {
-		for i < len(compact) && compact[i].At.Before(st.At) {
-			out = append(out, compact[i].Stage)
-			i++
-		}
-		out = append(out, st)
-	}
-	for ; i < len(compact); i++ {
-		out = append(out, compact[i].Stage)
-	}
+	slices.SortStableFunc(out, func(a, b Stage) int { return a.At.Compare(b.At) })
 	return out
 }
 

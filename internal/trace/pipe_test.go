@@ -2,6 +2,7 @@ package trace
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,8 +139,8 @@ func TestRecordAllEqualsOneByOne(t *testing.T) {
 // Ingest's received and published go in the trace hash, not the stages list (two
 // Redis commands a webhook fewer), and read back in time order among a writer's
 // stages — one the writer recorded before the webhook's batch was written included —
-// while a stage with a detail still goes to the list, in the list's own order (where
-// the batch's stages all went before).
+// while a stage with a detail still goes to the list, and reads back in time order
+// too.
 func TestPipedStagesMergeWithTheList(t *testing.T) {
 	env := testenv.New(t)
 	s := New(env.Redis, env.Prefix)
@@ -151,7 +152,8 @@ func TestPipedStagesMergeWithTheList(t *testing.T) {
 		return s.RecordPipe(ctx, p, nil, "acme", "c1",
 			Update{Stage: Stage{Stage: StatusReceived, At: at, Kind: "log"}, Status: StatusReceived},
 			Update{Stage: Stage{Stage: StatusPublished, At: at.Add(3 * time.Millisecond), Kind: "log"}, Status: StatusPublished},
-			Update{Stage: Stage{Stage: "click_to_call", At: at.Add(3 * time.Millisecond), Kind: "log", Detail: "placed by calltrack's click-to-call, reference r1"}})
+			// Stamped when the batch is recorded, after published was.
+			Update{Stage: Stage{Stage: "click_to_call", At: at.Add(4 * time.Millisecond), Kind: "log", Detail: "placed by calltrack's click-to-call, reference r1"}})
 	})
 	require.NoError(t, err)
 	tr, err := s.Get(ctx, "acme", "c1")
@@ -160,8 +162,8 @@ func TestPipedStagesMergeWithTheList(t *testing.T) {
 	assert.Equal(t, []Stage{
 		{Stage: StatusReceived, At: at, Kind: "log"},
 		{Stage: StatusPublished, At: at.Add(3 * time.Millisecond), Kind: "log"},
+		{Stage: "click_to_call", At: at.Add(4 * time.Millisecond), Kind: "log", Detail: "placed by calltrack's click-to-call, reference r1"},
 		{Stage: StatusWritten, At: at.Add(40 * time.Millisecond), Kind: "log"},
-		{Stage: "click_to_call", At: at.Add(3 * time.Millisecond), Kind: "log", Detail: "placed by calltrack's click-to-call, reference r1"},
 	}, tr.Stages)
 
 	// A webhook's batch alone leaves no stages list; its trace expires with its hash.
@@ -216,4 +218,30 @@ func TestCompactField(t *testing.T) {
 			assert.Equal(t, tc.st, got[0].Stage)
 		})
 	}
+}
+
+// A backfilled call's stages reached Redis as received, written, published (the
+// backfill records "published" after Kafka's ack, the writer was quicker): the trace
+// `calltrack trace` and the console show lists them as they happened.
+func TestStagesInTimeOrder(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	for _, u := range []Update{
+		{Stage: Stage{Stage: StatusReceived, At: at, Kind: "log", Detail: "found in MyOperator's call log"}, Status: StatusReceived},
+		{Stage: Stage{Stage: StatusWritten, At: at.Add(4 * time.Millisecond), Kind: "log", Detail: "record 1002"}, Status: StatusWritten},
+		{Stage: Stage{Stage: StatusPublished, At: at.Add(2 * time.Millisecond), Kind: "log", Detail: "published by the backfill"}, Status: StatusPublished},
+	} {
+		require.NoError(t, s.Record(ctx, "acme", "bf1", u))
+	}
+	tr, err := s.Get(ctx, "acme", "bf1")
+	require.NoError(t, err)
+	var b strings.Builder
+	Render(&b, tr)
+	assert.Contains(t, b.String(), `  2026-11-30 09:00:00.000  +0s       received   log  found in MyOperator's call log
+  2026-11-30 09:00:00.002  +2ms      published  log  published by the backfill
+  2026-11-30 09:00:00.004  +2ms      written    log  record 1002
+written 4ms after the first stage
+`)
 }
