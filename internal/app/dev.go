@@ -150,7 +150,7 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 		_, port, _ := net.SplitHostPort(cfg.KafkaBrokers[0])
 		cfg.SpoolDir = filepath.Join(os.TempDir(), "calltrack-dev-spool-"+port)
 	}
-	d.App, err = Open(ctx, cfg, NewLogger(logw, o.LogLevel), tenants, WithIngest())
+	d.App, err = Open(ctx, cfg, NewLogger(logw, o.LogLevel), tenants, WithIngest(), WithEmbeddedRedis())
 	if err != nil {
 		return nil, err
 	}

@@ -20,8 +20,14 @@ import (
 // with the test.
 func runDev(t *testing.T) *Dev {
 	t.Helper()
+	return runDevLogging(t, io.Discard, "warn")
+}
+
+// runDevLogging is runDev with its log to logw at level.
+func runDevLogging(t *testing.T, logw io.Writer, level string) *Dev {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := StartDev(ctx, DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: "warn"}, io.Discard)
+	d, err := StartDev(ctx, DevOptions{Addr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", RedisAddr: "127.0.0.1:0", LogLevel: level}, logw)
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -39,6 +45,33 @@ func runDev(t *testing.T) *Dev {
 		return res.StatusCode == http.StatusOK
 	})
 	return d
+}
+
+// `calltrack dev` does not warn about its own embedded Redis, which has no
+// maxmemory-policy to read (only a real server's matters), in its log or in /readyz's
+// details; and its first start logs no zero-date epoch.
+func TestDevStartsWithoutRedisWarnings(t *testing.T) {
+	var logs testenv.LogBuffer
+	d := runDevLogging(t, &logs, "info")
+	testenv.Eventually(t, 30*time.Second, "the Redis guard's first check done", func() bool {
+		n, err := d.App.Redis.Exists(t.Context(), d.App.Cfg.RedisPrefix+":redisguard:marker").Result()
+		return err == nil && n == 1
+	})
+	testenv.Eventually(t, 30*time.Second, "the new call-state epoch logged", func() bool {
+		return strings.Contains(logs.String(), "call-state epoch")
+	})
+	out := logs.String()
+	assert.NotContains(t, out, "maxmemory-policy")
+	assert.NotContains(t, out, "0001-01-01")
+
+	req, _ := http.NewRequest(http.MethodGet, d.Base+"/readyz", nil)
+	req.Header.Set("Authorization", "Bearer "+DevAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	require.Contains(t, string(body), `"checks"`, "the operator sees the checks")
+	assert.NotContains(t, string(body), "maxmemory-policy")
 }
 
 // `calltrack dev` as a newcomer uses it: ready quickly, the printed commands work.

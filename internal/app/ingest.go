@@ -29,13 +29,18 @@ type Option func(*ingestState)
 // Redis does not answer (calls go to the spool, owners unresolved).
 func WithIngest() Option { return func(s *ingestState) { s.ingesting = true } }
 
+// WithEmbeddedRedis is for dev, whose Redis is its own miniredis: it has no
+// maxmemory-policy to check (no CONFIG) and evicts nothing.
+func WithEmbeddedRedis() Option { return func(s *ingestState) { s.embeddedRedis = true } }
+
 // ingestState is the App's ingest side.
 type ingestState struct {
-	ingesting  bool
-	stopDrain  context.CancelFunc
-	drainDone  chan struct{}
-	spoolStats *spool.Metrics
-	drainer    *spool.Drainer
+	ingesting     bool
+	embeddedRedis bool
+	stopDrain     context.CancelFunc
+	drainDone     chan struct{}
+	spoolStats    *spool.Metrics
+	drainer       *spool.Drainer
 	// topicsMissing: Kafka was down at start, so the drainer creates the topics first.
 	topicsMissing bool
 	// Guard watches Redis: eviction policy, lost data (restored by its steps). Other
@@ -56,7 +61,8 @@ func (a *App) startGuard() {
 
 // newGuard builds the Redis guard with the mappings' restore from their journal.
 func (a *App) newGuard() {
-	a.Guard = &redisguard.Guard{Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, Log: a.Log.With().Str("role", "redisguard").Logger()}
+	a.Guard = &redisguard.Guard{Redis: a.Redis, Prefix: a.Cfg.RedisPrefix, NoPolicy: a.embeddedRedis,
+		Log: a.Log.With().Str("role", "redisguard").Logger()}
 	a.Guard.Add(redisguard.Step{Name: "mappings", Run: a.fillMappings})
 }
 

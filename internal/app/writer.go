@@ -43,8 +43,12 @@ func (a *App) wireWriter() {
 	// Redis found without its epoch marker lost its data (or is new): the parked calls
 	// come back from their journal.
 	a.State.OnNewEpoch = func(epoch time.Time) {
-		a.Log.Warn().Time("epoch", epoch).Msg("redis has no call-state epoch: it is new or lost its data; " +
-			"calls that began (or were received) before now are looked up in the CRM before any create, and the parked calls are restored")
+		if epoch.IsZero() { // startEpoch: the writers never consumed, so nothing was written
+			a.Log.Info().Msg("redis has no call-state epoch and the writers never consumed a call: a new deployment; no call is looked up in the CRM for it")
+		} else {
+			a.Log.Warn().Time("epoch", epoch).Msg("redis has no call-state epoch: it is new or lost its data; " +
+				"calls that began (or were received) before now are looked up in the CRM before any create, and the parked calls are restored")
+		}
 		a.restoreParkedOnce()
 	}
 }

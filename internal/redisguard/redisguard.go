@@ -38,6 +38,9 @@ type Guard struct {
 	Redis    redis.UniversalClient
 	Prefix   string
 	Interval time.Duration // default 10 s
+	// NoPolicy skips the maxmemory-policy check: for an embedded Redis (dev's), which
+	// has none to read; only a real server's policy can evict calltrack's keys.
+	NoPolicy bool
 	Log      zerolog.Logger
 
 	mu        sync.Mutex
@@ -147,7 +150,7 @@ func (g *Guard) Run(ctx context.Context) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	policyChecked := false
+	policyChecked := g.NoPolicy
 	for {
 		if !policyChecked {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
