@@ -14,7 +14,7 @@ import (
 	"github.com/calltrack/calltrack/internal/tenant"
 )
 
-// open reads config, validates what the role needs, loads tenants and opens the app.
+// open reads config, validates what the command needs, loads tenants and opens the app.
 func open(ctx context.Context, need config.Need, opts ...app.Option) (*app.App, error) {
 	return (&cliConn{}).open(ctx, need, opts...)
 }
@@ -32,12 +32,13 @@ func (c *cliConn) open(ctx context.Context, need config.Need, opts ...app.Option
 			return nil, err
 		}
 	}
-	a, err := app.Open(ctx, cfg, log, tenants, opts...)
-	if err != nil {
-		return nil, err
-	}
-	log.Info().Strs("tenants", tenants.IDs()).Strs("kafka", cfg.KafkaBrokers).Msg("started")
-	return a, nil
+	return app.Open(ctx, cfg, log, tenants, opts...)
+}
+
+// started logs that a long-running role is up. The one-shot commands (rebuilds,
+// backfill, sync --once) do not: their output is what they print.
+func started(a *app.App) {
+	a.Log.Info().Strs("tenants", a.Tenants.IDs()).Strs("kafka", a.Cfg.KafkaBrokers).Msg("started")
 }
 
 // paceGC lets a long-running role's heap grow to CALLTRACK_GC_HEAP_BUDGET before a
@@ -61,6 +62,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			started(a)
 			defer paceGC(cmd.Context(), a)()
 			pub, adm := a.HTTP(), a.AdminHTTP()
 			g, ctx := errgroup.WithContext(cmd.Context())
@@ -84,6 +86,7 @@ func workCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			started(a)
 			defer paceGC(cmd.Context(), a)()
 			// A small HTTP side for probes and metrics.
 			e := app.ProbeServer(a)

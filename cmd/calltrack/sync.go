@@ -52,6 +52,7 @@ With --once it syncs each tenant once, prints a summary and exits.`,
 			if once {
 				return syncOnce(cmd.Context(), a, only, cmd.OutOrStdout())
 			}
+			started(a)
 			g, ctx := errgroup.WithContext(cmd.Context())
 			g.Go(func() error { return app.Serve(ctx, app.ProbeServer(a), a.Cfg.HTTPAddr, a.Cfg.ShutdownTimeout, a.Log) })
 			g.Go(func() error { return a.RunSync(ctx, interval) })

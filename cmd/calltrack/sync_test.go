@@ -22,17 +22,23 @@ import (
 // stdout runs fn and returns what it printed on standard output.
 func stdout(t *testing.T, fn func() error) (string, error) {
 	t.Helper()
+	return capture(t, &os.Stdout, fn)
+}
+
+// capture runs fn and returns what it wrote to *f (os.Stdout, os.Stderr).
+func capture(t *testing.T, f **os.File, fn func() error) (string, error) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
-	old := os.Stdout
-	os.Stdout = w
+	old := *f
+	*f = w
 	done := make(chan string)
 	go func() {
 		b, _ := io.ReadAll(r)
 		done <- string(b)
 	}()
 	ferr := fn()
-	os.Stdout = old
+	*f = old
 	_ = w.Close()
 	return <-done, ferr
 }
@@ -101,9 +107,16 @@ func TestSyncAndRebuildCommands(t *testing.T) {
 	t.Setenv("CALLTRACK_KAFKA_BROKERS", "")
 	t.Setenv("CALLTRACK_REDIS_ADDR", "")
 	conn := []string{"--brokers", strings.Join(env.Brokers, ","), "--redis", env.RedisAddr}
-	out, err = stdout(t, func() error { return run(ctx, append([]string{"parked", "rebuild"}, conn...)) })
+	// At the services' log level the one-shot commands print their output and log no
+	// "started" line: that is for the roles that keep running.
+	t.Setenv("CALLTRACK_LOG_LEVEL", "info")
+	logged, err := capture(t, &os.Stderr, func() error {
+		out, err = stdout(t, func() error { return run(ctx, append([]string{"parked", "rebuild"}, conn...)) })
+		return err
+	})
 	require.NoError(t, err, out)
-	assert.Contains(t, out, "restored 0 parked calls")
+	assert.Equal(t, "read 0 records (0 written, 0 skipped) from calltrack.call.parked.v1"+env.Suffix+"\nrestored 0 parked calls (0 written since)\n", out)
+	assert.NotContains(t, logged, `"message":"started"`)
 	out, err = stdout(t, func() error { return run(ctx, append([]string{"mappings", "rebuild"}, conn...)) })
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "acme: 2 mappings restored")
