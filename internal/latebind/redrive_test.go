@@ -43,18 +43,32 @@ func (p *published) count() int {
 	return len(p.msgs)
 }
 
-func TestRedrive(t *testing.T) {
-	t.Parallel()
+// redriver is a Redriver over a Redis of its own, and what it works with.
+type redriver struct {
+	*latebind.Redriver
+	rdb   *redis.Client
+	store *mapping.Store
+	pub   *published
+	trace *trace.Store
+	state *callstate.Redis
+}
+
+func newRedriver(t *testing.T) redriver {
 	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
+	x := redriver{rdb: rdb, store: mapping.NewStore(rdb, "t"), pub: &published{}, trace: trace.New(rdb, "t"), state: callstate.NewRedis(rdb, "t")}
+	x.Redriver = &latebind.Redriver{State: x.state, Mappings: x.store, Trace: x.trace,
+		Publisher: x.pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
+	return x
+}
+
+func TestRedrive(t *testing.T) {
+	t.Parallel()
+	x := newRedriver(t)
 	ctx := t.Context()
-	store := mapping.NewStore(rdb, "t")
-	pub := &published{}
-	tr := trace.New(rdb, "t")
-	state := callstate.NewRedis(rdb, "t")
-	parking := &latebind.Parking{State: state, Publisher: pub, Topic: kafkabus.TopicParked}
-	r := &latebind.Redriver{State: state, Parking: parking, Mappings: store, Trace: tr,
-		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
+	rdb, store, pub, tr, state := x.rdb, x.store, x.pub, x.trace, x.state
+	x.Parking = &latebind.Parking{State: state, Publisher: pub, Topic: kafkabus.TopicParked}
+	r := x.Redriver
 
 	park := func(callID string, a *call.Agent) {
 		l := call.Log{Tenant: "acme", CallID: callID, Direction: call.Incoming, Status: call.Answered, Agent: a, ReceivedAt: time.Now().UTC()}
@@ -162,16 +176,12 @@ func (p *published) all() []kafka.Message {
 // its department's owner or the tenant's fallback owner, even with no agent at all.
 func TestRedriveOwnedLater(t *testing.T) {
 	t.Parallel()
-	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
+	x := newRedriver(t)
 	ctx := t.Context()
-	store := mapping.NewStore(rdb, "t")
-	pub := &published{}
-	tr := trace.New(rdb, "t")
-	state := callstate.NewRedis(rdb, "t")
+	store, pub, tr, state := x.store, x.pub, x.trace, x.state
 	acme := &tenant.Tenant{ID: "acme"}
-	r := &latebind.Redriver{State: state, Mappings: store, Tenants: tenant.NewRegistry(acme), Trace: tr,
-		Publisher: pub, Topics: kafkabus.DefaultTopics(), Log: zerolog.Nop()}
+	x.Tenants = tenant.NewRegistry(acme)
+	r := x.Redriver
 	park := func(l call.Log) {
 		l.Tenant, l.Direction, l.Status, l.ReceivedAt = "acme", call.Incoming, call.Answered, time.Now().UTC()
 		require.NoError(t, state.AddParked(ctx, &l))
