@@ -143,6 +143,30 @@ func TestUnmappedAgentIsUnattributed(t *testing.T) {
 	assert.Equal(t, spec.uid, parked[0].CallID)
 }
 
+// A tenant sending both webhooks: a call parked as its afterCall (the agent by user id)
+// and then as its v2 summary (the agent by uuid) is written once the agent is mapped by
+// its user id alone — the summary's uuid is not in the mapping.
+func TestParkedCallOfBothWebhooksWrittenOnceMapped(t *testing.T) {
+	s := newStack(t, stackOpts{})
+	uid := newUID()
+	v1 := afterCall(callSpec{uid: uid, status: 1, legs: []leg{{agents: []agent{nobody}, answered: true}}})
+	require.Equal(t, http.StatusOK, s.postForm("aftercall", v1, token).Status)
+	s.waitStatus(uid, "unattributed", within)
+	r := s.postV2(v2Call("call.summary", uid, "bridged", v2Leg{a: nobody, answered: true}))
+	require.Equal(t, http.StatusOK, r.Status, "%v", r.Body)
+	waitFor(t, "the writer parked the summary too", func() bool {
+		return testutil.ToFloat64(s.app.Metrics.WriterOutcomes.WithLabelValues(tenantID, "log", "unattributed")) >= 2
+	})
+
+	s.ensureCRMUser("1009")
+	m := s.admin(http.MethodPut, "/mappings/"+nobody.id, map[string]any{"crm_user_id": "1009"})
+	require.Equal(t, http.StatusOK, m.Status, "%v", m.Body)
+	rec := s.waitRecords(uid, 1, within)[0]
+	assert.EqualValues(t, 1009, rec.Owner.ID, "the owner of the user id the afterCall named")
+	s.waitStatus(uid, "written", within)
+	assert.Len(t, s.records(uid), 1)
+}
+
 // With a fallback owner, unmapped agents' calls go to it.
 func TestFallbackOwner(t *testing.T) {
 	s := newStack(t, stackOpts{fallback: "4242"})
