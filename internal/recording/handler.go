@@ -61,8 +61,8 @@ type Handler struct {
 
 // Register mounts the routes: the short links and the earlier long form, GET and HEAD.
 func (h *Handler) Register(e *echo.Echo) {
-	e.GET("/r/:tenant/:call/:token", h.short)
-	e.HEAD("/r/:tenant/:call/:token", h.short)
+	e.GET(web.SignedLinks+":tenant/:call/:token", h.short)
+	e.HEAD(web.SignedLinks+":tenant/:call/:token", h.short)
 	e.GET("/recordings/:tenant/:call", h.legacy)
 	e.HEAD("/recordings/:tenant/:call", h.legacy)
 }

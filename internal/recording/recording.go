@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/calltrack/calltrack/internal/tenant"
+	"github.com/calltrack/calltrack/internal/web"
 )
 
 // MinKeyLength is the shortest signing key accepted (CALLTRACK_RECORDING_SIGNING_KEYS).
@@ -106,7 +107,7 @@ func (s Signer) URL(tenantID, callID string, expires time.Time) string {
 		token = exp + "."
 	}
 	token += base64.RawURLEncoding.EncodeToString(mac(s.Keys[0], "calltrack recording v2", tenantID, callID, exp)[:sigBytes])
-	return s.base() + "/r/" + url.PathEscape(tenantID) + "/" + url.PathEscape(callID) + "/" + token
+	return s.base() + web.SignedLinks + url.PathEscape(tenantID) + "/" + url.PathEscape(callID) + "/" + token
 }
 
 // TypicalCallIDLen is the length of a MyOperator call uid ("n2.1796042288.1000001" and the like).
@@ -115,7 +116,7 @@ const TypicalCallIDLen = 21
 // LinkLen is the length of the links URL makes for a tenant and call ids of
 // callIDLen characters; expiring: with an expiry (recordings.link_ttl).
 func (s Signer) LinkLen(tenantID string, callIDLen int, expiring bool) int {
-	n := len(s.base()) + len("/r/") + len(url.PathEscape(tenantID)) + 1 + callIDLen + 1 + base64.RawURLEncoding.EncodedLen(sigBytes)
+	n := len(s.base()) + len(web.SignedLinks) + len(url.PathEscape(tenantID)) + 1 + callIDLen + 1 + base64.RawURLEncoding.EncodedLen(sigBytes)
 	if expiring {
 		n += 5
 	}

@@ -31,6 +31,11 @@ const MaxBody = 1 << 20
 // callback too, is bounded by the body-limit middleware.
 const MyOperatorWebhooks = "/webhooks/myoperator/"
 
+// SignedLinks begins the short recording links, /r/<tenant>/<call>/<token>: the token
+// is a credential (the link plays the call's audio), so no log holds what follows the
+// call id, whether the route matched or not (a 405, a percent-encoded token).
+const SignedLinks = "/r/"
+
 // Error is an HTTP error with calltrack's JSON body {"error":{"code","message"}}.
 type Error struct {
 	Status  int    `json:"-"`
@@ -223,6 +228,21 @@ func spanName(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// redactToken hides a signed link's token: everything after /r/<tenant>/<call>/, in the
+// decoded path (an encoded slash in a call id only hides more).
+func redactToken(path string) string {
+	rest, ok := strings.CutPrefix(path, SignedLinks)
+	if !ok {
+		return path
+	}
+	tenant, rest, _ := strings.Cut(rest, "/")
+	callID, _, hasToken := strings.Cut(rest, "/")
+	if !hasToken {
+		return path
+	}
+	return SignedLinks + tenant + "/" + callID + "/[token]"
+}
+
 // accessLog logs one line per request, without the query string: it can carry the
 // webhook token.
 func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
@@ -247,12 +267,7 @@ func accessLog(log zerolog.Logger) echo.MiddlewareFunc {
 			if ev == nil {
 				return nil // a 2xx below the log level: nothing to format
 			}
-			path := req.URL.Path
-			if tok := c.Param("token"); tok != "" {
-				// A route's token is a credential (a recording link's signature: the
-				// path is a working link to the call's audio), never written to a log.
-				path = strings.Replace(path, tok, "[token]", 1)
-			}
+			path := redactToken(req.URL.Path)
 			telemetry.Event(req.Context(), ev.Str("request_id", res.Header().Get(echo.HeaderXRequestID)).
 				Str("method", req.Method).Str("path", path).Int("status", res.Status).
 				Dur("took", time.Since(start))).Msg("http")

@@ -55,6 +55,20 @@ func TestAccessLogHidesARoutesToken(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, rec.Code)
 	assert.Contains(t, logs.String(), `"path":"/r/acme/n2.1596270949.2175190/[token]"`)
 	assert.NotContains(t, logs.String(), "Zm9vYmFyc2lnbmF0dXJlMTIz")
+
+	// Nor when no route matched the request: a wrong method (405), a percent-encoded
+	// token (the raw path is not the decoded one), a token with a trailing segment.
+	for _, r := range []*http.Request{
+		httptest.NewRequest(http.MethodPost, "/r/acme/n2.1596270949.2175190/Zm9vYmFyc2lnbmF0dXJlMTIz", nil),
+		httptest.NewRequest(http.MethodDelete, "/r/acme/n2.1596270949.2175190/Zm9vYmFyc2lnbmF0dXJlMTIz", nil),
+		httptest.NewRequest(http.MethodGet, "/r/acme/n2.1596270949.2175190/%5Am9vYmFyc2lnbmF0dXJlMTIz", nil),
+		httptest.NewRequest(http.MethodGet, "/r/acme/n2.1596270949.2175190/Zm9vYmFyc2lnbmF0dXJlMTIz/x", nil),
+	} {
+		logs.Reset()
+		e.ServeHTTP(httptest.NewRecorder(), r)
+		assert.Contains(t, logs.String(), `"path":"/r/acme/n2.1596270949.2175190/[token]"`, r.Method+" "+r.URL.RawPath)
+		assert.NotContains(t, logs.String(), "m9vYmFyc2lnbmF0dXJlMTIz", r.Method+" "+r.URL.String())
+	}
 }
 
 // The client's address (rate limits, logs) is the connection's peer: X-Forwarded-For
