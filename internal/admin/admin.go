@@ -5,7 +5,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -136,9 +135,7 @@ func (a *API) putMapping(c echo.Context) error {
 		return err
 	}
 	var b putBody
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
+	if err := web.DecodeJSON(c.Request().Body, &b); err != nil {
 		return web.Errorf(http.StatusBadRequest, "invalid_json", "body must be {\"crm_user_id\",\"email\",\"phones\",\"name\",\"myoperator_uuid\"}: "+err.Error())
 	}
 	m := call.Mapping{MyOperatorUserID: user, CRMUserID: b.CRMUserID, Email: b.Email, Name: b.Name,

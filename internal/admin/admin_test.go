@@ -281,3 +281,18 @@ func TestAgentIDInPath(t *testing.T) {
 		})
 	}
 }
+
+// A body with anything after its one JSON value is a 400 invalid_json and nothing is
+// stored, not a mapping stored from the part that parsed.
+func TestPutMappingRefusesTrailingData(t *testing.T) {
+	t.Parallel()
+	f := newAPIFixture(t)
+	for _, body := range []string{`{"crm_user_id":"1001"}<html>`, `{"crm_user_id":"1001"}{"crm_user_id":"1002"}`} {
+		status, answer := f.do(t, http.MethodPut, "/admin/v1/tenants/acme/mappings/5cd40f6556f2f124", body)
+		assert.Equal(t, http.StatusBadRequest, status, body)
+		assert.Equal(t, "invalid_json", errorCode(answer), body)
+		assert.Contains(t, errorMessage(answer), "unexpected data after the JSON value", body)
+	}
+	status, _ := f.do(t, http.MethodGet, "/admin/v1/tenants/acme/mappings/5cd40f6556f2f124", "")
+	assert.Equal(t, http.StatusNotFound, status, "nothing stored")
+}

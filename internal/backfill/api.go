@@ -2,7 +2,6 @@ package backfill
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -43,9 +42,7 @@ type request struct {
 
 func (a *API) run(c echo.Context) error {
 	var b request
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
+	if err := web.DecodeJSON(c.Request().Body, &b); err != nil {
 		return web.Errorf(http.StatusBadRequest, "invalid_json", `body must be {"since":"6h","until":"<optional>","dry_run":false}: `+err.Error())
 	}
 	now := a.Service.now()

@@ -381,3 +381,20 @@ func TestAPICountsRequestsRefusedBeforePlace(t *testing.T) {
 	}
 	assert.Equal(t, 4, testutil.CollectAndCount(outcomes), "no series for the tenant name guessed")
 }
+
+// A body is one JSON value: anything after it is a 400 invalid_request and no call is
+// placed, not a call placed from the part that parsed.
+func TestAPIRefusesTrailingData(t *testing.T) {
+	d := &fakeDialer{}
+	e := apiServer(t, &Service{Agents: fakeAgents{ms: mappings}, Dialer: d, Limiter: &fakeLimiter{}, Log: zerolog.Nop()})
+	const good = `{"crm_user_id":"1001","number":"+919711636496"}`
+	for _, body := range []string{good + "garbage", good + good, good + "}", good + " []"} {
+		rec := postCall(e, "acme-api-token", body)
+		assert.Equal(t, http.StatusBadRequest, rec.Code, body)
+		assert.JSONEq(t, `{"error":{"code":"invalid_request","message":"body must be JSON {\"crm_user_id\":\"...\",\"number\":\"+91...\"}: unexpected data after the JSON value"}}`,
+			rec.Body.String(), body)
+	}
+	assert.Empty(t, d.dials, "no call placed")
+	rec := postCall(e, "acme-api-token", good+"\n")
+	assert.Equal(t, http.StatusAccepted, rec.Code, "trailing whitespace is fine: %s", rec.Body)
+}

@@ -1,6 +1,7 @@
 package clicktocall
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,9 +83,7 @@ func (a *API) read(c echo.Context) (Request, error) {
 		return Request{}, web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 64 KiB")
 	}
 	var body callRequest
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := web.DecodeJSON(bytes.NewReader(raw), &body); err != nil {
 		return Request{}, web.Errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be JSON {"crm_user_id":"...","number":"+91..."}: `+err.Error())
 	}
 	user, ok := userID(body.CRMUserID)
