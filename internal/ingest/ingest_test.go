@@ -297,3 +297,43 @@ func TestMalformedAgentFieldIsLoggedAndTraced(t *testing.T) {
 		})
 	}
 }
+
+// A call id or log id sent as a JSON object or array is no id MyOperator has: it is
+// answered 400 malformed_payload and kept on the rejected topic, not taken as a call
+// whose id is the object's JSON text. A number stays a fine id.
+func TestObjectCallIDIsRefusedAndKept(t *testing.T) {
+	srv, pub := newServer(t)
+	incall, err := os.ReadFile("../myoperator/testdata/incall_ringing.json")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, kind, payload, id, with string
+		status                        int
+	}{
+		{"inCall uid an object", "incall", string(incall), `"n2.1596270949.2175190"`, `{"x":[1,2]}`, http.StatusBadRequest},
+		{"inCall uid an array", "incall", string(incall), `"n2.1596270949.2175190"`, `["n2.1"]`, http.StatusBadRequest},
+		{"inCall id an object", "incall", string(incall), `"5f25296c4122c135"`, `{"x":1}`, http.StatusBadRequest},
+		{"afterCall ui an object", "aftercall", sample(t), `"n2.1596270949.2175190"`, `{"x":1}`, http.StatusBadRequest},
+		{"afterCall _ai an array", "aftercall", sample(t), `"5f114f490dbe2437"`, `[1]`, http.StatusBadRequest},
+		{"inCall uid a number", "incall", string(incall), `"n2.1596270949.2175190"`, `1596270949`, http.StatusOK},
+		{"afterCall ui a number", "aftercall", sample(t), `"n2.1596270949.2175190"`, `1596270949`, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, tc.payload, tc.id)
+			payload := strings.Replace(tc.payload, tc.id, tc.with, 1)
+			pub.msgs = nil
+			res, err := http.PostForm(srv.URL+"/webhooks/myoperator/acme/"+tc.kind+"?token=tok", url.Values{"myoperator": {payload}})
+			require.NoError(t, err)
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			require.Equal(t, tc.status, res.StatusCode, "%s", b)
+			if tc.status == http.StatusOK {
+				return
+			}
+			assert.Contains(t, string(b), `"code":"malformed_payload"`)
+			assert.Contains(t, string(b), "is a JSON object or array")
+			require.Len(t, pub.msgs, 1, "kept")
+			assert.Equal(t, "malformed_payload", kafkabus.Header(pub.msgs[0], kafkabus.HeaderReason))
+			assert.Equal(t, url.Values{"myoperator": {payload}}.Encode(), string(pub.msgs[0].Value), "the body as it came")
+		})
+	}
+}

@@ -26,12 +26,16 @@ var ErrMalformed = errors.New("malformed MyOperator payload")
 // record's remoteId.
 const maxCallIDLen = 128
 
-// checkCallID refuses a call id no MyOperator call has: overlong, not UTF-8, or with
-// control characters (a NUL in a Redis key, a log line, a CRM field).
+// checkCallID refuses a call id no MyOperator call has: a JSON object or array (which
+// flexString keeps as its JSON text), overlong, not UTF-8, or with control characters
+// (a NUL in a Redis key, a log line, a CRM field).
 func checkCallID(id string) error { return checkID("call id", id) }
 
 // checkID is checkCallID for an id named name (a log id goes into a Redis key too).
 func checkID(name, id string) error {
+	if id != "" && flexString(id).scalar() == "" {
+		return fmt.Errorf("%s is a JSON object or array: want a string or number", name)
+	}
 	if len(id) > maxCallIDLen {
 		return fmt.Errorf("%s of %d bytes: at most %d", name, len(id), maxCallIDLen)
 	}

@@ -61,6 +61,9 @@ func ParseInCall(tenant string, raw []byte, receivedAt time.Time) (*call.Live, e
 	if err := checkCallID(p.UID.String()); err != nil {
 		return nil, malformed("inCall: %w", err)
 	}
+	if err := checkID("log id", p.LogID.String()); err != nil {
+		return nil, malformed("inCall: %w", err)
+	}
 	if tenant == "" {
 		return nil, malformed("inCall: tenant is empty")
 	}
