@@ -3,7 +3,6 @@ package dlq
 import (
 	"bytes"
 	"encoding/json"
-	"regexp"
 	"strings"
 
 	"github.com/calltrack/calltrack/internal/phone"
@@ -23,7 +22,7 @@ func Redact(v []byte) []byte {
 			return out
 		}
 	}
-	return redactText(v)
+	return []byte(phone.MaskText(string(v)))
 }
 
 func redactValue(key string, v any) any {
@@ -44,7 +43,7 @@ func redactValue(key string, v any) any {
 		}
 		// A JSON or form payload kept as a string (the rejected topic's raw bodies).
 		if strings.ContainsAny(x, "{=") {
-			return string(redactText([]byte(x)))
+			return phone.MaskText(x)
 		}
 		return x
 	case json.Number:
@@ -75,12 +74,7 @@ func looksLikePhone(s string, keyed bool) bool {
 	if keyed && digits >= 4 {
 		return true
 	}
-	return digits >= 10 && digits <= 15 && phone.E164(s, "") != "" && !epoch(s)
-}
-
-// epoch tells seconds or milliseconds since 1970 (10 or 13 digits from 1) from numbers.
-func epoch(s string) bool {
-	return (len(s) == 10 || len(s) == 13) && s[0] == '1'
+	return digits >= 10 && digits <= 15 && phone.E164(s, "") != "" && !phone.Epoch(s)
 }
 
 var phoneKeys = []string{"phone", "number", "clid", "contact", "_cr", "_cl", "_nr", "_ct", "users", "did", "rdnis", "customer", "caller"}
@@ -93,26 +87,4 @@ func phoneKey(k string) bool {
 		}
 	}
 	return false
-}
-
-// digitRun is a run of 10-15 digits, after a + or a URL-encoded character (a form
-// body's %2B is a plus, its %22 a quote: neither is part of the number).
-var digitRun = regexp.MustCompile(`(%[0-9A-Fa-f]{2}|\+)?\d{10,15}`)
-
-func redactText(v []byte) []byte {
-	return digitRun.ReplaceAllFunc(v, func(m []byte) []byte {
-		s, prefix := string(m), ""
-		switch {
-		case strings.HasPrefix(s, "+"):
-			return []byte(phone.Mask(s))
-		case strings.EqualFold(s[:min(3, len(s))], "%2B"):
-			return []byte(s[:3] + phone.Mask("+" + s[3:])[1:])
-		case strings.HasPrefix(s, "%"):
-			prefix, s = s[:3], s[3:]
-		}
-		if epoch(s) {
-			return m
-		}
-		return []byte(prefix + phone.Mask(s))
-	})
 }

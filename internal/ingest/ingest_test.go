@@ -56,12 +56,17 @@ func newServer(t testing.TB) (*httptest.Server, *fakePublisher) {
 
 // newServerFor is newServer for tenant ten.
 func newServerFor(t testing.TB, ten *tenant.Tenant) (*httptest.Server, *fakePublisher) {
+	return newServerLogging(t, ten, zerolog.Nop())
+}
+
+// newServerLogging is newServerFor with the handler logging to log.
+func newServerLogging(t testing.TB, ten *tenant.Tenant, log zerolog.Logger) (*httptest.Server, *fakePublisher) {
 	env := testenv.New(t)
 	pub := &fakePublisher{}
 	m := metrics.New()
 	h := &Handler{Tenants: tenant.NewRegistry(ten),
 		Redis: env.Redis, Mappings: mapping.NewStore(env.Redis, env.Prefix), Publisher: pub, Topics: env.Topics,
-		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: zerolog.Nop(),
+		Dedupe: idempotency.New(env.Redis, env.Prefix), Trace: trace.New(env.Redis, env.Prefix), Metrics: m, Log: log,
 		After: redisbatch.New(env.Redis, redisbatch.Options{}), Before: redisbatch.New(env.Redis, redisbatch.Options{})} // as serve runs it
 	t.Cleanup(func() { _ = h.After.Close(context.Background()); _ = h.Before.Close(context.Background()) })
 	e := web.New(zerolog.Nop(), m, nil)
@@ -334,6 +339,40 @@ func TestObjectCallIDIsRefusedAndKept(t *testing.T) {
 			require.Len(t, pub.msgs, 1, "kept")
 			assert.Equal(t, "malformed_payload", kafkabus.Header(pub.msgs[0], kafkabus.HeaderReason))
 			assert.Equal(t, url.Values{"myoperator": {payload}}.Encode(), string(pub.msgs[0].Value), "the body as it came")
+		})
+	}
+}
+
+// A malformed field's value is quoted in the answer and the logged reason with its
+// digit runs masked: phone numbers are never in the log unmasked, even where
+// MyOperator puts none.
+func TestMalformedFieldValueIsMasked(t *testing.T) {
+	const number = "919811100001"
+	incall, err := os.ReadFile("../myoperator/testdata/incall_ringing.json")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, kind, payload, field, with, logged string
+		status                                   int
+	}{
+		{"afterCall _su", "aftercall", sample(t), `"_su":1`, `"_su":"+` + number + `"`, "malformed webhook rejected", http.StatusBadRequest},
+		{"afterCall _ev", "aftercall", sample(t), `"_ev":1`, `"_ev":` + number, "malformed webhook rejected", http.StatusBadRequest},
+		{"inCall call_state", "incall", string(incall), `"call_state":"0"`, `"call_state":"+` + number + `"`, "webhook ignored", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged testenv.LogBuffer
+			srv, _ := newServerLogging(t, &tenant.Tenant{ID: "acme", WebhookToken: "tok"}, zerolog.New(&logged))
+			require.Contains(t, tc.payload, tc.field)
+			payload := strings.Replace(tc.payload, tc.field, tc.with, 1)
+			res, err := http.PostForm(srv.URL+"/webhooks/myoperator/acme/"+tc.kind+"?token=tok", url.Values{"myoperator": {payload}})
+			require.NoError(t, err)
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			require.Equal(t, tc.status, res.StatusCode, "%s", b)
+			assert.Contains(t, string(b), `******0001`, "masked in the answer")
+			assert.NotContains(t, string(b), number)
+			require.Contains(t, logged.String(), tc.logged)
+			assert.Contains(t, logged.String(), `******0001`, "masked in the log")
+			assert.NotContains(t, logged.String(), number)
 		})
 	}
 }

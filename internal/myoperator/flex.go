@@ -16,6 +16,8 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
+
+	"github.com/calltrack/calltrack/internal/phone"
 )
 
 // ErrMalformed is wrapped by every error about a payload we cannot use.
@@ -174,9 +176,11 @@ func readInto(dec *jsontext.Decoder, u json.Unmarshaler) error {
 func (f flexString) String() string { return string(f) }
 
 // quote quotes f for an error message, cut short so a hostile payload cannot
-// bloat logs.
+// bloat logs, with its digit runs masked: the message is logged, and a malformed
+// field may hold a phone number.
 func (f flexString) quote() string {
 	const limit = 40
+	f = flexString(phone.MaskText(string(f)))
 	if r := []rune(string(f)); len(r) > limit {
 		return strconv.Quote(string(r[:limit])) + "…"
 	}

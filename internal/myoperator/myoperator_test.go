@@ -243,7 +243,7 @@ func TestParseAfterCallErrors(t *testing.T) {
 		{"missing id", "acme", `{"_ev":1,"_su":1,"_pm":[{"ky":"ui","vl":""}]}`, prefix + "no call id: neither _pm ui nor _ai"},
 		{"bad _ev", "acme", `{"_ai":"x","_ev":"7","_su":1}`, prefix + `"_ev" must be 1 (incoming) or 2 (outgoing), got "7"`},
 		{"object _ev", "acme", `{"_ai":"x","_ev":{"v":1},"_su":1}`, prefix + `"_ev" must be 1 (incoming) or 2 (outgoing), got "{\"v\":1}"`},
-		{"long _ev", "acme", `{"_ai":"x","_ev":"` + strings.Repeat("9", 100) + `","_su":1}`, prefix + `"_ev" must be 1 (incoming) or 2 (outgoing), got "` + strings.Repeat("9", 40) + `"…`},
+		{"long _ev", "acme", `{"_ai":"x","_ev":"` + strings.Repeat("x", 100) + `","_su":1}`, prefix + `"_ev" must be 1 (incoming) or 2 (outgoing), got "` + strings.Repeat("x", 40) + `"…`},
 		{"missing _ev", "acme", `{"_ai":"x","_su":1}`, prefix + `"_ev" is missing; want 1 (incoming) or 2 (outgoing)`},
 		{"bad _su", "acme", `{"_ai":"x","_ev":1,"_su":1.5}`, prefix + `"_su" must be 1 (answered), 2 (missed) or 3 (voicemail), got "1.5"`},
 		{"missing _su", "acme", `{"_ai":"x","_ev":2,"_su":null}`, prefix + `"_su" is missing; want 1 (answered), 2 (missed) or 3 (voicemail)`},

@@ -6,6 +6,7 @@ package phone
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
@@ -184,6 +185,36 @@ func Mask(s string) string {
 		r[i] = '*'
 	}
 	return string(r)
+}
+
+// Epoch tells seconds or milliseconds since 1970 (10 or 13 digits from 1) from numbers.
+func Epoch(s string) bool {
+	return (len(s) == 10 || len(s) == 13) && s[0] == '1'
+}
+
+// digitRun is a run of 10-15 digits, after a + or a URL-encoded character (a form
+// body's %2B is a plus, its %22 a quote: neither is part of the number).
+var digitRun = regexp.MustCompile(`(%[0-9A-Fa-f]{2}|\+)?\d{10,15}`)
+
+// MaskText masks, with Mask, the runs of 10-15 digits in free text (a form body, a
+// value quoted in an error message) that may be phone numbers; epoch timestamps are
+// kept.
+func MaskText(s string) string {
+	return digitRun.ReplaceAllStringFunc(s, func(m string) string {
+		prefix := ""
+		switch {
+		case strings.HasPrefix(m, "+"):
+			return Mask(m)
+		case strings.EqualFold(m[:min(3, len(m))], "%2B"):
+			return m[:3] + Mask("+" + m[3:])[1:]
+		case strings.HasPrefix(m, "%"):
+			prefix, m = m[:3], m[3:]
+		}
+		if Epoch(m) {
+			return prefix + m
+		}
+		return prefix + Mask(m)
+	})
 }
 
 func digits(s string) string {
