@@ -17,6 +17,7 @@ import (
 
 	"github.com/calltrack/calltrack/internal/admin"
 	"github.com/calltrack/calltrack/internal/dlq"
+	"github.com/calltrack/calltrack/internal/web"
 )
 
 // The Dead letters page: a summary by reason and age, a dry-run count, then the real
@@ -243,10 +244,10 @@ func (c *Console) runReplay(tenant string, req ReplayRequest, j *job) {
 func (c *Console) replayProgress(e echo.Context) error {
 	raw, err := c.Redis.Get(e.Request().Context(), c.jobKey(e.Param("tenant"), e.Param("job"))).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return e.JSON(http.StatusNotFound, map[string]string{"error": "no such replay (replays are kept for a day)"})
+		return web.Errorf(http.StatusNotFound, "not_found", "no such replay (replays are kept for a day)")
 	}
 	if err != nil {
-		return e.JSON(http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable; retry"})
+		return web.Errorf(http.StatusServiceUnavailable, "unavailable", "storage unavailable; retry")
 	}
 	return e.Blob(http.StatusOK, echo.MIMEApplicationJSON, raw)
 }

@@ -107,3 +107,14 @@ func TestReplayCarriesReattribute(t *testing.T) {
 		})
 	}
 }
+
+// A replay's progress the console no longer has is a 404 with the standard JSON error
+// body, which the page's script shows.
+func TestReplayProgressUnknownJob(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	f.signIn(c, "acme-token")
+	res, body := f.get(c, "/console/tenants/acme/dlq/replay/zzz")
+	assert.Equal(t, http.StatusNotFound, res.StatusCode)
+	assert.JSONEq(t, `{"error":{"code":"not_found","message":"no such replay (replays are kept for a day)"}}`, body)
+}

@@ -65,7 +65,7 @@
           .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
           .then(function (res) {
             var j = res.j;
-            if (!res.ok) { state.textContent = j.error || "The replay's progress could not be read."; job.classList.add("failed"); return; }
+            if (!res.ok) { state.textContent = (j.error && j.error.message) || "The replay's progress could not be read."; job.classList.add("failed"); return; }
             var pct = j.total > 0 ? Math.round(100 * j.sent / j.total) : (j.state === "done" ? 100 : 0);
             bar.style.width = pct + "%";
             job.setAttribute("data-state", j.state);
