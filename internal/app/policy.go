@@ -28,6 +28,7 @@ func (a *App) followUps() *callpolicy.FollowUps {
 			}
 			return tk, nil
 		},
+		Tasks: callpolicy.Tasks{Settle: a.Cfg.WriterSettle},
 		Trace: a.Trace,
 		Log:   a.Log,
 	}

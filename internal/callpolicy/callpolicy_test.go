@@ -192,7 +192,7 @@ func TestEnsureCreatingMeansUnknown(t *testing.T) {
 	// looks the task up (after the settle delay) instead of creating a second.
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	f := &fakeTasker{tasks: map[string]string{"c1": "task-c1"}}
-	st := callpolicy.TaskState{Status: callpolicy.TaskCreating, Since: now.Add(-time.Minute)}
+	st := callpolicy.TaskState{Status: callpolicy.TaskCreating, Since: now.Add(-crm.SettleDelay - time.Second)}
 	out, err := callpolicy.Tasks{Now: func() time.Time { return now }}.Ensure(context.Background(), f,
 		&st, crm.Task{Log: call.Log{CallID: "c1"}}, func(context.Context) error { return nil })
 	require.NoError(t, err)

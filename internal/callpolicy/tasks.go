@@ -50,7 +50,7 @@ var (
 // The caller holds the call's lease while Ensure runs, so one call's task is never
 // handled twice at once.
 type Tasks struct {
-	Settle time.Duration    // how old an unknown outcome must be before a lookup may answer "absent"; default 10s
+	Settle time.Duration    // how old an unknown outcome must be before a lookup may answer "absent"; default crm.SettleDelay
 	Now    func() time.Time // default time.Now
 }
 
@@ -120,7 +120,7 @@ func (s Tasks) settle() time.Duration {
 	if s.Settle > 0 {
 		return s.Settle
 	}
-	return 10 * time.Second
+	return crm.SettleDelay
 }
 
 func (s Tasks) now() time.Time {

@@ -39,9 +39,10 @@ var (
 	// ErrOutcomeUnknown: a create may or may not have written the record; nothing will
 	// be created for the call until the CRM has been asked.
 	ErrOutcomeUnknown = errors.New("callwriter: outcome of a CRM create is unknown")
-	// ErrSettling: an unknown outcome too recent to ask the CRM about yet (its search
-	// may lag its writes): try again once SettleDelay has passed. It is an
-	// ErrOutcomeUnknown, but no attempt was made.
+	// ErrSettling: an unknown outcome too recent to ask the CRM about yet (it may still
+	// apply the create, and its search lags its writes): try again once SettleDelay
+	// has passed (a *SettlingError says when). It is an ErrOutcomeUnknown, but no
+	// attempt was made.
 	ErrSettling = fmt.Errorf("%w: waiting for the CRM to settle", ErrOutcomeUnknown)
 	// ErrBusy: another worker holds the call right now; try again shortly.
 	ErrBusy = errors.New("callwriter: call is being handled by another worker")
@@ -138,9 +139,12 @@ type Config struct {
 	// LeaseTTL-LeaseMargin, so a live worker never outlasts its lease; a dead one's
 	// call is taken over (and its create looked up) once it lapses. Default 2m.
 	LeaseTTL time.Duration
-	// SettleDelay is how old an unknown outcome must be before a lookup that finds no
-	// record allows a new create: a CRM's search may lag just behind its writes.
-	// Default 10s.
+	// SettleDelay is how long after calltrack stopped waiting for a create's answer
+	// the CRM is asked whether it has the record; a lookup that finds none allows a new
+	// create. It must outlast the time a CRM may still apply a request its client gave
+	// up on (a slow backend behind a gateway finishes the work after the client's
+	// timeout: a Kylas sandbox 40 s slow got every call of that window twice with 10 s)
+	// and the lag of its search behind its writes. Default crm.SettleDelay.
 	SettleDelay time.Duration
 	// ClockSkew widens the epoch check: calls received up to this long after the
 	// epoch began are looked up too (ingest's clock may run ahead of the writer's).
@@ -153,6 +157,19 @@ type Config struct {
 	// a lookup only for the calls of the first minutes after Redis lost its data.
 	CallClockSkew time.Duration
 }
+
+// SettlingError is ErrSettling with how long is left before the CRM may be asked.
+type SettlingError struct {
+	CallID    string
+	Age, Left time.Duration
+}
+
+func (e *SettlingError) Error() string {
+	return fmt.Sprintf("%v: create of call %s answered nothing %s ago; asking the CRM in %s",
+		ErrSettling, e.CallID, e.Age.Round(time.Millisecond), e.Left.Round(time.Millisecond))
+}
+
+func (e *SettlingError) Unwrap() error { return ErrSettling }
 
 // LeaseMargin is the part of a lease never spent on CRM requests (at most a quarter
 // of it), so a worker's last write of the call's state happens while it still holds it.
@@ -168,7 +185,7 @@ func (c Config) withDefaults() Config {
 		c.LeaseTTL = 2 * time.Minute
 	}
 	if c.SettleDelay <= 0 {
-		c.SettleDelay = 10 * time.Second
+		c.SettleDelay = crm.SettleDelay
 	}
 	if c.ClockSkew <= 0 {
 		c.ClockSkew = 2 * time.Second

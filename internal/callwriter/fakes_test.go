@@ -18,6 +18,10 @@ import (
 type fakeCRM struct {
 	mu      sync.Mutex
 	records []record
+	// late are creates the CRM applies only once now() reaches their time: a slow
+	// backend finishing a request its client gave up on (fault.applyAfter).
+	late    []lateRecord
+	now     func() time.Time
 	faults  []fault // consumed in order by CreateCall
 	findErr error   // returned by FindCall while set
 	// afterStore, when set, runs once a create has stored its record (e.g. to take the
@@ -33,10 +37,16 @@ type record struct {
 	call crm.Call
 }
 
+type lateRecord struct {
+	at time.Time
+	record
+}
+
 // fault is what one create does instead of succeeding.
 type fault struct {
-	store bool  // the record is stored all the same
-	err   error // what the adapter returns
+	store      bool          // the record is stored all the same
+	applyAfter time.Duration // with store: only this long after the create (now())
+	err        error         // what the adapter returns
 }
 
 var (
@@ -72,7 +82,11 @@ func (f *fakeCRM) CreateCall(_ context.Context, c crm.Call) (string, error) {
 	if ft != nil && !ft.store {
 		return "", ft.err
 	}
-	id := fmt.Sprintf("rec-%d", len(f.records)+1)
+	id := fmt.Sprintf("rec-%d", len(f.records)+len(f.late)+1)
+	if ft != nil && ft.applyAfter > 0 {
+		f.late = append(f.late, lateRecord{at: f.now().Add(ft.applyAfter), record: record{id: id, call: c}})
+		return "", ft.err
+	}
 	f.records = append(f.records, record{id: id, call: c})
 	if f.afterStore != nil {
 		f.afterStore()
@@ -96,9 +110,26 @@ func (f *fakeCRM) UpdateCall(_ context.Context, id string, c crm.Call) error {
 	return &crm.Error{Op: "update", Status: http.StatusNotFound, Permanent: true}
 }
 
+// applyLate stores the late creates whose time has come.
+func (f *fakeCRM) applyLate() {
+	if f.now == nil {
+		return
+	}
+	kept := f.late[:0]
+	for _, l := range f.late {
+		if f.now().Before(l.at) {
+			kept = append(kept, l)
+		} else {
+			f.records = append(f.records, l.record)
+		}
+	}
+	f.late = kept
+}
+
 func (f *fakeCRM) FindCall(_ context.Context, c crm.Call) (string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.applyLate()
 	f.finds++
 	if f.findErr != nil {
 		return "", false, f.findErr
@@ -114,6 +145,7 @@ func (f *fakeCRM) FindCall(_ context.Context, c crm.Call) (string, bool, error) 
 func (f *fakeCRM) byCall(callID string) []record {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.applyLate()
 	var out []record
 	for _, r := range f.records {
 		if r.call.Log.CallID == callID {

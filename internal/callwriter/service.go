@@ -270,8 +270,7 @@ func (j *job) now() time.Time { return j.s.now() }
 func (j *job) resolveUnknown(ctx context.Context) (bool, error) {
 	settle := j.s.Config.withDefaults().SettleDelay
 	if age := j.now().Sub(j.st.Since); age < settle {
-		return false, fmt.Errorf("%w: create of call %s answered nothing %s ago; asking the CRM after %s",
-			ErrSettling, j.lease.CallID, age.Round(time.Millisecond), settle)
+		return false, &SettlingError{CallID: j.lease.CallID, Age: age, Left: settle - age}
 	}
 	return j.lookUp(ctx, j.st.Log, "an earlier create got no answer")
 }

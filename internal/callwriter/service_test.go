@@ -47,6 +47,7 @@ func newFixture() *fixture {
 		parking: &fakeParking{parked: map[string]call.Log{}}, trace: &fakeTrace{updates: map[string][]trace.Update{}},
 		clock: &clock{now: t0}}
 	f.store.Now = f.clock.Now
+	f.crm.now = f.clock.Now
 	f.svc = &callwriter.Service{Tenants: tenant.NewRegistry(&tenant.Tenant{ID: acme}),
 		CRMs:  func(*tenant.Tenant) (callwriter.CRM, error) { return f.crm, nil },
 		Store: f.store, Owners: f.owners, Parking: f.parking, Trace: f.trace,
@@ -330,6 +331,25 @@ func TestService(t *testing.T) {
 			steps: []step{{before: faults(storedBodyUnreadable), log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
 				{before: advance(settled), log: v1(), want: callwriter.Adopted}},
 			check: func(t *testing.T, f *fixture) { require.Len(t, f.crm.byCall(callID), 1) },
+		},
+		{
+			// A CRM 40 s slow behind the adapter's 15 s timeout applies the create after
+			// calltrack gave up; asked before that (the old 10 s settle), it says "absent"
+			// and the call is created twice. The default settle outlasts it.
+			name: "a create the CRM applies long after its client gave up: looked up after the default settle, one record",
+			steps: []step{
+				{before: func(f *fixture) {
+					f.svc.Config.SettleDelay = 0 // the default
+					f.crm.faults = append(f.crm.faults, fault{store: true, applyAfter: 40 * time.Second,
+						err: &crm.Error{Op: "create", Err: context.DeadlineExceeded, Unknown: true}})
+				}, log: v1(), wantErr: callwriter.ErrOutcomeUnknown},
+				{before: func(f *fixture) { f.clock.advance(30 * time.Second) }, log: v1(), wantErr: callwriter.ErrSettling},
+				{before: func(f *fixture) { f.clock.advance(crm.SettleDelay) }, log: v1(), want: callwriter.Adopted},
+			},
+			check: func(t *testing.T, f *fixture) {
+				assert.Len(t, f.crm.byCall(callID), 1)
+				assert.Equal(t, 1, f.crm.creates)
+			},
 		},
 		{
 			name: "a 2xx without a record id is unknown, not a rejection: one record",

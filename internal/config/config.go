@@ -50,8 +50,9 @@ type Config struct {
 	// writer's call is taken over (and its create looked up) once it lapses.
 	WriterLease time.Duration `env:"CALLTRACK_WRITER_LEASE" envDefault:"2m"`
 	// WriterSettle is how long after a create got no answer the CRM is asked for the
-	// record (its search may lag behind its writes).
-	WriterSettle time.Duration `env:"CALLTRACK_WRITER_SETTLE" envDefault:"10s"`
+	// record: the CRM may still apply a request its client gave up on, and its search
+	// lags behind its writes (callwriter.DefaultSettleDelay).
+	WriterSettle time.Duration `env:"CALLTRACK_WRITER_SETTLE" envDefault:"2m"`
 	// ConsumerMaxBytes bounds what each of work's consumer groups holds in memory
 	// (fetched, not yet committed); at the bound it stops fetching.
 	ConsumerMaxBytes int64 `env:"CALLTRACK_CONSUMER_MAX_BYTES" envDefault:"33554432"`
@@ -123,7 +124,7 @@ func (c Config) Validate(n Need) error {
 		errs = append(errs, errors.New("CALLTRACK_GC_HEAP_BUDGET must be a number of bytes, or 0 to leave Go's GOGC as it is"))
 	}
 	if c.WriterSettle < 0 {
-		errs = append(errs, errors.New("CALLTRACK_WRITER_SETTLE must be a positive Go duration (e.g. 10s)"))
+		errs = append(errs, errors.New("CALLTRACK_WRITER_SETTLE must be a positive Go duration (e.g. 2m)"))
 	}
 	if c.V2SummaryWait <= 0 {
 		errs = append(errs, errors.New("CALLTRACK_V2_SUMMARY_WAIT must be a positive Go duration (e.g. 5m)"))

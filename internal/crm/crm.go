@@ -44,6 +44,14 @@ type Finder interface {
 	FindCall(ctx context.Context, c Call) (recordID string, found bool, err error)
 }
 
+// SettleDelay is how long after calltrack stopped waiting for a create's answer the
+// CRM is asked whether it has the record (calls and follow-up tasks): past common
+// gateway and server timeouts (60 s) with room to spare, after the adapter's own
+// request timeout (Kylas 15 s, Zoho 20 s) ran out. A slow backend finishes a request
+// its client gave up on; asked too early (10 s), a CRM 40 s slow got each create of
+// that window twice. It delays only writes whose create got no answer.
+const SettleDelay = 2 * time.Minute
+
 // Error is a failed CRM request. Adapters return it (wrapped or not) so the writer
 // can tell a permanent rejection from a transient failure.
 type Error struct {

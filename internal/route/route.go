@@ -249,7 +249,12 @@ func (h *Handlers) route(ctx context.Context, d *delivery, o callwriter.Outcome,
 	case errors.Is(err, callwriter.ErrUnknownTenant):
 		return h.deadLetter(ctx, d, d.attempts, kafkabus.ReasonUnknownTenant, err)
 	case errors.Is(err, errCircuitOpen), errors.Is(err, callwriter.ErrSettling):
-		return h.schedule(ctx, d, d.attempts, err) // not an attempt: the CRM was not tried
+		// Not an attempt: the CRM was not tried. A settling call is due when its wait
+		// ends, not at every retry step before it (one warning, not one a second).
+		if se, ok := errors.AsType[*callwriter.SettlingError](err); ok {
+			return h.scheduleAt(ctx, d, d.attempts, err, max(se.Left, h.Policy.Delay(1)))
+		}
+		return h.schedule(ctx, d, d.attempts, err)
 	case errors.Is(err, callwriter.ErrBusy):
 		// Not an attempt either, and no back-off: a lease nobody works under (its
 		// worker died) lapses, and the call must be written soon after, not minutes

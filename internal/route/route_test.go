@@ -152,6 +152,16 @@ func TestRouting(t *testing.T) {
 			check: func(t *testing.T, out kafka.Message) {
 				assert.Equal(t, "9", kafkabus.Header(out, kafkabus.HeaderAttempts))
 			}},
+		{name: "a settling call is due when its settle ends, not at each back-off step before it",
+			msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 1) }, retryTopi: true,
+			results:   []result{{err: &callwriter.SettlingError{CallID: "c1", Age: 30 * time.Second, Left: 90 * time.Second}}},
+			wantCalls: 1, wantTopic: topics.Retry, outcome: "retry",
+			check: func(t *testing.T, out kafka.Message) {
+				assert.Equal(t, "1", kafkabus.Header(out, kafkabus.HeaderAttempts), "no attempt spent")
+				wait := time.Until(route.DueAt(out))
+				assert.Greater(t, wait, 85*time.Second)
+				assert.LessOrEqual(t, wait, 90*time.Second)
+			}},
 		{name: "the last retry failing transiently: retries exhausted",
 			msg: func(t *testing.T) kafka.Message { return retried(logMsg(t), 9) }, retryTopi: true, results: []result{{err: transient}},
 			wantCalls: 1, wantTopic: topics.DLQ, outcome: "dead_lettered",
