@@ -139,14 +139,22 @@ func (h *Handler) serve(kind string, auth func(echo.Context) (*tenant.Tenant, er
 			r.outcome = "unauthorized"
 			return err
 		}
-		if r.body, err = readBody(c); err != nil {
-			r.outcome = bodyOutcome(err)
-			return err
-		}
 		r.t = t
 		// With tracing on, the webhook's lines carry its trace and span ids.
 		r.log = telemetry.Log(c.Request().Context(), h.Log.With().Str("tenant", t.ID).Str("kind", kind).
 			Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID))).Logger()
+		if r.body, err = readBody(c); err != nil {
+			r.outcome = bodyOutcome(err)
+			if errors.Is(err, errTooLarge) {
+				// Refused, and kept as every refused payload is: its head.
+				msg := fmt.Sprintf("request body is larger than 1 MiB; the rejected topic keeps its first %d bytes", len(r.body))
+				if kerr := h.keepRejected(c.Request().Context(), c, r, t.ID, kind, r.body, reasonTooLarge, msg); kerr != nil {
+					return kerr
+				}
+				r.log.Info().Int64("content_length", c.Request().ContentLength).Msg("webhook over 1 MiB refused; its head kept")
+			}
+			return err
+		}
 		return fn(c, r)
 	}
 }
@@ -627,6 +635,7 @@ func (h *Handler) inCall(t *tenant.Tenant, lv *call.Live) delivery {
 // Reasons a payload is kept on the rejected topic (header kafkabus.HeaderReason).
 const (
 	reasonMalformed    = "malformed_payload"
+	reasonTooLarge     = "payload_too_large"
 	reasonWrongCompany = "wrong_company"
 	reasonUnknownEvent = "unknown_event_type"
 )

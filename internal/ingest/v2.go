@@ -194,6 +194,10 @@ func readBody(c echo.Context) ([]byte, error) {
 	switch n := c.Request().ContentLength; {
 	case n > web.MaxBody:
 		err = &http.MaxBytesError{Limit: web.MaxBody}
+		// Only its head is read, to be kept (KeptHead); the rest is never read.
+		body = make([]byte, KeptHead)
+		m, _ := io.ReadFull(c.Request().Body, body)
+		body = body[:m]
 	case n > 0:
 		// Sized once (net/http ends the body at its Content-Length): io.ReadAll grows
 		// from 512 bytes, three allocations for a webhook.
@@ -206,12 +210,19 @@ func readBody(c echo.Context) ([]byte, error) {
 		var mbe *http.MaxBytesError
 		var he *echo.HTTPError
 		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
-			return nil, web.Errorf(http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 1 MiB")
+			return body[:min(len(body), KeptHead)], errTooLarge
 		}
 		return nil, web.Errorf(http.StatusBadRequest, "bad_request", "could not read the request body")
 	}
 	return body, nil
 }
+
+// KeptHead is how much of a payload over web.MaxBody the rejected topic keeps: the
+// whole would not fit a Kafka message (1 MiB by default), and its head shows what
+// was sent.
+const KeptHead = 64 << 10
+
+var errTooLarge = web.Errorf(http.StatusRequestEntityTooLarge, reasonTooLarge, "request body is larger than 1 MiB")
 
 // bodyOutcome is the metric outcome of a readBody error.
 func bodyOutcome(err error) string {

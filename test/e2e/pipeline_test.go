@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
+	"github.com/calltrack/calltrack/internal/ingest"
 	"github.com/calltrack/calltrack/internal/kafkabus"
 	"github.com/calltrack/calltrack/internal/route"
 )
@@ -237,6 +238,13 @@ func TestAuthAndLimits(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, r.Status)
 	assert.Equal(t, "payload_too_large", r.Body["error"].(map[string]any)["code"])
 	assert.Equal(t, 1.0, testutil.ToFloat64(s.app.Metrics.Webhooks.WithLabelValues(tenantID, "aftercall", "too_large")), "counted, as its dashboard series says")
+	// Kept as every refused payload is: its head (the whole would not fit a Kafka message).
+	kept := s.readTopic(s.env.Topics.Rejected, 1, func(m kafka.Message) bool {
+		return kafkabus.Header(m, kafkabus.HeaderReason) == "payload_too_large"
+	})
+	require.Len(t, kept, 1, "the too-large payload's head on the rejected topic")
+	assert.Equal(t, big[:ingest.KeptHead], string(kept[0].Value))
+	assert.Contains(t, kafkabus.Header(kept[0], kafkabus.HeaderError), "first 65536 bytes")
 
 	// Admin API needs its token.
 	req, _ = http.NewRequest(http.MethodGet, s.api.URL+"/admin/v1/tenants/"+tenantID+"/mappings", nil)
