@@ -180,7 +180,11 @@ func (a *API) SetMapping(ctx context.Context, tenantID string, m call.Mapping, p
 	}
 	// Validated before the CRM is asked about its user: a malformed mapping costs no
 	// call to the CRM.
-	if err := m.Validate(); err != nil {
+	err := m.Validate()
+	if err == nil {
+		err = m.ValidateManual()
+	}
+	if err != nil {
 		return nil, invalid(err)
 	}
 	warning, err := a.checkCRMUser(ctx, t, m.CRMUserID) // crmusers.go

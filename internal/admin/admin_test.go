@@ -220,6 +220,36 @@ func TestPutMappingChecksCRMUser(t *testing.T) {
 	}
 }
 
+// What an admin types is held to text a CRM and a console can show: a name or email
+// with a NUL (invalid UTF-8 the JSON decoder already turns into U+FFFD), or an email
+// that is no address, is refused with 400 and nothing is stored; a plain one is taken.
+func TestPutMappingRefusesUnprintableNameAndBadEmail(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, body, want string }{
+		{"NUL in the name", `{"crm_user_id":"1001","name":"Su\u0000mit"}`, "name has a control or invisible character"},
+		{"no address", `{"crm_user_id":"1001","email":"sumit"}`, "is not an address"},
+		{"a display name", `{"crm_user_id":"1001","email":"Sumit <sumit@example.com>"}`, "is not an address"},
+		{"a long name", `{"crm_user_id":"1001","name":"` + strings.Repeat("a", call.MaxNameLen+1) + `"}`, "at most 200"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newAPIFixture(t)
+			path := "/admin/v1/tenants/acme/mappings/aaaabbbbccccdddd"
+			status, body := f.do(t, http.MethodPut, path, tc.body)
+			require.Equal(t, http.StatusBadRequest, status, body)
+			assert.Equal(t, "invalid_mapping", errorCode(body))
+			assert.Contains(t, errorMessage(body), tc.want)
+			status, _ = f.do(t, http.MethodGet, path, "")
+			assert.Equal(t, http.StatusNotFound, status, "nothing stored")
+		})
+	}
+	f := newAPIFixture(t)
+	status, body := f.do(t, http.MethodPut, "/admin/v1/tenants/acme/mappings/aaaabbbbccccdddd",
+		`{"crm_user_id":"1001","name":"Sumit Arya — सुमित","email":"sumit.arya@example.com"}`)
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, "sumit.arya@example.com", body["email"])
+}
+
 // The CRM's users are kept a while; a user created in the CRM since is found by
 // listing again, not refused.
 func TestPutMappingFindsNewCRMUser(t *testing.T) {

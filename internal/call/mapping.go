@@ -3,6 +3,7 @@ package call
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"strings"
 	"time"
 	"unicode"
@@ -20,18 +21,54 @@ const MaxAgentIDLen = 128
 // only has to be printable, on one line and at most MaxAgentIDLen bytes, because it is
 // a Redis field, a journal key and a URL path segment of the admin API and console.
 func ValidateAgentID(id string) error {
-	switch {
-	case strings.TrimSpace(id) == "":
+	if strings.TrimSpace(id) == "" {
 		return fmt.Errorf("%w: myoperator_user_id is required", ErrInvalidMapping)
-	case len(id) > MaxAgentIDLen:
-		return fmt.Errorf("%w: myoperator_user_id is %d bytes long; at most %d are allowed", ErrInvalidMapping, len(id), MaxAgentIDLen)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%w: myoperator_user_id is not UTF-8", ErrInvalidMapping)
 	}
-	for _, r := range id {
+	return printable("myoperator_user_id", id, MaxAgentIDLen)
+}
+
+// printable checks that a mapping's field is UTF-8 text of at most max bytes, with no
+// control or invisible character.
+func printable(field, s string, max int) error {
+	switch {
+	case len(s) > max:
+		return fmt.Errorf("%w: %s is %d bytes long; at most %d are allowed", ErrInvalidMapping, field, len(s), max)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalidMapping, field)
+	}
+	for _, r := range s {
 		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%w: myoperator_user_id has a control or invisible character (%U)", ErrInvalidMapping, r)
+			return fmt.Errorf("%w: %s has a control or invisible character (%U)", ErrInvalidMapping, field, r)
 		}
+	}
+	return nil
+}
+
+// Bounds of what an admin types into a mapping (ValidateManual).
+const (
+	MaxNameLen  = 200
+	MaxEmailLen = 254 // RFC 5321's path limit
+)
+
+// ValidateManual checks what an admin typed, beyond Validate: the CRM user id, name
+// and email are printable text of sane length, the email an address. User sync's
+// mappings are not held to it: their values come from the two directories as they
+// are, and refusing one would leave that agent's calls unattributed.
+func (m *Mapping) ValidateManual() error {
+	if err := printable("crm_user_id", m.CRMUserID, MaxAgentIDLen); err != nil {
+		return err
+	}
+	if err := printable("name", m.Name, MaxNameLen); err != nil {
+		return err
+	}
+	if m.Email == "" {
+		return nil
+	}
+	if err := printable("email", m.Email, MaxEmailLen); err != nil {
+		return err
+	}
+	if a, err := mail.ParseAddress(m.Email); err != nil || a.Address != m.Email {
+		return fmt.Errorf("%w: email %q is not an address (name@domain)", ErrInvalidMapping, m.Email)
 	}
 	return nil
 }
