@@ -313,16 +313,24 @@ func TestConfig(t *testing.T) {
 	assert.NotContains(t, s, "secret")
 }
 
+// plainRoute is the adapter with an api-key alone (POST /v1/call-logs) on a sandbox
+// whose key belongs to user 9; createLeads: crm.leads.create.
+func plainRoute(t *testing.T, createLeads bool) (*sandbox.Kylas, *kylas.Adapter) {
+	t.Helper()
+	sb := sandbox.NewKylas(sandbox.KylasOptions{KeyUserID: 9, Users: []sandbox.KylasUser{{ID: 9, FirstName: "Key", LastName: "Owner"}}})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", Leads: crm.LeadPolicy{Create: createLeads}})
+	require.NoError(t, err)
+	return sb, a
+}
+
 // With an api-key alone the adapter uses POST /v1/call-logs: Kylas owns the record
 // by the key's user, the recording is {url, fileName, data}, and a call without a
 // lead or contact cannot be written (relatedTo is required there).
 func TestPlainRoute(t *testing.T) {
 	t.Parallel()
-	sb := sandbox.NewKylas(sandbox.KylasOptions{KeyUserID: 9, Users: []sandbox.KylasUser{{ID: 9, FirstName: "Key", LastName: "Owner"}}})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key"})
-	require.NoError(t, err)
+	sb, a := plainRoute(t, false)
 	contact := sb.AddContact(person(customer))
 	c := crmtest.NewCall("plain-1", customer, "4242", call.Incoming, call.Answered)
 	c.RecordingURL = "https://ct.example/r/plain-1?sig=s"
@@ -452,12 +460,8 @@ func TestWithheldCaller(t *testing.T) {
 // internal call is (README: the api-key route's limits).
 func TestWithheldCallerPlainRoute(t *testing.T) {
 	t.Parallel()
-	sb := sandbox.NewKylas(sandbox.KylasOptions{KeyUserID: 9, Users: []sandbox.KylasUser{{ID: 9, FirstName: "Key", LastName: "Owner"}}})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", Leads: crm.LeadPolicy{Create: true}})
-	require.NoError(t, err)
-	_, err = a.CreateCall(t.Context(), crmtest.NewWithheldCall("withheld-plain", "anonymous", "9", call.Incoming, call.Missed))
+	sb, a := plainRoute(t, true)
+	_, err := a.CreateCall(t.Context(), crmtest.NewWithheldCall("withheld-plain", "anonymous", "9", call.Incoming, call.Missed))
 	require.Error(t, err)
 	assert.True(t, crm.IsPermanent(err))
 	assert.Contains(t, err.Error(), "a withheld number")
@@ -542,13 +546,9 @@ func TestStalePartyPlainRoute(t *testing.T) {
 	for _, create := range []bool{true, false} {
 		t.Run(fmt.Sprint("create_lead=", create), func(t *testing.T) {
 			t.Parallel()
-			sb := sandbox.NewKylas(sandbox.KylasOptions{KeyUserID: 9, Users: []sandbox.KylasUser{{ID: 9, FirstName: "Key", LastName: "Owner"}}})
-			srv := httptest.NewServer(sb)
-			t.Cleanup(srv.Close)
-			a, err := kylas.New(kylas.Config{BaseURL: srv.URL, APIKey: "demo-crm-key", Leads: crm.LeadPolicy{Create: create}})
-			require.NoError(t, err)
+			sb, a := plainRoute(t, create)
 			old := sb.AddLead(person(customer))
-			_, err = a.CreateCall(t.Context(), crmtest.NewCall("plain-stale-1", customer, "9", call.Incoming, call.Answered))
+			_, err := a.CreateCall(t.Context(), crmtest.NewCall("plain-stale-1", customer, "9", call.Incoming, call.Answered))
 			require.NoError(t, err)
 			require.True(t, sb.DeleteLead(old))
 
