@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -39,6 +40,42 @@ func printable(field, s string, max int) error {
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
 			return fmt.Errorf("%w: %s has a control or invisible character (%U)", ErrInvalidMapping, field, r)
+		}
+	}
+	return nil
+}
+
+// CRM kinds (tenant.CRM.Kind) whose user ids have a known form (ValidateCRMUserID).
+const (
+	CRMKylas = "kylas"
+	CRMZoho  = "zoho"
+)
+
+// ErrInvalidCRMUserID is a CRM user id not of the form the tenant's CRM gives its users
+// (ValidateCRMUserID).
+var ErrInvalidCRMUserID = errors.New("crm_user_id is not a user id of the tenant's CRM")
+
+// MaxZohoIDLen bounds a Zoho id's digits, as the Zoho adapter does (isZohoID).
+const MaxZohoIDLen = 30
+
+// ValidateCRMUserID checks that id has the form of a user id of the CRM kind, as that
+// CRM's adapter will send it (docs/crm-contracts.md, "User ids"): Kylas user ids are
+// whole numbers above 0 (the adapter sends ownerId as a JSON integer), Zoho's are
+// strings of digits ("1386586000000078001"). An id of another form is refused here, by
+// the API, rather than by the adapter at write time, which would dead-letter every call
+// the id owns. The text is taken as it is: " 7", "+5", "007" or "1e3" are not ids, though
+// a lenient number parser reads them as one. A CRM kind calltrack knows no id form of is
+// not checked (the tenants file takes only kylas and zoho).
+func ValidateCRMUserID(crmKind, id string) error {
+	switch crmKind {
+	case CRMKylas:
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil || n <= 0 || strconv.FormatInt(n, 10) != id {
+			return fmt.Errorf("%w: Kylas user ids are whole numbers above 0, digits only (e.g. 1001)", ErrInvalidCRMUserID)
+		}
+	case CRMZoho:
+		if id == "" || len(id) > MaxZohoIDLen || strings.Trim(id, "0123456789") != "" {
+			return fmt.Errorf("%w: Zoho CRM user ids are digits only, at most %d (e.g. 1386586000000078001)", ErrInvalidCRMUserID, MaxZohoIDLen)
 		}
 	}
 	return nil

@@ -47,16 +47,17 @@ type Limiter interface {
 
 // Error codes, each with the HTTP status the API answers.
 const (
-	CodeInvalidRequest = "invalid_request"              // 400: body or fields missing/malformed
-	CodeInvalidNumber  = "invalid_number"               // 400: not a phone number, or too short/long for its country code
-	CodeNotConfigured  = "click_to_call_not_configured" // 409: the tenant has no click_to_call settings
-	CodeUnmappedUser   = "unmapped_user"                // 422: no MyOperator agent is mapped to the CRM user
-	CodeAgentDisabled  = "agent_disabled"               // 409: the agent's mapping is suspended
-	CodeMappingPending = "mapping_pending"              // 409: the agent's mapping awaits an admin's approval
-	CodeAmbiguous      = "ambiguous_mapping"            // 409: several active agents are mapped to the CRM user
-	CodeRateLimited    = "rate_limited"                 // 429: the user's per-minute budget is spent
-	CodeRefused        = "myoperator_refused"           // 409: MyOperator refused the request (its details said)
-	CodeUnavailable    = "myoperator_unavailable"       // 502/503: MyOperator (or calltrack's Redis) did not answer
+	CodeInvalidRequest   = "invalid_request"              // 400: body or fields missing/malformed
+	CodeInvalidNumber    = "invalid_number"               // 400: not a phone number, or too short/long for its country code
+	CodeInvalidCRMUserID = "invalid_crm_user_id"          // 400: crm_user_id is not of the form of the tenant's CRM's user ids
+	CodeNotConfigured    = "click_to_call_not_configured" // 409: the tenant has no click_to_call settings
+	CodeUnmappedUser     = "unmapped_user"                // 422: no MyOperator agent is mapped to the CRM user
+	CodeAgentDisabled    = "agent_disabled"               // 409: the agent's mapping is suspended
+	CodeMappingPending   = "mapping_pending"              // 409: the agent's mapping awaits an admin's approval
+	CodeAmbiguous        = "ambiguous_mapping"            // 409: several active agents are mapped to the CRM user
+	CodeRateLimited      = "rate_limited"                 // 429: the user's per-minute budget is spent
+	CodeRefused          = "myoperator_refused"           // 409: MyOperator refused the request (its details said)
+	CodeUnavailable      = "myoperator_unavailable"       // 502/503: MyOperator (or calltrack's Redis) did not answer
 )
 
 // Error is a request that placed no call: Code and Status say why, Message in words a
@@ -189,9 +190,14 @@ func (s *Service) place(ctx context.Context, r Request) (Placed, error) {
 	if !t.ClickToCall.Enabled() {
 		return Placed{}, fail(CodeNotConfigured, http.StatusConflict, "click-to-call is not configured for tenant %s (click_to_call in the tenants file)", t.ID)
 	}
-	user := strings.TrimSpace(r.CRMUserID)
-	if user == "" {
+	user := r.CRMUserID
+	if strings.TrimSpace(user) == "" {
 		return Placed{}, fail(CodeInvalidRequest, http.StatusBadRequest, "crm_user_id is required")
+	}
+	// Checked as sent, not trimmed or read as a number: " 7" or "1e3" is no user id, and
+	// answering it 422 unmapped_user would send the caller looking for a mapping.
+	if err := call.ValidateCRMUserID(t.CRM.Kind, user); err != nil {
+		return Placed{}, fail(CodeInvalidCRMUserID, http.StatusBadRequest, "%v", err)
 	}
 	number := phone.E164(r.Number, t.DefaultCountry)
 	if strings.TrimSpace(r.Number) == "" {

@@ -84,7 +84,7 @@ func (f *fakeLimiter) Allow(_ context.Context, key string, perMinute int) (time.
 }
 
 func configured() *tenant.Tenant {
-	return &tenant.Tenant{ID: "acme", CompanyID: "c1", DefaultCountry: "91", ClickToCall: tenant.ClickToCall{
+	return &tenant.Tenant{ID: "acme", CompanyID: "c1", DefaultCountry: "91", CRM: tenant.CRM{Kind: call.CRMKylas}, ClickToCall: tenant.ClickToCall{
 		APIKey: "k", SecretToken: "s", PublicIVRID: "ivr", PerUserPerMinute: 2}}
 }
 
@@ -328,6 +328,66 @@ func TestAPIRefusesImpossibleNumber(t *testing.T) {
 	rec := postCall(e, "acme-api-token", `{"crm_user_id":"1001","number":"+14155550100"}`)
 	assert.Equal(t, http.StatusAccepted, rec.Code, "a possible +1 number: %s", rec.Body)
 	assert.Len(t, d.dials, 1, "only the possible number dialled")
+}
+
+// A crm_user_id that is no plain user id of the tenant's CRM is the request's fault:
+// 400 invalid_crm_user_id saying what an id of that CRM looks like, as a malformed
+// number is a 400 invalid_number — not 422 unmapped_user, which would send the caller
+// looking for a mapping. Nothing is dialled, and no user's budget is spent. Ids of
+// the right form go on to the mapping lookup (unmapped: 422).
+func TestAPIRefusesMalformedCRMUserID(t *testing.T) {
+	const (
+		kylasWant = `{"error":{"code":"invalid_crm_user_id","message":"crm_user_id is not a user id of the tenant's CRM: Kylas user ids are whole numbers above 0, digits only (e.g. 1001)"}}`
+		zohoWant  = `{"error":{"code":"invalid_crm_user_id","message":"crm_user_id is not a user id of the tenant's CRM: Zoho CRM user ids are digits only, at most 30 (e.g. 1386586000000078001)"}}`
+		unmapped  = "unmapped_user"
+	)
+	zohoUser := "1386586000000078001"
+	for _, tc := range []struct {
+		name, kind, user string // user: crm_user_id as JSON
+		status           int
+		want             string // the whole body, or a code
+	}{
+		{"exponent", call.CRMKylas, `1e3`, http.StatusBadRequest, kylasWant},
+		{"exponent as text", call.CRMKylas, `"1e3"`, http.StatusBadRequest, kylasWant},
+		{"negative", call.CRMKylas, `"-1"`, http.StatusBadRequest, kylasWant},
+		{"negative number", call.CRMKylas, `-1`, http.StatusBadRequest, kylasWant},
+		{"plus sign", call.CRMKylas, `"+5"`, http.StatusBadRequest, kylasWant},
+		{"leading space", call.CRMKylas, `" 7"`, http.StatusBadRequest, kylasWant},
+		{"leading zero", call.CRMKylas, `"01001"`, http.StatusBadRequest, kylasWant},
+		{"zero", call.CRMKylas, `"0"`, http.StatusBadRequest, kylasWant},
+		{"a fraction", call.CRMKylas, `1001.0`, http.StatusBadRequest, kylasWant},
+		{"past int64", call.CRMKylas, `"92233720368547758070"`, http.StatusBadRequest, kylasWant},
+		{"a name", call.CRMKylas, `"sumit"`, http.StatusBadRequest, kylasWant},
+		{"Zoho: a name", call.CRMZoho, `"sumit"`, http.StatusBadRequest, zohoWant},
+		{"Zoho: plus sign", call.CRMZoho, `"+1386586000000078001"`, http.StatusBadRequest, zohoWant},
+		{"Zoho: 31 digits", call.CRMZoho, `"` + strings.Repeat("1", 31) + `"`, http.StatusBadRequest, zohoWant},
+		{"empty: required", call.CRMKylas, `""`, http.StatusBadRequest, CodeInvalidRequest},
+		{"a Kylas id, not mapped", call.CRMKylas, `"9999"`, http.StatusUnprocessableEntity, unmapped},
+		{"a Kylas id as a number", call.CRMKylas, `1001`, http.StatusAccepted, ""},
+		{"a Zoho id", call.CRMZoho, `"` + zohoUser + `"`, http.StatusAccepted, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := configured()
+			tn.CRM.Kind, tn.APIToken = tc.kind, "acme-api-token"
+			d, lim := &fakeDialer{}, &fakeLimiter{}
+			ms := append([]call.Mapping{{MyOperatorUserID: "agent-z", CRMUserID: zohoUser, Status: call.MappingActive}}, mappings...)
+			e := web.New(zerolog.Nop(), nil, nil)
+			(&API{Service: &Service{Agents: fakeAgents{ms: ms}, Dialer: d, Limiter: lim, Log: zerolog.Nop()},
+				Tenants: tenant.NewRegistry(tn)}).Register(e)
+			rec := postCall(e, "acme-api-token", `{"crm_user_id":`+tc.user+`,"number":"+919711636496"}`)
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			switch {
+			case strings.HasPrefix(tc.want, "{"):
+				assert.JSONEq(t, tc.want, rec.Body.String())
+			case tc.want != "":
+				assert.Contains(t, rec.Body.String(), `{"error":{"code":"`+tc.want+`"`)
+			}
+			if tc.status == http.StatusBadRequest {
+				assert.Empty(t, d.dials, "nothing dialled")
+				assert.Empty(t, lim.seen, "no user's budget spent")
+			}
+		})
+	}
 }
 
 // apiServer serves s's API for tenant acme (API token acme-api-token).

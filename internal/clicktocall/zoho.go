@@ -169,7 +169,7 @@ func ZohoCode(code string) string {
 		return ZohoBusy
 	case CodeRefused:
 		return ZohoRejected
-	default: // unmapped, disabled, pending, ambiguous, not configured, unavailable
+	default: // unmapped, disabled, pending, ambiguous, not configured, unavailable, a malformed CRM user id (the setup's map: not the user's doing)
 		return ZohoNotAvailable
 	}
 }
