@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -325,4 +326,41 @@ func TestPutMappingRefusesTrailingData(t *testing.T) {
 	}
 	status, _ := f.do(t, http.MethodGet, "/admin/v1/tenants/acme/mappings/5cd40f6556f2f124", "")
 	assert.Equal(t, http.StatusNotFound, status, "nothing stored")
+}
+
+// A wrong method on an admin route is 405 with Allow and the JSON error body (the
+// group's catch-all used to answer 404 "no such route"), after the token is checked;
+// an unknown admin path is still 404.
+func TestWrongMethodIs405(t *testing.T) {
+	t.Parallel()
+	f := newAPIFixture(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodPatch, "/admin/v1/tenants/acme/mappings/aaaabbbbccccdddd", http.StatusMethodNotAllowed, "OPTIONS, DELETE, GET, PUT"},
+		{http.MethodPost, "/admin/v1/tenants/acme/mappings/aaaabbbbccccdddd", http.StatusMethodNotAllowed, "OPTIONS, DELETE, GET, PUT"},
+		{http.MethodDelete, "/admin/v1/tenants/acme/mappings", http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodPost, "/admin/v1/tenants/acme/calls/n2.1", http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodPut, "/admin/v1/tenants/acme/webhooks", http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodPost, "/admin/v1/tenants", http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodGet, "/admin/v1/tenants/acme/nothing", http.StatusNotFound, ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(sumit))
+			req.Header.Set("Authorization", "Bearer op-token")
+			rec := httptest.NewRecorder()
+			f.e.ServeHTTP(rec, req)
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			assert.Equal(t, tc.allow, rec.Header().Get(echo.HeaderAllow))
+			if tc.status == http.StatusMethodNotAllowed {
+				assert.JSONEq(t, `{"error":{"code":"method_not_allowed","message":"`+tc.method+` is not allowed here; allowed: `+tc.allow+`"}}`, rec.Body.String())
+			}
+		})
+	}
+	req := httptest.NewRequest(http.MethodPatch, "/admin/v1/tenants/acme/mappings/aaaabbbbccccdddd", nil)
+	rec := httptest.NewRecorder()
+	f.e.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusUnauthorized, rec.Code, "the token is checked first: %s", rec.Body)
 }

@@ -195,6 +195,38 @@ func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, res.StatusCode)
 }
 
+// A page or form asked with another method is 405 with Allow and the JSON error body,
+// as on the admin API (the console's groups' catch-all used to answer 404), once the
+// session and its CSRF token are checked; an unknown console path is still 404.
+func TestWrongMethodIs405(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	_, csrf := f.signIn(c, "op-token")
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodPost, "/console/tenants/acme/overview", http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodDelete, "/console/tenants/acme/calls", http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodGet, "/console/tenants/acme/agents/map", http.StatusMethodNotAllowed, "OPTIONS, POST"},
+		{http.MethodPut, "/console/sign-in", http.StatusMethodNotAllowed, "OPTIONS, GET, POST"},
+		{http.MethodGet, "/console/tenants/acme/nothing", http.StatusNotFound, ""},
+	} {
+		req, err := http.NewRequest(tc.method, f.srv.URL+tc.path, nil)
+		require.NoError(t, err)
+		req.Header.Set("X-CSRF-Token", csrf)
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		page := body(res)
+		require.Equal(t, tc.status, res.StatusCode, "%s %s: %s", tc.method, tc.path, page)
+		assert.Equal(t, tc.allow, res.Header.Get("Allow"), "%s %s", tc.method, tc.path)
+		if tc.status == http.StatusMethodNotAllowed {
+			assert.JSONEq(t, `{"error":{"code":"method_not_allowed","message":"`+tc.method+` is not allowed here; allowed: `+tc.allow+`"}}`, page)
+		}
+	}
+}
+
 func TestSignInAttemptsAreRateLimited(t *testing.T) {
 	f := newFixture(t)
 	c := f.client()

@@ -179,12 +179,25 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 		switch {
 		case errors.As(err, &we):
 		case errors.As(err, &he):
+			if he.Code == http.StatusNotFound {
+				if allow := allowedMethods(c); allow != "" {
+					c.Response().Header().Set(echo.HeaderAllow, allow)
+					if c.Request().Method == http.MethodOptions {
+						_ = c.NoContent(http.StatusNoContent) // as Echo's router answers OPTIONS
+						return
+					}
+					he = echo.ErrMethodNotAllowed
+				}
+			}
 			we = &Error{Status: he.Code, Code: codeFor(he.Code), Message: http.StatusText(he.Code)}
 			if msg, ok := he.Message.(string); ok && msg != "" {
 				we.Message = msg
 			}
-			if he.Code == http.StatusRequestEntityTooLarge {
+			switch he.Code {
+			case http.StatusRequestEntityTooLarge:
 				we.Message = "request body is larger than 1 MiB"
+			case http.StatusMethodNotAllowed:
+				we.Message = c.Request().Method + " is not allowed here; allowed: " + c.Response().Header().Get(echo.HeaderAllow)
 			}
 		default:
 			log.Error().Err(err).Str("path", c.Path()).Msg("unhandled error")
@@ -196,6 +209,41 @@ func errorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 		}
 		_ = c.JSON(we.Status, map[string]*Error{"error": we})
 	}
+}
+
+// routedMethods are the methods a 404's path is tried with, in the order Echo's router
+// lists them in Allow (after OPTIONS).
+var routedMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+// allowedMethods is the Allow header of a request answered 404 by a group's catch-all
+// while its path has routes for other methods; "" when it has none, or when a handler
+// of the request's own route answered 404. Echo registers a catch-all under every group
+// with middleware (the admin API's, the console's), so that the middleware runs for
+// unknown paths too, and its router prefers that catch-all's 404 to the 405 it answers
+// elsewhere. Asked here, in the one error handler, every group gets the 405 — its
+// middleware (authentication) still runs first — and plain routes keep Echo's.
+func allowedMethods(c echo.Context) string {
+	e, req := c.Echo(), c.Request()
+	routes := map[string]bool{}
+	for _, r := range e.Routes() {
+		routes[r.Method+" "+r.Path] = true
+	}
+	if routes[req.Method+" "+c.Path()] {
+		return "" // a route's own handler said not found
+	}
+	path := echo.GetPath(req)
+	var allow []string
+	for _, m := range routedMethods {
+		probe := e.NewContext(req, nil)
+		e.Router().Find(m, path, probe)
+		if m != req.Method && routes[m+" "+probe.Path()] {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		return ""
+	}
+	return http.MethodOptions + ", " + strings.Join(allow, ", ")
 }
 
 func codeFor(status int) string {

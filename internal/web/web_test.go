@@ -140,3 +140,69 @@ func TestBodyLimitSkipsOnlyMyOperatorWebhooks(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{MyOperatorWebhooks + ":tenant/aftercall": true}, handled)
 }
+
+// A known path asked with a method it has no route for is 405 with Allow and the JSON
+// error body, on every surface alike: plain routes (webhooks, click-to-call), where
+// Echo's router answers it, and routes of a group with middleware (the admin API, the
+// console), where Echo's catch-all for the group would answer 404. The group's
+// middleware still runs first (a request without the admin's token is 401). An
+// unknown path stays 404, and so does a handler's own 404.
+func TestWrongMethodIs405(t *testing.T) {
+	e := New(zerolog.Nop(), nil, nil)
+	noContent := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
+	auth := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().Header.Get("Authorization") == "" {
+				return Errorf(http.StatusUnauthorized, "unauthorized", "token required")
+			}
+			return next(c)
+		}
+	}
+	e.POST("/webhooks/myoperator/:tenant/aftercall", noContent)
+	e.POST("/api/v1/tenants/:tenant/calls", noContent)
+	admin := e.Group("/admin/v1", auth)
+	admin.GET("/tenants/:tenant/mappings/:user", noContent)
+	admin.PUT("/tenants/:tenant/mappings/:user", noContent)
+	admin.DELETE("/tenants/:tenant/mappings/:user", noContent)
+	admin.GET("/tenants/:tenant/calls/:call", func(echo.Context) error { return echo.ErrNotFound })
+	console := e.Group("/console", auth)
+	tenantPages := console.Group("/tenants/:tenant", auth)
+	tenantPages.GET("/overview", noContent)
+	tenantPages.POST("/agents/map", noContent)
+
+	for _, tc := range []struct {
+		method, path string
+		noAuth       bool
+		status       int
+		allow        string
+	}{
+		{http.MethodPatch, "/admin/v1/tenants/acme/mappings/a1", false, http.StatusMethodNotAllowed, "OPTIONS, DELETE, GET, PUT"},
+		{http.MethodPost, "/admin/v1/tenants/acme/mappings/a1", false, http.StatusMethodNotAllowed, "OPTIONS, DELETE, GET, PUT"},
+		{http.MethodDelete, "/admin/v1/tenants/acme/calls/c1", false, http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodPatch, "/admin/v1/tenants/acme/mappings/a1", true, http.StatusUnauthorized, ""},
+		{http.MethodGet, "/admin/v1/tenants/acme/calls/c1", false, http.StatusNotFound, ""}, // the handler's own
+		{http.MethodGet, "/admin/v1/tenants/acme/nothing", false, http.StatusNotFound, ""},
+		{http.MethodPost, "/console/tenants/acme/overview", false, http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodGet, "/console/tenants/acme/agents/map", false, http.StatusMethodNotAllowed, "OPTIONS, POST"},
+		{http.MethodGet, "/webhooks/myoperator/acme/aftercall", false, http.StatusMethodNotAllowed, "OPTIONS, POST"},
+		{http.MethodDelete, "/api/v1/tenants/acme/calls", false, http.StatusMethodNotAllowed, "OPTIONS, POST"},
+		{http.MethodHead, "/admin/v1/tenants/acme/calls/c1", false, http.StatusMethodNotAllowed, "OPTIONS, GET"},
+		{http.MethodOptions, "/admin/v1/tenants/acme/mappings/a1", false, http.StatusNoContent, "OPTIONS, DELETE, GET, PUT"},
+		{http.MethodOptions, "/api/v1/tenants/acme/calls", false, http.StatusNoContent, "OPTIONS, POST"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, nil)
+			if !tc.noAuth {
+				req.Header.Set("Authorization", "Bearer x")
+			}
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			assert.Equal(t, tc.status, rec.Code, rec.Body.String())
+			assert.Equal(t, tc.allow, rec.Header().Get(echo.HeaderAllow))
+			if tc.status == http.StatusMethodNotAllowed && tc.method != http.MethodHead {
+				assert.JSONEq(t, `{"error":{"code":"method_not_allowed","message":"`+tc.method+` is not allowed here; allowed: `+tc.allow+`"}}`,
+					rec.Body.String())
+			}
+		})
+	}
+}
