@@ -182,7 +182,7 @@ func (a *API) SetMapping(ctx context.Context, tenantID string, m call.Mapping, p
 	// call to the CRM.
 	err := m.Validate()
 	if err == nil {
-		err = m.ValidateManual()
+		err = m.ValidateManual(t.CRM.Kind)
 	}
 	if err != nil {
 		return nil, invalid(err)

@@ -186,7 +186,7 @@ func TestPutMappingChecksCRMUser(t *testing.T) {
 		{"a CRM user", "acme", "1001", http.StatusOK, "", ""},
 		{"spaces around it", "acme", " 1002 ", http.StatusOK, "", ""},
 		{"no such user", "acme", "999999", http.StatusUnprocessableEntity, "unknown_crm_user", ""},
-		{"negative id", "acme", "-5", http.StatusUnprocessableEntity, "unknown_crm_user", ""},
+		{"negative id: no Kylas user id at all", "acme", "-5", http.StatusBadRequest, "invalid_mapping", ""},
 		{"a Kylas id on the Zoho tenant", "zoho", "1001", http.StatusUnprocessableEntity, "unknown_crm_user", ""},
 		{"a Zoho user", "zoho", "5725767000000411001", http.StatusOK, "", ""},
 		{"a deactivated user", "acme", "1003", http.StatusOK, "", "deactivated"},
@@ -249,6 +249,48 @@ func TestPutMappingRefusesUnprintableNameAndBadEmail(t *testing.T) {
 		`{"crm_user_id":"1001","name":"Sumit Arya — सुमित","email":"sumit.arya@example.com"}`)
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Equal(t, "sumit.arya@example.com", body["email"])
+}
+
+// A CRM user id an admin types is held to the form the tenant's CRM writes its user
+// ids in (docs/crm-contracts.md, "User ids"): the adapter refuses any other at write
+// time, and every call of the agent would be dead-lettered. Refused with 400
+// invalid_mapping naming the field and what is expected, before the CRM is asked,
+// and nothing is stored.
+func TestPutMappingRefusesCRMUserIDOfAnotherForm(t *testing.T) {
+	t.Parallel()
+	const (
+		kylasWant = "crm_user_id is not a user id of the tenant's CRM: Kylas user ids are whole numbers above 0, digits only (e.g. 1001)"
+		zohoWant  = "crm_user_id is not a user id of the tenant's CRM: Zoho CRM user ids are digits only, at most 30 (e.g. 1386586000000078001)"
+	)
+	for _, tc := range []struct{ name, tenant, id, want string }{
+		{"Zoho: a name", "zoho", "sumit.arya", zohoWant},
+		{"Zoho: a Kylas-style sign", "zoho", "+5725767000000411001", zohoWant},
+		{"Zoho: 31 digits", "zoho", strings.Repeat("5", 31), zohoWant},
+		{"Kylas: a name", "acme", "sumit", kylasWant},
+		{"Kylas: negative", "acme", "-1", kylasWant},
+		{"Kylas: exponent", "acme", "1e3", kylasWant},
+		{"Kylas: leading zero", "acme", "01001", kylasWant},
+		{"Kylas: zero", "acme", "0", kylasWant},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newAPIFixture(t)
+			path := "/admin/v1/tenants/" + tc.tenant + "/mappings/aaaabbbbccccdddd"
+			status, body := f.do(t, http.MethodPut, path, `{"crm_user_id":"`+tc.id+`"}`)
+			require.Equal(t, http.StatusBadRequest, status, body)
+			assert.Equal(t, map[string]any{"error": map[string]any{"code": "invalid_mapping", "message": tc.want}}, body)
+			crm := f.crms[tc.tenant]
+			crm.mu.Lock()
+			defer crm.mu.Unlock()
+			assert.Zero(t, crm.calls, "the CRM was not asked")
+			status, _ = f.do(t, http.MethodGet, path, "")
+			assert.Equal(t, http.StatusNotFound, status, "nothing stored")
+		})
+	}
+	f := newAPIFixture(t)
+	status, body := f.do(t, http.MethodPut, "/admin/v1/tenants/zoho/mappings/aaaabbbbccccdddd", `{"crm_user_id":" 5725767000000411001 "}`)
+	require.Equal(t, http.StatusOK, status, "a Zoho user id, spaces around it trimmed as before: %v", body)
+	assert.Equal(t, "5725767000000411001", body["crm_user_id"])
 }
 
 // The CRM's users are kept a while; a user created in the CRM since is found by

@@ -88,12 +88,17 @@ const (
 )
 
 // ValidateManual checks what an admin typed, beyond Validate: the CRM user id, name
-// and email are printable text of sane length, the email an address. User sync's
-// mappings are not held to it: their values come from the two directories as they
-// are, and refusing one would leave that agent's calls unattributed.
-func (m *Mapping) ValidateManual() error {
+// and email are printable text of sane length, the email an address, and the CRM user
+// id has the form of a user id of the tenant's CRM, crmKind (ValidateCRMUserID: an id
+// the adapter would refuse dead-letters every call of the agent). User sync's mappings
+// are not held to it: their values come from the two directories as they are, and
+// refusing one would leave that agent's calls unattributed.
+func (m *Mapping) ValidateManual(crmKind string) error {
 	if err := printable("crm_user_id", m.CRMUserID, MaxAgentIDLen); err != nil {
 		return err
+	}
+	if err := ValidateCRMUserID(crmKind, m.CRMUserID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMapping, err)
 	}
 	if err := printable("name", m.Name, MaxNameLen); err != nil {
 		return err

@@ -66,6 +66,8 @@ func TestMapFormRefusals(t *testing.T) {
 		{"a CRM user", url.Values{"agent": {"a2"}, "crm_user": {"1002"}}, false, "Agent a2 is mapped to CRM user 1002", true, "1002", ""},
 		{"the CRM does not answer", url.Values{"agent": {"a2"}, "crm_user": {"999999"}}, true, "Agent a2 is mapped to CRM user 999999", true, "999999", "was not checked"},
 		{"an overlong agent id", url.Values{"agent": {string(make([]byte, 200))}, "crm_user": {"1002"}}, false, "The agent was not mapped", false, "", ""},
+		{"no Kylas user id", url.Values{"agent": {"a2"}, "crm_user": {"sumit"}}, true,
+			"crm_user_id is not a user id of the tenant&#39;s CRM: Kylas user ids are whole numbers above 0", false, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

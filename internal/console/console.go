@@ -245,7 +245,9 @@ func problemOf(err error) string {
 	var we *web.Error
 	if errors.As(err, &we) {
 		msg := we.Message
-		if msg != "" {
+		// A sentence begins with a capital, but not a field's name ("crm_user_id is …"):
+		// it is named as the admin API's body spells it.
+		if first, _, _ := strings.Cut(msg, " "); msg != "" && !strings.Contains(first, "_") {
 			msg = strings.ToUpper(msg[:1]) + msg[1:]
 		}
 		return strings.TrimSuffix(msg, ".") + "."

@@ -142,6 +142,23 @@ func (f *fixture) mapping(t *testing.T, agent string) *call.Mapping {
 	return m
 }
 
+// User sync's mappings are not held to the form of the CRM's user ids that an admin's
+// are (call.ValidateCRMUserID): their ids come from the CRM's own users API, and
+// refusing one would leave the agent's calls unattributed.
+func TestSyncTakesCRMUserIDsAsTheCRMGivesThem(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, tenant.Sync{})
+	f.tenant.CRM.Kind = call.CRMZoho
+	f.mo.set(usermatchtest.Agent("a1", "asha@example.com", true))
+	f.crm.set(usermatchtest.CRMUser("zuid-101", "asha@example.com", true))
+	r := f.sync(t)
+	require.Len(t, r.Matched, 1)
+	m := f.mapping(t, "a1")
+	require.NotNil(t, m)
+	assert.Equal(t, "zuid-101", m.CRMUserID)
+	assert.Equal(t, call.MappingActive, m.Status)
+}
+
 func TestSyncLifecycle(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, tenant.Sync{})
