@@ -100,6 +100,14 @@ func (o *Owner) IsFallback() bool {
 	return o != nil && (o.Source == OwnerFallback || o.Source == OwnerDepartment)
 }
 
+// Sources of a call log or live call (Log.Source), which also say how it names its
+// agent (Agent.ID): MyOperator's Calling Webhooks (v1) by MyOperator user id, Webhook v2
+// by uuid. The myoperator package's SourceV1 and SourceV2.
+const (
+	SourceMyOperatorV1 = "myoperator.v1"
+	SourceMyOperatorV2 = "myoperator.v2"
+)
+
 // Log is a completed call: the event on calltrack.call.log.v1.
 type Log struct {
 	Tenant      string    `json:"tenant"`

@@ -269,6 +269,23 @@ func (t *fakeTrace) attributed(tenant, callID string) []string {
 	return out
 }
 
+// parked lists the agent ids the call's trace was told its parked versions named, in
+// order, as "user_id:<id>" or "uuid:<id>".
+func (t *fakeTrace) parked(tenant, callID string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, u := range t.updates[tenant+":"+callID] {
+		if u.ParkedUserID != "" {
+			out = append(out, "user_id:"+u.ParkedUserID)
+		}
+		if u.ParkedUUID != "" {
+			out = append(out, "uuid:"+u.ParkedUUID)
+		}
+	}
+	return out
+}
+
 // statuses lists the statuses the call's trace was set to, in order.
 func (t *fakeTrace) statuses(tenant, callID string) []string {
 	t.mu.Lock()

@@ -442,8 +442,16 @@ func (j *job) park(ctx context.Context, l *call.Log) (Outcome, error) {
 	if err := j.save(ctx, true); err != nil {
 		return "", err
 	}
-	j.trace(ctx, trace.Update{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: trace.KindLog,
-		Detail: "no mapping for agent " + l.Agent.Label() + " and no fallback owner"}, Status: trace.StatusUnattributed, Attributed: agentOf(l)})
+	u := trace.Update{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: trace.KindLog,
+		Detail: "no mapping for agent " + l.Agent.Label() + " and no fallback owner"}, Status: trace.StatusUnattributed, Attributed: agentOf(l)}
+	// The agent's id by its kind, so that the trace keeps both when both webhooks name
+	// the call (the console offers to map the user id with the uuid).
+	if l.Agent != nil && l.Source == call.SourceMyOperatorV2 {
+		u.ParkedUUID = l.Agent.ID
+	} else if l.Agent != nil {
+		u.ParkedUserID = l.Agent.ID
+	}
+	j.trace(ctx, u)
 	j.log.Info().Msg("call kept unattributed")
 	return Parked, nil
 }

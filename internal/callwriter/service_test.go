@@ -259,6 +259,8 @@ func TestService(t *testing.T) {
 				require.True(t, ok)
 				assert.Equal(t, "uuid-3f2a", l.Agent.ID)
 				assert.Equal(t, []call.Agent{{ID: "priya"}}, l.EarlierAgents, "the parked copy can still be attributed by the user id")
+				assert.Equal(t, []string{"user_id:priya", "uuid:uuid-3f2a"}, f.trace.parked(acme, callID),
+					"the trace keeps the agent's id of each kind, for the console to offer both")
 			},
 		},
 		{

@@ -160,11 +160,11 @@ type crmSideRow struct {
 	MapQuery template.URL
 }
 
-// mapQuery fills the map form: the agent, and the CRM user and email when known (an
-// email that differs only in case names the one CRM user it should be).
-func mapQuery(agent, crmUser, email string) template.URL {
+// mapQuery fills the map form: the agent, and its uuid, the CRM user and email when
+// known (an email that differs only in case names the one CRM user it should be).
+func mapQuery(agent, uuid, crmUser, email string) template.URL {
 	q := url.Values{}
-	for k, v := range map[string]string{"agent": agent, "crm_user": crmUser, "email": email} {
+	for k, v := range map[string]string{"agent": agent, "uuid": uuid, "crm_user": crmUser, "email": email} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -182,6 +182,7 @@ type agentsData struct {
 	Prefill     string // the agent id the map form starts with (?agent=)
 	PrefillCRM  string // the CRM user it starts with (?crm_user=)
 	PrefillMail string // the agent's email (?email=)
+	PrefillUUID string // the agent's uuid, which Webhook v2 names it by (?uuid=)
 	Known       []string
 }
 
@@ -193,7 +194,7 @@ func (c *Console) agents(e echo.Context) error {
 		return c.unavailable(e, "read the mappings", err)
 	}
 	d := agentsData{Prefill: strings.TrimSpace(e.QueryParam("agent")), PrefillCRM: strings.TrimSpace(e.QueryParam("crm_user")),
-		PrefillMail: strings.TrimSpace(e.QueryParam("email"))}
+		PrefillMail: strings.TrimSpace(e.QueryParam("email")), PrefillUUID: strings.TrimSpace(e.QueryParam("uuid"))}
 	crmNames := map[string]string{}
 	users, problem := c.crmUsers(ctx, t)
 	if problem != "" {
@@ -229,7 +230,7 @@ func (c *Console) agents(e echo.Context) error {
 				u.Detail = detailOf(u)
 				row := crmSideRow{Unmatched: u}
 				if u.Reason != usermatch.ReasonInactive { // a deactivated CRM user cannot own calls
-					row.MapQuery = mapQuery(cp, u.ID, "")
+					row.MapQuery = mapQuery(cp, "", u.ID, "")
 				}
 				d.CRMSide = append(d.CRMSide, row)
 				continue
@@ -239,16 +240,18 @@ func (c *Console) agents(e echo.Context) error {
 			}
 			seen[u.ID] = true
 			d.Agents = append(d.Agents, agentRow{ID: u.ID, Name: u.Name, Email: u.Email, Unmatched: "unmatched", Reason: unmatchedWords(u),
-				Detail: detailOf(u), MapQuery: mapQuery(u.ID, cp, u.Email), NearCRMUser: cp})
+				Detail: detailOf(u), MapQuery: mapQuery(u.ID, "", cp, u.Email), NearCRMUser: cp})
 		}
 	}
-	// Agents whose calls wait unattributed, though no sync listed them.
+	// Agents whose calls wait unattributed, though no sync listed them: by user id, with
+	// the uuid, when the call was parked under both (agentToMap).
 	if calls, _, err := c.Trace.List(ctx, t.ID, trace.ListOptions{Statuses: []string{trace.StatusUnattributed}, Limit: 200}); err == nil {
 		for _, cl := range calls {
-			if cl.Agent != "" && !seen[cl.Agent] {
-				seen[cl.Agent] = true
-				d.Agents = append(d.Agents, agentRow{ID: cl.Agent, Name: cl.AgentName, Unmatched: "unmatched",
-					Reason: "has unattributed calls waiting for a mapping", MapQuery: mapQuery(cl.Agent, "", "")})
+			agent, uuid := agentToMap(cl.Agent, cl.ParkedAgent)
+			if agent != "" && !seen[agent] {
+				seen[agent] = true
+				d.Agents = append(d.Agents, agentRow{ID: agent, Name: cl.AgentName, Unmatched: "unmatched",
+					Reason: "has unattributed calls waiting for a mapping", MapQuery: mapQuery(agent, uuid, "", "")})
 			}
 		}
 	}
@@ -328,7 +331,7 @@ func (c *Console) mapAgent(e echo.Context) error {
 		return e.Redirect(http.StatusSeeOther, back+"?agent="+url.QueryEscape(agent))
 	}
 	m := call.Mapping{MyOperatorUserID: agent, CRMUserID: crmUser, Email: strings.TrimSpace(e.FormValue("email")),
-		Name: strings.TrimSpace(e.FormValue("name"))}
+		Name: strings.TrimSpace(e.FormValue("name")), MyOperatorUUID: strings.TrimSpace(e.FormValue("uuid"))}
 	var phones []string
 	if p := strings.TrimSpace(e.FormValue("phone")); p != "" {
 		phones = []string{p}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/callpolicy"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
@@ -30,7 +31,8 @@ var statusFilters = []struct{ Value, Label string }{
 type callRow struct {
 	trace.Entry
 	RecordURL string
-	OwnerName string // the owner's name in the CRM, when the CRM lists its users
+	OwnerName string       // the owner's name in the CRM, when the CRM lists its users
+	MapQuery  template.URL // an unattributed call's "map the agent" link: the map form filled (agentToMap)
 }
 
 type callsData struct {
@@ -62,7 +64,12 @@ func (c *Console) calls(e echo.Context) error {
 	}
 	names := c.crmNames(e.Request().Context(), t)
 	for _, en := range entries {
-		d.Calls = append(d.Calls, callRow{Entry: en, RecordURL: RecordURL(t, en.RecordID), OwnerName: names[en.Owner]})
+		row := callRow{Entry: en, RecordURL: RecordURL(t, en.RecordID), OwnerName: names[en.Owner]}
+		if en.Status == trace.StatusUnattributed {
+			agent, uuid := agentToMap(en.Agent, en.ParkedAgent)
+			row.MapQuery = mapQuery(agent, uuid, "", "")
+		}
+		d.Calls = append(d.Calls, row)
 	}
 	d.RecordNote = recordNote(t)
 	if more && len(entries) > 0 {
@@ -126,6 +133,24 @@ type callData struct {
 	OwnerName  string
 	Stages     []stageRow
 	Mapped     bool // the agent has an active mapping now
+	// MapAgent and MapUUID are the agent an unattributed call asks to map (agentToMap),
+	// MapQuery the map form's query filled with them.
+	MapAgent, MapUUID string
+	MapQuery          template.URL
+}
+
+// agentToMap is the agent an unattributed call asks to map, for the map form: its
+// MyOperator user id (what mappings are keyed by, and afterCalls name it by) with the
+// uuid Webhook v2 names it by, as the writer kept them when it parked the call's
+// versions (trace.ParkedAgent). A mapping of the uuid alone would attribute this call
+// but leave the agent's afterCalls unattributed; one of the user id alone, its v2
+// calls. Without a user id (only Webhook v2 named the agent, or a trace from before
+// the ids were kept), the agent the trace shows, as the map form's id.
+func agentToMap(shown string, p *trace.ParkedAgent) (agent, uuid string) {
+	if p == nil || p.MyOperatorUserID == "" {
+		return shown, ""
+	}
+	return p.MyOperatorUserID, p.MyOperatorUUID
 }
 
 type stageRow struct {
@@ -166,8 +191,16 @@ func (c *Console) callPage(e echo.Context) error {
 		prev = s.At
 		d.Stages = append(d.Stages, r)
 	}
-	if tr.Agent != "" {
-		if m, err := c.Mappings.Get(ctx, t.ID, tr.Agent); err == nil && m.Status == "active" {
+	d.MapAgent, d.MapUUID = agentToMap(tr.Agent, tr.ParkedAgent)
+	if tr.Status == trace.StatusUnattributed {
+		d.MapQuery = mapQuery(d.MapAgent, d.MapUUID, "", "")
+	}
+	// Mapped by either id (a mapping's uuid attributes v2 calls too).
+	for _, id := range []string{d.MapAgent, d.MapUUID} {
+		if id == "" || d.Mapped {
+			continue
+		}
+		if _, err := c.Mappings.Resolve(ctx, t.ID, call.Agent{ID: id}); err == nil { // active only
 			d.Mapped = true
 		}
 	}

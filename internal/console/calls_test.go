@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/calltrack/calltrack/internal/call"
+	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
 )
@@ -103,4 +106,78 @@ func TestCallsPagesListEveryCall(t *testing.T) {
 		}
 		assert.Len(t, seen, want, "%q: only the calls asked for", tc.query)
 	}
+}
+
+// A call parked as an afterCall (agent by MyOperator user id) and then as its Webhook v2
+// summary (by uuid) shows the latest event's agent, the uuid; the console still asks to
+// map the agent by its user id — what mappings are keyed by and afterCalls name — with
+// the uuid, on the call's page, in the calls list and on the Agents page, and the
+// filled map form stores both: the agent's calls of either webhook are attributed.
+// A call only one webhook named offers the id it has, as before.
+func TestUnattributedCallOffersBothAgentIDs(t *testing.T) {
+	const (
+		userID = "5cd40f6556f2f124"
+		uuid   = "9e1b7d3c-4a2f-4c61-8f0e-2b7a5d1c9e44"
+		other  = "5cd40f6556f2f200"
+		v2Only = "0b5e2c1a-9d3f-4e7a-a1c2-7f6e5d4c3b2a"
+	)
+	f := newFixture(t)
+	f.api.CRMUsers = func(*tenant.Tenant) (directory.Source, error) {
+		return consoleCRM{{ID: "1001", Name: "Sumit Arya", Active: true}}, nil
+	}
+	ctx := t.Context()
+	// As ingest and the writer record them (callwriter's park).
+	record := func(callID string, us ...trace.Update) {
+		for _, u := range us {
+			require.NoError(t, f.tr.Record(ctx, "acme", callID, u))
+		}
+	}
+	received := func(agent string) trace.Update {
+		return trace.Update{Stage: trace.Stage{Stage: trace.StatusReceived, Kind: trace.KindLog}, Status: trace.StatusReceived, Agent: agent}
+	}
+	parked := func(agent string, v2 bool) trace.Update {
+		u := trace.Update{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: trace.KindLog}, Status: trace.StatusUnattributed,
+			Attributed: &call.Agent{ID: agent}}
+		if v2 {
+			u.ParkedUUID = agent
+		} else {
+			u.ParkedUserID = agent
+		}
+		return u
+	}
+	record("both", received(userID), parked(userID, false), received(uuid), parked(uuid, true))
+	record("v1-only", received(other), parked(other, false))
+	record("v2-only", received(v2Only), parked(v2Only, true))
+
+	c := f.client()
+	_, csrf := f.signIn(c, "op-token")
+	_, page := f.get(c, "/console/tenants/acme/calls/both")
+	page = html.UnescapeString(page)
+	assert.Contains(t, page, `MyOperator agent <strong class="mono">`+userID+`</strong> (uuid <span class="mono">`+uuid+`</span> in Webhook v2) has no mapping`)
+	assert.Contains(t, page, `href="/console/tenants/acme/agents?agent=`+userID+`&uuid=`+uuid+`#map">Map agent `+userID+`</a>`)
+
+	for callID, want := range map[string]string{"v1-only": "agent=" + other, "v2-only": "agent=" + v2Only} {
+		_, page := f.get(c, "/console/tenants/acme/calls/"+callID)
+		page = html.UnescapeString(page)
+		assert.Contains(t, page, `href="/console/tenants/acme/agents?`+want+`#map"`, callID)
+		assert.NotContains(t, page, "in Webhook v2", callID)
+	}
+
+	_, page = f.get(c, "/console/tenants/acme/calls")
+	assert.Contains(t, html.UnescapeString(page), `href="/console/tenants/acme/agents?agent=`+userID+`&uuid=`+uuid+`#map">map the agent</a>`, "the calls list")
+
+	_, page = f.get(c, "/console/tenants/acme/agents?agent="+userID+"&uuid="+uuid)
+	assert.Contains(t, page, `name="agent" list="known-agents" value="`+userID+`"`, "the map form's user id")
+	assert.Contains(t, page, `id="uuid" name="uuid" value="`+uuid+`"`, "the map form's uuid")
+	assert.Contains(t, page, `<tr data-agent="`+userID+`">`, "the agent waiting for a mapping, by its user id")
+	assert.NotContains(t, page, `<tr data-agent="`+uuid+`">`)
+
+	res, _ := f.post(c, "/console/tenants/acme/agents/map", url.Values{"csrf": {csrf}, "agent": {userID}, "uuid": {uuid}, "crm_user": {"1001"}})
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	m, err := f.ms.Get(ctx, "acme", userID)
+	require.NoError(t, err)
+	assert.Equal(t, uuid, m.MyOperatorUUID, "the mapping has both ids")
+	_, page = f.get(c, "/console/tenants/acme/calls/both")
+	assert.Contains(t, page, "The agent is mapped now")
+	assert.NotContains(t, page, "Map agent ")
 }

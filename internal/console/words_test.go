@@ -15,5 +15,6 @@ func TestWords(t *testing.T) {
 	assert.Equal(t, "1 message", plural(1, "message"))
 	assert.Equal(t, "0 messages", plural(0, "message"))
 	assert.Equal(t, "2 CRM users", plural(2, "CRM user"))
-	assert.Equal(t, "agent=a+b&crm_user=1001", string(mapQuery("a b", "1001", "")))
+	assert.Equal(t, "agent=a+b&crm_user=1001", string(mapQuery("a b", "", "1001", "")))
+	assert.Equal(t, "agent=5cd4&uuid=9e1b-7d", string(mapQuery("5cd4", "9e1b-7d", "", "")))
 }

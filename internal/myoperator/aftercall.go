@@ -16,7 +16,7 @@ import (
 )
 
 // SourceV1 is the call.Log / call.Live Source of Calling Webhooks (v1) payloads.
-const SourceV1 = "myoperator.v1"
+const SourceV1 = call.SourceMyOperatorV1
 
 // afterCall is the afterCall (and Disposition) log; see docs/myoperator.md.
 type afterCall struct {

@@ -14,7 +14,7 @@ import (
 )
 
 // SourceV2 is the call.Log / call.Live Source of Webhook v2 events.
-const SourceV2 = "myoperator.v2"
+const SourceV2 = call.SourceMyOperatorV2
 
 // Webhook v2 call event types (docs/myoperator.md, "Webhook v2").
 const (

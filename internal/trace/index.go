@@ -142,10 +142,12 @@ type Entry struct {
 	RecordID  string    // CRM record id
 	Agent     string    // MyOperator user id (or email, or masked phone)
 	AgentName string
-	Direction string
-	Outcome   string
-	StartedAt time.Time
-	Duration  int
+	// ParkedAgent is a parked call's agent by its ids (Trace.ParkedAgent); nil: none.
+	ParkedAgent *ParkedAgent
+	Direction   string
+	Outcome     string
+	StartedAt   time.Time
+	Duration    int
 }
 
 // Waiting is the list filter for calls no writer has decided yet (received,
@@ -217,7 +219,7 @@ const maxScan = 5000
 const scanBatch = 200
 
 var entryFields = []string{"status", "owner", "record_id", "agent", "agent_name", "direction", "outcome", "started_at", "duration", "log_id", fieldEarlyStatus,
-	fieldAttributedAgent, fieldAttributedAgentName}
+	fieldAttributedAgent, fieldAttributedAgentName, fieldParkedUserID, fieldParkedUUID}
 
 // List returns a tenant's recent calls, newest first, and whether more match further
 // back (ask again with Before = the last entry's Cursor).
@@ -312,6 +314,7 @@ func entryOf(z redis.Z, v []any) (Entry, bool) {
 	e := Entry{CallID: z.Member.(string), FirstSeen: time.UnixMilli(int64(z.Score)).UTC(), Status: statusOf(str(0), str(10)), Owner: str(1), RecordID: str(2),
 		Direction: str(5), Outcome: str(6), LogID: str(9)}
 	e.Agent, e.AgentName = shownAgent(str(3), str(4), str(11), str(12))
+	e.ParkedAgent = parkedAgentOf(str(13), str(14))
 	e.StartedAt, _ = time.Parse(time.RFC3339, str(7))
 	e.Duration, _ = strconv.Atoi(str(8))
 	return e, true

@@ -96,8 +96,27 @@ type Trace struct {
 	CRM *struct {
 		RecordID string `json:"record_id"`
 	} `json:"crm"`
-	Agent  string  `json:"agent,omitempty"`
-	Stages []Stage `json:"stages"`
+	Agent string `json:"agent,omitempty"`
+	// ParkedAgent is the agent of a call the writer parked (kept unattributed), by each
+	// id its versions named it by (Update.ParkedUserID, ParkedUUID); nil when none.
+	ParkedAgent *ParkedAgent `json:"parked_agent,omitempty"`
+	Stages      []Stage      `json:"stages"`
+}
+
+// ParkedAgent names a parked call's agent by the ids MyOperator gives an agent: an
+// afterCall's user id (what mappings are keyed by) and a Webhook v2 summary's uuid (a
+// mapping's myoperator_uuid).
+type ParkedAgent struct {
+	MyOperatorUserID string `json:"myoperator_user_id,omitempty"`
+	MyOperatorUUID   string `json:"myoperator_uuid,omitempty"`
+}
+
+// parkedAgentOf is the ParkedAgent of the two ids; nil when both are empty.
+func parkedAgentOf(userID, uuid string) *ParkedAgent {
+	if userID == "" && uuid == "" {
+		return nil
+	}
+	return &ParkedAgent{MyOperatorUserID: userID, MyOperatorUUID: uuid}
 }
 
 // Update is one change to a call's trace.
@@ -113,6 +132,12 @@ type Update struct {
 	// the call's first log): shown over what later events report (Agent,
 	// CallInfo.AgentName), as the CRM owner stays that of the first write. nil: none.
 	Attributed *call.Agent
+	// ParkedUserID or ParkedUUID is the id of the agent a version of the call names when
+	// the writer parks it, by the kind its source names agents by: an afterCall's
+	// MyOperator user id, a Webhook v2 summary's uuid. Each kind has a field of its own,
+	// so a call parked as both keeps both (Trace.ParkedAgent): the console offers to map
+	// the agent by its user id with its uuid, which attributes its calls of either webhook.
+	ParkedUserID, ParkedUUID string
 }
 
 // Hash fields of the attributed agent (Update.Attributed). Ingest's agent fields
@@ -124,6 +149,23 @@ const (
 	fieldAttributedAgent     = "attributed_agent"
 	fieldAttributedAgentName = "attributed_agent_name"
 )
+
+// Hash fields of a parked call's agent ids (Update.ParkedUserID, ParkedUUID).
+const (
+	fieldParkedUserID = "parked_agent_user_id"
+	fieldParkedUUID   = "parked_agent_uuid"
+)
+
+// parkedFields appends the parked agent's id fields that are set.
+func parkedFields(fields []any, userID, uuid string) []any {
+	if userID != "" {
+		fields = append(fields, fieldParkedUserID, userID)
+	}
+	if uuid != "" {
+		fields = append(fields, fieldParkedUUID, uuid)
+	}
+	return fields
+}
 
 // attributedFields appends the attributed agent's fields of u, when it has one.
 func attributedFields(fields []any, a *call.Agent) []any {
@@ -257,13 +299,13 @@ func (s *Store) writeHash(ctx context.Context, p redis.Pipeliner, tenant, callID
 	if u.Status == "" || earlyStatus(u.Status) {
 		fields := appendCallFields(append(make([]any, 0, 32+len(compact)), "tenant", tenant, fieldEarlyStatus, u.Status,
 			"owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent), u.Call)
-		fields = attributedFields(fields, u.Attributed)
+		fields = parkedFields(attributedFields(fields, u.Attributed), u.ParkedUserID, u.ParkedUUID)
 		p.HSet(ctx, hk, withoutEmpty(append(fields, compact...))...)
 		p.PExpire(ctx, hk, TTL)
 		return
 	}
 	args := appendCallFields([]any{u.Status, tenant, "owner", u.OwnerID, "record_id", u.RecordID, "log_id", u.LogID, "agent", u.Agent}, u.Call)
-	args = attributedFields(args, u.Attributed)
+	args = parkedFields(attributedFields(args, u.Attributed), u.ParkedUserID, u.ParkedUUID)
 	setStatus.Eval(ctx, p, []string{hk}, append(args, compact...)...)
 }
 
@@ -336,7 +378,8 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Trace, error) {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	agent, _ := shownAgent(h["agent"], h["agent_name"], h[fieldAttributedAgent], h[fieldAttributedAgentName])
-	t := &Trace{Tenant: tenant, CallID: callID, LogID: h["log_id"], Status: statusOf(h["status"], h[fieldEarlyStatus]), Agent: agent, Stages: []Stage{}}
+	t := &Trace{Tenant: tenant, CallID: callID, LogID: h["log_id"], Status: statusOf(h["status"], h[fieldEarlyStatus]), Agent: agent,
+		ParkedAgent: parkedAgentOf(h[fieldParkedUserID], h[fieldParkedUUID]), Stages: []Stage{}}
 	if t.Status == "" {
 		t.Status = StatusReceived
 	}

@@ -179,3 +179,38 @@ func TestAttributedAgentOutlastsLaterEvents(t *testing.T) {
 		})
 	}
 }
+
+// A call parked as an afterCall (agent by user id) and as its v2 summary (by uuid)
+// keeps both ids, in whichever order they came, on the call's trace and in the calls
+// list; a later park of the same kind replaces that kind's id only.
+func TestParkedAgentKeepsEachKindOfID(t *testing.T) {
+	env := testenv.New(t)
+	s := New(env.Redis, env.Prefix)
+	ctx := t.Context()
+	park := func(callID string, u Update) {
+		u.Stage, u.Status = Stage{Stage: StatusUnattributed, Kind: KindLog}, StatusUnattributed
+		require.NoError(t, s.Record(ctx, "acme", callID, u))
+	}
+	park("v1-first", Update{ParkedUserID: "5cd40f6556f2f124", Attributed: &call.Agent{ID: "5cd40f6556f2f124"}})
+	park("v1-first", Update{ParkedUUID: "uuid-3f2a", Attributed: &call.Agent{ID: "uuid-3f2a"}})
+	park("v2-first", Update{ParkedUUID: "uuid-3f2a"})
+	park("v2-first", Update{ParkedUserID: "5cd40f6556f2f124"})
+	park("v1-only", Update{ParkedUserID: "5cd40f6556f2f124"})
+	park("v1-only", Update{ParkedUserID: "5cd40f6556f2f200"})
+	park("none", Update{})
+
+	both := &ParkedAgent{MyOperatorUserID: "5cd40f6556f2f124", MyOperatorUUID: "uuid-3f2a"}
+	want := map[string]*ParkedAgent{"v1-first": both, "v2-first": both,
+		"v1-only": {MyOperatorUserID: "5cd40f6556f2f200"}, "none": nil}
+	for callID, w := range want {
+		tr, err := s.Get(ctx, "acme", callID)
+		require.NoError(t, err)
+		assert.Equal(t, w, tr.ParkedAgent, callID)
+	}
+	calls, _, err := s.List(ctx, "acme", ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, calls, len(want))
+	for _, c := range calls {
+		assert.Equal(t, want[c.CallID], c.ParkedAgent, "the calls list: %s", c.CallID)
+	}
+}
