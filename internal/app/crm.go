@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/kylas"
 	"github.com/calltrack/calltrack/internal/crm/partycache"
@@ -19,7 +20,7 @@ func (a *App) crmAdapter(t *tenant.Tenant) (crm.Adapter, error) {
 	leads := crm.LeadPolicy{Create: t.CRM.Policy.CreateLeads(), Source: t.CRM.Policy.LeadSource, Tag: t.CRM.Policy.LeadTag}
 	var ad crm.Adapter
 	switch t.CRM.Kind {
-	case "kylas":
+	case call.CRMKylas:
 		k, err := kylas.New(kylas.Config{BaseURL: t.CRM.BaseURL, APIKey: t.CRM.APIKey.Reveal(),
 			BearerToken: t.CRM.BearerToken.Reveal(), DefaultCountry: t.DefaultCountry,
 			Limiter: a.Limiter(t), HTTPClient: a.CRMClient(t), Parties: parties, Leads: leads})
@@ -27,7 +28,7 @@ func (a *App) crmAdapter(t *tenant.Tenant) (crm.Adapter, error) {
 			return nil, err
 		}
 		ad = k
-	case "zoho":
+	case call.CRMZoho:
 		z, err := a.zohoAdapter(t, parties, leads) // zoho.go
 		if err != nil {
 			return nil, err

@@ -47,7 +47,7 @@ func (a *App) warnLongZohoLinks() {
 	s := a.Signer()
 	for _, id := range a.Tenants.IDs() {
 		t, _ := a.Tenants.Get(id)
-		if t.CRM.Kind != "zoho" {
+		if t.CRM.Kind != call.CRMZoho {
 			continue
 		}
 		if n := s.LinkLen(t.ID, recording.TypicalCallIDLen, t.Recordings.LinkTTL > 0); n > zohoRecordingField {

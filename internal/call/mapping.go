@@ -45,7 +45,8 @@ func printable(field, s string, max int) error {
 	return nil
 }
 
-// CRM kinds (tenant.CRM.Kind) whose user ids have a known form (ValidateCRMUserID).
+// CRM kinds: the values of tenant.CRM.Kind (the tenants file's crm.kind), each with a
+// known form of user ids (ValidateCRMUserID).
 const (
 	CRMKylas = "kylas"
 	CRMZoho  = "zoho"

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/calltrack/calltrack/internal/authlimit"
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/phone"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/web"
@@ -82,7 +83,7 @@ func param(c echo.Context, name string) string {
 
 func (z *ZohoDial) click(c echo.Context) error {
 	t, ok := z.Tenants.Get(c.Param("tenant"))
-	open := ok && t.CRM.Kind == "zoho" && t.CRM.Zoho.ClickToDialAuth != ""
+	open := ok && t.CRM.Kind == call.CRMZoho && t.CRM.Zoho.ClickToDialAuth != ""
 	want := "\x00closed"
 	if open {
 		want = t.CRM.Zoho.ClickToDialAuth.Reveal()

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/calltrack/calltrack/internal/call"
 )
 
 // How calltrack authenticates to Kylas (crm.auth).
@@ -60,7 +62,7 @@ func (y crmPolicyYAML) parse(id, kind string, hasBearer bool) (CRMPolicy, []stri
 		return bad("crm.unknown_caller %q: use create_lead (the default) or none", p.UnknownCaller)
 	}
 	switch kind {
-	case "kylas":
+	case call.CRMKylas:
 		switch {
 		case p.KylasAuth == "" && hasBearer, p.KylasAuth == KylasAuthOAuth && hasBearer:
 			p.KylasAuth = KylasAuthOAuth
@@ -95,7 +97,7 @@ func (y crmPolicyYAML) parse(id, kind string, hasBearer bool) (CRMPolicy, []stri
 		if p.LeadTag != "" {
 			return bad("crm.lead_tag: Kylas's lead API documents no tags; use crm.lead_source")
 		}
-	case "zoho":
+	case call.CRMZoho:
 		if p.KylasAuth != "" {
 			return bad("crm.auth is a Kylas setting; Zoho authenticates with its OAuth client (client_id, refresh_token_env)")
 		}

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/calltrack/calltrack/internal/call"
 )
 
 // ErrUnauthorized is returned for an unknown tenant or a wrong secret alike, so a
@@ -201,7 +203,7 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 			return nil, err
 		}
 		switch t.CRM.Kind {
-		case "kylas":
+		case call.CRMKylas:
 			if t.CRM.BaseURL == "" {
 				t.CRM.BaseURL = "https://api.kylas.io"
 			}
@@ -211,7 +213,7 @@ func Load(path string, getenv func(string) string) (*Registry, error) {
 			if t.CRM.BearerToken, err = secret("crm.bearer_token_env", e.CRM.BearerTokenEnv, false); err != nil {
 				return nil, err
 			}
-		case "zoho":
+		case call.CRMZoho:
 			if t.CRM.Zoho, err = e.CRM.Zoho.parse(id, secret); err != nil {
 				return nil, err
 			}
@@ -290,9 +292,9 @@ func oneAccountEach(ts []*Tenant) error {
 // Name is the CRM's name for people (pages, error messages): "Kylas", "Zoho CRM".
 func (c CRM) Name() string {
 	switch c.Kind {
-	case "kylas":
+	case call.CRMKylas:
 		return "Kylas"
-	case "zoho":
+	case call.CRMZoho:
 		return "Zoho CRM"
 	case "":
 		return "the CRM"
