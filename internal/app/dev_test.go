@@ -125,13 +125,14 @@ func TestDevMappingCRMUserChecked(t *testing.T) {
 	cases := []struct {
 		tenant, crmUser string
 		status          int
+		code            string
 	}{
-		{DevTenant, "1001", http.StatusOK},
-		{DevTenant, "999999", http.StatusUnprocessableEntity},
-		{DevTenant, "-5", http.StatusUnprocessableEntity},
-		{DevTenant, DevZohoUserID, http.StatusUnprocessableEntity}, // a Zoho id on the Kylas tenant
-		{DevZohoTenant, "1001", http.StatusUnprocessableEntity},    // a Kylas id on the Zoho tenant
-		{DevZohoTenant, DevZohoUserID, http.StatusOK},
+		{DevTenant, "1001", http.StatusOK, ""},
+		{DevTenant, "999999", http.StatusUnprocessableEntity, "unknown_crm_user"},
+		{DevTenant, "-5", http.StatusBadRequest, "invalid_mapping"},                    // no Kylas user id's form: refused unasked
+		{DevTenant, DevZohoUserID, http.StatusUnprocessableEntity, "unknown_crm_user"}, // a Zoho id on the Kylas tenant
+		{DevZohoTenant, "1001", http.StatusUnprocessableEntity, "unknown_crm_user"},    // a Kylas id on the Zoho tenant
+		{DevZohoTenant, DevZohoUserID, http.StatusOK, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.tenant+"/"+tc.crmUser, func(t *testing.T) {
@@ -144,7 +145,7 @@ func TestDevMappingCRMUserChecked(t *testing.T) {
 			res.Body.Close()
 			require.Equal(t, tc.status, res.StatusCode, "%s", b)
 			if tc.status != http.StatusOK {
-				assert.Contains(t, string(b), `"unknown_crm_user"`)
+				assert.Contains(t, string(b), `"code":"`+tc.code+`"`)
 			} else {
 				assert.NotContains(t, string(b), `"warning"`, "checked, not merely stored")
 			}
