@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -183,7 +184,11 @@ type agentsData struct {
 	PrefillCRM  string // the CRM user it starts with (?crm_user=)
 	PrefillMail string // the agent's email (?email=)
 	PrefillUUID string // the agent's uuid, which Webhook v2 names it by (?uuid=)
-	Known       []string
+	// PrefillPhones and PrefillName are a mapped agent's (its Change button): the form
+	// replaces the whole mapping, so what it does not show would be dropped on save.
+	PrefillPhones string
+	PrefillName   string
+	Known         []string
 }
 
 func (c *Console) agents(e echo.Context) error {
@@ -255,6 +260,15 @@ func (c *Console) agents(e echo.Context) error {
 			}
 		}
 	}
+	// A mapped agent's Change button: the form starts with the whole mapping, since
+	// saving replaces it (an email, uuid or phone left out would stop matching calls).
+	if i := slices.IndexFunc(ms, func(m call.Mapping) bool { return m.MyOperatorUserID == d.Prefill }); d.Prefill != "" && i >= 0 {
+		m := ms[i]
+		d.PrefillCRM = cmp.Or(d.PrefillCRM, m.CRMUserID)
+		d.PrefillMail = cmp.Or(d.PrefillMail, m.Email)
+		d.PrefillUUID = cmp.Or(d.PrefillUUID, m.MyOperatorUUID)
+		d.PrefillPhones, d.PrefillName = strings.Join(m.Phones, ", "), m.Name
+	}
 	// A link that names only the agent (an unattributed call's "map the agent") gets
 	// the form filled as the agent's own Map button would.
 	if d.Prefill != "" && d.PrefillCRM == "" {
@@ -264,6 +278,7 @@ func (c *Console) agents(e echo.Context) error {
 				if d.PrefillMail == "" {
 					d.PrefillMail = a.Email
 				}
+				d.PrefillName = cmp.Or(d.PrefillName, a.Name)
 			}
 		}
 	}
@@ -332,9 +347,12 @@ func (c *Console) mapAgent(e echo.Context) error {
 	}
 	m := call.Mapping{MyOperatorUserID: agent, CRMUserID: crmUser, Email: strings.TrimSpace(e.FormValue("email")),
 		Name: strings.TrimSpace(e.FormValue("name")), MyOperatorUUID: strings.TrimSpace(e.FormValue("uuid"))}
+	// Several numbers, comma-separated (a mapped agent's Change shows all of them).
 	var phones []string
-	if p := strings.TrimSpace(e.FormValue("phone")); p != "" {
-		phones = []string{p}
+	for p := range strings.SplitSeq(e.FormValue("phone"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			phones = append(phones, p)
+		}
 	}
 	stored, err := c.Admin.SetMapping(e.Request().Context(), t.ID, m, phones, admin.Actor("console", ad))
 	if err != nil {

@@ -103,3 +103,40 @@ func TestMapFormRefusals(t *testing.T) {
 		})
 	}
 }
+
+var formInput = regexp.MustCompile(`<input id="[^"]*" name="(agent|email|phone|uuid)"[^>]*value="([^"]*)"|<input type="hidden" name="(name)" value="([^"]*)"`)
+
+// A mapped agent's Change button opens the map form with the whole mapping: saving it
+// with another CRM user keeps the agent's email, uuid, phones and name, which the
+// mapping matches calls by (the form replaces the mapping as the admin API's PUT does).
+func TestChangeKeepsTheMapping(t *testing.T) {
+	f := newFixture(t)
+	f.api.CRMUsers = func(*tenant.Tenant) (directory.Source, error) {
+		return consoleCRM{{ID: "1001", Active: true}, {ID: "1002", Active: true}}, nil
+	}
+	require.NoError(t, f.ms.Put(t.Context(), "acme", call.Mapping{MyOperatorUserID: "a1", CRMUserID: "1001", Name: "Sumit Arya",
+		Email: "sumit@example.com", MyOperatorUUID: "9e1b2c3d-0000-4000-8000-00000000000a", Phones: []string{"+918586848544", "+919811122233"},
+		Source: call.MappingManual, Status: call.MappingActive}))
+	c := f.client()
+	_, csrf := f.signIn(c, "acme-token")
+	_, page := f.get(c, "/console/tenants/acme/agents?agent=a1")
+	form := url.Values{"csrf": {csrf}, "crm_user": {"1002"}}
+	for _, m := range formInput.FindAllStringSubmatch(page, -1) {
+		if m[1] != "" {
+			form.Set(m[1], html.UnescapeString(m[2]))
+		} else {
+			form.Set(m[3], html.UnescapeString(m[4]))
+		}
+	}
+	assert.Equal(t, "+918586848544, +919811122233", form.Get("phone"), "the form shows every phone")
+	assert.Contains(t, page, `<option value="1001" selected>`, "the mapping's CRM user picked")
+	res, _ := f.post(c, "/console/tenants/acme/agents/map", form)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	m, err := f.ms.Get(t.Context(), "acme", "a1")
+	require.NoError(t, err)
+	assert.Equal(t, "1002", m.CRMUserID)
+	assert.Equal(t, "sumit@example.com", m.Email)
+	assert.Equal(t, "9e1b2c3d-0000-4000-8000-00000000000a", m.MyOperatorUUID)
+	assert.Equal(t, []string{"+918586848544", "+919811122233"}, m.Phones)
+	assert.Equal(t, "Sumit Arya", m.Name)
+}
