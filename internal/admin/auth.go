@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -120,12 +121,35 @@ func (a *Auth) RequireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := Allow(ad, a.Tenants, c.Param("tenant")); err != nil {
+		if err := Allow(ad, a.Tenants, tenantOf(c)); err != nil {
 			return err
 		}
 		WithAdmin(c, ad)
 		return next(c)
 	}
+}
+
+// tenantsPrefix is where the admin API's per-tenant routes live.
+const tenantsPrefix = "/admin/v1/tenants/"
+
+// tenantOf is the tenant a request acts on: its route's :tenant, or — on the group's
+// catch-all, which a wrong method reaches (answered 405 by web's error handler) — the
+// path's tenant segment, so that such a request meets the same 403/404 as the right
+// method would and learns nothing of another tenant's routes.
+func tenantOf(c echo.Context) string {
+	if id := c.Param("tenant"); id != "" || !strings.HasSuffix(c.Path(), "*") {
+		return id
+	}
+	rest, ok := strings.CutPrefix(c.Request().URL.EscapedPath(), tenantsPrefix)
+	if !ok {
+		return ""
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	id, err := url.PathUnescape(seg)
+	if err != nil {
+		return seg
+	}
+	return id
 }
 
 // Allow checks that ad may act on tenant id ("" allows any admin): 403 for a tenant

@@ -70,6 +70,13 @@ func TestTenantScopedTokens(t *testing.T) {
 		{"operator, any tenant", "GET", "/admin/v1/tenants/beta/mappings", "alice-operator-token", "", 200, `"mappings"`},
 		{"operator, unknown tenant", "GET", "/admin/v1/tenants/nope/mappings", "alice-operator-token", "", 404, `"unknown_tenant"`},
 		{"CALLTRACK_ADMIN_TOKEN is an operator", "GET", "/admin/v1/tenants/beta/mappings", "env-operator-token", "", 200, `"mappings"`},
+		// A wrong method meets the tenant check before its 405, as the right one does.
+		{"tenant admin, other tenant, wrong method", "DELETE", "/admin/v1/tenants/beta/mappings", "acme-admin-token", "", 403, `"forbidden"`},
+		{"tenant admin, other tenant, OPTIONS", "OPTIONS", "/admin/v1/tenants/beta/calls/x", "acme-admin-token", "", 403, `"forbidden"`},
+		{"tenant admin, escaped other tenant, wrong method", "PATCH", "/admin/v1/tenants/b%65ta/mappings/a1", "acme-admin-token", "", 403, `"forbidden"`},
+		{"tenant admin, own tenant, wrong method", "DELETE", "/admin/v1/tenants/acme/mappings", "acme-admin-token", "", 405, `"method_not_allowed"`},
+		{"operator, unknown tenant, wrong method", "DELETE", "/admin/v1/tenants/nope/calls/x", "alice-operator-token", "", 404, `"unknown_tenant"`},
+		{"operator, wrong method", "DELETE", "/admin/v1/tenants/beta/mappings", "alice-operator-token", "", 405, `"method_not_allowed"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
