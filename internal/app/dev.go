@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/config"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	mosandbox "github.com/calltrack/calltrack/internal/myoperator/sandbox"
@@ -132,7 +133,7 @@ func StartDev(ctx context.Context, o DevOptions, logw io.Writer) (*Dev, error) {
 	tenants := tenant.NewRegistry(&tenant.Tenant{ID: DevTenant, WebhookToken: DevToken, CompanyID: DevCompanyID,
 		APIToken: DevAPIToken, ClickToCall: devClickToCall(d.Base, DevOBDSecret),
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: tenant.Secret(d.MyOp.Token()),
-		CRM: tenant.CRM{Kind: "kylas", BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken,
+		CRM: tenant.CRM{Kind: call.CRMKylas, BaseURL: d.Base + "/sandbox/kylas", APIKey: DevKylasAPIKey, BearerToken: DevKylasOAuthToken,
 			RateLimit: DevKylasRateLimit},
 		Calls: DevCallPolicy()}, d.devZoho())
 	// A name of its own, not its token: names go to logs and the mapping journal.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/metrics"
 	"github.com/calltrack/calltrack/internal/ratelimit"
 	"github.com/calltrack/calltrack/internal/telemetry"
@@ -13,7 +14,7 @@ import (
 
 // DefaultRateLimits per CRM kind, requests per second per credential: Kylas documents
 // 5/s per API key (https://support.kylas.io/portal/en/kb/articles/kylas-api-rate-limit); Zoho limits concurrency and daily credits, 10/s keeps well inside.
-var DefaultRateLimits = map[string]float64{"kylas": 5, "zoho": 10}
+var DefaultRateLimits = map[string]float64{call.CRMKylas: 5, call.CRMZoho: 10}
 
 // Limiter returns the tenant's CRM rate limiter, shared through Redis by every replica.
 func (a *App) Limiter(t *tenant.Tenant) *ratelimit.Limiter {

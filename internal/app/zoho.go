@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/crm/sandbox"
 	"github.com/calltrack/calltrack/internal/crm/zoho"
@@ -38,13 +39,13 @@ func (a *App) zohoAdapter(t *tenant.Tenant, parties crm.PartyCache, leads crm.Le
 // per tenant.
 func (a *App) Notifier(t *tenant.Tenant) (popup.Notifier, error) {
 	switch t.CRM.Kind {
-	case "zoho":
+	case call.CRMZoho:
 		z, err := a.zohoAdapter(t, nil, crm.LeadPolicy{})
 		if err != nil {
 			return nil, err
 		}
 		return popup.PhoneBridge{API: z, Users: a.phoneBridgeStore(t), DefaultCountry: t.DefaultCountry}, nil
-	case "kylas":
+	case call.CRMKylas:
 		return popup.Nop{}, nil
 	default:
 		return nil, fmt.Errorf("crm kind %q is not supported", t.CRM.Kind)
@@ -78,7 +79,7 @@ func (a *App) SetupPhoneBridge(ctx context.Context, tenantID, callbackURI string
 	if !ok {
 		return popup.SetupReport{}, fmt.Errorf("%w: %s", ErrNoSuchTenant, tenantID)
 	}
-	if t.CRM.Kind != "zoho" {
+	if t.CRM.Kind != call.CRMZoho {
 		return popup.SetupReport{}, fmt.Errorf("%w: tenant %s's CRM is %s; PhoneBridge is Zoho's", ErrNotZoho, tenantID, t.CRM.Kind)
 	}
 	z, err := a.zohoAdapter(t, nil, crm.LeadPolicy{})
@@ -182,7 +183,7 @@ func (d *Dev) devZoho() *tenant.Tenant {
 	return &tenant.Tenant{ID: DevZohoTenant, WebhookToken: DevZohoToken, CompanyID: DevCompanyID,
 		ClickToCall:   devClickToCall(d.Base, DevZohoOBDSecret), // clicktocall.go
 		MyOperatorAPI: d.Base + "/sandbox/myoperator", MyOperatorKey: DevZohoMyOperatorToken,
-		CRM: tenant.CRM{Kind: "zoho", Zoho: tenant.Zoho{AccountsURL: base, APIDomain: base,
+		CRM: tenant.CRM{Kind: call.CRMZoho, Zoho: tenant.Zoho{AccountsURL: base, APIDomain: base,
 			ClientID: sandbox.ZohoClientID, ClientSecret: sandbox.ZohoClientSecret, RefreshToken: sandbox.ZohoRefreshToken,
 			ClickToDialAuth: DevZohoClickToDialAuth}}}
 }

@@ -60,7 +60,7 @@ func (c *Console) setup(e echo.Context) error {
 		MyOperatorAPI: t.MyOperatorAPI, MyOperatorToken: t.MyOperatorKey.Reveal() != "", Sync: t.Sync.WithDefaults()}
 	d.Roles = strings.Join(d.Sync.Roles, ", ")
 	switch t.CRM.Kind {
-	case "zoho":
+	case call.CRMZoho:
 		d.CRMEndpoint = t.CRM.Zoho.APIDomain
 		d.CRMCredentials = t.CRM.Zoho.ClientID != "" && t.CRM.Zoho.RefreshToken.Reveal() != ""
 	default:

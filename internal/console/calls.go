@@ -100,7 +100,7 @@ func (c *Console) calls(e echo.Context) error {
 // documents no web address of a call log.
 func RecordURL(t *tenant.Tenant, recordID string) string {
 	z := t.CRM.Zoho
-	if recordID == "" || t.CRM.Kind != "zoho" || z.OrgDomain == "" {
+	if recordID == "" || t.CRM.Kind != call.CRMZoho || z.OrgDomain == "" {
 		return ""
 	}
 	host, ok := strings.CutPrefix(z.AccountsURL, "https://accounts.")
@@ -114,12 +114,12 @@ func RecordURL(t *tenant.Tenant, recordID string) string {
 // console shows the record's id instead.
 func recordNote(t *tenant.Tenant) string {
 	switch {
-	case t.CRM.Kind == "kylas":
+	case t.CRM.Kind == call.CRMKylas:
 		// Kylas's public API documents /v1/call-logs only, no web-app URL of a record.
 		return "Kylas documents no web address for a call log, so the record is shown by its id; in Kylas, the call is listed under its lead's or contact's activities."
-	case t.CRM.Kind == "zoho" && t.CRM.Zoho.OrgDomain == "":
+	case t.CRM.Kind == call.CRMZoho && t.CRM.Zoho.OrgDomain == "":
 		return "Set crm.org_domain (the org's domain_name from Zoho's GET /crm/v8/org, e.g. org74822955) to link records to Zoho; the record id is shown."
-	case t.CRM.Kind == "zoho" && RecordURL(t, "x") == "":
+	case t.CRM.Kind == call.CRMZoho && RecordURL(t, "x") == "":
 		return "This tenant's Zoho accounts address (" + t.CRM.Zoho.AccountsURL + ") is not one of Zoho's data centres (accounts.zoho.<dc>), so calltrack cannot tell the web address of its records; the record id is shown."
 	}
 	return ""
