@@ -199,7 +199,8 @@ func (c *Console) agents(e echo.Context) error {
 		return c.unavailable(e, "read the mappings", err)
 	}
 	d := agentsData{Prefill: strings.TrimSpace(e.QueryParam("agent")), PrefillCRM: strings.TrimSpace(e.QueryParam("crm_user")),
-		PrefillMail: strings.TrimSpace(e.QueryParam("email")), PrefillUUID: strings.TrimSpace(e.QueryParam("uuid"))}
+		PrefillMail: strings.TrimSpace(e.QueryParam("email")), PrefillUUID: strings.TrimSpace(e.QueryParam("uuid")),
+		PrefillPhones: strings.TrimSpace(e.QueryParam("phone")), PrefillName: strings.TrimSpace(e.QueryParam("name"))}
 	crmNames := map[string]string{}
 	users, problem := c.crmUsers(ctx, t)
 	if problem != "" {
@@ -253,6 +254,11 @@ func (c *Console) agents(e echo.Context) error {
 	if calls, _, err := c.Trace.List(ctx, t.ID, trace.ListOptions{Statuses: []string{trace.StatusUnattributed}, Limit: 200}); err == nil {
 		for _, cl := range calls {
 			agent, uuid := agentToMap(cl.Agent, cl.ParkedAgent)
+			if i := slices.IndexFunc(d.Agents, func(a agentRow) bool { return a.ID == agent && !a.Mapped }); uuid != "" && i >= 0 {
+				// Listed by user sync as unmatched: its Map button gets the uuid too.
+				a := &d.Agents[i]
+				a.MapQuery = mapQuery(agent, uuid, a.NearCRMUser, a.Email)
+			}
 			if agent != "" && !seen[agent] {
 				seen[agent] = true
 				d.Agents = append(d.Agents, agentRow{ID: agent, Name: cl.AgentName, Unmatched: "unmatched",
@@ -267,7 +273,7 @@ func (c *Console) agents(e echo.Context) error {
 		d.PrefillCRM = cmp.Or(d.PrefillCRM, m.CRMUserID)
 		d.PrefillMail = cmp.Or(d.PrefillMail, m.Email)
 		d.PrefillUUID = cmp.Or(d.PrefillUUID, m.MyOperatorUUID)
-		d.PrefillPhones, d.PrefillName = strings.Join(m.Phones, ", "), m.Name
+		d.PrefillPhones, d.PrefillName = cmp.Or(d.PrefillPhones, strings.Join(m.Phones, ", ")), cmp.Or(d.PrefillName, m.Name)
 	}
 	// A link that names only the agent (an unattributed call's "map the agent") gets
 	// the form filled as the agent's own Map button would.
@@ -341,9 +347,20 @@ func (c *Console) mapAgent(e echo.Context) error {
 	ad := admin.FromContext(e)
 	agent, crmUser := strings.TrimSpace(e.FormValue("agent")), strings.TrimSpace(e.FormValue("crm_user"))
 	back := tenantPath(t.ID, "agents")
+	// A refused form comes back as it was typed: an admin who retypes only what the
+	// flash names must not lose the uuid, email or phones (the mapping then misses calls).
+	again := func() error {
+		q := url.Values{}
+		for _, k := range []string{"agent", "crm_user", "email", "uuid", "phone", "name"} {
+			if v := strings.TrimSpace(e.FormValue(k)); v != "" {
+				q.Set(k, v)
+			}
+		}
+		return e.Redirect(http.StatusSeeOther, back+"?"+q.Encode()+"#map")
+	}
 	if agent == "" || crmUser == "" {
 		c.setFlash(e, flash{Kind: "error", Text: "Choose both the MyOperator agent and the CRM user to map it to."})
-		return e.Redirect(http.StatusSeeOther, back+"?agent="+url.QueryEscape(agent))
+		return again()
 	}
 	m := call.Mapping{MyOperatorUserID: agent, CRMUserID: crmUser, Email: strings.TrimSpace(e.FormValue("email")),
 		Name: strings.TrimSpace(e.FormValue("name")), MyOperatorUUID: strings.TrimSpace(e.FormValue("uuid"))}
@@ -357,7 +374,7 @@ func (c *Console) mapAgent(e echo.Context) error {
 	stored, err := c.Admin.SetMapping(e.Request().Context(), t.ID, m, phones, admin.Actor("console", ad))
 	if err != nil {
 		c.setFlash(e, flash{Kind: "error", Text: "The agent was not mapped. " + problemOf(err)})
-		return e.Redirect(http.StatusSeeOther, back+"?agent="+url.QueryEscape(agent))
+		return again()
 	}
 	f := flash{Kind: "ok", Text: fmt.Sprintf("Agent %s is mapped to CRM user %s. Their unattributed calls are written under that user within seconds.", stored.MyOperatorUserID, stored.CRMUserID)}
 	if stored.Warning != "" {

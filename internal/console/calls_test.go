@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
 	"html"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"github.com/calltrack/calltrack/internal/directory"
 	"github.com/calltrack/calltrack/internal/tenant"
 	"github.com/calltrack/calltrack/internal/trace"
+	"github.com/calltrack/calltrack/internal/usermatch"
+	"github.com/calltrack/calltrack/internal/usersync"
 )
 
 func TestRecordURL(t *testing.T) {
@@ -180,4 +183,47 @@ func TestUnattributedCallOffersBothAgentIDs(t *testing.T) {
 	_, page = f.get(c, "/console/tenants/acme/calls/both")
 	assert.Contains(t, page, "The agent is mapped now")
 	assert.NotContains(t, page, "Map agent ")
+}
+
+// An agent user sync lists as unmatched, whose call was parked under both webhooks:
+// its row's Map button carries the uuid too (user sync lists every MyOperator user, so
+// this is the usual way to it). A refused map form comes back as it was typed, the
+// uuid, email and phones with it.
+func TestUnmatchedAgentMapKeepsTheUUID(t *testing.T) {
+	const (
+		userID = "5cd40f6556f2f124"
+		uuid   = "9e1b7d3c-4a2f-4c61-8f0e-2b7a5d1c9e44"
+	)
+	f := newFixture(t)
+	f.api.CRMUsers = func(*tenant.Tenant) (directory.Source, error) {
+		return consoleCRM{{ID: "1001", Name: "Sumit Arya", Active: true}}, nil
+	}
+	ctx := t.Context()
+	now := time.Now().UTC()
+	report, err := json.Marshal(usersync.Report{Tenant: "acme", LastSyncAt: &now, Match: "email",
+		Unmatched: []usermatch.Unmatched{{Side: usermatch.SideMyOperator, ID: userID, Email: "ravi@example.com", Name: "Ravi", Reason: "no_counterpart"}}})
+	require.NoError(t, err)
+	require.NoError(t, f.c.Redis.Set(ctx, f.c.Prefix+":sync:{acme}:report", report, 0).Err()) // as usersync saves it
+	for _, u := range []trace.Update{
+		{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: trace.KindLog}, Status: trace.StatusUnattributed, Agent: userID, ParkedUserID: userID},
+		{Stage: trace.Stage{Stage: trace.StatusUnattributed, Kind: trace.KindLog}, Status: trace.StatusUnattributed, Agent: uuid, ParkedUUID: uuid},
+	} {
+		require.NoError(t, f.tr.Record(ctx, "acme", "both", u))
+	}
+	c := f.client()
+	_, csrf := f.signIn(c, "op-token")
+	_, page := f.get(c, "/console/tenants/acme/agents")
+	page = html.UnescapeString(page)
+	require.Contains(t, page, `<tr data-agent="`+userID+`">`, "the sync's unmatched agent")
+	assert.Contains(t, page, "uuid="+uuid, "its Map button carries the uuid")
+
+	form := url.Values{"csrf": {csrf}, "agent": {userID}, "uuid": {uuid}, "email": {"ravi@example.com"}, "phone": {"+919811122233"}, "crm_user": {"-5"}}
+	res, _ := f.post(c, "/console/tenants/acme/agents/map", form)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	_, page = f.get(c, res.Header.Get("Location"))
+	page = html.UnescapeString(page)
+	assert.Contains(t, page, "The agent was not mapped")
+	for field, want := range map[string]string{"agent": userID, "uuid": uuid, "email": "ravi@example.com", "phone": "+919811122233"} {
+		assert.Regexp(t, `name="`+field+`"[^>]*value="`+regexp.QuoteMeta(want)+`"`, page, "the refused form keeps its %s", field)
+	}
 }
