@@ -259,7 +259,7 @@ func TestPutMappingRefusesUnprintableNameAndBadEmail(t *testing.T) {
 func TestPutMappingRefusesCRMUserIDOfAnotherForm(t *testing.T) {
 	t.Parallel()
 	const (
-		kylasWant = "crm_user_id is not a user id of the tenant's CRM: Kylas user ids are whole numbers above 0, digits only (e.g. 1001)"
+		kylasWant = "crm_user_id is not a user id of the tenant's CRM: Kylas user ids are whole numbers above 0 in digits, with no sign, space or leading zero, at most 9223372036854775807 (e.g. 1001)"
 		zohoWant  = "crm_user_id is not a user id of the tenant's CRM: Zoho CRM user ids are digits only, at most 30 (e.g. 1386586000000078001)"
 	)
 	for _, tc := range []struct{ name, tenant, id, want string }{

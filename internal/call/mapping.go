@@ -72,7 +72,7 @@ func ValidateCRMUserID(crmKind, id string) error {
 	case CRMKylas:
 		n, err := strconv.ParseInt(id, 10, 64)
 		if err != nil || n <= 0 || strconv.FormatInt(n, 10) != id {
-			return fmt.Errorf("%w: Kylas user ids are whole numbers above 0, digits only (e.g. 1001)", ErrInvalidCRMUserID)
+			return fmt.Errorf("%w: Kylas user ids are whole numbers above 0 in digits, with no sign, space or leading zero, at most 9223372036854775807 (e.g. 1001)", ErrInvalidCRMUserID)
 		}
 	case CRMZoho:
 		if id == "" || len(id) > MaxZohoIDLen || strings.Trim(id, "0123456789") != "" {

@@ -337,7 +337,7 @@ func TestAPIRefusesImpossibleNumber(t *testing.T) {
 // the right form go on to the mapping lookup (unmapped: 422).
 func TestAPIRefusesMalformedCRMUserID(t *testing.T) {
 	const (
-		kylasWant = `{"error":{"code":"invalid_crm_user_id","message":"crm_user_id is not a user id of the tenant's CRM: Kylas user ids are whole numbers above 0, digits only (e.g. 1001)"}}`
+		kylasWant = `{"error":{"code":"invalid_crm_user_id","message":"crm_user_id is not a user id of the tenant's CRM: Kylas user ids are whole numbers above 0 in digits, with no sign, space or leading zero, at most 9223372036854775807 (e.g. 1001)"}}`
 		zohoWant  = `{"error":{"code":"invalid_crm_user_id","message":"crm_user_id is not a user id of the tenant's CRM: Zoho CRM user ids are digits only, at most 30 (e.g. 1386586000000078001)"}}`
 		unmapped  = "unmapped_user"
 	)
