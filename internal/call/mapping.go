@@ -56,8 +56,14 @@ const (
 // (ValidateCRMUserID).
 var ErrInvalidCRMUserID = errors.New("crm_user_id is not a user id of the tenant's CRM")
 
-// MaxZohoIDLen bounds a Zoho id's digits, as the Zoho adapter does (isZohoID).
+// MaxZohoIDLen bounds a Zoho id's digits (Zoho's run to 19).
 const MaxZohoIDLen = 30
+
+// IsZohoID reports whether s has the form of a Zoho CRM record or user id: 1 to
+// MaxZohoIDLen ASCII digits. The Zoho adapter refuses any other id it is to send.
+func IsZohoID(s string) bool {
+	return s != "" && len(s) <= MaxZohoIDLen && strings.Trim(s, "0123456789") == ""
+}
 
 // ValidateCRMUserID checks that id has the form of a user id of the CRM kind, as that
 // CRM's adapter will send it (docs/crm-contracts.md, "User ids"): Kylas user ids are
@@ -75,7 +81,7 @@ func ValidateCRMUserID(crmKind, id string) error {
 			return fmt.Errorf("%w: Kylas user ids are whole numbers above 0 in digits, with no sign, space or leading zero, at most 9223372036854775807 (e.g. 1001)", ErrInvalidCRMUserID)
 		}
 	case CRMZoho:
-		if id == "" || len(id) > MaxZohoIDLen || strings.Trim(id, "0123456789") != "" {
+		if !IsZohoID(id) {
 			return fmt.Errorf("%w: Zoho CRM user ids are digits only, at most %d (e.g. 1386586000000078001)", ErrInvalidCRMUserID, MaxZohoIDLen)
 		}
 	}

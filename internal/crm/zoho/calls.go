@@ -49,7 +49,7 @@ func (a *Adapter) CreateCall(ctx context.Context, c crm.Call) (string, error) {
 	if err := c.Log.Validate(); err != nil {
 		return "", &crm.Error{Op: op, Message: err.Error(), Permanent: true}
 	}
-	if !isZohoID(c.OwnerID) {
+	if !call.IsZohoID(c.OwnerID) {
 		return "", &crm.Error{Op: op, Message: fmt.Sprintf("owner %q is not a Zoho user id", c.OwnerID), Permanent: true}
 	}
 	return crm.RetryIfGone(ctx, a.parties, func(ctx context.Context) (string, *crm.Used, error) {
@@ -96,7 +96,7 @@ func (a *Adapter) createOnce(ctx context.Context, op string, c crm.Call) (string
 // call's owner cannot change anyway).
 func (a *Adapter) UpdateCall(ctx context.Context, recordID string, c crm.Call) error {
 	const op = "zoho: update call"
-	if !isZohoID(recordID) {
+	if !call.IsZohoID(recordID) {
 		return &crm.Error{Op: op, Message: fmt.Sprintf("record id %q is not a Zoho id", recordID), Permanent: true}
 	}
 	if err := c.Log.Validate(); err != nil {
@@ -328,11 +328,6 @@ func humanDuration(secs int) string {
 		return fmt.Sprintf("%d s", secs)
 	}
 	return fmt.Sprintf("%d min %d s", secs/60, secs%60)
-}
-
-// isZohoID reports whether s looks like a Zoho id (digits).
-func isZohoID(s string) bool {
-	return s != "" && len(s) <= 30 && strings.Trim(s, "0123456789") == ""
 }
 
 // relatedGone reports whether a record's refusal is Zoho's answer to a Who_Id or

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
 	"github.com/calltrack/calltrack/internal/phone"
 )
@@ -48,7 +49,7 @@ func (a *Adapter) findRelated(ctx context.Context, c crm.Call, e164 string) (*re
 			Msg("zoho: lead/contact lookup or lead creation refused; writing the call without a relation")
 		return nil, nil
 	}
-	if err != nil || p == nil || !isZohoID(p.ID) {
+	if err != nil || p == nil || !call.IsZohoID(p.ID) {
 		return nil, err
 	}
 	module := "Leads"

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/calltrack/calltrack/internal/call"
 	"github.com/calltrack/calltrack/internal/crm"
 )
 
@@ -31,7 +32,7 @@ const (
 const subjectMax = 255
 
 func (a *Adapter) taskRecord(ctx context.Context, op string, t crm.Task) (map[string]any, error) {
-	if !isZohoID(t.OwnerID) {
+	if !call.IsZohoID(t.OwnerID) {
 		return nil, &crm.Error{Op: op, Message: fmt.Sprintf("owner %q is not a Zoho user id", t.OwnerID), Permanent: true}
 	}
 	tag := subjectTag(t.Log.CallID)
